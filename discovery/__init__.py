@@ -1,0 +1,1 @@
+"""Shared discovery layer: Consul client, registration, healthy-instance watching, strategies."""

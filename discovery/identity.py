@@ -1,0 +1,22 @@
+"""Instance identity: the one place that spells `<service>-<host>-<port>` (DESIGN.md contract)."""
+
+import socket
+
+
+def instance_id(service: str, host: str, port: int) -> str:
+    return f"{service}-{host}-{port}"
+
+
+def default_advertise_address() -> str:
+    """An address other hosts can reach: the one the default route leaves from, else loopback.
+
+    Connecting a UDP socket sends nothing; it only asks the kernel which source address it would use.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed to, only used for the lookup
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()

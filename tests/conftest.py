@@ -1,0 +1,51 @@
+"""Fixtures shared by every test package: a real devconsul agent process on a free loopback port."""
+
+import os
+
+import pytest
+
+from tests.support.processes import ManagedProcess, free_port, python_module
+
+POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "")
+
+
+class Agent:
+    """A running devconsul process and how to reach it."""
+
+    def __init__(self, process: ManagedProcess, port: int):
+        self.process = process
+        self.port = port
+        self.addr = f"127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}"
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: an agent restart loses all in-memory state."""
+        self.process.stop()
+        self.process = start_devconsul(self.port, *self.extra_args)
+
+
+def start_devconsul(port: int, *extra: str) -> ManagedProcess:
+    args = ["agent", "-dev", "-client", "127.0.0.1", "-http-port", str(port), "-node", "test-node", *extra]
+    proc = ManagedProcess(python_module("devconsul", *args), name=f"devconsul-{port}").start()
+    proc.wait_http(f"http://127.0.0.1:{port}/v1/status/leader", status=200)
+    return proc
+
+
+@pytest.fixture
+def devconsul():
+    """A fresh devconsul agent for one test."""
+    port = free_port()
+    agent = Agent(start_devconsul(port), port)
+    agent.extra_args = ()
+    yield agent
+    agent.process.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_devconsul():
+    """One devconsul agent for tests that only read or use unique names."""
+    port = free_port()
+    agent = Agent(start_devconsul(port), port)
+    agent.extra_args = ()
+    yield agent
+    agent.process.stop()
