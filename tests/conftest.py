@@ -12,8 +12,9 @@ POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "")
 class Agent:
     """A running devconsul process and how to reach it."""
 
-    def __init__(self, process: ManagedProcess, port: int):
-        self.process = process
+    def __init__(self, port: int, *extra_args: str):
+        self.extra_args = extra_args
+        self.process = start_devconsul(port, *extra_args)
         self.port = port
         self.addr = f"127.0.0.1:{port}"
         self.url = f"http://127.0.0.1:{port}"
@@ -35,8 +36,7 @@ def start_devconsul(port: int, *extra: str) -> ManagedProcess:
 def devconsul():
     """A fresh devconsul agent for one test."""
     port = free_port()
-    agent = Agent(start_devconsul(port), port)
-    agent.extra_args = ()
+    agent = Agent(port)
     yield agent
     agent.process.stop()
 
@@ -45,7 +45,6 @@ def devconsul():
 def shared_devconsul():
     """One devconsul agent for tests that only read or use unique names."""
     port = free_port()
-    agent = Agent(start_devconsul(port), port)
-    agent.extra_args = ()
+    agent = Agent(port)
     yield agent
     agent.process.stop()
