@@ -1,0 +1,228 @@
+"""`switchyard up | status | down`: the whole local system in one command."""
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from switchyard import shutdown, status
+from switchyard.agent import KINDS, choose_agent
+from switchyard.plan import StackOptions
+from switchyard.render import Console, table
+from switchyard.stack import Stack, StartupError
+from switchyard.state import read_state, state_path
+
+# The gateway validates the name at boot against discovery's registry; listing them here
+# only gives `--help` and an early, friendly error.
+STRATEGIES = ("round_robin", "random", "least_connections", "weighted")
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start Consul, the services and the gateway")
+    up.add_argument(
+        "--users", type=positive, default=2, help="user-service instances (2)"
+    )
+    up.add_argument(
+        "--orders", type=positive, default=2, help="order-service instances (2)"
+    )
+    up.add_argument(
+        "--gateway-port", type=port, default=8000, help="gateway port (8000)"
+    )
+    where = up.add_mutually_exclusive_group()
+    where.add_argument(
+        "--consul-port", type=port, default=8500, help="port of the agent we start"
+    )
+    where.add_argument(
+        "--consul-addr", metavar="HOST:PORT", help="use this agent; start none"
+    )
+    up.add_argument(
+        "--agent",
+        choices=("auto",) + KINDS[1:],
+        default="auto",
+        help="which agent to start: consul if on PATH, else devconsul (auto)",
+    )
+    up.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="round_robin",
+        help="gateway load-balancing strategy (round_robin)",
+    )
+    up.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
+
+    st = commands.add_parser("status", help="what Consul sees, with local pids")
+    st.add_argument("--json", action="store_true", help="stable JSON for scripts")
+    st.add_argument(
+        "--consul-addr", metavar="HOST:PORT", help="default: from the state file"
+    )
+
+    commands.add_parser("down", help="stop a stack started in another terminal")
+
+    for sub in (up, st, commands.choices["down"]):
+        sub.add_argument(
+            "--data-dir", type=Path, default=Path("var"), help="default: var/"
+        )
+    for sub in (up, st):
+        sub.add_argument(
+            "--token",
+            default=os.environ.get("CONSUL_HTTP_TOKEN", ""),
+            help="Consul ACL token (default: $CONSUL_HTTP_TOKEN)",
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"up": cmd_up, "status": cmd_status, "down": cmd_down}[args.command]
+    return command(args)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    console = Console()
+    previous = read_state(args.data_dir)
+    if previous and previous.supervisor().alive():
+        console.say(
+            f"ERROR switchyard: a stack from {args.data_dir} is already running "
+            f"(pid {previous.supervisor_pid}); run `switchyard down` first"
+        )
+        return 1
+    if previous:
+        console.say("cleaning up after a previous stack that did not stop")
+        shutdown.stop_records(previous, console)
+    try:
+        agent = choose_agent(args.consul_addr, args.consul_port, args.token, args.agent)
+    except ValueError as exc:
+        console.say(f"ERROR switchyard: {exc}")
+        return 2
+    options = StackOptions(
+        users=args.users,
+        orders=args.orders,
+        gateway_port=args.gateway_port,
+        strategy=args.strategy,
+        data_dir=args.data_dir,
+        token=args.token,
+    )
+    stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
+    return run(stack, console)
+
+
+def interrupt_once() -> None:
+    """Ctrl-C and SIGTERM both mean "stop"; a second one must not abort the stopping."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(stack: Stack, console: Console) -> int:
+    interrupt_once()
+    console.say(f"switchyard: starting (data in {stack.options.data_dir}/)")
+    try:
+        stack.start()
+    except StartupError as exc:
+        console.say(exc.describe())
+        console.say("ERROR switchyard: start-up failed; everything else was stopped")
+        return 1
+    except KeyboardInterrupt:
+        console.say("switchyard: interrupted during start-up; everything was stopped")
+        return 130
+    try:
+        console.say(summary(stack))
+        console.say("switchyard: following logs; Ctrl-C stops everything")
+        console.follow_logs(list(stack.processes))
+        supervise(stack, console)
+    except KeyboardInterrupt:
+        pass
+    console.say("switchyard: stopping (draining every instance)")
+    stack.stop()
+    console.say("switchyard: stopped")
+    return 0
+
+
+def supervise(stack: Stack, console: Console) -> None:
+    """Report processes that exit on their own; the rest keeps running until a signal."""
+    reported: set[int] = set()
+    while True:
+        for proc in stack.exited():
+            if proc.pid not in reported:
+                reported.add(proc.pid)
+                console.say(
+                    f"WARNING switchyard: {proc.name} exited with code {proc.returncode}"
+                )
+        time.sleep(0.5)
+
+
+def summary(stack: Stack) -> str:
+    health = {}
+    for service in {s.service for s in stack.instances()}:
+        health.update(stack.consul.instance_status(service))
+    rows = [
+        [
+            spec.name,
+            f"127.0.0.1:{spec.port}",
+            stack.processes[spec.name].pid,
+            health.get(spec.name, "-"),
+        ]
+        for spec in stack.instances()
+    ]
+    return "\n".join(
+        [
+            "",
+            table(["INSTANCE", "ADDRESS", "PID", "HEALTH"], rows),
+            "",
+            f"Gateway    {stack.gateway_url}",
+            f"Consul UI  {stack.agent.ui_url}  ({stack.agent.kind})",
+            f"State      {state_path(stack.options.data_dir)}",
+            f"Logs       {stack.logs_dir}/",
+            "",
+        ]
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = read_state(args.data_dir)
+    addr = args.consul_addr or (state.consul_addr if state else None)
+    if addr is None:
+        print(
+            f"no stack running from {args.data_dir}/ (no {state_path(args.data_dir)}); "
+            "pass --consul-addr to ask an agent directly",
+            file=sys.stderr,
+        )
+        return 1
+    token = args.token or (state.consul_token if state else "")
+    report = status.collect(addr, token, state)
+    print(status.to_json(report) if args.json else status.to_text(report))
+    return 0 if report["reachable"] else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    console = Console()
+    state = read_state(args.data_dir)
+    if state is None:
+        console.say(f"no stack running from {args.data_dir}/")
+        return 0
+    graceful = shutdown.stop_stack(state, args.data_dir, console)
+    console.say("switchyard: stopped" if graceful else "switchyard: stopped (forced)")
+    return 0

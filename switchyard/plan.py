@@ -1,0 +1,140 @@
+"""What the local stack runs: one spec per process, with its command line and environment.
+
+Pure data, so the layout (ports, names, variables) is testable without starting anything.
+Every service runs the same way as in production, `gunicorn -c python:<pkg>.gunicorn_conf
+<pkg>.wsgi:app`, configured by environment only.
+"""
+
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from switchyard.agent import AgentChoice
+
+ADDRESS = "127.0.0.1"
+
+# Service name -> Python package. The gateway starts last, after the services it routes to.
+PACKAGES = {
+    "user-service": "user_service",
+    "order-service": "order_service",
+    "gateway": "gateway",
+}
+
+# Tuned for a laptop stack: checks every second so changes show up at once, a short drain
+# so Ctrl-C is quick yet long enough for the gateway to stop routing before a process exits.
+LOCAL_ENV = {
+    "CHECK_INTERVAL": "1s",
+    "CHECK_TIMEOUT": "1s",
+    "DEREGISTER_CRITICAL_AFTER": "1m",
+    "DRAIN_SECONDS": "2",
+    "WEB_CONCURRENCY": "1",
+    "GUNICORN_THREADS": "8",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str  # instance id for services; the agent is "consul"
+    service: str
+    port: int
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{ADDRESS}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    users: int = 2
+    orders: int = 2
+    gateway_port: int = 8000
+    strategy: str = "round_robin"
+    data_dir: Path = Path("var")
+    token: str = ""
+    log_level: str = "info"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((ADDRESS, 0))
+        return s.getsockname()[1]
+
+
+def instance_name(service: str, port: int) -> str:
+    # Mirrors discovery.identity.instance_id; switchyard must not import the services' code.
+    return f"{service}-{ADDRESS}-{port}"
+
+
+def sqlite_url(data_dir: Path, service: str) -> str:
+    return f"sqlite:///{(data_dir / f'{service}.db').resolve()}"
+
+
+def gunicorn_argv(package: str) -> tuple[str, ...]:
+    return (
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        f"python:{package}.gunicorn_conf",
+        f"{package}.wsgi:app",
+    )
+
+
+def service_spec(
+    service: str, port: int, options: StackOptions, agent: AgentChoice, **extra: str
+) -> ProcessSpec:
+    env = {
+        **LOCAL_ENV,
+        "PORT": str(port),
+        "SERVICE_ADDRESS": ADDRESS,
+        "CONSUL_HTTP_ADDR": agent.addr,
+        "CONSUL_HTTP_TOKEN": options.token,
+        "LOG_LEVEL": options.log_level,
+        **extra,
+    }
+    if service != "gateway":
+        env["DATABASE_URL"] = sqlite_url(options.data_dir, service)
+    return ProcessSpec(
+        instance_name(service, port),
+        service,
+        port,
+        gunicorn_argv(PACKAGES[service]),
+        env,
+    )
+
+
+def gateway_spec(
+    port: int, strategy: str, options: StackOptions, agent: AgentChoice
+) -> ProcessSpec:
+    return service_spec("gateway", port, options, agent, GATEWAY_LB_STRATEGY=strategy)
+
+
+def plan_stack(
+    options: StackOptions, agent: AgentChoice, pick_port: Callable[[], int] = free_port
+) -> list[ProcessSpec]:
+    """Specs in start order: user-service instances, order-service instances, gateway."""
+    taken = {options.gateway_port, agent.port}
+    specs = []
+    for service, count in (
+        ("user-service", options.users),
+        ("order-service", options.orders),
+    ):
+        for _ in range(count):
+            port = pick_port()
+            while port in taken:  # a just-released port can come back from the kernel
+                port = pick_port()
+            taken.add(port)
+            specs.append(service_spec(service, port, options, agent))
+    specs.append(gateway_spec(options.gateway_port, options.strategy, options, agent))
+    return specs
+
+
+def agent_spec(agent: AgentChoice) -> ProcessSpec:
+    return ProcessSpec(
+        "consul", "consul", agent.port, agent.argv, {"PYTHONUNBUFFERED": "1"}
+    )

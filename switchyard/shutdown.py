@@ -1,0 +1,72 @@
+"""`switchyard down`: stop a stack that another terminal started.
+
+The polite way is to SIGTERM the supervisor, which stops everything in order exactly as
+Ctrl-C would. If the supervisor is gone (killed, terminal closed) the processes recorded in
+the state file are stopped directly, and their instances deregistered from Consul.
+"""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import requests
+
+from switchyard.consul_api import ConsulAPI
+from switchyard.process import kill_group
+from switchyard.render import Console
+from switchyard.stack import STOP_GRACE
+from switchyard.state import ProcessRecord, StackState, remove_state
+
+POLL = 0.2
+SUPERVISOR_TIMEOUT = 2 * STOP_GRACE + 10
+
+
+def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(r.alive() for r in records):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL)
+    return True
+
+
+def stop_stack(state: StackState, data_dir: Path, console: Console) -> bool:
+    """Returns True when everything stopped through the supervisor, False if forced."""
+    supervisor = state.supervisor()
+    if supervisor.alive():
+        console.say(f"stopping switchyard (pid {supervisor.pid})...")
+        os.kill(supervisor.pid, signal.SIGTERM)
+        if wait_gone([supervisor], SUPERVISOR_TIMEOUT):
+            return True
+        console.say(
+            f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing"
+        )
+        kill_group(supervisor.pid, signal.SIGKILL)
+    stop_records(state, console)
+    remove_state(data_dir)
+    return False
+
+
+def stop_records(state: StackState, console: Console) -> None:
+    """Stop recorded processes ourselves: gateways, services, then the agent."""
+    order = {"gateway": 0, "consul": 2}
+    records = sorted(
+        (r for r in state.processes if r.alive()), key=lambda r: order.get(r.service, 1)
+    )
+    for record in records:
+        os.kill(record.pid, signal.SIGTERM)
+        if not wait_gone([record], STOP_GRACE):
+            console.say(f"{record.name} did not stop within {STOP_GRACE:.0f}s; killing")
+        kill_group(record.pid, signal.SIGKILL)
+        console.step("[stopped]", record.name, f"pid {record.pid}")
+        if record.service != "consul":
+            deregister(state, record.name, console)
+
+
+def deregister(state: StackState, instance_id: str, console: Console) -> None:
+    api = ConsulAPI(f"http://{state.consul_addr}", state.consul_token)
+    try:
+        api.deregister(instance_id)
+    except requests.RequestException as exc:
+        console.say(f"WARNING switchyard: could not deregister {instance_id}: {exc}")
