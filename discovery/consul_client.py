@@ -1,0 +1,115 @@
+"""The one place that builds a py-consul client from the environment.
+
+| variable | default | meaning |
+|---|---|---|
+| CONSUL_HTTP_ADDR | 127.0.0.1:8500 | agent address: host:port, or http(s)://host[:port] |
+| CONSUL_HTTP_TOKEN | (none) | ACL token, sent as X-Consul-Token on every call |
+| CONSUL_HTTP_SSL | false | use https when CONSUL_HTTP_ADDR carries no scheme |
+| CONSUL_HTTP_SSL_VERIFY | true | verify the agent's TLS certificate |
+| CONSUL_CACERT | (none) | CA bundle file for verifying the agent |
+| CONSUL_TIMEOUT | 5 | seconds to connect or get an answer; blocking queries add their wait |
+
+The names follow Consul's own CLI, so a shell already set up for `consul` works unchanged.
+"""
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import consul
+from discovery.env import ConfigError, env_float, env_str
+
+DEFAULT_ADDR = "127.0.0.1:8500"
+TRUE_WORDS = {"1", "t", "true", "yes", "on"}
+FALSE_WORDS = {"0", "f", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ConsulSettings:
+    host: str = "127.0.0.1"
+    port: int = 8500
+    scheme: str = "http"
+    token: str | None = None
+    timeout: float = 5.0
+    verify: bool | str = True
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ConsulSettings":
+        environ = os.environ if environ is None else environ
+        use_ssl = env_bool("CONSUL_HTTP_SSL", False, environ)
+        host, port, scheme = parse_addr(
+            env_str("CONSUL_HTTP_ADDR", DEFAULT_ADDR, environ),
+            "https" if use_ssl else "http",
+        )
+        verify: bool | str = env_bool("CONSUL_HTTP_SSL_VERIFY", True, environ)
+        if verify:
+            verify = environ.get("CONSUL_CACERT", "").strip() or True
+        return cls(
+            host=host,
+            port=port,
+            scheme=scheme,
+            token=environ.get("CONSUL_HTTP_TOKEN", "").strip() or None,
+            timeout=env_float("CONSUL_TIMEOUT", 5.0, minimum=0.1, environ=environ),
+            verify=verify,
+        )
+
+
+def env_bool(name: str, default: bool, environ: Mapping[str, str]) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def parse_addr(value: str, default_scheme: str = "http") -> tuple[str, int, str]:
+    """`host:port` or `http(s)://host[:port]` -> (host, port, scheme)."""
+    name = "CONSUL_HTTP_ADDR"
+    has_scheme = "://" in value
+    parsed = urllib.parse.urlsplit(value if has_scheme else f"//{value}")
+    scheme = parsed.scheme if has_scheme else default_scheme
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{name}: scheme must be http or https, got {value!r}")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ConfigError(
+            f"{name}: expected host:port or URL without path, got {value!r}"
+        )
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ConfigError(f"{name}: bad port in {value!r}") from None
+    if not parsed.hostname:
+        raise ConfigError(f"{name}: no host in {value!r}")
+    if port is None:
+        # A bare host keeps Consul's port; an https URL without one means the https default.
+        port = 443 if has_scheme and scheme == "https" else 8500
+    return parsed.hostname, port, scheme
+
+
+def make_consul(settings: ConsulSettings | None = None) -> consul.Consul:
+    """A py-consul client for `settings` (default: from the environment).
+
+    Each client owns one requests.Session: give every thread that calls Consul its own client.
+    """
+    settings = settings or ConsulSettings.from_env()
+    client = consul.Consul(
+        host=settings.host,
+        port=settings.port,
+        scheme=settings.scheme,
+        token=settings.token,
+        verify=settings.verify,
+        connections_timeout=settings.timeout,
+    )
+    # py-consul lets os.environ's CONSUL_HTTP_TOKEN override the argument; the settings win,
+    # so a client built from another mapping (tests, tools) sends exactly what it was given.
+    client.token = settings.token
+    return client

@@ -1,0 +1,258 @@
+"""Healthy-instance watching: Consul blocking queries feeding an atomically swapped Snapshot.
+
+One daemon thread per watcher follows /v1/health/service/<name>[?passing] with `index`/`wait`.
+Each answer becomes a new immutable Snapshot, swapped in with one assignment; readers never
+lock and never call Consul. When Consul fails the last good snapshot stays (fail-static),
+marked stale with the error, while the thread backs off with jitter and recovers by itself.
+
+`watch(name)` hands out one watcher per service per process, started on first use and
+forgotten in a forked child (threads do not survive fork), so gunicorn workers each get
+their own.
+"""
+
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+
+from discovery.consul_client import make_consul
+from discovery.instances import STATUS_ORDER, Instance, Snapshot
+
+log = logging.getLogger("discovery")
+
+WAIT_SECONDS = (
+    30.0  # blocking-query wait; the HTTP timeout is this plus the client timeout
+)
+MIN_LOOP_SECONDS = (
+    0.05  # floor between queries whose index did not move (spurious wake-ups)
+)
+LOG_EVERY_SECONDS = 30.0  # while failing, repeat the warning at most this often
+
+
+class Backoff:
+    """Exponential backoff with jitter: base * 2**(n-1), capped, times a factor in [0.5, 1)."""
+
+    def __init__(self, base=0.2, cap=5.0, rng: random.Random | None = None):
+        self.base, self.cap = base, cap
+        self._rng = rng or random.Random()
+
+    def delay(self, failures: int) -> float:
+        raw = min(self.cap, self.base * 2 ** min(failures - 1, 30))
+        return raw * self._rng.uniform(0.5, 1.0)
+
+
+class HealthWatcher:
+    def __init__(
+        self,
+        service: str,
+        consul=None,
+        passing_only: bool = True,
+        wait: float = WAIT_SECONDS,
+        backoff: Backoff | None = None,
+    ):
+        self.service = service
+        self.passing_only = passing_only
+        self.wait = wait
+        self.backoff = backoff or Backoff()
+        self._consul = consul
+        self._owns_consul = consul is None
+        self._snapshot = Snapshot()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._pid = os.getpid()
+        self._stopped = False
+        _WATCHERS.add(self)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot. Starts the thread if it is not running yet, e.g. in a
+        forked child that inherited this watcher from its parent."""
+        if not self._stopped and (self._thread is None or self._pid != os.getpid()):
+            self.start()
+        return self._snapshot
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for the first answer (or failure) from Consul; True if one arrived."""
+        self.snapshot()
+        return self._ready.wait(timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> "HealthWatcher":
+        with self._lock:
+            if self._pid != os.getpid():
+                self._after_fork()
+            if self._thread is None or not self._thread.is_alive():
+                if (
+                    self._consul is None
+                ):  # here, so a bad environment raises to the caller
+                    self._consul = make_consul()
+                self._stopped = False
+                self._stopping = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(self._stopping,),
+                    name=f"watch-{self.service}",
+                    daemon=True,
+                )
+                self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 0.0) -> None:
+        """Stop following Consul. Returns at once by default: a blocking query in flight
+        ends on its own and its answer is dropped (the thread is a daemon)."""
+        self._stopped = True
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None and timeout > 0:
+            thread.join(timeout)
+
+    def _after_fork(self) -> None:
+        # Called in a child: the thread is gone, the lock may have been copied held, and
+        # a client we built shares pooled sockets with the parent.
+        self._lock = threading.Lock()
+        self._thread = None
+        self._pid = os.getpid()
+        self._ready = threading.Event()
+        if self._owns_consul:
+            self._consul = None
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _run(self, stopping: threading.Event) -> None:
+        index, failures, last_log = 0, 0, -LOG_EVERY_SECONDS
+        while not stopping.is_set():
+            started = time.monotonic()
+            try:
+                new_index, entries = self._query(index)
+                instances = tuple(sorted(parse_entries(entries), key=lambda i: i.id))
+            except Exception as exc:  # noqa: BLE001 - any failure means: keep the last good state
+                failures += 1
+                if stopping.is_set():
+                    break
+                self._mark_stale(exc)
+                if time.monotonic() - last_log >= LOG_EVERY_SECONDS:
+                    last_log = time.monotonic()
+                    log.warning(
+                        "watcher %s: Consul query failed (%d in a row), keeping last "
+                        "snapshot: %s",
+                        self.service,
+                        failures,
+                        exc,
+                    )
+                if stopping.wait(self.backoff.delay(failures)):
+                    break
+                continue
+            if stopping.is_set():
+                break
+            if failures:
+                log.info("watcher %s: Consul answers again", self.service)
+                failures, last_log = 0, -LOG_EVERY_SECONDS
+            self._snapshot = Snapshot(
+                instances, new_index, time.monotonic(), False, None
+            )
+            self._ready.set()
+            # An index that went backwards (agent restarted, state lost) restarts the
+            # sequence: the next query answers at once and sets a fresh baseline.
+            spurious = new_index == index
+            index = new_index if new_index > index else 0
+            if spurious and time.monotonic() - started < MIN_LOOP_SECONDS:
+                stopping.wait(MIN_LOOP_SECONDS)
+
+    def _query(self, index: int) -> tuple[int, list]:
+        raw_index, entries = self._consul.health.service(
+            self.service,
+            index=index or None,
+            wait=f"{int(self.wait * 1000)}ms",
+            passing=self.passing_only,
+        )
+        if (
+            entries is None
+        ):  # py-consul maps a 404 to None; Consul answers [] for unknown names
+            raise ValueError("404 from health endpoint")
+        return max(int(raw_index), 0), entries
+
+    def _mark_stale(self, exc: BaseException) -> None:
+        old = self._snapshot
+        self._snapshot = Snapshot(
+            old.instances, old.index, old.updated_at, True, str(exc)
+        )
+        self._ready.set()
+
+
+def parse_entries(entries: Iterable[dict]) -> list[Instance]:
+    """Consul health entries -> Instances. A malformed entry raises (the caller keeps the
+    last good snapshot rather than serve half an answer)."""
+    return [parse_entry(e) for e in entries]
+
+
+def parse_entry(entry: dict) -> Instance:
+    svc = entry["Service"]
+    weights = svc.get("Weights") or {}
+    return Instance(
+        id=svc["ID"],
+        service=svc["Service"],
+        # Consul leaves Service.Address empty when the service uses the node's address.
+        address=svc.get("Address") or entry["Node"]["Address"],
+        port=int(svc["Port"]),
+        tags=tuple(svc.get("Tags") or ()),
+        meta=svc.get("Meta") or {},
+        weights=(int(weights.get("Passing", 1)), int(weights.get("Warning", 1))),
+        status=aggregate_status(entry.get("Checks") or ()),
+    )
+
+
+def aggregate_status(checks: Iterable[dict]) -> str:
+    """maintenance > critical > warning > passing; no checks at all counts as passing."""
+    worst = len(STATUS_ORDER) - 1
+    for check in checks:
+        check_id = check.get("CheckID", "")
+        if check_id.startswith(("_service_maintenance:", "_node_maintenance")):
+            return "maintenance"
+        status = check.get("Status", "critical")
+        rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else 1
+        worst = min(worst, rank)
+    return STATUS_ORDER[worst]
+
+
+# -- per-process registry ------------------------------------------------------------------
+
+_WATCHERS: "weakref.WeakSet[HealthWatcher]" = weakref.WeakSet()
+_registry: dict[tuple[str, bool], HealthWatcher] = {}
+_registry_lock = threading.Lock()
+
+
+def watch(service: str, passing_only: bool = True) -> HealthWatcher:
+    """This process's watcher for `service`, started on first use."""
+    key = (service, passing_only)
+    with _registry_lock:
+        watcher = _registry.get(key)
+        if watcher is None:
+            watcher = _registry[key] = HealthWatcher(service, passing_only=passing_only)
+    return watcher.start()
+
+
+def stop_all() -> None:
+    """Stop and forget every registered watcher (tests, orderly shutdown)."""
+    with _registry_lock:
+        watchers = list(_registry.values())
+        _registry.clear()
+    for watcher in watchers:
+        watcher.stop()
+
+
+def _reset_after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _registry.clear()
+    for watcher in list(_WATCHERS):
+        watcher._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
