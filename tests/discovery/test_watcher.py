@@ -1,0 +1,304 @@
+import logging
+import os
+import threading
+import time
+
+import pytest
+
+from discovery.watcher import (
+    Backoff,
+    HealthWatcher,
+    aggregate_status,
+    parse_entry,
+    stop_all,
+    watch,
+)
+from tests.support.processes import wait_until
+
+
+def entry(sid, port=80, address="10.0.0.1", checks=(), weights=None, meta=None):
+    service = {
+        "ID": sid,
+        "Service": "svc",
+        "Address": address,
+        "Port": port,
+        "Tags": [],
+    }
+    if weights is not None:
+        service["Weights"] = weights
+    if meta is not None:
+        service["Meta"] = meta
+    return {
+        "Node": {"Node": "n1", "Address": "10.9.9.9"},
+        "Service": service,
+        "Checks": list(checks),
+    }
+
+
+def check(status, check_id="service:x"):
+    return {"CheckID": check_id, "Status": status}
+
+
+class FakeHealth:
+    """Consul's health endpoint in memory: blocks while the index is unchanged (at most
+    `hold` seconds), raises `error` when set, records every call."""
+
+    def __init__(self, hold=2.0):
+        self.cond = threading.Condition()
+        self.index = 1
+        self.entries: list = []
+        self.error: Exception | None = None
+        self.calls: list[dict] = []
+        self.hold = hold
+
+    def set(self, entries, index=None):
+        with self.cond:
+            self.entries = entries
+            self.index = self.index + 1 if index is None else index
+            self.cond.notify_all()
+
+    def fail(self, error):
+        with self.cond:
+            self.error = error
+            self.cond.notify_all()
+
+    def service(self, name, index=None, wait=None, passing=None):
+        with self.cond:
+            self.calls.append(
+                {"name": name, "index": index, "wait": wait, "passing": passing}
+            )
+            if index:
+                self.cond.wait_for(lambda: self.index != index or self.error, self.hold)
+            if self.error:
+                raise self.error
+            return str(self.index), list(self.entries)
+
+
+class FakeConsul:
+    def __init__(self, hold=2.0):
+        self.health = FakeHealth(hold)
+
+
+@pytest.fixture
+def fake():
+    return FakeConsul()
+
+
+@pytest.fixture
+def make_watcher(fake):
+    started = []
+
+    def make(**kwargs):
+        kwargs.setdefault("backoff", Backoff(base=0.01, cap=0.05))
+        w = HealthWatcher("svc", consul=fake, **kwargs)
+        started.append(w)
+        return w.start()
+
+    yield make
+    for w in started:
+        w.stop()
+    fake.health.set(
+        fake.health.entries
+    )  # wake queries in flight so the threads end now
+    for w in started:
+        w._thread.join(3)
+
+
+def ids(watcher):
+    return [i.id for i in watcher.snapshot().instances]
+
+
+def test_first_answer_fills_the_snapshot(fake, make_watcher):
+    fake.health.set([entry("b", 81), entry("a", 80)], index=10)
+    w = make_watcher()
+    assert w.wait_ready(2)
+    snap = w.snapshot()
+    assert [i.id for i in snap.instances] == ["a", "b"]  # sorted by id
+    assert snap.index == 10 and not snap.stale and snap.error is None and snap.loaded
+    assert fake.health.calls[0]["passing"] is True
+
+
+def test_changes_arrive_through_blocking_queries(fake, make_watcher):
+    w = make_watcher()
+    assert w.wait_ready(2)
+    fake.health.set([entry("a")])
+    wait_until(lambda: ids(w) == ["a"], timeout=1, what="new instance")
+    fake.health.set([entry("a"), entry("b")])
+    wait_until(lambda: ids(w) == ["a", "b"], timeout=1, what="second instance")
+    blocking = [c for c in fake.health.calls if c["index"]]
+    assert blocking and all(c["wait"] == "30000ms" for c in blocking)
+
+
+def test_empty_answer_is_real_not_an_error(fake, make_watcher):
+    fake.health.set([entry("a")])
+    w = make_watcher()
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.set([])
+    wait_until(lambda: w.snapshot().instances == (), timeout=1)
+    snap = w.snapshot()
+    assert not snap.stale and snap.error is None and snap.loaded
+
+
+def test_failure_keeps_last_snapshot_marked_stale_then_recovers(fake, make_watcher):
+    fake.health.set([entry("a")])
+    w = make_watcher()
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.fail(ConnectionError("agent down"))
+    wait_until(lambda: w.snapshot().stale, timeout=2, what="stale snapshot")
+    snap = w.snapshot()
+    assert [i.id for i in snap.instances] == ["a"]
+    assert "agent down" in snap.error
+    fake.health.error = None
+    fake.health.set([entry("a"), entry("b")])
+    wait_until(lambda: not w.snapshot().stale, timeout=2, what="recovery")
+    assert ids(w) == ["a", "b"] and w.snapshot().error is None
+
+
+def test_failure_before_first_answer_is_ready_but_not_loaded(fake, make_watcher):
+    fake.health.fail(ConnectionError("refused"))
+    w = make_watcher()
+    assert w.wait_ready(2)
+    snap = w.snapshot()
+    assert snap.stale and not snap.loaded and "refused" in snap.error
+
+
+def test_index_going_backwards_resets_to_zero(fake, make_watcher):
+    fake.health.set([entry("a")], index=500)
+    w = make_watcher()
+    wait_until(lambda: w.snapshot().index == 500, timeout=2)
+    fake.health.set([entry("b")], index=7)  # e.g. a restarted agent
+    wait_until(lambda: ids(w) == ["b"], timeout=1)
+    wait_until(lambda: len(fake.health.calls) >= 4, timeout=2)
+    indexes = [c["index"] for c in fake.health.calls]
+    # after the 7 arrived (asked with 500) the next query starts over without an index
+    assert indexes[indexes.index(500) + 1 :][:2] == [None, 7]
+
+
+def test_errors_are_logged_once_per_storm(fake, make_watcher, caplog):
+    caplog.set_level(logging.INFO, logger="discovery")
+    fake.health.fail(ConnectionError("agent down"))
+    w = make_watcher()
+    wait_until(lambda: len(fake.health.calls) >= 10, timeout=5, what="retries")
+    fake.health.error = None
+    fake.health.set([entry("a")])
+    wait_until(lambda: not w.snapshot().stale, timeout=2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "agent down" in warnings[0].getMessage()
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_stop_returns_promptly_during_a_blocking_query():
+    fake = FakeConsul(hold=30)
+    fake.health.set([entry("a")])
+    w = HealthWatcher("svc", consul=fake).start()
+    wait_until(lambda: len(fake.health.calls) >= 2, timeout=2, what="blocking query")
+    started = time.monotonic()
+    w.stop()
+    assert time.monotonic() - started < 0.5
+    fake.health.set([entry("b")])  # the query in flight returns; its answer is dropped
+    w._thread.join(2)
+    assert not w._thread.is_alive()
+    assert ids(w) == ["a"]
+
+
+def test_all_statuses_kept_when_not_passing_only(fake, make_watcher):
+    fake.health.set(
+        [
+            entry("a", checks=[check("passing")]),
+            entry("b", checks=[check("warning")]),
+            entry("c", checks=[check("critical")]),
+        ]
+    )
+    w = make_watcher(passing_only=False)
+    wait_until(lambda: len(ids(w)) == 3, timeout=2)
+    assert [i.status for i in w.snapshot().instances] == [
+        "passing",
+        "warning",
+        "critical",
+    ]
+    assert fake.health.calls[0]["passing"] is False
+
+
+def test_malformed_answer_keeps_last_good_snapshot(fake, make_watcher):
+    fake.health.set([entry("a")])
+    w = make_watcher()
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.set([{"Service": {"ID": "broken"}}])
+    wait_until(lambda: w.snapshot().stale, timeout=2)
+    assert ids(w) == ["a"]
+
+
+@pytest.mark.parametrize(
+    "checks, status",
+    [
+        ([], "passing"),
+        ([check("passing"), check("passing", "serfHealth")], "passing"),
+        ([check("passing"), check("warning")], "warning"),
+        ([check("warning"), check("critical")], "critical"),
+        (
+            [check("critical"), check("critical", "_service_maintenance:x")],
+            "maintenance",
+        ),
+        ([check("passing"), check("critical", "_node_maintenance")], "maintenance"),
+        ([check("bogus")], "critical"),
+    ],
+)
+def test_aggregate_status(checks, status):
+    assert aggregate_status(checks) == status
+
+
+def test_parse_entry_fields_and_defaults():
+    i = parse_entry(
+        entry(
+            "a", 81, address="", weights={"Passing": 3, "Warning": 2}, meta={"v": "1"}
+        )
+    )
+    assert (i.id, i.service, i.address, i.port) == ("a", "svc", "10.9.9.9", 81)
+    assert i.weights == (3, 2) and dict(i.meta) == {"v": "1"}
+    assert parse_entry(entry("b")).weights == (1, 1)
+
+
+def test_backoff_grows_caps_and_jitters():
+    b = Backoff(base=0.1, cap=1.0)
+    delays = [b.delay(n) for n in range(1, 10)]
+    assert 0.05 <= delays[0] <= 0.1
+    assert all(0.5 <= d <= 1.0 for d in delays[5:])
+    assert len({round(d, 6) for d in delays}) > 1
+
+
+def test_watch_registry_is_per_service_and_mode(monkeypatch):
+    monkeypatch.setenv(
+        "CONSUL_HTTP_ADDR", "127.0.0.1:1"
+    )  # nothing there; threads back off
+    try:
+        a = watch("reg-svc")
+        assert watch("reg-svc") is a
+        assert watch("reg-svc", passing_only=False) is not a
+        assert watch("other-svc") is not a
+    finally:
+        stop_all()
+    assert watch("reg-svc") is not a
+    stop_all()
+
+
+def test_forked_child_gets_its_own_running_watcher(monkeypatch):
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
+    parent = watch("fork-svc")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report and leave without running pytest's teardown
+        try:
+            child = watch("fork-svc")
+            ok = child is not parent and child._thread.is_alive()
+            parent.snapshot()  # an inherited watcher restarts its own thread on use
+            ok = ok and parent._thread.is_alive() and parent._pid == os.getpid()
+            os.write(write_end, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 1) == b"1"
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        stop_all()
