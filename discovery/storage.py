@@ -1,0 +1,171 @@
+"""Database plumbing the services share: DATABASE_URL parsing, per-dialect engine options,
+race-safe table creation at start-up, and the health ping.
+
+SQLite is tuned for several gunicorn workers and several instances sharing one file: WAL lets
+readers proceed while one writer commits, and the busy timeout makes writers queue for the lock
+instead of failing with "database is locked".
+"""
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from discovery.env import ConfigError, env_str
+from discovery.web import api_error
+
+__all__ = [
+    "MAX_ID",
+    "Timestamps",
+    "create_tables",
+    "database_url_from_env",
+    "engine_options",
+    "init_database",
+    "install_sqlite_pragmas",
+    "iso_utc",
+    "ping",
+    "utcnow",
+]
+
+log = logging.getLogger("storage")
+
+SQLITE_BUSY_TIMEOUT_S = 30
+MAX_ID = (
+    2**31 - 1
+)  # INTEGER is 32-bit on PostgreSQL: larger ids cannot exist, so they are 404
+POSTGRES_CONNECT_TIMEOUT_S = 3
+
+
+def database_url_from_env(service: str, environ=None) -> str:
+    """DATABASE_URL, or a SQLite file `<DATA_DIR>/<service>.db` (DATA_DIR defaults to ./var).
+
+    A bare `postgresql://` URL is pointed at psycopg 3, the driver this project installs.
+    The directory of a SQLite file is created here so the first start needs no manual step.
+    """
+    data_dir = Path(env_str("DATA_DIR", "var", environ)).resolve()
+    raw = env_str("DATABASE_URL", f"sqlite:///{data_dir / service}.db", environ)
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL: {raw!r}") from None
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    if not url.drivername.startswith(("sqlite", "postgresql")):
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {url.drivername!r}; use sqlite or postgresql"
+        )
+    if url.drivername.startswith("sqlite") and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return url.render_as_string(hide_password=False)
+
+
+def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
+    """Bind `db` to `app`, create missing tables, and answer database outages with 503 JSON."""
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
+    db.init_app(app)
+    with app.app_context():
+        install_sqlite_pragmas(db)
+        create_tables(db)
+    app.register_error_handler(OperationalError, _database_unavailable)
+
+
+def _database_unavailable(exc: OperationalError):
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    return api_error(
+        503,
+        "database_unavailable",
+        "the database is unavailable; try again",
+        None,
+        {"Retry-After": "1"},
+    )
+
+
+def engine_options(url: str | URL) -> dict:
+    if make_url(url).drivername.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {
+        "pool_pre_ping": True,
+        "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+    }
+
+
+def install_sqlite_pragmas(db: SQLAlchemy) -> None:
+    """Per-connection SQLite settings (call inside an app context, before the first query)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(db.engine, "connect")
+    def set_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose
+        # the last commits, and never corrupts the file.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+
+def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
+    """`create_all`, tolerating another instance creating the same tables at the same moment.
+
+    Two processes can both see a table missing and both issue CREATE TABLE; the loser gets
+    "already exists" (or a unique violation in PostgreSQL's catalog). Trying again is enough:
+    the check-first pass then sees the winner's table.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            db.create_all()
+            return
+        except DBAPIError as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "table creation attempt %d failed (%s); retrying",
+                attempt,
+                type(exc.orig).__name__,
+            )
+            time.sleep(0.05 * 2**attempt)
+
+
+def ping(db: SQLAlchemy) -> bool:
+    """True when the database answers SELECT 1."""
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" for health
+        log.warning("database ping failed: %s", type(exc).__name__)
+        return False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 with a Z; SQLite hands back naive datetimes, and every stored time is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Timestamps:
+    """created_at / updated_at columns for a model (a declarative mixin)."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,9 @@
+"""gunicorn settings for order-service: `gunicorn -c python:order_service.gunicorn_conf order_service.wsgi:app`."""
+
+from discovery.env import env_int, env_str
+from order_service.settings import DEFAULT_PORT
+
+bind = f"{env_str('BIND_HOST', '0.0.0.0')}:{env_int('PORT', DEFAULT_PORT, minimum=1, maximum=65535)}"
+workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
+threads = env_int("GUNICORN_THREADS", 4, minimum=1)
+worker_class = "gthread"

@@ -1,0 +1,74 @@
+"""Orders and the idempotency records that make POST /orders safe to retry."""
+
+from decimal import Decimal
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import ForeignKey, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from discovery.storage import Timestamps, iso_utc
+from order_service.money import CENT, format_amount
+
+db = SQLAlchemy()
+
+
+class Money(TypeDecorator):
+    """NUMERIC(12,2) in the schema on every database, Decimal in Python.
+
+    PostgreSQL keeps NUMERIC exactly. SQLite has no decimal type: NUMERIC affinity stores the
+    value as an integer or a double, exact for the 12 significant digits allowed here, so it is
+    read back through str() and quantized instead of letting SQLAlchemy warn about floats.
+    """
+
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(12, 2, asdecimal=False))
+        return dialect.type_descriptor(Numeric(12, 2))
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return format_amount(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(CENT)
+
+
+class Order(Timestamps, db.Model):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: users live in user-service's own database.
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    total_amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "total_amount": format_amount(self.total_amount),
+            "status": self.status,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }
+
+
+class IdempotencyKey(db.Model):
+    """One row per Idempotency-Key, written in the same transaction as its order.
+
+    The primary key on `key` makes concurrent first uses race in the database: one commits,
+    the others get an IntegrityError and read the winner's order.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False)

@@ -1,0 +1,168 @@
+"""The /orders resource."""
+
+import logging
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from discovery.storage import MAX_ID, utcnow
+from discovery.web import APIError, json_body, page_params
+from order_service.lifecycle import can_move
+from order_service.models import IdempotencyKey, Order, db
+from order_service.users import UserServiceUnavailable
+from order_service.validation import (
+    clean_filters,
+    clean_idempotency_key,
+    clean_new_order,
+    clean_status_change,
+    request_fingerprint,
+)
+
+log = logging.getLogger("orders")
+
+orders = Blueprint("orders", __name__, url_prefix="/orders")
+
+
+@orders.get("")
+def list_orders():
+    return order_page(clean_filters(request.args))
+
+
+@orders.get("/user/<int:user_id>")
+def list_user_orders(user_id: int):
+    return order_page({"user_id": user_id})
+
+
+@orders.get("/<int:order_id>")
+def get_order(order_id: int):
+    return find_order(order_id).to_json()
+
+
+@orders.post("")
+def create_order():
+    key = clean_idempotency_key(request.headers.get("Idempotency-Key"))
+    user_id, amount = clean_new_order(json_body())
+    fingerprint = request_fingerprint(user_id, amount)
+    if key is not None and (original := find_replay(key, fingerprint)) is not None:
+        return order_response(original, 200, replayed=True)
+    require_user(user_id)
+    order = Order(user_id=user_id, total_amount=amount, status="pending")
+    db.session.add(order)
+    try:
+        if key is not None:
+            db.session.flush()  # assigns order.id for the idempotency record
+            db.session.add(
+                IdempotencyKey(key=key, request_hash=fingerprint, order_id=order.id)
+            )
+        db.session.commit()  # the order and its key together, or neither
+    except IntegrityError:
+        db.session.rollback()
+        # Only the key's primary key can collide: a concurrent request with the same key won.
+        original = find_replay(key, fingerprint) if key is not None else None
+        if original is None:
+            raise
+        return order_response(original, 200, replayed=True)
+    return order_response(order, 201)
+
+
+@orders.patch("/<int:order_id>")
+def change_status(order_id: int):
+    target = clean_status_change(json_body())
+    order = find_order(order_id)
+    current = order.status
+    if not can_move(current, target):
+        raise transition_conflict(current, target)
+    # Conditional on the status we checked, so two concurrent moves cannot both succeed.
+    moved = db.session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == current)
+        .values(status=target, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:
+        db.session.rollback()
+        raise APIError(
+            409, "conflict", "the order changed concurrently; read it and retry"
+        )
+    db.session.commit()
+    db.session.refresh(order)
+    return order.to_json()
+
+
+def order_page(filters: dict):
+    limit, offset = page_params()
+    conditions = [getattr(Order, name) == value for name, value in filters.items()]
+    total = db.session.scalar(
+        select(func.count()).select_from(Order).where(*conditions)
+    )
+    page = db.session.scalars(
+        select(Order).where(*conditions).order_by(Order.id).limit(limit).offset(offset)
+    )
+    return {
+        "items": [order.to_json() for order in page],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def find_order(order_id: int) -> Order:
+    order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
+    if order is None:
+        raise APIError(404, "not_found", f"order {order_id} not found")
+    return order
+
+
+def find_replay(key: str, fingerprint: str) -> Order | None:
+    """The order created earlier under `key`; 409 when the key came with a different body."""
+    record = db.session.get(IdempotencyKey, key)
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise APIError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+            {"Idempotency-Key": "already used for another request"},
+        )
+    return db.session.get(Order, record.order_id)
+
+
+def require_user(user_id: int) -> None:
+    try:
+        exists = current_app.extensions["user_directory"].exists(user_id)
+    except UserServiceUnavailable as exc:
+        log.warning("user-service unavailable: %s", exc)
+        raise APIError(
+            503,
+            "user_service_unavailable",
+            "cannot check the user now; try again",
+            None,
+            {"Retry-After": "1"},
+        ) from None
+    if not exists:
+        raise APIError(
+            422,
+            "unknown_user",
+            f"user {user_id} does not exist",
+            {"user_id": "no such user"},
+        )
+
+
+def transition_conflict(current: str, target: str) -> APIError:
+    return APIError(
+        409,
+        "invalid_transition",
+        f"cannot move an order from {current} to {target}",
+        {"status": f"not allowed from {current}"},
+    )
+
+
+def order_response(order: Order, status: int, replayed: bool = False):
+    response = jsonify(order.to_json())
+    response.status_code = status
+    response.headers["Location"] = url_for("orders.get_order", order_id=order.id)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,48 @@
+"""Whether a user exists, asked of user-service: the one place order-service learns where
+user-service is (USER_SERVICE_URL for a fixed list, else Consul through discovery)."""
+
+from functools import cached_property
+
+from discovery.client import ServiceClient, StaticSource
+from discovery.errors import DiscoveryError
+from order_service.settings import USER_SERVICE, Settings
+
+
+class UserServiceUnavailable(Exception):
+    """user-service could not give an answer: no healthy instance, unreachable, or failing."""
+
+
+class UserDirectory:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        # Fail at boot on a malformed USER_SERVICE_URL rather than on the first order.
+        self.static_source = (
+            StaticSource(
+                settings.user_service_url,
+                service=USER_SERVICE,
+                variable="USER_SERVICE_URL",
+            )
+            if settings.user_service_url
+            else None
+        )
+
+    @cached_property
+    def client(self) -> ServiceClient:
+        # Built on first use: with Consul as the source this starts a watcher, which must
+        # happen in the serving process (after gunicorn forks), not when the app is created.
+        return ServiceClient(
+            USER_SERVICE,
+            source=self.static_source,
+            read_timeout=self.settings.user_service_timeout,
+        )
+
+    def exists(self, user_id: int) -> bool:
+        try:
+            response = self.client.request("GET", f"/users/{user_id}")
+        except DiscoveryError as exc:
+            raise UserServiceUnavailable(str(exc)) from exc
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise UserServiceUnavailable(f"user-service answered {response.status_code}")

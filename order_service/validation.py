@@ -1,0 +1,87 @@
+"""Pure validation of order requests: bodies, query filters and the Idempotency-Key header."""
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+
+from discovery.storage import MAX_ID
+from discovery.web import require_fields, validation_failed
+from order_service.lifecycle import STATUSES
+from order_service.money import format_amount, parse_amount
+
+NEW_ORDER_FIELDS = ("user_id", "total_amount")
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def clean_new_order(payload: Mapping) -> tuple[int, Decimal]:
+    problems = require_fields(payload, NEW_ORDER_FIELDS, NEW_ORDER_FIELDS)
+    user_id = amount = None
+    if "user_id" in payload:
+        user_id = payload["user_id"]
+        if not is_id(user_id):
+            problems["user_id"] = f"must be an integer from 1 to {MAX_ID}"
+    if "total_amount" in payload:
+        try:
+            amount = parse_amount(payload["total_amount"])
+        except ValueError as exc:
+            problems["total_amount"] = str(exc)
+    if problems:
+        raise validation_failed(problems)
+    return user_id, amount
+
+
+def clean_status_change(payload: Mapping) -> str:
+    problems = require_fields(payload, ("status",), ("status",))
+    status = payload.get("status")
+    if "status" in payload and status not in STATUSES:
+        problems["status"] = f"must be one of {', '.join(STATUSES)}"
+    if problems:
+        raise validation_failed(problems)
+    return status
+
+
+def clean_filters(args: Mapping[str, str]) -> dict:
+    """`user_id` and `status` filters of GET /orders; absent ones are left out."""
+    filters, problems = {}, {}
+    if "user_id" in args:
+        raw = args["user_id"]
+        if raw.isascii() and raw.isdigit() and len(raw) <= 10 and is_id(int(raw)):
+            filters["user_id"] = int(raw)
+        else:
+            problems["user_id"] = f"must be an integer from 1 to {MAX_ID}"
+    if "status" in args:
+        if args["status"] in STATUSES:
+            filters["status"] = args["status"]
+        else:
+            problems["status"] = f"must be one of {', '.join(STATUSES)}"
+    if problems:
+        raise validation_failed(problems)
+    return filters
+
+
+def clean_idempotency_key(raw: str | None) -> str | None:
+    """The header value, or None when absent: 1..255 visible ASCII characters."""
+    if raw is None:
+        return None
+    if not (0 < len(raw) <= IDEMPOTENCY_KEY_MAX and all("!" <= c <= "~" for c in raw)):
+        raise validation_failed(
+            {
+                "Idempotency-Key": f"must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+            }
+        )
+    return raw
+
+
+def request_fingerprint(user_id: int, amount: Decimal) -> str:
+    """Hash of the request's meaning, so 12.5 and "12.50" count as the same body."""
+    canonical = json.dumps(
+        {"total_amount": format_amount(amount), "user_id": user_id}, sort_keys=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_id(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+    )

@@ -1,0 +1,141 @@
+"""user-service's OpenAPI 3 document, served at /openapi.json."""
+
+from discovery.storage import MAX_ID
+from discovery.web import (
+    PAGE_PARAMETERS,
+    error_responses,
+    health_operation,
+    json_request,
+    ok_response,
+    openapi_document,
+    openapi_operation,
+)
+from user_service.validation import EMAIL_MAX, EMAIL_PATTERN, NAME_MAX, NAME_PATTERN
+
+NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": NAME_MAX,
+    "pattern": NAME_PATTERN,
+}
+EMAIL = {
+    "type": "string",
+    "maxLength": EMAIL_MAX,
+    "pattern": EMAIL_PATTERN,
+    "description": "Stored stripped and lower-cased; unique case-insensitively",
+}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+USER = {
+    "type": "object",
+    "required": ["id", "name", "email", "created_at", "updated_at"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    },
+}
+USER_INPUT = {
+    "type": "object",
+    "required": ["name", "email"],
+    "additionalProperties": False,
+    "properties": {"name": NAME, "email": EMAIL},
+}
+USER_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"name": NAME, "email": EMAIL},
+}
+USER_PAGE = {
+    "type": "object",
+    "required": ["items", "total", "limit", "offset"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
+        "total": {"type": "integer", "minimum": 0},
+        "limit": {"type": "integer"},
+        "offset": {"type": "integer"},
+    },
+}
+USER_REF = {"$ref": "#/components/schemas/User"}
+USER_ID = {
+    "name": "user_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
+LOCATION = {
+    "Location": {
+        "description": "/users/<id>",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+PATHS = {
+    "/users": {
+        "get": {
+            "summary": "List users by id, paginated",
+            "operationId": "listUsers",
+            "parameters": PAGE_PARAMETERS,
+            "responses": {
+                "200": ok_response("A page of users", USER_PAGE),
+                **error_responses(400),
+            },
+        },
+        "post": {
+            "summary": "Create a user",
+            "operationId": "createUser",
+            "requestBody": json_request({"$ref": "#/components/schemas/UserInput"}),
+            "responses": {
+                "201": ok_response("Created", USER_REF, LOCATION),
+                **error_responses(400, 409, 413, 415),
+            },
+        },
+    },
+    "/users/{user_id}": {
+        "parameters": [USER_ID],
+        "get": {
+            "summary": "Get a user",
+            "operationId": "getUser",
+            "responses": {
+                "200": ok_response("The user", USER_REF),
+                **error_responses(404),
+            },
+        },
+        "put": {
+            "summary": "Replace a user (every field required)",
+            "operationId": "replaceUser",
+            "requestBody": json_request({"$ref": "#/components/schemas/UserInput"}),
+            "responses": {
+                "200": ok_response("Replaced", USER_REF),
+                **error_responses(400, 404, 409, 413, 415),
+            },
+        },
+        "patch": {
+            "summary": "Change some fields of a user",
+            "operationId": "patchUser",
+            "requestBody": json_request({"$ref": "#/components/schemas/UserPatch"}),
+            "responses": {
+                "200": ok_response("Changed", USER_REF),
+                **error_responses(400, 404, 409, 413, 415),
+            },
+        },
+        "delete": {
+            "summary": "Delete a user. Their orders stay in order-service (see README); new orders are refused",
+            "operationId": "deleteUser",
+            "responses": {"204": ok_response("Deleted"), **error_responses(404)},
+        },
+    },
+    "/health": health_operation("user-service"),
+    "/openapi.json": openapi_operation(),
+}
+
+DOCUMENT = openapi_document(
+    "user-service",
+    'Users of Switchyard. Errors are always {"error": {"code", "message", "details"}}.',
+    PATHS,
+    {"User": USER, "UserInput": USER_INPUT, "UserPatch": USER_PATCH},
+)
