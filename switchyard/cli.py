@@ -7,16 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
 from switchyard.plan import StackOptions
 from switchyard.render import Console, table
 from switchyard.stack import Stack, StartupError
 from switchyard.state import read_state, state_path
-
-# The gateway validates the name at boot against discovery's registry; listing them here
-# only gives `--help` and an early, friendly error.
-STRATEGIES = ("round_robin", "random", "least_connections", "weighted")
 
 
 def positive(value: str) -> int:
@@ -62,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--strategy",
-        choices=STRATEGIES,
+        choices=sorted(STRATEGIES),
         default="round_robin",
         help="gateway load-balancing strategy (round_robin)",
     )

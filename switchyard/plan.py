@@ -56,7 +56,7 @@ class StackOptions:
     strategy: str = "round_robin"
     data_dir: Path = Path("var")
     token: str = ""
-    log_level: str = "info"
+    log_level: str = "INFO"
 
 
 def free_port() -> int:

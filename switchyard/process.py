@@ -63,8 +63,11 @@ class Supervised:
 
     def _pump(self) -> None:
         assert self._popen is not None and self._popen.stdout is not None
-        with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
-            for raw in self._popen.stdout:
+        with (
+            open(self.log_path, "a", encoding="utf-8", errors="replace") as log,
+            self._popen.stdout as stream,
+        ):
+            for raw in stream:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 self._tail.append(line)
                 log.write(line + "\n")

@@ -1,0 +1,145 @@
+"""docker-compose.yml: valid for the installed Compose, and shaped as the issue asks."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOMAIN_SERVICES = ("user-service", "order-service")
+
+
+def compose_commands() -> list[list[str]]:
+    """Every Compose flavour installed here: the v2 plugin and/or the v1 standalone."""
+    found = []
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+        if probe.returncode == 0:
+            found.append(["docker", "compose"])
+    if shutil.which("docker-compose"):
+        found.append(["docker-compose"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """The file as Compose itself resolves it (anchors merged, paths absolute)."""
+    commands = compose_commands()
+    if not commands:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    outputs = {}
+    for command in commands:
+        result = subprocess.run(
+            [*command, "-f", str(COMPOSE_FILE), "config"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert result.returncode == 0, (
+            f"{' '.join(command)} config failed:\n{result.stderr}"
+        )
+        outputs[" ".join(command)] = yaml.safe_load(result.stdout)
+    return next(iter(outputs.values()))
+
+
+def test_every_service_is_there(resolved):
+    assert set(resolved["services"]) == {
+        "consul",
+        "postgres",
+        "user-service",
+        "order-service",
+        "gateway",
+    }
+
+
+@pytest.mark.parametrize("name", DOMAIN_SERVICES)
+def test_domain_services_run_two_replicas_without_fixed_ports(name, resolved):
+    service = resolved["services"][name]
+    assert service["deploy"]["replicas"] == 2
+    assert "ports" not in service  # replicas cannot share a host port
+    assert "container_name" not in service
+
+
+@pytest.mark.parametrize("name", ["consul", "postgres", *DOMAIN_SERVICES, "gateway"])
+def test_every_service_has_a_healthcheck(name, resolved):
+    assert resolved["services"][name]["healthcheck"]["test"]
+
+
+def test_dependencies_wait_for_health(resolved):
+    services = resolved["services"]
+    for name in (*DOMAIN_SERVICES, "gateway"):
+        depends = services[name]["depends_on"]
+        assert "consul" in depends
+        assert all(d["condition"] == "service_healthy" for d in depends.values()), name
+    assert {"user-service", "order-service"} <= set(services["gateway"]["depends_on"])
+    assert "postgres" in services["user-service"]["depends_on"]
+
+
+def test_published_ports(resolved):
+    def published(name):
+        return {
+            int(p["published"]) for p in resolved["services"][name].get("ports", [])
+        }
+
+    assert published("gateway") == {8000}
+    assert published("consul") == {8500}
+
+
+def test_one_image_for_every_application_service(resolved):
+    apps = [resolved["services"][n] for n in (*DOMAIN_SERVICES, "gateway")]
+    assert {s["image"] for s in apps} == {"switchyard:latest"}
+    assert all(Path(s["build"]["context"]) == REPO for s in apps)
+    commands = [s["command"][-1] for s in apps]
+    assert commands == [
+        "user_service.wsgi:app",
+        "order_service.wsgi:app",
+        "gateway.wsgi:app",
+    ]
+
+
+def test_configuration_is_environment_only(resolved):
+    for name in (*DOMAIN_SERVICES, "gateway"):
+        env = resolved["services"][name]["environment"]
+        assert env["CONSUL_HTTP_ADDR"] == "consul:8500"
+        assert "SERVICE_ADDRESS" not in env  # each replica advertises its container IP
+        assert "volumes" not in resolved["services"][name]
+    databases = {
+        resolved["services"][n]["environment"]["DATABASE_URL"] for n in DOMAIN_SERVICES
+    }
+    assert {url.rsplit("/", 1)[1] for url in databases} == {"users", "orders"}
+
+
+def test_consul_reads_its_configuration_from_the_consul_folder(resolved):
+    consul = resolved["services"]["consul"]
+    assert consul["image"].startswith("hashicorp/consul")
+    mounts = [
+        v if isinstance(v, str) else f"{v['source']}:{v['target']}"
+        for v in consul["volumes"]
+    ]
+    assert any(m.startswith(f"{REPO / 'consul'}:") for m in mounts)
+    assert not list(
+        (REPO / "consul").glob("*.py")
+    )  # `consul` must stay importable as py-consul
+
+
+def test_postgres_creates_one_database_per_service():
+    init = (REPO / "docker" / "postgres-init" / "01-databases.sql").read_text()
+    assert "CREATE DATABASE users" in init
+    assert "CREATE DATABASE orders" in init
+
+
+def test_dockerfile_builds_one_non_root_image():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
+    assert "'.[postgres]'" in dockerfile
+    assert "\nUSER switchyard" in dockerfile

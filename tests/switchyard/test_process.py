@@ -1,0 +1,85 @@
+import os
+import signal
+import sys
+import time
+
+from switchyard.process import Supervised, pid_alive, process_start_time
+from tests.support.processes import wait_until
+
+# A child that prints, starts a grandchild in its own group, and exits cleanly on SIGTERM.
+CHILD = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print("grandchild", grandchild.pid, flush=True)
+for i in range(5):
+    print("line", i, flush=True)
+time.sleep(60)
+"""
+
+
+def start(tmp_path, code, sink=None):
+    lines = []
+    proc = Supervised(
+        "child",
+        [sys.executable, "-c", code],
+        dict(os.environ),
+        tmp_path / "logs" / "child.log",
+        sink or (lambda name, line: lines.append((name, line))),
+    ).start()
+    return proc, lines
+
+
+def grandchild_pid(proc) -> int:
+    line = wait_until(
+        lambda: [t for t in proc.tail(30) if t.startswith("grandchild")], 10
+    )
+    return int(line[0].split()[1])
+
+
+def test_output_goes_to_sink_tail_and_log_file(tmp_path):
+    proc, lines = start(tmp_path, CHILD)
+    wait_until(lambda: ("child", "line 4") in lines, 10, what="child output")
+    assert proc.tail(2) == ["line 3", "line 4"]
+    proc.stop(grace=5)
+    assert "line 4" in (tmp_path / "logs" / "child.log").read_text()
+
+
+def test_graceful_stop_signals_the_leader_then_clears_the_group(tmp_path):
+    proc, _ = start(tmp_path, CHILD)
+    orphan = grandchild_pid(proc)
+    assert proc.stop(grace=5) is True
+    assert proc.returncode == 3
+    wait_until(lambda: not pid_alive(orphan), 5, what="grandchild gone")
+
+
+def test_stop_kills_after_the_bound(tmp_path):
+    stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
+    proc, lines = start(tmp_path, stubborn)
+    wait_until(lambda: lines, 10, what="child ready")
+    started = time.monotonic()
+    assert proc.stop(grace=0.5) is False
+    assert proc.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 10
+
+
+def test_kill_takes_the_whole_group(tmp_path):
+    proc, _ = start(tmp_path, CHILD)
+    orphan = grandchild_pid(proc)
+    proc.kill()
+    assert not proc.alive()
+    wait_until(lambda: not pid_alive(orphan), 5, what="grandchild gone")
+
+
+def test_tail_keeps_a_crashed_childs_last_words(tmp_path):
+    proc, _ = start(
+        tmp_path, "import sys\nprint('boom: bad config', flush=True)\nsys.exit(4)"
+    )
+    wait_until(lambda: not proc.alive(), 10, what="child exit")
+    assert proc.returncode == 4
+    assert proc.tail() == ["boom: bad config"]
+
+
+def test_start_time_identifies_a_process():
+    assert process_start_time(os.getpid()) == process_start_time(os.getpid())
+    assert process_start_time(2**22 + 1) is None
