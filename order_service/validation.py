@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -12,13 +13,14 @@ from order_service.money import format_amount, parse_amount
 
 NEW_ORDER_FIELDS = ("user_id", "total_amount")
 IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # visible ASCII
 
 
 def clean_new_order(payload: Mapping) -> tuple[int, Decimal]:
     problems = require_fields(payload, NEW_ORDER_FIELDS, NEW_ORDER_FIELDS)
     user_id = amount = None
     if "user_id" in payload:
-        user_id = payload["user_id"]
+        user_id = integral(payload["user_id"])
         if not is_id(user_id):
             problems["user_id"] = f"must be an integer from 1 to {MAX_ID}"
     if "total_amount" in payload:
@@ -64,7 +66,7 @@ def clean_idempotency_key(raw: str | None) -> str | None:
     """The header value, or None when absent: 1..255 visible ASCII characters."""
     if raw is None:
         return None
-    if not (0 < len(raw) <= IDEMPOTENCY_KEY_MAX and all("!" <= c <= "~" for c in raw)):
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, raw):
         raise validation_failed(
             {
                 "Idempotency-Key": f"must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
@@ -85,3 +87,15 @@ def is_id(value: object) -> bool:
     return (
         isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
     )
+
+
+def integral(value: object) -> object:
+    """JSON Schema counts 3.0 as an integer; the JSON parser made it a Decimal."""
+    # Range first: int() of a huge exponent such as 1E+999999999 would exhaust memory.
+    if (
+        isinstance(value, Decimal)
+        and 1 <= value <= MAX_ID
+        and value == value.to_integral_value()
+    ):
+        return int(value)
+    return value

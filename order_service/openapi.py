@@ -1,0 +1,175 @@
+"""order-service's OpenAPI 3 document, served at /openapi.json."""
+
+from discovery.storage import MAX_ID
+from discovery.web import (
+    PAGE_PARAMETERS,
+    error_responses,
+    health_operation,
+    json_request,
+    ok_response,
+    openapi_document,
+    openapi_operation,
+)
+from order_service.lifecycle import STATUSES
+from order_service.money import AMOUNT_STRING_PATTERN
+from order_service.validation import IDEMPOTENCY_KEY_PATTERN
+
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+ORDER = {
+    "type": "object",
+    "required": ["id", "user_id", "total_amount", "status", "created_at", "updated_at"],
+    "additionalProperties": False,
+    "properties": {
+        "id": ID,
+        "user_id": ID,
+        "total_amount": {
+            "type": "string",
+            "pattern": AMOUNT_STRING_PATTERN,
+            "example": "12.50",
+        },
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    },
+}
+AMOUNT = {
+    "description": "Exact amount > 0 and <= 1000000000 with at most 2 decimals, as a JSON number or a string",
+    "anyOf": [
+        {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": 1000000000,
+            "multipleOf": 0.01,
+        },
+        {"type": "string", "pattern": AMOUNT_STRING_PATTERN},
+    ],
+}
+NEW_ORDER = {
+    "type": "object",
+    "required": ["user_id", "total_amount"],
+    "additionalProperties": False,
+    "properties": {"user_id": ID, "total_amount": AMOUNT},
+}
+STATUS_CHANGE = {
+    "type": "object",
+    "required": ["status"],
+    "additionalProperties": False,
+    "properties": {"status": {"type": "string", "enum": list(STATUSES)}},
+}
+ORDER_PAGE = {
+    "type": "object",
+    "required": ["items", "total", "limit", "offset"],
+    "additionalProperties": False,
+    "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
+        "total": {"type": "integer", "minimum": 0},
+        "limit": {"type": "integer"},
+        "offset": {"type": "integer"},
+    },
+}
+ORDER_REF = {"$ref": "#/components/schemas/Order"}
+LOCATION = {
+    "Location": {
+        "description": "/orders/<id>",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "Present on a replay of an earlier request with the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": "Retry-safe creation: the same key and body return the original order (200); "
+    "the same key with another body is 409",
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+}
+
+
+def path_id(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+PATHS = {
+    "/orders": {
+        "get": {
+            "summary": "List orders by id, paginated, optionally filtered by user and status",
+            "operationId": "listOrders",
+            "parameters": [
+                {"name": "user_id", "in": "query", "schema": ID},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(STATUSES)},
+                },
+                *PAGE_PARAMETERS,
+            ],
+            "responses": {
+                "200": ok_response("A page of orders", ORDER_PAGE),
+                **error_responses(400),
+            },
+        },
+        "post": {
+            "summary": "Create an order (status pending) for an existing user, checked with user-service",
+            "operationId": "createOrder",
+            "parameters": [IDEMPOTENCY_KEY],
+            "requestBody": json_request({"$ref": "#/components/schemas/NewOrder"}),
+            "responses": {
+                "201": ok_response("Created", ORDER_REF, LOCATION),
+                "200": ok_response(
+                    "Replay: the order created earlier with this Idempotency-Key",
+                    ORDER_REF,
+                    {**LOCATION, **REPLAYED},
+                ),
+                **error_responses(400, 409, 413, 415, 422),
+            },
+        },
+    },
+    "/orders/user/{user_id}": {
+        "get": {
+            "summary": "List one user's orders, paginated",
+            "operationId": "listUserOrders",
+            "parameters": [path_id("user_id"), *PAGE_PARAMETERS],
+            "responses": {
+                "200": ok_response("A page of orders", ORDER_PAGE),
+                **error_responses(400, 404),
+            },
+        }
+    },
+    "/orders/{order_id}": {
+        "parameters": [path_id("order_id")],
+        "get": {
+            "summary": "Get an order",
+            "operationId": "getOrder",
+            "responses": {
+                "200": ok_response("The order", ORDER_REF),
+                **error_responses(404),
+            },
+        },
+        "patch": {
+            "summary": "Move an order: pending -> paid -> shipped -> delivered; pending|paid -> cancelled",
+            "operationId": "changeOrderStatus",
+            "requestBody": json_request({"$ref": "#/components/schemas/StatusChange"}),
+            "responses": {
+                "200": ok_response("Moved", ORDER_REF),
+                **error_responses(400, 404, 409, 413, 415),
+            },
+        },
+    },
+    "/health": health_operation("order-service"),
+    "/openapi.json": openapi_operation(),
+}
+
+DOCUMENT = openapi_document(
+    "order-service",
+    'Orders of Switchyard. Amounts are exact decimal strings such as "12.50". '
+    'Errors are always {"error": {"code", "message", "details"}}.',
+    PATHS,
+    {"Order": ORDER, "NewOrder": NEW_ORDER, "StatusChange": STATUS_CHANGE},
+)
