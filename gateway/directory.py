@@ -1,0 +1,210 @@
+"""What the gateway knows about Consul: the service catalog, every instance, the route table.
+
+One thread follows `/v1/catalog/services` with blocking queries and keeps one discovery
+HealthWatcher (all instances, not only passing ones, so /admin/instances can explain each)
+per service. The request path calls `view()`, which returns an immutable View rebuilt only
+when a watcher swapped in a new snapshot -- the fabio pattern of an atomically swapped table.
+When Consul is unreachable, watchers keep their last snapshot (stale) and so does the table.
+"""
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from discovery.consul_client import ConsulSettings, make_consul
+from discovery.instances import Instance, Snapshot
+from discovery.strategies import STRATEGIES, Strategy, make_strategy
+from discovery.watcher import HealthWatcher
+from gateway.resilience import Ejector
+from gateway.routes import RouteTable, build_table, claimed_prefixes
+
+__all__ = ["Directory", "ServiceState", "View", "routable"]
+
+log = logging.getLogger("gateway.directory")
+
+CATALOG_WAIT = "30s"
+READY_TIMEOUT = 3.0  # first request of a worker waits at most this for Consul's answers
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    snapshot: Snapshot
+    strategy_name: str
+    strategy: Strategy = field(compare=False)
+    strategy_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class View:
+    table: RouteTable
+    services: Mapping[str, ServiceState]
+    snapshots: tuple = field(default=(), compare=False, repr=False)
+
+
+def admits(instance: Instance, strategy_name: str) -> bool:
+    """Passing instances always; warning ones only where the weighted strategy weighs them."""
+    if instance.status == "passing":
+        return True
+    return (
+        instance.status == "warning"
+        and strategy_name == "weighted"
+        and instance.weights[1] > 0
+    )
+
+
+def routable(state: ServiceState, ejector: Ejector) -> list[Instance]:
+    return [
+        i
+        for i in state.snapshot.instances
+        if admits(i, state.strategy_name) and not ejector.is_ejected(i.id)
+    ]
+
+
+class Directory:
+    def __init__(
+        self,
+        consul_settings: ConsulSettings | None,
+        default_strategy: str,
+        ejector: Ejector,
+        watcher_factory: Callable[[str], HealthWatcher] | None = None,
+    ):
+        self.consul_settings = consul_settings or ConsulSettings.from_env()
+        self.default_strategy = default_strategy
+        self.ejector = ejector
+        self._watcher_factory = watcher_factory or self._health_watcher
+        self._watchers: dict[str, HealthWatcher] = {}
+        self._strategies: dict[tuple[str, str], Strategy] = {}
+        self._view = View(RouteTable(), {})
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.catalog_loaded = False
+        self.catalog_error: str | None = None
+        self.catalog_errors = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start following Consul (once per process); the first caller waits for an answer."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._follow_catalog, name="gateway-catalog", daemon=True
+                    )
+                    self._thread.start()
+        if not self._ready.is_set():
+            self._ready.wait(READY_TIMEOUT)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for watcher in list(self._watchers.values()):
+            watcher.stop()
+
+    @property
+    def consul_reachable(self) -> bool:
+        return self.catalog_error is None and not any(
+            w.snapshot().stale for w in list(self._watchers.values())
+        )
+
+    # -- request path ------------------------------------------------------------
+
+    def view(self) -> View:
+        watchers = self._watchers
+        snapshots = tuple(w.snapshot() for w in watchers.values())
+        cached = self._view
+        if len(cached.snapshots) == len(snapshots) and all(
+            a is b for a, b in zip(cached.snapshots, snapshots, strict=True)
+        ):
+            return cached
+        view = self._build(dict(zip(watchers, snapshots, strict=True)), snapshots)
+        self._view = view
+        return view
+
+    def _build(self, snaps: dict[str, Snapshot], key: tuple) -> View:
+        services = {name: self._state(name, snap) for name, snap in snaps.items()}
+        table = build_table(
+            {name: claimed_prefixes(s.instances) for name, s in snaps.items()}
+        )
+        self.ejector.forget({i.id for s in snaps.values() for i in s.instances})
+        return View(table, services, key)
+
+    def _state(self, name: str, snapshot: Snapshot) -> ServiceState:
+        wanted = next(
+            (
+                i.meta["lb_strategy"]
+                for i in sorted(snapshot.instances, key=lambda i: i.id)
+                if i.meta.get("lb_strategy")
+            ),
+            self.default_strategy,
+        )
+        problem = None
+        if wanted not in STRATEGIES:
+            problem = f"unknown lb_strategy {wanted!r}; using {self.default_strategy}"
+            wanted = self.default_strategy
+        key = (name, wanted)
+        strategy = self._strategies.get(key)
+        if strategy is None:
+            strategy = self._strategies.setdefault(key, make_strategy(wanted))
+        return ServiceState(name, snapshot, wanted, strategy, problem)
+
+    # -- catalog thread ----------------------------------------------------------
+
+    def _health_watcher(self, service: str) -> HealthWatcher:
+        consul = make_consul(self.consul_settings)
+        return HealthWatcher(service, consul=consul, passing_only=False)
+
+    def _follow_catalog(self) -> None:
+        consul = make_consul(self.consul_settings)
+        index, backoff = None, 0.25
+        while not self._stop.is_set():
+            try:
+                new_index, services = consul.catalog.services(
+                    index=index, wait=CATALOG_WAIT
+                )
+            except Exception as exc:  # noqa: BLE001 - keep the last table, retry later
+                self.catalog_errors += 1
+                if self.catalog_error is None:
+                    log.warning(
+                        "consul catalog unreachable, routing on last state: %s", exc
+                    )
+                self.catalog_error = f"{type(exc).__name__}: {exc}"
+                self._ready.set()
+                self._stop.wait(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self.catalog_error is not None:
+                log.info("consul catalog reachable again")
+            self.catalog_error, backoff = None, 0.25
+            # A restarted agent starts its index low again: follow it down.
+            index = new_index
+            self._sync(set(services) - {"consul"})
+            self.catalog_loaded = True
+            self._ready.set()
+
+    def _sync(self, names: set[str]) -> None:
+        current = self._watchers
+        added = {name: self._watcher_factory(name) for name in names - set(current)}
+        for watcher in added.values():
+            watcher.start()
+        for watcher in added.values():
+            watcher.wait_ready(READY_TIMEOUT)
+        removed = set(current) - names
+        if not added and not removed:
+            return
+        # Copy-on-write: the request path reads `_watchers` without a lock.
+        self._watchers = {
+            **{n: w for n, w in current.items() if n not in removed},
+            **added,
+        }
+        for name in removed:
+            current[name].stop()
+        log.info(
+            "catalog changed: +%s -%s",
+            sorted(added) or "none",
+            sorted(removed) or "none",
+        )

@@ -1,0 +1,23 @@
+"""gunicorn settings for the gateway: `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`.
+
+Registration in Consul as `gateway` (from the master), SIGTERM drain, bind/workers/threads
+come from discovery's shared hooks; the gateway adds its request limits and a worker whose
+parse-error pages are JSON.
+"""
+
+from discovery.gunicorn_hooks import service_hooks
+
+from discovery.env import env_int
+from gateway.settings import GatewaySettings
+
+DEFAULT_PORT = 8000
+
+globals().update(service_hooks(name="gateway", default_port=DEFAULT_PORT))
+
+_settings = GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
+worker_class = "gateway.worker.JSONErrorWorker"
+threads = env_int("GUNICORN_THREADS", 16, minimum=1)
+limit_request_line = _settings.max_request_line
+limit_request_fields = _settings.max_headers
+limit_request_field_size = _settings.max_header_bytes
+keepalive = 5

@@ -1,0 +1,130 @@
+"""Header rules of the proxy: hop-by-hop stripping, forwarding headers, request identity.
+
+Pure functions over lists of (name, value) pairs so they are table-tested without a server.
+"""
+
+import re
+import secrets
+import uuid
+from collections.abc import Iterable
+
+from gateway.paths import API_PREFIX
+
+__all__ = [
+    "HOP_BY_HOP",
+    "downstream_response_headers",
+    "end_to_end",
+    "request_id",
+    "traceparent",
+    "upstream_request_headers",
+]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by the gateway itself or by the server in front of the client; never taken verbatim.
+_REPLACED_REQUEST = frozenset(
+    {"host", "content-length", "x-request-id", "traceparent", "x-gateway-debug"}
+)
+_FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+_PREFIX_HEADER = "x-forwarded-prefix"
+# gunicorn writes its own Date and Server; passing the upstream's would duplicate them.
+_REPLACED_RESPONSE = frozenset({"date", "server"})
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
+
+
+def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop hop-by-hop headers: the fixed list, `Proxy-*`, and those `Connection` names."""
+    headers = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [
+        (name, value)
+        for name, value in headers
+        if (lower := name.lower()) not in HOP_BY_HOP
+        and lower not in named
+        and not lower.startswith("proxy-")
+    ]
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    if incoming and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def traceparent(incoming: str | None) -> str:
+    """W3C traceparent for the upstream hop: same trace, a new span id for the gateway."""
+    match = _TRACEPARENT.fullmatch(incoming or "")
+    trace_id = match.group(1) if match else ""
+    if not trace_id.strip("0"):
+        trace_id, flags = secrets.token_hex(16), "01"
+    else:
+        flags = match.group(3)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+
+
+def upstream_request_headers(
+    headers: Iterable[tuple[str, str]],
+    *,
+    client_addr: str,
+    scheme: str,
+    request_id: str,
+    traceparent: str,
+    trust_forwarded: bool = False,
+) -> list[tuple[str, str]]:
+    """End-to-end request headers plus the gateway's X-Forwarded-*, X-Request-ID, traceparent."""
+    kept, host, prior = [], "", {}
+    for name, value in end_to_end(headers):
+        lower = name.lower()
+        if lower == "host":
+            host = value
+        if lower in _FORWARDED or lower == _PREFIX_HEADER:
+            prior.setdefault(lower, value)
+        elif lower not in _REPLACED_REQUEST:
+            kept.append((name, value))
+    forwarded_for = client_addr
+    if trust_forwarded and prior.get("x-forwarded-for"):
+        forwarded_for = f"{prior['x-forwarded-for']}, {client_addr}"
+    if trust_forwarded:
+        scheme = prior.get("x-forwarded-proto", scheme)
+        host = prior.get("x-forwarded-host", host)
+    kept += [
+        ("X-Forwarded-For", forwarded_for),
+        ("X-Forwarded-Proto", scheme),
+        ("X-Forwarded-Prefix", API_PREFIX),
+        ("X-Request-ID", request_id),
+        ("traceparent", traceparent),
+    ]
+    if _HOST.fullmatch(host):
+        kept.append(("X-Forwarded-Host", host))
+    return kept
+
+
+def downstream_response_headers(
+    headers: Iterable[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """The upstream's end-to-end response headers, minus those the server sets itself."""
+    return [
+        (name, value)
+        for name, value in end_to_end(headers)
+        if name.lower() not in _REPLACED_RESPONSE
+    ]

@@ -1,0 +1,97 @@
+"""Prometheus metrics of one gateway app, in its own CollectorRegistry (tests build many apps).
+
+Counters are per worker process: with several gunicorn workers each answers /metrics for
+itself (no multiprocess aggregation).
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+__all__ = ["GatewayMetrics"]
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+
+
+class GatewayMetrics:
+    def __init__(self, directory):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Proxied requests by service, final status and the instance that answered",
+            ["service", "status", "instance"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to upstream answer, all attempts included",
+            ["service"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "gateway_upstream_attempts",
+            "Attempts on upstream instances by outcome",
+            ["service", "outcome"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "gateway_retries", "Attempts after the first", ["service"], registry=r
+        )
+        self.budget_exhausted = Counter(
+            "gateway_retry_budget_exhausted",
+            "Retries refused by the retry budget",
+            ["service"],
+            registry=r,
+        )
+        self.ejections = Counter(
+            "gateway_ejections",
+            "Instances ejected after consecutive failures",
+            ["service", "instance"],
+            registry=r,
+        )
+        r.register(_DirectoryCollector(directory))
+
+
+class _DirectoryCollector:
+    """Values read from the directory at scrape time: watcher errors, snapshot ages."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        d = self.directory
+        errors = GaugeMetricFamily(
+            "gateway_watcher_errors",
+            "Consul watch failures: catalog (count so far) and per service (1 = failing now)",
+            labels=["watch"],
+        )
+        errors.add_metric(["catalog"], d.catalog_errors)
+        age = GaugeMetricFamily(
+            "gateway_snapshot_age_seconds",
+            "Seconds since Consul last answered the watch of a service",
+            labels=["service"],
+        )
+        for name, state in sorted(d.view().services.items()):
+            errors.add_metric([name], 1 if state.snapshot.error else 0)
+            if state.snapshot.loaded:
+                age.add_metric([name], state.snapshot.age)
+        yield errors
+        yield age

@@ -1,0 +1,197 @@
+"""The gateway's OpenAPI 3.0 document: its own endpoints and the generic proxy route."""
+
+__all__ = ["openapi_document"]
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+def _error(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+        },
+    }
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+_HEALTH = {
+    "type": "object",
+    "required": ["service", "status", "consul", "services"],
+    "properties": {
+        "service": {"type": "string"},
+        "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+        "consul": {
+            "type": "object",
+            "properties": {
+                "reachable": {"type": "boolean"},
+                "stale": {"type": "boolean"},
+            },
+        },
+        "services": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "passing": {"type": "integer"},
+                    "total": {"type": "integer"},
+                    "routable": {"type": "integer"},
+                    "prefix": {"type": "string", "nullable": True},
+                },
+            },
+        },
+    },
+}
+
+_PROXY_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
+
+
+def _proxy_operation(method: str) -> dict:
+    operation = {
+        "summary": "Forwarded to the service whose Consul Meta gateway_prefix is /{prefix}",
+        "operationId": f"proxy_{method}",
+        "parameters": [
+            {
+                "name": "prefix",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_~-]+$"},
+            },
+            {
+                "name": "rest",
+                "in": "path",
+                "required": True,
+                "description": "the rest of the path, passed on byte for byte",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_~-]+$"},
+            },
+            {
+                "name": "X-Gateway-Debug",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "enum": ["1"]},
+            },
+        ],
+        "responses": {
+            "400": _error(
+                "path rejected before routing (dot segments, encoded slashes, ...)"
+            ),
+            "404": _error("no service claims the prefix"),
+            "408": _error("request body arrived too slowly"),
+            "413": _error("request body over GATEWAY_MAX_BODY_BYTES"),
+            "502": _error("every attempt failed to reach an instance"),
+            "503": _error("no healthy instance (with Retry-After)"),
+            "504": _error("the service did not answer in time"),
+            "default": {"description": "the upstream's own response, untouched"},
+        },
+    }
+    if method in ("post", "put", "patch"):
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"*/*": {"schema": {}}},
+        }
+    return operation
+
+
+def openapi_document() -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Switchyard gateway", "version": "1.0.0"},
+        "paths": {
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "responses": {
+                        "200": _json(
+                            "able to route", {"$ref": "#/components/schemas/Health"}
+                        ),
+                        "503": _json(
+                            "cannot route", {"$ref": "#/components/schemas/Health"}
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/admin/instances": {
+                "get": {
+                    "operationId": "admin_instances",
+                    "responses": {
+                        "200": _json(
+                            "every instance of every service and why it is (not) routable",
+                            {
+                                "type": "object",
+                                "required": ["consul", "conflicts", "services"],
+                                "properties": {
+                                    "consul": {"type": "object"},
+                                    "conflicts": {"type": "object"},
+                                    "services": {"type": "object"},
+                                },
+                            },
+                        )
+                    },
+                }
+            },
+            "/api/views/users/{user_id}": {
+                "get": {
+                    "operationId": "user_with_orders",
+                    "parameters": [
+                        {
+                            "name": "user_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            "the user and their orders (orders null when unavailable)",
+                            {
+                                "type": "object",
+                                "required": ["user", "orders", "errors"],
+                                "properties": {
+                                    "user": {"type": "object"},
+                                    "orders": {"type": "array", "nullable": True},
+                                    "errors": {"type": "array"},
+                                },
+                            },
+                        ),
+                        "404": _error("no such user"),
+                        "502": _error("user-service failed"),
+                        "503": _error("user-service has no healthy instance"),
+                        "504": _error("user-service too slow"),
+                    },
+                }
+            },
+            "/api/{prefix}/{rest}": {m: _proxy_operation(m) for m in _PROXY_METHODS},
+        },
+        "components": {"schemas": {"Error": _ERROR, "Health": _HEALTH}},
+    }

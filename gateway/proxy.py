@@ -1,0 +1,284 @@
+"""Forwarding one request to a service: choose, attempt, retry what is safe, map failures.
+
+Rules (issue 5):
+- a connect failure (nothing was sent) is retried on a different instance for any method;
+- a 502/503 answer, a read timeout or a connection dropped mid-exchange is retried only for
+  GET, HEAD, OPTIONS, PUT, DELETE or a request carrying `Idempotency-Key`;
+- at most `max_attempts`, never the same instance twice, all within one deadline, and each
+  retry must fit the service's retry budget;
+- a failure (connect error, timeout, dropped connection, 5xx) counts towards ejection.
+Final answers: the upstream's own response when there is one; otherwise 504 if time ran out
+or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no instance was left.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+from discovery.instances import Instance
+from gateway.directory import ServiceState, routable
+from gateway.resilience import Ejector, RetryBudget
+from gateway.settings import GatewaySettings
+
+__all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+PRELOAD_LIMIT = 1 << 20  # bodies up to this size are read at once; larger ones stream
+STREAM_CHUNK = 64 * 1024
+
+
+class Outcome:
+    OK = "ok"
+    CONNECT_FAILED = "connect_failed"
+    TIMEOUT = "timeout"
+    RESET = "reset"
+    UNAVAILABLE = "unavailable"  # the upstream answered 502 or 503
+    SERVER_ERROR = "server_error"  # any other 5xx: returned as is, counts for ejection
+
+
+def retryable(outcome: str, method: str, idempotency_key: bool) -> bool:
+    if outcome == Outcome.CONNECT_FAILED:
+        return True
+    if outcome in (Outcome.TIMEOUT, Outcome.RESET, Outcome.UNAVAILABLE):
+        return method in IDEMPOTENT or idempotency_key
+    return False
+
+
+def classify_status(status: int) -> str:
+    if status in (502, 503):
+        return Outcome.UNAVAILABLE
+    return Outcome.SERVER_ERROR if status >= 500 else Outcome.OK
+
+
+@dataclass(frozen=True)
+class Attempt:
+    instance: str
+    outcome: str
+    status: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.instance}={self.status or self.outcome}"
+
+
+@dataclass
+class Result:
+    """What to answer: an upstream response, or a gateway error (`error_code` set)."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None
+    stream: Callable | None = None  # iterator factory for a large upstream body
+    instance: str = "-"
+    error_code: str | None = None
+    message: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class Transport:
+    """Pooled keep-alive connections to upstream instances (urllib3, no retries of its own).
+
+    The request target is passed as the client sent it; urllib3 only upper-cases the hex
+    digits of percent-escapes (RFC 3986 6.2.2.1 equivalence).
+    """
+
+    def __init__(self, pool_size: int):
+        self.pools = urllib3.PoolManager(num_pools=256, maxsize=pool_size, block=False)
+
+    def send(self, instance: Instance, method, target, headers, body, connect, read):
+        pool = self.pools.connection_from_host(instance.address, instance.port, "http")
+        return pool.urlopen(
+            method,
+            target,
+            body=body or None,
+            headers=dict(headers) if not _has_duplicates(headers) else _merged(headers),
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            timeout=urllib3.Timeout(connect=connect, read=read),
+            preload_content=False,
+            decode_content=False,
+        )
+
+
+def _has_duplicates(headers: Sequence[tuple[str, str]]) -> bool:
+    return len({name.lower() for name, _ in headers}) != len(headers)
+
+
+def _merged(headers: Sequence[tuple[str, str]]) -> urllib3.HTTPHeaderDict:
+    merged = urllib3.HTTPHeaderDict()
+    for name, value in headers:
+        merged.add(name, value)
+    return merged
+
+
+class Forwarder:
+    def __init__(self, settings: GatewaySettings, ejector: Ejector, metrics=None):
+        self.settings = settings
+        self.ejector = ejector
+        self.metrics = metrics
+        self.transport = Transport(settings.pool_size)
+        self._budgets: dict[str, RetryBudget] = {}
+
+    def budget(self, service: str) -> RetryBudget:
+        budget = self._budgets.get(service)
+        if budget is None:
+            s = self.settings
+            budget = self._budgets.setdefault(
+                service,
+                RetryBudget(
+                    s.retry_budget_ratio, s.retry_budget_min, s.retry_budget_window
+                ),
+            )
+        return budget
+
+    def forward(
+        self,
+        state: ServiceState,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        idempotency_key: bool = False,
+    ) -> Result:
+        s = self.settings
+        deadline = time.monotonic() + s.deadline
+        budget = self.budget(state.name)
+        budget.request()
+        attempts: list[Attempt] = []
+        last: Result | None = None  # the latest 502/503 an upstream answered
+        while len(attempts) < s.max_attempts:
+            tried = {a.instance for a in attempts}
+            candidates = [i for i in routable(state, self.ejector) if i.id not in tried]
+            remaining = deadline - time.monotonic()
+            if not candidates or remaining <= 0:
+                break
+            if attempts and not budget.try_retry():
+                self._count("budget_exhausted", state.name)
+                break
+            if attempts:
+                self._count("retries", state.name)
+            instance = state.strategy.choose(candidates)
+            with state.strategy.track(instance):
+                result = self._attempt(
+                    instance, method, target, headers, body, remaining
+                )
+            attempt = result.attempts[0]
+            attempts.append(attempt)
+            self._judge(state, instance, attempt.outcome)
+            if result.error_code is None:
+                last = result
+            if not retryable(attempt.outcome, method, idempotency_key):
+                if result.error_code is not None:
+                    result = self._failure(state, attempts, deadline)
+                return _with_attempts(result, attempts)
+        return _with_attempts(
+            last or self._failure(state, attempts, deadline), attempts
+        )
+
+    def _attempt(self, instance, method, target, headers, body, remaining) -> Result:
+        s = self.settings
+        connect = min(s.connect_timeout, remaining)
+        read = min(s.read_timeout, remaining)
+        try:
+            response = self.transport.send(
+                instance, method, target, headers, body, connect, read
+            )
+        except (NewConnectionError, ConnectTimeoutError):
+            return _failed(instance, Outcome.CONNECT_FAILED)
+        except ReadTimeoutError:
+            return _failed(instance, Outcome.TIMEOUT)
+        except (ProtocolError, HTTPError, OSError):
+            return _failed(instance, Outcome.RESET)
+        outcome = classify_status(response.status)
+        try:
+            return _upstream_result(instance, response, outcome, method)
+        except ReadTimeoutError:
+            return _failed(instance, Outcome.TIMEOUT)
+        except (ProtocolError, HTTPError, OSError):
+            return _failed(instance, Outcome.RESET)
+
+    def _judge(self, state: ServiceState, instance: Instance, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.attempts.labels(state.name, outcome).inc()
+        if outcome == Outcome.OK:
+            self.ejector.success(instance.id)
+            return
+        peers = [i.id for i in state.snapshot.instances]
+        ejected = self.ejector.failure(instance.id, peers)
+        if ejected and self.metrics is not None:
+            self.metrics.ejections.labels(state.name, instance.id).inc()
+
+    def _failure(self, state, attempts: list[Attempt], deadline: float) -> Result:
+        outcomes = {a.outcome for a in attempts}
+        if Outcome.TIMEOUT in outcomes or (attempts and time.monotonic() >= deadline):
+            return Result(
+                504,
+                error_code="upstream_timeout",
+                message=(f"{state.name} did not answer in time"),
+            )
+        if attempts:
+            return Result(
+                502,
+                error_code="bad_gateway",
+                message=(f"every attempt to reach {state.name} failed"),
+            )
+        return Result(
+            503,
+            headers=[("Retry-After", str(self.settings.retry_after))],
+            error_code="no_healthy_instance",
+            message=f"no healthy instance of {state.name}",
+        )
+
+    def _count(self, metric: str, service: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, metric).labels(service).inc()
+
+
+def _failed(instance: Instance, outcome: str) -> Result:
+    return Result(
+        0,
+        instance=instance.id,
+        error_code=outcome,
+        attempts=[Attempt(instance.id, outcome)],
+    )
+
+
+def _with_attempts(result: Result, attempts: list[Attempt]) -> Result:
+    result.attempts = attempts
+    return result
+
+
+def _upstream_result(instance: Instance, response, outcome: str, method: str) -> Result:
+    headers = list(response.headers.items())
+    attempt = Attempt(instance.id, outcome, response.status)
+    length = response.headers.get("Content-Length", "")
+    small = method == "HEAD" or (length.isdigit() and int(length) <= PRELOAD_LIMIT)
+    if small or outcome == Outcome.UNAVAILABLE:
+        body = response.read()
+        response.release_conn()
+        return Result(
+            response.status, headers, body, instance=instance.id, attempts=[attempt]
+        )
+
+    def stream():
+        try:
+            yield from response.stream(STREAM_CHUNK, decode_content=False)
+        finally:
+            response.release_conn()
+
+    return Result(
+        response.status,
+        headers,
+        stream=stream,
+        instance=instance.id,
+        attempts=[attempt],
+    )

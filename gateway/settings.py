@@ -1,0 +1,95 @@
+"""Gateway configuration: environment only, checked at boot.
+
+| variable | default | meaning |
+|---|---|---|
+| `PORT` | `8000` | listening port (gunicorn bind and the registered port) |
+| `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |
+| `GATEWAY_LB_STRATEGY` | `round_robin` | default strategy; a service's Meta `lb_strategy` overrides it |
+| `GATEWAY_MAX_BODY_BYTES` | `10485760` | request bodies above this get 413 |
+| `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (gunicorn `limit_request_field_size`) |
+| `GATEWAY_MAX_HEADERS` | `100` | number of request headers (gunicorn `limit_request_fields`) |
+| `GATEWAY_MAX_REQUEST_LINE` | `8190` | request line incl. URI (gunicorn `limit_request_line`) |
+| `GATEWAY_CLIENT_TIMEOUT` | `10` | seconds a client may take between bytes of its body |
+| `GATEWAY_CONNECT_TIMEOUT` | `1.0` | seconds to open an upstream connection |
+| `GATEWAY_READ_TIMEOUT` | `10.0` | seconds to wait for upstream bytes |
+| `GATEWAY_DEADLINE` | `15.0` | seconds for all attempts of one request together |
+| `GATEWAY_MAX_ATTEMPTS` | `3` | attempts per request, each on a different instance |
+| `GATEWAY_RETRY_BUDGET_RATIO` | `0.2` | retries allowed per request over the window, per service |
+| `GATEWAY_RETRY_BUDGET_MIN` | `5` | retries always allowed per window (the floor) |
+| `GATEWAY_RETRY_BUDGET_WINDOW` | `10` | sliding window of the retry budget, seconds |
+| `GATEWAY_EJECT_AFTER` | `3` | consecutive failures (connect error, timeout, 5xx) that eject |
+| `GATEWAY_EJECT_BASE` | `5` | first ejection, seconds; doubles with each repeat |
+| `GATEWAY_EJECT_MAX` | `60` | longest ejection, seconds |
+| `GATEWAY_POOL_SIZE` | `64` | kept-alive connections per upstream instance |
+| `GATEWAY_RETRY_AFTER` | `1` | seconds in `Retry-After` of a 503 |
+| `GATEWAY_TRUST_FORWARDED` | `false` | keep clients' `X-Forwarded-*` (only behind a trusted proxy) |
+
+Never more than half of a service's instances are ejected at once (not configurable).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from discovery.env import ConfigError, env_choice, env_float, env_int, env_str
+from discovery.strategies import STRATEGIES
+
+__all__ = ["ConfigError", "GatewaySettings"]
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    strategy: str = "round_robin"
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_header_bytes: int = 8190
+    max_headers: int = 100
+    max_request_line: int = 8190
+    client_timeout: float = 10.0
+    connect_timeout: float = 1.0
+    read_timeout: float = 10.0
+    deadline: float = 15.0
+    max_attempts: int = 3
+    retry_budget_ratio: float = 0.2
+    retry_budget_min: int = 5
+    retry_budget_window: float = 10.0
+    eject_after: int = 3
+    eject_base: float = 5.0
+    eject_max: float = 60.0
+    pool_size: int = 64
+    retry_after: int = 1
+    trust_forwarded: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "GatewaySettings":
+        e = environ
+        return cls(
+            strategy=env_choice(
+                "GATEWAY_LB_STRATEGY", "round_robin", list(STRATEGIES), e
+            ),
+            max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", 10485760, 0, environ=e),
+            max_header_bytes=env_int("GATEWAY_MAX_HEADER_BYTES", 8190, 256, environ=e),
+            max_headers=env_int("GATEWAY_MAX_HEADERS", 100, 10, environ=e),
+            max_request_line=env_int("GATEWAY_MAX_REQUEST_LINE", 8190, 256, environ=e),
+            client_timeout=env_float("GATEWAY_CLIENT_TIMEOUT", 10.0, 0.1, e),
+            connect_timeout=env_float("GATEWAY_CONNECT_TIMEOUT", 1.0, 0.01, e),
+            read_timeout=env_float("GATEWAY_READ_TIMEOUT", 10.0, 0.01, e),
+            deadline=env_float("GATEWAY_DEADLINE", 15.0, 0.01, e),
+            max_attempts=env_int("GATEWAY_MAX_ATTEMPTS", 3, 1, 10, e),
+            retry_budget_ratio=env_float("GATEWAY_RETRY_BUDGET_RATIO", 0.2, 0.0, e),
+            retry_budget_min=env_int("GATEWAY_RETRY_BUDGET_MIN", 5, 0, environ=e),
+            retry_budget_window=env_float("GATEWAY_RETRY_BUDGET_WINDOW", 10.0, 1.0, e),
+            eject_after=env_int("GATEWAY_EJECT_AFTER", 3, 1, environ=e),
+            eject_base=env_float("GATEWAY_EJECT_BASE", 5.0, 0.01, e),
+            eject_max=env_float("GATEWAY_EJECT_MAX", 60.0, 0.01, e),
+            pool_size=env_int("GATEWAY_POOL_SIZE", 64, 1, environ=e),
+            retry_after=env_int("GATEWAY_RETRY_AFTER", 1, 0, environ=e),
+            trust_forwarded=_env_bool("GATEWAY_TRUST_FORWARDED", e),
+        )
+
+
+def _env_bool(name: str, environ: Mapping[str, str] | None) -> bool:
+    value = env_str(name, "false", environ).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")

@@ -1,0 +1,211 @@
+"""The `/api/...` request path as plain WSGI, in front of the Flask app.
+
+Proxied requests skip Flask's routing and request context: the route table decides, and
+every answer -- upstream or error -- is built here. Paths under `/api/views/` belong to the
+gateway's own aggregation views and go to Flask.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from werkzeug.datastructures import EnvironHeaders, Headers
+from werkzeug.wrappers import Response
+
+from discovery.web import api_error
+from gateway.directory import Directory
+from gateway.headers import (
+    downstream_response_headers,
+    request_id,
+    traceparent,
+    upstream_request_headers,
+)
+from gateway.paths import API_PREFIX, BadPath, clean_target, raw_target
+from gateway.proxy import Forwarder, Result
+from gateway.settings import GatewaySettings
+
+__all__ = ["METHODS", "BodyError", "ProxyMiddleware", "read_body"]
+
+log = logging.getLogger("gateway.access")
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+VIEWS_PREFIX = API_PREFIX + "/views/"
+READ_CHUNK = 64 * 1024
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def read_body(environ, limit: int, timeout: float) -> bytes:
+    """The whole request body (so a retry can resend it), bounded in size and in time."""
+    length = environ.get("CONTENT_LENGTH", "")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not length and not chunked:
+        return b""
+    if length and not length.isdigit():
+        raise BodyError(400, "bad_request", "Content-Length is not a number")
+    expected = int(length) if length else None
+    if expected is not None and expected > limit:
+        raise BodyError(413, "body_too_large", f"request body over {limit} bytes")
+    if expected == 0:
+        return b""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        # Slow clients (slowloris) must not hold a worker thread for longer than this.
+        sock.settimeout(timeout)
+    try:
+        data = _read(environ["wsgi.input"], expected, limit)
+    except TimeoutError:
+        raise BodyError(
+            408, "request_timeout", "request body arrived too slowly"
+        ) from None
+    except BodyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - gunicorn's parse errors have no common base
+        raise BodyError(400, "bad_request", f"unreadable body: {exc}") from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+    if expected is not None and len(data) < expected:
+        raise BodyError(400, "bad_request", "request body shorter than Content-Length")
+    return data
+
+
+def _read(stream, expected: int | None, limit: int) -> bytes:
+    parts, total = [], 0
+    want = expected if expected is not None else limit + 1
+    while total < want:
+        chunk = stream.read(min(READ_CHUNK, want - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    if total > limit:
+        raise BodyError(413, "body_too_large", f"request body over {limit} bytes")
+    return b"".join(parts)
+
+
+class ProxyMiddleware:
+    def __init__(
+        self,
+        app: Callable,
+        settings: GatewaySettings,
+        directory: Directory,
+        forwarder: Forwarder,
+        metrics,
+        served_by: str,
+    ):
+        self.app = app
+        self.settings = settings
+        self.directory = directory
+        self.forwarder = forwarder
+        self.metrics = metrics
+        self.served_by = served_by
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(API_PREFIX + "/") or path.startswith(VIEWS_PREFIX):
+            return self.app(environ, start_response)
+        return self.handle(environ)(environ, start_response)
+
+    def handle(self, environ) -> Response:
+        started = time.perf_counter()
+        self.directory.start()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        trace = traceparent(environ.get("HTTP_TRACEPARENT"))
+        method = environ.get("REQUEST_METHOD", "GET")
+        service, result = "-", None
+        try:
+            service, result = self._forward(environ, method, rid, trace)
+            response = self._response(result)
+        except BodyError as exc:
+            response = self._error(exc.status, exc.code, exc.message)
+        except BadPath as exc:
+            response = self._error(400, "bad_path", str(exc))
+        response.headers.setdefault("X-Request-ID", rid)
+        if result is not None and environ.get("HTTP_X_GATEWAY_DEBUG") == "1":
+            attempts = ", ".join(a.describe() for a in result.attempts) or "none"
+            response.headers["X-Gateway-Attempts"] = attempts
+        self._record(environ, method, service, result, response, started, rid, trace)
+        return response
+
+    def _forward(self, environ, method, rid, trace) -> tuple[str, Result]:
+        path, query = clean_target(raw_target(environ))
+        if method not in METHODS:
+            return "-", Result(
+                405,
+                headers=[("Allow", ", ".join(METHODS))],
+                error_code="method_not_allowed",
+                message=f"method {method} is not proxied",
+            )
+        upstream_path = path[len(API_PREFIX) :]
+        view = self.directory.view()
+        route = view.table.match(upstream_path)
+        if route is None:
+            return "-", Result(
+                404, error_code="no_route", message=f"no service claims {path}"
+            )
+        s = self.settings
+        body = read_body(environ, s.max_body_bytes, s.client_timeout)
+        headers = upstream_request_headers(
+            EnvironHeaders(environ),
+            client_addr=environ.get("REMOTE_ADDR", ""),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+            request_id=rid,
+            traceparent=trace,
+            trust_forwarded=s.trust_forwarded,
+        )
+        target = f"{upstream_path}?{query}" if query else upstream_path
+        result = self.forwarder.forward(
+            view.services[route.service],
+            method,
+            target,
+            headers,
+            body,
+            idempotency_key="HTTP_IDEMPOTENCY_KEY" in environ,
+        )
+        return route.service, result
+
+    def _response(self, result: Result) -> Response:
+        if result.error_code is not None:
+            return self._error(
+                result.status, result.error_code, result.message, result.headers
+            )
+        response = Response(
+            result.stream() if result.stream else [result.body], status=result.status
+        )
+        # Replace werkzeug's defaults (text/html, computed length): the upstream's headers
+        # are the answer, HEAD's Content-Length included.
+        response.headers = Headers(downstream_response_headers(result.headers))
+        return response
+
+    def _error(self, status, code, message, headers=()) -> Response:
+        response = api_error(status, code, message, headers=dict(headers))
+        response.headers["X-Served-By"] = self.served_by
+        return response
+
+    def _record(self, environ, method, service, result, response, started, rid, trace):
+        elapsed = time.perf_counter() - started
+        instance = result.instance if result is not None else "-"
+        status = response.status_code
+        if service != "-":
+            self.metrics.requests.labels(service, str(status), instance).inc()
+            self.metrics.latency.labels(service).observe(elapsed)
+        if result is not None and len(result.attempts) > 1:
+            tried = ", ".join(a.describe() for a in result.attempts)
+        else:
+            tried = instance
+        log.info(
+            "%s %s -> %s %s %d %.1fms request_id=%s traceparent=%s",
+            method,
+            environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
+            service,
+            tried,
+            status,
+            elapsed * 1000,
+            rid,
+            trace,
+        )

@@ -1,0 +1,139 @@
+import re
+
+import pytest
+
+from gateway.headers import (
+    downstream_response_headers,
+    end_to_end,
+    request_id,
+    traceparent,
+    upstream_request_headers,
+)
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        ([("Accept", "a/b"), ("Connection", "keep-alive")], ["Accept"]),
+        (
+            [("Connection", "close, X-Secret"), ("X-Secret", "1"), ("X-Ok", "1")],
+            ["X-Ok"],
+        ),
+        ([("Keep-Alive", "5"), ("TE", "trailers"), ("Trailer", "X")], []),
+        ([("Transfer-Encoding", "chunked"), ("Upgrade", "h2c")], []),
+        (
+            [("Proxy-Authorization", "x"), ("Proxy-Foo", "y"), ("Authorization", "z")],
+            ["Authorization"],
+        ),
+        ([("Cookie", "a=1"), ("Idempotency-Key", "k")], ["Cookie", "Idempotency-Key"]),
+    ],
+)
+def test_hop_by_hop_headers_are_stripped(headers, kept):
+    assert [name for name, _ in end_to_end(headers)] == kept
+
+
+@pytest.mark.parametrize(
+    ("incoming", "kept"),
+    [
+        ("abc-123", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("x y", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_request_id_kept_only_when_sane(incoming, kept):
+    rid = request_id(incoming)
+    assert (rid == incoming) is kept
+    assert re.fullmatch(r"[A-Za-z0-9._:-]+", rid)
+
+
+@pytest.mark.parametrize(
+    ("incoming", "same_trace"),
+    [
+        (TRACE, True),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("garbage", False),
+        (None, False),
+    ],
+)
+def test_traceparent_keeps_the_trace_and_makes_a_new_span(incoming, same_trace):
+    out = traceparent(incoming)
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", out)
+    assert (out.split("-")[1] == TRACE.split("-")[1]) is same_trace
+    assert out.split("-")[2] != "00f067aa0ba902b7"
+
+
+def _upstream(headers, trust=False):
+    return dict(
+        upstream_request_headers(
+            headers,
+            client_addr="10.0.0.9",
+            scheme="http",
+            request_id="rid",
+            traceparent=TRACE,
+            trust_forwarded=trust,
+        )
+    )
+
+
+def test_upstream_headers_set_forwarding_and_identity():
+    out = _upstream(
+        [
+            ("Host", "gw.example:8000"),
+            ("Content-Length", "3"),
+            ("X-Request-ID", "client"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Host", "spoofed"),
+            ("Accept", "application/json"),
+        ]
+    )
+    assert out == {
+        "Accept": "application/json",
+        "X-Forwarded-For": "10.0.0.9",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Prefix": "/api",
+        "X-Forwarded-Host": "gw.example:8000",
+        "X-Request-ID": "rid",
+        "traceparent": TRACE,
+    }
+
+
+def test_trusted_forwarding_headers_are_extended():
+    out = _upstream(
+        [
+            ("Host", "gw"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+        trust=True,
+    )
+    assert out["X-Forwarded-For"] == "1.2.3.4, 10.0.0.9"
+    assert out["X-Forwarded-Proto"] == "https"
+
+
+def test_a_host_that_is_not_a_host_is_not_forwarded():
+    assert "X-Forwarded-Host" not in _upstream([("Host", "evil<script>")])
+
+
+def test_response_headers_lose_hop_by_hop_and_server_set_ones():
+    headers = [
+        ("Content-Type", "text/plain"),
+        ("X-Served-By", "svc-1"),
+        ("Connection", "close"),
+        ("Transfer-Encoding", "chunked"),
+        ("Date", "x"),
+        ("Server", "y"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+    ]
+    assert downstream_response_headers(headers) == [
+        ("Content-Type", "text/plain"),
+        ("X-Served-By", "svc-1"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+    ]

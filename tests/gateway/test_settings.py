@@ -1,0 +1,44 @@
+import pytest
+
+from discovery.env import ConfigError
+from gateway.settings import GatewaySettings
+
+
+def test_defaults():
+    assert GatewaySettings.from_env({}) == GatewaySettings()
+
+
+def test_values_are_read():
+    s = GatewaySettings.from_env(
+        {
+            "GATEWAY_LB_STRATEGY": "random",
+            "GATEWAY_MAX_BODY_BYTES": "100",
+            "GATEWAY_DEADLINE": "2.5",
+            "GATEWAY_TRUST_FORWARDED": "true",
+        }
+    )
+    assert (s.strategy, s.max_body_bytes, s.deadline, s.trust_forwarded) == (
+        "random",
+        100,
+        2.5,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        (
+            "GATEWAY_LB_STRATEGY",
+            "fastest",
+            "least_connections, random, round_robin, weighted",
+        ),
+        ("GATEWAY_MAX_BODY_BYTES", "lots", "GATEWAY_MAX_BODY_BYTES"),
+        ("GATEWAY_MAX_ATTEMPTS", "0", "GATEWAY_MAX_ATTEMPTS"),
+        ("GATEWAY_CONNECT_TIMEOUT", "-1", "GATEWAY_CONNECT_TIMEOUT"),
+        ("GATEWAY_TRUST_FORWARDED", "maybe", "GATEWAY_TRUST_FORWARDED"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(name, value, says):
+    with pytest.raises(ConfigError, match=says):
+        GatewaySettings.from_env({name: value})
