@@ -1,0 +1,143 @@
+"""``devconsul agent -dev [...]``: Consul's flag names, single or double dash.
+
+Hidden, dev-only knobs (not in --help, never needed outside tests):
+  -dev-reap-interval DURATION       how often the reaper runs (Consul: 30s)
+  -dev-deregister-minimum DURATION  floor of DeregisterCriticalServiceAfter
+                                    (Consul: 1m)
+"""
+
+import argparse
+import errno
+import logging
+import signal
+import sys
+import threading
+
+from devconsul.config import AgentConfig
+from devconsul.durations import parse_duration
+
+log = logging.getLogger("devconsul.cli")
+
+
+def _flag(parser, name: str, **kwargs) -> None:
+    parser.add_argument(f"-{name}", f"--{name}", **kwargs)
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devconsul",
+        description="A Consul-compatible single-node development agent.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    agent = commands.add_parser(
+        "agent", help="run the agent (needs -dev)", allow_abbrev=False
+    )
+    _flag(agent, "dev", action="store_true", help="development mode (required)")
+    _flag(agent, "client", default="127.0.0.1", help="address the HTTP API binds to")
+    _flag(agent, "http-port", type=int, default=8500, dest="http_port")
+    _flag(agent, "node", default=None, help="node name (default: hostname)")
+    _flag(agent, "datacenter", default="dc1")
+    _flag(agent, "bind", default="127.0.0.1", help="address advertised for the node")
+    _flag(
+        agent, "ui", action="store_true", help="accepted; dev mode always serves /ui/"
+    )
+    _flag(
+        agent,
+        "acl-token",
+        dest="acl_token",
+        default=None,
+        help="require this token on every API request (opt-in ACL mode)",
+    )
+    _flag(agent, "log-level", dest="log_level", default="info")
+    hidden = argparse.SUPPRESS
+    _flag(
+        agent,
+        "dev-reap-interval",
+        dest="reap_interval",
+        type=_duration,
+        default=AgentConfig.reap_interval_ns,
+        help=hidden,
+    )
+    _flag(
+        agent,
+        "dev-deregister-minimum",
+        dest="deregister_minimum",
+        type=_duration,
+        default=AgentConfig.deregister_minimum_ns,
+        help=hidden,
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    import socket
+
+    return AgentConfig(
+        node=args.node or socket.gethostname(),
+        datacenter=args.datacenter,
+        client_addr=args.client,
+        http_port=args.http_port,
+        bind_addr=args.bind,
+        ui=True,
+        acl_token=args.acl_token,
+        reap_interval_ns=args.reap_interval,
+        deregister_minimum_ns=args.deregister_minimum,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.dev:
+        parser.error("devconsul only runs in development mode: add -dev")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return serve(config_from_args(args))
+
+
+def serve(config: AgentConfig) -> int:
+    from devconsul.server import AgentHTTPServer, App
+
+    app = App(config)
+    try:
+        server = AgentHTTPServer((config.client_addr, config.http_port), app)
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc
+        print(
+            f"devconsul: error: cannot listen on {config.client_addr}:"
+            f"{config.http_port}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    app.agent.start()
+
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever to return, so not from its own thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    host, port = server.server_address[:2]
+    print(
+        f"devconsul: HTTP API on http://{host}:{port} (node {config.node}, "
+        f"datacenter {config.datacenter}, UI at http://{host}:{port}/ui/)",
+        flush=True,
+    )
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        app.agent.stop()
+    print("devconsul: stopped", flush=True)
+    return 0

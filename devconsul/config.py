@@ -1,0 +1,20 @@
+"""What one agent process is configured with (from the command line)."""
+
+from dataclasses import dataclass
+
+from devconsul.durations import MINUTE, SECOND
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node: str = "devconsul"
+    datacenter: str = "dc1"
+    client_addr: str = "127.0.0.1"
+    http_port: int = 8500
+    bind_addr: str = "127.0.0.1"
+    ui: bool = True
+    acl_token: str | None = None
+    # Consul's fixed values; only the hidden dev-only CLI flags change them so
+    # that tests need not wait a minute for DeregisterCriticalServiceAfter.
+    reap_interval_ns: int = 30 * SECOND
+    deregister_minimum_ns: int = MINUTE

@@ -1,0 +1,185 @@
+"""Request decoding with Consul's rules: case-insensitive keys, ``null`` accepted,
+Go duration strings, presence-based query flags, Go-style error texts.
+
+Consul decodes bodies with Go's ``encoding/json`` into structs, which matches
+keys case-insensitively; py-consul relies on that by sending lowercase keys.
+"""
+
+import json
+import re
+
+from devconsul.durations import parse_duration
+from devconsul.errors import HTTPError
+
+# snake_case spellings Consul accepts in addition to the field names.
+ALIASES = {
+    "enable_tag_override": "enabletagoverride",
+    "tagged_addresses": "taggedaddresses",
+    "deregister_critical_service_after": "deregistercriticalserviceafter",
+    "service_id": "serviceid",
+    "script_args": "scriptargs",
+    "docker_container_id": "dockercontainerid",
+    "tls_server_name": "tlsservername",
+    "tls_skip_verify": "tlsskipverify",
+    "grpc_use_tls": "grpcusetls",
+    "h2ping_use_tls": "h2pingusetls",
+    "disable_redirects": "disableredirects",
+}
+
+_GO_TYPES = {
+    str: "string",
+    int: "int",
+    bool: "bool",
+    list: "[]string",
+    dict: "map[string]string",
+}
+
+
+def decode_failed(detail: str) -> HTTPError:
+    return HTTPError(400, f"Request decode failed: {detail}")
+
+
+def load_json(raw: bytes):
+    """Parse a request body, with Go's error wording for the common mistakes."""
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise decode_failed("EOF")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise decode_failed(_go_json_error(exc)) from None
+
+
+def _go_json_error(exc: json.JSONDecodeError) -> str:
+    if exc.pos >= len(exc.doc.rstrip()):
+        return "unexpected EOF"
+    char = exc.doc[exc.pos]
+    if exc.msg.startswith("Expecting property name"):
+        return f"invalid character '{char}' looking for beginning of object key string"
+    if exc.msg.startswith("Expecting value"):
+        return f"invalid character '{char}' looking for beginning of value"
+    return f"invalid character '{char}' after top-level value"
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+class Fields:
+    """A JSON object read the way Go's decoder reads a struct."""
+
+    def __init__(self, obj, struct: str):
+        if obj is None:
+            obj = {}
+        if not isinstance(obj, dict):
+            raise decode_failed(
+                f"json: cannot unmarshal {_json_kind(obj)} into Go value of type "
+                f"{struct}"
+            )
+        self.struct = struct
+        self._values = {}
+        for key, value in obj.items():
+            self._values.setdefault(key.lower(), value)
+        for alias, canonical in ALIASES.items():
+            if alias in self._values:
+                self._values.setdefault(canonical, self._values[alias])
+
+    def has(self, name: str) -> bool:
+        return self._values.get(name.lower()) is not None
+
+    def raw(self, name: str):
+        return self._values.get(name.lower())
+
+    def _typed(self, name: str, kind: type, default):
+        value = self.raw(name)
+        if value is None:
+            return default
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value, ok = int(value), True
+        if not ok:
+            raise decode_failed(
+                f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                f"{self.struct}.{name} of type {_GO_TYPES[kind]}"
+            )
+        return value
+
+    def str(self, name: str, default: str = "") -> str:
+        return self._typed(name, str, default)
+
+    def int(self, name: str, default: int = 0) -> int:
+        return self._typed(name, int, default)
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        return self._typed(name, bool, default)
+
+    def str_list(self, name: str) -> list[str]:
+        values = self._typed(name, list, [])
+        for value in values:
+            if not isinstance(value, str):
+                raise decode_failed(
+                    f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                    f"field {self.struct}.{name} of type string"
+                )
+        return list(values)
+
+    def str_map(self, name: str) -> dict[str, str]:
+        values = self._typed(name, dict, {})
+        for value in values.values():
+            if not isinstance(value, str):
+                raise decode_failed(
+                    f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                    f"field {self.struct}.{name} of type string"
+                )
+        return dict(values)
+
+    def obj(self, name: str) -> dict | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        return self._typed(name, dict, None)
+
+    def duration(self, name: str) -> int:
+        """Go durations: a string such as ``"10s"`` or a bare number of nanoseconds."""
+        value = self.raw(name)
+        if value is None:
+            return 0
+        if isinstance(value, bool):
+            raise decode_failed(f"json: cannot unmarshal bool into {name}")
+        if isinstance(value, (int, float)):
+            return int(value)
+        if not isinstance(value, str):
+            raise decode_failed(f"json: cannot unmarshal {_json_kind(value)}")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise decode_failed(str(exc)) from None
+
+
+# -- query parameters ---------------------------------------------------------
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(text: str) -> bool:
+    """Go's ``strconv.ParseBool``."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def parse_uint(text: str) -> int:
+    if not re.fullmatch(r"\d+", text or ""):
+        raise ValueError(text)
+    return int(text)

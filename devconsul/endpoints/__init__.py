@@ -1,0 +1,16 @@
+"""HTTP API endpoints, one module per area of Consul's API."""
+
+from devconsul.endpoints import acl, agent, catalog, health, internal, kv, status
+from devconsul.routing import Route
+
+
+def all_routes() -> list[Route]:
+    return [
+        *agent.ROUTES,
+        *catalog.ROUTES,
+        *health.ROUTES,
+        *kv.ROUTES,
+        *status.ROUTES,
+        *acl.ROUTES,
+        *internal.ROUTES,
+    ]

@@ -1,0 +1,312 @@
+"""/v1/agent/*: the local agent's services, checks, maintenance and self info."""
+
+import hashlib
+import json
+
+from devconsul import VERSION, render
+from devconsul.decode import Fields, parse_bool
+from devconsul.definitions import (
+    STATUSES,
+    parse_check,
+    parse_service,
+    reject_unsupported,
+    validate_service,
+)
+from devconsul.errors import HTTPError
+from devconsul.filtering import apply_filter, request_filter
+from devconsul.messages import (
+    Request,
+    Response,
+    empty_response,
+    json_response,
+    text_response,
+)
+from devconsul.queries import parse_blocking
+from devconsul.routing import GET, PUT, Route
+
+# -- services -------------------------------------------------------------------
+
+
+def services(app, req: Request) -> Response:
+    predicate = request_filter(req)
+    with app.store.lock:
+        rows = [
+            render.agent_service(s, app.config.datacenter)
+            for (node, _), s in sorted(app.store.services.items())
+            if node == app.agent.node and s.local
+        ]
+    return json_response(req, {r["ID"]: r for r in apply_filter(predicate, rows)})
+
+
+def _content_hash(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def service(app, req: Request) -> Response:
+    """GET /v1/agent/service/:id with hash-based blocking (?hash=&wait=)."""
+
+    def current():
+        found = app.agent.local_service(req.arg)
+        return render.agent_service(found, app.config.datacenter) if found else None
+
+    seen = req.param("hash")
+    if seen:
+        _, timeout = parse_blocking(req)
+        app.store.wait_until(lambda: _hash_or_none(current()) != seen, timeout)
+    with app.store.lock:
+        data = current()
+    if data is None:
+        raise HTTPError(404, f"unknown service ID: {req.arg}")
+    digest = _content_hash(data)
+    data["ContentHash"] = digest
+    return json_response(req, data, headers={"X-Consul-ContentHash": digest})
+
+
+def _hash_or_none(data: dict | None) -> str | None:
+    return _content_hash(data) if data else None
+
+
+def register_service(app, req: Request) -> Response:
+    definition = parse_service(req.json())
+    validate_service(definition)
+    # Consul enables it only for an empty value or exactly "true".
+    replace = req.has("replace-existing-checks") and req.param(
+        "replace-existing-checks"
+    ) in ("", "true")
+    app.agent.register_service(definition, replace)
+    return empty_response()
+
+
+def deregister_service(app, req: Request) -> Response:
+    if app.agent.local_service(req.arg) is None:
+        raise HTTPError(
+            404,
+            f'Unknown service ID "{req.arg}". Ensure that the service ID is passed, '
+            "not the service name.",
+        )
+    app.agent.deregister_service(req.arg)
+    return empty_response()
+
+
+def _enable_flag(req: Request) -> bool:
+    if not req.has("enable"):
+        raise HTTPError(400, "Missing value for enable")
+    raw = req.param("enable")
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise HTTPError(400, f'Invalid value for enable: "{raw}"') from None
+
+
+def service_maintenance(app, req: Request) -> Response:
+    if not req.arg:
+        raise HTTPError(400, "Missing service ID")
+    enable = _enable_flag(req)
+    app.agent.set_service_maintenance(req.arg, enable, req.param("reason", ""))
+    return empty_response()
+
+
+def node_maintenance(app, req: Request) -> Response:
+    app.agent.set_node_maintenance(_enable_flag(req), req.param("reason", ""))
+    return empty_response()
+
+
+# -- checks ---------------------------------------------------------------------
+
+
+def checks(app, req: Request) -> Response:
+    predicate = request_filter(req)
+    store = app.store
+    with store.lock:
+        rows = [
+            render.health_check(c, store, indexes=False)
+            for (node, _), c in sorted(store.checks.items())
+            if node == app.agent.node and c.local
+        ]
+    return json_response(req, {r["CheckID"]: r for r in apply_filter(predicate, rows)})
+
+
+def register_check(app, req: Request) -> Response:
+    definition = parse_check(req.json())
+    if not definition.name:
+        raise HTTPError(400, "Missing check name")
+    if definition.status and definition.status not in STATUSES:
+        raise HTTPError(400, "Bad check status")
+    reason = definition.validation_error()
+    if reason:
+        raise HTTPError(400, f"Invalid check: {reason}")
+    reject_unsupported(definition)
+    app.agent.register_check(definition)
+    return empty_response()
+
+
+def _unknown_check(check_id: str) -> HTTPError:
+    return HTTPError(
+        404,
+        f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not '
+        "the check name.",
+    )
+
+
+def deregister_check(app, req: Request) -> Response:
+    if app.agent.local_check(req.arg) is None:
+        raise _unknown_check(req.arg)
+    app.agent.remove_check(req.arg)
+    return empty_response()
+
+
+def _ttl_setter(status: str):
+    def handler(app, req: Request) -> Response:
+        app.agent.update_ttl(req.arg, status, req.param("note", ""))
+        return empty_response()
+
+    return handler
+
+
+def update_check(app, req: Request) -> Response:
+    body = Fields(req.json(), "checkUpdate")
+    status = body.str("Status")
+    if status not in STATUSES:
+        raise HTTPError(400, f"Invalid check status: '{status}'")
+    app.agent.update_ttl(req.arg, status, body.str("Output"))
+    return empty_response()
+
+
+# -- local health -----------------------------------------------------------------
+
+_STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
+
+
+def _local_health(app, service) -> dict:
+    store = app.store
+    node_checks = [
+        c
+        for c in store.checks.values()
+        if c.node == app.agent.node and not c.service_id
+    ]
+    own = store.service_checks(app.agent.node, service.id)
+    rows = [render.health_check(c, store) for c in sorted(node_checks + own, key=_key)]
+    return {
+        "AggregatedStatus": render.aggregate_status(rows),
+        "Service": render.agent_service(service, app.config.datacenter),
+        "Checks": rows,
+    }
+
+
+def _key(check):
+    return (bool(check.service_id), check.id)
+
+
+def _health_answer(req: Request, status: str, data) -> Response:
+    code = _STATUS_CODES[status]
+    text = req.param("format") == "text" or "text/plain" in (
+        req.headers.get("Accept") or ""
+    )
+    return text_response(code, status) if text else json_response(req, data, code)
+
+
+def health_by_id(app, req: Request) -> Response:
+    with app.store.lock:
+        found = app.agent.local_service(req.arg)
+        if found is None:
+            raise HTTPError(404, f"ServiceId {req.arg} not found")
+        data = _local_health(app, found)
+    return _health_answer(req, data["AggregatedStatus"], data)
+
+
+def health_by_name(app, req: Request) -> Response:
+    with app.store.lock:
+        rows = [
+            _local_health(app, s)
+            for (node, _), s in sorted(app.store.services.items())
+            if node == app.agent.node and s.local and s.name == req.arg
+        ]
+    if not rows:
+        raise HTTPError(404, f"ServiceName {req.arg} Not Found")
+    worst = render.aggregate_status([c for r in rows for c in r["Checks"]])
+    return _health_answer(req, worst, rows)
+
+
+# -- self and members -----------------------------------------------------------
+
+
+def _member(app) -> dict:
+    cfg = app.config
+    return {
+        "Name": cfg.node,
+        "Addr": cfg.bind_addr,
+        "Port": 8301,
+        "Tags": {
+            "acls": "1" if cfg.acl_token else "0",
+            "bootstrap": "1",
+            "build": f"{VERSION}:devconsul",
+            "dc": cfg.datacenter,
+            "id": app.agent.node_id,
+            "port": "8300",
+            "role": "consul",
+            "vsn": "2",
+            "vsn_max": "3",
+            "vsn_min": "2",
+        },
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    }
+
+
+def members(app, req: Request) -> Response:
+    return json_response(req, [_member(app)])
+
+
+def self_info(app, req: Request) -> Response:
+    cfg = app.config
+    return json_response(
+        req,
+        {
+            "Config": {
+                "Datacenter": cfg.datacenter,
+                "PrimaryDatacenter": cfg.datacenter,
+                "NodeName": cfg.node,
+                "NodeID": app.agent.node_id,
+                "Revision": "devconsul",
+                "Server": True,
+                "Version": VERSION,
+                "BuildDate": "2026-01-01T00:00:00Z",
+            },
+            "DebugConfig": {"DevMode": True, "ClientAddrs": [cfg.client_addr]},
+            "Coord": {
+                "Vec": [0.0] * 8,
+                "Error": 1.5,
+                "Adjustment": 0.0,
+                "Height": 1e-05,
+            },
+            "Member": _member(app),
+            "Stats": {"agent": {"checks": str(len(app.store.checks))}},
+            "Meta": {"consul-network-segment": ""},
+        },
+    )
+
+
+ROUTES = [
+    Route("/v1/agent/self", GET, self_info),
+    Route("/v1/agent/members", GET, members),
+    Route("/v1/agent/services", GET, services),
+    Route("/v1/agent/service/register", PUT, register_service),
+    Route("/v1/agent/service/deregister/", PUT, deregister_service, prefix=True),
+    Route("/v1/agent/service/maintenance/", PUT, service_maintenance, prefix=True),
+    Route("/v1/agent/service/", GET, service, prefix=True),
+    Route("/v1/agent/maintenance", PUT, node_maintenance),
+    Route("/v1/agent/checks", GET, checks),
+    Route("/v1/agent/check/register", PUT, register_check),
+    Route("/v1/agent/check/deregister/", PUT, deregister_check, prefix=True),
+    Route("/v1/agent/check/pass/", PUT, _ttl_setter("passing"), prefix=True),
+    Route("/v1/agent/check/warn/", PUT, _ttl_setter("warning"), prefix=True),
+    Route("/v1/agent/check/fail/", PUT, _ttl_setter("critical"), prefix=True),
+    Route("/v1/agent/check/update/", PUT, update_check, prefix=True),
+    Route("/v1/agent/health/service/id/", GET, health_by_id, prefix=True),
+    Route("/v1/agent/health/service/name/", GET, health_by_name, prefix=True),
+]

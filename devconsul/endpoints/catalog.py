@@ -1,0 +1,243 @@
+"""/v1/catalog/*: the cluster view (here: this node plus anything catalog-registered)."""
+
+import uuid
+
+from devconsul import render
+from devconsul.decode import Fields
+from devconsul.definitions import parse_check
+from devconsul.errors import HTTPError
+from devconsul.filtering import apply_filter, request_filter
+from devconsul.messages import Request, Response, json_response
+from devconsul.queries import blocking_read, check_datacenter
+from devconsul.routing import GET, PUT, Route
+from devconsul.store import NODES, SERVICES, Check, Node, Service
+
+
+def node_meta_matches(req: Request, node: Node) -> bool:
+    """?node-meta=key:value (repeatable): every pair must match."""
+    for pair in req.params("node-meta"):
+        key, _, value = pair.partition(":")
+        if node.meta.get(key) != value:
+            return False
+    return True
+
+
+def has_tags(service: Service, tags: list[str]) -> bool:
+    return all(tag in service.tags for tag in tags)
+
+
+def instances(app, req: Request, name: str) -> list[tuple[Node, Service]]:
+    """Instances of `name` matching ?tag and ?node-meta, ordered like Consul."""
+    store = app.store
+    rows = []
+    for (node_name, _), svc in sorted(store.services.items()):
+        node = store.nodes.get(node_name)
+        if svc.name != name or node is None:
+            continue
+        if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
+            rows.append((node, svc))
+    return rows
+
+
+def datacenters(app, req: Request) -> Response:
+    return json_response(req, [app.config.datacenter])
+
+
+def services(app, req: Request) -> Response:
+    predicate = request_filter(req)
+    store = app.store
+
+    def build():
+        nodes = [
+            render.service_node(store.nodes[n], s)
+            for (n, _), s in sorted(store.services.items())
+            if n in store.nodes and node_meta_matches(req, store.nodes[n])
+        ]
+        result: dict[str, list[str]] = {}
+        for row in apply_filter(predicate, nodes):
+            tags = result.setdefault(row["ServiceName"], [])
+            tags.extend(t for t in row["ServiceTags"] if t not in tags)
+        return dict(sorted(result.items()))
+
+    return blocking_read(app, req, lambda: store.table_index[SERVICES], build)
+
+
+def service(app, req: Request) -> Response:
+    predicate = request_filter(req)
+    name = req.arg
+
+    def build():
+        rows = [render.service_node(n, s) for n, s in instances(app, req, name)]
+        return apply_filter(predicate, rows)
+
+    return blocking_read(
+        app, req, lambda: app.store.service_name_index.get(name, 0), build
+    )
+
+
+def nodes(app, req: Request) -> Response:
+    predicate = request_filter(req)
+    store = app.store
+
+    def build():
+        rows = [
+            render.node(n)
+            for _, n in sorted(store.nodes.items())
+            if node_meta_matches(req, n)
+        ]
+        return apply_filter(predicate, rows)
+
+    return blocking_read(app, req, lambda: store.table_index[NODES], build)
+
+
+def node(app, req: Request) -> Response:
+    store = app.store
+
+    def build():
+        found = store.nodes.get(req.arg)
+        if found is None:
+            return None
+        node_services = {
+            s.id: render.node_service(s)
+            for (n, _), s in sorted(store.services.items())
+            if n == found.name
+        }
+        return {"Node": render.node(found), "Services": node_services}
+
+    return blocking_read(
+        app,
+        req,
+        lambda: max(store.table_index[NODES], store.table_index[SERVICES]),
+        build,
+    )
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+def register(app, req: Request) -> Response:
+    """Stores entries verbatim (no check execution), like Consul's catalog."""
+    check_datacenter(req, app.config.datacenter)
+    body = Fields(req.json(), "RegisterRequest")
+    node_name, address = body.str("Node"), body.str("Address")
+    if not node_name:
+        raise HTTPError(400, "Must provide node")
+    if not address:
+        raise HTTPError(400, "Must provide address")
+    store = app.store
+    with store.write():
+        existing = store.nodes.get(node_name)
+        if not (existing and body.bool("SkipNodeUpdate")):
+            store.put_node(
+                Node(
+                    id=body.str("ID")
+                    or (existing.id if existing else str(uuid.uuid4())),
+                    name=node_name,
+                    address=address,
+                    datacenter=app.config.datacenter,
+                    tagged_addresses=body.str_map("TaggedAddresses"),
+                    meta=body.str_map("NodeMeta"),
+                )
+            )
+        service = _catalog_service(node_name, body.obj("Service"))
+        if service:
+            store.put_service(service)
+        listed = [body.raw("Check")] if body.has("Check") else []
+        listed += body.raw("Checks") or []
+        for raw in listed:
+            store.put_check(_catalog_check(node_name, raw, store))
+    return json_response(req, True)
+
+
+def _catalog_service(node_name: str, raw) -> Service | None:
+    if raw is None:
+        return None
+    f = Fields(raw, "NodeService")
+    weights = Fields(f.raw("Weights"), "Weights")
+    name = f.str("Service")
+    if not name:
+        raise HTTPError(400, "Must provide service name")
+    return Service(
+        node=node_name,
+        id=f.str("ID") or name,
+        name=name,
+        tags=f.str_list("Tags"),
+        address=f.str("Address"),
+        port=f.int("Port"),
+        meta=f.str_map("Meta"),
+        weights={
+            "Passing": weights.int("Passing", 1),
+            "Warning": weights.int("Warning", 1),
+        },
+        enable_tag_override=f.bool("EnableTagOverride"),
+        local=False,
+    )
+
+
+def _catalog_check(node_name: str, raw, store) -> Check:
+    f = Fields(raw, "HealthCheck")
+    service_id = f.str("ServiceID")
+    owner = store.services.get((node_name, service_id))
+    if service_id and owner is None:
+        raise HTTPError(500, f"Unknown service '{service_id}' for check")
+    check_id = f.str("CheckID") or f.str("Name")
+    if not check_id:
+        raise HTTPError(400, "Missing check ID")
+    status = f.str("Status") or "critical"
+    return Check(
+        node=node_name,
+        id=check_id,
+        name=f.str("Name") or check_id,
+        status=status,
+        notes=f.str("Notes"),
+        output=f.str("Output"),
+        service_id=service_id,
+        service_name=owner.name if owner else "",
+        definition=parse_check(f.raw("Definition")) if f.has("Definition") else None,
+        local=False,
+    )
+
+
+def deregister(app, req: Request) -> Response:
+    check_datacenter(req, app.config.datacenter)
+    body = Fields(req.json(), "DeregisterRequest")
+    node_name = body.str("Node")
+    if not node_name:
+        raise HTTPError(400, "Must provide node")
+    agent, store = app.agent, app.store
+    service_id, check_id = body.str("ServiceID"), body.str("CheckID")
+    local = node_name == agent.node
+    if service_id:
+        if local and agent.local_service(service_id):
+            agent.deregister_service(service_id)
+        else:
+            store.delete_service(node_name, service_id)
+    elif check_id:
+        if local and agent.local_check(check_id):
+            agent.remove_check(check_id)
+        else:
+            store.delete_check(node_name, check_id)
+    elif local:
+        # The agent's own node stays (Consul's anti-entropy would re-create it
+        # within a minute); what it registered goes.
+        with store.write():
+            for (n, sid), svc in list(store.services.items()):
+                if n == node_name and svc.local:
+                    agent.deregister_service(sid)
+            for (n, cid), check in list(store.checks.items()):
+                if n == node_name and check.local:
+                    agent.remove_check(cid)
+    else:
+        store.delete_node(node_name)
+    return json_response(req, True)
+
+
+ROUTES = [
+    Route("/v1/catalog/datacenters", GET, datacenters),
+    Route("/v1/catalog/services", GET, services),
+    Route("/v1/catalog/service/", GET, service, prefix=True),
+    Route("/v1/catalog/nodes", GET, nodes),
+    Route("/v1/catalog/node/", GET, node, prefix=True),
+    Route("/v1/catalog/register", PUT, register),
+    Route("/v1/catalog/deregister", PUT, deregister),
+]

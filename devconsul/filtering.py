@@ -1,0 +1,34 @@
+"""The ``filter`` query parameter: compile once per request, fail loudly.
+
+The expression engine lives in devconsul.filter (go-bexpr's language); this
+module only wires it to requests and to Consul's error answer.
+"""
+
+from collections.abc import Callable, Iterable
+
+from devconsul.errors import HTTPError
+from devconsul.messages import Request
+
+Predicate = Callable[[dict], bool]
+
+
+def request_filter(req: Request) -> Predicate | None:
+    expression = req.param("filter")
+    if not expression:
+        return None
+    try:
+        from devconsul.filter import FilterError, compile_filter
+    except ImportError:
+        raise HTTPError(
+            500, "Failed to create boolean expression evaluator: filter engine missing"
+        ) from None
+    try:
+        return compile_filter(expression)
+    except FilterError as exc:
+        raise HTTPError(
+            500, f"Failed to create boolean expression evaluator: {exc}"
+        ) from None
+
+
+def apply_filter(predicate: Predicate | None, items: Iterable[dict]) -> list[dict]:
+    return [i for i in items if predicate is None or predicate(i)]

@@ -1,0 +1,69 @@
+"""Request and response objects passed between the HTTP server and endpoints."""
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from devconsul.decode import load_json
+
+
+class Request:
+    def __init__(self, method: str, target: str, headers, body: bytes):
+        parts = urlsplit(target)
+        self.method = method
+        self.path = unquote(parts.path)
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        self.headers = headers
+        self.body = body
+        # The URL-decoded remainder after the matched route's prefix.
+        self.arg = ""
+
+    def has(self, name: str) -> bool:
+        """Consul's presence-based flags: ?recurse, ?recurse=, ?recurse=1 all mean true."""
+        return name in self.query
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def params(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def json(self):
+        return load_json(self.body)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def encode_json(data, pretty: bool) -> bytes:
+    # Dev-mode Consul indents by one space (four with ?pretty); Go escapes <, >
+    # and & inside strings and writes UTF-8 as is.
+    text = json.dumps(data, indent=4 if pretty else 1, ensure_ascii=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.encode() + (b"\n" if pretty else b"")
+
+
+def json_response(req: Request, data, status: int = 200, headers=None) -> Response:
+    return Response(
+        status,
+        encode_json(data, req.has("pretty")),
+        "application/json",
+        dict(headers or {}),
+    )
+
+
+def text_response(status: int, message: str, headers=None) -> Response:
+    body = message.encode()
+    return Response(status, body, "text/plain; charset=utf-8", dict(headers or {}))
+
+
+def empty_response() -> Response:
+    """Successful agent writes: 200 with an empty body."""
+    return Response(200)

@@ -1,0 +1,180 @@
+"""JSON shapes of Consul's API objects, with Consul's field names and order."""
+
+import base64
+
+from devconsul.durations import format_duration
+from devconsul.store import Check, KVEntry, Node, Service, Store
+
+
+def _sorted(mapping: dict) -> dict:
+    return dict(sorted(mapping.items()))
+
+
+def agent_service(service: Service, datacenter: str) -> dict:
+    data = {}
+    if service.kind:
+        data["Kind"] = service.kind
+    data.update(
+        ID=service.id,
+        Service=service.name,
+        Tags=list(service.tags),
+        Meta=_sorted(service.meta),
+        Port=service.port,
+        Address=service.address,
+    )
+    if service.tagged_addresses:
+        data["TaggedAddresses"] = _sorted(service.tagged_addresses)
+    data.update(
+        Weights=dict(service.weights),
+        EnableTagOverride=service.enable_tag_override,
+    )
+    if service.proxy:
+        data["Proxy"] = service.proxy
+    if service.connect:
+        data["Connect"] = service.connect
+    data["Datacenter"] = datacenter
+    return data
+
+
+def node_service(service: Service) -> dict:
+    data = {}
+    if service.kind:
+        data["Kind"] = service.kind
+    data.update(
+        ID=service.id,
+        Service=service.name,
+        Tags=list(service.tags),
+        Address=service.address,
+    )
+    if service.tagged_addresses:
+        data["TaggedAddresses"] = _sorted(service.tagged_addresses)
+    data.update(
+        Meta=_sorted(service.meta),
+        Port=service.port,
+        Weights=dict(service.weights),
+        EnableTagOverride=service.enable_tag_override,
+        Proxy=service.proxy or {"MeshGateway": {}, "Expose": {}},
+        Connect=service.connect or {},
+        CreateIndex=service.create_index,
+        ModifyIndex=service.modify_index,
+    )
+    return data
+
+
+def node(n: Node) -> dict:
+    return {
+        "ID": n.id,
+        "Node": n.name,
+        "Address": n.address,
+        "Datacenter": n.datacenter,
+        "TaggedAddresses": _sorted(n.tagged_addresses),
+        "Meta": _sorted(n.meta),
+        "CreateIndex": n.create_index,
+        "ModifyIndex": n.modify_index,
+    }
+
+
+def service_node(n: Node, service: Service) -> dict:
+    data = {
+        "ID": n.id,
+        "Node": n.name,
+        "Address": n.address,
+        "Datacenter": n.datacenter,
+        "TaggedAddresses": _sorted(n.tagged_addresses),
+        "NodeMeta": _sorted(n.meta),
+        "ServiceKind": service.kind,
+        "ServiceID": service.id,
+        "ServiceName": service.name,
+        "ServiceTags": list(service.tags),
+        "ServiceAddress": service.address,
+    }
+    if service.tagged_addresses:
+        data["ServiceTaggedAddresses"] = _sorted(service.tagged_addresses)
+    data.update(
+        ServiceWeights=dict(service.weights),
+        ServiceMeta=_sorted(service.meta),
+        ServicePort=service.port,
+        ServiceEnableTagOverride=service.enable_tag_override,
+        ServiceProxy=service.proxy or {"MeshGateway": {}, "Expose": {}},
+        ServiceConnect=service.connect or {},
+        CreateIndex=service.create_index,
+        ModifyIndex=service.modify_index,
+    )
+    return data
+
+
+def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
+    service = store.services.get((check.node, check.service_id))
+    definition = check.definition
+    return {
+        "Node": check.node,
+        "CheckID": check.id,
+        "Name": check.name,
+        "Status": check.status,
+        "Notes": check.notes,
+        "Output": check.output,
+        "ServiceID": check.service_id,
+        "ServiceName": check.service_name,
+        "ServiceTags": list(service.tags) if service and check.service_id else [],
+        "Type": check.type,
+        "Interval": _duration_or_empty(definition.interval if definition else 0),
+        "Timeout": _duration_or_empty(definition.timeout if definition else 0),
+        "ExposedPort": 0,
+        "Definition": check_definition(check),
+        "CreateIndex": check.create_index if indexes else 0,
+        "ModifyIndex": check.modify_index if indexes else 0,
+    }
+
+
+def _duration_or_empty(ns: int) -> str:
+    return format_duration(ns) if ns else ""
+
+
+def check_definition(check: Check) -> dict:
+    d = check.definition
+    if d is None or d.kind not in ("http", "tcp", "ttl"):
+        return {}
+    data = {
+        "HTTP": d.http,
+        "Method": d.method,
+        "Body": d.body,
+        "TLSServerName": d.tls_server_name,
+        "TLSSkipVerify": d.tls_skip_verify,
+        "TCP": d.tcp,
+        "Interval": format_duration(d.interval),
+        "Timeout": format_duration(d.timeout),
+        "DeregisterCriticalServiceAfter": format_duration(d.deregister_after),
+    }
+    if d.header:
+        data = {"HTTP": d.http, "Header": _sorted(d.header), **data}
+    return data
+
+
+def kv_entry(entry: KVEntry) -> dict:
+    data = {
+        "LockIndex": entry.lock_index,
+        "Key": entry.key,
+        "Flags": entry.flags,
+        "Value": base64.b64encode(entry.value).decode() if entry.value else None,
+    }
+    if entry.session:
+        data["Session"] = entry.session
+    data.update(CreateIndex=entry.create_index, ModifyIndex=entry.modify_index)
+    return data
+
+
+def aggregate_status(checks: list[dict]) -> str:
+    """Agent/UI aggregation: maintenance > critical > warning > passing."""
+    statuses = {c["Status"] for c in checks}
+    if any(is_maintenance(c["CheckID"]) for c in checks):
+        return "maintenance"
+    for status in ("critical", "warning"):
+        if status in statuses:
+            return status
+    return "passing"
+
+
+def is_maintenance(check_id: str) -> bool:
+    return check_id == "_node_maintenance" or check_id.startswith(
+        "_service_maintenance:"
+    )

@@ -1,0 +1,122 @@
+"""The HTTP server: one thread per connection (blocked watchers each hold one),
+HTTP/1.1 keep-alive, Content-Length on every answer, plain-text errors."""
+
+import logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devconsul import acl, static
+from devconsul.agent import Agent
+from devconsul.config import AgentConfig
+from devconsul.endpoints import all_routes
+from devconsul.errors import HTTPError
+from devconsul.messages import Request, Response, text_response
+from devconsul.routing import Router, check_method
+
+log = logging.getLogger("devconsul.http")
+
+IDLE_TIMEOUT = 120.0
+MAX_BODY = 16 * 1024 * 1024
+
+
+class App:
+    """Everything a handler needs: configuration, agent, store and routes."""
+
+    def __init__(self, config: AgentConfig, agent: Agent | None = None):
+        self.config = config
+        self.agent = agent or Agent(config)
+        self.store = self.agent.store
+        self.router = Router(all_routes())
+
+    def handle(self, req: Request) -> Response:
+        try:
+            return self._dispatch(req)
+        except HTTPError as exc:
+            return text_response(exc.status, exc.message, exc.headers)
+        except Exception:
+            log.exception("%s %s failed", req.method, req.path)
+            return text_response(500, "Internal error")
+
+    def _dispatch(self, req: Request) -> Response:
+        if req.path == "/ui" or req.path.startswith("/ui/"):
+            return static.serve(req)
+        if req.path == "/":
+            return static.redirect("/ui/")
+        if not req.path.startswith("/v1/"):
+            return static.not_found()
+        matched = self.router.match(req.path)
+        if matched is None:
+            raise HTTPError(404, "Invalid URL path: not a recognized HTTP API endpoint")
+        route, req.arg = matched
+        if req.method == "OPTIONS":
+            return Response(200, headers={"Allow": route.allow})
+        check_method(route, req.method)
+        acl.enforce(req, self.config.acl_token)
+        return route.handler(self, req)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
+    server: "AgentHTTPServer"
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        req = Request(self.command, self.path, self.headers, body)
+        resp = self.server.app.handle(req)
+        self._write(resp, head_only=self.command == "HEAD")
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_HEAD = do_PATCH = _serve
+
+    def _read_body(self) -> bytes | None:
+        # Read the whole body before answering, or leftovers would be parsed as
+        # the next request on this keep-alive connection.
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self.close_connection = True
+            self._write(text_response(413, "Request body too large"))
+            return None
+        return self.rfile.read(int(length))
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _write(self, resp: Response, head_only: bool = False) -> None:
+        self.send_response(resp.status)
+        if resp.content_type:
+            self.send_header("Content-Type", resp.content_type)
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(resp.body)
+
+    def version_string(self) -> str:
+        return "devconsul"
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class AgentHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Hundreds of watchers may connect at once; the stdlib default backlog is 5.
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], app: App):
+        self.app = app
+        super().__init__(address, Handler)

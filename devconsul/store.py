@@ -1,0 +1,297 @@
+"""The in-memory state store: nodes, services, checks and KV behind one lock, with
+Consul-style raft indexes and a condition variable that blocking queries wait on.
+
+Every write transaction takes the next index once, stamps the records it touches
+with it and raises the index of each table (and of each service name) it changed.
+Blocking queries wait on the condition for *their* index to move, so a KV write
+does not answer a health watcher, and a write that changes nothing bumps nothing.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from devconsul.definitions import CheckDefinition
+
+NODES, SERVICES, CHECKS, KV = "nodes", "services", "checks", "kv"
+
+
+@dataclass
+class Node:
+    id: str
+    name: str
+    address: str
+    datacenter: str
+    tagged_addresses: dict[str, str]
+    meta: dict[str, str]
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class Service:
+    node: str
+    id: str
+    name: str
+    tags: list[str] = field(default_factory=list)
+    address: str = ""
+    port: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, int] = field(
+        default_factory=lambda: {"Passing": 1, "Warning": 1}
+    )
+    enable_tag_override: bool = False
+    tagged_addresses: dict[str, dict] = field(default_factory=dict)
+    kind: str = ""
+    proxy: dict | None = None
+    connect: dict | None = None
+    # Registered through /v1/agent (listed by agent endpoints) or catalog-only.
+    local: bool = True
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class Check:
+    node: str
+    id: str
+    name: str
+    status: str = "critical"
+    notes: str = ""
+    output: str = ""
+    service_id: str = ""
+    service_name: str = ""
+    type: str = ""
+    definition: CheckDefinition | None = None
+    local: bool = True
+    # monotonic time since which the check has been critical (for the reaper).
+    critical_since: float | None = None
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class KVEntry:
+    key: str
+    value: bytes
+    flags: int = 0
+    lock_index: int = 0
+    session: str = ""
+    create_index: int = 0
+    modify_index: int = 0
+
+
+class Store:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.index = 0
+        self.nodes: dict[str, Node] = {}
+        self.services: dict[tuple[str, str], Service] = {}
+        self.checks: dict[tuple[str, str], Check] = {}
+        self.kv: dict[str, KVEntry] = {}
+        # Index of each deleted key, so a prefix's index never goes back.
+        self.kv_tombstones: dict[str, int] = {}
+        self.table_index: dict[str, int] = dict.fromkeys(
+            (NODES, SERVICES, CHECKS, KV), 0
+        )
+        # Highest index that touched anything a health/catalog query for a
+        # service name returns (kept after deregistration, so it never drops).
+        self.service_name_index: dict[str, int] = {}
+        self._depth = 0
+        self._txn_index: int | None = None
+        self._touched_tables: set[str] = set()
+        self._touched_names: set[str] = set()
+
+    # -- transactions -----------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Group mutations into one index; watchers are woken once, at the end."""
+        with self.changed:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._commit()
+
+    def _stamp(self, tables: Iterable[str], names: Iterable[str] = ()) -> int:
+        if self._txn_index is None:
+            self.index += 1
+            self._txn_index = self.index
+        self._touched_tables.update(tables)
+        self._touched_names.update(names)
+        return self._txn_index
+
+    def _commit(self) -> None:
+        if self._txn_index is None:
+            return
+        for table in self._touched_tables:
+            self.table_index[table] = self._txn_index
+        for name in self._touched_names:
+            self.service_name_index[name] = self._txn_index
+        self._txn_index = None
+        self._touched_tables.clear()
+        self._touched_names.clear()
+        self.changed.notify_all()
+
+    def wait_until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Block until `done()` holds (checked after every write) or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.changed.wait(remaining)
+
+    # -- nodes --------------------------------------------------------------------
+
+    def put_node(self, node: Node) -> None:
+        with self.write():
+            old = self.nodes.get(node.name)
+            index = self._stamp([NODES], self._names_on_node(node.name))
+            node.create_index = old.create_index if old else index
+            node.modify_index = index
+            self.nodes[node.name] = node
+
+    def delete_node(self, name: str) -> None:
+        with self.write():
+            if name not in self.nodes:
+                return
+            self._stamp([NODES, SERVICES, CHECKS], self._names_on_node(name))
+            del self.nodes[name]
+            for key in [k for k in self.services if k[0] == name]:
+                del self.services[key]
+            for key in [k for k in self.checks if k[0] == name]:
+                del self.checks[key]
+
+    def _names_on_node(self, node: str) -> set[str]:
+        return {s.name for (n, _), s in self.services.items() if n == node}
+
+    # -- services -----------------------------------------------------------------
+
+    def put_service(self, service: Service) -> None:
+        key = (service.node, service.id)
+        with self.write():
+            old = self.services.get(key)
+            names = {service.name} | ({old.name} if old else set())
+            index = self._stamp([SERVICES], names)
+            service.create_index = old.create_index if old else index
+            service.modify_index = index
+            self.services[key] = service
+            for check in self.checks.values():
+                if (check.node, check.service_id) == key:
+                    check.service_name = service.name
+
+    def delete_service(self, node: str, service_id: str) -> bool:
+        with self.write():
+            service = self.services.pop((node, service_id), None)
+            if service is None:
+                return False
+            self._stamp([SERVICES, CHECKS], [service.name])
+            for check in self.service_checks(node, service_id):
+                del self.checks[(node, check.id)]
+            return True
+
+    def service_checks(self, node: str, service_id: str) -> list[Check]:
+        return [
+            c
+            for c in self.checks.values()
+            if c.node == node and c.service_id == service_id
+        ]
+
+    # -- checks -------------------------------------------------------------------
+
+    def _check_names(self, check: Check) -> set[str]:
+        if check.service_id:
+            return {check.service_name}
+        # A node check (maintenance, serfHealth) shows in every instance's Checks.
+        return self._names_on_node(check.node)
+
+    def put_check(self, check: Check) -> None:
+        key = (check.node, check.id)
+        with self.write():
+            old = self.checks.get(key)
+            names = self._check_names(check)
+            if old:
+                names |= self._check_names(old)
+            index = self._stamp([CHECKS], names)
+            check.create_index = old.create_index if old else index
+            check.modify_index = index
+            if check.status == "critical" and check.critical_since is None:
+                check.critical_since = time.monotonic()
+            self.checks[key] = check
+
+    def delete_check(self, node: str, check_id: str) -> bool:
+        with self.write():
+            check = self.checks.pop((node, check_id), None)
+            if check is None:
+                return False
+            self._stamp([CHECKS], self._check_names(check))
+            return True
+
+    def set_check_status(self, node: str, check_id: str, status: str, output: str):
+        """Record a check result; bumps nothing when status and output are unchanged."""
+        with self.write():
+            check = self.checks.get((node, check_id))
+            if check is None or (check.status, check.output) == (status, output):
+                return
+            if status != check.status:
+                critical = status == "critical"
+                check.critical_since = time.monotonic() if critical else None
+            check.status, check.output = status, output
+            check.modify_index = self._stamp([CHECKS], self._check_names(check))
+
+    # -- KV -----------------------------------------------------------------------
+
+    def kv_put(self, entry: KVEntry, cas: int | None = None) -> bool:
+        with self.write():
+            old = self.kv.get(entry.key)
+            if cas is not None and (old.modify_index if old else 0) != cas:
+                return False
+            index = self._stamp([KV])
+            entry.create_index = old.create_index if old else index
+            entry.modify_index = index
+            if old:
+                entry.lock_index, entry.session = old.lock_index, old.session
+            self.kv[entry.key] = entry
+            self.kv_tombstones.pop(entry.key, None)
+            return True
+
+    def kv_delete(self, key: str, recurse: bool = False, cas: int | None = None):
+        with self.write():
+            if recurse:
+                doomed = [k for k in self.kv if k.startswith(key)]
+            else:
+                old = self.kv.get(key)
+                if cas is not None and old and old.modify_index != cas:
+                    return False
+                doomed = [key] if old else []
+            if doomed:
+                index = self._stamp([KV])
+                for k in doomed:
+                    del self.kv[k]
+                    self.kv_tombstones[k] = index
+            return True
+
+    def kv_list(self, prefix: str) -> list[KVEntry]:
+        return sorted(
+            (e for k, e in self.kv.items() if k.startswith(prefix)),
+            key=lambda e: e.key,
+        )
+
+    def kv_prefix_index(self, prefix: str) -> int:
+        if not prefix:
+            return self.table_index[KV]
+        live = [e.modify_index for k, e in self.kv.items() if k.startswith(prefix)]
+        dead = [i for k, i in self.kv_tombstones.items() if k.startswith(prefix)]
+        return max(live + dead, default=0)
+
+    def kv_key_index(self, key: str) -> int:
+        entry = self.kv.get(key)
+        return entry.modify_index if entry else self.table_index[KV]
