@@ -25,7 +25,7 @@ class StubServer:
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+                self.last_body = self.rfile.read(length)
                 stub.requests.append((self.command, self.path, dict(self.headers)))
                 status, headers, body = handler(self)
                 self.send_response(status)

@@ -1,0 +1,154 @@
+"""gunicorn settings and server hooks that put a service into Consul for its lifetime.
+
+A service's gunicorn config module does
+
+    from discovery.gunicorn_hooks import service_hooks
+    globals().update(service_hooks(name="user-service", prefix="/users", default_port=8001))
+
+and gets bind/workers/threads from the environment plus these hooks:
+- when_ready (master, once): register service + check, start anti-entropy;
+- SIGTERM to the master: drain -- maintenance on (out of the passing set), keep serving for
+  DRAIN_SECONDS, deregister -- and only then gunicorn's graceful stop of the workers;
+- workers that receive the SIGTERM too (a signal to the whole process group) keep serving
+  until the master's drain is over;
+- on_exit: deregister if nothing did yet (SIGINT/SIGQUIT stop at once, without a drain).
+
+| variable | default | meaning |
+|---|---|---|
+| BIND_HOST | 0.0.0.0 | interface gunicorn listens on (port: PORT) |
+| WEB_CONCURRENCY | 2 | gunicorn worker processes |
+| GUNICORN_THREADS | 4 | threads per worker (gthread) |
+| LOG_LEVEL | INFO | level of the master's log lines |
+
+Registration variables: see discovery.registration.
+"""
+
+import logging
+import mmap
+import signal
+import threading
+import time
+from collections.abc import Mapping
+
+from discovery.env import env_int, env_str
+from discovery.instances import host_for_url
+from discovery.registration import AntiEntropy, Registration, RegistrationSettings
+
+log = logging.getLogger("discovery")
+
+IDLE, DRAINING, DRAINED = 0, 1, 2
+# How long a worker that got SIGTERM waits for the master to start a drain before it takes
+# the signal as a plain stop (a worker-count change or reload also sends SIGTERM).
+DRAIN_START_GRACE = 1.0
+
+
+class DrainFlag:
+    """One byte of memory shared by the master and its forked workers."""
+
+    def __init__(self):
+        self._mem = mmap.mmap(-1, 1)  # anonymous, MAP_SHARED: survives fork as shared
+
+    def get(self) -> int:
+        return self._mem[0]
+
+    def set(self, state: int) -> None:
+        self._mem[0] = state
+
+
+class ServiceLifecycle:
+    def __init__(self, settings: RegistrationSettings):
+        self.settings = settings
+        self.registration = Registration(settings)
+        self.anti_entropy = AntiEntropy(self.registration)
+        self.flag = DrainFlag()
+        self._done = False  # deregistered (drained or exited)
+
+    # -- master ------------------------------------------------------------------------
+
+    def when_ready(self, arbiter) -> None:
+        from discovery.web import configure_logging  # flask is only needed from here on
+
+        configure_logging(env_str("LOG_LEVEL", "INFO").upper())
+        try:
+            self.registration.register()
+        except Exception as exc:  # noqa: BLE001 - serve anyway; anti-entropy retries
+            log.warning(
+                "registering %s failed, will retry: %s",
+                self.registration.service_id,
+                exc,
+            )
+        self.anti_entropy.start()
+        arbiter.handle_term = self._drain_then(arbiter.handle_term)
+
+    def _drain_then(self, handle_term):
+        def handle_term_after_drain():
+            # Runs in the master's main loop (gunicorn queues signals), so blocking here
+            # delays only the arbiter; workers keep serving.
+            if not self._done:
+                self.flag.set(DRAINING)
+                self.anti_entropy.stop()
+                self.registration.drain()
+                self._done = True
+                self.flag.set(DRAINED)
+            handle_term()
+
+        return handle_term_after_drain
+
+    def on_exit(self, arbiter) -> None:
+        if not self._done:
+            self.anti_entropy.stop()
+            self.registration.safe_deregister()
+            self._done = True
+
+    # -- workers -----------------------------------------------------------------------
+
+    def post_worker_init(self, worker) -> None:
+        handle_exit = worker.handle_exit
+
+        def on_sigterm(sig, frame):
+            threading.Thread(
+                target=self._exit_after_drain, args=(handle_exit, sig), daemon=True
+            ).start()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _exit_after_drain(self, handle_exit, sig) -> None:
+        started = time.monotonic()
+        # Bounded: never hold a worker past the drain plus a margin, whatever the flag says.
+        limit = started + DRAIN_START_GRACE + self.settings.drain_seconds + 5.0
+        while time.monotonic() < limit:
+            state = self.flag.get()
+            if state == DRAINED:
+                break
+            if state == IDLE and time.monotonic() - started > DRAIN_START_GRACE:
+                break
+            time.sleep(0.05)
+        handle_exit(sig, None)
+
+
+_lifecycles: dict[str, ServiceLifecycle] = {}
+
+
+def service_hooks(
+    name: str,
+    prefix: str,
+    default_port: int = 8000,
+    environ: Mapping[str, str] | None = None,
+) -> dict:
+    """gunicorn settings for service `name`; checks the environment now (ConfigError at boot)."""
+    settings = RegistrationSettings.from_env(name, prefix, default_port, environ)
+    # One lifecycle per service per master: a config reload (HUP) must not lose track of
+    # what the first one registered.
+    if name not in _lifecycles:
+        _lifecycles[name] = ServiceLifecycle(settings)
+    lifecycle = _lifecycles[name]
+    host = host_for_url(env_str("BIND_HOST", "0.0.0.0", environ))
+    return {
+        "bind": [f"{host}:{settings.port}"],
+        "workers": env_int("WEB_CONCURRENCY", 2, minimum=1, environ=environ),
+        "threads": env_int("GUNICORN_THREADS", 4, minimum=1, environ=environ),
+        "worker_class": "gthread",
+        "when_ready": lifecycle.when_ready,
+        "on_exit": lifecycle.on_exit,
+        "post_worker_init": lifecycle.post_worker_init,
+    }
