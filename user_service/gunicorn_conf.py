@@ -1,9 +1,13 @@
-"""gunicorn settings for user-service: `gunicorn -c python:user_service.gunicorn_conf user_service.wsgi:app`."""
+"""gunicorn settings for user-service: `gunicorn -c python:user_service.gunicorn_conf user_service.wsgi:app`.
 
-from discovery.env import env_int, env_str
-from user_service.settings import DEFAULT_PORT
+bind/workers/threads come from the environment (BIND_HOST, PORT, WEB_CONCURRENCY,
+GUNICORN_THREADS); the master registers the instance in Consul, drains on SIGTERM and
+deregisters on exit (discovery.gunicorn_hooks).
+"""
 
-bind = f"{env_str('BIND_HOST', '0.0.0.0')}:{env_int('PORT', DEFAULT_PORT, minimum=1, maximum=65535)}"
-workers = env_int("WEB_CONCURRENCY", 2, minimum=1)
-threads = env_int("GUNICORN_THREADS", 4, minimum=1)
-worker_class = "gthread"
+from discovery.gunicorn_hooks import service_hooks
+from user_service.settings import DEFAULT_PORT, SERVICE_NAME
+
+globals().update(
+    service_hooks(name=SERVICE_NAME, prefix="/users", default_port=DEFAULT_PORT)
+)
