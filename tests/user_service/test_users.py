@@ -1,0 +1,303 @@
+import json
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests.support.processes import wait_until
+from tests.support.services import start_service
+from tests.user_service.conftest import INSTANCE_ID
+
+ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
+
+
+def create(client, name="Ada Lovelace", email="ada@example.com"):
+    response = client.post("/users", json={"name": name, "email": email})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def error_of(response, status):
+    assert response.status_code == status, (response.status_code, response.data)
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Served-By"] == INSTANCE_ID
+    return response.json["error"]
+
+
+def test_create_returns_201_location_and_the_normalized_user(client):
+    response = client.post(
+        "/users", json={"name": "Ada", "email": "  Ada@Example.COM "}
+    )
+    assert response.status_code == 201
+    user = response.json
+    assert response.headers["Location"] == f"/users/{user['id']}"
+    assert response.headers["X-Served-By"] == INSTANCE_ID
+    assert (user["name"], user["email"]) == ("Ada", "ada@example.com")
+    assert user["created_at"].endswith("Z")
+    assert client.get(response.headers["Location"]).json == user
+
+
+@pytest.mark.parametrize(
+    "second_email", ["ada@example.com", "ADA@EXAMPLE.COM", " Ada@example.com\t"]
+)
+def test_duplicate_email_is_409_case_insensitively(client, second_email):
+    create(client)
+    error = error_of(
+        client.post("/users", json={"name": "Other", "email": second_email}), 409
+    )
+    assert error["code"] == "email_taken"
+    assert error["details"] == {"email": "already registered"}
+    assert client.get("/users").json["total"] == 1
+
+
+def test_list_is_paginated_in_id_order(client):
+    ids = [create(client, f"user {i}", f"u{i}@example.com")["id"] for i in range(5)]
+    page = client.get("/users?limit=2&offset=1").json
+    assert [u["id"] for u in page["items"]] == ids[1:3]
+    assert (page["total"], page["limit"], page["offset"]) == (5, 2, 1)
+    default = client.get("/users").json
+    assert (len(default["items"]), default["limit"], default["offset"]) == (5, 50, 0)
+    assert client.get("/users?offset=10").json["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=1.5", "limit"),
+    ],
+)
+def test_bad_pagination_is_400_naming_the_parameter(client, query, bad):
+    error = error_of(client.get(f"/users?{query}"), 400)
+    assert list(error["details"]) == [bad]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/999",
+        "/users/99999999999999999999",
+        "/users/abc",
+        "/users/-1",
+        "/nowhere",
+    ],
+)
+def test_unknown_id_or_path_is_404_json(client, path):
+    assert error_of(client.get(path), 404)["code"] == "not_found"
+
+
+def test_put_replaces_every_field(client):
+    user = create(client)
+    response = client.put(
+        f"/users/{user['id']}", json={"name": "Ada King", "email": "King@Example.com"}
+    )
+    assert response.status_code == 200
+    assert (response.json["name"], response.json["email"]) == (
+        "Ada King",
+        "king@example.com",
+    )
+    assert response.json["updated_at"] >= user["updated_at"]
+    assert client.get(f"/users/{user['id']}").json == response.json
+
+
+def test_put_requires_every_field(client):
+    user = create(client)
+    error = error_of(
+        client.put(f"/users/{user['id']}", json={"name": "Only name"}), 400
+    )
+    assert error["details"] == {"email": "required"}
+
+
+def test_patch_changes_only_given_fields(client):
+    user = create(client)
+    response = client.patch(f"/users/{user['id']}", json={"name": "Countess"})
+    assert response.status_code == 200
+    assert (response.json["name"], response.json["email"]) == (
+        "Countess",
+        user["email"],
+    )
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_update_to_a_taken_email_is_409_and_changes_nothing(client, method):
+    create(client)
+    other = create(client, "Bob", "bob@example.com")
+    body = {"name": "Bob", "email": "ADA@example.com"}
+    assert (
+        error_of(getattr(client, method)(f"/users/{other['id']}", json=body), 409)[
+            "code"
+        ]
+        == "email_taken"
+    )
+    assert client.get(f"/users/{other['id']}").json["email"] == "bob@example.com"
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_update_of_unknown_user_is_404(client, method):
+    assert (
+        error_of(getattr(client, method)("/users/42", json=ADA), 404)["code"]
+        == "not_found"
+    )
+
+
+def test_delete_is_204_then_404(client):
+    user = create(client)
+    response = client.delete(f"/users/{user['id']}")
+    assert (response.status_code, response.data) == (204, b"")
+    assert response.headers["X-Served-By"] == INSTANCE_ID
+    error_of(client.get(f"/users/{user['id']}"), 404)
+    error_of(client.delete(f"/users/{user['id']}"), 404)
+    create(client)  # the email is free again
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b'{"name": "x",', "application/json", 400, "malformed_json"),
+        (b"", "application/json", 400, "malformed_json"),
+        (
+            b'{"name": NaN, "email": "a@b.co"}',
+            "application/json",
+            400,
+            "malformed_json",
+        ),
+        (b"\xff\xfe\xfd", "application/json", 400, "malformed_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "malformed_json"),
+        (b'["a list"]', "application/json", 400, "validation_failed"),
+        (b'"a string"', "application/json", 400, "validation_failed"),
+        (json.dumps(ADA).encode(), "text/plain", 415, "unsupported_media_type"),
+        (
+            json.dumps(ADA).encode(),
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+        ),
+        (json.dumps(ADA).encode(), None, 415, "unsupported_media_type"),
+        (
+            json.dumps({**ADA, "name": "x" * (1024 * 1024)}).encode(),
+            "application/json",
+            413,
+            "request_entity_too_large",
+        ),
+    ],
+)
+def test_bad_bodies_are_json_errors_not_500(client, body, content_type, status, code):
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert (
+        error_of(client.post("/users", data=body, headers=headers), status)["code"]
+        == code
+    )
+
+
+def test_json_with_charset_is_accepted(client):
+    response = client.post(
+        "/users",
+        data=json.dumps(ADA),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 201
+
+
+def test_every_bad_field_is_named(client):
+    error = error_of(
+        client.post("/users", json={"name": "", "email": 3, "role": "admin"}), 400
+    )
+    assert set(error["details"]) == {"name", "email", "role"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("delete", "/users"), ("post", "/users/1"), ("put", "/users")]
+)
+def test_wrong_method_is_405_with_allow(client, method, path):
+    response = getattr(client, method)(path)
+    assert error_of(response, 405)["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.integration
+def test_50_concurrent_creates_with_one_email_store_one_user(database_url):
+    """Two instances of two workers each, sharing the database: the unique index decides."""
+    first, url_a = start_service("user_service", database_url)
+    second, url_b = start_service("user_service", database_url)
+    try:
+        barrier = threading.Barrier(50)
+
+        def post(i: int) -> int:
+            body = {
+                "name": f"racer {i}",
+                "email": "Race@Example.com" if i % 2 else "race@example.COM",
+            }
+            barrier.wait(timeout=30)
+            return requests.post(
+                f"{url_a if i % 2 else url_b}/users", json=body, timeout=60
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = sorted(pool.map(post, range(50)))
+        assert statuses == [201] + [409] * 49
+        assert requests.get(f"{url_a}/users", timeout=10).json()["total"] == 1
+    finally:
+        first.stop()
+        second.stop()
+    assert "Traceback" not in first.output() + second.output()
+
+
+@pytest.mark.integration
+def test_sigkill_mid_write_loses_no_acknowledged_user_and_leaves_no_partial_row(
+    database_url,
+):
+    service, url = start_service("user_service", database_url, workers=2, threads=4)
+    acknowledged: dict[str, str] = {}  # email -> name, for each 201 received
+    stop = threading.Event()
+
+    def write(writer: int) -> None:
+        for i in range(10_000):
+            email, name = f"w{writer}-{i}@kill.test", f"writer {writer} item {i}"
+            try:
+                response = requests.post(
+                    f"{url}/users", json={"name": name, "email": email}, timeout=10
+                )
+            except requests.RequestException:
+                return  # the service is gone
+            if response.status_code == 201:
+                acknowledged[email] = name
+            if stop.is_set():
+                return
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in writers:
+        thread.start()
+    try:
+        wait_until(
+            lambda: len(acknowledged) >= 60, timeout=30, what="60 acknowledged writes"
+        )
+        service.signal(
+            signal.SIGKILL
+        )  # writers are mid-request: the kill lands inside writes
+        stop.set()
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+        service.stop()
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT email, name, created_at, updated_at FROM users")
+        ).all()
+        if engine.dialect.name == "sqlite":
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    engine.dispose()
+    stored = {email: name for email, name, *_ in rows}
+    assert acknowledged.items() <= stored.items()  # every acknowledged write survived
+    for email, name, created_at, updated_at in rows:  # and every stored row is whole
+        writer, item = email.removesuffix("@kill.test").removeprefix("w").split("-")
+        assert name == f"writer {writer} item {item}"
+        assert created_at is not None and updated_at is not None
