@@ -44,13 +44,16 @@ class Gateway:
         settings: GatewaySettings,
         consul_settings: ConsulSettings | None,
         served_by: str,
+        **directory_options,
     ):
         self.settings = settings
         self.served_by = served_by
         self.ejector = Ejector(
             settings.eject_after, settings.eject_base, settings.eject_max
         )
-        self.directory = Directory(consul_settings, settings.strategy, self.ejector)
+        self.directory = Directory(
+            consul_settings, settings.strategy, self.ejector, **directory_options
+        )
         self.metrics = GatewayMetrics(self.directory)
         self.forwarder = Forwarder(settings, self.ejector, self.metrics)
 
@@ -180,7 +183,9 @@ def create_app(
     settings: GatewaySettings | None = None,
     consul_settings: ConsulSettings | None = None,
     instance_id: str | None = None,
+    **directory_options,
 ) -> Flask:
+    """`directory_options` (`catalog`, `watcher_factory`) replace Consul in tests."""
     settings = settings or GatewaySettings.from_env()
     app = Flask(__name__)
     if instance_id:
@@ -188,7 +193,9 @@ def create_app(
     # `//x` must not be answered with werkzeug's HTML redirect.
     app.url_map.merge_slashes = False
     init_service_app(app, SERVICE_NAME)
-    gateway = Gateway(settings, consul_settings, app.config["INSTANCE_ID"])
+    gateway = Gateway(
+        settings, consul_settings, app.config["INSTANCE_ID"], **directory_options
+    )
     app.extensions["gateway"] = gateway
     app.register_blueprint(own)
     app.register_blueprint(views)

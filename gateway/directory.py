@@ -70,11 +70,15 @@ class Directory:
         default_strategy: str,
         ejector: Ejector,
         watcher_factory: Callable[[str], HealthWatcher] | None = None,
+        catalog=None,
     ):
+        """`catalog` (py-consul's `Consul.catalog` shape) and `watcher_factory` are
+        injectable so tests can drive the directory without an agent."""
         self.consul_settings = consul_settings or ConsulSettings.from_env()
         self.default_strategy = default_strategy
         self.ejector = ejector
         self._watcher_factory = watcher_factory or self._health_watcher
+        self._catalog = catalog
         self._watchers: dict[str, HealthWatcher] = {}
         self._strategies: dict[tuple[str, str], Strategy] = {}
         self._view = View(RouteTable(), {})
@@ -159,13 +163,11 @@ class Directory:
         return HealthWatcher(service, consul=consul, passing_only=False)
 
     def _follow_catalog(self) -> None:
-        consul = make_consul(self.consul_settings)
+        catalog = self._catalog or make_consul(self.consul_settings).catalog
         index, backoff = None, 0.25
         while not self._stop.is_set():
             try:
-                new_index, services = consul.catalog.services(
-                    index=index, wait=CATALOG_WAIT
-                )
+                new_index, services = catalog.services(index=index, wait=CATALOG_WAIT)
             except Exception as exc:  # noqa: BLE001 - keep the last table, retry later
                 self.catalog_errors += 1
                 if self.catalog_error is None:

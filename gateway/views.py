@@ -1,7 +1,7 @@
 """Aggregation views: one gateway request, several upstream calls in parallel.
 
 `GET /api/views/users/<id>` -> the user (user-service `/users/<id>`) and their orders
-(order-service `/orders/user/<id>`). The user decides the status (404 when unknown); orders
+(order-service `/orders/user/<id>`, its first 500). The user decides the status (404 when unknown); orders
 are best effort: when they cannot be had the answer is still 200, with `"orders": null`
 and an `errors` entry naming the service. Services are found by the prefixes they claim,
 through the same forwarding (retries, ejection) as proxied requests.
@@ -20,6 +20,8 @@ __all__ = ["fetch_json", "views"]
 
 views = Blueprint("views", __name__)
 
+ORDERS_LIMIT = 500  # order-service's largest page
+
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -36,7 +38,7 @@ def executor() -> ThreadPoolExecutor:
 def fetch_json(gateway, path: str, headers) -> tuple[str, int, object, dict | None]:
     """(service, status, JSON body, error) of GET `path` on the service claiming it."""
     view = gateway.directory.view()
-    route = view.table.match(path)
+    route = view.table.match(path.partition("?")[0])
     if route is None:
         prefix = "/" + path.split("/")[1]
         return prefix, 503, None, _problem("no_route", f"no service claims {prefix}")
@@ -74,7 +76,7 @@ def user_with_orders(user_id: int):
         trust_forwarded=gateway.settings.trust_forwarded,
     )
     orders_call = executor().submit(
-        fetch_json, gateway, f"/orders/user/{user_id}", headers
+        fetch_json, gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers
     )
     service, status, user, problem = fetch_json(gateway, f"/users/{user_id}", headers)
     orders_service, orders_status, orders, orders_problem = orders_call.result()
@@ -90,6 +92,6 @@ def user_with_orders(user_id: int):
     if orders_problem is not None:
         errors.append({"service": orders_service, **orders_problem})
         orders = None
-    elif isinstance(orders, dict) and isinstance(orders.get("orders"), list):
-        orders = orders["orders"]
+    elif isinstance(orders, dict) and isinstance(orders.get("items"), list):
+        orders = orders["items"]
     return jsonify({"user": user, "orders": orders, "errors": errors})

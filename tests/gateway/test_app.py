@@ -1,0 +1,391 @@
+"""The gateway app in-process (Flask test client), Consul replaced by fakes, real upstreams."""
+
+import json
+import time
+
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
+from tests.gateway.upstream import ThreadedUpstream
+from tests.support.processes import free_port, wait_until
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def upstream():
+    started = []
+
+    def start(name, **kwargs):
+        server = ThreadedUpstream(name, **kwargs)
+        started.append(server)
+        return server.port
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+class World:
+    def __init__(self, **settings):
+        self.catalog = FakeCatalog()
+        self.watchers = FakeWatchers()
+        self.app = create_app(
+            GatewaySettings(
+                **{"connect_timeout": 0.5, "read_timeout": 2.0, **settings}
+            ),
+            instance_id="gateway-test",
+            catalog=self.catalog,
+            watcher_factory=self.watchers,
+        )
+        self.client = self.app.test_client()
+        self.gateway = self.app.extensions["gateway"]
+
+    def publish(self, service, *instances, stale=False):
+        self.gateway.directory.start()
+        self.watchers.set(service, *instances, stale=stale)
+        names = self.catalog.names | {service}
+        if names != self.catalog.names:
+            self.catalog.set(*names)
+        wait_until(
+            lambda: service in self.gateway.directory.view().services, 5, what=service
+        )
+
+
+@pytest.fixture
+def world():
+    worlds = []
+
+    def make(**settings):
+        w = World(**settings)
+        worlds.append(w)
+        return w
+
+    yield make
+    for w in worlds:
+        w.gateway.directory.stop()
+
+
+@pytest.fixture
+def echo(world, upstream):
+    w = world()
+    w.publish(
+        "echo", echo_instance("a", upstream("a")), echo_instance("b", upstream("b"))
+    )
+    return w
+
+
+def error_code(response):
+    assert response.mimetype == "application/json"
+    return response.get_json()["error"]["code"]
+
+
+def test_unclaimed_prefix_is_404_json(echo):
+    r = echo.client.get("/api/nothing/here")
+    assert r.status_code == 404 and error_code(r) == "no_route"
+    assert r.headers["X-Served-By"] == "gateway-test"
+    assert r.headers["X-Request-ID"]
+
+
+def test_claimed_route_without_healthy_instance_is_503(world):
+    w = world()
+    w.publish("echo", echo_instance("a", free_port(), status="critical"))
+    r = w.client.get("/api/echo/1")
+    assert r.status_code == 503 and error_code(r) == "no_healthy_instance"
+    assert r.headers["Retry-After"] == "1"
+
+
+def test_path_and_query_reach_the_upstream_exactly(echo):
+    r = echo.client.get("/api/echo/a%20b/c%3Fd;p?x=%2B1&y&z=%C3%A9")
+    assert r.status_code == 200
+    assert r.get_json()["target"] == "/echo/a%20b/c%3Fd;p?x=%2B1&y&z=%C3%A9"
+
+
+def test_body_bytes_and_content_type_are_untouched(echo):
+    body = bytes(range(256))
+    r = echo.client.post(
+        "/api/echo/x", data=body, content_type="application/octet-stream"
+    )
+    assert r.get_json()["body"].encode("latin-1") == body
+    assert r.get_json()["content_type"] == "application/octet-stream"
+
+
+def test_forwarding_headers(echo):
+    r = echo.client.get(
+        "/api/echo/x",
+        headers={
+            "Connection": "X-Secret",
+            "X-Secret": "1",
+            "Keep-Alive": "300",
+            "X-Custom": "kept",
+            "X-Request-ID": "req-1",
+            "traceparent": TRACE,
+            "Host": "gw.example",
+        },
+    )
+    seen = r.get_json()["headers"]
+    assert "x-secret" not in seen and "keep-alive" not in seen
+    assert seen["x-custom"] == "kept"
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-host"] == "gw.example"
+    assert seen["x-forwarded-prefix"] == "/api"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-request-id"] == "req-1"
+    assert seen["traceparent"].split("-")[1] == TRACE.split("-")[1]
+    assert seen["host"] != "gw.example"
+    assert r.headers["X-Request-ID"] == "req-1"
+    assert r.headers["X-Served-By"] in ("a", "b")
+
+
+def test_request_id_generated_when_absent(echo):
+    r = echo.client.get("/api/echo/x")
+    assert r.get_json()["headers"]["x-request-id"] == r.headers["X-Request-ID"]
+
+
+def test_upstream_status_and_headers_come_back(echo):
+    r = echo.client.get("/api/echo/status/418")
+    assert r.status_code == 418 and r.headers["X-Served-By"] in ("a", "b")
+    head = echo.client.head("/api/echo/x")
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0
+    assert head.data == b""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/echo/%2e%2e/admin",
+        "/api/echo/..%2Fadmin",
+        "/api/echo%5c..",
+        "/api/echo/%00",
+    ],
+)
+def test_path_tricks_are_rejected(echo, path):
+    r = echo.client.get(path)
+    assert r.status_code == 400 and error_code(r) == "bad_path"
+
+
+def test_merged_slashes_still_route(echo):
+    r = echo.client.get("/api//echo///x")
+    assert r.status_code == 200 and r.get_json()["target"] == "/echo/x"
+
+
+def test_unsupported_method_is_405(echo):
+    r = echo.client.open("/api/echo/x", method="TRACE")
+    assert r.status_code == 405 and error_code(r) == "method_not_allowed"
+
+
+def test_body_over_the_limit_is_413(world, upstream):
+    w = world(max_body_bytes=100)
+    w.publish("echo", echo_instance("a", upstream("a")))
+    assert w.client.post("/api/echo/x", data=b"x" * 100).status_code == 200
+    r = w.client.post("/api/echo/x", data=b"x" * 101)
+    assert r.status_code == 413 and error_code(r) == "body_too_large"
+
+
+def test_debug_header_lists_attempts(world, upstream):
+    w = world(eject_after=100)
+    w.publish(
+        "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
+    )
+    seen = {
+        w.client.get("/api/echo/x", headers={"X-Gateway-Debug": "1"}).headers[
+            "X-Gateway-Attempts"
+        ]
+        for _ in range(2)
+    }
+    assert "a=connect_failed, b=200" in seen
+    assert "X-Gateway-Attempts" not in w.client.get("/api/echo/x").headers
+
+
+def test_new_service_becomes_routable_without_restart(echo, upstream):
+    assert echo.client.get("/api/other/1").status_code == 404
+    echo.publish(
+        "other", echo_instance("o", upstream("o"), service="other", prefix="/other")
+    )
+    wait_until(
+        lambda: echo.client.get("/api/other/1").status_code == 200, 5, what="route"
+    )
+    assert echo.client.get("/api/other/1").headers["X-Served-By"] == "o"
+
+
+def test_service_meta_overrides_the_strategy(world, upstream):
+    w = world()
+    w.publish(
+        "echo",
+        echo_instance("a", upstream("a"), lb_strategy="random"),
+        echo_instance("b", upstream("b"), status="warning"),
+    )
+    w.publish(
+        "bad",
+        echo_instance(
+            "c", upstream("c"), service="bad", prefix="/bad", lb_strategy="nope"
+        ),
+    )
+    report = w.client.get("/admin/instances").get_json()["services"]
+    assert report["echo"]["strategy"] == "random"
+    assert report["bad"]["strategy"] == "round_robin"
+    assert "nope" in report["bad"]["strategy_problem"]
+    reasons = {
+        i["id"]: (i["routable"], i["reason"]) for i in report["echo"]["instances"]
+    }
+    assert reasons["a"] == (True, "passing")
+    assert reasons["b"][0] is False and reasons["b"][1].startswith("warning")
+
+
+def test_weighted_admits_warning_instances(world, upstream):
+    w = world(strategy="weighted")
+    w.publish("echo", echo_instance("w", upstream("w"), status="warning"))
+    assert w.client.get("/api/echo/x").headers["X-Served-By"] == "w"
+
+
+def test_admin_shows_ejection(world, upstream):
+    w = world(eject_after=1)
+    w.publish(
+        "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
+    )
+    for _ in range(2):
+        w.client.get("/api/echo/x")
+    report = w.client.get("/admin/instances").get_json()["services"]["echo"]
+    reasons = {i["id"]: i["reason"] for i in report["instances"]}
+    assert reasons["a"].startswith("ejected until ")
+    assert reasons["b"] == "passing"
+
+
+def test_health_counts_and_is_byte_stable(world, upstream):
+    w = world()
+    w.publish(
+        "echo",
+        echo_instance("a", upstream("a")),
+        echo_instance("b", free_port(), status="critical"),
+    )
+    first = w.client.get("/health")
+    assert first.status_code == 200
+    assert first.get_json() == {
+        "service": "gateway",
+        "status": "ok",
+        "consul": {"reachable": True, "stale": False},
+        "services": {
+            "echo": {"passing": 1, "total": 2, "routable": 1, "prefix": "/echo"}
+        },
+    }
+    assert w.client.get("/health").data == first.data
+
+
+def test_health_is_503_when_nothing_can_be_routed(world):
+    w = world()
+    w.publish("echo", echo_instance("a", free_port(), status="critical"))
+    assert w.client.get("/health").status_code == 503
+
+
+def test_consul_down_keeps_routing_on_the_stale_snapshot(echo):
+    echo.catalog.fail = True
+    echo.watchers.set("echo", *echo.watchers.snapshots["echo"].instances, stale=True)
+    wait_until(lambda: echo.gateway.directory.catalog_error, 5, what="catalog error")
+    health = echo.client.get("/health")
+    assert health.status_code == 200
+    assert health.get_json()["status"] == "degraded"
+    assert health.get_json()["consul"] == {"reachable": False, "stale": True}
+    assert echo.client.get("/api/echo/x").status_code == 200
+
+
+def test_metrics(echo):
+    echo.client.get("/api/echo/x")
+    text = echo.client.get("/metrics").data.decode()
+    assert 'gateway_requests_total{instance="' in text
+    assert 'service="echo",status="200"' in text
+    assert "gateway_request_duration_seconds_bucket" in text
+    assert 'gateway_snapshot_age_seconds{service="echo"}' in text
+    assert 'gateway_watcher_errors{watch="catalog"} 0.0' in text
+
+
+def test_each_app_has_its_own_registry(world):
+    a, b = world(), world()
+    assert a.gateway.metrics.registry is not b.gateway.metrics.registry
+
+
+def test_openapi_document(echo):
+    doc = echo.client.get("/openapi.json").get_json()
+    assert {
+        "/health",
+        "/metrics",
+        "/admin/instances",
+        "/api/views/users/{user_id}",
+        "/api/{prefix}/{rest}",
+    } <= set(doc["paths"])
+
+
+def test_own_404_is_json(echo):
+    r = echo.client.get("//health")
+    assert r.status_code == 404 and error_code(r) == "not_found"
+
+
+# -- aggregation --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop(world, upstream):
+    w = world()
+    w.publish(
+        "user-service",
+        echo_instance("u", upstream("u"), service="user-service", prefix="/users"),
+    )
+    return w
+
+
+def test_view_user_with_orders(shop, upstream):
+    shop.publish(
+        "order-service",
+        echo_instance("o", upstream("o"), service="order-service", prefix="/orders"),
+    )
+    r = shop.client.get("/api/views/users/7")
+    body = r.get_json()
+    assert r.status_code == 200 and body["errors"] == []
+    assert body["user"]["target"] == "/users/7"
+    assert body["orders"]["target"] == "/orders/user/7?limit=500"
+
+
+def test_view_with_order_service_down_still_answers(shop):
+    shop.publish(
+        "order-service",
+        echo_instance("o", free_port(), service="order-service", prefix="/orders"),
+    )
+    r = shop.client.get("/api/views/users/7")
+    body = r.get_json()
+    assert r.status_code == 200
+    assert body["orders"] is None
+    assert body["errors"][0]["service"] == "order-service"
+    assert body["user"]["target"] == "/users/7"
+
+
+def test_view_of_unknown_user_is_404(world, upstream):
+    w = world()
+    w.publish(
+        "user-service",
+        echo_instance(
+            "u", upstream("u", status=404), service="user-service", prefix="/users"
+        ),
+    )
+    r = w.client.get("/api/views/users/7")
+    assert r.status_code == 404 and error_code(r) == "user_not_found"
+
+
+def test_view_timing_is_parallel(world, upstream):
+    w = world()
+    w.publish(
+        "user-service",
+        echo_instance(
+            "u", upstream("u", delay=0.4), service="user-service", prefix="/users"
+        ),
+    )
+    w.publish(
+        "order-service",
+        echo_instance(
+            "o", upstream("o", delay=0.4), service="order-service", prefix="/orders"
+        ),
+    )
+    started = time.monotonic()
+    assert w.client.get("/api/views/users/1").status_code == 200
+    assert time.monotonic() - started < 0.75
+    assert json  # json kept for symmetry with other tests

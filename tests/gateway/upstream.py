@@ -1,0 +1,106 @@
+"""A tiny upstream for gateway tests, as WSGI: served in a thread or by gunicorn.
+
+GET  <any>/status/<n>      answers status n
+GET  <any>/slow/<seconds>  sleeps, then 200
+     /health               200 (503 while the file named by UPSTREAM_HEALTH_FILE says "down")
+     anything else         200 JSON echo of method, raw target, headers, body
+Every answer carries `X-Served-By: <name>`.
+"""
+
+import json
+import os
+import threading
+import time
+
+from werkzeug.serving import make_server
+
+__all__ = ["ThreadedUpstream", "app", "echo_app"]
+
+
+def echo_app(
+    name: str, health_file: str = "", status: int | None = None, delay: float = 0.0
+):
+    forced_status = status
+
+    def application(environ, start_response):
+        target = (
+            environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
+        )
+        path = environ["PATH_INFO"]
+        parts = path.strip("/").split("/")
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        status, payload = 200, None
+        if path == "/health":
+            down = (
+                health_file
+                and os.path.exists(health_file)
+                and _read(health_file) == "down"
+            )
+            status, payload = (
+                (503, b'{"status":"down"}') if down else (200, b'{"status":"ok"}')
+            )
+        elif len(parts) >= 2 and parts[-2] == "status":
+            status = int(parts[-1])
+        elif len(parts) >= 2 and parts[-2] == "slow":
+            time.sleep(float(parts[-1]))
+        elif forced_status is not None:
+            status = forced_status
+        if delay and path != "/health":
+            time.sleep(delay)
+        if payload is None:
+            headers = {
+                k[5:].replace("_", "-").lower(): v
+                for k, v in environ.items()
+                if k.startswith("HTTP_")
+            }
+            payload = json.dumps(
+                {
+                    "served_by": name,
+                    "method": environ["REQUEST_METHOD"],
+                    "target": target,
+                    "headers": headers,
+                    "content_type": environ.get("CONTENT_TYPE", ""),
+                    "body": body.decode("latin-1"),
+                }
+            ).encode()
+        start_response(
+            f"{status} X",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("X-Served-By", name),
+            ],
+        )
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [payload]
+
+    return application
+
+
+app = echo_app(
+    os.environ.get("UPSTREAM_NAME", "upstream"),
+    os.environ.get("UPSTREAM_HEALTH_FILE", ""),
+)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+class ThreadedUpstream:
+    """`echo_app` on a free loopback port, in a daemon thread of the test process."""
+
+    def __init__(self, name: str, status: int | None = None, delay: float = 0.0):
+        self.name = name
+        self.server = make_server(
+            "127.0.0.1", 0, echo_app(name, "", status, delay), threaded=True
+        )
+        self.port = self.server.server_port
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
