@@ -22,13 +22,15 @@ PACKAGES = {
     "gateway": "gateway",
 }
 
-# Tuned for a laptop stack: checks every second so changes show up at once, a short drain
-# so Ctrl-C is quick yet long enough for the gateway to stop routing before a process exits.
+# Tuned for a laptop stack (names from discovery.registration): checks every second so
+# changes show up at once; a drain long enough for the gateway to stop routing to an
+# instance before it exits, short enough that Ctrl-C is quick; loopback only.
 LOCAL_ENV = {
     "CHECK_INTERVAL": "1s",
     "CHECK_TIMEOUT": "1s",
     "DEREGISTER_CRITICAL_AFTER": "1m",
-    "DRAIN_SECONDS": "2",
+    "DRAIN_SECONDS": "3",
+    "BIND_HOST": ADDRESS,
     "WEB_CONCURRENCY": "1",
     "GUNICORN_THREADS": "8",
     "PYTHONUNBUFFERED": "1",

@@ -41,7 +41,7 @@ class Console:
 
     def step(self, marker: str, name: str, detail: str) -> None:
         """One progress line, e.g. `[up]   user-service-127.0.0.1-4100  pid 1234`."""
-        self.say(f"  {marker:<9} {name:<34} {detail}".rstrip())
+        self.say(f"  {marker:<14} {name:<34} {detail}".rstrip())
 
     def follow_logs(self, names: Sequence[str]) -> None:
         """From now on, print each process's output with its name as prefix."""

@@ -10,6 +10,7 @@ with its whole process group.
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -147,7 +148,6 @@ class Stack:
 
     def launch(self, spec: ProcessSpec) -> Supervised:
         """Start one process (again, if it ran before) and record it in the state file."""
-        self.specs.setdefault(spec.name, spec)
         proc = Supervised(
             spec.name,
             spec.argv,
@@ -163,6 +163,7 @@ class Stack:
     def add_gateway(self, strategy: str, port: int | None = None) -> ProcessSpec:
         """A further gateway with another strategy (tests compare strategies side by side)."""
         spec = gateway_spec(port or free_port(), strategy, self.options, self.agent)
+        self.specs[spec.name] = spec
         self.launch(spec)
         self.wait_gateway(spec)
         return spec
@@ -223,18 +224,34 @@ class Stack:
         return statuses
 
     def wait_gateway(self, spec: ProcessSpec) -> None:
-        def answers() -> bool:
+        """Until the gateway answers /health 200 and routes to every running instance."""
+        expected = Counter(
+            self._service(name)
+            for name, proc in self.processes.items()
+            if proc.alive() and self._service(name) not in ("gateway", "consul")
+        )
+
+        def sees_everything() -> bool:
             try:
-                return requests.get(f"{spec.url}/health", timeout=1).status_code == 200
-            except requests.RequestException:
+                resp = requests.get(f"{spec.url}/health", timeout=1)
+                seen = (
+                    resp.json().get("services", {}) if resp.status_code == 200 else None
+                )
+            except (requests.RequestException, ValueError):
                 return False
+            return seen is not None and all(
+                seen.get(name, {}).get("routable", 0) >= count
+                for name, count in expected.items()
+            )
 
         self._wait(
             spec.name,
-            answers,
-            f"/health did not answer 200 in {self.startup_timeout:.0f}s",
+            sees_everything,
+            f"/health did not answer 200 with every instance routable "
+            f"in {self.startup_timeout:.0f}s",
         )
-        self.console.step("[ready]", spec.name, f"{spec.url} answers")
+        self.console.step("[ready]", spec.name, f"{spec.url} routes to every instance")
+        self.wait_passing([spec])
 
     # -- operate -----------------------------------------------------------------------
 
@@ -255,6 +272,12 @@ class Stack:
             self.wait_gateway(spec)
         else:
             self.wait_passing([spec])
+
+    def retire(self, name: str) -> None:
+        """Stop one process for good and forget it (an extra gateway, say)."""
+        self.processes.pop(name).stop(STOP_GRACE)
+        self.specs.pop(name, None)
+        self._record()
 
     def exited(self) -> list[Supervised]:
         return [p for p in self.processes.values() if not p.alive()]

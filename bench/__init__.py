@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): throughput, latency, failover. `python -m bench` runs them all."""

@@ -1,0 +1,87 @@
+"""Steady client load from a few threads, recording every outcome, for failover scenarios."""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+import requests
+
+Call = Callable[[requests.Session, int], requests.Response]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    at: float
+    kind: str
+    status: int | None  # None: no HTTP answer at all
+    served_by: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and self.status < 500
+
+
+class Load:
+    """`with Load({"get": call, ...}) as load:` runs until the block ends."""
+
+    def __init__(self, calls: dict[str, Call], threads: int = 4, pause: float = 0.01):
+        self.calls = calls
+        self.threads = threads
+        self.pause = pause
+        self.outcomes: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+
+    def __enter__(self) -> Self:
+        for n in range(self.threads):
+            worker = threading.Thread(target=self._run, args=(n,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def _run(self, worker: int) -> None:
+        kinds = list(self.calls)
+        with requests.Session() as session:
+            n = 0
+            while not self._stop.is_set():
+                kind = kinds[(worker + n) % len(kinds)]
+                self._record(self._call(kind, session, worker * 1_000_000 + n))
+                n += 1
+                time.sleep(self.pause)
+
+    def _call(self, kind: str, session: requests.Session, n: int) -> Outcome:
+        try:
+            resp = self.calls[kind](session, n)
+        except requests.RequestException as exc:
+            return Outcome(time.monotonic(), kind, None, None, repr(exc))
+        error = None if resp.status_code < 500 else resp.text[:300]
+        return Outcome(
+            time.monotonic(),
+            kind,
+            resp.status_code,
+            resp.headers.get("X-Served-By"),
+            error,
+        )
+
+    def _record(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+
+    def count(self, kind: str | None = None, since: float = 0.0) -> int:
+        with self._lock:
+            return sum(
+                1 for o in self.outcomes if kind in (None, o.kind) and o.at >= since
+            )
+
+    def failures(self) -> list[Outcome]:
+        with self._lock:
+            return [o for o in self.outcomes if not o.ok]

@@ -1,0 +1,83 @@
+"""Instances die or restart under load; clients of the gateway must not notice."""
+
+import time
+import uuid
+
+import pytest
+
+from tests.integration.api import TIMEOUT, create_user, orders_of
+from tests.integration.load import Load
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def get_user(gateway: str, user_id: int):
+    return lambda session, n: session.get(
+        f"{gateway}/api/users/{user_id}", timeout=TIMEOUT
+    )
+
+
+def post_order(gateway: str, user_id: int, keys: list[str]):
+    def call(session, n):
+        key = f"load-{uuid.uuid4()}"
+        keys.append(key)
+        return session.post(
+            f"{gateway}/api/orders",
+            json={"user_id": user_id, "total_amount": "1.00"},
+            headers={"Idempotency-Key": key},
+            timeout=TIMEOUT,
+        )
+
+    return call
+
+
+def wait_for_requests(load: Load, n: int, since: float = 0.0) -> None:
+    wait_until(
+        lambda: load.count(since=since) >= n, 20, what=f"{n} requests under load"
+    )
+
+
+def test_sigkill_of_an_instance_under_get_load_fails_no_request(healthy_stack):
+    stack = healthy_stack
+    user = create_user(stack.gateway_url)
+    victim, survivor = [s.name for s in stack.instances("user-service")]
+    with Load({"get": get_user(stack.gateway_url, user["id"])}) as load:
+        wait_for_requests(load, 20)
+        stack.kill(victim)
+        killed_at = time.monotonic()
+        # Until Consul has marked it critical (1 s checks) and well beyond.
+        wait_until(
+            lambda: (
+                stack.consul.instance_status("user-service").get(victim) == "critical"
+            ),
+            20,
+            what=f"{victim} critical in Consul",
+        )
+        wait_for_requests(load, 100, since=killed_at)
+    assert load.failures() == []
+    after = [o.served_by for o in load.outcomes if o.at > killed_at + 3]
+    assert set(after) == {survivor}
+
+
+def test_rolling_restart_under_mixed_load_fails_nothing_and_duplicates_nothing(
+    healthy_stack,
+):
+    stack = healthy_stack
+    user = create_user(stack.gateway_url)
+    keys: list[str] = []
+    calls = {
+        "get": get_user(stack.gateway_url, user["id"]),
+        "post": post_order(stack.gateway_url, user["id"], keys),
+    }
+    with Load(calls, threads=4, pause=0.02) as load:
+        wait_for_requests(load, 20)
+        for spec in stack.instances("user-service"):
+            stack.restart(spec.name)
+            wait_for_requests(load, 20, since=time.monotonic())
+    assert load.failures() == []
+    created = [o for o in load.outcomes if o.kind == "post"]
+    assert created and all(o.status == 201 for o in created)
+    orders = orders_of(stack.gateway_url, user["id"])
+    assert len(orders) == len(created) == len(set(keys))
+    assert len({o["id"] for o in orders}) == len(orders)
