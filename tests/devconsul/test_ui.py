@@ -1,0 +1,246 @@
+"""The web UI at /ui/, loaded in headless Chromium against a running agent.
+
+Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
+NUL-separated JSON on fds 3 and 4), so no npm, Selenium or websocket library is
+needed, and the test can wait for the page's blocking queries to deliver changes
+(--dump-dom cannot: a pending blocking query keeps its virtual clock from running).
+"""
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import Agent
+from tests.support.processes import free_port, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TRAMPOLINE = """
+import os, sys
+commands, replies = os.dup(int(sys.argv[1])), os.dup(int(sys.argv[2]))
+os.dup2(commands, 3)
+os.dup2(replies, 4)
+os.set_inheritable(3, True)
+os.set_inheritable(4, True)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+class Chromium:
+    """A headless Chromium controlled through the DevTools protocol over a pipe."""
+
+    FLAGS = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        "--remote-debugging-pipe",
+    )
+
+    def __init__(self, binary: str, profile_dir: str, log_path: str):
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # Chromium expects the pipe on fds 3 (commands) and 4 (replies); a small
+        # trampoline moves our pipe ends there (via fresh copies, so the two
+        # moves cannot clobber each other) and execs the browser.
+        argv = [binary, *self.FLAGS, f"--user-data-dir={profile_dir}", "about:blank"]
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    TRAMPOLINE,
+                    str(to_browser_r),
+                    str(from_browser_w),
+                    *argv,
+                ],
+                pass_fds=(to_browser_r, from_browser_w),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._buffer = b""
+        self._next_id = 0
+
+    def call(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 15.0,
+    ):
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") != self._next_id:
+                continue  # an event
+            if "error" in reply:
+                raise RuntimeError(f"{method}: {reply['error']}")
+            return reply["result"]
+
+    def _read(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if (
+                remaining <= 0
+                or not select.select([self._from_browser], [], [], remaining)[0]
+            ):
+                raise TimeoutError(f"no DevTools reply; chromium log:\n{self.log()}")
+            chunk = os.read(self._from_browser, 65536)
+            if not chunk:
+                raise RuntimeError(f"chromium exited; log:\n{self.log()}")
+            self._buffer += chunk
+        raw, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(raw)
+
+    def open(self, url: str) -> str:
+        """Open `url` in a new tab; returns the DevTools session of that tab."""
+        target = self.call("Target.createTarget", {"url": url})["targetId"]
+        return self.call(
+            "Target.attachToTarget", {"targetId": target, "flatten": True}
+        )["sessionId"]
+
+    def evaluate(self, session: str, expression: str):
+        result = self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True},
+            session,
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"page error: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as log:
+            return log.read()[-3000:]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=5)
+        except (OSError, RuntimeError, TimeoutError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait(timeout=5)
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian package `chromium`)")
+    chromium = Chromium(
+        CHROMIUM, str(tmp_path / "profile"), str(tmp_path / "chromium.log")
+    )
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def ui_agent():
+    agent = Agent(free_port(), "-ui")
+    yield agent
+    agent.process.stop()
+
+
+def register_web(agent: Agent) -> None:
+    service = {
+        "Name": "web",
+        "ID": "web-1",
+        "Address": "127.0.0.1",
+        "Port": 8080,
+        "Tags": ["v1", "primary"],
+        "Meta": {"version": "1.4.2"},
+        "Weights": {"Passing": 5, "Warning": 1},
+        "Check": {"Name": "web heartbeat", "TTL": "60s"},
+    }
+    requests.put(
+        f"{agent.url}/v1/agent/service/register", json=service, timeout=5
+    ).raise_for_status()
+    requests.put(
+        f"{agent.url}/v1/agent/check/pass/service:web-1?note=all+good", timeout=5
+    ).raise_for_status()
+
+
+def page_state(browser: Chromium, session: str) -> dict:
+    """What a person would read off the page, gathered from the rendered DOM."""
+    return browser.evaluate(
+        session,
+        """(() => {
+          const badge = (sel) => document.querySelector(sel)?.textContent ?? null;
+          return {
+            text: document.body.innerText,
+            instances: [...document.querySelectorAll('[data-instance]')].map(e => e.dataset.instance),
+            check: badge('[data-instance="web-1"] [data-check="service:web-1"] .badge'),
+            output: badge('[data-instance="web-1"] [data-check="service:web-1"] .output'),
+            serviceRow: badge('tr[data-service="web"] .badge'),
+            node: document.getElementById('agent-node')?.textContent,
+            live: document.getElementById('live')?.textContent,
+          };
+        })()""",
+    )
+
+
+def test_service_page_shows_instances_and_follows_check_changes(ui_agent, browser):
+    register_web(ui_agent)
+    session = browser.open(f"{ui_agent.url}/ui/#/services/web")
+
+    state = wait_until(
+        lambda: (s := page_state(browser, session))["check"] == "passing" and s,
+        timeout=20,
+        what="the service page to render web-1 with a passing check",
+    )
+    assert state["instances"] == ["web-1"]
+    assert "web" in state["text"]
+    assert "127.0.0.1:8080" in state["text"]
+    assert "version = 1.4.2" in state["text"]
+    assert state["output"] == "all good"
+    assert state["node"] == "test-node"
+
+    # No reload: the page's blocking query on /v1/health/service/web brings the change.
+    requests.put(
+        f"{ui_agent.url}/v1/agent/check/fail/service:web-1?note=down", timeout=5
+    ).raise_for_status()
+    wait_until(
+        lambda: page_state(browser, session)["check"] == "critical",
+        timeout=20,
+        what="the check badge to turn critical without a reload",
+    )
+    assert page_state(browser, session)["live"] == "live"
+
+
+def test_services_list_shows_the_registered_service(ui_agent, browser):
+    register_web(ui_agent)
+    session = browser.open(f"{ui_agent.url}/ui/#/services")
+    state = wait_until(
+        lambda: (s := page_state(browser, session))["serviceRow"] and s,
+        timeout=20,
+        what="the services list to show web",
+    )
+    assert state["serviceRow"] == "passing"
+    assert "consul" in state["text"]
