@@ -1,32 +1,13 @@
 """docker-compose.yml: valid for the installed Compose, and shaped as the issue asks."""
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker-compose.yml"
+from tests.compose.tooling import COMPOSE_FILE, REPO, compose_commands, run
+
 DOMAIN_SERVICES = ("user-service", "order-service")
-
-
-def compose_commands() -> list[list[str]]:
-    """Every Compose flavour installed here: the v2 plugin and/or the v1 standalone."""
-    found = []
-    if shutil.which("docker"):
-        probe = subprocess.run(
-            ["docker", "compose", "version"],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
-        if probe.returncode == 0:
-            found.append(["docker", "compose"])
-    if shutil.which("docker-compose"):
-        found.append(["docker-compose"])
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +16,13 @@ def resolved() -> dict:
     commands = compose_commands()
     if not commands:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    outputs = {}
-    for command in commands:
-        result = subprocess.run(
-            [*command, "-f", str(COMPOSE_FILE), "config"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO,
-        )
-        assert result.returncode == 0, (
-            f"{' '.join(command)} config failed:\n{result.stderr}"
-        )
-        outputs[" ".join(command)] = yaml.safe_load(result.stdout)
-    return next(iter(outputs.values()))
+    # Every installed flavour must accept the file; the first one's view is checked below.
+    results = [
+        run([*command, "-f", str(COMPOSE_FILE), "config"]) for command in commands
+    ]
+    for command, result in zip(commands, results, strict=True):
+        assert result.returncode == 0, f"{' '.join(command)} config:\n{result.stderr}"
+    return yaml.safe_load(results[0].stdout)
 
 
 def test_every_service_is_there(resolved):

@@ -1,0 +1,166 @@
+"""End-to-end scenarios against `docker compose up --build`, where a Docker engine answers.
+
+The project gets its own name and free host ports, so it never collides with a stack a
+developer is running; it is torn down with its volumes at the end.
+"""
+
+import itertools
+import os
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.compose.tooling import COMPOSE_FILE, compose_commands, engine_problem, run
+from tests.integration.api import TIMEOUT, create_order, create_user, orders_of
+from tests.integration.load import Load
+from tests.support.processes import free_port, wait_until
+
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(1200)]
+
+
+class ComposeStack:
+    def __init__(self, command: list[str]):
+        self.project = f"switchyard-test-{uuid.uuid4().hex[:8]}"
+        self.gateway_port, self.consul_port = free_port(), free_port()
+        self.command = [*command, "-f", str(COMPOSE_FILE), "-p", self.project]
+        self.env = {
+            **os.environ,
+            "GATEWAY_PORT": str(self.gateway_port),
+            "CONSUL_PORT": str(self.consul_port),
+        }
+        self.gateway = f"http://127.0.0.1:{self.gateway_port}"
+        self.consul = f"http://127.0.0.1:{self.consul_port}"
+
+    def compose(self, *args: str, timeout: float = 120) -> str:
+        result = run([*self.command, *args], timeout, env=self.env)
+        assert result.returncode == 0, (
+            f"compose {' '.join(args)}:\n{result.stderr[-3000:]}"
+        )
+        return result.stdout
+
+    def containers(self, service: str) -> list[str]:
+        return self.compose("ps", "-q", service).split()
+
+    def passing(self, service: str) -> list[dict]:
+        resp = requests.get(
+            f"{self.consul}/v1/health/service/{service}?passing", timeout=5
+        )
+        return resp.json() if resp.status_code == 200 else []
+
+    def gateway_routes_to_everyone(self) -> bool:
+        resp = requests.get(f"{self.gateway}/health", timeout=5)
+        services = resp.json().get("services", {}) if resp.status_code == 200 else {}
+        return all(
+            services.get(s, {}).get("routable", 0) >= 2
+            for s in ("user-service", "order-service")
+        )
+
+    def logs(self) -> str:
+        return run(
+            [*self.command, "logs", "--no-color", "--tail", "40"], 60, env=self.env
+        ).stdout
+
+
+@pytest.fixture(scope="module")
+def compose_stack():
+    problem = engine_problem()
+    if problem:
+        pytest.skip(problem)
+    commands = compose_commands()
+    if not commands:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    stack = ComposeStack(commands[0])
+    try:
+        stack.compose("up", "--build", "-d", timeout=900)
+        try:
+            wait_until(
+                stack.gateway_routes_to_everyone,
+                240,
+                1.0,
+                "gateway routing to 2+2 instances",
+            )
+        except AssertionError as exc:
+            pytest.fail(f"{exc}\n{stack.logs()}", pytrace=False)
+        yield stack
+    finally:
+        run([*stack.command, "down", "-v", "--remove-orphans"], 300, env=stack.env)
+
+
+def test_users_orders_idempotency_and_the_view(compose_stack):
+    gateway = compose_stack.gateway
+    user = create_user(gateway)
+    key = str(uuid.uuid4())
+    first = create_order(gateway, user["id"], "12.50", key=key)
+    again = create_order(gateway, user["id"], "12.50", key=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["total_amount"] == "12.50"
+    assert [o["id"] for o in orders_of(gateway, user["id"])] == [first.json()["id"]]
+    view = requests.get(f"{gateway}/api/views/users/{user['id']}", timeout=TIMEOUT)
+    assert view.status_code == 200 and view.json()["user"]["id"] == user["id"]
+
+
+def test_replicas_register_their_container_addresses(compose_stack):
+    for service in ("user-service", "order-service"):
+        addresses = {e["Service"]["Address"] for e in compose_stack.passing(service)}
+        assert len(addresses) == 2 and "127.0.0.1" not in addresses, addresses
+
+
+def test_round_robin_over_both_replicas(compose_stack):
+    user = create_user(compose_stack.gateway)
+    with requests.Session() as session:
+        served = [
+            session.get(
+                f"{compose_stack.gateway}/api/users/{user['id']}", timeout=TIMEOUT
+            ).headers["X-Served-By"]
+            for _ in range(6)
+        ]
+    assert len(set(served)) == 2
+    assert all(a != b for a, b in itertools.pairwise(served))
+
+
+def test_killing_a_replica_under_get_load_fails_no_request(compose_stack):
+    user = create_user(compose_stack.gateway)
+    url = f"{compose_stack.gateway}/api/users/{user['id']}"
+    victim = compose_stack.containers("user-service")[0]
+    with Load({"get": lambda session, n: session.get(url, timeout=TIMEOUT)}) as load:
+        wait_until(lambda: load.count() >= 20, 30, what="load running")
+        run(["docker", "kill", victim], 60)
+        killed_at = time.monotonic()
+        wait_until(
+            lambda: load.count(since=killed_at) >= 100, 60, what="load after the kill"
+        )
+    assert load.failures() == []
+    # restart: unless-stopped brings it back; the gateway routes to two replicas again.
+    wait_until(compose_stack.gateway_routes_to_everyone, 120, 1.0, "replica back")
+
+
+def test_consul_outage_then_return(compose_stack):
+    user = create_user(compose_stack.gateway)
+    compose_stack.compose("stop", "consul")
+    try:
+        wait_until(
+            lambda: requests.get(f"{compose_stack.gateway}/health", timeout=5).json()[
+                "consul"
+            ]["stale"],
+            60,
+            1.0,
+            "gateway reports stale",
+        )
+        resp = requests.get(
+            f"{compose_stack.gateway}/api/users/{user['id']}", timeout=TIMEOUT
+        )
+        assert resp.status_code == 200
+        assert create_order(compose_stack.gateway, user["id"]).status_code == 201
+    finally:
+        compose_stack.compose("start", "consul")
+    wait_until(
+        lambda: len(compose_stack.passing("user-service")) == 2,
+        120,
+        1.0,
+        "re-registered",
+    )
+    wait_until(
+        compose_stack.gateway_routes_to_everyone, 60, 1.0, "routing follows Consul"
+    )
