@@ -148,6 +148,9 @@ def service_hooks(
         "workers": env_int("WEB_CONCURRENCY", 2, minimum=1, environ=environ),
         "threads": env_int("GUNICORN_THREADS", 4, minimum=1, environ=environ),
         "worker_class": "gthread",
+        # gunicorn >= 25.1 opens a control socket at one default path per user; several
+        # instances on one host would fight over it, and nothing here uses gunicornc.
+        "control_socket_disable": True,
         "when_ready": lifecycle.when_ready,
         "on_exit": lifecycle.on_exit,
         "post_worker_init": lifecycle.post_worker_init,

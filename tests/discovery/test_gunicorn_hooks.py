@@ -1,0 +1,249 @@
+import os
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from discovery.consul_client import ConsulSettings, make_consul
+from discovery.env import ConfigError
+from discovery.gunicorn_hooks import DRAINED, DRAINING, DrainFlag, service_hooks
+from discovery.watcher import HealthWatcher
+from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
+
+SERVICE = "lifecycle-test"
+CHECK_INTERVAL = 1.0
+
+
+# -- unit ----------------------------------------------------------------------------------
+
+
+def test_service_hooks_gives_gunicorn_settings_from_env():
+    env = {
+        "PORT": "9123",
+        "BIND_HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "3",
+        "GUNICORN_THREADS": "5",
+    }
+    hooks = service_hooks("hooks-unit", "/u", 8001, env)
+    assert hooks["bind"] == ["127.0.0.1:9123"]
+    assert (hooks["workers"], hooks["threads"], hooks["worker_class"]) == (
+        3,
+        5,
+        "gthread",
+    )
+    assert {"when_ready", "on_exit", "post_worker_init"} <= hooks.keys()
+
+
+def test_service_hooks_defaults():
+    hooks = service_hooks(
+        "hooks-defaults", "/u", 8001, {"SERVICE_ADDRESS": "127.0.0.1"}
+    )
+    assert hooks["bind"] == ["0.0.0.0:8001"]
+    assert (hooks["workers"], hooks["threads"]) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"GUNICORN_THREADS": "many"}, "GUNICORN_THREADS"),
+        ({"CHECK_INTERVAL": "soon"}, "CHECK_INTERVAL"),
+        ({"PORT": "-1"}, "PORT"),
+    ],
+)
+def test_bad_environment_fails_at_config_load(env, variable):
+    with pytest.raises(ConfigError) as err:
+        service_hooks("hooks-bad", "/u", 8001, {"SERVICE_ADDRESS": "127.0.0.1", **env})
+    assert str(err.value).startswith(f"{variable}:")
+
+
+def test_drain_flag_is_shared_with_forked_children():
+    flag = DrainFlag()
+    pid = os.fork()
+    if pid == 0:
+        flag.set(DRAINING)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert flag.get() == DRAINING
+
+
+def worker_exit_after(state_changes, drain_seconds=1.0):
+    """Run a worker's deferred SIGTERM with the master's flag going through `state_changes`
+    [(delay, state)]; return seconds until the worker was told to exit."""
+    hooks = service_hooks(
+        f"hooks-worker-{len(state_changes)}-{drain_seconds}",
+        "/u",
+        8001,
+        {"SERVICE_ADDRESS": "127.0.0.1", "DRAIN_SECONDS": str(drain_seconds)},
+    )
+    lifecycle = hooks["post_worker_init"].__self__
+    exited = threading.Event()
+    started = time.monotonic()
+    thread = threading.Thread(
+        target=lifecycle._exit_after_drain, args=(lambda sig, frame: exited.set(), 15)
+    )
+    thread.start()
+    for delay, state in state_changes:
+        time.sleep(delay)
+        lifecycle.flag.set(state)
+    assert exited.wait(10)
+    thread.join()
+    return time.monotonic() - started
+
+
+def test_worker_keeps_serving_while_the_master_drains():
+    # The group SIGTERM reached the worker; the master starts draining a moment later.
+    elapsed = worker_exit_after([(0.2, DRAINING), (0.8, DRAINED)])
+    assert elapsed >= 1.0
+
+
+def test_worker_stops_soon_when_no_drain_begins():
+    # A plain stop of one worker (fewer workers, reload): no drain, exit after the grace.
+    assert worker_exit_after([]) < 3.0
+
+
+# -- integration: real gunicorn masters and a devconsul agent ------------------------------
+
+
+def start_instance(agent, port, drain=2.0):
+    env = {
+        "CONSUL_HTTP_ADDR": agent.addr,
+        "SERVICE_ADDRESS": "127.0.0.1",
+        "BIND_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "CHECK_INTERVAL": f"{CHECK_INTERVAL:g}s",
+        "CHECK_TIMEOUT": "1s",
+        "DRAIN_SECONDS": str(drain),
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "2",
+    }
+    argv = python_module(
+        "gunicorn",
+        "-c",
+        "python:tests.discovery.lifecycle_conf",
+        "tests.discovery.lifecycle_app:app",
+    )
+    proc = ManagedProcess(argv, env=env, name=f"lifecycle-{port}").start()
+    proc.wait_http(f"http://127.0.0.1:{port}/health", status=200)
+    proc.port = port
+    proc.service_id = f"{SERVICE}-127.0.0.1-{port}"
+    return proc
+
+
+@pytest.fixture
+def instances(devconsul):
+    started = []
+
+    def start(n=1, **kwargs):
+        new = [start_instance(devconsul, free_port(), **kwargs) for _ in range(n)]
+        started.extend(new)
+        return new
+
+    yield start
+    # SIGINT: gunicorn's quick stop, which deregisters without a drain (faster teardown).
+    for proc in started:
+        proc.signal(signal.SIGINT)
+    for proc in started:
+        wait_until(lambda p=proc: not p.alive(), timeout=10, what=f"{proc.name} exit")
+        proc.stop()
+
+
+def health(agent, passing=False):
+    url = f"{agent.url}/v1/health/service/{SERVICE}" + ("?passing" if passing else "")
+    return requests.get(url, timeout=2).json()
+
+
+def passing_ids(agent):
+    return {e["Service"]["ID"] for e in health(agent, passing=True)}
+
+
+def answers(proc) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{proc.port}/whoami", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.integration
+def test_two_instances_register_with_distinct_ids_and_pass(devconsul, instances):
+    a, b = instances(2)
+    wait_until(
+        lambda: passing_ids(devconsul) == {a.service_id, b.service_id}, timeout=10
+    )
+    for entry in health(devconsul):
+        svc = entry["Service"]
+        assert svc["Meta"]["gateway_prefix"] == "/lifecycle"
+        own = [c for c in entry["Checks"] if c["ServiceID"] == svc["ID"]]
+        assert [c["CheckID"] for c in own] == [f"service:{svc['ID']}"]
+        assert own[0]["Status"] == "passing"
+    # registered once, from the master: exactly one log line per instance
+    for proc in (a, b):
+        assert proc.output().count("INFO discovery: registered") == 1
+    # SIGINT is gunicorn's quick stop: no drain, but on_exit still deregisters
+    a.signal(signal.SIGINT)
+    wait_until(lambda: not a.alive(), timeout=10, what="exit on SIGINT")
+    assert {e["Service"]["ID"] for e in health(devconsul)} == {b.service_id}
+
+
+@pytest.mark.integration
+def test_sigterm_leaves_passing_set_before_it_stops_answering(devconsul, instances):
+    (proc,) = instances(1, drain=2.0)
+    consul = make_consul(ConsulSettings(port=devconsul.port))
+    watcher = HealthWatcher(SERVICE, consul=consul).start()
+    try:
+        wait_until(
+            lambda: [i.id for i in watcher.snapshot().instances] == [proc.service_id],
+            timeout=10,
+        )
+        timeline = []  # (seconds since SIGTERM, listed by the watcher, answered)
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)  # the whole process group, workers included
+        while proc.alive() and time.monotonic() - started < 15:
+            listed = bool(watcher.snapshot().instances)
+            timeline.append((time.monotonic() - started, listed, answers(proc)))
+            time.sleep(0.05)
+    finally:
+        watcher.stop()
+    assert not proc.alive(), "instance did not exit after its drain"
+    left = next(t for t, listed, _ in timeline if not listed)
+    last_answer = max(t for t, _, ok in timeline if ok)
+    assert left < last_answer, timeline
+    # between leaving and exiting it kept answering: no request refused while draining
+    assert all(ok for t, _, ok in timeline if t <= last_answer)
+    assert not health(devconsul), "deregistered on the way out"
+    assert "deregistered" in proc.output()
+
+
+@pytest.mark.integration
+def test_sigkill_goes_critical_within_interval_plus_one_second(devconsul, instances):
+    a, b = instances(2)
+    wait_until(
+        lambda: passing_ids(devconsul) == {a.service_id, b.service_id}, timeout=10
+    )
+    killed = time.monotonic()
+    a.signal(signal.SIGKILL)
+    wait_until(lambda: passing_ids(devconsul) == {b.service_id}, timeout=10)
+    assert time.monotonic() - killed < CHECK_INTERVAL + 1.0
+    statuses = {
+        e["Service"]["ID"]: {c["Status"] for c in e["Checks"] if c["ServiceID"]}
+        for e in health(devconsul)
+    }
+    assert statuses[a.service_id] == {"critical"}  # still listed: reaped only later
+
+
+@pytest.mark.integration
+def test_agent_restart_both_back_within_5_seconds(devconsul, instances):
+    a, b = instances(2)
+    wait_until(
+        lambda: passing_ids(devconsul) == {a.service_id, b.service_id}, timeout=10
+    )
+    devconsul.restart()
+    restarted = time.monotonic()
+    wait_until(
+        lambda: passing_ids(devconsul) == {a.service_id, b.service_id}, timeout=10
+    )
+    assert time.monotonic() - restarted < 5.0
+    for proc in (a, b):
+        assert "re-registered" in proc.output()
