@@ -134,6 +134,10 @@ class HealthWatcher:
                 instances = tuple(sorted(parse_entries(entries), key=lambda i: i.id))
             except Exception as exc:  # noqa: BLE001 - any failure means: keep the last good state
                 failures += 1
+                # After a failure the agent may have restarted with a lower index; asking
+                # with the old one would block a whole `wait` on a real Consul before the
+                # reset below could happen. Index 0 answers at once.
+                index = 0
                 if stopping.is_set():
                     break
                 self._mark_stale(exc)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from discovery.consul_client import ConsulSettings, make_consul
 from discovery.watcher import (
     Backoff,
     HealthWatcher,
@@ -302,3 +303,88 @@ def test_forked_child_gets_its_own_running_watcher(monkeypatch):
         os.waitpid(pid, 0)
         os.close(read_end)
         stop_all()
+
+
+# -- integration: a real devconsul agent ---------------------------------------------------
+
+
+def agent_client(agent):
+    return make_consul(ConsulSettings(port=agent.port, timeout=2.0))
+
+
+def register(consul, sid, port):
+    consul.agent.service.register(
+        "watched", service_id=sid, address="127.0.0.1", port=port
+    )
+
+
+def wait_for_ids(watcher, expected, timeout):
+    started = time.monotonic()
+    wait_until(
+        lambda: {i.id for i in watcher.snapshot().instances} == expected, timeout=10
+    )
+    return time.monotonic() - started
+
+
+@pytest.mark.integration
+def test_changes_reach_the_snapshot_within_one_second(devconsul):
+    consul = agent_client(devconsul)
+    watcher = HealthWatcher("watched", consul=agent_client(devconsul)).start()
+    try:
+        assert watcher.wait_ready(5) and watcher.snapshot().instances == ()
+        register(consul, "w-1", 9001)
+        assert wait_for_ids(watcher, {"w-1"}, 10) < 1.0
+        register(consul, "w-2", 9002)
+        assert wait_for_ids(watcher, {"w-1", "w-2"}, 10) < 1.0
+        consul.agent.service.maintenance("w-1", True, reason="test")
+        assert wait_for_ids(watcher, {"w-2"}, 10) < 1.0
+        consul.agent.service.deregister("w-2")
+        assert wait_for_ids(watcher, set(), 10) < 1.0
+        assert not watcher.snapshot().stale
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.integration
+def test_consul_stopped_keeps_last_snapshot_stale_then_recovers(devconsul):
+    register(agent_client(devconsul), "w-1", 9001)
+    watcher = HealthWatcher("watched", consul=agent_client(devconsul)).start()
+    try:
+        wait_until(
+            lambda: [i.id for i in watcher.snapshot().instances] == ["w-1"], timeout=5
+        )
+        devconsul.process.stop()
+        wait_until(lambda: watcher.snapshot().stale, timeout=15, what="stale snapshot")
+        snap = watcher.snapshot()
+        assert [i.id for i in snap.instances] == ["w-1"] and snap.error
+        time.sleep(0.2)  # a little age to see
+        assert watcher.snapshot().age >= 0.2
+        # A restarted dev agent has lost its state and starts its index low again.
+        devconsul.restart()
+        register(agent_client(devconsul), "w-2", 9002)
+        wait_until(
+            lambda: [i.id for i in watcher.snapshot().instances] == ["w-2"], timeout=10
+        )
+        assert not watcher.snapshot().stale and watcher.snapshot().error is None
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.integration
+def test_all_instances_with_status_when_not_passing_only(devconsul):
+    consul = agent_client(devconsul)
+    register(consul, "w-1", 9001)
+    register(consul, "w-2", 9002)
+    consul.agent.service.maintenance("w-2", True)
+    watcher = HealthWatcher(
+        "watched", consul=agent_client(devconsul), passing_only=False
+    )
+    try:
+        watcher.start()
+        wait_until(lambda: len(watcher.snapshot().instances) == 2, timeout=5)
+        assert {i.id: i.status for i in watcher.snapshot().instances} == {
+            "w-1": "passing",
+            "w-2": "maintenance",
+        }
+    finally:
+        watcher.stop()
