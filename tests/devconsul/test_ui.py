@@ -195,6 +195,7 @@ def page_state(browser: Chromium, session: str) -> dict:
           const badge = (sel) => document.querySelector(sel)?.textContent ?? null;
           return {
             text: document.body.innerText,
+            title: document.querySelector('h1')?.textContent,
             instances: [...document.querySelectorAll('[data-instance]')].map(e => e.dataset.instance),
             check: badge('[data-instance="web-1"] [data-check="service:web-1"] .badge'),
             output: badge('[data-instance="web-1"] [data-check="service:web-1"] .output'),
@@ -211,16 +212,19 @@ def test_service_page_shows_instances_and_follows_check_changes(ui_agent, browse
     session = browser.open(f"{ui_agent.url}/ui/#/services/web")
 
     state = wait_until(
-        lambda: (s := page_state(browser, session))["check"] == "passing" and s,
+        lambda: (
+            (s := page_state(browser, session))["check"] == "passing"
+            and s["node"] == "test-node"
+            and s
+        ),
         timeout=20,
-        what="the service page to render web-1 with a passing check",
+        what="the service page to render web-1 with a passing check, and the header",
     )
     assert state["instances"] == ["web-1"]
-    assert "web" in state["text"]
+    assert state["title"] == "web"
     assert "127.0.0.1:8080" in state["text"]
     assert "version = 1.4.2" in state["text"]
     assert state["output"] == "all good"
-    assert state["node"] == "test-node"
 
     # No reload: the page's blocking query on /v1/health/service/web brings the change.
     requests.put(
