@@ -135,7 +135,7 @@ def serve(config: AgentConfig) -> int:
         flush=True,
     )
     try:
-        server.serve_forever(poll_interval=0.5)
+        server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
         app.agent.stop()

@@ -1,12 +1,13 @@
 """The ``filter`` query parameter: compile once per request, fail loudly.
 
-The expression engine lives in devconsul.filter (go-bexpr's language); this
-module only wires it to requests and to Consul's error answer.
+The expression engine is devconsul.filter (go-bexpr's language); this module
+only wires it to requests and to Consul's error answer.
 """
 
 from collections.abc import Callable, Iterable
 
 from devconsul.errors import HTTPError
+from devconsul.filter import FilterError, compile_filter
 from devconsul.messages import Request
 
 Predicate = Callable[[dict], bool]
@@ -16,12 +17,6 @@ def request_filter(req: Request) -> Predicate | None:
     expression = req.param("filter")
     if not expression:
         return None
-    try:
-        from devconsul.filter import FilterError, compile_filter
-    except ImportError:
-        raise HTTPError(
-            500, "Failed to create boolean expression evaluator: filter engine missing"
-        ) from None
     try:
         return compile_filter(expression)
     except FilterError as exc:

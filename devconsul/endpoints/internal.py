@@ -52,7 +52,9 @@ def ui_services(app, req: Request) -> Response:
                 summary["Nodes"].append(node_name)
             # Like Consul, node checks count once per instance.
             for check in instance_checks(store, node_name, service_id):
-                summary[_COUNTS[check["Status"]]] += 1
+                counter = _COUNTS.get(check["Status"])
+                if counter:
+                    summary[counter] += 1
         return [summaries[name] for name in sorted(summaries)]
 
     return blocking_read(app, req, lambda: _catalog_index(store), build)

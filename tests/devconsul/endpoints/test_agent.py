@@ -1,0 +1,337 @@
+"""/v1/agent/* through raw HTTP and py-consul against a real agent process."""
+
+import pytest
+
+import consul
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_register_and_list_services_raw(api, target):
+    api.register(
+        {
+            "ID": "web-1",
+            "Name": "web",
+            "Tags": ["v1"],
+            "Address": "127.0.0.1",
+            "Port": target.port,
+            "Meta": {"version": "1"},
+            "Weights": {"Passing": 3, "Warning": 1},
+            "Check": None,
+            "Checks": None,
+        }
+    )
+    r = api.get("/v1/agent/services")
+    assert r.headers["Content-Type"] == "application/json"
+    assert "X-Consul-Index" not in r.headers
+    assert r.json() == {
+        "web-1": {
+            "ID": "web-1",
+            "Service": "web",
+            "Tags": ["v1"],
+            "Meta": {"version": "1"},
+            "Port": target.port,
+            "Address": "127.0.0.1",
+            "TaggedAddresses": {
+                "lan_ipv4": {"Address": "127.0.0.1", "Port": target.port},
+                "wan_ipv4": {"Address": "127.0.0.1", "Port": target.port},
+            },
+            "Weights": {"Passing": 3, "Warning": 1},
+            "EnableTagOverride": False,
+            "Datacenter": "dc1",
+        }
+    }
+
+
+def test_successful_write_is_200_with_empty_body(api):
+    r = api.put("/v1/agent/service/register", json={"name": "x"})
+    assert (r.status_code, r.content) == (200, b"")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "text"),
+    [
+        (
+            b"{not json",
+            400,
+            "Request decode failed: invalid character 'n' looking for beginning of object key string",
+        ),
+        (b"", 400, "Request decode failed: EOF"),
+        (b'{"ID": "x"}', 400, "Missing service name"),
+        (
+            b'{"Name": "x", "Check": {"TTL": "soon"}}',
+            400,
+            'Request decode failed: time: invalid duration "soon"',
+        ),
+    ],
+)
+def test_register_errors_are_plain_text(shared_api, body, status, text):
+    r = shared_api.put("/v1/agent/service/register", data=body)
+    assert (r.status_code, r.text) == (status, text)
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_write_endpoints_are_put_only(shared_api):
+    r = shared_api.get("/v1/agent/service/deregister/anything")
+    assert (r.status_code, r.text, r.headers["Allow"]) == (
+        405,
+        "method GET not allowed",
+        "OPTIONS,PUT",
+    )
+    r = shared_api.request("OPTIONS", "/v1/agent/service/register")
+    assert (r.status_code, r.headers["Allow"]) == (200, "OPTIONS,PUT")
+
+
+def test_deregister_unknown_is_404(shared_api):
+    r = shared_api.put("/v1/agent/service/deregister/nope")
+    assert (r.status_code, r.text) == (
+        404,
+        'Unknown service ID "nope". Ensure that the service ID is passed, not the service name.',
+    )
+
+
+def test_generated_check_ids_and_names(api):
+    api.register({"Name": "one", "Check": {"TTL": "30s"}})
+    api.register(
+        {
+            "Name": "two",
+            "Check": {"TTL": "30s"},
+            "Checks": [{"TTL": "30s", "Status": "passing"}],
+        }
+    )
+    checks = api.get("/v1/agent/checks").json()
+    assert set(checks) == {"service:one", "service:two:1", "service:two:2"}
+    one = checks["service:one"]
+    assert (one["Name"], one["Status"], one["Output"]) == (
+        "Service 'one' check",
+        "critical",
+        "",
+    )
+    assert checks["service:two:2"]["Status"] == "passing"
+    assert (one["Type"], one["CreateIndex"], one["ModifyIndex"]) == ("ttl", 0, 0)
+    assert one["Definition"]["Interval"] == "0s"
+
+
+def test_reregistration_keeps_status_and_replace_existing_checks(api):
+    api.register(
+        {
+            "Name": "s",
+            "Checks": [{"CheckID": "a", "TTL": "30s"}, {"CheckID": "b", "TTL": "30s"}],
+        }
+    )
+    assert api.put("/v1/agent/check/pass/a", params={"note": "fine"}).status_code == 200
+    api.register({"Name": "s", "Checks": [{"CheckID": "a", "TTL": "30s"}]})
+    checks = api.get("/v1/agent/checks").json()
+    assert set(checks) == {"a", "b"}
+    assert (checks["a"]["Status"], checks["a"]["Output"]) == ("passing", "fine")
+    api.register(
+        {"Name": "s", "Checks": [{"CheckID": "a", "TTL": "30s"}]},
+        **{"replace-existing-checks": "true"},
+    )
+    assert set(api.get("/v1/agent/checks").json()) == {"a"}
+
+
+def test_ttl_updates_and_errors(api):
+    api.register({"Name": "t", "Check": {"TTL": "30s"}})
+    assert (
+        api.put("/v1/agent/check/warn/service:t", params={"note": "hmm"}).status_code
+        == 200
+    )
+    assert (api.check("service:t")["Status"], api.check("service:t")["Output"]) == (
+        "warning",
+        "hmm",
+    )
+    r = api.put(
+        "/v1/agent/check/update/service:t",
+        json={"status": "passing", "output": "x" * 5000},
+    )
+    assert r.status_code == 200
+    assert api.check("service:t")["Output"].endswith(
+        " ... (captured 4096 of 5000 bytes)"
+    )
+    r = api.put("/v1/agent/check/update/service:t", json={"Status": "bad"})
+    assert (r.status_code, r.text) == (400, "Invalid check status: 'bad'")
+    r = api.put("/v1/agent/check/fail/nope")
+    assert r.status_code == 404 and r.text.startswith('Unknown check ID "nope".')
+
+
+def test_ttl_on_http_check_is_500(api, target):
+    api.register(
+        {"Name": "h", "Check": {"HTTP": f"{target.url}/health", "Interval": "1s"}}
+    )
+    r = api.put("/v1/agent/check/pass/service:h")
+    assert (r.status_code, r.text) == (
+        500,
+        'CheckID "service:h" does not have associated TTL',
+    )
+
+
+def test_http_check_passes_and_timing(api, target):
+    api.register(
+        {
+            "Name": "h",
+            "Check": {
+                "HTTP": f"{target.url}/health",
+                "Interval": "1s",
+                "Timeout": "1s",
+            },
+        }
+    )
+    check = api.wait_status("service:h", "passing", timeout=5)
+    assert check["Output"] == f"HTTP GET {target.url}/health: 200 OK Output: ok"
+    target.routes["/health"] = (503, "db down")
+    check = api.wait_status("service:h", "critical", timeout=5)
+    assert (
+        check["Output"]
+        == f"HTTP GET {target.url}/health: 503 Service Unavailable Output: db down"
+    )
+
+
+def test_tcp_check_refused(api, closed_port):
+    api.register(
+        {
+            "Name": "t",
+            "Check": {
+                "TCP": f"127.0.0.1:{closed_port}",
+                "Interval": "1s",
+                "Status": "passing",
+            },
+        }
+    )
+    check = api.wait_status("service:t", "critical", timeout=5)
+    assert (
+        check["Output"]
+        == f"dial tcp 127.0.0.1:{closed_port}: connect: connection refused"
+    )
+
+
+def test_standalone_check_register_and_deregister(api):
+    r = api.put(
+        "/v1/agent/check/register",
+        json={"Name": "disk", "TTL": "10s", "ServiceID": "nope"},
+    )
+    assert (r.status_code, r.text) == (404, 'ServiceID "nope" does not exist')
+    r = api.put("/v1/agent/check/register", json={"TTL": "10s"})
+    assert (r.status_code, r.text) == (400, "Missing check name")
+    r = api.put(
+        "/v1/agent/check/register", json={"Name": "disk", "TTL": "10s", "Status": "up"}
+    )
+    assert (r.status_code, r.text) == (400, "Bad check status")
+    assert (
+        api.put(
+            "/v1/agent/check/register", json={"Name": "disk", "TTL": "10s"}
+        ).status_code
+        == 200
+    )
+    assert api.check("disk")["ServiceID"] == ""
+    assert api.put("/v1/agent/check/deregister/disk").status_code == 200
+    r = api.put("/v1/agent/check/deregister/disk")
+    assert r.status_code == 404
+
+
+def test_service_maintenance(api):
+    api.register({"Name": "m", "Check": {"TTL": "30s", "Status": "passing"}})
+    r = api.put("/v1/agent/service/maintenance/m")
+    assert (r.status_code, r.text) == (400, "Missing value for enable")
+    r = api.put("/v1/agent/service/maintenance/m", params={"enable": "maybe"})
+    assert (r.status_code, r.text) == (400, 'Invalid value for enable: "maybe"')
+    r = api.put("/v1/agent/service/maintenance/zz", params={"enable": "true"})
+    assert (r.status_code, r.text) == (404, 'No service registered with ID "zz"')
+    api.put("/v1/agent/service/maintenance/m", params={"enable": "true"})
+    check = api.check("_service_maintenance:m")
+    assert (check["Name"], check["Status"], check["ServiceID"]) == (
+        "Service Maintenance Mode",
+        "critical",
+        "m",
+    )
+    assert check["Notes"].startswith(
+        "Maintenance mode is enabled for this service, but no reason"
+    )
+    api.put("/v1/agent/service/maintenance/m", params={"enable": "false"})
+    assert "_service_maintenance:m" not in api.get("/v1/agent/checks").json()
+
+
+def test_node_maintenance_hides_everything_from_passing(api):
+    api.register({"Name": "n", "Check": {"TTL": "30s", "Status": "passing"}})
+    assert len(api.get("/v1/health/service/n?passing").json()) == 1
+    api.put("/v1/agent/maintenance", params={"enable": "true", "reason": "upgrade"})
+    check = api.check("_node_maintenance")
+    assert (check["Name"], check["Notes"], check["ServiceID"]) == (
+        "Node Maintenance Mode",
+        "upgrade",
+        "",
+    )
+    assert api.get("/v1/health/service/n?passing").json() == []
+    api.put("/v1/agent/maintenance", params={"enable": "false"})
+    assert len(api.get("/v1/health/service/n?passing").json()) == 1
+
+
+def test_service_by_id_with_content_hash(api):
+    api.register({"Name": "web", "Port": 80})
+    r = api.get("/v1/agent/service/web")
+    body = r.json()
+    assert body["ContentHash"] == r.headers["X-Consul-ContentHash"]
+    assert (body["ID"], body["Port"]) == ("web", 80)
+    r = api.get(
+        "/v1/agent/service/web", params={"hash": body["ContentHash"], "wait": "100ms"}
+    )
+    assert r.json()["ContentHash"] == body["ContentHash"]
+    assert api.get("/v1/agent/service/nope").status_code == 404
+
+
+def test_local_health_endpoints(api):
+    api.register({"Name": "lh", "Check": {"TTL": "30s", "Status": "warning"}})
+    r = api.get("/v1/agent/health/service/id/lh")
+    assert (r.status_code, r.json()["AggregatedStatus"]) == (429, "warning")
+    r = api.get("/v1/agent/health/service/name/lh", params={"format": "text"})
+    assert (r.status_code, r.text) == (429, "warning")
+    assert api.get("/v1/agent/health/service/id/none").status_code == 404
+
+
+def test_self_and_members(shared_api):
+    me = shared_api.get("/v1/agent/self").json()
+    assert all(isinstance(v, dict) or v is None for v in me.values())
+    assert (me["Config"]["NodeName"], me["Config"]["Datacenter"]) == (
+        "test-node",
+        "dc1",
+    )
+    (member,) = shared_api.get("/v1/agent/members").json()
+    assert (member["Name"], member["Port"], member["Status"]) == ("test-node", 8301, 1)
+    assert member["Tags"]["role"] == "consul"
+
+
+def test_agent_services_filter(api):
+    api.register({"Name": "f", "ID": "f1", "Tags": ["blue"]})
+    api.register({"Name": "f", "ID": "f2", "Tags": ["green"]})
+    r = api.get("/v1/agent/services", params={"filter": '"blue" in Tags'})
+    assert list(r.json()) == ["f1"]
+    r = api.get("/v1/agent/services", params={"filter": "Tags ==="})
+    assert r.status_code == 500
+    assert r.text.startswith("Failed to create boolean expression evaluator: ")
+
+
+def test_py_consul_agent_api(devconsul, target):
+    c = consul.Consul(host="127.0.0.1", port=devconsul.port)
+    assert c.agent.service.register(
+        "api",
+        service_id="api-1",
+        address="127.0.0.1",
+        port=target.port,
+        tags=["v1"],
+        meta={"version": "1"},
+        weights={"Passing": 2, "Warning": 1},
+        check=consul.Check.http(f"{target.url}/health", interval="1s", timeout="1s"),
+        replace_existing_checks=True,
+    )
+    assert c.agent.services()["api-1"]["Weights"] == {"Passing": 2, "Warning": 1}
+    wait_until(
+        lambda: c.agent.checks()["service:api-1"]["Status"] == "passing", timeout=5
+    )
+    assert c.agent.service.maintenance("api-1", True, "deploy")
+    assert c.agent.checks()["_service_maintenance:api-1"]["Notes"] == "deploy"
+    assert c.agent.service.maintenance("api-1", False)
+    assert c.agent.service.deregister("api-1")
+    assert c.agent.services() == {}
+    assert c.agent.checks() == {}
+    assert c.agent.service.deregister("api-1") is False

@@ -1,0 +1,131 @@
+"""/v1/catalog/*."""
+
+import threading
+
+import pytest
+
+import consul
+
+pytestmark = pytest.mark.integration
+
+
+def test_builtin_consul_service_and_node(api):
+    r = api.get("/v1/catalog/services")
+    assert r.json() == {"consul": []}
+    assert int(r.headers["X-Consul-Index"]) >= 1
+    (node,) = api.get("/v1/catalog/nodes").json()
+    assert set(node) == {
+        "ID",
+        "Node",
+        "Address",
+        "Datacenter",
+        "TaggedAddresses",
+        "Meta",
+        "CreateIndex",
+        "ModifyIndex",
+    }
+    assert (node["Node"], node["Address"], node["Datacenter"]) == (
+        "test-node",
+        "127.0.0.1",
+        "dc1",
+    )
+    assert node["TaggedAddresses"]["lan"] == "127.0.0.1"
+    (consul_service,) = api.get("/v1/catalog/service/consul").json()
+    assert (consul_service["ServiceID"], consul_service["ServicePort"]) == (
+        "consul",
+        8300,
+    )
+    assert api.get("/v1/catalog/datacenters").json() == ["dc1"]
+    assert "X-Consul-Index" not in api.get("/v1/catalog/datacenters").headers
+
+
+def test_services_union_of_tags_and_service_nodes(api):
+    api.register(
+        {
+            "ID": "a",
+            "Name": "web",
+            "Tags": ["v1", "x"],
+            "Address": "10.0.0.1",
+            "Port": 80,
+            "Meta": {"k": "v"},
+        }
+    )
+    api.register({"ID": "b", "Name": "web", "Tags": ["v2", "x"], "Port": 81})
+    assert api.get("/v1/catalog/services").json() == {
+        "consul": [],
+        "web": ["v1", "x", "v2"],
+    }
+    rows = api.get("/v1/catalog/service/web").json()
+    assert [r["ServiceID"] for r in rows] == ["a", "b"]
+    a = rows[0]
+    assert (
+        a["ServiceAddress"],
+        a["ServicePort"],
+        a["ServiceMeta"],
+        a["ServiceTags"],
+    ) == ("10.0.0.1", 80, {"k": "v"}, ["v1", "x"])
+    assert a["ServiceWeights"] == {"Passing": 1, "Warning": 1}
+    assert a["NodeMeta"] == {"consul-network-segment": ""}
+    assert a["CreateIndex"] == a["ModifyIndex"] > 0
+    assert [
+        r["ServiceID"] for r in api.get("/v1/catalog/service/web?tag=x&tag=v2").json()
+    ] == ["b"]
+    assert api.get("/v1/catalog/service/none").json() == []
+    node = api.get("/v1/catalog/node/test-node").json()
+    assert set(node["Services"]) == {"consul", "a", "b"}
+    r = api.get("/v1/catalog/node/nope")
+    assert (r.status_code, r.text) == (200, "null")
+
+
+def test_catalog_register_and_deregister_external_node(api):
+    r = api.put(
+        "/v1/catalog/register",
+        json={
+            "Node": "ext",
+            "Address": "10.1.1.1",
+            "Service": {"Service": "db", "Port": 5432},
+            "Check": {
+                "CheckID": "db-ok",
+                "Name": "db",
+                "Status": "passing",
+                "ServiceID": "db",
+            },
+        },
+    )
+    assert (r.status_code, r.json()) == (200, True)
+    (entry,) = api.get("/v1/health/service/db?passing").json()
+    assert entry["Node"]["Address"] == "10.1.1.1"
+    assert "db" not in api.get("/v1/agent/services").json()
+    assert api.put("/v1/catalog/deregister", json={"Node": "ext"}).json() is True
+    assert [n["Node"] for n in api.get("/v1/catalog/nodes").json()] == ["test-node"]
+    r = api.put("/v1/catalog/register", json={"Node": "ext"})
+    assert r.status_code == 400
+
+
+def test_blocking_catalog_services(api):
+    index = api.get("/v1/catalog/services").headers["X-Consul-Index"]
+    box = {}
+    thread = threading.Thread(
+        target=lambda: box.update(
+            r=api.get("/v1/catalog/services", params={"index": index, "wait": "10s"})
+        ),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive()
+    api.register({"Name": "new"})
+    thread.join(5)
+    assert "new" in box["r"].json()
+
+
+def test_py_consul_catalog(devconsul):
+    c = consul.Consul(host="127.0.0.1", port=devconsul.port)
+    c.agent.service.register("cat", service_id="cat-1", port=9, tags=["t"])
+    index, services = c.catalog.services()
+    assert int(index) > 0
+    assert services == {"cat": ["t"], "consul": []}
+    _, nodes = c.catalog.service("cat")
+    assert nodes[0]["ServiceID"] == "cat-1"
+    _, nodes = c.catalog.nodes()
+    assert nodes[0]["Node"] == "test-node"

@@ -1,0 +1,14 @@
+import pytest
+
+import consul
+
+pytestmark = pytest.mark.integration
+
+
+def test_leader_and_peers(shared_api, shared_devconsul):
+    r = shared_api.get("/v1/status/leader")
+    assert (r.status_code, r.text) == (200, '"127.0.0.1:8300"')
+    assert "X-Consul-Index" not in r.headers
+    assert shared_api.get("/v1/status/peers").json() == ["127.0.0.1:8300"]
+    c = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
+    assert c.status.leader() == "127.0.0.1:8300"

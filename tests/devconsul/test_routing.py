@@ -1,0 +1,33 @@
+import pytest
+
+from devconsul.errors import HTTPError
+from devconsul.routing import Route, Router, check_method
+
+
+def handler(app, req):
+    return None
+
+
+def test_exact_beats_prefix_and_longest_prefix_wins():
+    router = Router(
+        [
+            Route("/v1/agent/service/", ("GET",), handler, prefix=True),
+            Route("/v1/agent/service/register", ("PUT",), handler),
+            Route("/v1/agent/service/deregister/", ("PUT",), handler, prefix=True),
+        ]
+    )
+    route, arg = router.match("/v1/agent/service/register")
+    assert (route.path, arg) == ("/v1/agent/service/register", "")
+    route, arg = router.match("/v1/agent/service/deregister/a/b")
+    assert (route.path, arg) == ("/v1/agent/service/deregister/", "a/b")
+    route, arg = router.match("/v1/agent/service/web-1")
+    assert (route.path, arg) == ("/v1/agent/service/", "web-1")
+    assert router.match("/v1/nope") is None
+
+
+def test_wrong_method_is_405_with_allow():
+    with pytest.raises(HTTPError) as err:
+        check_method(Route("/x", ("PUT",), handler), "GET")
+    assert err.value.status == 405
+    assert err.value.message == "method GET not allowed"
+    assert err.value.headers == {"Allow": "OPTIONS,PUT"}
