@@ -5,14 +5,14 @@ come from discovery's shared hooks; the gateway adds its request limits and a wo
 parse-error pages are JSON.
 """
 
-from discovery.gunicorn_hooks import service_hooks
-
 from discovery.env import env_int
+from discovery.gunicorn_hooks import service_hooks
 from gateway.settings import GatewaySettings
 
 DEFAULT_PORT = 8000
 
-globals().update(service_hooks(name="gateway", default_port=DEFAULT_PORT))
+# The gateway claims no prefix: it is the router, not a route.
+globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_PORT))
 
 _settings = GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
 worker_class = "gateway.worker.JSONErrorWorker"

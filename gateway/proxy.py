@@ -23,6 +23,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ReadTimeoutError,
 )
+from urllib3.util import SKIP_HEADER
 
 from discovery.instances import Instance
 from gateway.directory import ServiceState, routable
@@ -31,6 +32,7 @@ from gateway.settings import GatewaySettings
 
 __all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
 
+_NO_DEFAULTS = ("User-Agent", "Accept-Encoding")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PRELOAD_LIMIT = 1 << 20  # bodies up to this size are read at once; larger ones stream
 STREAM_CHUNK = 64 * 1024
@@ -99,7 +101,7 @@ class Transport:
             method,
             target,
             body=body or None,
-            headers=dict(headers) if not _has_duplicates(headers) else _merged(headers),
+            headers=_outgoing(headers),
             retries=False,
             redirect=False,
             assert_same_host=False,
@@ -109,14 +111,14 @@ class Transport:
         )
 
 
-def _has_duplicates(headers: Sequence[tuple[str, str]]) -> bool:
-    return len({name.lower() for name, _ in headers}) != len(headers)
-
-
-def _merged(headers: Sequence[tuple[str, str]]) -> urllib3.HTTPHeaderDict:
+def _outgoing(headers: Sequence[tuple[str, str]]) -> urllib3.HTTPHeaderDict:
     merged = urllib3.HTTPHeaderDict()
     for name, value in headers:
         merged.add(name, value)
+    # http.client/urllib3 would add their own defaults the client never sent.
+    for name in _NO_DEFAULTS:
+        if name not in merged:
+            merged[name] = SKIP_HEADER
     return merged
 
 

@@ -5,7 +5,11 @@ every answer -- upstream or error -- is built here. Paths under `/api/views/` be
 gateway's own aggregation views and go to Flask.
 """
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -39,6 +43,63 @@ class BodyError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class SlowClientReaper:
+    """Ends body reads that miss their deadline, whatever the client's pace.
+
+    A socket timeout bounds each recv, not the whole body: a client sending one byte just
+    before every timeout would hold a worker thread for ever. One thread per process shuts
+    the read side of overdue sockets, which ends the read at once.
+    """
+
+    TICK = 0.1
+
+    def __init__(self):
+        self._pending: dict[int, tuple[float, socket.socket]] = {}
+        self._reaped: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def watch(self, sock: socket.socket, deadline: float) -> int:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="gateway-reaper", daemon=True
+                )
+                self._thread.start()
+            token = id(sock)
+            self._pending[token] = (deadline, sock)
+            return token
+
+    def release(self, token: int) -> bool:
+        """Stop watching; True when the deadline had passed and the read was cut."""
+        with self._lock:
+            self._pending.pop(token, None)
+            if token in self._reaped:
+                self._reaped.discard(token)
+                return True
+            return False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                overdue = [t for t, (d, _) in self._pending.items() if d <= now]
+                for token in overdue:
+                    _, sock = self._pending.pop(token)
+                    self._reaped.add(token)
+                    # shutdown wakes the recv in progress; the tiny timeout makes the
+                    # next one fail even if the client keeps dripping bytes.
+                    with contextlib.suppress(OSError):
+                        sock.settimeout(0.001)
+                        sock.shutdown(socket.SHUT_RD)
+
+
+_reaper = SlowClientReaper()
+
+
 def read_body(environ, limit: int, timeout: float) -> bytes:
     """The whole request body (so a retry can resend it), bounded in size and in time."""
     length = environ.get("CONTENT_LENGTH", "")
@@ -53,22 +114,24 @@ def read_body(environ, limit: int, timeout: float) -> bytes:
     if expected == 0:
         return b""
     sock = environ.get("gunicorn.socket")
+    token = None
     if sock is not None:
         # Slow clients (slowloris) must not hold a worker thread for longer than this.
-        sock.settimeout(timeout)
+        token = _reaper.watch(sock, time.monotonic() + timeout)
+    failure = None
     try:
         data = _read(environ["wsgi.input"], expected, limit)
-    except TimeoutError:
-        raise BodyError(
-            408, "request_timeout", "request body arrived too slowly"
-        ) from None
     except BodyError:
         raise
     except Exception as exc:  # noqa: BLE001 - gunicorn's parse errors have no common base
-        raise BodyError(400, "bad_request", f"unreadable body: {exc}") from None
+        failure = exc
     finally:
-        if sock is not None:
-            sock.settimeout(None)
+        reaped = token is not None and _reaper.release(token)
+    if reaped:
+        sock.settimeout(None)  # the answer itself must not time out
+        raise BodyError(408, "request_timeout", "request body arrived too slowly")
+    if failure is not None:
+        raise BodyError(400, "bad_request", f"unreadable body: {failure}")
     if expected is not None and len(data) < expected:
         raise BodyError(400, "bad_request", "request body shorter than Content-Length")
     return data
