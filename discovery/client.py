@@ -27,6 +27,9 @@ from discovery.watcher import watch
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 MAX_ATTEMPTS = 3
+FIRST_ANSWER_SECONDS = (
+    2.0  # how long a first request waits for a new watcher's first answer
+)
 
 
 class StaticSource:
@@ -96,7 +99,7 @@ class ServiceClient:
         """
         method = method.upper()
         kwargs.setdefault("timeout", self.timeout)
-        candidates = list(self.source.snapshot().instances)
+        candidates = list(self.current_snapshot().instances)
         if not candidates:
             raise NoHealthyInstance(self.service)
         attempts: list[tuple[str, BaseException]] = []
@@ -113,6 +116,15 @@ class ServiceClient:
                 if not retryable(method, exc):
                     break
         raise ServiceUnavailable(self.service, attempts)
+
+    def current_snapshot(self) -> Snapshot:
+        """The source's snapshot; right after start-up, wait (briefly) for the first answer
+        rather than report "no instance" because the watcher has not heard from Consul yet."""
+        snapshot = self.source.snapshot()
+        if not snapshot.loaded and hasattr(self.source, "wait_ready"):
+            self.source.wait_ready(FIRST_ANSWER_SECONDS)
+            snapshot = self.source.snapshot()
+        return snapshot
 
     def _session(self) -> requests.Session:
         # One Session (and connection pool) per thread: Session is not documented thread-safe.

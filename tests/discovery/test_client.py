@@ -1,4 +1,5 @@
 import random
+import signal
 import time
 from collections import Counter
 
@@ -11,6 +12,7 @@ from discovery.errors import DiscoveryError, NoHealthyInstance, ServiceUnavailab
 from discovery.instances import Snapshot
 from discovery.strategies import make_strategy
 from tests.discovery.stubs import HangUpServer, StubServer, answer, closed_port_url
+from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
 
 
 class EmptySource:
@@ -124,3 +126,102 @@ def test_static_source_rejects_bad_urls_naming_the_variable(urls):
     with pytest.raises(ConfigError) as err:
         StaticSource(urls, variable="USER_SERVICE_URL")
     assert str(err.value).startswith("USER_SERVICE_URL:")
+
+
+class SlowStartSource:
+    """Like a watcher that has not heard from Consul yet."""
+
+    def __init__(self, source):
+        self.source = source
+        self.ready = False
+
+    def snapshot(self):
+        return self.source.snapshot() if self.ready else Snapshot()
+
+    def wait_ready(self, timeout):
+        self.ready = True
+        return True
+
+
+def test_first_request_waits_for_the_first_answer():
+    with StubServer(answer("ok")) as good:
+        source = SlowStartSource(StaticSource(good.url))
+        client = ServiceClient("user-service", source=source)
+        assert client.request("GET", "/").text == "ok"
+
+
+# -- integration: order-service calling user-service found through Consul ------------------
+
+
+def start_service(package, agent, port, data_dir):
+    env = {
+        "CONSUL_HTTP_ADDR": agent.addr,
+        "SERVICE_ADDRESS": "127.0.0.1",
+        "BIND_HOST": "127.0.0.1",
+        "PORT": str(port),
+        "CHECK_INTERVAL": "1s",
+        "CHECK_TIMEOUT": "1s",
+        "DATA_DIR": str(data_dir),
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "4",
+        "DRAIN_SECONDS": "0.5",
+    }
+    env.pop("USER_SERVICE_URL", None)
+    argv = python_module(
+        "gunicorn", "-c", f"python:{package}.gunicorn_conf", f"{package}.wsgi:app"
+    )
+    proc = ManagedProcess(argv, env=env, name=f"{package}-{port}").start()
+    proc.url = f"http://127.0.0.1:{port}"
+    return proc
+
+
+@pytest.mark.integration
+def test_orders_keep_working_while_a_user_service_instance_is_killed(
+    devconsul, tmp_path
+):
+    pytest.importorskip("user_service.wsgi")
+    pytest.importorskip("order_service.wsgi")
+    procs = []
+    try:
+        procs = [
+            start_service(package, devconsul, free_port(), tmp_path)
+            for package in ("user_service", "user_service", "order_service")
+        ]
+        users_a, users_b, orders = procs
+        for proc in procs:
+            proc.wait_http(f"{proc.url}/health", status=200)
+        passing = f"{devconsul.url}/v1/health/service/user-service?passing"
+        wait_until(
+            lambda: len(requests.get(passing, timeout=2).json()) == 2, timeout=10
+        )
+
+        user = requests.post(
+            f"{users_a.url}/users",
+            json={"name": "Ada", "email": "ada@example.com"},
+            timeout=5,
+        )
+        assert user.status_code == 201, user.text
+        order = {"user_id": user.json()["id"], "total_amount": "12.50"}
+
+        def create():
+            return requests.post(f"{orders.url}/orders", json=order, timeout=10)
+
+        assert [create().status_code for _ in range(4)] == [201] * 4
+        users_b.signal(signal.SIGKILL)
+        started = time.monotonic()
+        statuses = []
+        while (
+            time.monotonic() - started < 3
+        ):  # spans B's death until Consul marks it critical
+            statuses.append(create().status_code)
+        assert set(statuses) == {201}, statuses
+        # an unknown user is still told apart from an outage
+        missing = requests.post(
+            f"{orders.url}/orders", json={**order, "user_id": 999999}, timeout=10
+        )
+        assert missing.status_code == 422
+    finally:
+        for proc in procs:
+            proc.signal(signal.SIGINT)  # quick stop, deregistering without a drain
+        for proc in procs:
+            proc.stop()
