@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"up": cmd_up, "status": cmd_status, "down": cmd_down}[args.command]
-    return command(args)
+    try:
+        return command(args)
+    except BrokenPipeError:
+        # `switchyard status | head`: the reader left; say nothing more, like other tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def cmd_up(args: argparse.Namespace) -> int:
