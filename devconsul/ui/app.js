@@ -178,17 +178,19 @@ async function follow(path, signal, onData, onError) {
       const { data, index: next } = await getJSON(url, signal);
       setLive(true);
       backoff = 500;
+      // Render the first answer and every index move, backwards included: an agent
+      // restart resets the index and we follow on from the new value.
       if (!index || next !== index) onData(data);
-      // An index that goes backwards means the agent restarted: start over.
-      const same = next === index;
+      const unchanged = next === index;
       index = next > 0 ? next : 0;
-      if (!index) await sleep(5000, signal); // no blocking support: poll
-      else if (same && Date.now() - started < 100) await sleep(1000, signal);
+      if (!index) await sleep(5000, signal); // no X-Consul-Index: poll instead
+      else if (unchanged && Date.now() - started < 100) await sleep(1000, signal); // no hot loop
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof ApiError && err.status < 500 && onError) { onError(err); return; }
+      // A 4xx answer will not fix itself by asking again.
+      if (err instanceof ApiError && err.status < 500) { onError(err); return; }
       setLive(false, err.message);
-      if (onError) onError(err);
+      onError(err);
       index = 0; // re-render from a fresh answer once the agent is back
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, 10000);
@@ -201,15 +203,11 @@ async function follow(path, signal, onData, onError) {
 async function loadAgent() {
   try {
     const { data } = await getJSON("/v1/agent/self");
-    const config = (data && data.Config) || {};
-    replace(document.getElementById("agent-dc"), config.Datacenter || "?");
-    replace(document.getElementById("agent-node"), config.NodeName || "?");
-    if (config.Datacenter && config.NodeName) return;
-  } catch (err) { /* fall through to the catalog */ }
-  try {
-    const { data } = await getJSON("/v1/catalog/datacenters");
-    if (data && data.length) replace(document.getElementById("agent-dc"), data[0]);
-  } catch (err) { setLive(false, err.message); }
+    replace(document.getElementById("agent-dc"), data.Config.Datacenter);
+    replace(document.getElementById("agent-node"), data.Config.NodeName);
+  } catch (err) {
+    setLive(false, err.message);
+  }
 }
 
 // ---- views ---------------------------------------------------------------------
@@ -229,25 +227,9 @@ function servicesView(root, signal) {
   let services = [];
   const render = () => replace(list, servicesTable(services, filter.value.trim().toLowerCase()));
   filter.addEventListener("input", render);
-  const show = (data) => { services = data; render(); };
-
-  // /v1/internal/ui/services is what Consul's own UI reads; older agents lack it.
-  follow("/v1/internal/ui/services", signal, (data) => show(data || []), (err) => {
-    if (err.status === 404 || err.status === 405) servicesFromCatalog(signal, show);
-    else replace(list, errorBox(err));
-  });
-}
-
-async function servicesFromCatalog(signal, show) {
-  await follow("/v1/catalog/services", signal, async (byName) => {
-    const rows = await Promise.all(Object.keys(byName || {}).map(async (name) => {
-      const { data } = await getJSON(`/v1/health/service/${encodeURIComponent(name)}`, signal);
-      const counts = tally((data || []).flatMap((e) => e.Checks || []));
-      return { Name: name, Tags: byName[name], InstanceCount: (data || []).length,
-        ChecksPassing: counts.passing, ChecksWarning: counts.warning, ChecksCritical: counts.critical };
-    }));
-    show(rows);
-  });
+  // The same endpoint Consul's own UI reads for this page.
+  follow("/v1/internal/ui/services", signal, (data) => { services = data || []; render(); },
+    (err) => replace(list, errorBox(err)));
 }
 
 function servicesTable(services, query) {
@@ -324,17 +306,7 @@ function nodesView(root, signal) {
   const list = h("div", {}, empty("Loading nodes…"));
   replace(root, section("Nodes"), list);
   const show = (nodes) => replace(list, nodesTable(nodes || []));
-  follow("/v1/internal/ui/nodes", signal, show, (err) => {
-    if (err.status === 404 || err.status === 405) nodesFromCatalog(signal, show);
-    else replace(list, errorBox(err));
-  });
-}
-
-async function nodesFromCatalog(signal, show) {
-  await follow("/v1/catalog/nodes", signal, async (nodes) => {
-    const { data: checks } = await getJSON("/v1/health/state/any", signal);
-    show((nodes || []).map((n) => ({ ...n, Services: null, Checks: (checks || []).filter((c) => c.Node === n.Node) })));
-  });
+  follow("/v1/internal/ui/nodes", signal, show, (err) => replace(list, errorBox(err)));
 }
 
 function nodesTable(nodes) {
@@ -344,13 +316,12 @@ function nodesTable(nodes) {
       h("th", {}, "Services"), h("th", {}, "All checks"), h("th", {}, "Meta"))),
     h("tbody", {}, nodes.slice().sort((a, b) => a.Node.localeCompare(b.Node)).map((n) => {
       const nodeChecks = (n.Checks || []).filter((c) => !c.ServiceID);
-      const services = n.Services ? [...new Set(n.Services.map((s) => s.Service))].sort() : null;
+      const services = [...new Set((n.Services || []).map((s) => s.Service))].sort();
       return h("tr", { "data-node": n.Node },
         h("td", {}, h("div", { class: "name mono" }, n.Node), h("div", { class: "mono muted small" }, n.ID || "")),
         h("td", {}, badge(aggregate(nodeChecks))),
         h("td", {}, mono(n.Address)),
-        h("td", {}, services === null ? h("span", { class: "muted" }, "—")
-          : services.length === 0 ? h("span", { class: "muted" }, "none")
+        h("td", {}, services.length === 0 ? h("span", { class: "muted" }, "none")
           : h("span", { class: "chips" }, services.map((s) =>
               h("a", { class: "chip", href: `#/services/${encodeURIComponent(s)}` }, s)))),
         h("td", {}, tallyBadges(tally(n.Checks))),

@@ -78,6 +78,7 @@ class Chromium:
         os.close(from_browser_w)
         self._buffer = b""
         self._next_id = 0
+        self._tabs: list[str] = []
 
     def call(
         self,
@@ -118,6 +119,7 @@ class Chromium:
     def open(self, url: str) -> str:
         """Open `url` in a new tab; returns the DevTools session of that tab."""
         target = self.call("Target.createTarget", {"url": url})["targetId"]
+        self._tabs.append(target)
         return self.call(
             "Target.attachToTarget", {"targetId": target, "flatten": True}
         )["sessionId"]
@@ -131,6 +133,10 @@ class Chromium:
         if "exceptionDetails" in result:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def close_tabs(self) -> None:
+        while self._tabs:
+            self.call("Target.closeTarget", {"targetId": self._tabs.pop()})
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as log:
@@ -150,15 +156,22 @@ class Chromium:
         os.close(self._from_browser)
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One browser for the module; each test opens its own tab."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian package `chromium`)")
-    chromium = Chromium(
-        CHROMIUM, str(tmp_path / "profile"), str(tmp_path / "chromium.log")
-    )
+    home = tmp_path_factory.mktemp("chromium")
+    chromium = Chromium(CHROMIUM, str(home / "profile"), str(home / "chromium.log"))
     yield chromium
     chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def close_tabs(browser):
+    """Close each test's tabs, so their blocking queries stop with the test's agent."""
+    yield
+    browser.close_tabs()
 
 
 @pytest.fixture
@@ -248,3 +261,41 @@ def test_services_list_shows_the_registered_service(ui_agent, browser):
     )
     assert state["serviceRow"] == "passing"
     assert "consul" in state["text"]
+
+
+def test_nodes_and_kv_pages(ui_agent, browser):
+    requests.put(
+        f"{ui_agent.url}/v1/kv/config/gateway/lb", data=b"round_robin", timeout=5
+    ).raise_for_status()
+    session = browser.open(f"{ui_agent.url}/ui/#/nodes")
+    wait_until(
+        lambda: browser.evaluate(
+            session, "document.querySelector('tr[data-node=\"test-node\"]')?.innerText"
+        ),
+        timeout=20,
+        what="the nodes page to list test-node",
+    )
+
+    # Navigating is a hash change; the folder listing and the value come from the KV API.
+    browser.evaluate(session, "location.hash = '#/kv/config/'")
+    wait_until(
+        lambda: (
+            "gateway/"
+            in browser.evaluate(
+                session, "document.querySelector('.kvlist')?.innerText ?? ''"
+            )
+        ),
+        timeout=20,
+        what="the KV folder config/ to list gateway/",
+    )
+    browser.evaluate(session, "location.hash = '#/kv/config/gateway/lb'")
+    wait_until(
+        lambda: (
+            browser.evaluate(
+                session, "document.querySelector('pre.value')?.textContent"
+            )
+            == "round_robin"
+        ),
+        timeout=20,
+        what="the KV key page to show the decoded value",
+    )
