@@ -1,8 +1,16 @@
+import json
+import os
+import re
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from switchyard.cli import build_parser, main
+from switchyard.process import pid_alive
+from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
 
 
 def parse(*argv):
@@ -89,3 +97,137 @@ def test_down_without_a_stack_is_a_no_op(tmp_path, capsys):
 def test_up_rejects_a_malformed_consul_address(tmp_path, capsys):
     assert main(["up", "--data-dir", str(tmp_path), "--consul-addr", "nowhere"]) == 2
     assert "HOST:PORT" in capsys.readouterr().out
+
+
+# -- `switchyard up` as a user runs it: a real stack on free ports -------------------------
+
+STARTED = re.compile(r"\[started\]\s+(\S+)\s+pid (\d+)")
+
+
+def switchyard(*args: str, env: dict | None = None) -> ManagedProcess:
+    return ManagedProcess(
+        python_module("switchyard", *args), env=env, name="switchyard"
+    )
+
+
+def up(tmp_path, *extra: str, env: dict | None = None) -> ManagedProcess:
+    args = ["up", "--data-dir", str(tmp_path), "--gateway-port", str(free_port())]
+    return switchyard(*args, "--users", "1", "--orders", "1", *extra, env=env).start()
+
+
+def wait_up(proc: ManagedProcess) -> None:
+    def ready():
+        if not proc.alive():
+            raise AssertionError(f"switchyard exited:\n{proc.output()[-3000:]}")
+        return "following logs" in proc.output()
+
+    wait_until(ready, 90, 0.2, "switchyard up")
+
+
+def started_pids(output: str) -> dict[str, int]:
+    return {name: int(pid) for name, pid in STARTED.findall(output)}
+
+
+def group_gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def assert_nothing_left(pids: dict[str, int]) -> None:
+    wait_until(
+        lambda: all(not pid_alive(p) and group_gone(p) for p in pids.values()),
+        10,
+        what=f"every process group gone: {pids}",
+    )
+
+
+def registered(agent) -> set[str]:
+    return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())
+
+
+def status_json(tmp_path) -> dict:
+    result = subprocess.run(
+        python_module("switchyard", "status", "--json", "--data-dir", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.mark.integration
+def test_up_prints_the_table_status_sees_it_and_sigterm_stops_everything(
+    tmp_path, devconsul
+):
+    proc = up(tmp_path, "--consul-addr", devconsul.addr)
+    try:
+        wait_up(proc)
+        out = proc.output()
+        pids = started_pids(out)
+        assert sorted(n.split("-127")[0] for n in pids) == [
+            "gateway",
+            "order-service",
+            "user-service",
+        ]
+        assert re.search(r"^INSTANCE\s+ADDRESS\s+PID\s+HEALTH$", out, re.MULTILINE)
+        for name, pid in pids.items():
+            assert re.search(
+                rf"^{name}\s+127\.0\.0\.1:\d+\s+{pid}\s+passing$", out, re.MULTILINE
+            ), name
+        assert f"Consul UI  {devconsul.url}/ui/  (external)" in out
+
+        report = status_json(tmp_path)
+        instances = {i["id"]: i for s in report["services"] for i in s["instances"]}
+        assert {n: instances[n]["pid"] for n in pids} == pids
+        assert all(instances[n]["status"] == "passing" for n in pids)
+        assert all(instances[n]["checks"][0]["output"] for n in pids)
+        assert registered(devconsul) >= set(pids)
+    finally:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert_nothing_left(pids)
+    assert registered(devconsul).isdisjoint(pids)
+    assert not (tmp_path / "switchyard.json").exists()
+    assert "switchyard: stopped" in proc.output()
+
+
+@pytest.mark.integration
+def test_down_from_another_terminal_stops_the_stack_and_its_agent(tmp_path):
+    proc = up(tmp_path, "--consul-port", str(free_port()), "--agent", "devconsul")
+    try:
+        wait_up(proc)
+        pids = started_pids(proc.output())
+        assert "consul" in pids
+        assert main(["down", "--data-dir", str(tmp_path)]) == 0
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.stop()
+    assert_nothing_left(pids)
+
+
+@pytest.mark.integration
+def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
+    tmp_path, devconsul
+):
+    # A setting only the gateway reads, so the services are up when it fails.
+    proc = up(
+        tmp_path, "--consul-addr", devconsul.addr, env={"GATEWAY_MAX_ATTEMPTS": "0"}
+    )
+    try:
+        assert proc.wait(timeout=90) == 1
+    finally:
+        proc.stop()
+    out = proc.output()
+    pids = started_pids(out)
+    gateway = next(n for n in pids if n.startswith("gateway-"))
+    assert re.search(
+        rf"ERROR switchyard: {gateway} exited with code \d+ while starting", out
+    )
+    assert "--- last " in out and "GATEWAY_MAX_ATTEMPTS" in out
+    assert "start-up failed; everything else was stopped" in out
+    assert_nothing_left(pids)
+    assert registered(devconsul).isdisjoint(pids)
