@@ -263,6 +263,33 @@ def test_services_list_shows_the_registered_service(ui_agent, browser):
     assert "consul" in state["text"]
 
 
+def test_services_list_survives_an_agent_restart(ui_agent, browser):
+    register_web(ui_agent)
+    session = browser.open(f"{ui_agent.url}/ui/#/services")
+    wait_until(
+        lambda: page_state(browser, session)["serviceRow"],
+        timeout=20,
+        what="web listed",
+    )
+
+    # A restarted dev agent has forgotten everything and counts its index from the start.
+    ui_agent.restart()
+    wait_until(
+        lambda: (
+            (s := page_state(browser, session))["serviceRow"] is None
+            and "consul" in s["text"]
+        ),
+        timeout=30,
+        what="the list to drop web after the restart",
+    )
+    register_web(ui_agent)
+    wait_until(
+        lambda: page_state(browser, session)["serviceRow"] == "passing",
+        timeout=30,
+        what="web to come back without a reload",
+    )
+
+
 def test_nodes_and_kv_pages(ui_agent, browser):
     requests.put(
         f"{ui_agent.url}/v1/kv/config/gateway/lb", data=b"round_robin", timeout=5
