@@ -28,7 +28,7 @@ from switchyard.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLIENTS = 4
-BUCKET = 0.25  # seconds per point on the chart
+BUCKET = 0.5  # seconds per point on the chart
 PHASES = ("before", "after kill", "after restart")
 
 
@@ -152,10 +152,11 @@ def chart(run: Run, path: Path) -> None:
     from matplotlib import pyplot
 
     end = max((s.at for s in run.samples), default=0.0)
-    buckets = int(end / BUCKET) + 1
+    buckets = max(1, int(end / BUCKET))  # the last, partial bucket would fake a drop
     ok, errors = [0] * buckets, [0] * buckets
     for s in run.samples:
-        (ok if s.ok else errors)[int(s.at / BUCKET)] += 1
+        if int(s.at / BUCKET) < buckets:
+            (ok if s.ok else errors)[int(s.at / BUCKET)] += 1
     xs = [i * BUCKET for i in range(buckets)]
     fig, axis = pyplot.subplots(figsize=(9, 4), dpi=100)
     axis.plot(
