@@ -40,9 +40,9 @@ function mono(text) {
   return h("span", { class: "mono" }, text);
 }
 
-function chips(values, cls = "chip") {
+function chips(values) {
   if (!values || values.length === 0) return h("span", { class: "muted" }, "none");
-  return h("span", { class: "chips" }, values.map((v) => h("span", { class: cls }, v)));
+  return h("span", { class: "chips" }, values.map((v) => h("span", { class: "chip" }, v)));
 }
 
 function metaList(meta) {
@@ -124,19 +124,18 @@ function ago(ms) {
 
 function lastChange(check) {
   const seen = noteCheck(check);
-  const clock = new Date(seen.since).toLocaleTimeString();
   return h("span", { class: "since", "data-since": seen.since, "data-exact": seen.exact ? "1" : "0",
-    title: `ModifyIndex ${check.ModifyIndex ?? "?"}` }, sinceText(seen.since, seen.exact, clock));
+    title: `ModifyIndex ${check.ModifyIndex ?? "?"}` }, sinceText(seen.since, seen.exact));
 }
 
-function sinceText(since, exact, clock) {
+function sinceText(since, exact) {
+  const clock = new Date(since).toLocaleTimeString();
   return exact ? `${clock} (${ago(since)})` : `at or before ${clock}`;
 }
 
 setInterval(() => {
   for (const el of document.querySelectorAll(".since[data-exact='1']")) {
-    const since = Number(el.dataset.since);
-    el.textContent = sinceText(since, true, new Date(since).toLocaleTimeString());
+    el.textContent = sinceText(Number(el.dataset.since), true);
   }
 }, 5000);
 

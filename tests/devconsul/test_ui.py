@@ -212,6 +212,8 @@ def page_state(browser: Chromium, session: str) -> dict:
             instances: [...document.querySelectorAll('[data-instance]')].map(e => e.dataset.instance),
             check: badge('[data-instance="web-1"] [data-check="service:web-1"] .badge'),
             output: badge('[data-instance="web-1"] [data-check="service:web-1"] .output'),
+            changeSeen: document.querySelector(
+              '[data-instance="web-1"] [data-check="service:web-1"] .since')?.dataset.exact,
             serviceRow: badge('tr[data-service="web"] .badge'),
             node: document.getElementById('agent-node')?.textContent,
             live: document.getElementById('live')?.textContent,
@@ -248,7 +250,9 @@ def test_service_page_shows_instances_and_follows_check_changes(ui_agent, browse
         timeout=20,
         what="the check badge to turn critical without a reload",
     )
-    assert page_state(browser, session)["live"] == "live"
+    state = page_state(browser, session)
+    assert state["live"] == "live"
+    assert state["changeSeen"] == "1"  # "last change" is now the moment the page saw it
 
 
 def test_services_list_shows_the_registered_service(ui_agent, browser):
