@@ -141,10 +141,8 @@ setInterval(() => {
 
 // ---- blocking queries ---------------------------------------------------------
 
-const liveEl = () => document.getElementById("live");
-
 function setLive(ok, detail) {
-  const el = liveEl();
+  const el = document.getElementById("live");
   el.className = `live ${ok ? "ok" : "down"}`;
   el.textContent = ok ? "live" : "reconnecting";
   el.title = ok ? "Following changes through blocking queries" : `Agent unreachable: ${detail}`;
@@ -246,7 +244,7 @@ function servicesTable(services, query) {
       return h("tr", { "data-service": s.Name },
         h("td", {}, h("a", { href: `#/services/${encodeURIComponent(s.Name)}`, class: "name" }, s.Name)),
         h("td", {}, badge(status)),
-        h("td", { class: "num" }, String(s.InstanceCount ?? (s.Nodes || []).length)),
+        h("td", { class: "num" }, String(s.InstanceCount)),
         h("td", {}, tallyBadges(counts)),
         h("td", {}, chips(s.Tags)));
     })));
