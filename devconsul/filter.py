@@ -684,24 +684,33 @@ def _fields(prefix: str, names: str) -> tuple[str, ...]:
     return tuple(f"{prefix}{name}" for name in names.split())
 
 
+_PROXY = (
+    "Proxy.DestinationServiceName Proxy.DestinationServiceID Proxy.LocalServiceAddress "
+    "Proxy.LocalServicePort Proxy.Mode Proxy.Upstreams.DestinationName "
+    "Proxy.Upstreams.DestinationType Proxy.Upstreams.LocalBindPort"
+)
 NODE_SELECTORS = _fields("", "ID Node Address Datacenter TaggedAddresses.* Meta.*")
 HEALTH_CHECK_SELECTORS = _fields(
     "",
-    "Node CheckID Name Status Notes Output ServiceID ServiceName ServiceTags Type Interval Timeout "
-    "Definition.HTTP Definition.Header.* Definition.Method Definition.Body Definition.TLSServerName "
+    "Node CheckID Name Status Notes Output ServiceID ServiceName ServiceTags Type "
+    "Interval Timeout ExposedPort Definition.HTTP Definition.Header.* "
+    "Definition.Method Definition.Body Definition.TLSServerName "
     "Definition.TLSSkipVerify Definition.TCP Definition.Interval Definition.Timeout "
     "Definition.DeregisterCriticalServiceAfter",
 )
 AGENT_SERVICE_SELECTORS = _fields(
     "",
-    "Kind ID Service Tags Address Meta.* Port Weights.Passing Weights.Warning EnableTagOverride "
-    "Datacenter TaggedAddresses.*.Address TaggedAddresses.*.Port Connect.Native",
+    "Kind ID Service Tags Address Meta.* Port Weights.Passing Weights.Warning "
+    "EnableTagOverride Datacenter TaggedAddresses.*.Address TaggedAddresses.*.Port "
+    f"Connect.Native {_PROXY}",
 )
 SERVICE_NODE_SELECTORS = _fields(
     "",
-    "ID Node Address Datacenter TaggedAddresses.* NodeMeta.* ServiceKind ServiceID ServiceName ServiceTags "
-    "ServiceAddress ServiceTaggedAddresses.*.Address ServiceTaggedAddresses.*.Port ServiceWeights.Passing "
-    "ServiceWeights.Warning ServiceMeta.* ServicePort ServiceEnableTagOverride ServiceConnect.Native",
+    "ID Node Address Datacenter TaggedAddresses.* NodeMeta.* ServiceKind ServiceID "
+    "ServiceName ServiceTags ServiceAddress ServiceTaggedAddresses.*.Address "
+    "ServiceTaggedAddresses.*.Port ServiceWeights.Passing ServiceWeights.Warning "
+    "ServiceMeta.* ServicePort ServiceEnableTagOverride ServiceConnect.Native "
+    + _PROXY.replace("Proxy.", "ServiceProxy."),
 )
 SERVICE_ENTRY_SELECTORS = (
     _fields("Node.", " ".join(NODE_SELECTORS))
