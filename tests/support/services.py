@@ -4,6 +4,8 @@ service's OpenAPI document."""
 
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -67,6 +69,10 @@ def start_service(
         *("--bind", f"127.0.0.1:{port}", f"{package}.wsgi:app"),
     ]
     service_env = {
+        # Nothing listens there: these instances must not join any Consul that may be
+        # running on this machine; registration fails and the service serves regardless.
+        "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        "DRAIN_SECONDS": "0",
         "PORT": str(port),
         "SERVICE_ADDRESS": "127.0.0.1",
         "DATABASE_URL": database_url,
@@ -78,6 +84,15 @@ def start_service(
     url = f"http://127.0.0.1:{port}"
     process.wait_http(f"{url}/health", status=200)
     return process, url
+
+
+def stop_now(process: ManagedProcess) -> None:
+    """gunicorn's quick shutdown (SIGINT): tests need no graceful drain."""
+    process.signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.stop()
 
 
 class ConformingClient(FlaskClient):

@@ -4,7 +4,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.support.services import DATABASE_KINDS, fresh_database, start_service
+from tests.support.services import (
+    DATABASE_KINDS,
+    fresh_database,
+    start_service,
+    stop_now,
+)
 from user_service.openapi import DOCUMENT
 
 FUZZ = settings(
@@ -46,7 +51,7 @@ def served(request, tmp_path_factory):
     ) as url:
         process, base_url = start_service("user_service", url, workers=1, threads=4)
         yield process, base_url
-        process.stop()
+        stop_now(process)
 
 
 fuzzed = schemathesis.openapi.from_dict(DOCUMENT)

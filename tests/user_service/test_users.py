@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.support.processes import wait_until
-from tests.support.services import start_service
+from tests.support.services import start_service, stop_now
 from tests.user_service.conftest import INSTANCE_ID
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
@@ -243,8 +243,8 @@ def test_50_concurrent_creates_with_one_email_store_one_user(database_url):
         assert statuses == [201] + [409] * 49
         assert requests.get(f"{url_a}/users", timeout=10).json()["total"] == 1
     finally:
-        first.stop()
-        second.stop()
+        stop_now(first)
+        stop_now(second)
     assert "Traceback" not in first.output() + second.output()
 
 
@@ -285,7 +285,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_user_and_leaves_no_partial_row(
         stop.set()
         for thread in writers:
             thread.join(timeout=30)
-        service.stop()
+        stop_now(service)
 
     engine = create_engine(database_url)
     with engine.connect() as connection:

@@ -1,0 +1,443 @@
+import json
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from order_service.models import db
+from order_service.openapi import DOCUMENT
+from tests.order_service.conftest import INSTANCE_ID, make_app
+from tests.support.processes import free_port, wait_until
+from tests.support.services import conforming_client, dispose, start_service, stop_now
+
+
+def error_of(response, status):
+    assert response.status_code == status, (response.status_code, response.data)
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Served-By"] == INSTANCE_ID
+    return response.json["error"]
+
+
+def post_order(client, user_id, amount="12.50", key=None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post(
+        "/orders", json={"user_id": user_id, "total_amount": amount}, headers=headers
+    )
+
+
+def raw_post(client, body: str, key=None):
+    headers = {
+        "Content-Type": "application/json",
+        **({"Idempotency-Key": key} if key else {}),
+    }
+    return client.post("/orders", data=body, headers=headers)
+
+
+def order_count(client) -> int:
+    return client.get("/orders").json["total"]
+
+
+def test_create_returns_201_location_and_a_pending_order(client, new_user):
+    user_id = new_user()
+    response = post_order(client, user_id, "12.5")
+    assert response.status_code == 201
+    order = response.json
+    assert response.headers["Location"] == f"/orders/{order['id']}"
+    assert response.headers["X-Served-By"] == INSTANCE_ID
+    assert (order["user_id"], order["total_amount"], order["status"]) == (
+        user_id,
+        "12.50",
+        "pending",
+    )
+    assert client.get(f"/orders/{order['id']}").json == order
+
+
+@pytest.mark.parametrize(
+    ("literal", "stored"),
+    [
+        ("12.5", "12.50"),
+        ("0.01", "0.01"),
+        ("7", "7.00"),
+        ("1000000000", "1000000000.00"),
+        ("999999999.99", "999999999.99"),
+        ("0.29", "0.29"),  # 0.29 is not exact in binary floating point
+        ('"0.10"', "0.10"),
+        ('"999999999.99"', "999999999.99"),
+        ('"1000000000.00"', "1000000000.00"),
+    ],
+)
+def test_amounts_are_exact(client, new_user, literal, stored):
+    response = raw_post(
+        client, f'{{"user_id": {new_user()}, "total_amount": {literal}}}'
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["total_amount"] == stored
+    assert client.get(response.headers["Location"]).json["total_amount"] == stored
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "0",
+        "-1",
+        "0.001",
+        "1000000000.01",
+        "1e10",
+        '"12.345"',
+        '"abc"',
+        '"1e3"',
+        '" 5"',
+        "true",
+        "null",
+        '["1"]',
+    ],
+)
+def test_bad_amounts_are_400_naming_the_field(client, new_user, literal):
+    response = raw_post(
+        client, f'{{"user_id": {new_user()}, "total_amount": {literal}}}'
+    )
+    assert list(error_of(response, 400)["details"]) == ["total_amount"]
+    assert order_count(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ("{}", {"user_id", "total_amount"}),
+        ('{"user_id": "1", "total_amount": "1.00"}', {"user_id"}),
+        ('{"user_id": 0, "total_amount": "1.00"}', {"user_id"}),
+        ('{"user_id": 1.5, "total_amount": "1.00"}', {"user_id"}),
+        ('{"user_id": 1, "total_amount": "1.00", "status": "paid"}', {"status"}),
+    ],
+)
+def test_bad_order_bodies_name_each_field(client, body, fields):
+    assert set(error_of(raw_post(client, body), 400)["details"]) == fields
+
+
+def test_unknown_user_is_422_and_nothing_is_stored(client):
+    error = error_of(post_order(client, 2_000_000_000), 422)
+    assert error["code"] == "unknown_user"
+    assert order_count(client) == 0
+
+
+def test_user_service_down_is_503_and_nothing_is_stored(database_url):
+    app = make_app(
+        database_url, f"http://127.0.0.1:{free_port()}"
+    )  # nothing listens there
+    try:
+        client = conforming_client(app, DOCUMENT)
+        response = post_order(client, 1)
+        assert error_of(response, 503)["code"] == "user_service_unavailable"
+        assert response.headers["Retry-After"] == "1"
+        assert order_count(client) == 0
+    finally:
+        dispose(app, db)
+
+
+def test_same_key_and_body_replays_the_original_order(client, new_user):
+    user_id = new_user()
+    first = raw_post(
+        client, f'{{"user_id": {user_id}, "total_amount": 12.5}}', key="order-abc"
+    )
+    again = raw_post(
+        client, f'{{"total_amount": "12.50", "user_id": {user_id}}}', key="order-abc"
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert order_count(client) == 1
+
+
+def test_same_key_with_another_body_is_409(client, new_user):
+    user_id = new_user()
+    assert post_order(client, user_id, "12.50", key="k-1").status_code == 201
+    error = error_of(post_order(client, user_id, "13.00", key="k-1"), 409)
+    assert error["code"] == "idempotency_key_reused"
+    assert order_count(client) == 1
+
+
+def test_different_keys_make_different_orders(client, new_user):
+    user_id = new_user()
+    assert post_order(client, user_id, key="k-1").status_code == 201
+    assert post_order(client, user_id, key="k-2").status_code == 201
+    assert post_order(client, user_id).status_code == 201
+    assert order_count(client) == 3
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ключ"])
+def test_malformed_idempotency_key_is_400(client, new_user, key):
+    response = client.post(
+        "/orders",
+        json={"user_id": new_user(), "total_amount": "1.00"},
+        headers={"Idempotency-Key": key.encode().decode("latin-1")},
+    )
+    assert list(error_of(response, 400)["details"]) == ["Idempotency-Key"]
+
+
+def test_lists_filter_by_user_and_status_and_paginate(client, new_user):
+    alice, bob = new_user(), new_user()
+    ids = [post_order(client, alice).json["id"] for _ in range(3)] + [
+        post_order(client, bob).json["id"]
+    ]
+    assert client.patch(f"/orders/{ids[0]}", json={"status": "paid"}).status_code == 200
+    assert [
+        o["id"] for o in client.get(f"/orders?user_id={alice}").json["items"]
+    ] == ids[:3]
+    assert [
+        o["id"]
+        for o in client.get(f"/orders?user_id={alice}&status=pending").json["items"]
+    ] == ids[1:3]
+    assert [o["id"] for o in client.get("/orders?status=paid").json["items"]] == ids[:1]
+    page = client.get(f"/orders/user/{alice}?limit=2&offset=1").json
+    assert (
+        [o["id"] for o in page["items"]],
+        page["total"],
+        page["limit"],
+        page["offset"],
+    ) == (ids[1:3], 3, 2, 1)
+    assert client.get("/orders?limit=2").json["total"] == 4
+    assert client.get("/orders/user/999999").json == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ("user_id=abc", "user_id"),
+        ("user_id=0", "user_id"),
+        ("status=lost", "status"),
+        ("limit=501", "limit"),
+    ],
+)
+def test_bad_filters_are_400(client, query, bad):
+    assert list(error_of(client.get(f"/orders?{query}"), 400)["details"]) == [bad]
+
+
+@pytest.mark.parametrize("path", ["/orders/999", "/orders/99999999999", "/orders/x"])
+def test_unknown_order_is_404(client, path):
+    assert error_of(client.get(path), 404)["code"] == "not_found"
+    assert (
+        error_of(client.patch(path, json={"status": "paid"}), 404)["code"]
+        == "not_found"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [["paid", "shipped", "delivered"], ["cancelled"], ["paid", "cancelled"]],
+)
+def test_allowed_status_moves(client, new_user, path):
+    order = post_order(client, new_user()).json
+    for status in path:
+        response = client.patch(f"/orders/{order['id']}", json={"status": status})
+        assert (response.status_code, response.json["status"]) == (200, status)
+    assert client.get(f"/orders/{order['id']}").json["status"] == path[-1]
+
+
+@pytest.mark.parametrize(
+    ("history", "target"),
+    [
+        ([], "pending"),
+        ([], "shipped"),
+        ([], "delivered"),
+        (["paid"], "pending"),
+        (["paid", "shipped"], "cancelled"),
+        (["paid", "shipped", "delivered"], "shipped"),
+        (["cancelled"], "paid"),
+    ],
+)
+def test_forbidden_status_moves_are_409(client, new_user, history, target):
+    order = post_order(client, new_user()).json
+    for status in history:
+        assert (
+            client.patch(f"/orders/{order['id']}", json={"status": status}).status_code
+            == 200
+        )
+    error = error_of(
+        client.patch(f"/orders/{order['id']}", json={"status": target}), 409
+    )
+    assert error["code"] == "invalid_transition"
+    assert client.get(f"/orders/{order['id']}").json["status"] == (
+        history[-1] if history else "pending"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"status": "lost"}, {"status"}),
+        ({}, {"status"}),
+        ({"status": "paid", "x": 1}, {"x"}),
+    ],
+)
+def test_bad_status_bodies_are_400(client, new_user, body, fields):
+    order = post_order(client, new_user()).json
+    assert (
+        set(error_of(client.patch(f"/orders/{order['id']}", json=body), 400)["details"])
+        == fields
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("post", "/orders", {"data": "{oops", "content_type": "application/json"}, 400),
+        ("post", "/orders", {"data": "[]", "content_type": "application/json"}, 400),
+        ("post", "/orders", {"data": "{}", "content_type": "text/plain"}, 415),
+        (
+            "post",
+            "/orders",
+            {
+                "data": '{"a": "' + "x" * (1024 * 1024) + '"}',
+                "content_type": "application/json",
+            },
+            413,
+        ),
+        ("delete", "/orders/1", {}, 405),
+        ("put", "/orders", {}, 405),
+    ],
+)
+def test_protocol_errors_are_json(client, method, path, kwargs, status):
+    error_of(getattr(client, method)(path, **kwargs), status)
+
+
+def test_deleting_a_user_keeps_their_orders_and_refuses_new_ones(
+    client, new_user, user_service_url
+):
+    """The documented decision: user-service allows the delete (it cannot see orders);
+    existing orders keep their user_id and stay readable and movable; new orders get 422."""
+    user_id = new_user()
+    order = post_order(client, user_id, key="before-delete").json
+    assert (
+        requests.delete(f"{user_service_url}/users/{user_id}", timeout=10).status_code
+        == 204
+    )
+    assert client.get(f"/orders/{order['id']}").json == order
+    assert [o["id"] for o in client.get(f"/orders/user/{user_id}").json["items"]] == [
+        order["id"]
+    ]
+    assert (
+        client.patch(f"/orders/{order['id']}", json={"status": "cancelled"}).status_code
+        == 200
+    )
+    assert error_of(post_order(client, user_id), 422)["code"] == "unknown_user"
+    # a retry of the request made before the delete still gets its original order
+    assert post_order(client, user_id, key="before-delete").status_code == 200
+
+
+@pytest.mark.integration
+def test_concurrent_posts_with_one_key_make_one_order(
+    database_url, user_service_url, new_user
+):
+    service, url = start_service(
+        "order_service", database_url, env={"USER_SERVICE_URL": user_service_url}
+    )
+    try:
+        body = {"user_id": new_user(), "total_amount": "42.00"}
+        barrier = threading.Barrier(20)
+
+        def post(_):
+            barrier.wait(timeout=30)
+            response = requests.post(
+                f"{url}/orders",
+                json=body,
+                headers={"Idempotency-Key": "same"},
+                timeout=60,
+            )
+            return response.status_code, response.json()["id"]
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(post, range(20)))
+        assert sorted(status for status, _ in results) == [200] * 19 + [201]
+        assert len({order_id for _, order_id in results}) == 1
+        assert requests.get(f"{url}/orders", timeout=10).json()["total"] == 1
+    finally:
+        stop_now(service)
+    assert "Traceback" not in service.output()
+
+
+@pytest.mark.integration
+def test_sigkill_mid_write_leaves_each_order_with_its_key_and_loses_no_acknowledged_one(
+    database_url, user_service_url, new_user
+):
+    """Each order is written with its idempotency record in one transaction: after a SIGKILL
+    during a stream of writes, every stored order has its key, every key its order, and every
+    acknowledged order is there."""
+    service, url = start_service(
+        "order_service", database_url, env={"USER_SERVICE_URL": user_service_url}
+    )
+    user_id = new_user()
+    acknowledged: dict[
+        str, int
+    ] = {}  # idempotency key -> order id, for each 201 received
+    stop = threading.Event()
+
+    def write(writer: int) -> None:
+        for i in range(10_000):
+            key = f"w{writer}-{i}"
+            body = {"user_id": user_id, "total_amount": f"{writer + 1}.{i % 100:02d}"}
+            try:
+                response = requests.post(
+                    f"{url}/orders",
+                    json=body,
+                    headers={"Idempotency-Key": key},
+                    timeout=10,
+                )
+            except requests.RequestException:
+                return  # the service is gone
+            if response.status_code == 201:
+                acknowledged[key] = response.json()["id"]
+            if stop.is_set():
+                return
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in writers:
+        thread.start()
+    try:
+        wait_until(
+            lambda: len(acknowledged) >= 40, timeout=30, what="40 acknowledged orders"
+        )
+        service.signal(
+            signal.SIGKILL
+        )  # writers are mid-request: the kill lands inside writes
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+        stop_now(service)
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        orders = dict(
+            connection.execute(text("SELECT id, total_amount FROM orders")).all()
+        )
+        keys = dict(
+            connection.execute(text("SELECT key, order_id FROM idempotency_keys")).all()
+        )
+        if engine.dialect.name == "sqlite":
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    engine.dispose()
+    assert acknowledged.items() <= keys.items()
+    assert sorted(keys.values()) == sorted(
+        orders
+    )  # one key per order, one order per key
+    for key, order_id in keys.items():
+        writer, i = (int(n) for n in key.removeprefix("w").split("-"))
+        assert Decimal(str(orders[order_id])) == Decimal(
+            f"{writer + 1}.{i % 100:02d}"
+        )  # the row is whole
+
+
+def test_order_json_is_what_the_document_says(client, new_user):
+    order = post_order(client, new_user(), "3.10").json
+    assert set(order) == set(DOCUMENT["components"]["schemas"]["Order"]["properties"])
+    assert json.dumps(order)  # plain JSON types only
