@@ -86,12 +86,13 @@ def user_with_orders(user_id: int):
         problem = problem or _problem("bad_gateway", f"{service} answered {status}")
         code = status if status in (502, 503, 504) else 502
         raise APIError(code, problem["code"], problem["message"], {"service": service})
-    errors = []
+    items = orders.get("items") if isinstance(orders, dict) else None
     if orders_problem is None and orders_status != 200:
         orders_problem = _problem("bad_gateway", f"answered {orders_status}")
+    elif orders_problem is None and not isinstance(items, list):
+        orders_problem = _problem("bad_upstream_body", "expected a page of orders")
+    errors = []
     if orders_problem is not None:
         errors.append({"service": orders_service, **orders_problem})
-        orders = None
-    elif isinstance(orders, dict) and isinstance(orders.get("items"), list):
-        orders = orders["items"]
-    return jsonify({"user": user, "orders": orders, "errors": errors})
+        items = None
+    return jsonify({"user": user, "orders": items, "errors": errors})

@@ -343,7 +343,7 @@ def test_view_user_with_orders(shop, upstream):
     body = r.get_json()
     assert r.status_code == 200 and body["errors"] == []
     assert body["user"]["target"] == "/users/7"
-    assert body["orders"]["target"] == "/orders/user/7?limit=500"
+    assert [o["target"] for o in body["orders"]] == ["/orders/user/7?limit=500"]
 
 
 def test_view_with_order_service_down_still_answers(shop):

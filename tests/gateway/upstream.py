@@ -3,6 +3,7 @@
 GET  <any>/status/<n>      answers status n
 GET  <any>/slow/<seconds>  sleeps, then 200
      /health               200 (503 while the file named by UPSTREAM_HEALTH_FILE says "down")
+     <any>?...limit=...    200, the echo as the only item of a page (`items`, `total`)
      anything else         200 JSON echo of method, raw target, headers, body
 Every answer carries `X-Served-By: <name>`.
 """
@@ -62,7 +63,10 @@ def echo_app(
                     "content_type": environ.get("CONTENT_TYPE", ""),
                     "body": body.decode("latin-1"),
                 }
-            ).encode()
+            )
+            if "limit=" in environ.get("QUERY_STRING", ""):
+                payload = f'{{"items": [{payload}], "total": 1}}'
+            payload = payload.encode()
         start_response(
             f"{status} X",
             [
