@@ -2,6 +2,8 @@
 ?dc, consistency modes, blocking (index/wait with jitter) and the index headers."""
 
 import random
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from devconsul.decode import parse_uint
@@ -51,6 +53,40 @@ def meta_headers(index: int) -> dict[str, str]:
     }
 
 
+class AnswerCache:
+    """Finished answers keyed by request and the store's global index.
+
+    Any write moves the global index, so an entry can never be stale; repeated
+    identical reads (many watchers of one service, polling clients) then cost
+    a dictionary lookup instead of rendering and encoding again.
+    """
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._entries: OrderedDict[tuple, Response] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(req: Request, store_index: int) -> tuple:
+        query = sorted(
+            (k, tuple(v)) for k, v in req.query.items() if k not in ("index", "wait")
+        )
+        return req.path, tuple(query), store_index
+
+    def get(self, key: tuple) -> Response | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, response: Response) -> None:
+        with self._lock:
+            self._entries[key] = response
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 def blocking_read(
     app,
     req: Request,
@@ -71,9 +107,16 @@ def blocking_read(
         # restart (greater than ours) gets an answer at once and resyncs.
         store.wait_until(lambda: max(1, index_fn()) != index, timeout)
     with store.lock:
+        key = app.answers.key(req, store.index)
+        cached = app.answers.get(key)
+        if cached is not None:
+            return cached
         current = index_fn()
         data = build()
     headers = meta_headers(current)
     if respond:
-        return respond(data, headers)
-    return json_response(req, data, headers=headers)
+        answer = respond(data, headers)
+    else:
+        answer = json_response(req, data, headers=headers)
+    app.answers.put(key, answer)
+    return answer

@@ -2,6 +2,7 @@
 HTTP/1.1 keep-alive, Content-Length on every answer, plain-text errors."""
 
 import logging
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from devconsul import acl, static
@@ -10,6 +11,7 @@ from devconsul.config import AgentConfig
 from devconsul.endpoints import all_routes
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, text_response
+from devconsul.queries import AnswerCache
 from devconsul.routing import Router, check_method
 
 log = logging.getLogger("devconsul.http")
@@ -26,6 +28,7 @@ class App:
         self.agent = agent or Agent(config)
         self.store = self.agent.store
         self.router = Router(all_routes())
+        self.answers = AnswerCache()
 
     def handle(self, req: Request) -> Response:
         try:
@@ -58,6 +61,13 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
     server: "AgentHTTPServer"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes; with Nagle on, the body
+        # waits for the client's delayed ACK (~40 ms) and every watcher wake-up
+        # pays for it.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         body = self._read_body()

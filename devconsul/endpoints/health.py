@@ -1,5 +1,7 @@
 """/v1/health/*: instances with their checks, checks by service, state and node."""
 
+from collections import defaultdict
+
 from devconsul import render
 from devconsul.decode import parse_bool
 from devconsul.endpoints.catalog import instances
@@ -25,26 +27,28 @@ def _passing_only(req: Request) -> bool:
         raise HTTPError(400, "Invalid value for ?passing") from None
 
 
-def instance_checks(store, node: str, service_id: str) -> list[dict]:
-    """Node-level checks first, then the instance's own, each sorted by ID."""
-    node_checks, own = [], []
-    for (n, _), check in sorted(store.checks.items()):
-        if n != node:
-            continue
-        if not check.service_id:
-            node_checks.append(check)
-        elif check.service_id == service_id:
-            own.append(check)
-    return [render.health_check(c, store) for c in node_checks + own]
+def checks_by_owner(store) -> dict[tuple[str, str], list]:
+    """Checks grouped by (node, service ID), node checks under (node, ""), by ID."""
+    owners = defaultdict(list)
+    for (node, _), check in sorted(store.checks.items()):
+        owners[(node, check.service_id)].append(check)
+    return owners
+
+
+def instance_checks(store, owners, node: str, service_id: str) -> list[dict]:
+    """Node-level checks first, then the instance's own."""
+    checks = owners.get((node, ""), []) + owners.get((node, service_id), [])
+    return [render.health_check(c, store) for c in checks]
 
 
 def service_entries(app, req: Request, name: str) -> list[dict]:
     store = app.store
+    owners = checks_by_owner(store)
     return [
         {
             "Node": render.node(node),
             "Service": render.node_service(svc),
-            "Checks": instance_checks(store, node.name, svc.id),
+            "Checks": instance_checks(store, owners, node.name, svc.id),
         }
         for node, svc in instances(app, req, name)
     ]

@@ -1,7 +1,7 @@
 """/v1/internal/*: the summaries Consul's web UI reads (section 11 of the reference)."""
 
 from devconsul import render
-from devconsul.endpoints.health import instance_checks
+from devconsul.endpoints.health import checks_by_owner, instance_checks
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read
 from devconsul.routing import GET, POST, Route
@@ -42,6 +42,7 @@ def ui_services(app, req: Request) -> Response:
 
     def build():
         summaries: dict[str, dict] = {}
+        owners = checks_by_owner(store)
         for (node_name, service_id), svc in sorted(store.services.items()):
             summary = summaries.setdefault(
                 svc.name, _summary(svc.name, app.config.datacenter)
@@ -51,7 +52,7 @@ def ui_services(app, req: Request) -> Response:
             if node_name not in summary["Nodes"]:
                 summary["Nodes"].append(node_name)
             # Like Consul, node checks count once per instance.
-            for check in instance_checks(store, node_name, service_id):
+            for check in instance_checks(store, owners, node_name, service_id):
                 counter = _COUNTS.get(check["Status"])
                 if counter:
                     summary[counter] += 1

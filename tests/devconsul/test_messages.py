@@ -3,9 +3,9 @@ import json
 from devconsul.messages import Request, encode_json
 
 
-def test_json_is_indented_like_dev_consul_and_escapes_like_go():
+def test_json_is_compact_and_escapes_like_go():
     body = encode_json({"a": "<&>", "b": "\u00e9"}, pretty=False)
-    assert body == b'{\n "a": "\\u003c\\u0026\\u003e",\n "b": "\xc3\xa9"\n}'
+    assert body == b'{"a":"\\u003c\\u0026\\u003e","b":"\xc3\xa9"}'
     assert json.loads(body) == {"a": "<&>", "b": "\u00e9"}
 
 

@@ -1,8 +1,8 @@
 import pytest
 
 from devconsul.errors import HTTPError
-from devconsul.messages import Request
-from devconsul.queries import meta_headers, parse_blocking
+from devconsul.messages import Request, Response
+from devconsul.queries import AnswerCache, meta_headers, parse_blocking
 
 
 def _req(query: str) -> Request:
@@ -46,3 +46,17 @@ def test_index_header_is_never_zero():
         "X-Consul-KnownLeader": "true",
         "X-Consul-LastContact": "0",
     }
+
+
+def test_answer_cache_keys_ignore_blocking_params_and_follow_the_store():
+    cache = AnswerCache(size=2)
+    first = AnswerCache.key(_req("passing&index=3&wait=1s"), 7)
+    assert first == AnswerCache.key(_req("passing&index=9"), 7)
+    assert first != AnswerCache.key(_req("passing"), 8)
+    assert first != AnswerCache.key(_req(""), 7)
+    answer = Response(200, b"[]")
+    cache.put(first, answer)
+    assert cache.get(first) is answer
+    cache.put(("a",), answer)
+    cache.put(("b",), answer)
+    assert cache.get(first) is None

@@ -1,0 +1,89 @@
+"""The command line: listen line, flag spellings, port in use, clean stop."""
+
+import signal
+import socket
+import subprocess
+
+import pytest
+import requests
+
+from tests.support.processes import (
+    REPO,
+    ManagedProcess,
+    free_port,
+    python_module,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a child process that is expected to exit by itself."""
+    return subprocess.run(
+        python_module("devconsul", *args),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+
+
+def test_double_dash_flags_and_listen_line_and_sigterm():
+    port = free_port()
+    proc = ManagedProcess(
+        python_module(
+            "devconsul", "agent", "--dev", f"--http-port={port}", "--node", "cli-node"
+        ),
+        name="devconsul-cli",
+    ).start()
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/v1/status/leader", status=200)
+        self_info = requests.get(f"http://127.0.0.1:{port}/v1/agent/self", timeout=5)
+        assert self_info.json()["Config"]["NodeName"] == "cli-node"
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        output = proc.output()
+        assert f"devconsul: HTTP API on http://127.0.0.1:{port}" in output
+        assert "devconsul: stopped" in output
+    finally:
+        proc.stop()
+
+
+def test_sigint_stops_cleanly(devconsul):
+    devconsul.process.signal(signal.SIGINT)
+    assert devconsul.process.wait(timeout=10) == 0
+
+
+def test_port_in_use_is_one_clear_line():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run("agent", "-dev", "-http-port", str(port))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"devconsul: error: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+
+
+def test_dev_is_required():
+    result = _run("agent")
+    assert result.returncode == 2
+    assert "add -dev" in result.stderr
+
+
+def test_hidden_reaper_flags(fast_reaper_agent):
+    url = fast_reaper_agent.url
+    body = {
+        "Name": "doomed",
+        "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "100ms"},
+    }
+    assert requests.put(f"{url}/v1/agent/service/register", json=body, timeout=5).ok
+    wait_until(
+        lambda: requests.get(f"{url}/v1/agent/services", timeout=5).json() == {},
+        timeout=5,
+        what="the reaper to remove the critical service",
+    )
+    assert "dev-reap-interval" not in _run("agent", "--help").stdout

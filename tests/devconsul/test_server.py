@@ -1,0 +1,104 @@
+"""The HTTP server: keep-alive, framing, routing errors and many blocked watchers."""
+
+import http.client
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+
+def test_keep_alive_with_content_length_on_every_answer(shared_devconsul):
+    conn = http.client.HTTPConnection("127.0.0.1", shared_devconsul.port, timeout=5)
+    try:
+        for method, path in [
+            ("GET", "/v1/status/leader"),
+            ("PUT", "/v1/agent/service/register"),  # 400, body not read by us
+            ("GET", "/v1/kv/nothing-here"),
+            ("GET", "/v1/nope"),
+            ("PUT", "/v1/kv/keepalive"),
+            ("GET", "/v1/kv/keepalive?raw"),
+        ]:
+            conn.request(method, path, body=b"abc" if method == "PUT" else None)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.getheader("Content-Length") == str(len(body))
+            assert not resp.will_close
+        assert body == b"abc"
+    finally:
+        conn.close()
+
+
+def test_chunked_request_body(shared_devconsul):
+    with socket.create_connection(("127.0.0.1", shared_devconsul.port), timeout=5) as s:
+        s.sendall(
+            b"PUT /v1/kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    r = requests.get(f"{shared_devconsul.url}/v1/kv/chunked?raw", timeout=5)
+    assert r.content == b"abcde"
+
+
+def test_unknown_paths(shared_devconsul):
+    r = requests.get(f"{shared_devconsul.url}/v1/nope", timeout=5)
+    assert (r.status_code, r.text) == (
+        404,
+        "Invalid URL path: not a recognized HTTP API endpoint",
+    )
+    assert (
+        requests.get(f"{shared_devconsul.url}/elsewhere", timeout=5).status_code == 404
+    )
+
+
+def test_root_redirects_to_ui(shared_devconsul):
+    r = requests.get(f"{shared_devconsul.url}/", timeout=5, allow_redirects=False)
+    assert (r.status_code, r.headers["Location"]) == (301, "/ui/")
+    index = requests.get(f"{shared_devconsul.url}/ui/", timeout=5)
+    if index.status_code == 404:
+        pytest.skip("devconsul/ui/index.html not written yet")
+    assert index.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_pretty_output(shared_devconsul):
+    r = requests.get(f"{shared_devconsul.url}/v1/catalog/datacenters?pretty", timeout=5)
+    assert r.text == '[\n    "dc1"\n]\n'
+
+
+def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
+    url = devconsul.url
+    index = requests.get(f"{url}/v1/health/service/crowd", timeout=5).headers[
+        "X-Consul-Index"
+    ]
+    answered = []
+    lock = threading.Lock()
+
+    def watch():
+        r = requests.get(
+            f"{url}/v1/health/service/crowd",
+            params={"index": index, "wait": "30s"},
+            timeout=60,
+        )
+        with lock:
+            answered.append(r.json())
+
+    threads = [threading.Thread(target=watch, daemon=True) for _ in range(300)]
+    for t in threads:
+        t.start()
+    # While all of them are parked, ordinary requests still answer quickly.
+    session = requests.Session()
+    for _ in range(20):
+        start = time.monotonic()
+        assert session.get(f"{url}/v1/agent/services", timeout=5).status_code == 200
+        assert time.monotonic() - start < 2
+    assert answered == []
+    r = session.put(f"{url}/v1/agent/service/register", json={"Name": "crowd"})
+    assert r.status_code == 200
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert len(answered) == 300
+    assert all(body[0]["Service"]["Service"] == "crowd" for body in answered)
