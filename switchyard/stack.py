@@ -123,12 +123,15 @@ class Stack:
             raise
 
     def _check_ports(self) -> None:
-        ports = [("gateway", self.options.gateway_port)]
+        ports = [("gateway", self.options.gateway_port, "--gateway-port")]
         if self.agent.managed:
-            ports.append(("consul", self.agent.port))
-        for name, port in ports:
+            hint = f"--consul-port, or --consul-addr 127.0.0.1:{self.agent.port} for that agent"
+            ports.append(("consul", self.agent.port, hint))
+        for name, port, hint in ports:
             if port_in_use(port):
-                raise StartupError(name, f"cannot start: port {port} is already in use")
+                raise StartupError(
+                    name, f"cannot start: port {port} is already in use (see {hint})"
+                )
 
     def start_agent(self) -> None:
         if self.agent.managed:
