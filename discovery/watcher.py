@@ -184,9 +184,8 @@ class HealthWatcher:
 
     def _mark_stale(self, exc: BaseException) -> None:
         old = self._snapshot
-        self._snapshot = Snapshot(
-            old.instances, old.index, old.updated_at, True, str(exc)
-        )
+        error = f"{type(exc).__name__}: {exc}"  # e.g. "ACLPermissionDenied: Permission denied"
+        self._snapshot = Snapshot(old.instances, old.index, old.updated_at, True, error)
         self._ready.set()
 
 

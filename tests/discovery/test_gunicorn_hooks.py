@@ -10,6 +10,7 @@ from discovery.consul_client import ConsulSettings, make_consul
 from discovery.env import ConfigError
 from discovery.gunicorn_hooks import DRAINED, DRAINING, DrainFlag, service_hooks
 from discovery.watcher import HealthWatcher
+from tests.conftest import Agent
 from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
 
 SERVICE = "lifecycle-test"
@@ -107,9 +108,10 @@ def test_worker_stops_soon_when_no_drain_begins():
 # -- integration: real gunicorn masters and a devconsul agent ------------------------------
 
 
-def start_instance(agent, port, drain=2.0):
+def start_instance(agent, port, drain=2.0, token=""):
     env = {
         "CONSUL_HTTP_ADDR": agent.addr,
+        "CONSUL_HTTP_TOKEN": token,
         "SERVICE_ADDRESS": "127.0.0.1",
         "BIND_HOST": "127.0.0.1",
         "PORT": str(port),
@@ -146,7 +148,11 @@ def instances(devconsul):
     for proc in started:
         proc.signal(signal.SIGINT)
     for proc in started:
-        wait_until(lambda p=proc: not p.alive(), timeout=10, what=f"{proc.name} exit")
+        wait_until(
+            lambda p=proc: not p.alive(),
+            timeout=10,
+            what=f"{proc.name} exit; log:\n{proc.output()[-2000:]}",
+        )
         proc.stop()
 
 
@@ -247,3 +253,47 @@ def test_agent_restart_both_back_within_5_seconds(devconsul, instances):
     assert time.monotonic() - restarted < 5.0
     for proc in (a, b):
         assert "re-registered" in proc.output()
+
+
+@pytest.fixture
+def acl_agent():
+    agent = Agent(free_port(), "-acl-token", "s3cret")
+    yield agent
+    agent.process.stop()
+
+
+@pytest.mark.integration
+def test_acl_token_is_sent_on_every_consul_call(acl_agent):
+    proc = start_instance(acl_agent, free_port(), drain=0.5, token="s3cret")
+    try:
+        consul = make_consul(ConsulSettings(port=acl_agent.port, token="s3cret"))
+        wait_until(
+            lambda: (
+                [
+                    e["Service"]["ID"]
+                    for e in consul.health.service(SERVICE, passing=True)[1]
+                ]
+                == [proc.service_id]
+            ),
+            timeout=10,
+        )
+        # a watcher without the token is refused, and says so
+        anonymous = HealthWatcher(
+            SERVICE, consul=make_consul(ConsulSettings(port=acl_agent.port))
+        )
+        try:
+            assert anonymous.start().wait_ready(5)
+            assert (
+                anonymous.snapshot().stale
+                and "Permission denied" in anonymous.snapshot().error
+            )
+        finally:
+            anonymous.stop()
+        proc.signal(
+            signal.SIGTERM
+        )  # drain: maintenance and deregistration need the token too
+        wait_until(lambda: not proc.alive(), timeout=15, what="exit after drain")
+        assert consul.health.service(SERVICE)[1] == []
+        assert "WARNING" not in proc.output(), proc.output()
+    finally:
+        proc.stop()
