@@ -31,6 +31,8 @@ def list_orders():
 
 @orders.get("/user/<int:user_id>")
 def list_user_orders(user_id: int):
+    if not 1 <= user_id <= MAX_ID:  # no user can have such an id (fuzzing finding)
+        raise APIError(404, "not_found", f"user {user_id} cannot exist")
     return order_page({"user_id": user_id})
 
 

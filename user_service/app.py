@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; creates missing tables. Registration with Consul is not done here."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # an API: no static files
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id
     )

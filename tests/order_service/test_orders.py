@@ -222,6 +222,13 @@ def test_bad_filters_are_400(client, query, bad):
     assert list(error_of(client.get(f"/orders?{query}"), 400)["details"]) == [bad]
 
 
+@pytest.mark.parametrize(
+    "path", ["/orders/user/0", "/orders/user/2147483648"]
+)  # found by fuzzing
+def test_user_ids_that_cannot_exist_are_404(client, path):
+    assert error_of(client.get(path), 404)["code"] == "not_found"
+
+
 @pytest.mark.parametrize("path", ["/orders/999", "/orders/99999999999", "/orders/x"])
 def test_unknown_order_is_404(client, path):
     assert error_of(client.get(path), 404)["code"] == "not_found"

@@ -14,6 +14,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -117,3 +118,20 @@ def conforming_client(app: Flask, document: dict) -> FlaskClient:
         {"schema": schemathesis.openapi.from_dict(document)},
     )
     return app.test_client()
+
+
+# Property-based fuzzing from a service's OpenAPI document: the same examples on every run.
+FUZZ_SETTINGS = settings(
+    max_examples=30,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def check_fuzzed_case(case, process: ManagedProcess, base_url: str) -> None:
+    """Send `case`, validate the answer against the document (no 500, documented status, body,
+    headers and content type), and fail if the service logged an unhandled exception."""
+    case.call_and_validate(base_url=base_url)
+    assert "Traceback" not in process.output(), process.output()[-3000:]
