@@ -1,1 +1,14 @@
-"""Shared discovery layer: Consul client, registration, healthy-instance watching, strategies."""
+"""Shared discovery layer: Consul client, registration, healthy-instance watching, strategies.
+
+Modules (import them directly; this package imports nothing, so `discovery.env` stays light):
+
+- consul_client  ConsulSettings.from_env, make_consul: py-consul from CONSUL_HTTP_* variables
+- instances      Instance, Snapshot: immutable views of Consul's answers
+- watcher        HealthWatcher, watch(): blocking-query watcher, one per service per process
+- strategies     STRATEGIES, make_strategy: round_robin, random, least_connections, weighted
+- client         ServiceClient, StaticSource: service-to-service HTTP with retry elsewhere
+- registration   RegistrationSettings, Registration, AntiEntropy: an instance's Consul entry
+- gunicorn_hooks service_hooks(): gunicorn settings + register/drain/deregister hooks
+- errors         DiscoveryError > NoHealthyInstance, ServiceUnavailable
+- env, identity, web, storage: configuration, instance ids, Flask helpers, database helpers
+"""

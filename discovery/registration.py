@@ -148,7 +148,9 @@ class RegistrationSettings:
 
     @property
     def meta(self) -> dict[str, str]:
-        meta = {"version": self.version, "gateway_prefix": self.prefix}
+        meta = {"version": self.version}
+        if self.prefix:  # the gateway itself claims no prefix
+            meta["gateway_prefix"] = self.prefix
         if self.lb_strategy:
             meta["lb_strategy"] = self.lb_strategy
         return meta

@@ -88,7 +88,9 @@ class HealthWatcher:
         with self._lock:
             if self._pid != os.getpid():
                 self._after_fork()
-            if self._thread is None or not self._thread.is_alive():
+            # A stopped thread may still sit in its last blocking query: replace it.
+            running = self._thread is not None and self._thread.is_alive()
+            if not running or self._stopping.is_set():
                 if (
                     self._consul is None
                 ):  # here, so a bad environment raises to the caller

@@ -236,3 +236,10 @@ def test_anti_entropy_completes_a_registration_that_failed_at_start(caplog):
             anti_entropy.stop()
     warnings = [r for r in caplog.records if "anti-entropy" in r.getMessage()]
     assert len(warnings) == 1  # one warning per outage, not per poll
+
+
+def test_no_prefix_claims_no_gateway_route():
+    settings = RegistrationSettings.from_env(
+        "gateway", "", 8000, {**BASE_ENV, "SERVICE_VERSION": "1"}
+    )
+    assert settings.meta == {"version": "1"}

@@ -388,3 +388,21 @@ def test_all_instances_with_status_when_not_passing_only(devconsul):
         }
     finally:
         watcher.stop()
+
+
+def test_restart_right_after_stop_runs_a_new_thread(fake):
+    fake.health.set([entry("a")])
+    w = HealthWatcher("svc", consul=fake).start()
+    try:
+        wait_until(
+            lambda: len(fake.health.calls) >= 2, timeout=2, what="blocking query"
+        )
+        first = w._thread
+        w.stop()
+        w.start()  # the first thread is still blocked in its query
+        assert w._thread is not first and w._thread.is_alive()
+        fake.health.set([entry("b")])
+        wait_until(lambda: ids(w) == ["b"], timeout=2)
+    finally:
+        w.stop()
+        fake.health.set([])
