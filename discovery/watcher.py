@@ -91,9 +91,8 @@ class HealthWatcher:
             # A stopped thread may still sit in its last blocking query: replace it.
             running = self._thread is not None and self._thread.is_alive()
             if not running or self._stopping.is_set():
-                if (
-                    self._consul is None
-                ):  # here, so a bad environment raises to the caller
+                # Built here, so a bad environment raises to the caller.
+                if self._consul is None:
                     self._consul = make_consul()
                 self._stopped = False
                 self._stopping = threading.Event()
@@ -134,7 +133,7 @@ class HealthWatcher:
             try:
                 new_index, entries = self._query(index)
                 instances = tuple(sorted(parse_entries(entries), key=lambda i: i.id))
-            except Exception as exc:  # noqa: BLE001 - any failure means: keep the last good state
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the last good state
                 failures += 1
                 # After a failure the agent may have restarted with a lower index; asking
                 # with the old one would block a whole `wait` on a real Consul before the
@@ -160,15 +159,14 @@ class HealthWatcher:
             if failures:
                 log.info("watcher %s: Consul answers again", self.service)
                 failures, last_log = 0, -LOG_EVERY_SECONDS
-            self._snapshot = Snapshot(
-                instances, new_index, time.monotonic(), False, None
-            )
+            now = time.monotonic()
+            self._snapshot = Snapshot(instances, new_index, now, False, None)
             self._ready.set()
             # An index that went backwards (agent restarted, state lost) restarts the
             # sequence: the next query answers at once and sets a fresh baseline.
             spurious = new_index == index
-            index = new_index if new_index > index else 0
-            if spurious and time.monotonic() - started < MIN_LOOP_SECONDS:
+            index = 0 if new_index < index else new_index
+            if spurious and now - started < MIN_LOOP_SECONDS:
                 stopping.wait(MIN_LOOP_SECONDS)
 
     def _query(self, index: int) -> tuple[int, list]:
@@ -178,15 +176,15 @@ class HealthWatcher:
             wait=f"{int(self.wait * 1000)}ms",
             passing=self.passing_only,
         )
-        if (
-            entries is None
-        ):  # py-consul maps a 404 to None; Consul answers [] for unknown names
+        # py-consul maps a 404 to None; Consul answers [] for unknown names.
+        if entries is None:
             raise ValueError("404 from health endpoint")
         return max(int(raw_index), 0), entries
 
     def _mark_stale(self, exc: BaseException) -> None:
         old = self._snapshot
-        error = f"{type(exc).__name__}: {exc}"  # e.g. "ACLPermissionDenied: Permission denied"
+        # The type names what failed, e.g. "ACLPermissionDenied: Permission denied".
+        error = f"{type(exc).__name__}: {exc}"
         self._snapshot = Snapshot(old.instances, old.index, old.updated_at, True, error)
         self._ready.set()
 

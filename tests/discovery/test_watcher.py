@@ -175,6 +175,21 @@ def test_index_going_backwards_resets_to_zero(fake, make_watcher):
     assert indexes[indexes.index(500) + 1 :][:2] == [None, 7]
 
 
+def test_wait_timeout_keeps_the_index():
+    fake = FakeConsul(
+        hold=0.05
+    )  # every blocking query times out at once, index unchanged
+    fake.health.set([entry("a")], index=42)
+    w = HealthWatcher("svc", consul=fake).start()
+    try:
+        wait_until(
+            lambda: len(fake.health.calls) >= 6, timeout=5, what="several timeouts"
+        )
+    finally:
+        w.stop()
+    assert [c["index"] for c in fake.health.calls[:6]] == [None] + [42] * 5
+
+
 def test_errors_are_logged_once_per_storm(fake, make_watcher, caplog):
     caplog.set_level(logging.INFO, logger="discovery")
     fake.health.fail(ConnectionError("agent down"))
