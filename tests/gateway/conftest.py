@@ -26,14 +26,12 @@ class Served:
 @pytest.fixture(scope="session")
 def served_gateway(shared_devconsul):
     addr = shared_devconsul.addr
-    upstreams = [
-        start_upstream(addr, "fuzz-echo", "/echo")[0],
-        start_upstream(addr, "fuzz-users", "/users")[0],
-        start_upstream(addr, "fuzz-orders", "/orders")[0],
-    ]
+    services = {"fuzz-echo": "/echo", "fuzz-users": "/users", "fuzz-orders": "/orders"}
+    # Started together and waited for through the gateway: they boot in parallel.
+    upstreams = [start_upstream(addr, s, p, wait=False)[0] for s, p in services.items()]
     process, url = start_gateway(addr, **LIMITS)
-    for service in ("fuzz-echo", "fuzz-users", "fuzz-orders"):
-        wait_routable(url, service, 1)
+    for service in services:
+        wait_routable(url, service, 1, timeout=30)
     yield Served(process, url)
     for p in [process, *upstreams]:
         quick_stop(p)

@@ -47,7 +47,7 @@ def start_gateway(
 
 
 def start_upstream(
-    consul_addr: str, service: str, prefix: str, **env: str
+    consul_addr: str, service: str, prefix: str, wait: bool = True, **env: str
 ) -> tuple[ManagedProcess, str]:
     port = free_port()
     iid = instance_id(service, "127.0.0.1", port)
@@ -70,7 +70,8 @@ def start_upstream(
         "tests.gateway.upstream:app",
     )
     process = ManagedProcess(argv, settings, name=iid).start()
-    process.wait_http(f"http://127.0.0.1:{port}/health", status=200)
+    if wait:
+        process.wait_http(f"http://127.0.0.1:{port}/health", status=200)
     return process, iid
 
 
