@@ -11,12 +11,11 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 from devconsul.probes import http_probe, tcp_probe
-from devconsul.scheduler import Scheduler
+from devconsul.scheduler import Scheduler, WorkerPool
 from devconsul.thresholds import StatusFilter
 
 log = logging.getLogger("devconsul.checks")
@@ -28,10 +27,18 @@ Report = Callable[[str, str, str], None]
 
 
 class CheckRunner:
-    def __init__(self, report: Report, scheduler: Scheduler, workers: int = 8):
+    def __init__(
+        self,
+        report: Report,
+        scheduler: Scheduler,
+        workers: int = 16,
+        min_interval: int = MIN_INTERVAL,
+    ):
         self._report = report
         self.scheduler = scheduler
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="devconsul-check")
+        # Consul's 1s floor; unit tests lower it to exercise many runs quickly.
+        self.min_interval = min_interval
+        self.pool = WorkerPool(workers, "devconsul-check")
         self._monitors: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +68,7 @@ class CheckRunner:
     def shutdown(self) -> None:
         with self._lock:
             self._monitors.clear()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
 
     def is_current(self, monitor) -> bool:
         with self._lock:
@@ -77,9 +84,12 @@ class ProbeMonitor:
         self.runner = runner
         self.check_id = check_id
         self.check = check
-        if check.interval < MIN_INTERVAL:
-            log.warning("check %s: interval below 1s, using 1s", check_id)
-        self.interval = seconds(max(check.interval, MIN_INTERVAL))
+        floor = runner.min_interval
+        if check.interval < floor:
+            log.warning(
+                "check %s: interval below %ss, raised", check_id, seconds(floor)
+            )
+        self.interval = seconds(max(check.interval, floor))
         self.timeout = seconds(check.timeout or DEFAULT_TIMEOUT)
         self.filter = StatusFilter(
             check.success_before_passing,

@@ -70,12 +70,31 @@ def _connection(url: str, check: CheckDefinition, timeout: float):
         if check.tls_skip_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=context
+        return _HTTPSConnection(
+            parts.hostname,
+            parts.port,
+            timeout=timeout,
+            context=context,
+            server_name=check.tls_server_name or parts.hostname,
         )
     if parts.scheme != "http":
         raise ValueError(f'unsupported protocol scheme "{parts.scheme}"')
     return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS with TLSServerName: SNI and certificate name other than the host."""
+
+    def __init__(self, host, port, *, timeout, context, server_name):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls_context = context
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls_context.wrap_socket(
+            raw, server_hostname=self._server_name
+        )
 
 
 def _headers(check: CheckDefinition) -> dict[str, str]:

@@ -1,13 +1,15 @@
-"""A single timer thread that runs jobs at given monotonic times.
+"""A single timer thread that runs jobs at given monotonic times, and a small
+pool of worker threads for the jobs that block (probes).
 
-Checks, TTL deadlines and the reaper all hang off this one thread (plus a small
-worker pool for probes) instead of a thread per check; it sleeps on a condition
-until the next due time, so nothing polls.
+Checks, TTL deadlines and the reaper all hang off this one timer thread instead
+of a thread per check; it sleeps on a condition until the next due time, so
+nothing polls.
 """
 
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -61,3 +63,31 @@ class Scheduler:
 
     def _due(self) -> bool:
         return bool(self._heap) and self._heap[0][0] <= time.monotonic()
+
+
+class WorkerPool:
+    """Daemon worker threads: unlike ThreadPoolExecutor's, a probe still waiting
+    on its timeout never delays the agent's exit."""
+
+    def __init__(self, size: int, name: str):
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception:
+                log.exception("job %r failed", job)

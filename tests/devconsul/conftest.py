@@ -54,6 +54,14 @@ def shared_api(shared_devconsul):
     return Api(shared_devconsul)
 
 
+@pytest.fixture(scope="module")
+def module_api():
+    """One agent per test module, for tests that use names of their own."""
+    agent = Agent(free_port())
+    yield Api(agent)
+    agent.process.stop()
+
+
 @pytest.fixture
 def fast_reaper_agent():
     """An agent whose reaper runs every 0.2 s with no 1-minute floor (dev-only flags)."""
@@ -83,6 +91,7 @@ class Target:
                         "path": self.path,
                         "headers": dict(self.headers),
                         "body": body,
+                        "at": time.monotonic(),
                     }
                 )
                 time.sleep(target.delay)

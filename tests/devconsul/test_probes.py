@@ -1,4 +1,7 @@
+import shutil
 import socket
+import ssl
+import subprocess
 
 import pytest
 
@@ -85,4 +88,36 @@ def test_tcp_success_and_refusal(closed_port):
     assert tcp_probe(address, 1) == (
         "critical",
         f"dial tcp {address}: connect: connection refused",
+    )
+
+
+@pytest.fixture
+def tls_target(target, tmp_path):
+    """The target server behind TLS with a fresh self-signed certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=devconsul-test", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    target.server.socket = context.wrap_socket(target.server.socket, server_side=True)
+    return f"https://127.0.0.1:{target.port}/health"
+
+
+def test_https_verification_and_skip_verify(tls_target):
+    status, output = http_probe(CheckDefinition(http=tls_target), timeout=5)
+    assert status == "critical"
+    assert "certificate" in output.lower()
+    check = CheckDefinition(
+        http=tls_target, tls_skip_verify=True, tls_server_name="devconsul-test"
+    )
+    assert http_probe(check, timeout=5) == (
+        "passing",
+        f"HTTP GET {tls_target}: 200 OK Output: ok",
     )

@@ -1,7 +1,7 @@
 import threading
 import time
 
-from devconsul.scheduler import Scheduler
+from devconsul.scheduler import Scheduler, WorkerPool
 
 
 def test_jobs_run_in_time_order_and_survive_failures():
@@ -24,3 +24,13 @@ def test_stop_returns_promptly_with_far_jobs_pending():
     start = time.monotonic()
     scheduler.stop()
     assert time.monotonic() - start < 2
+
+
+def test_worker_pool_runs_jobs_concurrently_and_survives_failures():
+    pool = WorkerPool(2, "test")
+    started = threading.Barrier(3, timeout=5)
+    pool.submit(lambda: 1 / 0)
+    pool.submit(started.wait)
+    pool.submit(started.wait)
+    started.wait()  # both jobs ran at once, after the failing one
+    pool.shutdown()

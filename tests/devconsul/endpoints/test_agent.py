@@ -132,43 +132,48 @@ def test_reregistration_keeps_status_and_replace_existing_checks(api):
     assert set(api.get("/v1/agent/checks").json()) == {"a"}
 
 
-def test_ttl_updates_and_errors(api):
-    api.register({"Name": "t", "Check": {"TTL": "30s"}})
+def test_ttl_updates_and_errors(module_api):
+    module_api.register({"Name": "t", "Check": {"TTL": "30s"}})
     assert (
-        api.put("/v1/agent/check/warn/service:t", params={"note": "hmm"}).status_code
+        module_api.put(
+            "/v1/agent/check/warn/service:t", params={"note": "hmm"}
+        ).status_code
         == 200
     )
-    assert (api.check("service:t")["Status"], api.check("service:t")["Output"]) == (
+    assert (
+        module_api.check("service:t")["Status"],
+        module_api.check("service:t")["Output"],
+    ) == (
         "warning",
         "hmm",
     )
-    r = api.put(
+    r = module_api.put(
         "/v1/agent/check/update/service:t",
         json={"status": "passing", "output": "x" * 5000},
     )
     assert r.status_code == 200
-    assert api.check("service:t")["Output"].endswith(
+    assert module_api.check("service:t")["Output"].endswith(
         " ... (captured 4096 of 5000 bytes)"
     )
-    r = api.put("/v1/agent/check/update/service:t", json={"Status": "bad"})
+    r = module_api.put("/v1/agent/check/update/service:t", json={"Status": "bad"})
     assert (r.status_code, r.text) == (400, "Invalid check status: 'bad'")
-    r = api.put("/v1/agent/check/fail/nope")
+    r = module_api.put("/v1/agent/check/fail/nope")
     assert r.status_code == 404 and r.text.startswith('Unknown check ID "nope".')
 
 
-def test_ttl_on_http_check_is_500(api, target):
-    api.register(
+def test_ttl_on_http_check_is_500(module_api, target):
+    module_api.register(
         {"Name": "h", "Check": {"HTTP": f"{target.url}/health", "Interval": "1s"}}
     )
-    r = api.put("/v1/agent/check/pass/service:h")
+    r = module_api.put("/v1/agent/check/pass/service:h")
     assert (r.status_code, r.text) == (
         500,
         'CheckID "service:h" does not have associated TTL',
     )
 
 
-def test_http_check_passes_and_timing(api, target):
-    api.register(
+def test_http_check_passes_and_timing(module_api, target):
+    module_api.register(
         {
             "Name": "h",
             "Check": {
@@ -178,20 +183,20 @@ def test_http_check_passes_and_timing(api, target):
             },
         }
     )
-    check = api.wait_status("service:h", "passing", timeout=5)
+    check = module_api.wait_status("service:h", "passing", timeout=5)
     assert check["Output"] == f"HTTP GET {target.url}/health: 200 OK Output: ok"
     target.routes["/health"] = (503, "db down")
-    check = api.wait_status("service:h", "critical", timeout=5)
+    check = module_api.wait_status("service:h", "critical", timeout=5)
     assert (
         check["Output"]
         == f"HTTP GET {target.url}/health: 503 Service Unavailable Output: db down"
     )
 
 
-def test_tcp_check_refused(api, closed_port):
-    api.register(
+def test_tcp_check_refused(module_api, closed_port):
+    module_api.register(
         {
-            "Name": "t",
+            "Name": "tcp",
             "Check": {
                 "TCP": f"127.0.0.1:{closed_port}",
                 "Interval": "1s",
@@ -199,47 +204,47 @@ def test_tcp_check_refused(api, closed_port):
             },
         }
     )
-    check = api.wait_status("service:t", "critical", timeout=5)
+    check = module_api.wait_status("service:tcp", "critical", timeout=5)
     assert (
         check["Output"]
         == f"dial tcp 127.0.0.1:{closed_port}: connect: connection refused"
     )
 
 
-def test_standalone_check_register_and_deregister(api):
-    r = api.put(
+def test_standalone_check_register_and_deregister(module_api):
+    r = module_api.put(
         "/v1/agent/check/register",
         json={"Name": "disk", "TTL": "10s", "ServiceID": "nope"},
     )
     assert (r.status_code, r.text) == (404, 'ServiceID "nope" does not exist')
-    r = api.put("/v1/agent/check/register", json={"TTL": "10s"})
+    r = module_api.put("/v1/agent/check/register", json={"TTL": "10s"})
     assert (r.status_code, r.text) == (400, "Missing check name")
-    r = api.put(
+    r = module_api.put(
         "/v1/agent/check/register", json={"Name": "disk", "TTL": "10s", "Status": "up"}
     )
     assert (r.status_code, r.text) == (400, "Bad check status")
     assert (
-        api.put(
+        module_api.put(
             "/v1/agent/check/register", json={"Name": "disk", "TTL": "10s"}
         ).status_code
         == 200
     )
-    assert api.check("disk")["ServiceID"] == ""
-    assert api.put("/v1/agent/check/deregister/disk").status_code == 200
-    r = api.put("/v1/agent/check/deregister/disk")
+    assert module_api.check("disk")["ServiceID"] == ""
+    assert module_api.put("/v1/agent/check/deregister/disk").status_code == 200
+    r = module_api.put("/v1/agent/check/deregister/disk")
     assert r.status_code == 404
 
 
-def test_service_maintenance(api):
-    api.register({"Name": "m", "Check": {"TTL": "30s", "Status": "passing"}})
-    r = api.put("/v1/agent/service/maintenance/m")
+def test_service_maintenance(module_api):
+    module_api.register({"Name": "m", "Check": {"TTL": "30s", "Status": "passing"}})
+    r = module_api.put("/v1/agent/service/maintenance/m")
     assert (r.status_code, r.text) == (400, "Missing value for enable")
-    r = api.put("/v1/agent/service/maintenance/m", params={"enable": "maybe"})
+    r = module_api.put("/v1/agent/service/maintenance/m", params={"enable": "maybe"})
     assert (r.status_code, r.text) == (400, 'Invalid value for enable: "maybe"')
-    r = api.put("/v1/agent/service/maintenance/zz", params={"enable": "true"})
+    r = module_api.put("/v1/agent/service/maintenance/zz", params={"enable": "true"})
     assert (r.status_code, r.text) == (404, 'No service registered with ID "zz"')
-    api.put("/v1/agent/service/maintenance/m", params={"enable": "true"})
-    check = api.check("_service_maintenance:m")
+    module_api.put("/v1/agent/service/maintenance/m", params={"enable": "true"})
+    check = module_api.check("_service_maintenance:m")
     assert (check["Name"], check["Status"], check["ServiceID"]) == (
         "Service Maintenance Mode",
         "critical",
@@ -248,8 +253,8 @@ def test_service_maintenance(api):
     assert check["Notes"].startswith(
         "Maintenance mode is enabled for this service, but no reason"
     )
-    api.put("/v1/agent/service/maintenance/m", params={"enable": "false"})
-    assert "_service_maintenance:m" not in api.get("/v1/agent/checks").json()
+    module_api.put("/v1/agent/service/maintenance/m", params={"enable": "false"})
+    assert "_service_maintenance:m" not in module_api.get("/v1/agent/checks").json()
 
 
 def test_node_maintenance_hides_everything_from_passing(api):
@@ -267,26 +272,26 @@ def test_node_maintenance_hides_everything_from_passing(api):
     assert len(api.get("/v1/health/service/n?passing").json()) == 1
 
 
-def test_service_by_id_with_content_hash(api):
-    api.register({"Name": "web", "Port": 80})
-    r = api.get("/v1/agent/service/web")
+def test_service_by_id_with_content_hash(module_api):
+    module_api.register({"Name": "web", "Port": 80})
+    r = module_api.get("/v1/agent/service/web")
     body = r.json()
     assert body["ContentHash"] == r.headers["X-Consul-ContentHash"]
     assert (body["ID"], body["Port"]) == ("web", 80)
-    r = api.get(
+    r = module_api.get(
         "/v1/agent/service/web", params={"hash": body["ContentHash"], "wait": "100ms"}
     )
     assert r.json()["ContentHash"] == body["ContentHash"]
-    assert api.get("/v1/agent/service/nope").status_code == 404
+    assert module_api.get("/v1/agent/service/nope").status_code == 404
 
 
-def test_local_health_endpoints(api):
-    api.register({"Name": "lh", "Check": {"TTL": "30s", "Status": "warning"}})
-    r = api.get("/v1/agent/health/service/id/lh")
+def test_local_health_endpoints(module_api):
+    module_api.register({"Name": "lh", "Check": {"TTL": "30s", "Status": "warning"}})
+    r = module_api.get("/v1/agent/health/service/id/lh")
     assert (r.status_code, r.json()["AggregatedStatus"]) == (429, "warning")
-    r = api.get("/v1/agent/health/service/name/lh", params={"format": "text"})
+    r = module_api.get("/v1/agent/health/service/name/lh", params={"format": "text"})
     assert (r.status_code, r.text) == (429, "warning")
-    assert api.get("/v1/agent/health/service/id/none").status_code == 404
+    assert module_api.get("/v1/agent/health/service/id/none").status_code == 404
 
 
 def test_self_and_members(shared_api):
@@ -301,12 +306,12 @@ def test_self_and_members(shared_api):
     assert member["Tags"]["role"] == "consul"
 
 
-def test_agent_services_filter(api):
-    api.register({"Name": "f", "ID": "f1", "Tags": ["blue"]})
-    api.register({"Name": "f", "ID": "f2", "Tags": ["green"]})
-    r = api.get("/v1/agent/services", params={"filter": '"blue" in Tags'})
+def test_agent_services_filter(module_api):
+    module_api.register({"Name": "f", "ID": "f1", "Tags": ["blue"]})
+    module_api.register({"Name": "f", "ID": "f2", "Tags": ["green"]})
+    r = module_api.get("/v1/agent/services", params={"filter": '"blue" in Tags'})
     assert list(r.json()) == ["f1"]
-    r = api.get("/v1/agent/services", params={"filter": "Tags ==="})
+    r = module_api.get("/v1/agent/services", params={"filter": "Tags ==="})
     assert r.status_code == 500
     assert r.text.startswith("Failed to create boolean expression evaluator: ")
 

@@ -102,19 +102,21 @@ def test_catalog_register_and_deregister_external_node(api):
     assert r.status_code == 400
 
 
-def test_blocking_catalog_services(api):
-    index = api.get("/v1/catalog/services").headers["X-Consul-Index"]
+def test_blocking_catalog_services(module_api):
+    index = module_api.get("/v1/catalog/services").headers["X-Consul-Index"]
     box = {}
     thread = threading.Thread(
         target=lambda: box.update(
-            r=api.get("/v1/catalog/services", params={"index": index, "wait": "10s"})
+            r=module_api.get(
+                "/v1/catalog/services", params={"index": index, "wait": "10s"}
+            )
         ),
         daemon=True,
     )
     thread.start()
     thread.join(0.3)
     assert thread.is_alive()
-    api.register({"Name": "new"})
+    module_api.register({"Name": "new"})
     thread.join(5)
     assert "new" in box["r"].json()
 

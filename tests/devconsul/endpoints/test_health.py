@@ -57,9 +57,9 @@ def test_service_shape_headers_and_passing(api):
     assert api.get("/v1/health/service/nobody").json() == []
 
 
-def test_warning_is_not_passing(api):
-    api.register({"Name": "w", "Check": {"TTL": "30s", "Status": "warning"}})
-    assert api.get("/v1/health/service/w?passing=1").json() == []
+def test_warning_is_not_passing(module_api):
+    module_api.register({"Name": "w", "Check": {"TTL": "30s", "Status": "warning"}})
+    assert module_api.get("/v1/health/service/w?passing=1").json() == []
 
 
 def test_checks_state_and_node(api):
@@ -102,19 +102,19 @@ def _blocked_get(api, path, index, wait="10s"):
     return thread, result
 
 
-def test_blocking_wakes_on_a_real_change_only(api):
-    api.register({"Name": "b", "Check": {"TTL": "30s"}})
-    api.put("/v1/agent/check/pass/service:b", params={"note": "ok"})
-    index = api.get("/v1/health/service/b").headers["X-Consul-Index"]
-    thread, result = _blocked_get(api, "/v1/health/service/b", index)
+def test_blocking_wakes_on_a_real_change_only(module_api):
+    module_api.register({"Name": "b", "Check": {"TTL": "30s"}})
+    module_api.put("/v1/agent/check/pass/service:b", params={"note": "ok"})
+    index = module_api.get("/v1/health/service/b").headers["X-Consul-Index"]
+    thread, result = _blocked_get(module_api, "/v1/health/service/b", index)
     # Same status, same output: nothing changed, the watcher stays blocked.
-    api.put("/v1/agent/check/pass/service:b", params={"note": "ok"})
+    module_api.put("/v1/agent/check/pass/service:b", params={"note": "ok"})
     # Other services and KV writes do not wake it either.
-    api.register({"Name": "other"})
-    api.put("/v1/kv/x", data=b"1")
+    module_api.register({"Name": "other"})
+    module_api.put("/v1/kv/x", data=b"1")
     thread.join(0.5)
     assert thread.is_alive()
-    api.put("/v1/agent/check/fail/service:b")
+    module_api.put("/v1/agent/check/fail/service:b")
     thread.join(5)
     assert not thread.is_alive()
     r = result["response"]
@@ -171,12 +171,15 @@ def test_py_consul_health_with_index_and_wait(devconsul):
     assert len(c.health.node("test-node")[1]) == 2
 
 
-def test_http_check_drives_passing_set(api, target):
-    api.register(
+def test_http_check_drives_passing_set(module_api, target):
+    module_api.register(
         {"Name": "live", "Check": {"HTTP": f"{target.url}/health", "Interval": "1s"}}
     )
-    wait_until(lambda: api.get("/v1/health/service/live?passing").json(), timeout=5)
+    wait_until(
+        lambda: module_api.get("/v1/health/service/live?passing").json(), timeout=5
+    )
     target.routes["/health"] = (500, "no")
     wait_until(
-        lambda: api.get("/v1/health/service/live?passing").json() == [], timeout=5
+        lambda: module_api.get("/v1/health/service/live?passing").json() == [],
+        timeout=5,
     )

@@ -5,8 +5,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_ui_services_summary(api):
-    api.register(
+def test_ui_services_summary(module_api):
+    module_api.register(
         {
             "ID": "a",
             "Name": "web",
@@ -14,8 +14,8 @@ def test_ui_services_summary(api):
             "Check": {"TTL": "30s", "Status": "passing"},
         }
     )
-    api.register({"ID": "b", "Name": "web", "Check": {"TTL": "30s"}})
-    r = api.get("/v1/internal/ui/services")
+    module_api.register({"ID": "b", "Name": "web", "Check": {"TTL": "30s"}})
+    r = module_api.get("/v1/internal/ui/services")
     assert int(r.headers["X-Consul-Index"]) > 0
     summaries = {s["Name"]: s for s in r.json()}
     web = summaries["web"]

@@ -10,18 +10,18 @@ import consul
 pytestmark = pytest.mark.integration
 
 
-def test_put_get_raw_and_missing(api):
-    missing = api.get("/v1/kv/missing")
+def test_put_get_raw_and_missing(module_api):
+    missing = module_api.get("/v1/kv/missing")
     assert (missing.status_code, missing.content) == (404, b"")
     assert int(missing.headers["X-Consul-Index"]) >= 1
     assert missing.headers["X-Consul-KnownLeader"] == "true"
-    r = api.put("/v1/kv/config/gateway/strategy", data=b"round_robin")
+    r = module_api.put("/v1/kv/config/gateway/strategy", data=b"round_robin")
     assert (r.status_code, r.text, r.headers["Content-Type"]) == (
         200,
         "true",
         "application/json",
     )
-    r = api.get("/v1/kv/config/gateway/strategy")
+    r = module_api.get("/v1/kv/config/gateway/strategy")
     (entry,) = r.json()
     assert entry == {
         "LockIndex": 0,
@@ -31,10 +31,10 @@ def test_put_get_raw_and_missing(api):
         "CreateIndex": entry["ModifyIndex"],
         "ModifyIndex": int(r.headers["X-Consul-Index"]),
     }
-    raw = api.get("/v1/kv/config/gateway/strategy?raw")
+    raw = module_api.get("/v1/kv/config/gateway/strategy?raw")
     assert (raw.content, raw.headers["Content-Type"]) == (b"round_robin", "text/plain")
-    api.put("/v1/kv/empty", data=b"")
-    assert api.get("/v1/kv/empty").json()[0]["Value"] is None
+    module_api.put("/v1/kv/empty", data=b"")
+    assert module_api.get("/v1/kv/empty").json()[0]["Value"] is None
 
 
 def test_recurse_keys_and_separator(api):
@@ -60,20 +60,22 @@ def test_recurse_keys_and_separator(api):
     assert api.get("/v1/kv/").status_code == 400
 
 
-def test_flags_cas_and_delete(api):
-    assert api.put("/v1/kv/k?flags=42", data=b"1").json() is True
-    entry = api.get("/v1/kv/k").json()[0]
+def test_flags_cas_and_delete(module_api):
+    assert module_api.put("/v1/kv/k?flags=42", data=b"1").json() is True
+    entry = module_api.get("/v1/kv/k").json()[0]
     assert entry["Flags"] == 42
-    assert api.put("/v1/kv/k?cas=0", data=b"2").json() is False
-    assert api.put(f"/v1/kv/k?cas={entry['ModifyIndex']}", data=b"2").json() is True
-    assert api.request("DELETE", "/v1/kv/k?cas=1").json() is False
-    assert api.request("DELETE", "/v1/kv/k").json() is True
-    assert api.request("DELETE", "/v1/kv/k").json() is True
-    assert api.put("/v1/kv/new?cas=0", data=b"x").json() is True
-    api.put("/v1/kv/tree/a", data=b"1")
-    api.put("/v1/kv/tree/b", data=b"1")
-    assert api.request("DELETE", "/v1/kv/tree/?recurse").json() is True
-    assert api.get("/v1/kv/tree/?recurse").status_code == 404
+    assert module_api.put("/v1/kv/k?cas=0", data=b"2").json() is False
+    assert (
+        module_api.put(f"/v1/kv/k?cas={entry['ModifyIndex']}", data=b"2").json() is True
+    )
+    assert module_api.request("DELETE", "/v1/kv/k?cas=1").json() is False
+    assert module_api.request("DELETE", "/v1/kv/k").json() is True
+    assert module_api.request("DELETE", "/v1/kv/k").json() is True
+    assert module_api.put("/v1/kv/new?cas=0", data=b"x").json() is True
+    module_api.put("/v1/kv/tree/a", data=b"1")
+    module_api.put("/v1/kv/tree/b", data=b"1")
+    assert module_api.request("DELETE", "/v1/kv/tree/?recurse").json() is True
+    assert module_api.get("/v1/kv/tree/?recurse").status_code == 404
 
 
 def test_errors(shared_api):
@@ -87,21 +89,21 @@ def test_errors(shared_api):
     assert (r.status_code, r.headers["Allow"]) == (405, "OPTIONS,GET,PUT,DELETE")
 
 
-def test_blocking_on_a_key_ignores_other_keys(api):
-    api.put("/v1/kv/watched", data=b"1")
-    index = api.get("/v1/kv/watched").headers["X-Consul-Index"]
+def test_blocking_on_a_key_ignores_other_keys(module_api):
+    module_api.put("/v1/kv/watched", data=b"1")
+    index = module_api.get("/v1/kv/watched").headers["X-Consul-Index"]
     box = {}
     thread = threading.Thread(
         target=lambda: box.update(
-            r=api.get("/v1/kv/watched", params={"index": index, "wait": "10s"})
+            r=module_api.get("/v1/kv/watched", params={"index": index, "wait": "10s"})
         ),
         daemon=True,
     )
     thread.start()
-    api.put("/v1/kv/unrelated", data=b"1")
+    module_api.put("/v1/kv/unrelated", data=b"1")
     thread.join(0.4)
     assert thread.is_alive()
-    api.put("/v1/kv/watched", data=b"2")
+    module_api.put("/v1/kv/watched", data=b"2")
     thread.join(5)
     assert base64.b64decode(box["r"].json()[0]["Value"]) == b"2"
 
