@@ -130,11 +130,13 @@ class Agent:
                 for old in self.store.service_checks(self.node, service.id):
                     if old.id not in kept:
                         self.remove_check(old.id)
+        log.info("registered service %s (%s)", service.id, service.name)
 
     def deregister_service(self, service_id: str) -> None:
         for check in self.store.service_checks(self.node, service_id):
             self.runner.stop(check.id)
-        self.store.delete_service(self.node, service_id)
+        if self.store.delete_service(self.node, service_id):
+            log.info("deregistered service %s", service_id)
 
     # -- checks -------------------------------------------------------------------
 
@@ -176,7 +178,9 @@ class Agent:
         self.store.delete_check(self.node, check_id)
 
     def record_result(self, check_id: str, status: str, output: str) -> None:
-        self.store.set_check_status(self.node, check_id, status, output)
+        previous = self.store.set_check_status(self.node, check_id, status, output)
+        if previous:
+            log.info("check %s: %s -> %s: %s", check_id, previous, status, output)
 
     def update_ttl(self, check_id: str, status: str, output: str) -> None:
         check = self.local_check(check_id)

@@ -235,17 +235,24 @@ class Store:
             self._stamp([CHECKS], self._check_names(check))
             return True
 
-    def set_check_status(self, node: str, check_id: str, status: str, output: str):
-        """Record a check result; bumps nothing when status and output are unchanged."""
+    def set_check_status(
+        self, node: str, check_id: str, status: str, output: str
+    ) -> str | None:
+        """Record a check result; bumps nothing when status and output are unchanged.
+
+        Returns the previous status when the status changed, else None.
+        """
         with self.write():
             check = self.checks.get((node, check_id))
             if check is None or (check.status, check.output) == (status, output):
-                return
-            if status != check.status:
+                return None
+            previous = check.status
+            if status != previous:
                 critical = status == "critical"
                 check.critical_since = time.monotonic() if critical else None
             check.status, check.output = status, output
             check.modify_index = self._stamp([CHECKS], self._check_names(check))
+            return previous if status != previous else None
 
     # -- KV -----------------------------------------------------------------------
 

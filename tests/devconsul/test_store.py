@@ -27,11 +27,11 @@ def test_unchanged_check_result_bumps_nothing():
     store.put_check(
         Check(node="n1", id="c", name="c", service_id="a", service_name="web")
     )
-    store.set_check_status("n1", "c", "passing", "ok")
+    assert store.set_check_status("n1", "c", "passing", "ok") == "critical"
     before = store.index
-    store.set_check_status("n1", "c", "passing", "ok")
+    assert store.set_check_status("n1", "c", "passing", "ok") is None
     assert store.index == before
-    store.set_check_status("n1", "c", "passing", "changed")
+    assert store.set_check_status("n1", "c", "passing", "changed") is None
     assert store.index == before + 1
     assert store.service_name_index["web"] == store.index
 

@@ -340,3 +340,51 @@ def test_py_consul_agent_api(devconsul, target):
     assert c.agent.services() == {}
     assert c.agent.checks() == {}
     assert c.agent.service.deregister("api-1") is False
+
+
+def test_http_check_method_header_body_end_to_end(module_api, target):
+    module_api.register(
+        {
+            "Name": "probe",
+            "Check": {
+                "HTTP": f"{target.url}/health",
+                "Method": "POST",
+                "Header": {"X-Token": ["abc"]},
+                "Body": "ping",
+                "Interval": "1s",
+            },
+        }
+    )
+    module_api.wait_status("service:probe", "passing", timeout=5)
+    seen = target.requests[-1]
+    assert (seen["method"], seen["body"]) == ("POST", b"ping")
+    assert seen["headers"]["X-Token"] == "abc"
+    definition = module_api.check("service:probe")["Definition"]
+    assert (definition["Method"], definition["Header"]) == (
+        "POST",
+        {"X-Token": ["abc"]},
+    )
+
+
+def test_ttl_expiry_end_to_end(module_api):
+    module_api.register({"Name": "exp", "Check": {"TTL": "1s", "Status": "passing"}})
+    module_api.put("/v1/agent/check/pass/service:exp", params={"note": "alive"})
+    check = module_api.wait_status("service:exp", "critical", timeout=5)
+    assert check["Output"] == "TTL expired (last output before timeout follows): alive"
+
+
+def test_replace_existing_checks_needs_empty_or_true(module_api):
+    module_api.register(
+        {
+            "Name": "rx",
+            "Checks": [
+                {"CheckID": "rx-a", "TTL": "30s"},
+                {"CheckID": "rx-b", "TTL": "30s"},
+            ],
+        }
+    )
+    body = {"Name": "rx", "Checks": [{"CheckID": "rx-a", "TTL": "30s"}]}
+    module_api.register(body, **{"replace-existing-checks": "1"})
+    assert {"rx-a", "rx-b"} <= set(module_api.get("/v1/agent/checks").json())
+    module_api.register(body, **{"replace-existing-checks": ""})
+    assert "rx-b" not in module_api.get("/v1/agent/checks").json()
