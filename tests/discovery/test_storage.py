@@ -1,0 +1,193 @@
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import OperationalError
+
+from discovery.env import ConfigError
+from discovery.storage import (
+    create_tables,
+    database_url_from_env,
+    engine_options,
+    init_database,
+    iso_utc,
+    ping,
+)
+from tests.support.processes import free_port
+from tests.support.services import DATABASE_KINDS, fresh_database
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def database_url(request, tmp_path):
+    with fresh_database(request.param, tmp_path, "storage") as url:
+        yield url
+
+
+def test_default_is_a_sqlite_file_per_service_under_var_of_the_current_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    assert (
+        database_url_from_env("user-service", {})
+        == f"sqlite:///{tmp_path}/var/user-service.db"
+    )
+    assert (tmp_path / "var").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATA_DIR": "{tmp}/data"}, "sqlite:///{tmp}/data/svc.db"),
+        (
+            {"DATABASE_URL": "sqlite:///{tmp}/deep/er/x.db"},
+            "sqlite:///{tmp}/deep/er/x.db",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://u:p@db:5432/orders"},
+            "postgresql+psycopg://u:p@db:5432/orders",
+        ),
+        ({"DATABASE_URL": "postgres://db/orders"}, "postgresql+psycopg://db/orders"),
+        (
+            {"DATABASE_URL": "postgresql+psycopg://db/orders?sslmode=require"},
+            "postgresql+psycopg://db/orders?sslmode=require",
+        ),
+    ],
+)
+def test_database_url_from_env(tmp_path, env, expected):
+    env = {name: value.format(tmp=tmp_path) for name, value in env.items()}
+    assert database_url_from_env("svc", env) == expected.format(tmp=tmp_path)
+    if "deep" in expected:
+        assert (tmp_path / "deep" / "er").is_dir()
+
+
+@pytest.mark.parametrize("url", ["not a url", "mysql://db/x", "http://example.com"])
+def test_bad_database_url_names_the_variable(url):
+    with pytest.raises(ConfigError, match="^DATABASE_URL: "):
+        database_url_from_env("svc", {"DATABASE_URL": url})
+
+
+@pytest.mark.parametrize(
+    ("url", "keys"),
+    [
+        ("sqlite:///x.db", {"connect_args"}),
+        ("postgresql+psycopg://db/x", {"pool_pre_ping", "connect_args"}),
+    ],
+)
+def test_engine_options(url, keys):
+    assert set(engine_options(url)) == keys
+
+
+def test_iso_utc_treats_naive_times_as_utc():
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    assert iso_utc(naive) == "2026-01-02T03:04:05Z"
+    assert (
+        iso_utc(naive.replace(tzinfo=timezone(timedelta(hours=2))))
+        == "2026-01-02T01:04:05Z"
+    )
+    assert iso_utc(naive.replace(tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+
+
+class FlakyDatabase:
+    """create_all loses the race `failures` times, as when another instance creates the tables."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.calls = 0
+
+    def create_all(self):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OperationalError(
+                "CREATE TABLE t", {}, Exception("table t already exists")
+            )
+
+
+def test_create_tables_retries_a_lost_creation_race():
+    db = FlakyDatabase(failures=2)
+    create_tables(db)
+    assert db.calls == 3
+
+
+def test_create_tables_gives_up_eventually():
+    db = FlakyDatabase(failures=10)
+    with pytest.raises(OperationalError):
+        create_tables(db, attempts=3)
+    assert db.calls == 3
+
+
+def racer_database():
+    """A fresh SQLAlchemy extension with its own two models, as each instance has."""
+    db = SQLAlchemy()
+
+    class Thing(db.Model):
+        id = db.Column(db.Integer, primary_key=True)
+        name = db.Column(db.String(10), unique=True)
+
+    class Other(db.Model):
+        id = db.Column(db.Integer, primary_key=True)
+
+    return db
+
+
+@pytest.mark.integration
+def test_instances_starting_together_all_create_tables(database_url):
+    """Several apps create the same tables at the same moment; each one starts."""
+    barrier = threading.Barrier(4)
+
+    def start(_):
+        app, db = Flask(__name__, static_folder=None), racer_database()
+        barrier.wait(timeout=10)
+        init_database(app, db, database_url)
+        with app.app_context():
+            tables = set(inspect(db.engine).get_table_names())
+            db.engine.dispose()
+        return tables
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for tables in pool.map(start, range(4)):
+            assert {"thing", "other"} <= tables
+
+
+def bound_app(url):
+    app = Flask(__name__, static_folder=None)
+    db = SQLAlchemy()
+    init_database(app, db, url)
+    return app, db
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    app, db = bound_app(f"sqlite:///{tmp_path}/wal.db")
+    with app.app_context():
+        with db.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
+        db.engine.dispose()
+
+
+def test_ping_is_false_when_the_database_is_gone(tmp_path):
+    (tmp_path / "data").mkdir()
+    app, db = bound_app(f"sqlite:///{tmp_path}/data/gone.db")
+    with app.app_context():
+        assert ping(db)
+        db.engine.dispose()
+        shutil.rmtree(
+            tmp_path / "data"
+        )  # a new connection cannot open the file any more
+        assert not ping(db)
+
+
+def test_ping_is_false_when_postgresql_does_not_answer():
+    app = Flask(__name__, static_folder=None)
+    db = SQLAlchemy()
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x",
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options("postgresql+psycopg://db/x"),
+    )
+    db.init_app(app)
+    with app.app_context():
+        assert not ping(db)
