@@ -47,14 +47,18 @@ class Run:
     restart_at: float
     back_at: float  # the restarted instance passes its check again
 
-    def phase(self, name: str) -> list[Sample]:
-        bounds = {
+    def bounds(self, name: str) -> tuple[float, float]:
+        end = max((s.at for s in self.samples), default=self.restart_at)
+        return {
             "before": (0.0, self.kill_at),
             "after kill": (self.kill_at, self.restart_at),
-            "after restart": (self.restart_at, float("inf")),
-        }
-        low, high = bounds[name]
-        return [s for s in self.samples if low <= s.at < high]
+            "after restart": (self.restart_at, end),
+        }[name]
+
+    def phase(self, name: str) -> list[Sample]:
+        low, high = self.bounds(name)
+        last = name == PHASES[-1]
+        return [s for s in self.samples if low <= s.at and (s.at < high or last)]
 
 
 class SteadyLoad:
@@ -132,11 +136,13 @@ def summary_rows(run: Run) -> list[list[object]]:
     for name in PHASES:
         samples = run.phase(name)
         latencies = [s.latency * 1000 for s in samples]
+        low, high = run.bounds(name)
         rows.append(
             [
                 run.strategy,
                 name,
                 len(samples),
+                f"{len(samples) / max(high - low, 1e-9):.0f}",
                 sum(not s.ok for s in samples),
                 f"{percentile(latencies, 50):.1f}",
                 f"{percentile(latencies, 99):.1f}",
@@ -249,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"failover: {strategy} done, chart in {path}")
         finally:
             stack.stop()
-    print(table(["STRATEGY", "PHASE", "REQUESTS", "ERRORS", "P50 MS", "P99 MS"], rows))
+    print(
+        table(
+            ["STRATEGY", "PHASE", "REQUESTS", "REQ/S", "ERRORS", "P50 MS", "P99 MS"],
+            rows,
+        )
+    )
     return 0
 
 
