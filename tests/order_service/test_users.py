@@ -1,0 +1,49 @@
+import pytest
+
+from discovery.env import ConfigError
+from order_service.settings import Settings
+from order_service.users import UserDirectory, UserServiceUnavailable
+from tests.discovery.stubs import StubServer, answer
+from tests.support.processes import free_port
+
+
+def directory(url: str) -> UserDirectory:
+    return UserDirectory(
+        Settings(
+            database_url="sqlite://", user_service_url=url, user_service_timeout=2.0
+        )
+    )
+
+
+def test_asks_the_real_user_service(user_service_url, new_user):
+    users = directory(user_service_url)
+    assert users.exists(new_user()) is True
+    assert users.exists(2_000_000_000) is False
+
+
+def test_any_of_several_urls_may_answer(user_service_url, new_user):
+    dead = f"http://127.0.0.1:{free_port()}"
+    users = directory(f"{dead},{user_service_url}")
+    user_id = new_user()
+    assert all(
+        users.exists(user_id) for _ in range(4)
+    )  # the dead one is skipped every time
+
+
+def test_nothing_listening_is_unavailable():
+    with pytest.raises(UserServiceUnavailable):
+        directory(f"http://127.0.0.1:{free_port()}").exists(1)
+
+
+@pytest.mark.parametrize("status", [500, 503, 401])
+def test_a_failing_user_service_is_unavailable_not_unknown(status):
+    with (
+        StubServer(answer("no", status)) as stub,
+        pytest.raises(UserServiceUnavailable, match=str(status)),
+    ):
+        directory(stub.url).exists(1)
+
+
+def test_a_malformed_url_fails_at_boot():
+    with pytest.raises(ConfigError, match="^USER_SERVICE_URL: "):
+        directory("users.internal:8001")
