@@ -193,8 +193,21 @@ def test_two_instances_register_with_distinct_ids_and_pass(devconsul, instances)
     assert {e["Service"]["ID"] for e in health(devconsul)} == {b.service_id}
 
 
+def signal_group(proc):
+    proc.signal(
+        signal.SIGTERM
+    )  # the whole process group, workers included (a terminal)
+
+
+def signal_master(proc):
+    os.kill(proc.pid, signal.SIGTERM)  # the master only (docker stop, Kubernetes)
+
+
 @pytest.mark.integration
-def test_sigterm_leaves_passing_set_before_it_stops_answering(devconsul, instances):
+@pytest.mark.parametrize("send_sigterm", [signal_group, signal_master])
+def test_sigterm_leaves_passing_set_before_it_stops_answering(
+    devconsul, instances, send_sigterm
+):
     (proc,) = instances(1, drain=2.0)
     consul = make_consul(ConsulSettings(port=devconsul.port))
     watcher = HealthWatcher(SERVICE, consul=consul).start()
@@ -205,7 +218,7 @@ def test_sigterm_leaves_passing_set_before_it_stops_answering(devconsul, instanc
         )
         timeline = []  # (seconds since SIGTERM, listed by the watcher, answered)
         started = time.monotonic()
-        proc.signal(signal.SIGTERM)  # the whole process group, workers included
+        send_sigterm(proc)
         while proc.alive() and time.monotonic() - started < 15:
             listed = bool(watcher.snapshot().instances)
             timeline.append((time.monotonic() - started, listed, answers(proc)))
