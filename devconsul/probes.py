@@ -56,11 +56,26 @@ def _fetch(check: CheckDefinition, method: str, timeout: float):
                 if resp.status in (301, 302, 303) and method != "HEAD":
                     method, body = "GET", b""
                 continue
-            text = resp.read(OUTPUT_MAX).decode("utf-8", errors="replace")
+            text = _read_capped(resp, deadline).decode("utf-8", errors="replace")
             return (resp.status, resp.reason), text
         finally:
             conn.close()
     raise RuntimeError("stopped after 10 redirects")
+
+
+def _read_capped(resp: http.client.HTTPResponse, deadline: float) -> bytes:
+    """At most OUTPUT_MAX bytes of body, within the check's deadline even when
+    the server drips bytes slowly (each read is bounded by the socket timeout)."""
+    chunks, size = [], 0
+    while size < OUTPUT_MAX:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        chunk = resp.read1(OUTPUT_MAX - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _connection(url: str, check: CheckDefinition, timeout: float):
