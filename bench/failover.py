@@ -220,7 +220,10 @@ def create_user(gateway_url: str) -> int:
         json={"name": "Bench", "email": f"bench-{time.time_ns()}@example.com"},
         timeout=10,
     )
-    resp.raise_for_status()
+    if resp.status_code != 201:
+        raise RuntimeError(
+            f"creating the bench user: {resp.status_code} {resp.text[:300]}"
+        )
     return resp.json()["id"]
 
 

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
@@ -157,9 +159,10 @@ def run(stack: Stack, console: Console) -> int:
         supervise(stack, console)
     except KeyboardInterrupt:
         pass
-    console.say("switchyard: stopping (draining every instance)")
-    stack.stop()
-    console.say("switchyard: stopped")
+    finally:  # even after a bug of ours, leave nothing running
+        console.say("switchyard: stopping (draining every instance)")
+        stack.stop()
+        console.say("switchyard: stopped")
     return 0
 
 
@@ -179,7 +182,10 @@ def supervise(stack: Stack, console: Console) -> None:
 def summary(stack: Stack) -> str:
     health = {}
     for service in {s.service for s in stack.instances()}:
-        health.update(stack.consul.instance_status(service))
+        try:
+            health.update(stack.consul.instance_status(service))
+        except requests.RequestException:
+            pass  # shown as "-": the table must not fail because Consul blinked
     rows = [
         [
             spec.name,
