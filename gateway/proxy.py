@@ -12,30 +12,25 @@ or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no insta
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-from urllib3.util import SKIP_HEADER
 
 from discovery.instances import Instance
 from gateway.directory import ServiceState, routable
 from gateway.resilience import Ejector, RetryBudget
 from gateway.settings import GatewaySettings
+from gateway.transport import (
+    ConnectFailed,
+    Transport,
+    UpstreamBroken,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 
 __all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
 
-_NO_DEFAULTS = ("User-Agent", "Accept-Encoding")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 PRELOAD_LIMIT = 1 << 20  # bodies up to this size are read at once; larger ones stream
-STREAM_CHUNK = 64 * 1024
 
 
 class Outcome:
@@ -85,43 +80,6 @@ class Result:
     attempts: list[Attempt] = field(default_factory=list)
 
 
-class Transport:
-    """Pooled keep-alive connections to upstream instances (urllib3, no retries of its own).
-
-    The request target is passed as the client sent it; urllib3 only upper-cases the hex
-    digits of percent-escapes (RFC 3986 6.2.2.1 equivalence).
-    """
-
-    def __init__(self, pool_size: int):
-        self.pools = urllib3.PoolManager(num_pools=256, maxsize=pool_size, block=False)
-
-    def send(self, instance: Instance, method, target, headers, body, connect, read):
-        pool = self.pools.connection_from_host(instance.address, instance.port, "http")
-        return pool.urlopen(
-            method,
-            target,
-            body=body or None,
-            headers=_outgoing(headers),
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            timeout=urllib3.Timeout(connect=connect, read=read),
-            preload_content=False,
-            decode_content=False,
-        )
-
-
-def _outgoing(headers: Sequence[tuple[str, str]]) -> urllib3.HTTPHeaderDict:
-    merged = urllib3.HTTPHeaderDict()
-    for name, value in headers:
-        merged.add(name, value)
-    # http.client/urllib3 would add their own defaults the client never sent.
-    for name in _NO_DEFAULTS:
-        if name not in merged:
-            merged[name] = SKIP_HEADER
-    return merged
-
-
 class Forwarder:
     def __init__(self, settings: GatewaySettings, ejector: Ejector, metrics=None):
         self.settings = settings
@@ -155,6 +113,7 @@ class Forwarder:
         deadline = time.monotonic() + s.deadline
         budget = self.budget(state.name)
         budget.request()
+        replayable = method in IDEMPOTENT or idempotency_key
         attempts: list[Attempt] = []
         last: Result | None = None  # the latest 502/503 an upstream answered
         while len(attempts) < s.max_attempts:
@@ -171,7 +130,7 @@ class Forwarder:
             instance = state.strategy.choose(candidates)
             with state.strategy.track(instance):
                 result = self._attempt(
-                    instance, method, target, headers, body, remaining
+                    instance, method, target, headers, body, remaining, replayable
                 )
             attempt = result.attempts[0]
             attempts.append(attempt)
@@ -186,26 +145,28 @@ class Forwarder:
             last or self._failure(state, attempts, deadline), attempts
         )
 
-    def _attempt(self, instance, method, target, headers, body, remaining) -> Result:
+    def _attempt(
+        self, instance, method, target, headers, body, remaining, replayable
+    ) -> Result:
         s = self.settings
-        connect = min(s.connect_timeout, remaining)
-        read = min(s.read_timeout, remaining)
         try:
             response = self.transport.send(
-                instance, method, target, headers, body, connect, read
+                instance.address,
+                instance.port,
+                method,
+                target,
+                headers,
+                body,
+                min(s.connect_timeout, remaining),
+                min(s.read_timeout, remaining),
+                replayable,
             )
-        except (NewConnectionError, ConnectTimeoutError):
+            return _upstream_result(instance, response, method)
+        except ConnectFailed:
             return _failed(instance, Outcome.CONNECT_FAILED)
-        except ReadTimeoutError:
+        except UpstreamTimeout:
             return _failed(instance, Outcome.TIMEOUT)
-        except (ProtocolError, HTTPError, OSError):
-            return _failed(instance, Outcome.RESET)
-        outcome = classify_status(response.status)
-        try:
-            return _upstream_result(instance, response, outcome, method)
-        except ReadTimeoutError:
-            return _failed(instance, Outcome.TIMEOUT)
-        except (ProtocolError, HTTPError, OSError):
+        except (UpstreamBroken, OSError):
             return _failed(instance, Outcome.RESET)
 
     def _judge(self, state: ServiceState, instance: Instance, outcome: str) -> None:
@@ -259,28 +220,23 @@ def _with_attempts(result: Result, attempts: list[Attempt]) -> Result:
     return result
 
 
-def _upstream_result(instance: Instance, response, outcome: str, method: str) -> Result:
-    headers = list(response.headers.items())
+def _upstream_result(instance: Instance, response: UpstreamResponse, method) -> Result:
+    outcome = classify_status(response.status)
     attempt = Attempt(instance.id, outcome, response.status)
-    length = response.headers.get("Content-Length", "")
-    small = method == "HEAD" or (length.isdigit() and int(length) <= PRELOAD_LIMIT)
+    length = response.length
+    small = length is not None and length <= PRELOAD_LIMIT
     if small or outcome == Outcome.UNAVAILABLE:
-        body = response.read()
-        response.release_conn()
         return Result(
-            response.status, headers, body, instance=instance.id, attempts=[attempt]
+            response.status,
+            response.headers,
+            response.read(),
+            instance=instance.id,
+            attempts=[attempt],
         )
-
-    def stream():
-        try:
-            yield from response.stream(STREAM_CHUNK, decode_content=False)
-        finally:
-            response.release_conn()
-
     return Result(
         response.status,
-        headers,
-        stream=stream,
+        response.headers,
+        stream=response.stream,
         instance=instance.id,
         attempts=[attempt],
     )

@@ -1,0 +1,331 @@
+"""A small HTTP/1.1 client for upstream hops: pooled keep-alive sockets, bytes as given.
+
+Why not urllib3 or requests: both rewrite the request target (urllib3 upper-cases
+percent-escapes, requests re-quotes), add default headers the client never sent, and parse
+response headers through the `email` package -- which was most of the gateway's CPU time
+per request. This client sends the target and headers exactly as the proxy gives them and
+parses the response with plain byte operations.
+
+Failure classes map to the proxy's retry rules: ConnectFailed (nothing was sent),
+UpstreamTimeout (connect or read timeout after sending), UpstreamBroken (the connection
+failed mid-exchange, or the answer was not HTTP).
+"""
+
+import contextlib
+import select
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+
+__all__ = [
+    "ConnectFailed",
+    "Transport",
+    "UpstreamBroken",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+]
+
+MAX_HEADER_LINES = 200
+MAX_LINE = 65536
+MAX_POOLS = 512
+STREAM_CHUNK = 64 * 1024
+
+
+class ConnectFailed(OSError):
+    """The connection could not be opened: the request never left."""
+
+
+class UpstreamTimeout(OSError):
+    """The upstream did not answer within the read timeout."""
+
+
+class UpstreamBroken(OSError):
+    """The connection broke after the request was (maybe) sent, or the reply was not HTTP."""
+
+
+class _Conn:
+    __slots__ = ("file", "sock")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.file = sock.makefile("rb", buffering=STREAM_CHUNK)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+    def idle_and_open(self) -> bool:
+        """An idle kept-alive socket that turned readable was closed by the peer."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+
+class _Pool:
+    def __init__(self, address: str, port: int, maxsize: int):
+        self.address, self.port, self.maxsize = address, port, maxsize
+        self.idle: deque[_Conn] = deque()
+
+    def get(self, connect_timeout: float) -> tuple[_Conn, bool]:
+        while True:
+            try:
+                conn = self.idle.pop()
+            except IndexError:
+                break
+            if conn.idle_and_open():
+                return conn, True
+            conn.close()
+        return self.connect(connect_timeout), False
+
+    def connect(self, timeout: float) -> _Conn:
+        try:
+            sock = socket.create_connection((self.address, self.port), timeout=timeout)
+        except OSError as exc:
+            raise ConnectFailed(
+                f"connect to {self.address}:{self.port}: {exc}"
+            ) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _Conn(sock)
+
+    def put(self, conn: _Conn) -> None:
+        if len(self.idle) < self.maxsize:
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
+
+class UpstreamResponse:
+    """Status, headers and a body to read once (`read()` or `stream()`)."""
+
+    def __init__(self, status, headers, conn, pool, length, chunked, reusable):
+        self.status = status
+        self.headers: list[tuple[str, str]] = headers
+        self._conn, self._pool = conn, pool
+        self._length, self._chunked, self._reusable = length, chunked, reusable
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        return next((v for n, v in self.headers if n.lower() == lower), None)
+
+    @property
+    def length(self) -> int | None:
+        return self._length
+
+    def read(self) -> bytes:
+        return b"".join(self.stream())
+
+    def stream(self) -> Iterator[bytes]:
+        try:
+            yield from self._body()
+        except TimeoutError as exc:
+            self._discard()
+            raise UpstreamTimeout(str(exc)) from exc
+        except OSError as exc:
+            self._discard()
+            raise UpstreamBroken(str(exc)) from exc
+        except BaseException:
+            self._discard()
+            raise
+        self._release()
+
+    def _body(self) -> Iterator[bytes]:
+        f = self._conn.file
+        if self._chunked:
+            yield from _chunks(f)
+        elif self._length is not None:
+            left = self._length
+            while left:
+                data = f.read(min(left, STREAM_CHUNK))
+                if not data:
+                    raise UpstreamBroken("body shorter than Content-Length")
+                left -= len(data)
+                yield data
+        else:
+            while data := f.read1(STREAM_CHUNK):
+                yield data
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            if self._reusable:
+                self._pool.put(self._conn)
+            else:
+                self._conn.close()
+            self._conn = None
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _chunks(f) -> Iterator[bytes]:
+    while True:
+        line = f.readline(MAX_LINE)
+        if not line.endswith(b"\n"):
+            raise UpstreamBroken("bad chunk size line")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise UpstreamBroken("bad chunk size") from None
+        if size == 0:
+            while f.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass  # trailers: dropped, they are hop-by-hop for us
+            return
+        data = f.read(size)
+        if len(data) < size or f.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+            raise UpstreamBroken("truncated chunk")
+        yield data
+
+
+class Transport:
+    def __init__(self, pool_size: int):
+        self.pool_size = pool_size
+        self._pools: dict[tuple[str, int], _Pool] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, address: str, port: int) -> _Pool:
+        key = (address, port)
+        pool = self._pools.get(key)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    if len(self._pools) >= MAX_POOLS:  # instances come and go
+                        self._pools.pop(next(iter(self._pools))).close()
+                    pool = self._pools[key] = _Pool(address, port, self.pool_size)
+        return pool
+
+    def close(self) -> None:
+        """Close every idle connection (tests; a gateway keeps its pools for life)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+    def send(
+        self,
+        address: str,
+        port: int,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        connect_timeout: float,
+        read_timeout: float,
+        replayable: bool,
+    ) -> UpstreamResponse:
+        """Send one request. A kept-alive connection the upstream closed meanwhile is
+        replaced once: always when sending failed, and when the answer never started
+        only if the request is `replayable` (idempotent) -- Go's net/http rule."""
+        pool = self._pool(address, port)
+        host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        data = _serialise(method, target, host, headers, body)
+        conn, reused = pool.get(connect_timeout)
+        try:
+            return self._exchange(pool, conn, method, data, read_timeout)
+        except _Stale as stale:
+            if not reused or not (stale.unsent or replayable):
+                raise UpstreamBroken(str(stale)) from None
+        conn = pool.connect(connect_timeout)
+        try:
+            return self._exchange(pool, conn, method, data, read_timeout)
+        except _Stale as stale:
+            raise UpstreamBroken(str(stale)) from None
+
+    def _exchange(self, pool, conn, method, data, read_timeout) -> UpstreamResponse:
+        conn.sock.settimeout(read_timeout)
+        try:
+            conn.sock.sendall(data)
+        except TimeoutError as exc:
+            conn.close()
+            raise UpstreamTimeout(str(exc)) from exc
+        except OSError as exc:
+            conn.close()
+            raise _Stale(str(exc), unsent=True) from exc
+        try:
+            return _read_head(pool, conn, method)
+        except TimeoutError as exc:
+            conn.close()
+            raise UpstreamTimeout(str(exc)) from exc
+        except (_Stale, UpstreamBroken):
+            conn.close()
+            raise
+        except OSError as exc:
+            conn.close()
+            raise _Stale(str(exc), unsent=False) from exc
+
+
+class _Stale(OSError):
+    def __init__(self, message: str, unsent: bool):
+        super().__init__(message)
+        self.unsent = unsent
+
+
+def _serialise(method, target, host, headers, body) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _read_head(pool, conn, method) -> UpstreamResponse:
+    f = conn.file
+    while True:
+        line = f.readline(MAX_LINE)
+        if not line:
+            raise _Stale("connection closed before the answer", unsent=False)
+        version, status = _status(line)
+        headers = _headers(f)
+        if not 100 <= status < 200 or status == 101:
+            break  # 1xx interim answers (100 Continue, 103) are not forwarded
+    names = {n.lower(): v for n, v in headers}
+    no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+    chunked = not no_body and names.get("transfer-encoding", "").lower().endswith(
+        "chunked"
+    )
+    length = None
+    if not no_body and not chunked and "content-length" in names:
+        raw = names["content-length"].strip()
+        if not raw.isdigit():
+            raise UpstreamBroken(f"bad Content-Length {raw!r}")
+        length = int(raw)
+    connection = names.get("connection", "").lower()
+    reusable = (
+        "close" not in connection
+        and (version == "HTTP/1.1" or "keep-alive" in connection)
+        and (no_body or chunked or length is not None)
+    )
+    return UpstreamResponse(
+        status, headers, conn, pool, 0 if no_body else length, chunked, reusable
+    )
+
+
+def _status(line: bytes) -> tuple[str, int]:
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise UpstreamBroken(f"not an HTTP status line: {line[:80]!r}")
+    return parts[0], int(parts[1])
+
+
+def _headers(f) -> list[tuple[str, str]]:
+    headers = []
+    for _ in range(MAX_HEADER_LINES):
+        line = f.readline(MAX_LINE)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if not line.endswith(b"\n"):
+            raise UpstreamBroken("truncated or oversized response header")
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep or not name or name != name.strip():
+            raise UpstreamBroken(f"bad response header line {line[:80]!r}")
+        headers.append((name, value.strip()))
+    raise UpstreamBroken("too many response headers")

@@ -1,0 +1,127 @@
+"""The upstream HTTP/1.1 client against scripted raw-socket servers."""
+
+import socket
+import threading
+
+import pytest
+
+from gateway.transport import ConnectFailed, Transport, UpstreamBroken, UpstreamTimeout
+from tests.support.processes import free_port
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: s\r\n\r\nok"
+
+
+class Scripted:
+    """Accepts connections; answers each request with the next scripted reply (None: close)."""
+
+    def __init__(self, *replies, close=False):
+        self.replies = list(replies)
+        self.close = close  # close the connection after each reply
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        with self.listener:
+            while self.replies:
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                with conn:
+                    self._answer(conn)
+
+    def _answer(self, conn):
+        while self.replies:
+            data = conn.recv(65536)
+            if not data:
+                return
+            self.requests.append(data)
+            reply = self.replies.pop(0)
+            if reply is None:
+                return
+            conn.sendall(reply)
+            if self.close:
+                return
+
+
+@pytest.fixture
+def transport():
+    t = Transport(4)
+    yield t
+    t.close()
+
+
+def send(transport, server, method="GET", target="/x", headers=(), body=b"", read=2.0):
+    return transport.send(
+        "127.0.0.1", server.port, method, target, list(headers), body, 0.5, read, True
+    )
+
+
+def test_target_and_headers_are_sent_exactly_and_nothing_else(transport):
+    server = Scripted(OK)
+    response = send(
+        transport, server, "POST", "/a%2fb?q=%c3%a9", [("X-A", "1")], b"body"
+    )
+    assert (response.status, response.read()) == (200, b"ok")
+    host = f"Host: 127.0.0.1:{server.port}\r\n".encode()
+    assert server.requests[0] == (
+        b"POST /a%2fb?q=%c3%a9 HTTP/1.1\r\n" + host + b"X-A: 1\r\n"
+        b"Content-Length: 4\r\n\r\nbody"
+    )
+
+
+def test_keep_alive_connections_are_reused(transport):
+    server = Scripted(OK, OK, OK)
+    assert [send(transport, server).read() for _ in range(3)] == [b"ok"] * 3
+    assert server.connections == 1
+
+
+def test_chunked_body_is_decoded_and_interim_answers_skipped(transport):
+    reply = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    response = send(transport, Scripted(reply))
+    assert (response.status, response.length) == (201, None)
+    assert response.read() == b"abcde"
+
+
+def test_head_has_no_body_whatever_the_length_says(transport):
+    response = send(
+        transport, Scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"), "HEAD"
+    )
+    assert response.read() == b"" and response.header("content-length") == "999"
+
+
+def test_a_kept_alive_connection_closed_meanwhile_is_replaced(transport):
+    server = Scripted(OK, None, OK)  # the second request finds the connection closed
+    assert send(transport, server).read() == b"ok"
+    assert send(transport, server).read() == b"ok"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    ],
+    ids=["not-http", "short-body", "bad-header", "bad-length"],
+)
+def test_malformed_answers_are_broken(transport, reply):
+    with pytest.raises(UpstreamBroken):
+        send(transport, Scripted(reply, close=True)).read()
+
+
+def test_silence_is_a_timeout_and_refusal_a_connect_failure(transport):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with pytest.raises(UpstreamTimeout):
+            transport.send("127.0.0.1", port, "GET", "/", [], b"", 0.5, 0.2, True)
+    with pytest.raises(ConnectFailed):
+        transport.send("127.0.0.1", free_port(), "GET", "/", [], b"", 0.5, 0.2, True)
