@@ -4,6 +4,7 @@ Order of preference: the address the user gave (we start nothing), else a real
 `consul agent -dev` when `consul` is on PATH, else the embedded devconsul.
 """
 
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -87,13 +88,11 @@ def consul_argv(binary: str, port: int, token: str) -> tuple[str, ...]:
     ]
     if token:
         # Deny by default and make the given token the management token, like devconsul's ACL mode.
-        argv += [
-            "-hcl",
-            (
-                'acl { enabled = true default_policy = "deny" '
-                f'tokens {{ initial_management = "{token}" }} }}'
-            ),
-        ]
+        acl = (
+            'acl {\n  enabled = true\n  default_policy = "deny"\n'
+            f"  tokens {{\n    initial_management = {json.dumps(token)}\n  }}\n}}\n"
+        )
+        argv += ["-hcl", acl]
     return tuple(argv)
 
 
