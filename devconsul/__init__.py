@@ -1,9 +1,22 @@
 """devconsul: an embedded, Consul-compatible single-node development agent.
 
 It speaks the subset of Consul's HTTP API that Switchyard and ordinary Consul
-clients use (agent, catalog, health, KV, status), runs HTTP/TCP/TTL checks and
-answers blocking queries, all in memory. Start it with
-``python -m devconsul agent -dev``.
+clients use (agent, catalog, health, KV, status, ACL stubs, the internal/ui
+summaries), runs HTTP/TCP/TTL checks and answers blocking queries, all in
+memory. Start it with ``devconsul agent -dev`` (or ``python -m devconsul``);
+see devconsul.cli for the flags, including the hidden dev-only ones.
+
+Deliberate differences from ``consul agent -dev`` (each harmless to clients):
+- JSON is compact unless ``?pretty`` (dev-mode Consul indents everything).
+- Unknown JSON fields are ignored (Consul >= 1.7 answers 400).
+- Write endpoints are PUT-only as in Consul >= 1.0, also for the endpoints old
+  python-consul releases called with GET.
+- Check output changes are written at once (Consul defers output-only
+  updates to the catalog for up to 5 minutes).
+- Script, Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
+- KV lock sessions (``?acquire``/``?release``) are not supported.
+- ``-acl-token`` is one management token, not Consul's ACL system; the
+  status endpoints stay open, as in Consul.
 """
 
 from devconsul.config import AgentConfig

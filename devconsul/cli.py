@@ -10,13 +10,22 @@ import argparse
 import errno
 import logging
 import signal
+import socket
 import sys
 import threading
 
 from devconsul.config import AgentConfig
 from devconsul.durations import parse_duration
+from devconsul.server import AgentHTTPServer, App
 
-log = logging.getLogger("devconsul.cli")
+# Consul's level names.
+LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _flag(parser, name: str, **kwargs) -> None:
@@ -28,6 +37,12 @@ def _duration(text: str) -> int:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _flag(agent, "dev", action="store_true", help="development mode (required)")
     _flag(agent, "client", default="127.0.0.1", help="address the HTTP API binds to")
-    _flag(agent, "http-port", type=int, default=8500, dest="http_port")
+    _flag(agent, "http-port", type=_port, default=8500, dest="http_port")
     _flag(agent, "node", default=None, help="node name (default: hostname)")
     _flag(agent, "datacenter", default="dc1")
     _flag(agent, "bind", default="127.0.0.1", help="address advertised for the node")
@@ -56,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require this token on every API request (opt-in ACL mode)",
     )
-    _flag(agent, "log-level", dest="log_level", default="info")
+    _flag(agent, "log-level", dest="log_level", default="info", choices=LOG_LEVELS)
     hidden = argparse.SUPPRESS
     _flag(
         agent,
@@ -78,15 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
-    import socket
-
     return AgentConfig(
         node=args.node or socket.gethostname(),
         datacenter=args.datacenter,
         client_addr=args.client,
         http_port=args.http_port,
         bind_addr=args.bind,
-        ui=True,
         acl_token=args.acl_token,
         reap_interval_ns=args.reap_interval,
         deregister_minimum_ns=args.deregister_minimum,
@@ -99,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dev:
         parser.error("devconsul only runs in development mode: add -dev")
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=LOG_LEVELS[args.log_level],
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -107,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(config: AgentConfig) -> int:
-    from devconsul.server import AgentHTTPServer, App
-
     app = App(config)
     try:
         server = AgentHTTPServer((config.client_addr, config.http_port), app)

@@ -12,7 +12,6 @@ class AgentConfig:
     client_addr: str = "127.0.0.1"
     http_port: int = 8500
     bind_addr: str = "127.0.0.1"
-    ui: bool = True
     acl_token: str | None = None
     # Consul's fixed values; only the hidden dev-only CLI flags change them so
     # that tests need not wait a minute for DeregisterCriticalServiceAfter.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from devconsul.errors import HTTPError
 
-GET, PUT, DELETE, POST = ("GET",), ("PUT",), ("DELETE",), ("POST",)
+GET, PUT, POST = ("GET",), ("PUT",), ("POST",)
 
 
 @dataclass(frozen=True)
