@@ -26,38 +26,52 @@ def _not_found(headers: dict) -> Response:
 
 def read(app, req: Request) -> Response:
     key, store = req.arg, app.store
-    listing = req.has("recurse") or req.has("keys")
-    if not key and not listing:
-        raise HTTPError(400, "Missing key name")
     if req.has("keys"):
-        build, index_fn = (
-            (lambda: _keys(req, store, key)),
-            (lambda: store.kv_prefix_index(key)),
-        )
-    elif req.has("recurse"):
-        build, index_fn = (
-            (lambda: store.kv_list(key)),
-            (lambda: store.kv_prefix_index(key)),
-        )
-    else:
-        build, index_fn = (lambda: store.kv.get(key)), (lambda: store.kv_key_index(key))
+        return _read_keys(app, req, key)
+    if req.has("recurse"):
+        return _read_entries(app, req, lambda: store.kv_list(key), key)
+    if not key:
+        raise HTTPError(400, "Missing key name")
 
-    def respond(data, headers):
-        if req.has("keys"):
-            if not data and key:
-                return _not_found(headers)
-            return json_response(req, data, headers=headers)
-        if not data:
+    def single():
+        entry = store.kv.get(key)
+        return [entry] if entry else []
+
+    return _read_entries(app, req, single, key, lambda: store.kv_key_index(key))
+
+
+def _read_entries(app, req: Request, entries, prefix: str, index_fn=None):
+    store = app.store
+
+    def respond(found, headers):
+        if not found:
             return _not_found(headers)
-        entries = data if isinstance(data, list) else [data]
         if req.has("raw") and not req.has("recurse"):
             raw_headers = {**headers, "X-Content-Type-Options": "nosniff"}
-            return Response(200, entries[0].value, "text/plain", raw_headers)
-        return json_response(
-            req, [render.kv_entry(e) for e in entries], headers=headers
-        )
+            return Response(200, found[0].value, "text/plain", raw_headers)
+        rows = [render.kv_entry(e) for e in found]
+        return json_response(req, rows, headers=headers)
 
-    return blocking_read(app, req, index_fn, build, respond)
+    index_fn = index_fn or (lambda: store.kv_prefix_index(prefix))
+    return blocking_read(app, req, index_fn, entries, respond)
+
+
+def _read_keys(app, req: Request, prefix: str) -> Response:
+    store = app.store
+
+    def respond(keys, headers):
+        # An empty prefix lists the whole store: [] rather than 404.
+        if not keys and prefix:
+            return _not_found(headers)
+        return json_response(req, keys, headers=headers)
+
+    return blocking_read(
+        app,
+        req,
+        lambda: store.kv_prefix_index(prefix),
+        lambda: _keys(req, store, prefix),
+        respond,
+    )
 
 
 def _keys(req: Request, store, prefix: str) -> list[str]:

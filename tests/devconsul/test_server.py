@@ -93,7 +93,7 @@ def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
     for _ in range(20):
         start = time.monotonic()
         assert session.get(f"{url}/v1/agent/services", timeout=5).status_code == 200
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 3
     assert answered == []
     r = session.put(f"{url}/v1/agent/service/register", json={"Name": "crowd"})
     assert r.status_code == 200
