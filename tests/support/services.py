@@ -56,44 +56,66 @@ def dispose(app: Flask, db) -> None:
 
 
 def start_service(
+    package: str, database_url: str, **options
+) -> tuple[ManagedProcess, str]:
+    """`package` under gunicorn on a free loopback port, ready; returns (process, base URL)."""
+    [started] = start_instances(package, database_url, 1, **options)
+    return started
+
+
+def start_instances(
     package: str,
     database_url: str,
+    count: int,
     *,
     workers: int = 2,
     threads: int = 4,
     env: dict | None = None,
-) -> tuple[ManagedProcess, str]:
-    """`package` under gunicorn on a free loopback port, ready; returns (process, base URL)."""
-    port = free_port()
-    argv = [
-        *(sys.executable, "-m", "gunicorn", "-c", f"python:{package}.gunicorn_conf"),
-        *("--bind", f"127.0.0.1:{port}", f"{package}.wsgi:app"),
-    ]
-    service_env = {
-        # Nothing listens there: these instances must not join any Consul that may be
-        # running on this machine; registration fails and the service serves regardless.
-        "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",
-        "DRAIN_SECONDS": "0",
-        "PORT": str(port),
-        "SERVICE_ADDRESS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_THREADS": str(threads),
-        **(env or {}),
-    }
-    process = ManagedProcess(argv, env=service_env, name=f"{package}-{port}").start()
-    url = f"http://127.0.0.1:{port}"
-    process.wait_http(f"{url}/health", status=200)
-    return process, url
+) -> list[tuple[ManagedProcess, str]]:
+    """`count` instances sharing one database, started together (boot time is the cost)."""
+    started = []
+    for _ in range(count):
+        port = free_port()
+        argv = [
+            *(
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                f"python:{package}.gunicorn_conf",
+            ),
+            *("--bind", f"127.0.0.1:{port}", f"{package}.wsgi:app"),
+        ]
+        service_env = {
+            # Nothing listens there: these instances must not join any Consul that may be
+            # running on this machine; registration fails and the service serves regardless.
+            "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+            "DRAIN_SECONDS": "0",
+            "PORT": str(port),
+            "SERVICE_ADDRESS": "127.0.0.1",
+            "DATABASE_URL": database_url,
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            **(env or {}),
+        }
+        process = ManagedProcess(
+            argv, env=service_env, name=f"{package}-{port}"
+        ).start()
+        started.append((process, f"http://127.0.0.1:{port}"))
+    for process, url in started:
+        process.wait_http(f"{url}/health", status=200)
+    return started
 
 
-def stop_now(process: ManagedProcess) -> None:
-    """gunicorn's quick shutdown (SIGINT): tests need no graceful drain."""
-    process.signal(signal.SIGINT)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.stop()
+def stop_now(*processes: ManagedProcess) -> None:
+    """gunicorn's quick shutdown (SIGINT), all at once: tests need no graceful drain."""
+    for process in processes:
+        process.signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.stop()
 
 
 class ConformingClient(FlaskClient):

@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.support.processes import wait_until
-from tests.support.services import start_service, stop_now
+from tests.support.services import start_instances, start_service, stop_now
 from tests.user_service.conftest import INSTANCE_ID
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
@@ -223,8 +223,7 @@ def test_wrong_method_is_405_with_allow(client, method, path):
 @pytest.mark.integration
 def test_50_concurrent_creates_with_one_email_store_one_user(database_url):
     """Two instances of two workers each, sharing the database: the unique index decides."""
-    first, url_a = start_service("user_service", database_url)
-    second, url_b = start_service("user_service", database_url)
+    (first, url_a), (second, url_b) = start_instances("user_service", database_url, 2)
     try:
         barrier = threading.Barrier(50)
 
@@ -243,8 +242,7 @@ def test_50_concurrent_creates_with_one_email_store_one_user(database_url):
         assert statuses == [201] + [409] * 49
         assert requests.get(f"{url_a}/users", timeout=10).json()["total"] == 1
     finally:
-        stop_now(first)
-        stop_now(second)
+        stop_now(first, second)
     assert "Traceback" not in first.output() + second.output()
 
 
