@@ -11,11 +11,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from devconsul.definitions import CheckDefinition
 
 NODES, SERVICES, CHECKS, KV = "nodes", "services", "checks", "kv"
+_BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
+
+
+def unchanged(old, new) -> bool:
+    """Like Consul's state store, an identical rewrite is skipped: no index bump,
+    so periodic re-registration (anti-entropy) does not wake every watcher."""
+    return old is not None and all(
+        getattr(old, f.name) == getattr(new, f.name)
+        for f in fields(new)
+        if f.name not in _BOOKKEEPING
+    )
 
 
 @dataclass
@@ -154,6 +165,8 @@ class Store:
     def put_node(self, node: Node) -> None:
         with self.write():
             old = self.nodes.get(node.name)
+            if unchanged(old, node):
+                return
             index = self._stamp([NODES], self._names_on_node(node.name))
             node.create_index = old.create_index if old else index
             node.modify_index = index
@@ -179,6 +192,8 @@ class Store:
         key = (service.node, service.id)
         with self.write():
             old = self.services.get(key)
+            if unchanged(old, service):
+                return
             names = {service.name} | ({old.name} if old else set())
             index = self._stamp([SERVICES], names)
             service.create_index = old.create_index if old else index
@@ -217,6 +232,8 @@ class Store:
         key = (check.node, check.id)
         with self.write():
             old = self.checks.get(key)
+            if unchanged(old, check):
+                return
             names = self._check_names(check)
             if old:
                 names |= self._check_names(old)

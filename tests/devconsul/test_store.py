@@ -97,3 +97,16 @@ def test_wait_until_times_out():
     start = time.monotonic()
     store.wait_until(lambda: False, timeout=0.1)
     assert 0.09 <= time.monotonic() - start < 2
+
+
+def test_identical_rewrites_bump_nothing():
+    store = _store()
+    store.put_service(Service(node="n1", id="a", name="web", port=80))
+    store.put_check(Check(node="n1", id="c", name="c", service_id="a"))
+    before = store.index
+    store.put_node(Node("id", "n1", "127.0.0.1", "dc1", {}, {}))
+    store.put_service(Service(node="n1", id="a", name="web", port=80))
+    store.put_check(Check(node="n1", id="c", name="c", service_id="a"))
+    assert store.index == before
+    store.put_service(Service(node="n1", id="a", name="web", port=81))
+    assert store.index == before + 1

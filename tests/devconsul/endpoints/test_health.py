@@ -109,7 +109,9 @@ def test_blocking_wakes_on_a_real_change_only(module_api):
     thread, result = _blocked_get(module_api, "/v1/health/service/b", index)
     # Same status, same output: nothing changed, the watcher stays blocked.
     module_api.put("/v1/agent/check/pass/service:b", params={"note": "ok"})
-    # Other services and KV writes do not wake it either.
+    # An identical re-registration (anti-entropy), other services and KV
+    # writes do not wake it either.
+    module_api.register({"Name": "b", "Check": {"TTL": "30s"}})
     module_api.register({"Name": "other"})
     module_api.put("/v1/kv/x", data=b"1")
     thread.join(0.5)
