@@ -11,10 +11,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
 
-from werkzeug.datastructures import EnvironHeaders, Headers
-from werkzeug.wrappers import Response
+from werkzeug.datastructures import EnvironHeaders
 
 from discovery.web import api_error
 from gateway.directory import Directory
@@ -35,6 +36,26 @@ log = logging.getLogger("gateway.access")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 VIEWS_PREFIX = API_PREFIX + "/views/"
 READ_CHUNK = 64 * 1024
+
+
+@dataclass
+class Answer:
+    """A response as plain WSGI parts: proxied answers skip werkzeug's Response object."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
+
+    def has(self, name: str) -> bool:
+        lower = name.lower()
+        return any(n.lower() == lower for n, _ in self.headers)
+
+    @property
+    def status_line(self) -> str:
+        try:
+            return f"{self.status} {HTTPStatus(self.status).phrase}"
+        except ValueError:
+            return f"{self.status} Unknown"
 
 
 class BodyError(Exception):
@@ -172,9 +193,11 @@ class ProxyMiddleware:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(API_PREFIX + "/") or path.startswith(VIEWS_PREFIX):
             return self.app(environ, start_response)
-        return self.handle(environ)(environ, start_response)
+        answer = self.handle(environ)
+        start_response(answer.status_line, answer.headers)
+        return answer.body
 
-    def handle(self, environ) -> Response:
+    def handle(self, environ) -> Answer:
         started = time.perf_counter()
         self.directory.start()
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
@@ -188,10 +211,11 @@ class ProxyMiddleware:
             response = self._error(exc.status, exc.code, exc.message)
         except BadPath as exc:
             response = self._error(400, "bad_path", str(exc))
-        response.headers.setdefault("X-Request-ID", rid)
+        if not response.has("X-Request-ID"):
+            response.headers.append(("X-Request-ID", rid))
         if result is not None and environ.get("HTTP_X_GATEWAY_DEBUG") == "1":
             attempts = ", ".join(a.describe() for a in result.attempts) or "none"
-            response.headers["X-Gateway-Attempts"] = attempts
+            response.headers.append(("X-Gateway-Attempts", attempts))
         self._record(environ, method, service, result, response, started, rid, trace)
         return response
 
@@ -232,28 +256,23 @@ class ProxyMiddleware:
         )
         return route.service, result
 
-    def _response(self, result: Result) -> Response:
+    def _response(self, result: Result) -> Answer:
         if result.error_code is not None:
             return self._error(
                 result.status, result.error_code, result.message, result.headers
             )
-        response = Response(
-            result.stream() if result.stream else [result.body], status=result.status
-        )
-        # Replace werkzeug's defaults (text/html, computed length): the upstream's headers
-        # are the answer, HEAD's Content-Length included.
-        response.headers = Headers(downstream_response_headers(result.headers))
-        return response
+        body = result.stream() if result.stream else [result.body]
+        return Answer(result.status, downstream_response_headers(result.headers), body)
 
-    def _error(self, status, code, message, headers=()) -> Response:
+    def _error(self, status, code, message, headers=()) -> Answer:
         response = api_error(status, code, message, headers=dict(headers))
         response.headers["X-Served-By"] = self.served_by
-        return response
+        return Answer(status, response.headers.to_wsgi_list(), [response.get_data()])
 
     def _record(self, environ, method, service, result, response, started, rid, trace):
         elapsed = time.perf_counter() - started
         instance = result.instance if result is not None else "-"
-        status = response.status_code
+        status = response.status
         if service != "-":
             self.metrics.requests.labels(service, str(status), instance).inc()
             self.metrics.latency.labels(service).observe(elapsed)
