@@ -137,10 +137,6 @@ def _http_error_response(exc: HTTPException) -> Response:
 
 
 def _unexpected_error_response(exc: Exception) -> Response:
-    if isinstance(
-        exc, HTTPException
-    ):  # registered separately, but a subclass may land here
-        return _http_error_response(exc)
     log.error(
         "unhandled %s on %s %s",
         type(exc).__name__,
