@@ -6,7 +6,7 @@ loads both paths with `wrk` (a Python load generator when wrk is not installed):
 - concurrency 1: p50 latency; the figure is the p50 the gateway adds (target < 0.5 ms);
 - concurrency 16: requests/s; the figure is gateway/direct (target >= 70%).
 
-    python -m bench.gateway_bench [--seconds 5] [--gateway-workers 2]
+    python -m bench.gateway_bench [--seconds 5] [--gateway-workers 1]
 """
 
 import argparse
@@ -180,7 +180,7 @@ def python_load(url: str, connections: int, seconds: float) -> tuple[float, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway_bench")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--gateway-workers", type=int, default=2)
+    parser.add_argument("--gateway-workers", type=int, default=1)
     args = parser.parse_args(argv)
     load = wrk if shutil.which("wrk") else python_load
     tool = "wrk" if load is wrk else "a Python load generator (wrk not installed)"
