@@ -37,9 +37,8 @@ __all__ = [
 log = logging.getLogger("storage")
 
 SQLITE_BUSY_TIMEOUT_S = 30
-MAX_ID = (
-    2**31 - 1
-)  # INTEGER is 32-bit on PostgreSQL: larger ids cannot exist, so they are 404
+# INTEGER is 32-bit on PostgreSQL: larger ids cannot exist, so asking for one is a 404.
+MAX_ID = 2**31 - 1
 POSTGRES_CONNECT_TIMEOUT_S = 3
 
 
@@ -61,11 +60,8 @@ def database_url_from_env(service: str, environ=None) -> str:
         raise ConfigError(
             f"DATABASE_URL: unsupported database {url.drivername!r}; use sqlite or postgresql"
         )
-    if url.drivername.startswith("sqlite") and url.database not in (
-        None,
-        "",
-        ":memory:",
-    ):
+    is_file = url.drivername.startswith("sqlite") and url.database
+    if is_file and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     return url.render_as_string(hide_password=False)
 

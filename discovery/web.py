@@ -77,9 +77,8 @@ def health_body(
     body = {"status": "ok" if ok else "unavailable", "checks": dict(checks)}
     if service is not None:
         body["service"] = service
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":")
-    ).encode(), 200 if ok else 503
+    encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return encoded, 200 if ok else 503
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -157,9 +156,10 @@ def json_body(parse_float=Decimal) -> dict:
     Parses the raw bytes itself so numbers keep their exact decimal value (no float round trip),
     and NaN/Infinity -- which Python's json accepts but JSON does not -- are rejected.
     """
-    if request.mimetype != "application/json" and not request.mimetype.endswith(
+    is_json = request.mimetype == "application/json" or request.mimetype.endswith(
         "+json"
-    ):
+    )
+    if not is_json:
         raise APIError(
             415, "unsupported_media_type", "Content-Type must be application/json"
         )

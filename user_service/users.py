@@ -1,4 +1,10 @@
-"""The /users resource."""
+"""The /users resource.
+
+Deleting a user who has orders is allowed (204). Each service owns its database, so
+user-service cannot see orders without calling order-service on every delete, which would make
+deletes depend on order-service being up. Orders keep the user_id as history and stay readable
+and movable; order-service refuses new orders for the deleted user (its check gets 404 -> 422).
+"""
 
 from flask import Blueprint, Response, jsonify, url_for
 from sqlalchemy import func, select
@@ -55,8 +61,7 @@ def patch_user(user_id: int):
 
 @users.delete("/<int:user_id>")
 def delete_user(user_id: int):
-    # Orders live in order-service's own database and keep this id as history; new orders
-    # for a deleted user are refused there (its existence check gets 404). See README.
+    # Orders are kept: see the module docstring.
     db.session.delete(find_user(user_id))
     db.session.commit()
     return Response(status=204)
