@@ -4,9 +4,12 @@ import http.client
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +71,14 @@ def test_pretty_output(shared_devconsul):
     assert r.text == '[\n    "dc1"\n]\n'
 
 
+def _thread_count(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        pytest.skip("needs /proc to see the agent's connection threads")
+    line = next(x for x in status.read_text().splitlines() if x.startswith("Threads:"))
+    return int(line.split()[1])
+
+
 def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
     url = devconsul.url
     index = requests.get(f"{url}/v1/health/service/crowd", timeout=5).headers[
@@ -85,9 +96,16 @@ def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
         with lock:
             answered.append(r.json())
 
+    baseline = _thread_count(devconsul.process.pid)
     threads = [threading.Thread(target=watch, daemon=True) for _ in range(300)]
     for t in threads:
         t.start()
+    # One server thread per connection: wait until all watchers are parked.
+    wait_until(
+        lambda: _thread_count(devconsul.process.pid) >= baseline + 300,
+        timeout=30,
+        what="300 watcher connections on the agent",
+    )
     # While all of them are parked, ordinary requests still answer quickly.
     session = requests.Session()
     for _ in range(20):
