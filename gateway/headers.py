@@ -34,7 +34,14 @@ HOP_BY_HOP = frozenset(
 )
 # Set by the gateway itself or by the server in front of the client; never taken verbatim.
 _REPLACED_REQUEST = frozenset(
-    {"host", "content-length", "x-request-id", "traceparent", "x-gateway-debug"}
+    {
+        "host",
+        "content-length",
+        "expect",  # the body is already read: the upstream gets it at once
+        "x-request-id",
+        "traceparent",
+        "x-gateway-debug",
+    }
 )
 _FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 _PREFIX_HEADER = "x-forwarded-prefix"

@@ -3,6 +3,9 @@
 | variable | default | meaning |
 |---|---|---|
 | `PORT` | `8000` | listening port (gunicorn bind and the registered port) |
+| `WEB_CONCURRENCY` | `2` | gunicorn worker processes (each follows Consul itself) |
+| `GUNICORN_THREADS` | `16` | threads per worker (the gateway mostly waits on upstreams) |
+| `LOG_LEVEL` | `INFO` | `INFO` logs one access line per proxied request |
 | `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |
 | `GATEWAY_LB_STRATEGY` | `round_robin` | default strategy; a service's Meta `lb_strategy` overrides it |
 | `GATEWAY_MAX_BODY_BYTES` | `10485760` | request bodies above this get 413 |

@@ -86,6 +86,7 @@ def test_upstream_headers_set_forwarding_and_identity():
         [
             ("Host", "gw.example:8000"),
             ("Content-Length", "3"),
+            ("Expect", "100-continue"),
             ("X-Request-ID", "client"),
             ("X-Forwarded-For", "6.6.6.6"),
             ("X-Forwarded-Host", "spoofed"),
