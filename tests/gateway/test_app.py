@@ -1,6 +1,5 @@
 """The gateway app in-process (Flask test client), Consul replaced by fakes, real upstreams."""
 
-import json
 import time
 
 import pytest
@@ -376,16 +375,15 @@ def test_view_timing_is_parallel(world, upstream):
     w.publish(
         "user-service",
         echo_instance(
-            "u", upstream("u", delay=0.4), service="user-service", prefix="/users"
+            "u", upstream("u", delay=1.0), service="user-service", prefix="/users"
         ),
     )
     w.publish(
         "order-service",
         echo_instance(
-            "o", upstream("o", delay=0.4), service="order-service", prefix="/orders"
+            "o", upstream("o", delay=1.0), service="order-service", prefix="/orders"
         ),
     )
     started = time.monotonic()
     assert w.client.get("/api/views/users/1").status_code == 200
-    assert time.monotonic() - started < 0.75
-    assert json  # json kept for symmetry with other tests
+    assert time.monotonic() - started < 1.8  # one after the other would take 2 s

@@ -184,11 +184,11 @@ def test_no_routable_instance_is_503_with_retry_after():
 
 
 def test_overall_deadline_gives_504(upstreams):
-    state = service([upstreams("a-slow", delay=1.0), upstreams("b-slow", delay=1.0)])
+    state = service([upstreams("a-slow", delay=3.0), upstreams("b-slow", delay=3.0)])
     started = time.monotonic()
     result = get(forwarder(deadline=0.4, read_timeout=5), state)
     assert (result.status, result.error_code) == (504, "upstream_timeout")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.5  # one slow answer alone would take 3 s
 
 
 def test_retry_budget_stops_retries(upstreams):
