@@ -100,9 +100,10 @@ def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
     threads = [threading.Thread(target=watch, daemon=True) for _ in range(300)]
     for t in threads:
         t.start()
-    # One server thread per connection: wait until all watchers are parked.
+    # One server thread per connection: wait until (nearly) all watchers are
+    # parked; the baseline may still count a few closing probe connections.
     wait_until(
-        lambda: _thread_count(devconsul.process.pid) >= baseline + 300,
+        lambda: _thread_count(devconsul.process.pid) >= baseline + 290,
         timeout=30,
         what="300 watcher connections on the agent",
     )
