@@ -73,6 +73,19 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a gunicorn master and its workers (Linux /proc; 0 elsewhere)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total = 0
+        for p in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0.0
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         _, direct_p50 = load(direct, 1, args.seconds)
         _, gateway_p50 = load(through, 1, args.seconds)
         direct_rps, _ = load(direct, 16, args.seconds)
+        gateway, upstream = processes[0].proc.pid, processes[1].proc.pid
+        before = cpu_seconds(gateway), cpu_seconds(upstream)
         gateway_rps, _ = load(through, 16, args.seconds)
+        served = gateway_rps * args.seconds
+        gateway_cpu = (cpu_seconds(gateway) - before[0]) / served * 1e6
+        upstream_cpu = (cpu_seconds(upstream) - before[1]) / served * 1e6
     finally:
         for process in processes:
             process.stop()
@@ -208,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  c=16 direct {direct_rps:.0f} req/s, via gateway {gateway_rps:.0f} req/s, "
           f"ratio {ratio:.0%} (target >= {TARGET_RATIO:.0%}) "
           f"[{'met' if ratio >= TARGET_RATIO else 'MISSED'}]")  # fmt: skip
+    print(f"  c=16 CPU per request through the gateway: gateway {gateway_cpu:.0f} us, "
+          f"upstream {upstream_cpu:.0f} us ({os.cpu_count()} CPUs shared with wrk)")  # fmt: skip
     return 0
 
 
