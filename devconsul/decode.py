@@ -150,7 +150,8 @@ class Fields:
     def duration(self, name: str) -> int:
         """Go durations: a string such as ``"10s"`` or a bare number of nanoseconds."""
         value = self.raw(name)
-        if value is None:
+        # Lenient: "" as unset, as some clients send empty strings for zero.
+        if value is None or value == "":
             return 0
         if isinstance(value, bool):
             raise decode_failed(f"json: cannot unmarshal bool into {name}")

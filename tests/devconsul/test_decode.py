@@ -21,7 +21,8 @@ def test_null_means_absent():
 
 
 @pytest.mark.parametrize(
-    ("value", "ns"), [("10s", 10**10), (1500, 1500), (None, 0), ("1m", 6 * 10**10)]
+    ("value", "ns"),
+    [("10s", 10**10), (1500, 1500), (None, 0), ("", 0), ("1m", 6 * 10**10)],
 )
 def test_durations_accept_strings_and_nanoseconds(value, ns):
     assert Fields({"Interval": value}, "C").duration("Interval") == ns

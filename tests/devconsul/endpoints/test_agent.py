@@ -388,3 +388,40 @@ def test_replace_existing_checks_needs_empty_or_true(module_api):
     assert {"rx-a", "rx-b"} <= set(module_api.get("/v1/agent/checks").json())
     module_api.register(body, **{"replace-existing-checks": ""})
     assert "rx-b" not in module_api.get("/v1/agent/checks").json()
+
+
+def test_go_client_shaped_registration(module_api, closed_port):
+    body = {
+        "Kind": "",
+        "ID": "go-1",
+        "Name": "go",
+        "Tags": None,
+        "Port": 8080,
+        "Address": "",
+        "SocketPath": "",
+        "TaggedAddresses": None,
+        "EnableTagOverride": False,
+        "Meta": None,
+        "Weights": None,
+        "Check": {
+            "CheckID": "",
+            "Interval": "10s",
+            "Timeout": "",
+            "HTTP": f"http://127.0.0.1:{closed_port}/",
+            "Header": None,
+            "Method": "",
+            "TLSSkipVerify": False,
+            "DeregisterCriticalServiceAfter": "1m",
+            "ScriptArgs": None,
+        },
+        "Checks": None,
+        "Proxy": None,
+        "Connect": None,
+        "Namespace": "",
+    }
+    module_api.register(body, **{"replace-existing-checks": "true"})
+    service = module_api.get("/v1/agent/services").json()["go-1"]
+    assert (service["Tags"], service["Meta"]) == ([], {})
+    assert service["Weights"] == {"Passing": 1, "Warning": 1}
+    check = module_api.check("service:go-1")
+    assert check["Definition"]["DeregisterCriticalServiceAfter"] == "1m0s"
