@@ -131,6 +131,9 @@ def serve(config: AgentConfig) -> int:
         )
         return 1
     app.agent.start()
+    # Wake-ups are latency-bound: a woken watcher thread should not wait the
+    # default 5 ms for the GIL while another request thread computes.
+    sys.setswitchinterval(0.001)
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever to return, so not from its own thread.
