@@ -131,3 +131,13 @@ def test_py_consul_catalog(devconsul):
     assert nodes[0]["ServiceID"] == "cat-1"
     _, nodes = c.catalog.nodes()
     assert nodes[0]["Node"] == "test-node"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/catalog/services", "/v1/catalog/nodes", "/v1/catalog/service/consul"],
+)
+def test_foreign_datacenter(shared_api, path):
+    r = shared_api.get(path, params={"dc": "elsewhere"})
+    assert (r.status_code, r.text) == (500, "No path to datacenter")
+    assert shared_api.get(path, params={"dc": "dc1"}).status_code == 200

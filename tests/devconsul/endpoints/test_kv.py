@@ -129,3 +129,9 @@ def test_py_consul_kv(devconsul):
     thread.join(5)
     assert box["r"][1]["Value"] == b"changed"
     assert c.kv.delete("app/", recurse=True) is True
+
+
+def test_foreign_datacenter(shared_api):
+    for method in ("GET", "PUT", "DELETE"):
+        r = shared_api.request(method, "/v1/kv/dc-test?dc=dc9", data=b"x")
+        assert (r.status_code, r.text) == (500, "No path to datacenter")
