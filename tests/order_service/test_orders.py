@@ -341,19 +341,31 @@ def test_deleting_a_user_keeps_their_orders_and_refuses_new_ones(
     assert post_order(client, user_id, key="before-delete").status_code == 200
 
 
+def all_at_once(call, count: int) -> list:
+    """`count` calls of `call`, released together from `count` threads."""
+    barrier = threading.Barrier(count)
+
+    def run(_):
+        barrier.wait(timeout=30)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
 @pytest.mark.integration
-def test_concurrent_posts_with_one_key_make_one_order(
+def test_concurrent_requests_on_one_order_make_one_order_and_one_move(
     database_url, user_service_url, new_user
 ):
+    """20 POSTs with one Idempotency-Key give one order; then 20 concurrent cancels of it
+    give one 200 and 409s (the status update is conditional on the status read)."""
     service, url = start_service(
         "order_service", database_url, env={"USER_SERVICE_URL": user_service_url}
     )
     try:
         body = {"user_id": new_user(), "total_amount": "42.00"}
-        barrier = threading.Barrier(20)
 
-        def post(_):
-            barrier.wait(timeout=30)
+        def post():
             response = requests.post(
                 f"{url}/orders",
                 json=body,
@@ -362,11 +374,19 @@ def test_concurrent_posts_with_one_key_make_one_order(
             )
             return response.status_code, response.json()["id"]
 
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            results = list(pool.map(post, range(20)))
+        results = all_at_once(post, 20)
         assert sorted(status for status, _ in results) == [200] * 19 + [201]
         assert len({order_id for _, order_id in results}) == 1
         assert requests.get(f"{url}/orders", timeout=10).json()["total"] == 1
+
+        order_url = f"{url}/orders/{results[0][1]}"
+
+        def cancel():
+            return requests.patch(order_url, json={"status": "cancelled"}, timeout=60)
+
+        statuses = sorted(response.status_code for response in all_at_once(cancel, 20))
+        assert statuses == [200] + [409] * 19
+        assert requests.get(order_url, timeout=10).json()["status"] == "cancelled"
     finally:
         stop_now(service)
     assert "Traceback" not in service.output()

@@ -113,9 +113,11 @@ def stop_now(*processes: ManagedProcess) -> None:
         process.signal(signal.SIGINT)
     for process in processes:
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            process.stop()
+            # Nothing to preserve in a test instance: do not wait for a graceful stop too.
+            process.signal(signal.SIGKILL)
+            process.wait(timeout=5)
 
 
 class ConformingClient(FlaskClient):
