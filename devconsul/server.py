@@ -80,23 +80,37 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_HEAD = do_PATCH = _serve
 
     def _read_body(self) -> bytes | None:
-        # Read the whole body before answering, or leftovers would be parsed as
-        # the next request on this keep-alive connection.
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = self.headers.get("Content-Length")
-        if not length:
-            return b""
-        if not length.isdigit() or int(length) > MAX_BODY:
+        """The whole body, or None after answering a framing error and closing.
+
+        Read before answering anything, or leftovers would be parsed as the next
+        request on this keep-alive connection.
+        """
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        try:
+            return self._read_chunked() if chunked else self._read_sized()
+        except HTTPError as exc:
             self.close_connection = True
-            self._write(text_response(413, "Request body too large"))
+            self._write(text_response(exc.status, exc.message))
             return None
+
+    def _read_sized(self) -> bytes:
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit():
+            raise HTTPError(400, "Invalid Content-Length")
+        if int(length) > MAX_BODY:
+            raise HTTPError(413, "Request body too large")
         return self.rfile.read(int(length))
 
     def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks, total = [], 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            except ValueError:
+                raise HTTPError(400, "Invalid chunked encoding") from None
+            total += size
+            if total > MAX_BODY:
+                raise HTTPError(413, "Request body too large")
             if size == 0:
                 while self.rfile.readline().strip():
                     pass

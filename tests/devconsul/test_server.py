@@ -46,6 +46,23 @@ def test_chunked_request_body(shared_devconsul):
     assert r.content == b"abcde"
 
 
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        (b"Content-Length: abc\r\n\r\n", b"400"),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+        (b"Content-Length: 99999999999\r\n\r\n", b"413"),
+    ],
+)
+def test_bad_framing_is_answered_and_closed(shared_devconsul, framing, status):
+    with socket.create_connection(("127.0.0.1", shared_devconsul.port), timeout=5) as s:
+        s.sendall(b"PUT /v1/kv/framing HTTP/1.1\r\nHost: x\r\n" + framing)
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 " + status)
+
+
 def test_unknown_paths(shared_devconsul):
     r = requests.get(f"{shared_devconsul.url}/v1/nope", timeout=5)
     assert (r.status_code, r.text) == (
