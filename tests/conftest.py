@@ -26,8 +26,20 @@ class Agent:
 
 
 def start_devconsul(port: int, *extra: str) -> ManagedProcess:
-    args = ["agent", "-dev", "-client", "127.0.0.1", "-http-port", str(port), "-node", "test-node", *extra]
-    proc = ManagedProcess(python_module("devconsul", *args), name=f"devconsul-{port}").start()
+    args = [
+        "agent",
+        "-dev",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        str(port),
+        "-node",
+        "test-node",
+        *extra,
+    ]
+    proc = ManagedProcess(
+        python_module("devconsul", *args), name=f"devconsul-{port}"
+    ).start()
     proc.wait_http(f"http://127.0.0.1:{port}/v1/status/leader", status=200)
     return proc
 
