@@ -14,7 +14,7 @@ from decimal import Decimal
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from discovery.env import env_int, env_str
+from discovery.env import ConfigError, env_int, env_str
 from discovery.identity import default_advertise_address, instance_id
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "instance_id_from_env",
     "json_body",
     "json_request",
+    "log_level_from_env",
     "ok_response",
     "openapi_document",
     "openapi_operation",
@@ -42,6 +43,7 @@ __all__ = [
 log = logging.getLogger("web")
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
@@ -79,6 +81,16 @@ def health_body(
         body["service"] = service
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return encoded, 200 if ok else 503
+
+
+def log_level_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL (default INFO), any case: CRITICAL, ERROR, WARNING, INFO or DEBUG."""
+    level = env_str("LOG_LEVEL", "INFO", environ).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"LOG_LEVEL: unknown value {level!r}; valid: {', '.join(LOG_LEVELS)}"
+        )
+    return level
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -3,14 +3,13 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from discovery.env import env_choice, env_float, env_int, env_str
+from discovery.env import env_float, env_int, env_str
 from discovery.storage import database_url_from_env
-from discovery.web import instance_id_from_env
+from discovery.web import instance_id_from_env, log_level_from_env
 
 SERVICE_NAME = "order-service"
 USER_SERVICE = "user-service"
 DEFAULT_PORT = 8002
-LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Settings:
             user_service_timeout=env_float(
                 "USER_SERVICE_TIMEOUT", 5.0, minimum=0.1, environ=environ
             ),
-            log_level=env_choice("LOG_LEVEL", "INFO", LOG_LEVELS, environ),
+            log_level=log_level_from_env(environ),
             max_body_bytes=env_int(
                 "MAX_BODY_BYTES", 1024 * 1024, minimum=1024, environ=environ
             ),

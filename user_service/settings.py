@@ -3,13 +3,12 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from discovery.env import env_choice, env_int
+from discovery.env import env_int
 from discovery.storage import database_url_from_env
-from discovery.web import instance_id_from_env
+from discovery.web import instance_id_from_env, log_level_from_env
 
 SERVICE_NAME = "user-service"
 DEFAULT_PORT = 8001
-LOG_LEVELS = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         return cls(
             database_url=database_url_from_env(SERVICE_NAME, environ),
-            log_level=env_choice("LOG_LEVEL", "INFO", LOG_LEVELS, environ),
+            log_level=log_level_from_env(environ),
             max_body_bytes=env_int(
                 "MAX_BODY_BYTES", 1024 * 1024, minimum=1024, environ=environ
             ),

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask, request
 
+from discovery.env import ConfigError
 from discovery.web import (
     APIError,
     health_body,
@@ -12,6 +13,7 @@ from discovery.web import (
     install_health,
     instance_id_from_env,
     json_body,
+    log_level_from_env,
     page_params,
     require_fields,
 )
@@ -294,3 +296,20 @@ def test_require_fields(payload, required, allowed, problems):
 
 def test_error_body_is_plain_json(client):
     assert json.loads(client.get("/missing").data)["error"]["details"] is None
+
+
+@pytest.mark.parametrize(
+    ("env", "level"),
+    [
+        ({}, "INFO"),
+        ({"LOG_LEVEL": "debug"}, "DEBUG"),
+        ({"LOG_LEVEL": " Warning "}, "WARNING"),
+    ],
+)
+def test_log_level_from_env_any_case(env, level):
+    assert log_level_from_env(env) == level
+
+
+def test_unknown_log_level_names_the_variable():
+    with pytest.raises(ConfigError, match="^LOG_LEVEL: "):
+        log_level_from_env({"LOG_LEVEL": "loud"})

@@ -15,7 +15,7 @@ def test_defaults(tmp_path, monkeypatch):
 def test_values_from_env(tmp_path):
     env = {
         "DATABASE_URL": "postgresql://db/users",
-        "LOG_LEVEL": "DEBUG",
+        "LOG_LEVEL": "debug",
         "MAX_BODY_BYTES": "2048",
         "PORT": "9001",
     }
