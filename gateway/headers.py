@@ -3,10 +3,9 @@
 Pure functions over lists of (name, value) pairs so they are table-tested without a server.
 """
 
+import os
 import re
-import secrets
-import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from gateway.paths import API_PREFIX
 
@@ -17,6 +16,7 @@ __all__ = [
     "request_id",
     "traceparent",
     "upstream_request_headers",
+    "wsgi_request_headers",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -53,29 +53,54 @@ _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 
 
-def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Drop hop-by-hop headers: the fixed list, `Proxy-*`, and those `Connection` names."""
-    headers = list(headers)
+def wsgi_request_headers(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """The request headers of a WSGI environ, named as werkzeug's EnvironHeaders names them
+    (`X-Request-Id`), without building that object on every proxied request."""
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _ENVIRON_CONTENT:
+                yield key[5:].replace("_", "-").title(), value
+        elif key in _ENVIRON_CONTENT_NAMES and value:
+            yield _ENVIRON_CONTENT_NAMES[key], value
+
+
+_ENVIRON_CONTENT = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
+_ENVIRON_CONTENT_NAMES = {
+    "CONTENT_TYPE": "Content-Type",
+    "CONTENT_LENGTH": "Content-Length",
+}
+
+
+def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(lower-cased name, name, value) of the headers `end_to_end` keeps: each name is
+    lower-cased once, the callers match on it."""
+    lowered = [(name.lower(), name, value) for name, value in headers]
     named = {
         token.strip().lower()
-        for name, value in headers
-        if name.lower() == "connection"
+        for lower, _, value in lowered
+        if lower == "connection"
         for token in value.split(",")
     }
     return [
-        (name, value)
-        for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP
+        item
+        for item in lowered
+        if (lower := item[0]) not in HOP_BY_HOP
         and lower not in named
         and not lower.startswith("proxy-")
     ]
 
 
+def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop hop-by-hop headers: the fixed list, `Proxy-*`, and those `Connection` names."""
+    return [(name, value) for _, name, value in _end_to_end(headers)]
+
+
 def request_id(incoming: str | None) -> str:
-    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    """The client's X-Request-ID when it is a sane token, else a fresh one (128 random
+    bits in hex, as uuid4().hex but without building a UUID)."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def traceparent(incoming: str | None) -> str:
@@ -83,10 +108,10 @@ def traceparent(incoming: str | None) -> str:
     match = _TRACEPARENT.fullmatch(incoming or "")
     trace_id = match.group(1) if match else ""
     if not trace_id.strip("0"):
-        trace_id, flags = secrets.token_hex(16), "01"
+        trace_id, flags = os.urandom(16).hex(), "01"
     else:
         flags = match.group(3)
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
 
 
 def upstream_request_headers(
@@ -100,8 +125,7 @@ def upstream_request_headers(
 ) -> list[tuple[str, str]]:
     """End-to-end request headers plus the gateway's X-Forwarded-*, X-Request-ID, traceparent."""
     kept, host, prior = [], "", {}
-    for name, value in end_to_end(headers):
-        lower = name.lower()
+    for lower, name, value in _end_to_end(headers):
         if lower == "host":
             host = value
         if lower in _FORWARDED or lower == _PREFIX_HEADER:
@@ -132,6 +156,6 @@ def downstream_response_headers(
     """The upstream's end-to-end response headers, minus those the server sets itself."""
     return [
         (name, value)
-        for name, value in end_to_end(headers)
-        if name.lower() not in _REPLACED_RESPONSE
+        for lower, name, value in _end_to_end(headers)
+        if lower not in _REPLACED_RESPONSE
     ]

@@ -2,6 +2,10 @@
 
 Counters are per worker process: with several gunicorn workers each answers /metrics for
 itself (no multiprocess aggregation).
+
+The request path goes through `child()`: prometheus_client's `.labels()` validates and
+locks on every call, which cost more than the increment itself; the labelled children are
+looked up once per label combination and kept.
 """
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -65,6 +69,15 @@ class GatewayMetrics:
             registry=r,
         )
         r.register(_DirectoryCollector(directory))
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, cached (label sets here are few and long-lived)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children.setdefault(key, metric.labels(*labels))
+        return found
 
 
 class _DirectoryCollector:

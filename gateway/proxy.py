@@ -171,14 +171,15 @@ class Forwarder:
 
     def _judge(self, state: ServiceState, instance: Instance, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.attempts.labels(state.name, outcome).inc()
+            self.metrics.child(self.metrics.attempts, state.name, outcome).inc()
         if outcome == Outcome.OK:
             self.ejector.success(instance.id)
             return
         peers = [i.id for i in state.snapshot.instances]
         ejected = self.ejector.failure(instance.id, peers)
         if ejected and self.metrics is not None:
-            self.metrics.ejections.labels(state.name, instance.id).inc()
+            m = self.metrics
+            m.child(m.ejections, state.name, instance.id).inc()
 
     def _failure(self, state, attempts: list[Attempt], deadline: float) -> Result:
         outcomes = {a.outcome for a in attempts}
@@ -203,7 +204,7 @@ class Forwarder:
 
     def _count(self, metric: str, service: str) -> None:
         if self.metrics is not None:
-            getattr(self.metrics, metric).labels(service).inc()
+            self.metrics.child(getattr(self.metrics, metric), service).inc()
 
 
 def _failed(instance: Instance, outcome: str) -> Result:

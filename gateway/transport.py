@@ -45,11 +45,17 @@ class UpstreamBroken(OSError):
 
 
 class _Conn:
-    __slots__ = ("file", "sock")
+    __slots__ = ("file", "sock", "timeout")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.file = sock.makefile("rb", buffering=STREAM_CHUNK)
+        self.timeout = sock.gettimeout()
+
+    def settimeout(self, timeout: float) -> None:
+        if timeout != self.timeout:  # a syscall each time: most requests keep the last
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -241,7 +247,7 @@ class Transport:
             raise UpstreamBroken(str(stale)) from None
 
     def _exchange(self, pool, conn, method, data, read_timeout) -> UpstreamResponse:
-        conn.sock.settimeout(read_timeout)
+        conn.settimeout(read_timeout)
         try:
             conn.sock.sendall(data)
         except TimeoutError as exc:

@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from werkzeug.datastructures import EnvironHeaders
-
 from discovery.web import api_error
+from gateway.accesslog import AccessLog
 from gateway.directory import Directory
 from gateway.headers import (
     downstream_response_headers,
     request_id,
     traceparent,
     upstream_request_headers,
+    wsgi_request_headers,
 )
 from gateway.paths import API_PREFIX, BadPath, clean_target, raw_target
 from gateway.proxy import Forwarder, Result
@@ -31,7 +31,7 @@ from gateway.settings import GatewaySettings
 
 __all__ = ["METHODS", "BodyError", "ProxyMiddleware", "read_body"]
 
-log = logging.getLogger("gateway.access")
+access_log = AccessLog(logging.getLogger("gateway.access"))
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 VIEWS_PREFIX = API_PREFIX + "/views/"
@@ -52,10 +52,10 @@ class Answer:
 
     @property
     def status_line(self) -> str:
-        try:
-            return f"{self.status} {HTTPStatus(self.status).phrase}"
-        except ValueError:
-            return f"{self.status} Unknown"
+        return _STATUS_LINES.get(self.status) or f"{self.status} Unknown"
+
+
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 
 
 class BodyError(Exception):
@@ -238,7 +238,7 @@ class ProxyMiddleware:
         s = self.settings
         body = read_body(environ, s.max_body_bytes, s.client_timeout)
         headers = upstream_request_headers(
-            EnvironHeaders(environ),
+            wsgi_request_headers(environ),
             client_addr=environ.get("REMOTE_ADDR", ""),
             scheme=environ.get("wsgi.url_scheme", "http"),
             request_id=rid,
@@ -274,20 +274,17 @@ class ProxyMiddleware:
         instance = result.instance if result is not None else "-"
         status = response.status
         if service != "-":
-            self.metrics.requests.labels(service, str(status), instance).inc()
-            self.metrics.latency.labels(service).observe(elapsed)
+            m = self.metrics
+            m.child(m.requests, service, str(status), instance).inc()
+            m.child(m.latency, service).observe(elapsed)
+        if not access_log.enabled():
+            return
         if result is not None and len(result.attempts) > 1:
             tried = ", ".join(a.describe() for a in result.attempts)
         else:
             tried = instance
-        log.info(
-            "%s %s -> %s %s %d %.1fms request_id=%s traceparent=%s",
-            method,
-            environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
-            service,
-            tried,
-            status,
-            elapsed * 1000,
-            rid,
-            trace,
+        target = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+        access_log.info(
+            f"{method} {target} -> {service} {tried} {status} {elapsed * 1000:.1f}ms"
+            f" request_id={rid} traceparent={trace}"
         )
