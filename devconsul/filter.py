@@ -52,6 +52,7 @@ __all__ = [
     "AGENT_SERVICE_SELECTORS",
     "HEALTH_CHECK_SELECTORS",
     "NODE_SELECTORS",
+    "NODE_SERVICE_SELECTORS",
     "SERVICE_ENTRY_SELECTORS",
     "SERVICE_NODE_SELECTORS",
     "FilterError",
@@ -677,43 +678,70 @@ def compile_filter(
     return _compile(tree)
 
 
-# --- Consul's record types (the selectors its API docs list per endpoint) -------
+# --- Consul's record types ------------------------------------------------------
+#
+# The fields go-bexpr accepts for each Go type Consul filters (agent/structs and
+# api/agent.go, Consul 1.17): every exported field except those tagged `bexpr:"-"`
+# (RaftIndex's CreateIndex/ModifyIndex, EnterpriseMeta, Locality, HealthCheck's
+# Definition, AgentService's ContentHash/Namespace/Partition/Datacenter); a map
+# with string keys accepts any key (`*`); a slice of structs takes its element's
+# fields without an index (`Checks.Status`).
 
 
 def _fields(prefix: str, names: str) -> tuple[str, ...]:
     return tuple(f"{prefix}{name}" for name in names.split())
 
 
-_PROXY = (
-    "Proxy.DestinationServiceName Proxy.DestinationServiceID Proxy.LocalServiceAddress "
-    "Proxy.LocalServicePort Proxy.Mode Proxy.Upstreams.DestinationName "
-    "Proxy.Upstreams.DestinationType Proxy.Upstreams.LocalBindPort"
+_UPSTREAM = (
+    "DestinationType DestinationPartition DestinationNamespace DestinationPeer "
+    "DestinationName Datacenter LocalBindAddress LocalBindPort LocalBindSocketPath "
+    "LocalBindSocketMode MeshGateway.Mode CentrallyConfigured"
 )
-NODE_SELECTORS = _fields("", "ID Node Address Datacenter TaggedAddresses.* Meta.*")
+# ConnectProxyConfig / AgentServiceConnectProxyConfig (Config is `bexpr:"-"`).
+_PROXY = _fields(
+    "",
+    "DestinationServiceName DestinationServiceID LocalServiceAddress "
+    "LocalServicePort LocalServiceSocketPath Mode TransparentProxy.OutboundListenerPort "
+    "TransparentProxy.DialedDirectly MeshGateway.Mode Expose.Checks "
+    "Expose.Paths.ListenerPort Expose.Paths.Path Expose.Paths.LocalPathPort "
+    "Expose.Paths.Protocol Expose.Paths.ParsedFromCheck",
+) + _fields("Upstreams.", _UPSTREAM)
+
+
+# structs.NodeService and api.AgentService have the same filterable fields.
+_SERVICE = _fields(
+    "",
+    "Kind ID Service Tags Address TaggedAddresses.*.Address TaggedAddresses.*.Port "
+    "Meta.* Port SocketPath Weights.Passing Weights.Warning EnableTagOverride "
+    "Connect.Native PeerName",
+) + _fields("Proxy.", " ".join(_PROXY))
+
+# structs.Node
+NODE_SELECTORS = _fields(
+    "", "ID Node Address Datacenter Partition PeerName TaggedAddresses.* Meta.*"
+)
+# structs.HealthCheck: agent/checks, health/checks, health/state, health/node.
 HEALTH_CHECK_SELECTORS = _fields(
     "",
     "Node CheckID Name Status Notes Output ServiceID ServiceName ServiceTags Type "
-    "Interval Timeout ExposedPort Definition.HTTP Definition.Header.* "
-    "Definition.Method Definition.Body Definition.TLSServerName "
-    "Definition.TLSSkipVerify Definition.TCP Definition.Interval Definition.Timeout "
-    "Definition.DeregisterCriticalServiceAfter",
+    "Interval Timeout ExposedPort PeerName",
 )
-AGENT_SERVICE_SELECTORS = _fields(
-    "",
-    "Kind ID Service Tags Address Meta.* Port Weights.Passing Weights.Warning "
-    "EnableTagOverride Datacenter TaggedAddresses.*.Address TaggedAddresses.*.Port "
-    f"Connect.Native {_PROXY}",
-)
+# api.AgentService: agent/services.
+AGENT_SERVICE_SELECTORS = _SERVICE
+# structs.NodeService: the Service of a health/service entry.
+NODE_SERVICE_SELECTORS = _SERVICE
+# structs.ServiceNode: catalog/service, catalog/services.
 SERVICE_NODE_SELECTORS = _fields(
     "",
     "ID Node Address Datacenter TaggedAddresses.* NodeMeta.* ServiceKind ServiceID "
     "ServiceName ServiceTags ServiceAddress ServiceTaggedAddresses.*.Address "
     "ServiceTaggedAddresses.*.Port ServiceWeights.Passing ServiceWeights.Warning "
-    "ServiceMeta.* ServicePort ServiceEnableTagOverride ServiceConnect.Native "
-    + _PROXY.replace("Proxy.", "ServiceProxy."),
-)
+    "ServiceMeta.* ServicePort ServiceSocketPath ServiceEnableTagOverride "
+    "ServiceConnect.Native PeerName",
+) + _fields("ServiceProxy.", " ".join(_PROXY))
+# structs.CheckServiceNode: health/service.
 SERVICE_ENTRY_SELECTORS = (
     _fields("Node.", " ".join(NODE_SELECTORS))
-    + _fields("Service.", " ".join(AGENT_SERVICE_SELECTORS))
+    + _fields("Service.", " ".join(NODE_SERVICE_SELECTORS))
     + _fields("Checks.", " ".join(HEALTH_CHECK_SELECTORS))
 )

@@ -1,7 +1,10 @@
 """The ``filter`` query parameter: compile once per request, fail loudly.
 
 The expression engine is devconsul.filter (go-bexpr's language); this module
-only wires it to requests and to Consul's error answer.
+only wires it to requests and to Consul's error answer. Each endpoint passes the
+selectors of the Go type Consul filters there (devconsul.filter's *_SELECTORS),
+so an unknown field fails as in Consul:
+``500 Failed to create boolean expression evaluator: Selector "X.Y" is not valid``.
 """
 
 from collections.abc import Callable, Iterable
@@ -13,12 +16,14 @@ from devconsul.messages import Request
 Predicate = Callable[[dict], bool]
 
 
-def request_filter(req: Request) -> Predicate | None:
+def request_filter(
+    req: Request, selectors: Iterable[str] | None = None
+) -> Predicate | None:
     expression = req.param("filter")
     if not expression:
         return None
     try:
-        return compile_filter(expression)
+        return compile_filter(expression, selectors)
     except FilterError as exc:
         raise HTTPError(
             500, f"Failed to create boolean expression evaluator: {exc}"

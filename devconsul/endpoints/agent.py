@@ -13,6 +13,7 @@ from devconsul.definitions import (
     validate_service,
 )
 from devconsul.errors import HTTPError
+from devconsul.filter import AGENT_SERVICE_SELECTORS, HEALTH_CHECK_SELECTORS
 from devconsul.filtering import apply_filter, request_filter
 from devconsul.messages import (
     Request,
@@ -28,7 +29,7 @@ from devconsul.routing import GET, PUT, Route
 
 
 def services(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, AGENT_SERVICE_SELECTORS)
     with app.store.lock:
         rows = [
             render.agent_service(s, app.config.datacenter)
@@ -115,7 +116,7 @@ def node_maintenance(app, req: Request) -> Response:
 
 
 def checks(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
     store = app.store
     with store.lock:
         rows = [

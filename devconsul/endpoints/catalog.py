@@ -6,6 +6,7 @@ from devconsul import render
 from devconsul.decode import Fields
 from devconsul.definitions import parse_check
 from devconsul.errors import HTTPError
+from devconsul.filter import NODE_SELECTORS, SERVICE_NODE_SELECTORS
 from devconsul.filtering import apply_filter, request_filter
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter
@@ -44,7 +45,7 @@ def datacenters(app, req: Request) -> Response:
 
 
 def services(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, SERVICE_NODE_SELECTORS)
     store = app.store
 
     def build():
@@ -63,7 +64,7 @@ def services(app, req: Request) -> Response:
 
 
 def service(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, SERVICE_NODE_SELECTORS)
     name = req.arg
 
     def build():
@@ -76,7 +77,7 @@ def service(app, req: Request) -> Response:
 
 
 def nodes(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, NODE_SELECTORS)
     store = app.store
 
     def build():

@@ -6,6 +6,7 @@ from devconsul import render
 from devconsul.decode import parse_bool
 from devconsul.endpoints.catalog import instances
 from devconsul.errors import HTTPError
+from devconsul.filter import HEALTH_CHECK_SELECTORS, SERVICE_ENTRY_SELECTORS
 from devconsul.filtering import apply_filter, request_filter
 from devconsul.messages import Request, Response
 from devconsul.queries import blocking_read
@@ -56,7 +57,7 @@ def service_entries(app, req: Request, name: str) -> list[dict]:
 
 def service(app, req: Request) -> Response:
     passing = _passing_only(req)
-    predicate = request_filter(req)
+    predicate = request_filter(req, SERVICE_ENTRY_SELECTORS)
     name = req.arg
 
     def build():
@@ -74,7 +75,7 @@ def service(app, req: Request) -> Response:
 
 
 def service_checks(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
     store = app.store
 
     def build():
@@ -91,7 +92,7 @@ def service_checks(app, req: Request) -> Response:
 
 
 def state(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
     store = app.store
     wanted = STATES if req.arg == "any" else (req.arg,)
 
@@ -107,7 +108,7 @@ def state(app, req: Request) -> Response:
 
 
 def node(app, req: Request) -> Response:
-    predicate = request_filter(req)
+    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
     store = app.store
 
     def build():
