@@ -1,18 +1,30 @@
 """Gateway overhead: the same upstream instance through the gateway and directly, in one run.
 
-Starts devconsul, one upstream instance (a minimal WSGI app under gunicorn, registered with
-Meta gateway_prefix=/bench) and the gateway (`python -m gateway`, default settings), then
-loads both paths with `wrk` (a Python load generator when wrk is not installed):
-- concurrency 1: p50 latency; the figure is the p50 the gateway adds (target < 0.5 ms);
-- concurrency 16: requests/s; the figure is gateway/direct (target >= 70%).
+Starts devconsul, the gateway (`python -m gateway`, default settings) and one instance of
+each upstream, every gunicorn alike (gthread, `--workers` x `--threads`, default 1 x 16):
+- `trivial`: a minimal WSGI app answering a fixed JSON body (registered by hand with
+  Meta gateway_prefix=/bench) -- the worst case for the gateway's share of the work;
+- `user-service`: the real service, GET /users/<id> on SQLite, registering itself.
 
-    python -m bench.gateway_bench [--seconds 5] [--gateway-workers 1]
+Each upstream is loaded with `wrk` (a Python load generator when wrk is not installed), not
+pinned to CPUs, the same way on both paths; every URL is warmed up first, and the four
+runs (direct/gateway x c=1/c=16) are repeated `--repeats` times, interleaved, the order of
+direct and gateway alternating. Reported: medians, and each run's figures.
+- c=1: p50 latency; the figure is the p50 the gateway adds (target < 0.5 ms);
+- c=16: requests/s; the figure is gateway/direct (target >= 70%);
+- CPU per request of each process (gateway, upstream, load generator) at c=16, and the
+  ratio those costs allow when the CPUs are the limit: (upstream + wrk) direct over
+  (gateway + upstream + wrk) through the gateway.
+
+    python -m bench.gateway_bench [--seconds 5] [--repeats 3] [--workers 1] [--threads 16]
+                                  [--upstream trivial --upstream user-service]
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -22,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -30,10 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = json.dumps({"id": 1, "name": "bench", "items": list(range(20))}).encode()
 TARGET_ADDED_P50_MS = 0.5
 TARGET_RATIO = 0.70
+HIGH = 16  # the concurrency of the throughput target
+WARM_UP_SECONDS = 2.0
 
 
 def upstream_app(environ, start_response):
-    """The upstream: a fixed small JSON body, like a cheap GET on a real service."""
+    """The trivial upstream: a fixed small JSON body, the cheapest possible GET."""
     start_response(
         "200 OK",
         [
@@ -64,6 +79,10 @@ class Process:
                 start_new_session=True,
             )
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
@@ -86,6 +105,12 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds() -> float:
+    """CPU of this process's finished children: the load generator's runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,75 +123,143 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def start_stack(gateway_workers: int) -> tuple[list[Process], str, str]:
-    consul_port, up_port, gw_port = free_port(), free_port(), free_port()
-    py = sys.executable
-    consul = Process(
-        [py, "-m", "devconsul", "agent", "-dev", "-client", "127.0.0.1",
-         "-http-port", str(consul_port), "-node", "bench"],
-        {}, "devconsul",
+# -- the stack -----------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    name: str
+    process: Process
+    direct: str  # URL of one GET on the instance
+    through: str  # the same GET through the gateway
+
+
+@dataclass
+class Stack:
+    consul: Process
+    gateway: Process
+    upstreams: list[Upstream] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in [self.gateway, *(u.process for u in self.upstreams)]:
+            process.stop()
+        self.consul.stop()
+
+
+def gunicorn_env(consul_addr: str, port: int, workers: int, threads: int) -> dict:
+    return {
+        "CONSUL_HTTP_ADDR": consul_addr,
+        "PORT": str(port),
+        "SERVICE_ADDRESS": "127.0.0.1",
+        "BIND_HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "DRAIN_SECONDS": "0",
+    }
+
+
+def start_trivial(consul_url: str, gateway: str, workers: int, threads: int):
+    port = free_port()
+    process = Process(
+        [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers),
+         "--threads", str(threads), "-b", f"127.0.0.1:{port}",
+         "bench.gateway_bench:upstream_app"],
+        {}, "trivial",
     )  # fmt: skip
-    consul_url = f"http://127.0.0.1:{consul_port}"
-    wait_for(lambda: requests.get(f"{consul_url}/v1/status/leader").ok, 20, "devconsul")
-    upstream = Process(
-        [py, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "16",
-         "-b", f"127.0.0.1:{up_port}", "bench.gateway_bench:upstream_app"],
-        {}, "upstream",
-    )  # fmt: skip
-    direct = f"http://127.0.0.1:{up_port}"
-    wait_for(lambda: requests.get(direct).ok, 20, "upstream")
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(base).ok, 20, "the trivial upstream")
     registration = {
         "Name": "bench",
-        "ID": f"bench-127.0.0.1-{up_port}",
+        "ID": f"bench-127.0.0.1-{port}",
         "Address": "127.0.0.1",
-        "Port": up_port,
+        "Port": port,
         "Meta": {"gateway_prefix": "/bench"},
-        "Check": {"HTTP": f"{direct}/health", "Interval": "1s"},
+        "Check": {"HTTP": f"{base}/health", "Interval": "1s"},
     }
     requests.put(
         f"{consul_url}/v1/agent/service/register", json=registration
     ).raise_for_status()
+    return Upstream(
+        "trivial", process, f"{base}/bench/item", f"{gateway}/api/bench/item"
+    )
+
+
+def start_user_service(
+    consul_addr: str, gateway: str, workers: int, threads: int, data_dir: str
+):
+    port = free_port()
+    env = gunicorn_env(consul_addr, port, workers, threads)
+    env["DATABASE_URL"] = f"sqlite:///{data_dir}/users.db"
+    process = Process(
+        [sys.executable, "-m", "gunicorn", "-c", "python:user_service.gunicorn_conf",
+         "user_service.wsgi:app"],
+        env, "user-service",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/health").ok, 30, "user-service")
+    created = requests.post(
+        f"{base}/users", json={"name": "Bench User", "email": "bench@example.com"}
+    )
+    created.raise_for_status()
+    path = f"/users/{created.json()['id']}"
+    return Upstream("user-service", process, f"{base}{path}", f"{gateway}/api{path}")
+
+
+def start_stack(names: list[str], workers: int, threads: int, data_dir: str) -> Stack:
+    consul_port, gw_port = free_port(), free_port()
+    consul_addr = f"127.0.0.1:{consul_port}"
+    consul = Process(
+        [sys.executable, "-m", "devconsul", "agent", "-dev", "-client", "127.0.0.1",
+         "-http-port", str(consul_port), "-node", "bench"],
+        {}, "devconsul",
+    )  # fmt: skip
+    consul_url = f"http://{consul_addr}"
+    wait_for(lambda: requests.get(f"{consul_url}/v1/status/leader").ok, 20, "devconsul")
     gateway = Process(
-        [py, "-m", "gateway"],
-        {
-            "CONSUL_HTTP_ADDR": f"127.0.0.1:{consul_port}",
-            "PORT": str(gw_port),
-            "SERVICE_ADDRESS": "127.0.0.1",
-            "BIND_HOST": "127.0.0.1",
-            "WEB_CONCURRENCY": str(gateway_workers),
-            "DRAIN_SECONDS": "0",
-        },
+        [sys.executable, "-m", "gateway"],
+        gunicorn_env(consul_addr, gw_port, workers, threads),
         "gateway",
     )
-    through = f"http://127.0.0.1:{gw_port}/api/bench/item"
-    wait_for(
-        lambda: requests.get(through).status_code == 200,
-        30,
-        "route through the gateway",
-    )
-    return [gateway, upstream, consul], f"{direct}/bench/item", through
+    stack = Stack(consul, gateway)
+    gw = f"http://127.0.0.1:{gw_port}"
+    try:
+        for name in names:
+            if name == "trivial":
+                upstream = start_trivial(consul_url, gw, workers, threads)
+            else:
+                upstream = start_user_service(
+                    consul_addr, gw, workers, threads, data_dir
+                )
+            stack.upstreams.append(upstream)
+            wait_for(
+                lambda u=upstream: requests.get(u.through).status_code == 200,
+                30,
+                f"{name} through the gateway",
+            )
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
 
 
-# -- load generation -------------------------------------------------------------------------
+# -- load generation -----------------------------------------------------------------------
 
 
-def wrk(url: str, connections: int, seconds: float) -> tuple[float, float]:
-    """(requests/s, p50 ms) measured by wrk."""
+def wrk(url: str, connections: int, seconds: float) -> tuple[int, float]:
+    """(requests completed, p50 ms) measured by wrk."""
     out = subprocess.run(
         ["wrk", "-t", str(min(connections, 2)), "-c", str(connections),
          "-d", f"{max(1, round(seconds))}s", "--latency", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()
-    p50 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
-    if errors:
+    if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
         raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
-    return rps, p50
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()
+    return done, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def python_load(url: str, connections: int, seconds: float) -> tuple[float, float]:
+def python_load(url: str, connections: int, seconds: float) -> tuple[int, float]:
     """Fallback: keep-alive sessions in threads; far weaker than wrk, so compare ratios only."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -187,47 +280,116 @@ def python_load(url: str, connections: int, seconds: float) -> tuple[float, floa
         t.start()
     for t in threads:
         t.join()
-    return len(latencies) / seconds, statistics.median(latencies) * 1000
+    return len(latencies), statistics.median(latencies) * 1000
+
+
+@dataclass(frozen=True)
+class Run:
+    rps: float
+    p50_ms: float
+    cpu_us: dict  # process name -> CPU microseconds per request
+
+
+def measure(load, url: str, connections: int, seconds: float, processes) -> Run:
+    """One load run; CPU per request of each of `processes` (name -> pid) and of wrk."""
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    loader_before = children_cpu_seconds()
+    started = time.monotonic()
+    done, p50 = load(url, connections, seconds)
+    elapsed = time.monotonic() - started
+    cpu = {
+        name: (cpu_seconds(pid) - before[name]) / done * 1e6
+        for name, pid in processes.items()
+    }
+    if load is wrk:
+        cpu["wrk"] = (children_cpu_seconds() - loader_before) / done * 1e6
+    # wrk's own duration is `seconds`; the process start adds a little to `elapsed`.
+    return Run(done / (seconds if load is wrk else elapsed), p50, cpu)
+
+
+def bench_upstream(load, stack: Stack, upstream: Upstream, args) -> dict:
+    pids = {"gateway": stack.gateway.pid, "upstream": upstream.process.pid}
+    paths = {"direct": upstream.direct, "gateway": upstream.through}
+    for url in paths.values():
+        load(url, HIGH, WARM_UP_SECONDS)  # pools, caches, lazily started watchers
+    runs = {(path, c): [] for path in paths for c in (1, HIGH)}
+    for round_ in range(args.repeats):
+        order = list(paths) if round_ % 2 == 0 else list(paths)[::-1]
+        for c in (1, HIGH):
+            for path in order:
+                runs[path, c].append(measure(load, paths[path], c, args.seconds, pids))
+    return runs
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def report(name: str, runs: dict, tool: str) -> None:
+    direct_p50 = median(r.p50_ms for r in runs["direct", 1])
+    gateway_p50 = median(r.p50_ms for r in runs["gateway", 1])
+    direct_rps = median(r.rps for r in runs["direct", HIGH])
+    gateway_rps = median(r.rps for r in runs["gateway", HIGH])
+    added, ratio = gateway_p50 - direct_p50, gateway_rps / direct_rps
+
+    def cpu(path, process):
+        return median(r.cpu_us.get(process, 0.0) for r in runs[path, HIGH])
+
+    direct_cost = cpu("direct", "upstream") + cpu("direct", "wrk")
+    via_cost = sum(cpu("gateway", p) for p in ("gateway", "upstream", "wrk"))
+    print(f"\n[{name}] upstream")
+    print(f"  c=1  p50 direct {direct_p50:.3f} ms, via gateway {gateway_p50:.3f} ms, "
+          f"added {added:.3f} ms (target < {TARGET_ADDED_P50_MS} ms) "
+          f"[{'met' if added < TARGET_ADDED_P50_MS else 'MISSED'}]")  # fmt: skip
+    print(f"  c={HIGH} direct {direct_rps:.0f} req/s, via gateway {gateway_rps:.0f} "
+          f"req/s, ratio {ratio:.0%} (target >= {TARGET_RATIO:.0%}) "
+          f"[{'met' if ratio >= TARGET_RATIO else 'MISSED'}]")  # fmt: skip
+    print(f"  c={HIGH} CPU per request (us): direct: upstream "
+          f"{cpu('direct', 'upstream'):.0f}, {tool} {cpu('direct', 'wrk'):.0f}; "
+          f"via gateway: gateway {cpu('gateway', 'gateway'):.0f}, upstream "
+          f"{cpu('gateway', 'upstream'):.0f}, {tool} {cpu('gateway', 'wrk'):.0f}")  # fmt: skip
+    if direct_cost and via_cost:
+        print(f"  c={HIGH} ratio those CPU costs allow when the CPUs are the limit: "
+              f"{direct_cost / via_cost:.0%}")  # fmt: skip
+    for (path, c), measured in runs.items():
+        figures = ", ".join(
+            f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:.0f}/s" for r in measured
+        )
+        print(f"    runs {path:7} c={c:<2} {figures}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway_bench")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--gateway-workers", type=int, default=1)
-    args = parser.parse_args(argv)
-    load = wrk if shutil.which("wrk") else python_load
-    tool = "wrk" if load is wrk else "a Python load generator (wrk not installed)"
-    processes, direct, through = start_stack(args.gateway_workers)
-    try:
-        for url in (direct, through):  # warm up pools and caches
-            load(url, 16, 1.0)
-        _, direct_p50 = load(direct, 1, args.seconds)
-        _, gateway_p50 = load(through, 1, args.seconds)
-        direct_rps, _ = load(direct, 16, args.seconds)
-        gateway, upstream = processes[0].proc.pid, processes[1].proc.pid
-        before = cpu_seconds(gateway), cpu_seconds(upstream)
-        gateway_rps, _ = load(through, 16, args.seconds)
-        served = gateway_rps * args.seconds
-        gateway_cpu = (cpu_seconds(gateway) - before[0]) / served * 1e6
-        upstream_cpu = (cpu_seconds(upstream) - before[1]) / served * 1e6
-    finally:
-        for process in processes:
-            process.stop()
-    added = gateway_p50 - direct_p50
-    ratio = gateway_rps / direct_rps
-    print(
-        f"gateway bench: load by {tool}, {args.seconds:g}s per run, one upstream instance"
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="of every gunicorn")
+    parser.add_argument("--threads", type=int, default=16, help="per worker")
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        choices=("trivial", "user-service"),
+        help="repeatable; default both",
     )
-    print(f"  upstream: gunicorn gthread 1 worker x 16 threads; gateway: "
-          f"{args.gateway_workers} workers, default settings")  # fmt: skip
-    print(f"  c=1  p50 direct {direct_p50:.3f} ms, via gateway {gateway_p50:.3f} ms, "
-          f"added {added:.3f} ms (target < {TARGET_ADDED_P50_MS} ms) "
-          f"[{'met' if added < TARGET_ADDED_P50_MS else 'MISSED'}]")  # fmt: skip
-    print(f"  c=16 direct {direct_rps:.0f} req/s, via gateway {gateway_rps:.0f} req/s, "
-          f"ratio {ratio:.0%} (target >= {TARGET_RATIO:.0%}) "
-          f"[{'met' if ratio >= TARGET_RATIO else 'MISSED'}]")  # fmt: skip
-    print(f"  c=16 CPU per request through the gateway: gateway {gateway_cpu:.0f} us, "
-          f"upstream {upstream_cpu:.0f} us ({os.cpu_count()} CPUs shared with wrk)")  # fmt: skip
+    args = parser.parse_args(argv)
+    names = args.upstream or ["trivial", "user-service"]
+    load = wrk if shutil.which("wrk") else python_load
+    tool = "wrk" if load is wrk else "load generator"
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as data_dir:
+        stack = start_stack(names, args.workers, args.threads, data_dir)
+        try:
+            results = {
+                u.name: bench_upstream(load, stack, u, args) for u in stack.upstreams
+            }
+        finally:
+            stack.stop()
+    print(
+        f"gateway bench: load by {tool if load is wrk else 'a Python load generator'}"
+        f" (not pinned), {args.seconds:g}s per run, median of {args.repeats} runs, "
+        f"one upstream instance; every gunicorn gthread {args.workers} worker(s) x "
+        f"{args.threads} threads; {os.cpu_count()} CPUs shared by all"
+    )
+    for name, runs in results.items():
+        report(name, runs, tool)
     return 0
 
 
