@@ -4,7 +4,9 @@ guards every API request, with Consul's 403 texts.
 
 Exempt in ACL mode: the web UI's static files and /v1/status/* -- Consul does
 not check ACLs on the status endpoints either, and process supervisors (our
-test fixtures among them) probe /v1/status/leader without a token.
+test fixtures among them) probe /v1/status/leader without a token. The UI's own
+API calls are not exempt: like Consul's UI it asks for a token on a 403, keeps it
+in localStorage and sends it as X-Consul-Token (devconsul/ui/app.js).
 """
 
 from devconsul.errors import HTTPError

@@ -2,6 +2,9 @@
 // Plain DOM, no dependencies. Every view follows its data with Consul blocking
 // queries (?index=&wait=, X-Consul-Index), so changes show up without reloads.
 // All data is inserted as text nodes; nothing from the API goes through innerHTML.
+// With ACLs on (-acl-token), the UI works like Consul's: a token kept in
+// localStorage ("consul:token", {"SecretID": ...}) goes out as X-Consul-Token on
+// every call; a 403 shows an "ACL token required" state and a token form in the header.
 "use strict";
 
 const WAIT = "55s"; // blocking-query wait; the agent adds jitter on top
@@ -141,22 +144,101 @@ setInterval(() => {
 
 // ---- blocking queries ---------------------------------------------------------
 
-function setLive(ok, detail) {
+function setLive(ok, detail, label) {
   const el = document.getElementById("live");
   el.className = `live ${ok ? "ok" : "down"}`;
-  el.textContent = ok ? "live" : "reconnecting";
-  el.title = ok ? "Following changes through blocking queries" : `Agent unreachable: ${detail}`;
+  el.textContent = ok ? "live" : label || "reconnecting";
+  el.title = ok ? "Following changes through blocking queries" : label ? detail : `Agent unreachable: ${detail}`;
 }
 
 class ApiError extends Error {
   constructor(status, body) {
     super(`${status}: ${body}`);
     this.status = status;
+    this.body = body;
   }
 }
 
+// ---- ACL token (stored like Consul's UI does) -----------------------------------
+
+const TOKEN_KEY = "consul:token";
+
+function storedToken() {
+  try {
+    const raw = localStorage.getItem(TOKEN_KEY);
+    if (!raw) return "";
+    const parsed = JSON.parse(raw);
+    return typeof parsed === "string" ? parsed : parsed?.SecretID || "";
+  } catch (err) {
+    return localStorage.getItem(TOKEN_KEY) || ""; // a bare token string
+  }
+}
+
+function storeToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, JSON.stringify({ SecretID: token }));
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+function apiHeaders(token = storedToken()) {
+  const headers = { Accept: "application/json" };
+  if (token) headers["X-Consul-Token"] = token;
+  return headers;
+}
+
+function isAclDenied(err) {
+  return err instanceof ApiError && err.status === 403;
+}
+
+// The header's token area: a form while a token is needed, "token set" otherwise.
+function renderAcl(state, message) {
+  const box = document.getElementById("acl");
+  document.body.dataset.acl = state;
+  if (state === "required") {
+    const existing = document.getElementById("acl-form");
+    if (existing) { // keep what is being typed; several views may answer 403
+      if (message) replace(existing.querySelector(".acl-note"), message);
+      return;
+    }
+    const input = h("input", { type: "password", name: "token", placeholder: "ACL token",
+      autocomplete: "off", "aria-label": "ACL token" });
+    const note = h("span", { class: "acl-note" }, message || "");
+    const form = h("form", { id: "acl-form", class: "acl-form" },
+      h("span", { class: "acl-label" }, "ACL token required"), input,
+      h("button", { type: "submit" }, "Use token"), note);
+    form.addEventListener("submit", (event) => { event.preventDefault(); useToken(input.value.trim(), note); });
+    replace(box, form);
+    setLive(false, "ACL token required", "locked");
+  } else if (storedToken()) {
+    const forget = h("button", { type: "button", class: "link" }, "forget");
+    forget.addEventListener("click", () => { storeToken(""); start(); });
+    replace(box, h("span", { class: "acl-set", title: "Sent as X-Consul-Token" }, "token set · ", forget));
+  } else {
+    replace(box);
+  }
+}
+
+async function useToken(token, note) {
+  if (!token) { replace(note, "Enter a token."); return; }
+  replace(note, "Checking…");
+  try {
+    // Consul's UI checks a token the same way before keeping it.
+    const res = await fetch("/v1/acl/token/self", { headers: apiHeaders(token) });
+    if (res.status === 403) { replace(note, `Rejected: ${(await res.text()).trim()}`); return; }
+  } catch (err) {
+    replace(note, `Agent unreachable: ${err.message}`);
+    return;
+  }
+  storeToken(token);
+  start();
+}
+
+function aclRequired(err) {
+  const rejected = storedToken() && err.body !== "Permission denied";
+  renderAcl("required", rejected ? `The stored token was rejected: ${err.body}` : "");
+}
+
 async function getJSON(path, signal) {
-  const res = await fetch(path, { signal, headers: { Accept: "application/json" } });
+  const res = await fetch(path, { signal, headers: apiHeaders() });
   if (res.status === 404) return { data: null, index: Number(res.headers.get("X-Consul-Index")) || 0 };
   if (!res.ok) throw new ApiError(res.status, (await res.text()).trim());
   return { data: await res.json(), index: Number(res.headers.get("X-Consul-Index")) || 0 };
@@ -184,7 +266,8 @@ async function follow(path, signal, onData, onError) {
       else if (unchanged && Date.now() - started < 100) await sleep(1000, signal); // no hot loop
     } catch (err) {
       if (signal.aborted) return;
-      // A 4xx answer will not fix itself by asking again.
+      // A 4xx answer will not fix itself by asking again (a 403 waits for a token).
+      if (isAclDenied(err)) aclRequired(err);
       if (err instanceof ApiError && err.status < 500) { onError(err); return; }
       setLive(false, err.message);
       onError(err);
@@ -203,7 +286,8 @@ async function loadAgent() {
     replace(document.getElementById("agent-dc"), data.Config.Datacenter);
     replace(document.getElementById("agent-node"), data.Config.NodeName);
   } catch (err) {
-    setLive(false, err.message);
+    if (isAclDenied(err)) aclRequired(err);
+    else setLive(false, err.message);
   }
 }
 
@@ -214,6 +298,12 @@ function section(title, ...rest) {
 }
 
 function errorBox(err) {
+  if (isAclDenied(err)) {
+    return h("div", { class: "acl-required", "data-acl": "required" },
+      h("h2", {}, "ACL token required"),
+      h("p", {}, "This agent has ACLs enabled and answered ", mono(`403 ${err.body}`), "."),
+      h("p", {}, "Enter an ACL token in the header; it is kept in this browser and sent with every request."));
+  }
   return h("div", { class: "error" }, `Could not load: ${err.message}`);
 }
 
@@ -412,6 +502,12 @@ function route() {
   }
 }
 
+// (Re)start everything: after load, and after the token changes.
+function start() {
+  renderAcl("ok");
+  loadAgent();
+  route();
+}
+
 window.addEventListener("hashchange", route);
-loadAgent();
-route();
+start();

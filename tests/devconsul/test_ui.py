@@ -181,7 +181,8 @@ def ui_agent():
     agent.process.stop()
 
 
-def register_web(agent: Agent) -> None:
+def register_web(agent: Agent, token: str | None = None) -> None:
+    headers = {"X-Consul-Token": token} if token else {}
     service = {
         "Name": "web",
         "ID": "web-1",
@@ -193,10 +194,15 @@ def register_web(agent: Agent) -> None:
         "Check": {"Name": "web heartbeat", "TTL": "60s"},
     }
     requests.put(
-        f"{agent.url}/v1/agent/service/register", json=service, timeout=5
+        f"{agent.url}/v1/agent/service/register",
+        json=service,
+        headers=headers,
+        timeout=5,
     ).raise_for_status()
     requests.put(
-        f"{agent.url}/v1/agent/check/pass/service:web-1?note=all+good", timeout=5
+        f"{agent.url}/v1/agent/check/pass/service:web-1?note=all+good",
+        headers=headers,
+        timeout=5,
     ).raise_for_status()
 
 
@@ -217,6 +223,12 @@ def page_state(browser: Chromium, session: str) -> dict:
             serviceRow: badge('tr[data-service="web"] .badge'),
             node: document.getElementById('agent-node')?.textContent,
             live: document.getElementById('live')?.textContent,
+            acl: document.body.dataset.acl ?? null,
+            aclPanel: document.querySelector('[data-acl="required"] h2')?.textContent ?? null,
+            aclForm: !!document.getElementById('acl-form'),
+            aclNote: document.querySelector('#acl-form .acl-note')?.textContent ?? null,
+            aclHeader: document.getElementById('acl')?.innerText ?? '',
+            storedToken: localStorage.getItem('consul:token'),
           };
         })()""",
     )
@@ -330,3 +342,86 @@ def test_nodes_and_kv_pages(ui_agent, browser):
         timeout=20,
         what="the KV key page to show the decoded value",
     )
+
+
+ACL_TOKEN = "ui-test-secret"
+
+
+@pytest.fixture
+def acl_ui_agent():
+    agent = Agent(free_port(), "-ui", "-acl-token", ACL_TOKEN)
+    yield agent
+    agent.process.stop()
+
+
+def submit_token(browser: Chromium, session: str, token: str) -> None:
+    """Type `token` into the header form and submit it, as a person would."""
+    browser.evaluate(
+        session,
+        f"""(() => {{
+          const form = document.getElementById('acl-form');
+          form.querySelector('input[name=token]').value = {json.dumps(token)};
+          form.requestSubmit();
+        }})()""",
+    )
+
+
+def test_acl_mode_asks_for_a_token_and_then_shows_services(acl_ui_agent, browser):
+    register_web(acl_ui_agent, token=ACL_TOKEN)
+    session = browser.open(f"{acl_ui_agent.url}/ui/#/services")
+
+    # Without a token every API call answers 403: the page says so and asks for one.
+    state = wait_until(
+        lambda: (
+            (s := page_state(browser, session))["aclForm"]
+            and s["aclPanel"] == "ACL token required"
+            and s
+        ),
+        timeout=20,
+        what="the token-required state",
+    )
+    assert state["acl"] == "required"
+    assert state["serviceRow"] is None
+    assert "403 Permission denied" in state["text"]
+    assert state["live"] == "locked"
+    assert state["storedToken"] is None
+
+    # A wrong token is checked against the agent and not kept.
+    submit_token(browser, session, "not-the-token")
+    wait_until(
+        lambda: page_state(browser, session)["aclNote"] == "Rejected: ACL not found",
+        timeout=20,
+        what="the wrong token to be rejected",
+    )
+    assert page_state(browser, session)["storedToken"] is None
+
+    submit_token(browser, session, ACL_TOKEN)
+    state = wait_until(
+        lambda: (s := page_state(browser, session))["serviceRow"] == "passing" and s,
+        timeout=20,
+        what="the services list to show web once the token is set",
+    )
+    assert json.loads(state["storedToken"]) == {"SecretID": ACL_TOKEN}
+    assert state["acl"] == "ok" and not state["aclForm"]
+    assert "token set" in state["aclHeader"]
+    assert state["node"] == "test-node"  # /v1/agent/self went out with the token too
+
+    # Another tab on the same agent starts with the stored token (localStorage),
+    # and its blocking queries carry it as well.
+    other = browser.open(f"{acl_ui_agent.url}/ui/#/services/web")
+    wait_until(
+        lambda: page_state(browser, other)["check"] == "passing",
+        timeout=20,
+        what="the service page to load with the stored token",
+    )
+    requests.put(
+        f"{acl_ui_agent.url}/v1/agent/check/fail/service:web-1",
+        headers={"X-Consul-Token": ACL_TOKEN},
+        timeout=5,
+    ).raise_for_status()
+    wait_until(
+        lambda: page_state(browser, other)["check"] == "critical",
+        timeout=20,
+        what="a blocking query with the token to bring the change",
+    )
+    assert not page_state(browser, other)["aclForm"]
