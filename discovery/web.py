@@ -21,20 +21,15 @@ __all__ = [
     "APIError",
     "api_error",
     "configure_logging",
-    "error_responses",
     "exec_gunicorn",
+    "gunicorn_argv",
     "health_body",
-    "health_operation",
     "init_service_app",
     "install_health",
     "install_openapi",
     "instance_id_from_env",
     "json_body",
-    "json_request",
     "log_level_from_env",
-    "ok_response",
-    "openapi_document",
-    "openapi_operation",
     "page_params",
     "require_fields",
     "validation_failed",
@@ -125,7 +120,13 @@ def exec_gunicorn(package: str) -> None:
 
     `python -m <package>` then runs exactly what production runs, extra arguments passed on.
     """
-    argv = [
+    os.execv(sys.executable, [*gunicorn_argv(package), *sys.argv[1:]])
+
+
+def gunicorn_argv(package: str) -> list[str]:
+    """The command line that serves `<package>.wsgi:app` under gunicorn with its gunicorn_conf;
+    gunicorn options may follow it."""
+    return [
         sys.executable,
         "-m",
         "gunicorn",
@@ -133,7 +134,6 @@ def exec_gunicorn(package: str) -> None:
         f"python:{package}.gunicorn_conf",
         f"{package}.wsgi:app",
     ]
-    os.execv(sys.executable, argv + sys.argv[1:])
 
 
 def _api_error_response(exc: APIError) -> Response:
@@ -264,148 +264,3 @@ def install_openapi(app: Flask, document: Mapping) -> None:
         lambda: Response(body, mimetype="application/json"),
         methods=["GET"],
     )
-
-
-# OpenAPI pieces every service's hand-written document shares: the error shape, the error
-# responses by status, X-Served-By, and pagination.
-
-ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON, a wrong field, or a bad query parameter; details name each bad field",
-    404: "No such resource",
-    409: "Conflicts with the current state",
-    413: "Request body too large",
-    415: "Content-Type is not application/json",
-    422: "A referenced resource does not exist",
-    500: "Unexpected server error (details are logged, never returned)",
-    503: "A dependency (database or another service) is unavailable; retry later",
-}
-PAGE_PARAMETERS = [
-    {
-        "name": "limit",
-        "in": "query",
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_LIMIT,
-            "default": DEFAULT_LIMIT,
-        },
-    },
-    {
-        "name": "offset",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
-    },
-]
-
-
-def openapi_document(title: str, description: str, paths: dict, schemas: dict) -> dict:
-    """A complete OpenAPI 3.0 document around `paths`, with the shared components added."""
-    error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "details"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {
-                        "description": "null, or an object naming each bad field"
-                    },
-                },
-            }
-        },
-    }
-    responses = {
-        f"Error{status}": {
-            "description": text,
-            "headers": {"X-Served-By": {"$ref": "#/components/headers/X-Served-By"}},
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-            },
-        }
-        for status, text in ERROR_DESCRIPTIONS.items()
-    }
-    served_by = {
-        "description": "Instance id `<service>-<host>-<port>`",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": title, "version": "1.0.0", "description": description},
-        "paths": paths,
-        "components": {
-            "schemas": {"Error": error, **schemas},
-            "responses": responses,
-            "headers": {"X-Served-By": served_by},
-        },
-    }
-
-
-def ok_response(
-    description: str, schema: dict | None = None, headers: dict | None = None
-) -> dict:
-    response = {
-        "description": description,
-        "headers": {
-            "X-Served-By": {"$ref": "#/components/headers/X-Served-By"},
-            **(headers or {}),
-        },
-    }
-    if schema is not None:
-        response["content"] = {"application/json": {"schema": schema}}
-    return response
-
-
-def error_responses(*statuses: int) -> dict:
-    """References to the shared error responses; 500 and 503 can answer any operation."""
-    return {
-        str(status): {"$ref": f"#/components/responses/Error{status}"}
-        for status in (*statuses, 500, 503)
-    }
-
-
-def json_request(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def health_operation(service: str) -> dict:
-    """GET /health as documented by every service."""
-    health = {
-        "type": "object",
-        "required": ["status", "checks"],
-        "properties": {
-            "service": {"type": "string", "enum": [service]},
-            "status": {"type": "string", "enum": ["ok", "unavailable"]},
-            "checks": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "string",
-                    "enum": ["ok", "unavailable"],
-                },
-            },
-        },
-    }
-    return {
-        "get": {
-            "summary": "Health: 200 when every check passes, else 503; byte-stable body",
-            "operationId": "health",
-            "responses": {
-                "200": ok_response("Healthy", health),
-                "503": ok_response("A check failed", health),
-                "500": {"$ref": "#/components/responses/Error500"},
-            },
-        }
-    }
-
-
-def openapi_operation() -> dict:
-    return {
-        "get": {
-            "summary": "This OpenAPI document",
-            "operationId": "openapi",
-            "responses": {"200": ok_response("The document", {"type": "object"})},
-        }
-    }

@@ -1,21 +1,23 @@
 """order-service's OpenAPI 3 document, served at /openapi.json."""
 
-from discovery.storage import MAX_ID
-from discovery.web import (
+from discovery.openapi import (
+    ID,
     PAGE_PARAMETERS,
+    TIMESTAMP,
     error_responses,
-    health_operation,
     json_request,
+    location_header,
     ok_response,
     openapi_document,
-    openapi_operation,
+    page_schema,
+    path_id,
+    schema_ref,
 )
 from order_service.lifecycle import STATUSES
 from order_service.money import AMOUNT_STRING_PATTERN
 from order_service.validation import IDEMPOTENCY_KEY_PATTERN
 
-ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-TIMESTAMP = {"type": "string", "format": "date-time"}
+STATUS = {"type": "string", "enum": list(STATUSES)}
 ORDER = {
     "type": "object",
     "required": ["id", "user_id", "total_amount", "status", "created_at", "updated_at"],
@@ -28,7 +30,7 @@ ORDER = {
             "pattern": AMOUNT_STRING_PATTERN,
             "example": "12.50",
         },
-        "status": {"type": "string", "enum": list(STATUSES)},
+        "status": STATUS,
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
     },
@@ -56,27 +58,10 @@ STATUS_CHANGE = {
     "type": "object",
     "required": ["status"],
     "additionalProperties": False,
-    "properties": {"status": {"type": "string", "enum": list(STATUSES)}},
+    "properties": {"status": STATUS},
 }
-ORDER_PAGE = {
-    "type": "object",
-    "required": ["items", "total", "limit", "offset"],
-    "additionalProperties": False,
-    "properties": {
-        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
-        "total": {"type": "integer", "minimum": 0},
-        "limit": {"type": "integer"},
-        "offset": {"type": "integer"},
-    },
-}
-ORDER_REF = {"$ref": "#/components/schemas/Order"}
-LOCATION = {
-    "Location": {
-        "description": "/orders/<id>",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-}
+ORDER_REF = schema_ref("Order")
+LOCATION = location_header("/orders/<id>")
 REPLAYED = {
     "Idempotent-Replayed": {
         "description": "Present on a replay of an earlier request with the same Idempotency-Key",
@@ -91,11 +76,6 @@ IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 
-
-def path_id(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": ID}
-
-
 PATHS = {
     "/orders": {
         "get": {
@@ -103,15 +83,11 @@ PATHS = {
             "operationId": "listOrders",
             "parameters": [
                 {"name": "user_id", "in": "query", "schema": ID},
-                {
-                    "name": "status",
-                    "in": "query",
-                    "schema": {"type": "string", "enum": list(STATUSES)},
-                },
+                {"name": "status", "in": "query", "schema": STATUS},
                 *PAGE_PARAMETERS,
             ],
             "responses": {
-                "200": ok_response("A page of orders", ORDER_PAGE),
+                "200": ok_response("A page of orders", page_schema("Order")),
                 **error_responses(400),
             },
         },
@@ -119,7 +95,7 @@ PATHS = {
             "summary": "Create an order (status pending) for an existing user, checked with user-service",
             "operationId": "createOrder",
             "parameters": [IDEMPOTENCY_KEY],
-            "requestBody": json_request({"$ref": "#/components/schemas/NewOrder"}),
+            "requestBody": json_request("NewOrder"),
             "responses": {
                 "201": ok_response("Created", ORDER_REF, LOCATION),
                 "200": ok_response(
@@ -137,7 +113,7 @@ PATHS = {
             "operationId": "listUserOrders",
             "parameters": [path_id("user_id"), *PAGE_PARAMETERS],
             "responses": {
-                "200": ok_response("A page of orders", ORDER_PAGE),
+                "200": ok_response("A page of orders", page_schema("Order")),
                 **error_responses(400, 404),
             },
         }
@@ -155,21 +131,18 @@ PATHS = {
         "patch": {
             "summary": "Move an order: pending -> paid -> shipped -> delivered; pending|paid -> cancelled",
             "operationId": "changeOrderStatus",
-            "requestBody": json_request({"$ref": "#/components/schemas/StatusChange"}),
+            "requestBody": json_request("StatusChange"),
             "responses": {
                 "200": ok_response("Moved", ORDER_REF),
                 **error_responses(400, 404, 409, 413, 415),
             },
         },
     },
-    "/health": health_operation("order-service"),
-    "/openapi.json": openapi_operation(),
 }
 
 DOCUMENT = openapi_document(
     "order-service",
-    'Orders of Switchyard. Amounts are exact decimal strings such as "12.50". '
-    'Errors are always {"error": {"code", "message", "details"}}.',
+    'Orders of Switchyard. Amounts are exact decimal strings such as "12.50".',
     PATHS,
     {"Order": ORDER, "NewOrder": NEW_ORDER, "StatusChange": STATUS_CHANGE},
 )

@@ -1,14 +1,16 @@
 """user-service's OpenAPI 3 document, served at /openapi.json."""
 
-from discovery.storage import MAX_ID
-from discovery.web import (
+from discovery.openapi import (
     PAGE_PARAMETERS,
+    TIMESTAMP,
     error_responses,
-    health_operation,
     json_request,
+    location_header,
     ok_response,
     openapi_document,
-    openapi_operation,
+    page_schema,
+    path_id,
+    schema_ref,
 )
 from user_service.validation import EMAIL_MAX, EMAIL_PATTERN, NAME_MAX, NAME_PATTERN
 
@@ -24,7 +26,6 @@ EMAIL = {
     "pattern": EMAIL_PATTERN,
     "description": "Stored stripped and lower-cased; unique case-insensitively",
 }
-TIMESTAMP = {"type": "string", "format": "date-time"}
 USER = {
     "type": "object",
     "required": ["id", "name", "email", "created_at", "updated_at"],
@@ -48,31 +49,7 @@ USER_PATCH = {
     "additionalProperties": False,
     "properties": {"name": NAME, "email": EMAIL},
 }
-USER_PAGE = {
-    "type": "object",
-    "required": ["items", "total", "limit", "offset"],
-    "additionalProperties": False,
-    "properties": {
-        "items": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
-        "total": {"type": "integer", "minimum": 0},
-        "limit": {"type": "integer"},
-        "offset": {"type": "integer"},
-    },
-}
-USER_REF = {"$ref": "#/components/schemas/User"}
-USER_ID = {
-    "name": "user_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-}
-LOCATION = {
-    "Location": {
-        "description": "/users/<id>",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-}
+USER_REF = schema_ref("User")
 
 PATHS = {
     "/users": {
@@ -81,22 +58,22 @@ PATHS = {
             "operationId": "listUsers",
             "parameters": PAGE_PARAMETERS,
             "responses": {
-                "200": ok_response("A page of users", USER_PAGE),
+                "200": ok_response("A page of users", page_schema("User")),
                 **error_responses(400),
             },
         },
         "post": {
             "summary": "Create a user",
             "operationId": "createUser",
-            "requestBody": json_request({"$ref": "#/components/schemas/UserInput"}),
+            "requestBody": json_request("UserInput"),
             "responses": {
-                "201": ok_response("Created", USER_REF, LOCATION),
+                "201": ok_response("Created", USER_REF, location_header("/users/<id>")),
                 **error_responses(400, 409, 413, 415),
             },
         },
     },
     "/users/{user_id}": {
-        "parameters": [USER_ID],
+        "parameters": [path_id("user_id")],
         "get": {
             "summary": "Get a user",
             "operationId": "getUser",
@@ -108,7 +85,7 @@ PATHS = {
         "put": {
             "summary": "Replace a user (every field required)",
             "operationId": "replaceUser",
-            "requestBody": json_request({"$ref": "#/components/schemas/UserInput"}),
+            "requestBody": json_request("UserInput"),
             "responses": {
                 "200": ok_response("Replaced", USER_REF),
                 **error_responses(400, 404, 409, 413, 415),
@@ -117,7 +94,7 @@ PATHS = {
         "patch": {
             "summary": "Change some fields of a user",
             "operationId": "patchUser",
-            "requestBody": json_request({"$ref": "#/components/schemas/UserPatch"}),
+            "requestBody": json_request("UserPatch"),
             "responses": {
                 "200": ok_response("Changed", USER_REF),
                 **error_responses(400, 404, 409, 413, 415),
@@ -129,13 +106,11 @@ PATHS = {
             "responses": {"204": ok_response("Deleted"), **error_responses(404)},
         },
     },
-    "/health": health_operation("user-service"),
-    "/openapi.json": openapi_operation(),
 }
 
 DOCUMENT = openapi_document(
     "user-service",
-    'Users of Switchyard. Errors are always {"error": {"code", "message", "details"}}.',
+    "Users of Switchyard.",
     PATHS,
     {"User": USER, "UserInput": USER_INPUT, "UserPatch": USER_PATCH},
 )

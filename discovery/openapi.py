@@ -1,0 +1,215 @@
+"""Building blocks of the services' hand-written OpenAPI 3 documents.
+
+Everything a document says the same way in every service lives here -- the error shape and the
+error responses by status, X-Served-By, ids, timestamps, pages, /health and /openapi.json -- so
+a service's own document states only its resources.
+"""
+
+from discovery.storage import MAX_ID
+from discovery.web import DEFAULT_LIMIT, MAX_LIMIT
+
+__all__ = [
+    "ID",
+    "PAGE_PARAMETERS",
+    "TIMESTAMP",
+    "error_responses",
+    "json_request",
+    "location_header",
+    "ok_response",
+    "openapi_document",
+    "page_schema",
+    "path_id",
+    "schema_ref",
+]
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, a wrong field, or a bad query parameter; details name each bad field",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    415: "Content-Type is not application/json",
+    422: "A referenced resource does not exist",
+    500: "Unexpected server error (details are logged, never returned)",
+    503: "A dependency (database or another service) is unavailable; retry later",
+}
+ERROR_SHAPE_NOTE = 'Errors are always {"error": {"code", "message", "details"}}.'
+# Ids are database INTEGERs: larger ones cannot exist.
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIMIT,
+            "default": DEFAULT_LIMIT,
+        },
+    },
+    {
+        "name": "offset",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+    },
+]
+SERVED_BY = {"X-Served-By": {"$ref": "#/components/headers/X-Served-By"}}
+
+
+def openapi_document(title: str, description: str, paths: dict, schemas: dict) -> dict:
+    """A complete OpenAPI 3.0 document around `paths`: the shared components, the error-shape
+    note and the /health and /openapi.json operations every service serves are added."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": title,
+            "version": "1.0.0",
+            "description": f"{description} {ERROR_SHAPE_NOTE}",
+        },
+        "paths": {
+            **paths,
+            "/health": health_operation(title),
+            "/openapi.json": openapi_operation(),
+        },
+        "components": {
+            "schemas": {"Error": error_schema(), **schemas},
+            "responses": {
+                f"Error{status}": error_response(text)
+                for status, text in ERROR_DESCRIPTIONS.items()
+            },
+            "headers": {
+                "X-Served-By": {
+                    "description": "Instance id `<service>-<host>-<port>`",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    }
+
+
+def error_schema() -> dict:
+    return {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {
+                        "description": "null, or an object naming each bad field"
+                    },
+                },
+            }
+        },
+    }
+
+
+def error_response(description: str) -> dict:
+    return {
+        "description": description,
+        "headers": dict(SERVED_BY),
+        "content": {"application/json": {"schema": schema_ref("Error")}},
+    }
+
+
+def ok_response(
+    description: str, schema: dict | None = None, headers: dict | None = None
+) -> dict:
+    response = {"description": description, "headers": {**SERVED_BY, **(headers or {})}}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def error_responses(*statuses: int) -> dict:
+    """References to the shared error responses; 500 and 503 can answer any operation."""
+    return {
+        str(status): {"$ref": f"#/components/responses/Error{status}"}
+        for status in (*statuses, 500, 503)
+    }
+
+
+def schema_ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_request(schema_name: str) -> dict:
+    """A required JSON body of the named component schema."""
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": schema_ref(schema_name)}},
+    }
+
+
+def path_id(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+def location_header(description: str) -> dict:
+    """The Location header of a 201: where the created resource now lives."""
+    return {
+        "Location": {
+            "description": description,
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    }
+
+
+def page_schema(item_schema_name: str) -> dict:
+    """The body of a paginated list, as discovery.web.page_params callers answer it."""
+    return {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": schema_ref(item_schema_name)},
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    }
+
+
+def health_operation(service: str) -> dict:
+    """GET /health, as discovery.web.install_health serves it."""
+    health = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "service": {"type": "string", "enum": [service]},
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "checks": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "string",
+                    "enum": ["ok", "unavailable"],
+                },
+            },
+        },
+    }
+    return {
+        "get": {
+            "summary": "Health: 200 when every check passes, else 503; byte-stable body",
+            "operationId": "health",
+            "responses": {
+                "200": ok_response("Healthy", health),
+                "503": ok_response("A check failed", health),
+                "500": {"$ref": "#/components/responses/Error500"},
+            },
+        }
+    }
+
+
+def openapi_operation() -> dict:
+    return {
+        "get": {
+            "summary": "This OpenAPI document",
+            "operationId": "openapi",
+            "responses": {"200": ok_response("The document", {"type": "object"})},
+        }
+    }

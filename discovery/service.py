@@ -1,0 +1,79 @@
+"""What every Switchyard domain service is made of: settings read from the environment and an
+app with JSON errors, X-Served-By, a database, /health and /openapi.json around its blueprint.
+
+A service subclasses ServiceSettings (naming itself and its default port, adding its own
+fields) and builds its app with create_service_app, adding only what is its own.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from flask import Blueprint, Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from discovery.env import env_int
+from discovery.storage import database_url_from_env, init_database, ping
+from discovery.web import (
+    configure_logging,
+    init_service_app,
+    install_health,
+    install_openapi,
+    instance_id_from_env,
+    log_level_from_env,
+)
+
+__all__ = ["ServiceSettings", "create_service_app"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The settings every service has; checked when read, with an error naming the variable."""
+
+    service_name: ClassVar[str]
+    default_port: ClassVar[int]
+
+    database_url: str
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    # None: `<name>-<SERVICE_ADDRESS>-<PORT>` at app creation
+    instance_id: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        return cls(**cls.fields_from_env(environ))
+
+    @classmethod
+    def fields_from_env(cls, environ: Mapping[str, str] | None) -> dict[str, Any]:
+        """The fields' values from the environment; a service with more fields extends this."""
+        return {
+            "database_url": database_url_from_env(cls.service_name, environ),
+            "log_level": log_level_from_env(environ),
+            "max_body_bytes": env_int(
+                "MAX_BODY_BYTES", 1024 * 1024, minimum=1024, environ=environ
+            ),
+            "instance_id": instance_id_from_env(
+                cls.service_name, cls.default_port, environ
+            ),
+        }
+
+
+def create_service_app(
+    import_name: str,
+    settings: ServiceSettings,
+    db: SQLAlchemy,
+    blueprint: Blueprint,
+    document: Mapping,
+) -> Flask:
+    """The service's app; creates missing tables. Registration with Consul is not done here."""
+    configure_logging(settings.log_level)
+    app = Flask(import_name, static_folder=None)  # an API: no static files
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id
+    )
+    init_service_app(app, settings.service_name)
+    init_database(app, db, settings.database_url)
+    app.register_blueprint(blueprint)
+    install_health(app, settings.service_name, {"database": lambda: ping(db)})
+    install_openapi(app, document)
+    return app
