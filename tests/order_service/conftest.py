@@ -10,9 +10,9 @@ from order_service import create_app
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.settings import Settings
+from tests.support.openapi import conforming_client
 from tests.support.services import (
     DATABASE_KINDS,
-    conforming_client,
     dispose,
     fresh_database,
     start_service,

@@ -4,70 +4,44 @@ import pytest
 import schemathesis
 
 from order_service.openapi import DOCUMENT
-from tests.support.services import (
-    DATABASE_KINDS,
+from tests.support.openapi import (
     FUZZ_SETTINGS,
+    check_document_is_served,
+    check_every_route_is_documented,
     check_fuzzed_case,
-    fresh_database,
-    start_service,
-    stop_now,
+    served_for_fuzzing,
 )
+from tests.support.services import DATABASE_KINDS
 
 
 def test_document_is_served_and_loads(client):
-    response = client.get("/openapi.json")
-    assert response.status_code == 200
-    assert response.json == DOCUMENT
-    assert schemathesis.openapi.from_dict(response.json).statistic.operations.total == 7
+    check_document_is_served(client, DOCUMENT, operations=7)
 
 
 def test_every_route_is_documented(app):
-    documented = {
-        (path, method.upper())
-        for path, item in DOCUMENT["paths"].items()
-        for method in item
-        if method != "parameters"
-    }
-    for rule in app.url_map.iter_rules():
-        path = rule.rule.replace("<int:", "{").replace(">", "}")
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            assert (path, method) in documented
+    check_every_route_is_documented(app, DOCUMENT)
 
 
 @pytest.fixture(scope="module", params=DATABASE_KINDS)
 def served(request, tmp_path_factory, user_service_url):
     """order-service under gunicorn, asking the real user-service, fuzzed over real HTTP."""
-    with fresh_database(
-        request.param, tmp_path_factory.mktemp("fuzz"), "order-service"
-    ) as url:
-        process, base_url = start_service(
-            "order_service",
-            url,
-            workers=1,
-            threads=4,
-            env={"USER_SERVICE_URL": user_service_url},
-        )
-        yield process, base_url
-        stop_now(process)
+    env = {"USER_SERVICE_URL": user_service_url}
+    with served_for_fuzzing(request, tmp_path_factory, "order_service", env) as served:
+        yield served
 
 
 # Random user ids rarely exist, so schema-valid orders are mostly refused with 422 (unknown
 # user): that is the documented answer, not a rejection of valid data.
+CREATE_ORDER_ACCEPTS = {
+    "include-operation-id": "createOrder",
+    "checks": {
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "409", "422", "503"]}
+    },
+}
 fuzzed = schemathesis.openapi.from_dict(
     DOCUMENT,
     config=schemathesis.config.SchemathesisConfig.from_dict(
-        {
-            "operations": [
-                {
-                    "include-operation-id": "createOrder",
-                    "checks": {
-                        "positive_data_acceptance": {
-                            "expected-statuses": ["2xx", "409", "422", "503"]
-                        }
-                    },
-                }
-            ]
-        }
+        {"operations": [CREATE_ORDER_ACCEPTS]}
     ),
 )
 

@@ -1,25 +1,19 @@
 import json
-import signal
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from functools import partial
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from tests.order_service.conftest import INSTANCE_ID, make_app
-from tests.support.processes import free_port, wait_until
-from tests.support.services import conforming_client, dispose, start_service, stop_now
+from tests.support.openapi import conforming_client
+from tests.support.processes import free_port
+from tests.support.services import dispose, json_error, start_service, stop_now
+from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
 
-
-def error_of(response, status):
-    assert response.status_code == status, (response.status_code, response.data)
-    assert response.mimetype == "application/json"
-    assert response.headers["X-Served-By"] == INSTANCE_ID
-    return response.json["error"]
+error_of = partial(json_error, served_by=INSTANCE_ID)
 
 
 def post_order(client, user_id, amount="12.50", key=None):
@@ -341,18 +335,6 @@ def test_deleting_a_user_keeps_their_orders_and_refuses_new_ones(
     assert post_order(client, user_id, key="before-delete").status_code == 200
 
 
-def all_at_once(call, count: int) -> list:
-    """`count` calls of `call`, released together from `count` threads."""
-    barrier = threading.Barrier(count)
-
-    def run(_):
-        barrier.wait(timeout=30)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 @pytest.mark.integration
 def test_concurrent_requests_on_one_order_make_one_order_and_one_move(
     database_url, user_service_url, new_user
@@ -365,7 +347,7 @@ def test_concurrent_requests_on_one_order_make_one_order_and_one_move(
     try:
         body = {"user_id": new_user(), "total_amount": "42.00"}
 
-        def post():
+        def post(_):
             response = requests.post(
                 f"{url}/orders",
                 json=body,
@@ -381,7 +363,7 @@ def test_concurrent_requests_on_one_order_make_one_order_and_one_move(
 
         order_url = f"{url}/orders/{results[0][1]}"
 
-        def cancel():
+        def cancel(_):
             return requests.patch(order_url, json={"status": "cancelled"}, timeout=60)
 
         statuses = sorted(response.status_code for response in all_at_once(cancel, 20))
@@ -403,56 +385,27 @@ def test_sigkill_mid_write_leaves_each_order_with_its_key_and_loses_no_acknowled
         "order_service", database_url, env={"USER_SERVICE_URL": user_service_url}
     )
     user_id = new_user()
-    acknowledged: dict[
-        str, int
-    ] = {}  # idempotency key -> order id, for each 201 received
-    stop = threading.Event()
+    # idempotency key -> order id, for each 201 received
+    acknowledged: dict[str, int] = {}
 
-    def write(writer: int) -> None:
-        for i in range(10_000):
-            key = f"w{writer}-{i}"
-            body = {"user_id": user_id, "total_amount": f"{writer + 1}.{i % 100:02d}"}
-            try:
-                response = requests.post(
-                    f"{url}/orders",
-                    json=body,
-                    headers={"Idempotency-Key": key},
-                    timeout=10,
-                )
-            except requests.RequestException:
-                return  # the service is gone
-            if response.status_code == 201:
-                acknowledged[key] = response.json()["id"]
-            if stop.is_set():
-                return
+    def write(writer: int, i: int) -> None:
+        key = f"w{writer}-{i}"
+        body = {"user_id": user_id, "total_amount": f"{writer + 1}.{i % 100:02d}"}
+        response = requests.post(
+            f"{url}/orders", json=body, headers={"Idempotency-Key": key}, timeout=10
+        )
+        if response.status_code == 201:
+            acknowledged[key] = response.json()["id"]
 
-    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
-    for thread in writers:
-        thread.start()
-    try:
-        wait_until(
-            lambda: len(acknowledged) >= 40, timeout=30, what="40 acknowledged orders"
-        )
-        service.signal(
-            signal.SIGKILL
-        )  # writers are mid-request: the kill lands inside writes
-    finally:
-        stop.set()
-        for thread in writers:
-            thread.join(timeout=30)
-        stop_now(service)
-
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        orders = dict(
-            connection.execute(text("SELECT id, total_amount FROM orders")).all()
-        )
-        keys = dict(
-            connection.execute(text("SELECT key, order_id FROM idempotency_keys")).all()
-        )
-        if engine.dialect.name == "sqlite":
-            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-    engine.dispose()
+    sigkill_during_writes(service, write, acknowledged, at_least=40)
+    orders, keys = map(
+        dict,
+        rows_after_crash(
+            database_url,
+            "SELECT id, total_amount FROM orders",
+            "SELECT key, order_id FROM idempotency_keys",
+        ),
+    )
     assert acknowledged.items() <= keys.items()
     assert sorted(keys.values()) == sorted(
         orders

@@ -1,24 +1,24 @@
 """Support for the user-service and order-service tests: a fresh database of either kind,
-gunicorn processes of a service, and a test client that checks every response against the
-service's OpenAPI document."""
+gunicorn processes of a service, and checks every service answers alike (JSON errors, health,
+no side effects on import, 503 without a database)."""
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-import schemathesis
 from flask import Flask
-from flask.testing import FlaskClient
-from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import ManagedProcess, free_port
+from discovery.web import gunicorn_argv
+from tests.support.processes import REPO, ManagedProcess, free_port
 
 POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "")
 DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -76,16 +76,7 @@ def start_instances(
     started = []
     for _ in range(count):
         port = free_port()
-        argv = [
-            *(
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                f"python:{package}.gunicorn_conf",
-            ),
-            *("--bind", f"127.0.0.1:{port}", f"{package}.wsgi:app"),
-        ]
+        argv = [*gunicorn_argv(package), "--bind", f"127.0.0.1:{port}"]
         service_env = {
             # Nothing listens there: these instances must not join any Consul that may be
             # running on this machine; registration fails and the service serves regardless.
@@ -120,42 +111,41 @@ def stop_now(*processes: ManagedProcess) -> None:
             process.wait(timeout=5)
 
 
-class ConformingClient(FlaskClient):
-    """Every response to a documented operation is validated against the app's OpenAPI
-    document, so each endpoint test also checks the document against real responses."""
-
-    schema = None
-
-    def open(self, *args, **kwargs):
-        response = super().open(*args, **kwargs)
-        request = response.request
-        operation = self.schema.find_operation_by_path(request.method, request.path)
-        if operation is not None:
-            operation.validate_response(response)
-        return response
+def json_error(response, status: int, served_by: str) -> dict:
+    """The error object of `response`, which must be a JSON error with `status` from `served_by`."""
+    assert response.status_code == status, (response.status_code, response.data)
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Served-By"] == served_by
+    return response.json["error"]
 
 
-def conforming_client(app: Flask, document: dict) -> FlaskClient:
-    app.test_client_class = type(
-        "Client",
-        (ConformingClient,),
-        {"schema": schemathesis.openapi.from_dict(document)},
+def check_health_is_200_and_byte_stable(client, body: bytes, served_by: str) -> None:
+    first, second = client.get("/health"), client.get("/health")
+    assert (first.status_code, first.data, first.mimetype) == (
+        200,
+        body,
+        "application/json",
     )
-    return app.test_client()
+    assert second.data == first.data
+    assert first.headers["X-Served-By"] == served_by
 
 
-# Property-based fuzzing from a service's OpenAPI document: the same examples on every run.
-FUZZ_SETTINGS = settings(
-    max_examples=30,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+def files_left_by_importing(modules: Iterable[str], directory: Path) -> list[Path]:
+    """Import `modules` in a fresh interpreter working in `directory`; what it left there."""
+    subprocess.run(
+        [sys.executable, "-c", f"import {', '.join(modules)}"],
+        cwd=directory,
+        check=True,
+        env={"PYTHONPATH": str(REPO)},
+    )
+    return list(directory.iterdir())
 
 
-def check_fuzzed_case(case, process: ManagedProcess, base_url: str) -> None:
-    """Send `case`, validate the answer against the document (no 500, documented status, body,
-    headers and content type), and fail if the service logged an unhandled exception."""
-    case.call_and_validate(base_url=base_url)
-    assert "Traceback" not in process.output(), process.output()[-3000:]
+def app_without_its_database(directory: Path, build: Callable[[str], Flask]) -> Flask:
+    """An app `build` made on a SQLite file whose folder is then removed, so that no new
+    connection can open it: the database is gone."""
+    (directory / "data").mkdir()
+    app = build(f"sqlite:///{directory}/data/service.db")
+    dispose(app, app.extensions["sqlalchemy"])
+    shutil.rmtree(directory / "data")
+    return app

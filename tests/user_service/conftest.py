@@ -2,12 +2,8 @@
 
 import pytest
 
-from tests.support.services import (
-    DATABASE_KINDS,
-    conforming_client,
-    dispose,
-    fresh_database,
-)
+from tests.support.openapi import conforming_client
+from tests.support.services import DATABASE_KINDS, dispose, fresh_database
 from user_service import create_app
 from user_service.models import db
 from user_service.openapi import DOCUMENT

@@ -1,11 +1,11 @@
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.processes import REPO
-from tests.support.services import dispose
+from tests.support.services import (
+    app_without_its_database,
+    check_health_is_200_and_byte_stable,
+    dispose,
+    files_left_by_importing,
+)
 from tests.user_service.conftest import INSTANCE_ID
 from user_service import create_app
 from user_service.models import db
@@ -15,25 +15,15 @@ HEALTHY = b'{"checks":{"database":"ok"},"service":"user-service","status":"ok"}'
 
 
 def test_importing_has_no_side_effects(tmp_path):
-    modules = "user_service, user_service.app, user_service.users, user_service.openapi, user_service.gunicorn_conf"
-    subprocess.run(
-        [sys.executable, "-c", f"import {modules}"],
-        cwd=tmp_path,
-        check=True,
-        env={"PYTHONPATH": str(REPO)},
-    )
-    assert list(tmp_path.iterdir()) == []  # no var/, no database file
+    modules = [
+        f"user_service{name}"
+        for name in ("", ".app", ".users", ".openapi", ".gunicorn_conf")
+    ]
+    assert files_left_by_importing(modules, tmp_path) == []  # no var/, no database file
 
 
 def test_health_is_200_and_byte_stable(client):
-    first, second = client.get("/health"), client.get("/health")
-    assert (first.status_code, first.data, first.mimetype) == (
-        200,
-        HEALTHY,
-        "application/json",
-    )
-    assert second.data == first.data
-    assert first.headers["X-Served-By"] == INSTANCE_ID
+    check_health_is_200_and_byte_stable(client, HEALTHY, INSTANCE_ID)
 
 
 def test_tables_are_created_once_and_data_survives_a_restart(database_url):
@@ -52,14 +42,10 @@ def test_tables_are_created_once_and_data_survives_a_restart(database_url):
 
 
 def test_database_gone_is_503_for_health_and_requests(tmp_path):
-    (tmp_path / "data").mkdir()
-    app = create_app(
-        Settings(
-            database_url=f"sqlite:///{tmp_path}/data/u.db", instance_id=INSTANCE_ID
-        )
+    app = app_without_its_database(
+        tmp_path,
+        lambda url: create_app(Settings(database_url=url, instance_id=INSTANCE_ID)),
     )
-    dispose(app, db)
-    shutil.rmtree(tmp_path / "data")  # new connections cannot open the file any more
     client = app.test_client()
     health = client.get("/health")
     assert (health.status_code, health.json["status"], health.json["checks"]) == (

@@ -1,14 +1,11 @@
 import json
-import signal
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
-from tests.support.processes import wait_until
-from tests.support.services import start_instances, start_service, stop_now
+from tests.support.services import json_error, start_instances, start_service, stop_now
+from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
 from tests.user_service.conftest import INSTANCE_ID
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
@@ -20,11 +17,7 @@ def create(client, name="Ada Lovelace", email="ada@example.com"):
     return response.json
 
 
-def error_of(response, status):
-    assert response.status_code == status, (response.status_code, response.data)
-    assert response.mimetype == "application/json"
-    assert response.headers["X-Served-By"] == INSTANCE_ID
-    return response.json["error"]
+error_of = partial(json_error, served_by=INSTANCE_ID)
 
 
 def test_create_returns_201_location_and_the_normalized_user(client):
@@ -225,20 +218,17 @@ def test_50_concurrent_creates_with_one_email_store_one_user(database_url):
     """Two instances of two workers each, sharing the database: the unique index decides."""
     (first, url_a), (second, url_b) = start_instances("user_service", database_url, 2)
     try:
-        barrier = threading.Barrier(50)
 
         def post(i: int) -> int:
             body = {
                 "name": f"racer {i}",
                 "email": "Race@Example.com" if i % 2 else "race@example.COM",
             }
-            barrier.wait(timeout=30)
             return requests.post(
                 f"{url_a if i % 2 else url_b}/users", json=body, timeout=60
             ).status_code
 
-        with ThreadPoolExecutor(max_workers=50) as pool:
-            statuses = sorted(pool.map(post, range(50)))
+        statuses = sorted(all_at_once(post, 50))
         assert statuses == [201] + [409] * 49
         assert requests.get(f"{url_a}/users", timeout=10).json()["total"] == 1
     finally:
@@ -252,47 +242,19 @@ def test_sigkill_mid_write_loses_no_acknowledged_user_and_leaves_no_partial_row(
 ):
     service, url = start_service("user_service", database_url, workers=2, threads=4)
     acknowledged: dict[str, str] = {}  # email -> name, for each 201 received
-    stop = threading.Event()
 
-    def write(writer: int) -> None:
-        for i in range(10_000):
-            email, name = f"w{writer}-{i}@kill.test", f"writer {writer} item {i}"
-            try:
-                response = requests.post(
-                    f"{url}/users", json={"name": name, "email": email}, timeout=10
-                )
-            except requests.RequestException:
-                return  # the service is gone
-            if response.status_code == 201:
-                acknowledged[email] = name
-            if stop.is_set():
-                return
-
-    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
-    for thread in writers:
-        thread.start()
-    try:
-        wait_until(
-            lambda: len(acknowledged) >= 60, timeout=30, what="60 acknowledged writes"
+    def write(writer: int, i: int) -> None:
+        email, name = f"w{writer}-{i}@kill.test", f"writer {writer} item {i}"
+        response = requests.post(
+            f"{url}/users", json={"name": name, "email": email}, timeout=10
         )
-        service.signal(
-            signal.SIGKILL
-        )  # writers are mid-request: the kill lands inside writes
-        stop.set()
-    finally:
-        stop.set()
-        for thread in writers:
-            thread.join(timeout=30)
-        stop_now(service)
+        if response.status_code == 201:
+            acknowledged[email] = name
 
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT email, name, created_at, updated_at FROM users")
-        ).all()
-        if engine.dialect.name == "sqlite":
-            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-    engine.dispose()
+    sigkill_during_writes(service, write, acknowledged, at_least=60)
+    [rows] = rows_after_crash(
+        database_url, "SELECT email, name, created_at, updated_at FROM users"
+    )
     stored = {email: name for email, name, *_ in rows}
     assert acknowledged.items() <= stored.items()  # every acknowledged write survived
     for email, name, created_at, updated_at in rows:  # and every stored row is whole
