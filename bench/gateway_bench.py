@@ -13,8 +13,8 @@ direct and gateway alternating. Reported: medians, and each run's figures.
 - c=1: p50 latency; the figure is the p50 the gateway adds (target < 0.5 ms);
 - c=16: requests/s; the figure is gateway/direct (target >= 70%);
 - CPU per request of each process (gateway, upstream, load generator) at c=16, and the
-  ratio those costs allow when the CPUs are the limit: (upstream + wrk) direct over
-  (gateway + upstream + wrk) through the gateway.
+  throughput those costs allow on this machine: every process shares the CPUs, and each
+  gunicorn uses at most one CPU per worker (the GIL).
 
     python -m bench.gateway_bench [--seconds 5] [--repeats 3] [--workers 1] [--threads 16]
                                   [--upstream trivial --upstream user-service]
@@ -325,7 +325,17 @@ def median(values) -> float:
     return statistics.median(values)
 
 
-def report(name: str, runs: dict, tool: str) -> None:
+def ceiling(costs_us: dict[str, float], workers: int) -> float:
+    """Requests/s that CPU costs per request allow: every process shares the CPUs, and a
+    gunicorn (any process but wrk) uses at most one CPU per worker (the GIL)."""
+    total = sum(costs_us.values())
+    busiest = max(us for name, us in costs_us.items() if name != "wrk")
+    if not total or not busiest:
+        return 0.0
+    return min(os.cpu_count() / total, workers / busiest) * 1e6
+
+
+def report(name: str, runs: dict, tool: str, workers: int) -> None:
     direct_p50 = median(r.p50_ms for r in runs["direct", 1])
     gateway_p50 = median(r.p50_ms for r in runs["gateway", 1])
     direct_rps = median(r.rps for r in runs["direct", HIGH])
@@ -335,8 +345,6 @@ def report(name: str, runs: dict, tool: str) -> None:
     def cpu(path, process):
         return median(r.cpu_us.get(process, 0.0) for r in runs[path, HIGH])
 
-    direct_cost = cpu("direct", "upstream") + cpu("direct", "wrk")
-    via_cost = sum(cpu("gateway", p) for p in ("gateway", "upstream", "wrk"))
     print(f"\n[{name}] upstream")
     print(f"  c=1  p50 direct {direct_p50:.3f} ms, via gateway {gateway_p50:.3f} ms, "
           f"added {added:.3f} ms (target < {TARGET_ADDED_P50_MS} ms) "
@@ -348,9 +356,13 @@ def report(name: str, runs: dict, tool: str) -> None:
           f"{cpu('direct', 'upstream'):.0f}, {tool} {cpu('direct', 'wrk'):.0f}; "
           f"via gateway: gateway {cpu('gateway', 'gateway'):.0f}, upstream "
           f"{cpu('gateway', 'upstream'):.0f}, {tool} {cpu('gateway', 'wrk'):.0f}")  # fmt: skip
-    if direct_cost and via_cost:
-        print(f"  c={HIGH} ratio those CPU costs allow when the CPUs are the limit: "
-              f"{direct_cost / via_cost:.0%}")  # fmt: skip
+    direct_cap = ceiling({p: cpu("direct", p) for p in ("upstream", "wrk")}, workers)
+    via_cap = ceiling(
+        {p: cpu("gateway", p) for p in ("gateway", "upstream", "wrk")}, workers
+    )
+    if direct_cap and via_cap:
+        print(f"  c={HIGH} ceiling from these CPU costs: direct {direct_cap:.0f} req/s, "
+              f"via gateway {via_cap:.0f} req/s, ratio {via_cap / direct_cap:.0%}")  # fmt: skip
     for (path, c), measured in runs.items():
         figures = ", ".join(
             f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:.0f}/s" for r in measured
@@ -389,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.threads} threads; {os.cpu_count()} CPUs shared by all"
     )
     for name, runs in results.items():
-        report(name, runs, tool)
+        report(name, runs, tool, args.workers)
     return 0
 
 

@@ -20,6 +20,9 @@ _ESCAPE = re.compile(r"%(..)?", re.DOTALL)
 # Escapes that decode to a separator or a control character change what the path means.
 _FORBIDDEN_ESCAPES = {"2f", "5c", "7f"} | {f"{n:02x}" for n in range(0x20)}
 _SLASHES = re.compile(r"/{2,}")
+# Most paths: no escape, no dot, no backslash, no run of slashes -- nothing to check but
+# the query.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~-]+)+/?|/")
 
 
 class BadPath(ValueError):
@@ -39,6 +42,10 @@ def raw_target(environ) -> str:
 def clean_target(target: str) -> tuple[str, str]:
     """(path, query) of an origin-form target with the path made safe, or BadPath."""
     path, _, query = target.partition("?")
+    if _PLAIN_PATH.fullmatch(path):
+        if _BAD_QUERY_CHARS.search(query):
+            raise BadPath("query contains a forbidden character")
+        return path, query
     if not path.startswith("/"):
         raise BadPath("request target must be an absolute path")
     if _BAD_CHARS.search(path):
