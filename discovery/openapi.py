@@ -11,7 +11,7 @@ from discovery.web import DEFAULT_LIMIT, MAX_LIMIT
 __all__ = [
     "ID",
     "PAGE_PARAMETERS",
-    "TIMESTAMP",
+    "TIMESTAMPS",
     "error_responses",
     "json_request",
     "location_header",
@@ -36,6 +36,8 @@ ERROR_SHAPE_NOTE = 'Errors are always {"error": {"code", "message", "details"}}.
 # Ids are database INTEGERs: larger ones cannot exist.
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 TIMESTAMP = {"type": "string", "format": "date-time"}
+# The properties of a row with discovery.storage.Timestamps.
+TIMESTAMPS = {"created_at": TIMESTAMP, "updated_at": TIMESTAMP}
 PAGE_PARAMETERS = [
     {
         "name": "limit",

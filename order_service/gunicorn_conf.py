@@ -6,8 +6,6 @@ deregisters on exit (discovery.gunicorn_hooks).
 """
 
 from discovery.gunicorn_hooks import service_hooks
-from order_service.settings import DEFAULT_PORT, SERVICE_NAME
+from order_service.settings import Settings
 
-globals().update(
-    service_hooks(name=SERVICE_NAME, prefix="/orders", default_port=DEFAULT_PORT)
-)
+globals().update(service_hooks(Settings.service_name, "/orders", Settings.default_port))

@@ -3,7 +3,7 @@
 from discovery.openapi import (
     ID,
     PAGE_PARAMETERS,
-    TIMESTAMP,
+    TIMESTAMPS,
     error_responses,
     json_request,
     location_header,
@@ -31,8 +31,7 @@ ORDER = {
             "example": "12.50",
         },
         "status": STATUS,
-        "created_at": TIMESTAMP,
-        "updated_at": TIMESTAMP,
+        **TIMESTAMPS,
     },
 }
 AMOUNT = {

@@ -7,15 +7,13 @@ from typing import Any
 from discovery.env import env_float, env_str
 from discovery.service import ServiceSettings
 
-SERVICE_NAME = "order-service"
 USER_SERVICE = "user-service"
-DEFAULT_PORT = 8002
 
 
 @dataclass(frozen=True)
 class Settings(ServiceSettings):
-    service_name = SERVICE_NAME
-    default_port = DEFAULT_PORT
+    service_name = "order-service"
+    default_port = 8002
 
     # comma-separated base URLs; empty: find user-service in Consul
     user_service_url: str = ""

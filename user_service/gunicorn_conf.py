@@ -6,8 +6,6 @@ deregisters on exit (discovery.gunicorn_hooks).
 """
 
 from discovery.gunicorn_hooks import service_hooks
-from user_service.settings import DEFAULT_PORT, SERVICE_NAME
+from user_service.settings import Settings
 
-globals().update(
-    service_hooks(name=SERVICE_NAME, prefix="/users", default_port=DEFAULT_PORT)
-)
+globals().update(service_hooks(Settings.service_name, "/users", Settings.default_port))

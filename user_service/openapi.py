@@ -2,7 +2,7 @@
 
 from discovery.openapi import (
     PAGE_PARAMETERS,
-    TIMESTAMP,
+    TIMESTAMPS,
     error_responses,
     json_request,
     location_header,
@@ -34,8 +34,7 @@ USER = {
         "id": {"type": "integer", "minimum": 1},
         "name": {"type": "string"},
         "email": {"type": "string"},
-        "created_at": TIMESTAMP,
-        "updated_at": TIMESTAMP,
+        **TIMESTAMPS,
     },
 }
 USER_INPUT = {

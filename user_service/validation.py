@@ -46,22 +46,27 @@ def clean_user(payload: dict, partial: bool) -> dict:
 
 
 def name_problem(value: object) -> str | None:
-    if not isinstance(value, str):
-        return "must be a string"
-    if len(value) > NAME_MAX:
-        return f"must be at most {NAME_MAX} characters"
-    if not re.fullmatch(NAME_PATTERN, value) or has_surrogates(value):
-        return "must not be blank or contain control characters"
-    return None
+    return text_problem(
+        value, NAME_MAX, NAME_PATTERN, "must not be blank or contain control characters"
+    )
 
 
 def email_problem(value: object) -> str | None:
+    return text_problem(
+        value, EMAIL_MAX, EMAIL_PATTERN, "must be a valid email address"
+    )
+
+
+def text_problem(
+    value: object, max_length: int, pattern: str, mismatch: str
+) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
-    if len(value) > EMAIL_MAX:
-        return f"must be at most {EMAIL_MAX} characters"
-    if not re.fullmatch(EMAIL_PATTERN, value):
-        return "must be a valid email address"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters"
+    # The email pattern is ASCII-only, so the surrogate check only ever matters for names.
+    if not re.fullmatch(pattern, value) or has_surrogates(value):
+        return mismatch
     return None
 
 

@@ -2,26 +2,15 @@ from order_service import create_app
 from order_service.models import db
 from order_service.settings import Settings
 from tests.order_service.conftest import INSTANCE_ID
-from tests.support.services import (
-    app_without_its_database,
-    check_health_is_200_and_byte_stable,
-    dispose,
-    files_left_by_importing,
-)
+from tests.support import services
 
 HEALTHY = b'{"checks":{"database":"ok"},"service":"order-service","status":"ok"}'
 
 
 def test_importing_has_no_side_effects(tmp_path):
-    modules = [
-        f"order_service{name}"
-        for name in ("", ".app", ".orders", ".openapi", ".gunicorn_conf")
-    ]
-    assert files_left_by_importing(modules, tmp_path) == []
-
-
-def test_health_is_200_and_byte_stable(client):
-    check_health_is_200_and_byte_stable(client, HEALTHY, INSTANCE_ID)
+    modules = ("app", "orders", "openapi", "gunicorn_conf")
+    leftovers = services.files_left_by_importing("order_service", modules, tmp_path)
+    assert leftovers == []
 
 
 def test_creating_the_app_does_not_contact_user_service(tmp_path):
@@ -30,11 +19,15 @@ def test_creating_the_app_does_not_contact_user_service(tmp_path):
     try:
         assert "client" not in vars(app.extensions["user_directory"])
     finally:
-        dispose(app, db)
+        services.dispose(app, db)
+
+
+def test_health_is_200_and_byte_stable(client):
+    services.check_health_is_200_and_byte_stable(client, HEALTHY, INSTANCE_ID)
 
 
 def test_database_gone_is_503(tmp_path, user_service_url):
-    app = app_without_its_database(
+    app = services.app_without_its_database(
         tmp_path,
         lambda url: create_app(
             Settings(database_url=url, user_service_url=user_service_url)

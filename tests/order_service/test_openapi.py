@@ -4,30 +4,25 @@ import pytest
 import schemathesis
 
 from order_service.openapi import DOCUMENT
-from tests.support.openapi import (
-    FUZZ_SETTINGS,
-    check_document_is_served,
-    check_every_route_is_documented,
-    check_fuzzed_case,
-    served_for_fuzzing,
-)
+from tests.support import openapi
 from tests.support.services import DATABASE_KINDS
-
-
-def test_document_is_served_and_loads(client):
-    check_document_is_served(client, DOCUMENT, operations=7)
-
-
-def test_every_route_is_documented(app):
-    check_every_route_is_documented(app, DOCUMENT)
 
 
 @pytest.fixture(scope="module", params=DATABASE_KINDS)
 def served(request, tmp_path_factory, user_service_url):
     """order-service under gunicorn, asking the real user-service, fuzzed over real HTTP."""
     env = {"USER_SERVICE_URL": user_service_url}
-    with served_for_fuzzing(request, tmp_path_factory, "order_service", env) as served:
-        yield served
+    yield from openapi.serve_for_fuzzing(
+        request, tmp_path_factory, "order_service", env
+    )
+
+
+def test_document_is_served_and_loads(client):
+    openapi.check_document_is_served(client, DOCUMENT, operations=7)
+
+
+def test_every_route_is_documented(app):
+    openapi.check_every_route_is_documented(app, DOCUMENT)
 
 
 # Random user ids rarely exist, so schema-valid orders are mostly refused with 422 (unknown
@@ -48,6 +43,6 @@ fuzzed = schemathesis.openapi.from_dict(
 
 @pytest.mark.integration
 @fuzzed.parametrize()
-@FUZZ_SETTINGS
+@openapi.FUZZ_SETTINGS
 def test_fuzzed_requests_get_documented_answers_and_no_500(case, served):
-    check_fuzzed_case(case, *served)
+    openapi.check_fuzzed_case(case, *served)

@@ -2,8 +2,6 @@
 response, the document's coverage of the app's routes, and property-based fuzzing of a real
 gunicorn instance (schemathesis)."""
 
-import contextlib
-
 import pytest
 import schemathesis
 from flask import Flask
@@ -70,15 +68,14 @@ FUZZ_SETTINGS = settings(
 )
 
 
-@contextlib.contextmanager
-def served_for_fuzzing(
+def serve_for_fuzzing(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     package: str,
     env: dict | None = None,
 ):
-    """(process, base URL) of `package` under gunicorn on a fresh database of the kind
-    `request.param` names, for a module-scoped fixture parametrized by DATABASE_KINDS."""
+    """The body of a module-scoped fixture parametrized by DATABASE_KINDS (`yield from` it):
+    (process, base URL) of `package` under gunicorn on a fresh database of that kind."""
     directory = tmp_path_factory.mktemp("fuzz")
     with fresh_database(request.param, directory, package) as url:
         process, base_url = start_service(package, url, workers=1, threads=4, env=env)

@@ -130,8 +130,12 @@ def check_health_is_200_and_byte_stable(client, body: bytes, served_by: str) -> 
     assert first.headers["X-Served-By"] == served_by
 
 
-def files_left_by_importing(modules: Iterable[str], directory: Path) -> list[Path]:
-    """Import `modules` in a fresh interpreter working in `directory`; what it left there."""
+def files_left_by_importing(
+    package: str, submodules: Iterable[str], directory: Path
+) -> list[Path]:
+    """Import `package` and its `submodules` in a fresh interpreter working in `directory`;
+    what that left there."""
+    modules = [package, *(f"{package}.{name}" for name in submodules)]
     subprocess.run(
         [sys.executable, "-c", f"import {', '.join(modules)}"],
         cwd=directory,

@@ -1,11 +1,6 @@
 import pytest
 
-from tests.support.services import (
-    app_without_its_database,
-    check_health_is_200_and_byte_stable,
-    dispose,
-    files_left_by_importing,
-)
+from tests.support import services
 from tests.user_service.conftest import INSTANCE_ID
 from user_service import create_app
 from user_service.models import db
@@ -15,15 +10,13 @@ HEALTHY = b'{"checks":{"database":"ok"},"service":"user-service","status":"ok"}'
 
 
 def test_importing_has_no_side_effects(tmp_path):
-    modules = [
-        f"user_service{name}"
-        for name in ("", ".app", ".users", ".openapi", ".gunicorn_conf")
-    ]
-    assert files_left_by_importing(modules, tmp_path) == []  # no var/, no database file
+    modules = ("app", "users", "openapi", "gunicorn_conf")
+    leftovers = services.files_left_by_importing("user_service", modules, tmp_path)
+    assert leftovers == []  # no var/, no database file
 
 
 def test_health_is_200_and_byte_stable(client):
-    check_health_is_200_and_byte_stable(client, HEALTHY, INSTANCE_ID)
+    services.check_health_is_200_and_byte_stable(client, HEALTHY, INSTANCE_ID)
 
 
 def test_tables_are_created_once_and_data_survives_a_restart(database_url):
@@ -31,18 +24,18 @@ def test_tables_are_created_once_and_data_survives_a_restart(database_url):
     user = (
         first.test_client().post("/users", json={"name": "A", "email": "a@b.co"}).json
     )
-    dispose(first, db)
+    services.dispose(first, db)
     second = create_app(
         Settings(database_url=database_url)
     )  # tables exist: no error, no loss
     try:
         assert second.test_client().get(f"/users/{user['id']}").json == user
     finally:
-        dispose(second, db)
+        services.dispose(second, db)
 
 
 def test_database_gone_is_503_for_health_and_requests(tmp_path):
-    app = app_without_its_database(
+    app = services.app_without_its_database(
         tmp_path,
         lambda url: create_app(Settings(database_url=url, instance_id=INSTANCE_ID)),
     )
@@ -76,7 +69,7 @@ def test_instance_id_defaults_to_service_address_and_port(tmp_path):
             == "user-service-10.9.8.7-8123"
         )
     finally:
-        dispose(app, db)
+        services.dispose(app, db)
 
 
 @pytest.mark.parametrize("path", ["/static/x.css", "/users/1/extra", "/"])

@@ -3,30 +3,23 @@
 import pytest
 import schemathesis
 
-from tests.support.openapi import (
-    FUZZ_SETTINGS,
-    check_document_is_served,
-    check_every_route_is_documented,
-    check_fuzzed_case,
-    served_for_fuzzing,
-)
+from tests.support import openapi
 from tests.support.services import DATABASE_KINDS
 from user_service.openapi import DOCUMENT
-
-
-def test_document_is_served_and_loads(client):
-    check_document_is_served(client, DOCUMENT, operations=8)
-
-
-def test_every_route_is_documented(app):
-    check_every_route_is_documented(app, DOCUMENT)
 
 
 @pytest.fixture(scope="module", params=DATABASE_KINDS)
 def served(request, tmp_path_factory):
     """user-service under gunicorn, fuzzed over real HTTP."""
-    with served_for_fuzzing(request, tmp_path_factory, "user_service") as served:
-        yield served
+    yield from openapi.serve_for_fuzzing(request, tmp_path_factory, "user_service")
+
+
+def test_document_is_served_and_loads(client):
+    openapi.check_document_is_served(client, DOCUMENT, operations=8)
+
+
+def test_every_route_is_documented(app):
+    openapi.check_every_route_is_documented(app, DOCUMENT)
 
 
 fuzzed = schemathesis.openapi.from_dict(DOCUMENT)
@@ -34,6 +27,6 @@ fuzzed = schemathesis.openapi.from_dict(DOCUMENT)
 
 @pytest.mark.integration
 @fuzzed.parametrize()
-@FUZZ_SETTINGS
+@openapi.FUZZ_SETTINGS
 def test_fuzzed_requests_get_documented_answers_and_no_500(case, served):
-    check_fuzzed_case(case, *served)
+    openapi.check_fuzzed_case(case, *served)
