@@ -143,28 +143,34 @@ class ServiceDefinition:
     checks: list[CheckDefinition] = field(default_factory=list)
 
 
-def parse_service(obj) -> ServiceDefinition:
-    f = Fields(obj, "ServiceDefinition")
-    name = f.str("Name")
+def service_fields(f: Fields, default_weight: int = 1) -> dict:
+    """The NodeService fields agent and catalog registrations share, as keyword
+    arguments of ServiceDefinition and store.Service."""
     weights = Fields(f.raw("Weights"), "Weights")
-    # Consul keeps its {1, 1} default only when Weights is absent altogether.
-    default_weight = 0 if f.has("Weights") else 1
-    definition = ServiceDefinition(
-        id=f.str("ID") or name,
-        name=name,
-        tags=f.str_list("Tags"),
-        address=f.str("Address"),
-        port=f.int("Port"),
-        meta=f.str_map("Meta"),
-        weights={
+    return {
+        "tags": f.str_list("Tags"),
+        "address": f.str("Address"),
+        "port": f.int("Port"),
+        "meta": f.str_map("Meta"),
+        "weights": {
             "Passing": weights.int("Passing", default_weight),
             "Warning": weights.int("Warning", default_weight),
         },
-        enable_tag_override=f.bool("EnableTagOverride"),
-        tagged_addresses=_tagged_addresses(f),
-        kind=f.str("Kind"),
-        proxy=f.obj("Proxy"),
-        connect=f.obj("Connect"),
+        "enable_tag_override": f.bool("EnableTagOverride"),
+        "tagged_addresses": _tagged_addresses(f),
+        "kind": f.str("Kind"),
+        "proxy": f.obj("Proxy"),
+        "connect": f.obj("Connect"),
+    }
+
+
+def parse_service(obj) -> ServiceDefinition:
+    f = Fields(obj, "ServiceDefinition")
+    name = f.str("Name")
+    # Consul keeps its {1, 1} default only when Weights is absent altogether.
+    default_weight = 0 if f.has("Weights") else 1
+    definition = ServiceDefinition(
+        id=f.str("ID") or name, name=name, **service_fields(f, default_weight)
     )
     checks = [f.raw("Check")] if f.has("Check") else []
     if f.has("Checks"):

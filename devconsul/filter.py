@@ -194,24 +194,29 @@ class _Parser:
     def input(self):
         # Input <- _? "(" _? OrExpression _? ")" _? EOF / _? OrExpression _? EOF
         start = self.pos
-        self.ws()
-        if self.lit("("):
+        for body in (lambda: self._group()[0], self.or_expression):
+            self.pos = start
             self.ws()
-            tree = self.or_expression()
+            tree = body()
             if tree is not _FAIL:
                 self.ws()
-                if self.lit(")"):
-                    self.ws()
-                    if self.eof():
-                        return tree
-        self.pos = start
+                if self.eof():
+                    return tree
+        return self.restore(start)
+
+    def _group(self) -> tuple[Any, int | None]:
+        """ "(" _? OrExpression _? ")" : (tree, None), or (_FAIL, where a ")" was
+        missing after a complete expression, else None)."""
+        if not self.lit("("):
+            return _FAIL, None
         self.ws()
         tree = self.or_expression()
-        if tree is not _FAIL:
-            self.ws()
-            if self.eof():
-                return tree
-        return self.restore(start)
+        if tree is _FAIL:
+            return _FAIL, None
+        self.ws()
+        if self.lit(")"):
+            return tree, None
+        return _FAIL, self.pos
 
     def _chain(self, word: str, operand: Callable[[], Any]):
         # X <- left:Operand _ "word" _ right:X / Operand, read as a loop so long
@@ -249,15 +254,9 @@ class _Parser:
         # "(" _? OrExpression _? ")" / MatchExpression
         #   / "(" _? OrExpression _? !")" &{Unmatched parentheses}
         start = self.pos
-        unmatched_at = None
-        if self.lit("("):
-            self.ws()
-            tree = self.or_expression()
-            if tree is not _FAIL:
-                self.ws()
-                if self.lit(")"):
-                    return tree
-                unmatched_at = self.pos
+        tree, unmatched_at = self._group()
+        if tree is not _FAIL:
+            return tree
         self.pos = start
         tree = self.match_expression()
         if tree is _FAIL and unmatched_at is not None:
@@ -278,21 +277,22 @@ class _Parser:
         return _FAIL
 
     def _selector_op_value(self):
-        selector = self.selector()
-        if selector is _FAIL:
-            return _FAIL
-        operator = self.operator(_BINARY_OPERATORS)
-        if operator is None:
-            return _FAIL
-        value = self.value()
-        return _FAIL if value is _FAIL else Match(selector, operator, value)
+        # Selector Operator Value
+        return self._selector_match(_BINARY_OPERATORS, self.value)
 
     def _selector_op(self):
+        # Selector ("is empty" / "is not empty")
+        return self._selector_match(_EMPTY_OPERATORS, lambda: None)
+
+    def _selector_match(self, operators, operand: Callable[[], Any]):
         selector = self.selector()
         if selector is _FAIL:
             return _FAIL
-        operator = self.operator(_EMPTY_OPERATORS)
-        return _FAIL if operator is None else Match(selector, operator, None)
+        operator = self.operator(operators)
+        if operator is None:
+            return _FAIL
+        value = operand()
+        return _FAIL if value is _FAIL else Match(selector, operator, value)
 
     def _value_op_selector(self):
         # Value (in / not in) Selector / Value (in / not in) !Selector &{Invalid selector}

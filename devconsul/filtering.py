@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 
 from devconsul.errors import HTTPError
 from devconsul.filter import FilterError, compile_filter
-from devconsul.messages import Request
+from devconsul.messages import Request, Response
+from devconsul.queries import blocking_read
 
 Predicate = Callable[[dict], bool]
 
@@ -32,3 +33,19 @@ def request_filter(
 
 def apply_filter(predicate: Predicate | None, items: Iterable[dict]) -> list[dict]:
     return [i for i in items if predicate is None or predicate(i)]
+
+
+def filtered_read(
+    app,
+    req: Request,
+    selectors: Iterable[str],
+    index_fn: Callable[[], int],
+    rows: Callable[[], list[dict]],
+) -> Response:
+    """A blocking read of the records `rows()` builds, narrowed by ?filter=.
+
+    The expression is compiled (and its selectors checked) before blocking, so
+    a bad filter fails at once, as in Consul.
+    """
+    predicate = request_filter(req, selectors)
+    return blocking_read(app, req, index_fn, lambda: apply_filter(predicate, rows()))

@@ -10,21 +10,32 @@ def _sorted(mapping: dict) -> dict:
     return dict(sorted(mapping.items()))
 
 
+def _service_head(service: Service) -> dict:
+    """Kind (only when set), ID, Service, Tags: how both service shapes start."""
+    head = {"Kind": service.kind} if service.kind else {}
+    head.update(ID=service.id, Service=service.name, Tags=list(service.tags))
+    return head
+
+
+def _tagged(service: Service, key: str = "TaggedAddresses") -> dict:
+    """The service's tagged addresses under `key`; nothing when it has none."""
+    if not service.tagged_addresses:
+        return {}
+    return {key: _sorted(service.tagged_addresses)}
+
+
+def _proxy(service: Service) -> dict:
+    return service.proxy or {"MeshGateway": {}, "Expose": {}}
+
+
 def agent_service(service: Service, datacenter: str) -> dict:
-    data = {}
-    if service.kind:
-        data["Kind"] = service.kind
+    """api.AgentService, in its field order."""
+    data = _service_head(service)
     data.update(
-        ID=service.id,
-        Service=service.name,
-        Tags=list(service.tags),
         Meta=_sorted(service.meta),
         Port=service.port,
         Address=service.address,
-    )
-    if service.tagged_addresses:
-        data["TaggedAddresses"] = _sorted(service.tagged_addresses)
-    data.update(
+        **_tagged(service),
         Weights=dict(service.weights),
         EnableTagOverride=service.enable_tag_override,
     )
@@ -37,23 +48,16 @@ def agent_service(service: Service, datacenter: str) -> dict:
 
 
 def node_service(service: Service) -> dict:
-    data = {}
-    if service.kind:
-        data["Kind"] = service.kind
+    """structs.NodeService, in its field order."""
+    data = _service_head(service)
     data.update(
-        ID=service.id,
-        Service=service.name,
-        Tags=list(service.tags),
         Address=service.address,
-    )
-    if service.tagged_addresses:
-        data["TaggedAddresses"] = _sorted(service.tagged_addresses)
-    data.update(
+        **_tagged(service),
         Meta=_sorted(service.meta),
         Port=service.port,
         Weights=dict(service.weights),
         EnableTagOverride=service.enable_tag_override,
-        Proxy=service.proxy or {"MeshGateway": {}, "Expose": {}},
+        Proxy=_proxy(service),
         Connect=service.connect or {},
         CreateIndex=service.create_index,
         ModifyIndex=service.modify_index,
@@ -61,13 +65,20 @@ def node_service(service: Service) -> dict:
     return data
 
 
-def node(n: Node) -> dict:
+def node_head(n: Node) -> dict:
+    """The fields every node shape starts with (Node, ServiceNode, NodeInfo)."""
     return {
         "ID": n.id,
         "Node": n.name,
         "Address": n.address,
         "Datacenter": n.datacenter,
         "TaggedAddresses": _sorted(n.tagged_addresses),
+    }
+
+
+def node(n: Node) -> dict:
+    return {
+        **node_head(n),
         "Meta": _sorted(n.meta),
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
@@ -75,32 +86,24 @@ def node(n: Node) -> dict:
 
 
 def service_node(n: Node, service: Service) -> dict:
-    data = {
-        "ID": n.id,
-        "Node": n.name,
-        "Address": n.address,
-        "Datacenter": n.datacenter,
-        "TaggedAddresses": _sorted(n.tagged_addresses),
+    return {
+        **node_head(n),
         "NodeMeta": _sorted(n.meta),
         "ServiceKind": service.kind,
         "ServiceID": service.id,
         "ServiceName": service.name,
         "ServiceTags": list(service.tags),
         "ServiceAddress": service.address,
+        **_tagged(service, "ServiceTaggedAddresses"),
+        "ServiceWeights": dict(service.weights),
+        "ServiceMeta": _sorted(service.meta),
+        "ServicePort": service.port,
+        "ServiceEnableTagOverride": service.enable_tag_override,
+        "ServiceProxy": _proxy(service),
+        "ServiceConnect": service.connect or {},
+        "CreateIndex": service.create_index,
+        "ModifyIndex": service.modify_index,
     }
-    if service.tagged_addresses:
-        data["ServiceTaggedAddresses"] = _sorted(service.tagged_addresses)
-    data.update(
-        ServiceWeights=dict(service.weights),
-        ServiceMeta=_sorted(service.meta),
-        ServicePort=service.port,
-        ServiceEnableTagOverride=service.enable_tag_override,
-        ServiceProxy=service.proxy or {"MeshGateway": {}, "Expose": {}},
-        ServiceConnect=service.connect or {},
-        CreateIndex=service.create_index,
-        ModifyIndex=service.modify_index,
-    )
-    return data
 
 
 def health_check(check: Check, store: Store, indexes: bool = True) -> dict:

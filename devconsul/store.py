@@ -138,6 +138,13 @@ class Store:
         self._touched_names.update(names)
         return self._txn_index
 
+    def _stamp_record(self, record, old, tables: Iterable[str], names=()) -> None:
+        """Stamp a record being written over `old` (or created, when None) with
+        this transaction's index, keeping the create index of the record it replaces."""
+        index = self._stamp(tables, names)
+        record.create_index = old.create_index if old else index
+        record.modify_index = index
+
     def _commit(self) -> None:
         if self._txn_index is None:
             return
@@ -167,9 +174,7 @@ class Store:
             old = self.nodes.get(node.name)
             if unchanged(old, node):
                 return
-            index = self._stamp([NODES], self._names_on_node(node.name))
-            node.create_index = old.create_index if old else index
-            node.modify_index = index
+            self._stamp_record(node, old, [NODES], self._names_on_node(node.name))
             self.nodes[node.name] = node
 
     def delete_node(self, name: str) -> None:
@@ -195,9 +200,7 @@ class Store:
             if unchanged(old, service):
                 return
             names = {service.name} | ({old.name} if old else set())
-            index = self._stamp([SERVICES], names)
-            service.create_index = old.create_index if old else index
-            service.modify_index = index
+            self._stamp_record(service, old, [SERVICES], names)
             self.services[key] = service
             for check in self.checks.values():
                 if (check.node, check.service_id) == key:
@@ -237,9 +240,7 @@ class Store:
             names = self._check_names(check)
             if old:
                 names |= self._check_names(old)
-            index = self._stamp([CHECKS], names)
-            check.create_index = old.create_index if old else index
-            check.modify_index = index
+            self._stamp_record(check, old, [CHECKS], names)
             if check.status == "critical" and check.critical_since is None:
                 check.critical_since = time.monotonic()
             self.checks[key] = check
@@ -278,9 +279,7 @@ class Store:
             old = self.kv.get(entry.key)
             if cas is not None and (old.modify_index if old else 0) != cas:
                 return False
-            index = self._stamp([KV])
-            entry.create_index = old.create_index if old else index
-            entry.modify_index = index
+            self._stamp_record(entry, old, [KV])
             if old:
                 entry.lock_index, entry.session = old.lock_index, old.session
             self.kv[entry.key] = entry

@@ -4,10 +4,10 @@ import uuid
 
 from devconsul import render
 from devconsul.decode import Fields
-from devconsul.definitions import parse_check
+from devconsul.definitions import parse_check, service_fields
 from devconsul.errors import HTTPError
 from devconsul.filter import NODE_SELECTORS, SERVICE_NODE_SELECTORS
-from devconsul.filtering import apply_filter, request_filter
+from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter
 from devconsul.routing import GET, PUT, Route
@@ -64,31 +64,29 @@ def services(app, req: Request) -> Response:
 
 
 def service(app, req: Request) -> Response:
-    predicate = request_filter(req, SERVICE_NODE_SELECTORS)
     name = req.arg
-
-    def build():
-        rows = [render.service_node(n, s) for n, s in instances(app, req, name)]
-        return apply_filter(predicate, rows)
-
-    return blocking_read(
-        app, req, lambda: app.store.service_name_index.get(name, 0), build
+    return filtered_read(
+        app,
+        req,
+        SERVICE_NODE_SELECTORS,
+        lambda: app.store.service_name_index.get(name, 0),
+        lambda: [render.service_node(n, s) for n, s in instances(app, req, name)],
     )
 
 
 def nodes(app, req: Request) -> Response:
-    predicate = request_filter(req, NODE_SELECTORS)
     store = app.store
-
-    def build():
-        rows = [
+    return filtered_read(
+        app,
+        req,
+        NODE_SELECTORS,
+        lambda: store.table_index[NODES],
+        lambda: [
             render.node(n)
             for _, n in sorted(store.nodes.items())
             if node_meta_matches(req, n)
-        ]
-        return apply_filter(predicate, rows)
-
-    return blocking_read(app, req, lambda: store.table_index[NODES], build)
+        ],
+    )
 
 
 def node(app, req: Request) -> Response:
@@ -154,7 +152,6 @@ def _catalog_service(node_name: str, raw) -> Service | None:
     if raw is None:
         return None
     f = Fields(raw, "NodeService")
-    weights = Fields(f.raw("Weights"), "Weights")
     name = f.str("Service")
     if not name:
         raise HTTPError(400, "Must provide service name")
@@ -162,16 +159,8 @@ def _catalog_service(node_name: str, raw) -> Service | None:
         node=node_name,
         id=f.str("ID") or name,
         name=name,
-        tags=f.str_list("Tags"),
-        address=f.str("Address"),
-        port=f.int("Port"),
-        meta=f.str_map("Meta"),
-        weights={
-            "Passing": weights.int("Passing", 1),
-            "Warning": weights.int("Warning", 1),
-        },
-        enable_tag_override=f.bool("EnableTagOverride"),
         local=False,
+        **service_fields(f),
     )
 
 

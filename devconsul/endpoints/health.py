@@ -1,17 +1,17 @@
 """/v1/health/*: instances with their checks, checks by service, state and node."""
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from devconsul import render
 from devconsul.decode import parse_bool
 from devconsul.endpoints.catalog import instances
 from devconsul.errors import HTTPError
 from devconsul.filter import HEALTH_CHECK_SELECTORS, SERVICE_ENTRY_SELECTORS
-from devconsul.filtering import apply_filter, request_filter
+from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
-from devconsul.queries import blocking_read
 from devconsul.routing import GET, Route
-from devconsul.store import CHECKS
+from devconsul.store import CHECKS, Check
 
 STATES = ("passing", "warning", "critical")
 
@@ -57,69 +57,63 @@ def service_entries(app, req: Request, name: str) -> list[dict]:
 
 def service(app, req: Request) -> Response:
     passing = _passing_only(req)
-    predicate = request_filter(req, SERVICE_ENTRY_SELECTORS)
     name = req.arg
 
-    def build():
-        rows = service_entries(app, req, name)
-        if passing:
-            # Every check, node checks included, must pass: warning is not passing.
-            rows = [
-                r for r in rows if all(c["Status"] == "passing" for c in r["Checks"])
-            ]
-        return apply_filter(predicate, rows)
+    def rows():
+        entries = service_entries(app, req, name)
+        if not passing:
+            return entries
+        # Every check, node checks included, must pass: warning is not passing.
+        return [
+            e for e in entries if all(c["Status"] == "passing" for c in e["Checks"])
+        ]
 
-    return blocking_read(
-        app, req, lambda: app.store.service_name_index.get(name, 0), build
+    return filtered_read(
+        app,
+        req,
+        SERVICE_ENTRY_SELECTORS,
+        lambda: app.store.service_name_index.get(name, 0),
+        rows,
     )
 
 
-def service_checks(app, req: Request) -> Response:
-    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
+def _checks_read(
+    app, req: Request, keep: Callable[[Check], bool], index_fn: Callable[[], int]
+) -> Response:
+    """The checks `keep` selects, as HealthCheck JSON in (node, ID) order."""
     store = app.store
 
-    def build():
-        rows = [
+    def rows():
+        return [
             render.health_check(c, store)
             for _, c in sorted(store.checks.items())
-            if c.service_id and c.service_name == req.arg
+            if keep(c)
         ]
-        return apply_filter(predicate, rows)
 
-    return blocking_read(
-        app, req, lambda: store.service_name_index.get(req.arg, 0), build
+    return filtered_read(app, req, HEALTH_CHECK_SELECTORS, index_fn, rows)
+
+
+def service_checks(app, req: Request) -> Response:
+    name = req.arg
+    return _checks_read(
+        app,
+        req,
+        lambda c: bool(c.service_id) and c.service_name == name,
+        lambda: app.store.service_name_index.get(name, 0),
     )
 
 
 def state(app, req: Request) -> Response:
-    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
-    store = app.store
     wanted = STATES if req.arg == "any" else (req.arg,)
-
-    def build():
-        rows = [
-            render.health_check(c, store)
-            for _, c in sorted(store.checks.items())
-            if c.status in wanted
-        ]
-        return apply_filter(predicate, rows)
-
-    return blocking_read(app, req, lambda: store.table_index[CHECKS], build)
+    return _checks_read(
+        app, req, lambda c: c.status in wanted, lambda: app.store.table_index[CHECKS]
+    )
 
 
 def node(app, req: Request) -> Response:
-    predicate = request_filter(req, HEALTH_CHECK_SELECTORS)
-    store = app.store
-
-    def build():
-        rows = [
-            render.health_check(c, store)
-            for (n, _), c in sorted(store.checks.items())
-            if n == req.arg
-        ]
-        return apply_filter(predicate, rows)
-
-    return blocking_read(app, req, lambda: store.table_index[CHECKS], build)
+    return _checks_read(
+        app, req, lambda c: c.node == req.arg, lambda: app.store.table_index[CHECKS]
+    )
 
 
 ROUTES = [

@@ -64,11 +64,7 @@ def ui_services(app, req: Request) -> Response:
 def _node_info(store, node) -> dict:
     services = [s for (n, _), s in sorted(store.services.items()) if n == node.name]
     return {
-        "ID": node.id,
-        "Node": node.name,
-        "Address": node.address,
-        "Datacenter": node.datacenter,
-        "TaggedAddresses": dict(sorted(node.tagged_addresses.items())),
+        **render.node_head(node),
         "Meta": dict(sorted(node.meta.items())),
         "Services": [render.node_service(s) for s in services],
         "Checks": [

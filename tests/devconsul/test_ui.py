@@ -306,41 +306,45 @@ def test_services_list_survives_an_agent_restart(ui_agent, browser):
     )
 
 
+def wait_js(browser: Chromium, session: str, expression: str, until, what: str):
+    """Evaluate `expression` in the page until `until(value)` holds; returns the value."""
+
+    def ready():
+        value = browser.evaluate(session, expression)
+        return until(value) and (value,)
+
+    return wait_until(ready, timeout=20, what=what)[0]
+
+
 def test_nodes_and_kv_pages(ui_agent, browser):
     requests.put(
         f"{ui_agent.url}/v1/kv/config/gateway/lb", data=b"round_robin", timeout=5
     ).raise_for_status()
     session = browser.open(f"{ui_agent.url}/ui/#/nodes")
-    wait_until(
-        lambda: browser.evaluate(
-            session, "document.querySelector('tr[data-node=\"test-node\"]')?.innerText"
-        ),
-        timeout=20,
-        what="the nodes page to list test-node",
+    wait_js(
+        browser,
+        session,
+        "document.querySelector('tr[data-node=\"test-node\"]')?.innerText",
+        bool,
+        "the nodes page to list test-node",
     )
 
     # Navigating is a hash change; the folder listing and the value come from the KV API.
     browser.evaluate(session, "location.hash = '#/kv/config/'")
-    wait_until(
-        lambda: (
-            "gateway/"
-            in browser.evaluate(
-                session, "document.querySelector('.kvlist')?.innerText ?? ''"
-            )
-        ),
-        timeout=20,
-        what="the KV folder config/ to list gateway/",
+    wait_js(
+        browser,
+        session,
+        "document.querySelector('.kvlist')?.innerText ?? ''",
+        lambda text: "gateway/" in text,
+        "the KV folder config/ to list gateway/",
     )
     browser.evaluate(session, "location.hash = '#/kv/config/gateway/lb'")
-    wait_until(
-        lambda: (
-            browser.evaluate(
-                session, "document.querySelector('pre.value')?.textContent"
-            )
-            == "round_robin"
-        ),
-        timeout=20,
-        what="the KV key page to show the decoded value",
+    wait_js(
+        browser,
+        session,
+        "document.querySelector('pre.value')?.textContent",
+        lambda text: text == "round_robin",
+        "the KV key page to show the decoded value",
     )
 
 
@@ -397,14 +401,18 @@ def test_acl_mode_asks_for_a_token_and_then_shows_services(acl_ui_agent, browser
 
     submit_token(browser, session, ACL_TOKEN)
     state = wait_until(
-        lambda: (s := page_state(browser, session))["serviceRow"] == "passing" and s,
+        lambda: (
+            (s := page_state(browser, session))["serviceRow"] == "passing"
+            # /v1/agent/self goes out with the token too (answers independently)
+            and s["node"] == "test-node"
+            and s
+        ),
         timeout=20,
-        what="the services list to show web once the token is set",
+        what="the services list and the header to load once the token is set",
     )
     assert json.loads(state["storedToken"]) == {"SecretID": ACL_TOKEN}
     assert state["acl"] == "ok" and not state["aclForm"]
     assert "token set" in state["aclHeader"]
-    assert state["node"] == "test-node"  # /v1/agent/self went out with the token too
 
     # Another tab on the same agent starts with the stored token (localStorage),
     # and its blocking queries carry it as well.

@@ -102,6 +102,30 @@ def test_catalog_register_and_deregister_external_node(api):
     assert r.status_code == 400
 
 
+def test_catalog_register_keeps_the_whole_node_service(api):
+    """Catalog entries take the same service fields as agent registrations."""
+    service = {
+        "ID": "cache-1",
+        "Service": "cache",
+        "Tags": ["a"],
+        "Meta": {"tier": "hot"},
+        "Port": 6379,
+        "TaggedAddresses": {"wan": {"Address": "198.51.100.7", "Port": 16379}},
+        "Weights": {"Passing": 4},
+    }
+    r = api.put(
+        "/v1/catalog/register",
+        json={"Node": "ext", "Address": "10.1.1.2", "Service": service},
+    )
+    assert r.status_code == 200, r.text
+    (row,) = api.get("/v1/catalog/service/cache").json()
+    assert row["ServiceTaggedAddresses"] == {
+        "wan": {"Address": "198.51.100.7", "Port": 16379}
+    }
+    assert row["ServiceWeights"] == {"Passing": 4, "Warning": 1}
+    assert (row["ServiceMeta"], row["ServiceTags"]) == ({"tier": "hot"}, ["a"])
+
+
 def test_blocking_catalog_services(module_api):
     index = module_api.get("/v1/catalog/services").headers["X-Consul-Index"]
     box = {}
