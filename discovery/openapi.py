@@ -15,6 +15,7 @@ __all__ = [
     "error_responses",
     "json_request",
     "location_header",
+    "object_schema",
     "ok_response",
     "openapi_document",
     "page_schema",
@@ -162,19 +163,25 @@ def location_header(description: str) -> dict:
     }
 
 
+def object_schema(properties: dict, *, partial: bool = False) -> dict:
+    """A JSON object of exactly these fields, every one required unless `partial` (a PATCH
+    body). No other field is allowed: the services refuse unknown fields and send none."""
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if not partial:
+        schema["required"] = list(properties)
+    return schema
+
+
 def page_schema(item_schema_name: str) -> dict:
     """The body of a paginated list, as discovery.web.page_params callers answer it."""
-    return {
-        "type": "object",
-        "required": ["items", "total", "limit", "offset"],
-        "additionalProperties": False,
-        "properties": {
+    return object_schema(
+        {
             "items": {"type": "array", "items": schema_ref(item_schema_name)},
             "total": {"type": "integer", "minimum": 0},
             "limit": {"type": "integer"},
             "offset": {"type": "integer"},
-        },
-    }
+        }
+    )
 
 
 def health_operation(service: str) -> dict:

@@ -7,6 +7,7 @@ from discovery.openapi import (
     error_responses,
     json_request,
     location_header,
+    object_schema,
     ok_response,
     openapi_document,
     page_schema,
@@ -18,11 +19,8 @@ from order_service.money import AMOUNT_STRING_PATTERN
 from order_service.validation import IDEMPOTENCY_KEY_PATTERN
 
 STATUS = {"type": "string", "enum": list(STATUSES)}
-ORDER = {
-    "type": "object",
-    "required": ["id", "user_id", "total_amount", "status", "created_at", "updated_at"],
-    "additionalProperties": False,
-    "properties": {
+ORDER = object_schema(
+    {
         "id": ID,
         "user_id": ID,
         "total_amount": {
@@ -32,8 +30,8 @@ ORDER = {
         },
         "status": STATUS,
         **TIMESTAMPS,
-    },
-}
+    }
+)
 AMOUNT = {
     "description": "Exact amount > 0 and <= 1000000000 with at most 2 decimals, as a JSON number or a string",
     "anyOf": [
@@ -47,18 +45,8 @@ AMOUNT = {
         {"type": "string", "pattern": AMOUNT_STRING_PATTERN},
     ],
 }
-NEW_ORDER = {
-    "type": "object",
-    "required": ["user_id", "total_amount"],
-    "additionalProperties": False,
-    "properties": {"user_id": ID, "total_amount": AMOUNT},
-}
-STATUS_CHANGE = {
-    "type": "object",
-    "required": ["status"],
-    "additionalProperties": False,
-    "properties": {"status": STATUS},
-}
+NEW_ORDER = object_schema({"user_id": ID, "total_amount": AMOUNT})
+STATUS_CHANGE = object_schema({"status": STATUS})
 ORDER_REF = schema_ref("Order")
 LOCATION = location_header("/orders/<id>")
 REPLAYED = {

@@ -6,6 +6,7 @@ from discovery.openapi import (
     error_responses,
     json_request,
     location_header,
+    object_schema,
     ok_response,
     openapi_document,
     page_schema,
@@ -26,28 +27,16 @@ EMAIL = {
     "pattern": EMAIL_PATTERN,
     "description": "Stored stripped and lower-cased; unique case-insensitively",
 }
-USER = {
-    "type": "object",
-    "required": ["id", "name", "email", "created_at", "updated_at"],
-    "additionalProperties": False,
-    "properties": {
+USER = object_schema(
+    {
         "id": {"type": "integer", "minimum": 1},
         "name": {"type": "string"},
         "email": {"type": "string"},
         **TIMESTAMPS,
-    },
-}
-USER_INPUT = {
-    "type": "object",
-    "required": ["name", "email"],
-    "additionalProperties": False,
-    "properties": {"name": NAME, "email": EMAIL},
-}
-USER_PATCH = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {"name": NAME, "email": EMAIL},
-}
+    }
+)
+USER_INPUT = object_schema({"name": NAME, "email": EMAIL})
+USER_PATCH = object_schema({"name": NAME, "email": EMAIL}, partial=True)
 USER_REF = schema_ref("User")
 
 PATHS = {

@@ -4,6 +4,7 @@ import schemathesis
 from discovery.openapi import (
     error_responses,
     json_request,
+    object_schema,
     ok_response,
     openapi_document,
     page_schema,
@@ -63,3 +64,9 @@ def test_ok_response_always_names_x_served_by():
         "Location",
     }
     assert "content" not in ok_response("No body")
+
+
+@pytest.mark.parametrize(("partial", "required"), [(False, ["a", "b"]), (True, None)])
+def test_object_schema_allows_no_other_fields(partial, required):
+    schema = object_schema({"a": {}, "b": {}}, partial=partial)
+    assert (schema["additionalProperties"], schema.get("required")) == (False, required)
