@@ -10,5 +10,8 @@ Modules (import them directly; this package imports nothing, so `discovery.env` 
 - registration   RegistrationSettings, Registration, AntiEntropy: an instance's Consul entry
 - gunicorn_hooks service_hooks(): gunicorn settings + register/drain/deregister hooks
 - errors         DiscoveryError > NoHealthyInstance, ServiceUnavailable
-- env, identity, web, storage: configuration, instance ids, Flask helpers, database helpers
+- env, identity   configuration from the environment, instance ids
+- web, service    Flask helpers (JSON errors, X-Served-By, health) and the services' app skeleton
+- storage         database URL, engine options, table creation
+- openapi         the building blocks both services' OpenAPI documents share
 """

@@ -12,7 +12,9 @@ class ConfigError(ValueError):
     """A configuration variable is missing or malformed. The message starts with its name."""
 
 
-def env_str(name: str, default: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+def env_str(
+    name: str, default: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
     environ = os.environ if environ is None else environ
     value = environ.get(name, "").strip()
     if value:
@@ -58,9 +60,14 @@ def env_float(
 
 
 def env_choice(
-    name: str, default: str, choices: list[str], environ: Mapping[str, str] | None = None
+    name: str,
+    default: str,
+    choices: list[str],
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     value = env_str(name, default, environ)
     if value not in choices:
-        raise ConfigError(f"{name}: unknown value {value!r}; valid: {', '.join(sorted(choices))}")
+        raise ConfigError(
+            f"{name}: unknown value {value!r}; valid: {', '.join(sorted(choices))}"
+        )
     return value

@@ -14,7 +14,8 @@ def default_advertise_address() -> str:
     """
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed to, only used for the lookup
+        # TEST-NET-1: never routed to, only used for the lookup.
+        probe.connect(("192.0.2.1", 9))
         return probe.getsockname()[0]
     except OSError:
         return "127.0.0.1"

@@ -21,7 +21,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = ""):
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+):
     """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -33,13 +38,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         except Exception as exc:  # noqa: BLE001 - the condition is not met yet; remember why
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last error: {last_error!r}")
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or predicate}; last error: {last_error!r}"
+    )
 
 
 class ManagedProcess:
     """A child process whose output goes to a log file, stopped (and killed if need be) on `stop()`."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None, name: str = "proc"):
+    def __init__(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, name: str = "proc"
+    ):
         self.argv = list(argv)
         self.name = name
         self.env = {**os.environ, **(env or {})}
@@ -49,7 +58,12 @@ class ManagedProcess:
     def start(self) -> "ManagedProcess":
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv,
+                env=self.env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -82,17 +96,23 @@ class ManagedProcess:
             self.signal(signal.SIGKILL)
             self.proc.wait(timeout=5)
 
-    def wait_http(self, url: str, timeout: float = 20.0, status: int | None = None) -> None:
+    def wait_http(
+        self, url: str, timeout: float = 20.0, status: int | None = None
+    ) -> None:
         def ready():
             if not self.alive():
-                raise AssertionError(f"{self.name} exited early:\n{self.output()[-3000:]}")
+                raise AssertionError(
+                    f"{self.name} exited early:\n{self.output()[-3000:]}"
+                )
             r = requests.get(url, timeout=1)
             return r.status_code == status if status is not None else True
 
         try:
             wait_until(ready, timeout=timeout, what=f"{self.name} at {url}")
         except AssertionError:
-            raise AssertionError(f"{self.name} not ready at {url}; log:\n{self.output()[-3000:]}") from None
+            raise AssertionError(
+                f"{self.name} not ready at {url}; log:\n{self.output()[-3000:]}"
+            ) from None
 
 
 def python_module(module: str, *args: str) -> list[str]:
