@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.upstream or ["trivial", "user-service"]
     load = wrk if shutil.which("wrk") else python_load
     tool = "wrk" if load is wrk else "load generator"
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as data_dir:
         stack = start_stack(names, args.workers, args.threads, data_dir)
         try:
@@ -398,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         f"gateway bench: load by {tool if load is wrk else 'a Python load generator'}"
         f" (not pinned), {args.seconds:g}s per run, median of {args.repeats} runs, "
         f"one upstream instance; every gunicorn gthread {args.workers} worker(s) x "
-        f"{args.threads} threads; {os.cpu_count()} CPUs shared by all"
+        f"{args.threads} threads; {os.cpu_count()} CPUs shared by all; load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (includes this bench)"
     )
     for name, runs in results.items():
         report(name, runs, tool, args.workers)
