@@ -18,7 +18,7 @@ and gets bind/workers/threads from the environment plus these hooks:
 |---|---|---|
 | BIND_HOST | 0.0.0.0 | interface gunicorn listens on (port: PORT) |
 | WEB_CONCURRENCY | 2 | gunicorn worker processes |
-| GUNICORN_THREADS | 4 | threads per worker (gthread) |
+| GUNICORN_THREADS | 4 | threads per worker (gthread: discovery.worker) |
 | LOG_LEVEL | INFO | level of the master's log lines |
 
 Registration variables: see discovery.registration.
@@ -159,7 +159,8 @@ def service_hooks(
         "bind": [f"{host}:{settings.port}"],
         "workers": env_int("WEB_CONCURRENCY", 2, minimum=1, environ=environ),
         "threads": env_int("GUNICORN_THREADS", 4, minimum=1, environ=environ),
-        "worker_class": "gthread",
+        # gthread, with gunicorn's own error pages (unparsable requests) as JSON.
+        "worker_class": "discovery.worker.JSONErrorWorker",
         # gunicorn >= 25.1 opens a control socket at one default path per user; several
         # instances on one host would fight over it, and nothing here uses gunicornc.
         "control_socket_disable": True,

@@ -1,8 +1,9 @@
 """gunicorn settings for the gateway: `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`.
 
 Registration in Consul as `gateway` (from the master), SIGTERM drain, bind/workers/threads
-come from discovery's shared hooks; the gateway adds its request limits and a worker whose
-parse-error pages are JSON.
+come from discovery's shared hooks, as does the worker's JSON for gunicorn's own error pages;
+the gateway adds its request limits and a worker that serves a kept-alive connection's next
+request on the thread that answered the last one (gateway.worker).
 """
 
 from discovery.env import env_int
@@ -15,7 +16,7 @@ DEFAULT_PORT = 8000
 globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_PORT))
 
 _settings = GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
-worker_class = "gateway.worker.JSONErrorWorker"
+worker_class = "gateway.worker.LingeringWorker"
 threads = env_int("GUNICORN_THREADS", 16, minimum=1)
 limit_request_line = _settings.max_request_line
 limit_request_fields = _settings.max_headers

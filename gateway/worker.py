@@ -1,10 +1,6 @@
-"""gunicorn gthread worker for the gateway: JSON error pages, and kept-alive connections
-served by the thread that answered them.
-
-JSON errors: gunicorn answers requests it cannot parse before the app sees them, with a
-small HTML page. DESIGN.md promises that no HTML error leaves the gateway, so the worker
-hands gunicorn a socket stand-in that rewrites that page into the shared error shape, same
-status.
+"""gunicorn worker for the gateway: kept-alive connections served by the thread that
+answered them, on top of discovery.worker.JSONErrorWorker (gunicorn's own error pages as
+JSON, as in every service).
 
 Lingering: stock gthread hands every kept-alive connection back to its main loop after each
 response (epoll register, a pipe write to wake the loop, a thread-pool submit when the next
@@ -16,48 +12,24 @@ stops, or after `LINGER` seconds of silence, so lingering never keeps anyone wai
 longer than one `LINGER_SLICE`, and idle keep-alive connections still cost no thread.
 """
 
-import json
 import select
 import threading
 
 from gunicorn.http.body import LengthReader
-from gunicorn.workers.gthread import ThreadWorker
 
-__all__ = ["JSONErrorWorker"]
+from discovery.worker import JSONErrorWorker
+
+__all__ = ["LingeringWorker"]
 
 LINGER = 0.1  # seconds a thread waits for the next request on its connection
 LINGER_SLICE = 0.002  # how often a lingering thread looks for queued connections
 
 
-class _JSONErrorSocket:
-    def __init__(self, sock):
-        self._sock = sock
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-    def sendall(self, data: bytes) -> None:
-        status_line = data.split(b"\r\n", 1)[0].decode("latin-1")
-        _, status, reason = (status_line.split(" ", 2) + ["", ""])[:3]
-        code = reason.lower().replace(" ", "_") or "bad_request"
-        body = json.dumps({"error": {"code": code, "message": reason, "details": None}})
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\n"
-            "Connection: close\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        self._sock.sendall(head.encode("latin-1") + body.encode())
-
-
-class JSONErrorWorker(ThreadWorker):
+class LingeringWorker(JSONErrorWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._queued = 0  # connections submitted to the pool, not yet picked up
         self._queued_lock = threading.Lock()
-
-    def handle_error(self, req, client, addr, exc):
-        super().handle_error(req, _JSONErrorSocket(client), addr, exc)
 
     def enqueue_req(self, conn):
         with self._queued_lock:

@@ -32,7 +32,7 @@ def test_service_hooks_gives_gunicorn_settings_from_env():
     assert (hooks["workers"], hooks["threads"], hooks["worker_class"]) == (
         3,
         5,
-        "gthread",
+        "discovery.worker.JSONErrorWorker",
     )
     assert {"when_ready", "on_exit", "post_worker_init"} <= hooks.keys()
 

@@ -16,7 +16,7 @@ def port():
     port = free_port()
     process = ManagedProcess(
         python_module(
-            "gunicorn", "-k", "gateway.worker.JSONErrorWorker", "--threads", "1",
+            "gunicorn", "-k", "gateway.worker.LingeringWorker", "--threads", "1",
             "-b", f"127.0.0.1:{port}", "tests.gateway.upstream:app",
         ),
         {"UPSTREAM_NAME": "one-thread"},

@@ -1,0 +1,134 @@
+"""gunicorn's own error pages leave a service as JSON: the socket stand-in alone, then a real
+user-service under gunicorn (discovery.worker via service_hooks) fed raw requests."""
+
+import json
+import socket
+
+import pytest
+
+from discovery.worker import _JSONErrorSocket
+from tests.support.services import start_service, stop_now
+
+# -- unit: the page gunicorn writes, rewritten --------------------------------------------
+
+
+class RecordingSocket:
+    def __init__(self):
+        self.sent = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def gettimeout(self):
+        return 0.0
+
+
+def rewritten(
+    status_line: str, served_by: str | None = None
+) -> tuple[str, dict, bytes]:
+    """What reaches the client when gunicorn writes its HTML page with `status_line`."""
+    html = "<html><body><h1>oops</h1></body></html>"
+    page = (
+        f"{status_line}\r\nConnection: close\r\nContent-Type: text/html\r\n"
+        f"Content-Length: {len(html)}\r\n\r\n{html}"
+    )
+    sock = RecordingSocket()
+    _JSONErrorSocket(sock, served_by).sendall(page.encode("latin-1"))
+    return parse(sock.sent)
+
+
+def parse(raw: bytes) -> tuple[str, dict, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status_line, headers, body
+
+
+@pytest.mark.parametrize(
+    "status_line, code",
+    [
+        ("HTTP/1.1 400 Bad Request", "bad_request"),
+        ("HTTP/1.1 414 URI Too Long", "uri_too_long"),
+        (
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "request_header_fields_too_large",
+        ),
+        ("HTTP/1.1 501 Bad Request", "bad_request"),
+        ("HTTP/1.1 500 Internal Server Error", "internal_server_error"),
+    ],
+)
+def test_the_html_page_becomes_the_shared_error_shape(status_line, code):
+    line, headers, body = rewritten(status_line)
+    assert line == status_line
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    message = status_line.split(" ", 2)[2]
+    assert json.loads(body) == {
+        "error": {"code": code, "message": message, "details": None}
+    }
+    assert "x-served-by" not in headers
+
+
+def test_the_instance_id_is_named_when_the_app_has_one():
+    _, headers, _ = rewritten("HTTP/1.1 400 Bad Request", "user-service-h-1")
+    assert headers["x-served-by"] == "user-service-h-1"
+
+
+# -- integration: a real user-service ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    database = tmp_path_factory.mktemp("worker") / "user-service.db"
+    process, url = start_service(
+        "user_service", f"sqlite:///{database}", workers=1, threads=2
+    )
+    yield int(url.rsplit(":", 1)[1])
+    stop_now(process)
+
+
+def exchange(port: int, raw: bytes) -> tuple[str, dict, bytes]:
+    """Send raw bytes, read until the server closes: (status line, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return parse(data)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"NOT AN HTTP REQUEST LINE\r\n\r\n", 400),
+        (b"GET /users HTTP/1.1\r\nHost: u\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: u\r\n\r\n", 414),
+        (b"GET /users HTTP/1.1\r\nHost: u\r\nX-A : b\r\n\r\n", 400),
+        (b"GET /users HTTP/9.9\r\nHost: u\r\n\r\n", 400),
+        (
+            b"POST /users HTTP/1.1\r\nHost: u\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            501,
+        ),
+    ],
+    ids=[
+        "malformed-request-line",
+        "header-over-limit",
+        "request-line-too-long",
+        "invalid-header",
+        "bad-version",
+        "unsupported-coding",
+    ],
+)
+def test_requests_gunicorn_cannot_parse_get_json_errors(service, raw, status):
+    line, headers, body = exchange(service, raw)
+    assert int(line.split(" ")[1]) == status, (line, body)
+    assert headers["content-type"] == "application/json"
+    assert b"<html" not in body.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] and error["message"] and error["details"] is None
+    assert headers["x-served-by"] == f"user-service-127.0.0.1-{service}"
