@@ -28,8 +28,10 @@ ERROR_DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with the current state",
     413: "Request body too large",
+    414: "Request line too long (refused by the HTTP server before the app)",
     415: "Content-Type is not application/json",
     422: "A referenced resource does not exist",
+    431: "A request header too large (refused by the HTTP server before the app)",
     500: "Unexpected server error (details are logged, never returned)",
     503: "A dependency (database or another service) is unavailable; retry later",
 }
@@ -129,10 +131,11 @@ def ok_response(
 
 
 def error_responses(*statuses: int) -> dict:
-    """References to the shared error responses; 500 and 503 can answer any operation."""
+    """References to the shared error responses. Any operation can meet the HTTP server's
+    limits (414, 431: gunicorn answers them, as JSON, before the app) and 500 or 503."""
     return {
         str(status): {"$ref": f"#/components/responses/Error{status}"}
-        for status in (*statuses, 500, 503)
+        for status in (*statuses, 414, 431, 500, 503)
     }
 
 
