@@ -9,6 +9,7 @@ Modules (import them directly; this package imports nothing, so `discovery.env` 
 - client         ServiceClient, StaticSource: service-to-service HTTP with retry elsewhere
 - registration   RegistrationSettings, Registration, AntiEntropy: an instance's Consul entry
 - gunicorn_hooks service_hooks(): gunicorn settings + register/drain/deregister hooks
+- worker         JSONErrorWorker: gunicorn's own error pages (400, 414, 431, ...) as JSON
 - errors         DiscoveryError > NoHealthyInstance, ServiceUnavailable
 - env, identity   configuration from the environment, instance ids
 - web, service    Flask helpers (JSON errors, X-Served-By, health) and the services' app skeleton
