@@ -5,6 +5,7 @@ Ctrl-C would. If the supervisor is gone (killed, terminal closed) the processes 
 the state file are stopped directly, and their instances deregistered from Consul.
 """
 
+import contextlib
 import os
 import signal
 import time
@@ -42,7 +43,9 @@ def stop_stack(state: StackState, data_dir: Path, console: Console) -> bool:
         console.say(
             f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing"
         )
-        kill_group(supervisor.pid, signal.SIGKILL)
+        # Not kill_group: under `make up` the supervisor shares make's process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(supervisor.pid, signal.SIGKILL)
     stop_records(state, console)
     remove_state(data_dir)
     return False

@@ -52,6 +52,25 @@ def test_down_asks_the_supervisor_first(tmp_path):
     assert supervisor.wait(timeout=5) == 0
 
 
+# A hung `switchyard up` that ignores SIGTERM and, as under `make up`, leads no process group.
+STUCK_SUPERVISOR = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(60)"
+
+
+def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr("switchyard.shutdown.SUPERVISOR_TIMEOUT", 0.5)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", STUCK_SUPERVISOR], stdout=subprocess.PIPE
+    )
+    supervisor.stdout.readline()
+    supervisor.stdout.close()
+    state = state_for(supervisor)
+    write_state(tmp_path, state)
+    assert stop_stack(state, tmp_path, Console(quiet=True)) is False
+    assert supervisor.wait(timeout=5) == -9
+
+
 def test_down_without_a_supervisor_stops_recorded_processes(tmp_path):
     gateway, service = spawn(SLEEPER), spawn(SLEEPER)
     state = state_for(None, record(service, "user-service"), record(gateway, "gateway"))
