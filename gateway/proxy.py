@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from discovery.instances import Instance
-from gateway.directory import ServiceState, routable
+from gateway.directory import ServiceState, admits, routable
 from gateway.resilience import Ejector, RetryBudget
 from gateway.settings import GatewaySettings
 from gateway.transport import (
@@ -175,7 +175,10 @@ class Forwarder:
         if outcome == Outcome.OK:
             self.ejector.success(instance.id)
             return
-        peers = [i.id for i in state.snapshot.instances]
+        # Only instances Consul lets us route to can stand in for an ejected one.
+        peers = [
+            i.id for i in state.snapshot.instances if admits(i, state.strategy_name)
+        ]
         ejected = self.ejector.failure(instance.id, peers)
         if ejected and self.metrics is not None:
             m = self.metrics

@@ -218,3 +218,12 @@ def test_500_is_returned_as_is_and_counts_towards_ejection(upstreams):
     results = [get(fw, state) for _ in range(2)]
     assert sorted(r.status for r in results) == [200, 500]
     assert fw.ejector.is_ejected("a-500")
+
+
+def test_critical_peers_do_not_make_room_for_ejecting_the_last_passing_one(upstreams):
+    critical = instance("b-critical", free_port(), status="critical")
+    state = service([upstreams("a-500", status=500), critical])
+    fw = forwarder(eject_after=1)
+    for _ in range(3):
+        assert get(fw, state).status == 500
+    assert not fw.ejector.is_ejected("a-500")
