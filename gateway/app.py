@@ -19,13 +19,13 @@ from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from discovery.consul_client import ConsulSettings
-from discovery.web import init_service_app
+from discovery.web import init_service_app, instance_id_from_env
 from gateway.directory import Directory, admits, routable
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.proxy import Forwarder
 from gateway.resilience import Ejector
-from gateway.settings import GatewaySettings
+from gateway.settings import DEFAULT_PORT, GatewaySettings
 from gateway.views import views
 from gateway.wsgi_proxy import ProxyMiddleware
 
@@ -188,8 +188,10 @@ def create_app(
     """`directory_options` (`catalog`, `watcher_factory`) replace Consul in tests."""
     settings = settings or GatewaySettings.from_env()
     app = Flask(__name__)
-    if instance_id:
-        app.config["INSTANCE_ID"] = instance_id
+    # The id the master registers (PORT defaulting to the gateway's 8000, not 0).
+    app.config["INSTANCE_ID"] = instance_id or instance_id_from_env(
+        SERVICE_NAME, default_port=DEFAULT_PORT
+    )
     # `//x` must not be answered with werkzeug's HTML redirect.
     app.url_map.merge_slashes = False
     init_service_app(app, SERVICE_NAME)

@@ -8,9 +8,7 @@ request on the thread that answered the last one (gateway.worker).
 
 from discovery.env import env_int
 from discovery.gunicorn_hooks import service_hooks
-from gateway.settings import GatewaySettings
-
-DEFAULT_PORT = 8000
+from gateway.settings import DEFAULT_PORT, GatewaySettings
 
 # The gateway claims no prefix: it is the router, not a route.
 globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_PORT))

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from discovery.env import ConfigError, env_choice, env_float, env_int, env_str
 from discovery.strategies import STRATEGIES
 
-__all__ = ["ConfigError", "GatewaySettings"]
+__all__ = ["DEFAULT_PORT", "ConfigError", "GatewaySettings"]
+
+DEFAULT_PORT = 8000  # PORT unset: what gunicorn binds and Consul registers
 
 
 @dataclass(frozen=True)

@@ -387,3 +387,15 @@ def test_view_timing_is_parallel(world, upstream):
     started = time.monotonic()
     assert w.client.get("/api/views/users/1").status_code == 200
     assert time.monotonic() - started < 1.8  # one after the other would take 2 s
+
+
+def test_served_by_without_port_is_the_registered_id(monkeypatch):
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.setenv("SERVICE_ADDRESS", "10.0.0.7")
+    app = create_app(
+        GatewaySettings(), catalog=FakeCatalog(), watcher_factory=FakeWatchers()
+    )
+    assert app.config["INSTANCE_ID"] == "gateway-10.0.0.7-8000"
+    assert app.test_client().get("/nowhere").headers["X-Served-By"] == (
+        "gateway-10.0.0.7-8000"
+    )
