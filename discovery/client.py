@@ -136,13 +136,6 @@ class ServiceClient:
             session = self._local.session = requests.Session()
         return session
 
-    def close(self) -> None:
-        """Close this thread's pooled connections."""
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
-
 
 def retryable(method: str, exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.ConnectTimeout):
