@@ -1,8 +1,7 @@
 """gunicorn entry point: `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`."""
 
-from discovery.env import env_str
-from discovery.web import configure_logging
+from discovery.web import configure_logging, log_level_from_env
 from gateway.app import create_app
 
-configure_logging(env_str("LOG_LEVEL", "INFO"))
+configure_logging(log_level_from_env())
 app = create_app()

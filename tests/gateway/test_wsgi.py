@@ -1,7 +1,10 @@
 """The gateway under gunicorn with devconsul and real upstream processes."""
 
 import itertools
+import os
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -174,3 +177,25 @@ def test_ejection_before_consul_notices_and_recovery(stack):
     assert all(requests.get(f"{url}/api/echo/x").status_code == 200 for _ in range(6))
     metrics = requests.get(f"{url}/metrics").text
     assert f'gateway_ejections_total{{instance="{dead}",service="echo"}} 2.0' in metrics
+
+
+def import_wsgi(log_level):
+    env = {**os.environ, "LOG_LEVEL": log_level}
+    return subprocess.run(
+        [sys.executable, "-c", "import gateway.wsgi"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_log_level_is_accepted_in_any_case():
+    done = import_wsgi("debug")
+    assert done.returncode == 0, done.stderr
+
+
+def test_unknown_log_level_names_the_variable():
+    done = import_wsgi("chatty")
+    assert done.returncode != 0 and "LOG_LEVEL: unknown value" in done.stderr
