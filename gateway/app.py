@@ -1,6 +1,7 @@
 """The gateway's app factory: own endpoints in Flask, `/api/...` proxied in front of it.
 
     GET /health            own status, Consul reachability, per service passing/total
+                           (Consul state only: byte-stable whichever worker answers)
     GET /metrics           Prometheus text
     GET /admin/instances   every instance and why it is (not) routable
     GET /openapi.json      this API, proxy routes included
@@ -20,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from discovery.consul_client import ConsulSettings
 from discovery.web import init_service_app, instance_id_from_env
-from gateway.directory import Directory, admits, routable
+from gateway.directory import Directory, admits
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.proxy import Forwarder
@@ -58,7 +59,12 @@ class Gateway:
         self.forwarder = Forwarder(settings, self.ejector, self.metrics)
 
     def health(self) -> tuple[bytes, int]:
-        """Byte-stable: counts and flags only, no ages or timestamps."""
+        """Byte-stable: counts and flags only, no ages or timestamps.
+
+        From Consul's state only: Consul's check reaches any worker, and each worker ejects
+        on its own, so ejections (on /admin/instances) would make the stored output flip.
+        `routable` counts the instances Consul lets the gateway route to (before ejection).
+        """
         view = self.directory.view()
         services = {}
         for name, state in view.services.items():
@@ -66,7 +72,7 @@ class Gateway:
             services[name] = {
                 "passing": sum(1 for i in instances if i.status == "passing"),
                 "total": len(instances),
-                "routable": len(routable(state, self.ejector)),
+                "routable": sum(1 for i in instances if admits(i, state.strategy_name)),
                 "prefix": view.table.prefix_of(name),
             }
         claimed = [s for s in services.values() if s["prefix"]]

@@ -55,7 +55,11 @@ _HEALTH = {
                 "properties": {
                     "passing": {"type": "integer"},
                     "total": {"type": "integer"},
-                    "routable": {"type": "integer"},
+                    "routable": {
+                        "type": "integer",
+                        "description": "instances Consul admits for routing; "
+                        "local ejections show on /admin/instances only",
+                    },
                     "prefix": {"type": "string", "nullable": True},
                 },
             },

@@ -272,6 +272,21 @@ def test_health_counts_and_is_byte_stable(world, upstream):
     assert w.client.get("/health").data == first.data
 
 
+def test_health_body_does_not_depend_on_this_workers_ejections(world, upstream):
+    w = world(eject_after=1)
+    w.publish(
+        "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
+    )
+    before = w.client.get("/health")
+    for _ in range(2):
+        w.client.get("/api/echo/x")
+    assert w.gateway.ejector.is_ejected("a")
+    after = w.client.get("/health")
+    assert after.status_code == before.status_code == 200
+    assert after.data == before.data
+    assert after.get_json()["services"]["echo"]["routable"] == 2
+
+
 def test_health_is_503_when_nothing_can_be_routed(world):
     w = world()
     w.publish("echo", echo_instance("a", free_port(), status="critical"))
