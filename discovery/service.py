@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 
 from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from discovery.env import env_int
 from discovery.storage import database_url_from_env, init_database, ping
@@ -68,6 +69,10 @@ def create_service_app(
     """The service's app; creates missing tables. Registration with Consul is not done here."""
     configure_logging(settings.log_level)
     app = Flask(import_name, static_folder=None)  # an API: no static files
+    # Behind the gateway (X-Forwarded-Prefix: /api) url_for, and so every Location header,
+    # must name the path the client used. Only the prefix is trusted: direct calls, and
+    # the remote address and scheme, stay as they are.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=0, x_prefix=1)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id
     )

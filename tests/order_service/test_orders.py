@@ -50,6 +50,16 @@ def test_create_returns_201_location_and_a_pending_order(client, new_user):
     assert client.get(f"/orders/{order['id']}").json == order
 
 
+def test_location_carries_the_gateway_prefix(client, new_user):
+    response = client.post(
+        "/orders",
+        json={"user_id": new_user(), "total_amount": "1.00"},
+        headers={"X-Forwarded-Prefix": "/api"},
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/api/orders/{response.json['id']}"
+
+
 @pytest.mark.parametrize(
     ("literal", "stored"),
     [

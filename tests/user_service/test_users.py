@@ -33,6 +33,12 @@ def test_create_returns_201_location_and_the_normalized_user(client):
     assert client.get(response.headers["Location"]).json == user
 
 
+def test_location_carries_the_gateway_prefix(client):
+    response = client.post("/users", json=ADA, headers={"X-Forwarded-Prefix": "/api"})
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/api/users/{response.json['id']}"
+
+
 @pytest.mark.parametrize(
     "second_email", ["ada@example.com", "ADA@EXAMPLE.COM", " Ada@example.com\t"]
 )
