@@ -175,6 +175,8 @@ class Directory:
                         "consul catalog unreachable, routing on last state: %s", exc
                     )
                 self.catalog_error = f"{type(exc).__name__}: {exc}"
+                # The agent may come back restarted with a lower index: ask without one.
+                index = None
                 self._ready.set()
                 self._stop.wait(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, 5.0)
