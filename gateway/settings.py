@@ -12,7 +12,7 @@
 | `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (gunicorn `limit_request_field_size`) |
 | `GATEWAY_MAX_HEADERS` | `100` | number of request headers (gunicorn `limit_request_fields`) |
 | `GATEWAY_MAX_REQUEST_LINE` | `8190` | request line incl. URI (gunicorn `limit_request_line`) |
-| `GATEWAY_CLIENT_TIMEOUT` | `10` | seconds a client may take between bytes of its body |
+| `GATEWAY_CLIENT_TIMEOUT` | `10` | seconds a client may take to send its whole body (then 408) |
 | `GATEWAY_CONNECT_TIMEOUT` | `1.0` | seconds to open an upstream connection |
 | `GATEWAY_READ_TIMEOUT` | `10.0` | seconds to wait for upstream bytes |
 | `GATEWAY_DEADLINE` | `15.0` | seconds for all attempts of one request together |
