@@ -19,9 +19,10 @@ and gets bind/workers/threads from the environment plus these hooks:
 | BIND_HOST | 0.0.0.0 | interface gunicorn listens on (port: PORT) |
 | WEB_CONCURRENCY | 2 | gunicorn worker processes |
 | GUNICORN_THREADS | 4 | threads per worker (gthread: discovery.worker) |
-| LOG_LEVEL | INFO | level of the master's log lines |
+| LOG_LEVEL | INFO | level of the master's log lines (any case) |
 
-Registration variables: see discovery.registration.
+Registration variables: see discovery.registration; Consul's: discovery.consul_client. All
+are checked when the config module loads, so a bad value stops gunicorn before it serves.
 """
 
 import logging
@@ -31,9 +32,14 @@ import threading
 import time
 from collections.abc import Mapping
 
+import requests
+
+import consul
+from discovery.consul_client import ConsulSettings
 from discovery.env import env_int, env_str
 from discovery.instances import host_for_url
 from discovery.registration import AntiEntropy, Registration, RegistrationSettings
+from discovery.web import configure_logging, log_level_from_env
 
 log = logging.getLogger("discovery")
 
@@ -57,9 +63,15 @@ class DrainFlag:
 
 
 class ServiceLifecycle:
-    def __init__(self, settings: RegistrationSettings):
+    def __init__(
+        self,
+        settings: RegistrationSettings,
+        consul_settings: ConsulSettings | None = None,
+        log_level: str = "INFO",
+    ):
         self.settings = settings
-        self.registration = Registration(settings)
+        self.log_level = log_level
+        self.registration = Registration(settings, consul_settings=consul_settings)
         self.anti_entropy = AntiEntropy(self.registration)
         self.flag = DrainFlag()
         self._done = False  # deregistered (drained or exited)
@@ -67,12 +79,12 @@ class ServiceLifecycle:
     # -- master ------------------------------------------------------------------------
 
     def when_ready(self, arbiter) -> None:
-        from discovery.web import configure_logging  # flask is only needed from here on
-
-        configure_logging(env_str("LOG_LEVEL", "INFO").upper())
+        configure_logging(self.log_level)
         try:
             self.registration.register()
-        except Exception as exc:  # noqa: BLE001 - serve anyway; anti-entropy retries
+        except (requests.RequestException, consul.ConsulException) as exc:
+            # Consul unreachable or refusing: serve anyway; anti-entropy retries. Anything
+            # else is a bug, and must not leave a service serving that never registers.
             log.warning(
                 "registering %s failed, will retry: %s",
                 self.registration.service_id,
@@ -149,10 +161,12 @@ def service_hooks(
 ) -> dict:
     """gunicorn settings for service `name`; checks the environment now (ConfigError at boot)."""
     settings = RegistrationSettings.from_env(name, prefix, default_port, environ)
+    consul_settings = ConsulSettings.from_env(environ)
+    log_level = log_level_from_env(environ)
     # One lifecycle per service per master: a config reload (HUP) must not lose track of
     # what the first one registered.
     if name not in _lifecycles:
-        _lifecycles[name] = ServiceLifecycle(settings)
+        _lifecycles[name] = ServiceLifecycle(settings, consul_settings, log_level)
     lifecycle = _lifecycles[name]
     host = host_for_url(env_str("BIND_HOST", "0.0.0.0", environ))
     return {

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from consul import Check
-from discovery.consul_client import make_consul
+from discovery.consul_client import ConsulSettings, make_consul
 from discovery.env import ConfigError, env_float, env_int, env_str
 from discovery.identity import default_advertise_address, instance_id
 from discovery.instances import host_for_url
@@ -160,9 +160,16 @@ class Registration:
     """This instance's entry in the local agent. Calls are serialised: the anti-entropy
     thread and the shutdown path share one Consul client."""
 
-    def __init__(self, settings: RegistrationSettings, consul=None):
+    def __init__(
+        self,
+        settings: RegistrationSettings,
+        consul=None,
+        consul_settings: ConsulSettings | None = None,
+    ):
         self.settings = settings
         self._consul = consul
+        # Checked at boot by the caller; None reads CONSUL_HTTP_* on first use.
+        self.consul_settings = consul_settings
         self._lock = threading.Lock()
 
     @property
@@ -171,7 +178,7 @@ class Registration:
 
     def _client(self):
         if self._consul is None:
-            self._consul = make_consul()
+            self._consul = make_consul(self.consul_settings)
         return self._consul
 
     def register(self) -> None:

@@ -1,5 +1,7 @@
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -52,12 +54,65 @@ def test_service_hooks_defaults():
         ({"GUNICORN_THREADS": "many"}, "GUNICORN_THREADS"),
         ({"CHECK_INTERVAL": "soon"}, "CHECK_INTERVAL"),
         ({"PORT": "-1"}, "PORT"),
+        # Read lazily by the first Consul call, these once left a service serving that
+        # never registered ("will retry") or failed in when_ready without a name.
+        ({"CONSUL_HTTP_ADDR": "ftp://x"}, "CONSUL_HTTP_ADDR"),
+        ({"CONSUL_HTTP_SSL": "maybe"}, "CONSUL_HTTP_SSL"),
+        ({"CONSUL_TIMEOUT": "0"}, "CONSUL_TIMEOUT"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ],
 )
 def test_bad_environment_fails_at_config_load(env, variable):
     with pytest.raises(ConfigError) as err:
         service_hooks("hooks-bad", "/u", 8001, {"SERVICE_ADDRESS": "127.0.0.1", **env})
     assert str(err.value).startswith(f"{variable}:")
+
+
+@pytest.mark.parametrize("raw", ["debug", "Debug", "DEBUG", " debug "])
+def test_log_level_in_any_case(raw):
+    hooks = service_hooks(
+        f"hooks-log-{raw.strip()}",
+        "/u",
+        8001,
+        {"SERVICE_ADDRESS": "127.0.0.1", "LOG_LEVEL": raw},
+    )
+    assert hooks["when_ready"].__self__.log_level == "DEBUG"
+
+
+def test_consul_settings_checked_at_boot_reach_registration():
+    env = {"SERVICE_ADDRESS": "127.0.0.1", "CONSUL_HTTP_ADDR": "https://c.example:8501"}
+    hooks = service_hooks("hooks-consul", "/u", 8001, env)
+    settings = hooks["when_ready"].__self__.registration.consul_settings
+    assert (settings.scheme, settings.host, settings.port) == (
+        "https",
+        "c.example",
+        8501,
+    )
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [("CONSUL_HTTP_ADDR", "ftp://x"), ("LOG_LEVEL", "verbose")],
+)
+def test_gunicorn_refuses_to_start_on_a_bad_setting(variable, value, tmp_path):
+    env = {
+        **os.environ,
+        "SERVICE_ADDRESS": "127.0.0.1",
+        "PORT": str(free_port()),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+        variable: value,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:user_service.gunicorn_conf"]
+        + ["user_service.wsgi:app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"{variable}:" in done.stdout + done.stderr
 
 
 def test_drain_flag_is_shared_with_forked_children():
