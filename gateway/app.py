@@ -56,6 +56,7 @@ class Gateway:
             consul_settings, settings.strategy, self.ejector, **directory_options
         )
         self.metrics = GatewayMetrics(self.directory)
+        self.directory.on_forget(self.metrics.forget)
         self.forwarder = Forwarder(settings, self.ejector, self.metrics)
 
     def health(self) -> tuple[bytes, int]:

@@ -77,6 +77,8 @@ class Directory:
         self.consul_settings = consul_settings or ConsulSettings.from_env()
         self.default_strategy = default_strategy
         self.ejector = ejector
+        # Called with the ids Consul lists whenever they may have changed.
+        self._forgetters: list[Callable[[set[str]], None]] = [ejector.forget]
         self._watcher_factory = watcher_factory or self._health_watcher
         self._catalog = catalog
         self._watchers: dict[str, HealthWatcher] = {}
@@ -89,6 +91,10 @@ class Directory:
         self.catalog_loaded = False
         self.catalog_error: str | None = None
         self.catalog_errors = 0
+
+    def on_forget(self, forget: Callable[[set[str]], None]) -> None:
+        """Also call `forget(ids Consul lists)`, as the ejector is, to drop departed state."""
+        self._forgetters.append(forget)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -134,7 +140,9 @@ class Directory:
         table = build_table(
             {name: claimed_prefixes(s.instances) for name, s in snaps.items()}
         )
-        self.ejector.forget({i.id for s in snaps.values() for i in s.instances})
+        known = {i.id for s in snaps.values() for i in s.instances}
+        for forget in self._forgetters:
+            forget(known)
         return View(table, services, key)
 
     def _state(self, name: str, snapshot: Snapshot) -> ServiceState:

@@ -8,10 +8,14 @@ locks on every call, which cost more than the increment itself; the labelled chi
 looked up once per label combination and kept.
 """
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 __all__ = ["GatewayMetrics"]
+
+NO_INSTANCE = "-"  # the `instance` label of answers no instance gave (e.g. 503)
 
 LATENCY_BUCKETS = (
     0.001,
@@ -70,13 +74,34 @@ class GatewayMetrics:
         )
         r.register(_DirectoryCollector(directory))
         self._children: dict[tuple, object] = {}
+        # Metrics whose last label is `instance`, and their cached label sets.
+        self._by_instance = (self.requests, self.ejections)
+        self._labelled: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the series of instances Consul no longer lists (churn would grow them forever)."""
+        with self._lock:
+            for key, (metric, labels) in list(self._labelled.items()):
+                instance = labels[-1]
+                if instance in keep or instance == NO_INSTANCE:
+                    continue
+                del self._labelled[key]
+                self._children.pop(key, None)
+                try:
+                    metric.remove(*labels)
+                except KeyError:
+                    pass
 
     def child(self, metric, *labels: str):
-        """`metric.labels(*labels)`, cached (label sets here are few and long-lived)."""
+        """`metric.labels(*labels)`, cached; `forget` drops those of departed instances."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children.setdefault(key, metric.labels(*labels))
+            with self._lock:
+                found = self._children.setdefault(key, metric.labels(*labels))
+                if metric in self._by_instance:
+                    self._labelled[key] = (metric, labels)
         return found
 
 

@@ -414,3 +414,21 @@ def test_served_by_without_port_is_the_registered_id(monkeypatch):
     assert app.test_client().get("/nowhere").headers["X-Served-By"] == (
         "gateway-10.0.0.7-8000"
     )
+
+
+def test_metrics_forget_instances_consul_forgets(world, upstream):
+    w = world(eject_after=1)
+    b = echo_instance("b", upstream("b"))
+    w.publish("echo", echo_instance("a", upstream("a", status=500)), b)
+    for _ in range(4):
+        w.client.get("/api/echo/x")
+    text = w.client.get("/metrics").data.decode()
+    assert 'instance="a"' in text and 'instance="b"' in text
+    w.watchers.set("echo", b)
+    wait_until(
+        lambda: 'instance="a"' not in w.client.get("/metrics").data.decode(),
+        5,
+        what="instance a's series dropped",
+    )
+    assert 'instance="b"' in w.client.get("/metrics").data.decode()
+    assert all("a" not in labels for _, labels in w.gateway.metrics._children)
