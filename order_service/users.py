@@ -4,6 +4,7 @@ user-service is (USER_SERVICE_URL for a fixed list, else Consul through discover
 from functools import cached_property
 
 from discovery.client import ServiceClient, StaticSource
+from discovery.consul_client import ConsulSettings
 from discovery.errors import DiscoveryError
 from order_service.settings import USER_SERVICE, Settings
 
@@ -25,6 +26,11 @@ class UserDirectory:
             if settings.user_service_url
             else None
         )
+        if self.static_source is None:
+            # Likewise CONSUL_HTTP_*, which the watcher reads on the first order: a
+            # ConfigError there would be a 500. (Under gunicorn service_hooks checked them
+            # already; this covers create_app run any other way.)
+            ConsulSettings.from_env()
 
     @cached_property
     def client(self) -> ServiceClient:

@@ -47,3 +47,15 @@ def test_a_failing_user_service_is_unavailable_not_unknown(status):
 def test_a_malformed_url_fails_at_boot():
     with pytest.raises(ConfigError, match="^USER_SERVICE_URL: "):
         directory("users.internal:8001")
+
+
+def test_bad_consul_setting_fails_when_the_directory_is_built(monkeypatch):
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", "ftp://x")
+    with pytest.raises(ConfigError) as err:
+        UserDirectory(Settings(database_url="sqlite://"))
+    assert str(err.value).startswith("CONSUL_HTTP_ADDR:")
+
+
+def test_consul_settings_do_not_matter_with_a_fixed_url(monkeypatch):
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", "ftp://x")
+    assert directory("http://127.0.0.1:1").static_source is not None
