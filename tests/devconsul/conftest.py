@@ -1,14 +1,14 @@
 """Fixtures for devconsul tests: an HTTP client bound to an agent process, and a
 local HTTP server that checks can probe."""
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
 from tests.conftest import Agent
+from tests.support.loopback import loopback_server, serve_in_background, shut
 from tests.support.processes import free_port, wait_until
 
 
@@ -113,17 +113,13 @@ class Target:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback_server(Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), daemon=True
-        ).start()
+        serve_in_background(self.server)
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        shut(self.server)
 
 
 @pytest.fixture

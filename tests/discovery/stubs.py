@@ -2,14 +2,10 @@
 
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
+from tests.support.loopback import loopback_server, serve_in_background, shut
 from tests.support.processes import free_port
-
-
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # a client that timed out and left is expected here
 
 
 class StubServer:
@@ -40,21 +36,16 @@ class StubServer:
             def log_message(self, *args):
                 pass
 
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback_server(Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), daemon=True
-        )
 
     def __enter__(self):
-        self._thread.start()
+        serve_in_background(self.server)
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        shut(self.server)
 
 
 def answer(text: str, status: int = 200):

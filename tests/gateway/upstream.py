@@ -10,10 +10,11 @@ Every answer carries `X-Served-By: <name>`.
 
 import json
 import os
-import threading
 import time
 
 from werkzeug.serving import make_server
+
+from tests.support.loopback import serve_in_background, shut
 
 __all__ = ["ThreadedUpstream", "app", "echo_app"]
 
@@ -100,11 +101,7 @@ class ThreadedUpstream:
             "127.0.0.1", 0, echo_app(name, "", status, delay), threaded=True
         )
         self.port = self.server.server_port
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), daemon=True
-        )
-        self.thread.start()
+        serve_in_background(self.server)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        shut(self.server)
