@@ -6,11 +6,13 @@ Every service runs the same way as in production, `gunicorn -c python:<pkg>.guni
 """
 
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The shared discovery layer, not the services: switchyard starts them, never imports them.
+from discovery.identity import instance_id
+from discovery.web import gunicorn_argv
 from switchyard.agent import AgentChoice
 
 ADDRESS = "127.0.0.1"
@@ -67,24 +69,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def instance_name(service: str, port: int) -> str:
-    # Mirrors discovery.identity.instance_id; switchyard must not import the services' code.
-    return f"{service}-{ADDRESS}-{port}"
-
-
 def sqlite_url(data_dir: Path, service: str) -> str:
     return f"sqlite:///{(data_dir / f'{service}.db').resolve()}"
-
-
-def gunicorn_argv(package: str) -> tuple[str, ...]:
-    return (
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        f"python:{package}.gunicorn_conf",
-        f"{package}.wsgi:app",
-    )
 
 
 def service_spec(
@@ -102,10 +88,10 @@ def service_spec(
     if service != "gateway":
         env["DATABASE_URL"] = sqlite_url(options.data_dir, service)
     return ProcessSpec(
-        instance_name(service, port),
+        instance_id(service, ADDRESS, port),
         service,
         port,
-        gunicorn_argv(PACKAGES[service]),
+        tuple(gunicorn_argv(PACKAGES[service])),
         env,
     )
 
