@@ -14,6 +14,7 @@ failed mid-exchange, or the answer was not HTTP).
 import contextlib
 import select
 import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ __all__ = [
     "UpstreamTimeout",
 ]
 
+MAX_HEAD = 1 << 20  # bytes of one response head, as Go's MaxResponseHeaderBytes
 MAX_HEADER_LINES = 200
 MAX_LINE = 65536
 MAX_POOLS = 512
@@ -45,21 +47,90 @@ class UpstreamBroken(OSError):
 
 
 class _Conn:
-    __slots__ = ("file", "sock", "timeout")
+    """A kept-alive upstream socket and the bytes read ahead on it.
+
+    The socket stays in blocking mode and its timeouts are the kernel's (SO_RCVTIMEO,
+    SO_SNDTIMEO): with a Python-level timeout CPython polls before every send and recv,
+    one more syscall -- and one more hand-off of the GIL between the gateway's threads --
+    per operation. A kernel timeout surfaces as EAGAIN, turned into TimeoutError here.
+    """
+
+    __slots__ = ("buf", "sock", "timeout")
 
     def __init__(self, sock: socket.socket):
+        sock.settimeout(None)
         self.sock = sock
-        self.file = sock.makefile("rb", buffering=STREAM_CHUNK)
-        self.timeout = sock.gettimeout()
+        self.buf = b""
+        self.timeout: float | None = None
 
     def settimeout(self, timeout: float) -> None:
-        if timeout != self.timeout:  # a syscall each time: most requests keep the last
-            self.sock.settimeout(timeout)
+        if timeout != self.timeout:  # two syscalls: most requests keep the last value
+            # a zero timeval means "never": the smallest real one instead
+            seconds = max(timeout, 1e-6)
+            whole = int(seconds)
+            tv = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
             self.timeout = timeout
+
+    def sendall(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError as exc:
+            raise TimeoutError("upstream write timed out") from exc
+
+    def recv(self) -> bytes:
+        """The next bytes: the read-ahead first, then the socket; b"" at end of stream."""
+        if self.buf:
+            data, self.buf = self.buf, b""
+            return data
+        try:
+            return self.sock.recv(STREAM_CHUNK)
+        except BlockingIOError as exc:
+            raise TimeoutError("upstream read timed out") from exc
+
+    def head(self) -> bytes:
+        """One message head, up to and including the empty line that ends it."""
+        buf = b""
+        while (end := _head_end(buf)) < 0:
+            if len(buf) > MAX_HEAD:
+                raise UpstreamBroken("response head too large")
+            data = self.recv()
+            if not data:
+                if buf:
+                    raise UpstreamBroken("connection closed inside the response head")
+                raise _Stale("connection closed before the answer", unsent=False)
+            buf += data
+        self.buf = buf[end:]
+        return buf[:end]
+
+    def line(self) -> bytes:
+        buf, self.buf = self.buf, b""
+        while (end := buf.find(b"\n")) < 0:
+            if len(buf) > MAX_LINE or not (data := self.recv()):
+                raise UpstreamBroken("bad or truncated chunk line")
+            buf += data
+        self.buf = buf[end + 1 :]
+        return buf[: end + 1]
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes, as soon as some are there; b"" at end of stream."""
+        data = self.recv()
+        self.buf = data[size:]
+        return data[:size]
+
+    def read_exactly(self, size: int) -> bytes:
+        parts = []
+        while size:
+            data = self.read(size)
+            if not data:
+                raise UpstreamBroken("body shorter than announced")
+            parts.append(data)
+            size -= len(data)
+        return b"".join(parts)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.file.close()
             self.sock.close()
 
     def idle_and_open(self) -> bool:
@@ -71,18 +142,32 @@ class _Conn:
         return not readable
 
 
+def _head_end(buf: bytes) -> int:
+    """Offset just past the empty line ending a head (lines end in CRLF or LF), or -1."""
+    ends = [i for i in (buf.find(b"\n\r\n"), buf.find(b"\n\n")) if i >= 0]
+    if not ends:
+        return -1
+    i = min(ends)
+    return i + (3 if buf[i + 1 : i + 2] == b"\r" else 2)
+
+
 class _Pool:
     def __init__(self, address: str, port: int, maxsize: int):
         self.address, self.port, self.maxsize = address, port, maxsize
         self.idle: deque[_Conn] = deque()
 
-    def get(self, connect_timeout: float) -> tuple[_Conn, bool]:
+    def get(self, connect_timeout: float, replayable: bool) -> tuple[_Conn, bool]:
+        """A kept-alive connection if there is one (reused=True), else a new one.
+
+        A replayable request skips the check that the peer has not closed the idle
+        connection (a syscall): on a stale one it is resent on a new connection anyway.
+        """
         while True:
             try:
                 conn = self.idle.pop()
             except IndexError:
                 break
-            if conn.idle_and_open():
+            if replayable or conn.idle_and_open():
                 return conn, True
             conn.close()
         return self.connect(connect_timeout), False
@@ -143,24 +228,24 @@ class UpstreamResponse:
         self._release()
 
     def _body(self) -> Iterator[bytes]:
-        f = self._conn.file
+        conn = self._conn
         if self._chunked:
-            yield from _chunks(f)
+            yield from _chunks(conn)
         elif self._length is not None:
             left = self._length
             while left:
-                data = f.read(min(left, STREAM_CHUNK))
+                data = conn.read(left)
                 if not data:
                     raise UpstreamBroken("body shorter than Content-Length")
                 left -= len(data)
                 yield data
         else:
-            while data := f.read1(STREAM_CHUNK):
+            while data := conn.recv():
                 yield data
 
     def _release(self) -> None:
         if self._conn is not None:
-            if self._reusable:
+            if self._reusable and not self._conn.buf:  # bytes beyond the answer: unsafe
                 self._pool.put(self._conn)
             else:
                 self._conn.close()
@@ -172,21 +257,19 @@ class UpstreamResponse:
             self._conn = None
 
 
-def _chunks(f) -> Iterator[bytes]:
+def _chunks(conn: _Conn) -> Iterator[bytes]:
     while True:
-        line = f.readline(MAX_LINE)
-        if not line.endswith(b"\n"):
-            raise UpstreamBroken("bad chunk size line")
+        line = conn.line()
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
             raise UpstreamBroken("bad chunk size") from None
         if size == 0:
-            while f.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
+            while conn.line() not in (b"\r\n", b"\n"):
                 pass  # trailers: dropped, they are hop-by-hop for us
             return
-        data = f.read(size)
-        if len(data) < size or f.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+        data = conn.read_exactly(size)
+        if conn.line() not in (b"\r\n", b"\n"):
             raise UpstreamBroken("truncated chunk")
         yield data
 
@@ -234,7 +317,7 @@ class Transport:
         pool = self._pool(address, port)
         host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         data = _serialise(method, target, host, headers, body)
-        conn, reused = pool.get(connect_timeout)
+        conn, reused = pool.get(connect_timeout, replayable)
         try:
             return self._exchange(pool, conn, method, data, read_timeout)
         except _Stale as stale:
@@ -249,7 +332,7 @@ class Transport:
     def _exchange(self, pool, conn, method, data, read_timeout) -> UpstreamResponse:
         conn.settimeout(read_timeout)
         try:
-            conn.sock.sendall(data)
+            conn.sendall(data)
         except TimeoutError as exc:
             conn.close()
             raise UpstreamTimeout(str(exc)) from exc
@@ -284,13 +367,10 @@ def _serialise(method, target, host, headers, body) -> bytes:
 
 
 def _read_head(pool, conn, method) -> UpstreamResponse:
-    f = conn.file
     while True:
-        line = f.readline(MAX_LINE)
-        if not line:
-            raise _Stale("connection closed before the answer", unsent=False)
-        version, status = _status(line)
-        headers = _headers(f)
+        lines = conn.head().decode("latin-1").split("\n")
+        version, status = _status(lines[0])
+        headers = _headers(lines[1:-2])  # the last two: the empty line, and after it
         if not 100 <= status < 200 or status == 101:
             break  # 1xx interim answers (100 Continue, 103) are not forwarded
     names = {n.lower(): v for n, v in headers}
@@ -315,23 +395,20 @@ def _read_head(pool, conn, method) -> UpstreamResponse:
     )
 
 
-def _status(line: bytes) -> tuple[str, int]:
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+def _status(line: str) -> tuple[str, int]:
+    parts = line.rstrip("\r").split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
         raise UpstreamBroken(f"not an HTTP status line: {line[:80]!r}")
     return parts[0], int(parts[1])
 
 
-def _headers(f) -> list[tuple[str, str]]:
+def _headers(lines: list[str]) -> list[tuple[str, str]]:
+    if len(lines) > MAX_HEADER_LINES:
+        raise UpstreamBroken("too many response headers")
     headers = []
-    for _ in range(MAX_HEADER_LINES):
-        line = f.readline(MAX_LINE)
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line.endswith(b"\n"):
-            raise UpstreamBroken("truncated or oversized response header")
-        name, sep, value = line.decode("latin-1").partition(":")
+    for line in lines:
+        name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             raise UpstreamBroken(f"bad response header line {line[:80]!r}")
         headers.append((name, value.strip()))
-    raise UpstreamBroken("too many response headers")
+    return headers

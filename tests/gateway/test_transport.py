@@ -5,7 +5,15 @@ import threading
 
 import pytest
 
-from gateway.transport import ConnectFailed, Transport, UpstreamBroken, UpstreamTimeout
+from gateway.transport import (
+    ConnectFailed,
+    Transport,
+    UpstreamBroken,
+    UpstreamTimeout,
+    _chunks,
+    _Conn,
+    _Stale,
+)
 from tests.support.processes import free_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: s\r\n\r\nok"
@@ -19,6 +27,7 @@ class Scripted:
         self.close = close  # close the connection after each reply
         self.requests: list[bytes] = []
         self.connections = 0
+        self.closed = threading.Event()  # set once the server closed a connection
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -31,6 +40,7 @@ class Scripted:
                 self.connections += 1
                 with conn:
                     self._answer(conn)
+                self.closed.set()
 
     def _answer(self, conn):
         while self.replies:
@@ -125,3 +135,57 @@ def test_silence_is_a_timeout_and_refusal_a_connect_failure(transport):
             transport.send("127.0.0.1", port, "GET", "/", [], b"", 0.5, 0.2, True)
     with pytest.raises(ConnectFailed):
         transport.send("127.0.0.1", free_port(), "GET", "/", [], b"", 0.5, 0.2, True)
+
+
+def test_a_request_that_cannot_be_replayed_never_meets_a_closed_connection(transport):
+    server = Scripted(OK, OK, close=True)  # closes each connection after answering
+    assert send(transport, server).read() == b"ok"
+    assert server.closed.wait(5)
+    response = transport.send(
+        "127.0.0.1", server.port, "POST", "/x", [], b"{}", 0.5, 2.0, False
+    )
+    assert response.read() == b"ok"  # checked before use, so a fresh connection
+    assert server.connections == 2
+
+
+def test_bytes_beyond_the_answer_keep_the_connection_out_of_the_pool(transport):
+    server = Scripted(OK + b"HTTP/1.1 200 OK\r\n", OK)  # junk after the body
+    assert send(transport, server).read() == b"ok"
+    assert send(transport, server).read() == b"ok"
+    assert server.connections == 2
+
+
+class Pieces:
+    """A socket stand-in whose recv hands out scripted pieces, then end of stream."""
+
+    def __init__(self, *pieces: bytes):
+        self.pieces = list(pieces)
+
+    def settimeout(self, timeout):
+        pass
+
+    def recv(self, size: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_a_head_arriving_in_pieces_is_read_whole_and_the_rest_kept(eol):
+    head = b"HTTP/1.1 200 OK" + eol + b"A: 1" + eol + eol
+    conn = _Conn(Pieces(*(head[i : i + 3] for i in range(0, len(head), 3)), b"body"))
+    assert conn.head() == head
+    assert conn.read_exactly(4) == b"body"
+
+
+def test_a_stream_ending_inside_the_head_is_broken_and_before_it_stale():
+    with pytest.raises(UpstreamBroken):
+        _Conn(Pieces(b"HTTP/1.1 200 OK\r\nA: 1")).head()
+    with pytest.raises(_Stale):
+        _Conn(Pieces()).head()
+
+
+@pytest.mark.parametrize("size", [1, 5, 7])
+def test_a_chunked_body_arriving_in_pieces_is_decoded(size):
+    body = b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+    conn = _Conn(Pieces(*(body[i : i + size] for i in range(0, len(body), size))))
+    assert b"".join(_chunks(conn)) == b"abcde"
+    assert conn.buf == b""  # nothing beyond the body was consumed
