@@ -10,8 +10,15 @@ the next request on the same connection and serves it directly. It gives the con
 back to the loop as soon as another connection is queued for a thread, when the worker
 stops, or after `LINGER` seconds of silence, so lingering never keeps anyone waiting
 longer than one `LINGER_SLICE`, and idle keep-alive connections still cost no thread.
+
+Every syscall of a request releases the GIL and, with a thread per busy connection, hands
+it to another thread: futex calls and context switches that cost more than the syscall.
+So the worker also spares the ones that do no work: a response goes out in one send
+(gunicorn writes its head and its body separately), and a fully read request is not
+"drained" again (two socket mode changes each time).
 """
 
+import contextlib
 import select
 import threading
 
@@ -19,10 +26,50 @@ from gunicorn.http.body import LengthReader
 
 from discovery.worker import JSONErrorWorker
 
-__all__ = ["LingeringWorker"]
+__all__ = ["LingeringWorker", "OneSend"]
 
 LINGER = 0.1  # seconds a thread waits for the next request on its connection
 LINGER_SLICE = 0.002  # how often a lingering thread looks for queued connections
+COALESCE_LIMIT = 64 * 1024  # a larger body is not copied to join its head
+
+
+class OneSend:
+    """A client socket that holds a response's first write -- gunicorn's head -- back
+    until the body's first write, and sends both in one syscall. Everything else is the
+    socket's own; other ways of sending (sendfile, send) and `flush()` send what is held
+    first."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._held: bytes | None = None  # None: nothing written yet
+
+    def sendall(self, data) -> None:
+        if self._held is None:
+            self._held = bytes(data)
+            return
+        if self._held:
+            held, self._held = self._held, b""
+            if len(data) <= COALESCE_LIMIT:
+                data = held + data
+            else:
+                self._sock.sendall(held)
+        self._sock.sendall(data)
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            self._sock.sendall(held)
+
+    def send(self, data, *flags) -> int:
+        self.flush()
+        return self._sock.send(data, *flags)
+
+    def sendfile(self, *args, **kwargs):
+        self.flush()
+        return self._sock.sendfile(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 class LingeringWorker(JSONErrorWorker):
@@ -44,10 +91,20 @@ class LingeringWorker(JSONErrorWorker):
             result = super().handle(conn)
         return result
 
+    def handle_request(self, req, conn):
+        sock, conn.sock = conn.sock, OneSend(conn.sock)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            with contextlib.suppress(OSError):  # a gone client: gunicorn's to notice
+                conn.sock.flush()  # a head without a body (HEAD, 204, 304)
+            conn.sock = sock
+
     def _keepalive_after(self, conn, keepalive):
-        # gunicorn drains an unread body under a deadline it sets as a socket timeout:
-        # two syscalls per request even when there is nothing to drain. A length-framed
-        # body whose bytes are all off the socket needs no drain.
+        # gunicorn drains an unread body under a deadline it sets as a socket timeout,
+        # and again before parsing the next request: syscalls even when there is
+        # nothing to drain. A length-framed body whose bytes are all off the socket
+        # needs no drain, so the parser forgets the finished message.
         body = getattr(conn.parser.mesg, "body", None)
         reader = getattr(body, "reader", None)
         if (
@@ -56,6 +113,7 @@ class LingeringWorker(JSONErrorWorker):
             and reader.length == 0
             and not body.failed
         ):
+            conn.parser.mesg = None
             return True
         return super()._keepalive_after(conn, keepalive)
 

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from gateway.worker import COALESCE_LIMIT, OneSend
 from tests.support.processes import ManagedProcess, free_port, python_module
 
 pytestmark = pytest.mark.integration
@@ -83,3 +84,55 @@ def test_connection_close_is_honoured(port):
         sock.sendall(get("/bye", "Connection: close\r\n"))
         assert read_response(stream)[0] == 200
         assert stream.read() == b""  # closed by the server
+
+
+class Recorder:
+    """A socket stand-in that records each send."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, bytes]] = []
+
+    def sendall(self, data):
+        self.sent.append(("sendall", bytes(data)))
+
+    def sendfile(self, file, offset=0, count=None):
+        self.sent.append(("sendfile", file))
+
+    def getpeername(self):
+        return ("127.0.0.1", 1)
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+
+
+def test_a_head_and_its_body_leave_in_one_send():
+    sock = Recorder()
+    one = OneSend(sock)
+    one.sendall(HEAD)
+    one.sendall(b"ok")
+    one.sendall(b"more")  # later writes go straight through
+    one.flush()
+    assert sock.sent == [("sendall", HEAD + b"ok"), ("sendall", b"more")]
+
+
+def test_a_head_alone_leaves_on_flush_and_large_bodies_are_not_copied():
+    sock = Recorder()
+    one = OneSend(sock)
+    one.sendall(HEAD)
+    assert sock.sent == []
+    one.flush()
+    assert sock.sent == [("sendall", HEAD)]
+    sock, big = Recorder(), b"x" * (COALESCE_LIMIT + 1)
+    one = OneSend(sock)
+    one.sendall(HEAD)
+    one.sendall(big)
+    assert sock.sent == [("sendall", HEAD), ("sendall", big)]
+
+
+def test_other_ways_of_sending_go_after_the_held_head():
+    sock = Recorder()
+    one = OneSend(sock)
+    one.sendall(HEAD)
+    one.sendfile("file")
+    assert sock.sent == [("sendall", HEAD), ("sendfile", "file")]
+    assert one.getpeername() == ("127.0.0.1", 1)  # the rest is the socket's
