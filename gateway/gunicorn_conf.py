@@ -14,6 +14,11 @@ from gateway.settings import DEFAULT_PORT, GatewaySettings
 globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_PORT))
 
 _settings = GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
+# One process by default: metrics, ejections and retry budgets are per process, and one
+# process makes them the gateway's -- a scrape of /metrics sees every request, and an
+# instance is ejected after GATEWAY_EJECT_AFTER failures, not that many per worker. Its
+# threads carry the concurrency; scale out with more gateway instances.
+workers = env_int("WEB_CONCURRENCY", 1, minimum=1)
 worker_class = "gateway.worker.LingeringWorker"
 threads = env_int("GUNICORN_THREADS", 16, minimum=1)
 limit_request_line = _settings.max_request_line

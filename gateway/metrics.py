@@ -1,7 +1,8 @@
 """Prometheus metrics of one gateway app, in its own CollectorRegistry (tests build many apps).
 
-Counters are per worker process: with several gunicorn workers each answers /metrics for
-itself (no multiprocess aggregation).
+Counters are per process. The gateway runs one worker process by default, so they count
+every request; with WEB_CONCURRENCY > 1 each worker answers /metrics for itself (no
+multiprocess aggregation: it cannot forget the series of departed instances).
 
 The request path goes through `child()`: prometheus_client's `.labels()` validates and
 locks on every call, which cost more than the increment itself; the labelled children are

@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | `PORT` | `8000` | listening port (gunicorn bind and the registered port) |
-| `WEB_CONCURRENCY` | `2` | gunicorn worker processes (each follows Consul itself) |
+| `WEB_CONCURRENCY` | `1` | gunicorn worker processes; each keeps its own metrics, ejections and retry budgets |
 | `GUNICORN_THREADS` | `16` | threads per worker (the gateway mostly waits on upstreams) |
 | `LOG_LEVEL` | `INFO` | `INFO` logs one access line per proxied request |
 | `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from discovery.env import ConfigError
@@ -42,3 +46,17 @@ def test_values_are_read():
 def test_bad_values_fail_naming_the_variable(name, value, says):
     with pytest.raises(ConfigError, match=says):
         GatewaySettings.from_env({name: value})
+
+
+@pytest.mark.parametrize("env, workers", [({}, 1), ({"WEB_CONCURRENCY": "3"}, 3)])
+def test_the_gateway_runs_one_worker_process_unless_told(env, workers):
+    # One process keeps metrics, ejections and retry budgets whole (gateway.gunicorn_conf).
+    environ = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import gateway.gunicorn_conf as c; print(c.workers)"],
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert int(out) == workers
