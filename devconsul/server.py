@@ -3,6 +3,7 @@ HTTP/1.1 keep-alive, Content-Length on every answer, plain-text errors."""
 
 import logging
 import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from devconsul import acl, static
@@ -144,3 +145,11 @@ class AgentHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App):
         self.app = app
         super().__init__(address, Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that hung up -- a watcher stopped during its blocking query -- is
+        # routine, and Consul logs nothing for it; the stdlib prints a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s went away before its answer", client_address[0])
+            return
+        super().handle_error(request, client_address)

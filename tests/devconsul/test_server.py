@@ -2,6 +2,7 @@
 
 import http.client
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.processes import wait_until
+from tests.conftest import Agent
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +140,27 @@ def test_300_blocked_watchers_do_not_starve_other_requests(devconsul):
         t.join(max(0.1, deadline - time.monotonic()))
     assert len(answered) == 300
     assert all(body[0]["Service"]["Service"] == "crowd" for body in answered)
+
+
+def test_a_watcher_that_hangs_up_is_not_an_error():
+    agent = Agent(free_port(), "-log-level", "debug")
+    try:
+        index = requests.get(f"{agent.url}/v1/kv/hangup").headers["X-Consul-Index"]
+        with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as watcher:
+            watcher.sendall(
+                f"GET /v1/kv/hangup?index={index}&wait=30s HTTP/1.1\r\n"
+                "Host: t\r\n\r\n".encode()
+            )
+            # Reset on close: whether the agent is still reading the query or already
+            # waiting to answer it, the connection is gone under it.
+            linger = struct.pack("ii", 1, 0)
+            watcher.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        requests.put(f"{agent.url}/v1/kv/hangup", data=b"x").raise_for_status()
+        wait_until(
+            lambda: "went away before its answer" in agent.process.output(),
+            5,
+            what="the agent to notice",
+        )
+        assert "Traceback" not in agent.process.output()
+    finally:
+        agent.process.stop()
