@@ -1,10 +1,11 @@
 """devconsul: an embedded, Consul-compatible single-node development agent.
 
 It speaks the subset of Consul's HTTP API that Switchyard and ordinary Consul
-clients use (agent, catalog, health, KV, status, ACL stubs, the internal/ui
-summaries), runs HTTP/TCP/TTL checks and answers blocking queries, all in
-memory. Start it with ``devconsul agent -dev`` (or ``python -m devconsul``);
-see devconsul.cli for the flags, including the hidden dev-only ones.
+clients use (agent, catalog, health, KV with sessions and locks, status, ACL
+stubs, the internal/ui summaries), runs HTTP/TCP/TTL checks and answers
+blocking queries, all in memory. Start it with ``devconsul agent -dev`` (or
+``python -m devconsul``); see devconsul.cli for the flags, including the
+hidden dev-only ones.
 
 Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - JSON is compact unless ``?pretty`` (dev-mode Consul indents everything).
@@ -14,7 +15,11 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - Check output changes are written at once (Consul defers output-only
   updates to the catalog for up to 5 minutes).
 - Script, Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
-- KV lock sessions (``?acquire``/``?release``) are not supported.
+- Sessions: session IDs are matched case-insensitively as in Consul, but node
+  names and check IDs exactly (Consul ignores their case too), and a lock
+  stores the session ID lowercased. ``ns``/partition parameters are ignored
+  (Enterprise). Lock-delays and TTL timers live in this process, like
+  everything else, so a restart forgets them along with the sessions.
 - ``-acl-token`` is one management token, not Consul's ACL system; the
   status endpoints stay open, as in Consul.
 """

@@ -1,6 +1,7 @@
 """The local agent: what /v1/agent/* changes, kept in the store and run by the
 check runner. Also the node's own entries (the ``consul`` service, serfHealth),
-maintenance mode and the reaper for DeregisterCriticalServiceAfter.
+maintenance mode, the reaper for DeregisterCriticalServiceAfter and the
+sessions (with their TTL timers) that KV locks hang on.
 """
 
 import logging
@@ -13,6 +14,7 @@ from devconsul.definitions import CheckDefinition, ServiceDefinition, is_ip
 from devconsul.durations import seconds
 from devconsul.errors import HTTPError
 from devconsul.scheduler import Scheduler
+from devconsul.sessions import Sessions
 from devconsul.store import Check, Node, Service, Store
 
 log = logging.getLogger("devconsul.agent")
@@ -37,6 +39,7 @@ class Agent:
         self.store = store or Store()
         self.scheduler = Scheduler()
         self.runner = CheckRunner(self.record_result, self.scheduler)
+        self.sessions = Sessions(self.store, self.scheduler, config.session_ttl_min_ns)
         self._bootstrap()
 
     def start(self) -> "Agent":

@@ -4,6 +4,8 @@ Hidden, dev-only knobs (not in --help, never needed outside tests):
   -dev-reap-interval DURATION       how often the reaper runs (Consul: 30s)
   -dev-deregister-minimum DURATION  floor of DeregisterCriticalServiceAfter
                                     (Consul: 1m)
+  -dev-session-ttl-min DURATION     shortest session TTL accepted (Consul's
+                                    session_ttl_min, default 10s)
 """
 
 import argparse
@@ -89,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=AgentConfig.deregister_minimum_ns,
         help=hidden,
     )
+    _flag(
+        agent,
+        "dev-session-ttl-min",
+        dest="session_ttl_min",
+        type=_duration,
+        default=AgentConfig.session_ttl_min_ns,
+        help=hidden,
+    )
     return parser
 
 
@@ -102,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         acl_token=args.acl_token,
         reap_interval_ns=args.reap_interval,
         deregister_minimum_ns=args.deregister_minimum,
+        session_ttl_min_ns=args.session_ttl_min,
     )
 
 

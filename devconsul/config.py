@@ -14,6 +14,9 @@ class AgentConfig:
     bind_addr: str = "127.0.0.1"
     acl_token: str | None = None
     # Consul's fixed values; only the hidden dev-only CLI flags change them so
-    # that tests need not wait a minute for DeregisterCriticalServiceAfter.
+    # that tests need not wait a minute for DeregisterCriticalServiceAfter or
+    # 20 seconds for the shortest session TTL to run out.
     reap_interval_ns: int = 30 * SECOND
     deregister_minimum_ns: int = MINUTE
+    # Consul's session_ttl_min: the shortest session TTL it accepts.
+    session_ttl_min_ns: int = 10 * SECOND

@@ -95,6 +95,10 @@ class Fields:
     def has(self, name: str) -> bool:
         return self._values.get(name.lower()) is not None
 
+    def present(self, name: str) -> bool:
+        """Sent at all, ``null`` included (Go then overwrites a default with nil)."""
+        return name.lower() in self._values
+
     def raw(self, name: str):
         return self._values.get(name.lower())
 

@@ -3,7 +3,7 @@
 import base64
 
 from devconsul.durations import format_duration
-from devconsul.store import Check, KVEntry, Node, Service, Store
+from devconsul.store import Check, KVEntry, Node, Service, Session, Store
 
 
 def _sorted(mapping: dict) -> dict:
@@ -163,6 +163,29 @@ def kv_entry(entry: KVEntry) -> dict:
     if entry.session:
         data["Session"] = entry.session
     data.update(CreateIndex=entry.create_index, ModifyIndex=entry.modify_index)
+    return data
+
+
+def session(s: Session) -> dict:
+    """structs.Session: LockDelay in nanoseconds, TTL as sent, the deprecated
+    Checks only when non-empty (``omitempty``)."""
+    data = {
+        "ID": s.id,
+        "Name": s.name,
+        "Node": s.node,
+        "LockDelay": s.lock_delay,
+        "Behavior": s.behavior,
+        "TTL": s.ttl,
+        "NodeChecks": list(s.node_checks) if s.node_checks is not None else None,
+        "ServiceChecks": (
+            [dict(c) for c in s.service_checks]
+            if s.service_checks is not None
+            else None
+        ),
+    }
+    if s.checks:
+        data["Checks"] = list(s.checks)
+    data.update(CreateIndex=s.create_index, ModifyIndex=s.modify_index)
     return data
 
 

@@ -1,21 +1,28 @@
-"""The in-memory state store: nodes, services, checks and KV behind one lock, with
-Consul-style raft indexes and a condition variable that blocking queries wait on.
+"""The in-memory state store: nodes, services, checks, KV and sessions behind one
+lock, with Consul-style raft indexes and a condition variable that blocking
+queries wait on.
 
 Every write transaction takes the next index once, stamps the records it touches
 with it and raises the index of each table (and of each service name) it changed.
 Blocking queries wait on the condition for *their* index to move, so a KV write
 does not answer a health watcher, and a write that changes nothing bumps nothing.
+
+Sessions are invalidated inside the transaction that causes it, as in Consul's
+state store: a check written as critical, a deleted check or node, or a destroy.
 """
 
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from devconsul.definitions import CheckDefinition
+from devconsul.durations import SECOND, seconds
 
-NODES, SERVICES, CHECKS, KV = "nodes", "services", "checks", "kv"
+NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
+# Consul ignores lock delays above a minute (structs.MaxLockDelay).
+MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
 
 
@@ -94,6 +101,33 @@ class KVEntry:
     modify_index: int = 0
 
 
+@dataclass
+class Session:
+    """structs.Session. The check lists keep Consul's null-versus-empty
+    distinction (None is JSON null); `checks` is the deprecated field."""
+
+    id: str
+    node: str
+    name: str = ""
+    lock_delay: int = 15 * SECOND
+    behavior: str = "release"
+    ttl: str = ""
+    node_checks: list[str] | None = None
+    service_checks: list[dict] | None = None
+    checks: list[str] | None = None
+    create_index: int = 0
+    modify_index: int = 0
+
+    def check_ids(self) -> list[str]:
+        """Every check the session depends on, whichever list names it."""
+        service = [c["ID"] for c in self.service_checks or []]
+        return [*(self.checks or []), *(self.node_checks or []), *service]
+
+
+class UnknownSession(LookupError):
+    """A lock operation named a session that does not exist."""
+
+
 class Store:
     def __init__(self):
         self.lock = threading.RLock()
@@ -105,8 +139,11 @@ class Store:
         self.kv: dict[str, KVEntry] = {}
         # Index of each deleted key, so a prefix's index never goes back.
         self.kv_tombstones: dict[str, int] = {}
+        self.sessions: dict[str, Session] = {}
+        # Key -> monotonic time until which it cannot be locked (lock-delay).
+        self.lock_delays: dict[str, float] = {}
         self.table_index: dict[str, int] = dict.fromkeys(
-            (NODES, SERVICES, CHECKS, KV), 0
+            (NODES, SERVICES, CHECKS, KV, SESSIONS), 0
         )
         # Highest index that touched anything a health/catalog query for a
         # service name returns (kept after deregistration, so it never drops).
@@ -187,6 +224,8 @@ class Store:
                 del self.services[key]
             for key in [k for k in self.checks if k[0] == name]:
                 del self.checks[key]
+            for session in [s for s in self.sessions.values() if s.node == name]:
+                self.session_destroy(session.id)
 
     def _names_on_node(self, node: str) -> set[str]:
         return {s.name for (n, _), s in self.services.items() if n == node}
@@ -214,6 +253,7 @@ class Store:
             self._stamp([SERVICES, CHECKS], [service.name])
             for check in self.service_checks(node, service_id):
                 del self.checks[(node, check.id)]
+                self._invalidate_sessions(node, check.id)
             return True
 
     def service_checks(self, node: str, service_id: str) -> list[Check]:
@@ -244,6 +284,8 @@ class Store:
             if check.status == "critical" and check.critical_since is None:
                 check.critical_since = time.monotonic()
             self.checks[key] = check
+            if check.status == "critical":
+                self._invalidate_sessions(check.node, check.id)
 
     def delete_check(self, node: str, check_id: str) -> bool:
         with self.write():
@@ -251,6 +293,7 @@ class Store:
             if check is None:
                 return False
             self._stamp([CHECKS], self._check_names(check))
+            self._invalidate_sessions(node, check_id)
             return True
 
     def set_check_status(
@@ -270,6 +313,8 @@ class Store:
                 check.critical_since = time.monotonic() if critical else None
             check.status, check.output = status, output
             check.modify_index = self._stamp([CHECKS], self._check_names(check))
+            if status == "critical":
+                self._invalidate_sessions(node, check_id)
             return previous if status != previous else None
 
     # -- KV -----------------------------------------------------------------------
@@ -279,12 +324,45 @@ class Store:
             old = self.kv.get(entry.key)
             if cas is not None and (old.modify_index if old else 0) != cas:
                 return False
-            self._stamp_record(entry, old, [KV])
             if old:
                 entry.lock_index, entry.session = old.lock_index, old.session
-            self.kv[entry.key] = entry
-            self.kv_tombstones.pop(entry.key, None)
+            self._store_kv(entry, old)
             return True
+
+    def kv_lock(self, entry: KVEntry, session_id: str) -> bool:
+        """?acquire: write `entry` held by the session, unless another session
+        holds the key or its lock-delay runs. LockIndex counts acquisitions."""
+        with self.write():
+            # Consul checks the lock-delay before the session (kvsPreApply).
+            if self.lock_delays.get(entry.key, 0.0) > time.monotonic():
+                return False
+            self.lock_delays.pop(entry.key, None)
+            if session_id not in self.sessions:
+                raise UnknownSession(session_id)
+            old = self.kv.get(entry.key)
+            holder = old.session if old else ""
+            if holder and holder != session_id:
+                return False
+            lock_index = old.lock_index if old else 0
+            entry.lock_index = lock_index if holder else lock_index + 1
+            entry.session = session_id
+            self._store_kv(entry, old)
+            return True
+
+    def kv_unlock(self, entry: KVEntry, session_id: str) -> bool:
+        """?release: write `entry` unlocked, if the session holds the key."""
+        with self.write():
+            old = self.kv.get(entry.key)
+            if old is None or old.session != session_id:
+                return False
+            entry.lock_index, entry.session = old.lock_index, ""
+            self._store_kv(entry, old)
+            return True
+
+    def _store_kv(self, entry: KVEntry, old: KVEntry | None) -> None:
+        self._stamp_record(entry, old, [KV])
+        self.kv[entry.key] = entry
+        self.kv_tombstones.pop(entry.key, None)
 
     def kv_delete(self, key: str, recurse: bool = False, cas: int | None = None):
         with self.write():
@@ -295,12 +373,16 @@ class Store:
                 if cas is not None and old and old.modify_index != cas:
                     return False
                 doomed = [key] if old else []
-            if doomed:
-                index = self._stamp([KV])
-                for k in doomed:
-                    del self.kv[k]
-                    self.kv_tombstones[k] = index
+            self._kv_remove(doomed)
             return True
+
+    def _kv_remove(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        index = self._stamp([KV])
+        for k in keys:
+            del self.kv[k]
+            self.kv_tombstones[k] = index
 
     def kv_list(self, prefix: str) -> list[KVEntry]:
         return sorted(
@@ -318,3 +400,44 @@ class Store:
     def kv_key_index(self, key: str) -> int:
         entry = self.kv.get(key)
         return entry.modify_index if entry else self.table_index[KV]
+
+    # -- sessions -----------------------------------------------------------------
+
+    def session_create(self, session: Session) -> None:
+        with self.write():
+            self._stamp_record(session, None, [SESSIONS])
+            self.sessions[session.id] = session
+
+    def session_destroy(self, session_id: str) -> bool:
+        """Invalidate a session: its locks are released (LockIndex kept) or,
+        with Behavior "delete", the held keys deleted; each then waits out the
+        session's lock-delay before anyone can lock it again."""
+        with self.write():
+            session = self.sessions.pop(session_id, None)
+            if session is None:
+                return False
+            index = self._stamp([SESSIONS])
+            held = [k for k, e in self.kv.items() if e.session == session_id]
+            if session.behavior == "delete":
+                self._kv_remove(held)
+            else:
+                for key in held:
+                    # A new object, not a mutation: answers rendered outside
+                    # the lock may still hold the old one.
+                    self.kv[key] = replace(self.kv[key], session="", modify_index=index)
+                if held:
+                    self._stamp([KV])
+            delay = min(session.lock_delay, MAX_LOCK_DELAY)
+            if delay > 0 and held:
+                now = time.monotonic()
+                # Forget delays that ran out on keys nobody tried to lock since.
+                self.lock_delays = {
+                    k: t for k, t in self.lock_delays.items() if t > now
+                }
+                self.lock_delays.update(dict.fromkeys(held, now + seconds(delay)))
+            return True
+
+    def _invalidate_sessions(self, node: str, check_id: str) -> None:
+        for session in list(self.sessions.values()):
+            if session.node == node and check_id in session.check_ids():
+                self.session_destroy(session.id)

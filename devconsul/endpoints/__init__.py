@@ -1,6 +1,15 @@
 """HTTP API endpoints, one module per area of Consul's API."""
 
-from devconsul.endpoints import acl, agent, catalog, health, internal, kv, status
+from devconsul.endpoints import (
+    acl,
+    agent,
+    catalog,
+    health,
+    internal,
+    kv,
+    session,
+    status,
+)
 from devconsul.routing import Route
 
 
@@ -10,6 +19,7 @@ def all_routes() -> list[Route]:
         *catalog.ROUTES,
         *health.ROUTES,
         *kv.ROUTES,
+        *session.ROUTES,
         *status.ROUTES,
         *acl.ROUTES,
         *internal.ROUTES,

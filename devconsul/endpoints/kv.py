@@ -1,4 +1,5 @@
-"""/v1/kv/<key>: get (single, ?recurse, ?keys), put (?flags, ?cas) and delete."""
+"""/v1/kv/<key>: get (single, ?recurse, ?keys), put (?flags, ?cas, ?acquire,
+?release) and delete."""
 
 from urllib.parse import urlencode
 
@@ -8,7 +9,7 @@ from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter
 from devconsul.routing import Route
-from devconsul.store import KVEntry
+from devconsul.store import KVEntry, UnknownSession
 
 MAX_VALUE = 512 * 1024
 _DOCS = "https://developer.hashicorp.com/consul/docs/agent/config/config-files#kv_max_value_size"
@@ -102,9 +103,6 @@ def write(app, req: Request) -> Response:
     if not req.arg:
         raise HTTPError(400, "Missing key name")
     _reject_conflicts(req)
-    if req.has("acquire") or req.has("release"):
-        session = req.param("acquire") or req.param("release")
-        raise HTTPError(500, f'invalid session "{session}"')
     if len(req.body) > MAX_VALUE:
         raise HTTPError(
             413,
@@ -112,8 +110,30 @@ def write(app, req: Request) -> Response:
             f"bytes. See {_DOCS}.",
         )
     entry = KVEntry(req.arg, req.body, flags=_uint_param(req, "flags") or 0)
+    if req.has("acquire"):
+        return json_response(req, _acquire(app.store, entry, req.param("acquire")))
+    if req.has("release"):
+        session = _session_param(req.param("release"))
+        return json_response(req, app.store.kv_unlock(entry, session))
     ok = app.store.kv_put(entry, cas=_uint_param(req, "cas"))
     return json_response(req, ok)
+
+
+def _session_param(value: str) -> str:
+    if not value:
+        raise HTTPError(500, "missing session")
+    # Session IDs are looked up lowercased, as Consul indexes them.
+    return value.lower()
+
+
+def _acquire(store, entry: KVEntry, session: str) -> bool:
+    """Lock the key for the session (the value and flags are written too)."""
+    try:
+        return store.kv_lock(entry, session.lower())
+    except UnknownSession:
+        # Checked only after the lock-delay, as Consul does (kvsPreApply).
+        _session_param(session)
+        raise HTTPError(500, f'invalid session "{session}"') from None
 
 
 def _reject_conflicts(req: Request) -> None:

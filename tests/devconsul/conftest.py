@@ -1,6 +1,7 @@
 """Fixtures for devconsul tests: an HTTP client bound to an agent process, and a
 local HTTP server that checks can probe."""
 
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -10,6 +11,26 @@ import requests
 from tests.conftest import Agent
 from tests.support.loopback import loopback_server, serve_in_background, shut
 from tests.support.processes import free_port, wait_until
+
+
+class Pending:
+    """A request running on a background thread: a blocking query in flight."""
+
+    def __init__(self, call):
+        self._box: dict = {}
+        self._thread = threading.Thread(
+            target=lambda: self._box.update(r=call()), daemon=True
+        )
+        self._thread.start()
+
+    def still_waiting(self, seconds: float) -> bool:
+        self._thread.join(seconds)
+        return self._thread.is_alive()
+
+    def response(self, timeout: float = 5.0) -> requests.Response:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the blocking query did not return"
+        return self._box["r"]
 
 
 class Api:
@@ -28,6 +49,10 @@ class Api:
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+    def block(self, path: str, index: str, wait: str = "10s") -> Pending:
+        """Start a blocking GET of `path` from `index` in the background."""
+        return Pending(lambda: self.get(path, params={"index": index, "wait": wait}))
 
     def register(self, body: dict, **params) -> None:
         r = self.put("/v1/agent/service/register", json=body, params=params)

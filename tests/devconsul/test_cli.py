@@ -7,6 +7,8 @@ import subprocess
 import pytest
 import requests
 
+from devconsul.cli import build_parser, config_from_args
+from devconsul.durations import SECOND
 from tests.support.processes import (
     REPO,
     ManagedProcess,
@@ -87,3 +89,15 @@ def test_hidden_reaper_flags(fast_reaper_agent):
         what="the reaper to remove the critical service",
     )
     assert "dev-reap-interval" not in _run("agent", "--help").stdout
+
+
+def test_hidden_session_ttl_floor_flag(capsys):
+    parse = build_parser().parse_args
+    config = config_from_args(parse(["agent", "-dev", "-dev-session-ttl-min", "1s"]))
+    assert config.session_ttl_min_ns == SECOND
+    assert config_from_args(parse(["agent", "-dev"])).session_ttl_min_ns == 10 * SECOND
+    with pytest.raises(SystemExit):
+        parse(["agent", "--help"])
+    help_text = capsys.readouterr().out
+    assert "-acl-token" in help_text
+    assert "session-ttl-min" not in help_text

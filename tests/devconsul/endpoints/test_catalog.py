@@ -1,7 +1,5 @@
 """/v1/catalog/*."""
 
-import threading
-
 import pytest
 
 import consul
@@ -128,21 +126,10 @@ def test_catalog_register_keeps_the_whole_node_service(api):
 
 def test_blocking_catalog_services(module_api):
     index = module_api.get("/v1/catalog/services").headers["X-Consul-Index"]
-    box = {}
-    thread = threading.Thread(
-        target=lambda: box.update(
-            r=module_api.get(
-                "/v1/catalog/services", params={"index": index, "wait": "10s"}
-            )
-        ),
-        daemon=True,
-    )
-    thread.start()
-    thread.join(0.3)
-    assert thread.is_alive()
+    pending = module_api.block("/v1/catalog/services", index)
+    assert pending.still_waiting(0.3)
     module_api.register({"Name": "new"})
-    thread.join(5)
-    assert "new" in box["r"].json()
+    assert "new" in pending.response().json()
 
 
 def test_py_consul_catalog(devconsul):

@@ -2,10 +2,12 @@
 
 import base64
 import threading
+import time
 
 import pytest
 
 import consul
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -92,20 +94,11 @@ def test_errors(shared_api):
 def test_blocking_on_a_key_ignores_other_keys(module_api):
     module_api.put("/v1/kv/watched", data=b"1")
     index = module_api.get("/v1/kv/watched").headers["X-Consul-Index"]
-    box = {}
-    thread = threading.Thread(
-        target=lambda: box.update(
-            r=module_api.get("/v1/kv/watched", params={"index": index, "wait": "10s"})
-        ),
-        daemon=True,
-    )
-    thread.start()
+    pending = module_api.block("/v1/kv/watched", index)
     module_api.put("/v1/kv/unrelated", data=b"1")
-    thread.join(0.4)
-    assert thread.is_alive()
+    assert pending.still_waiting(0.4)
     module_api.put("/v1/kv/watched", data=b"2")
-    thread.join(5)
-    assert base64.b64decode(box["r"].json()[0]["Value"]) == b"2"
+    assert base64.b64decode(pending.response().json()[0]["Value"]) == b"2"
 
 
 def test_py_consul_kv(devconsul):
@@ -135,3 +128,75 @@ def test_foreign_datacenter(shared_api):
     for method in ("GET", "PUT", "DELETE"):
         r = shared_api.request(method, "/v1/kv/dc-test?dc=dc9", data=b"x")
         assert (r.status_code, r.text) == (500, "No path to datacenter")
+
+
+def _session(api, **body) -> str:
+    r = api.put("/v1/session/create", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["ID"]
+
+
+def test_acquire_release_and_contention(module_api):
+    a, b = _session(module_api), _session(module_api)
+    r = module_api.put(f"/v1/kv/lock/a?acquire={a}&flags=9", data=b"mine")
+    assert (r.status_code, r.json()) == (200, True)
+    (entry,) = module_api.get("/v1/kv/lock/a").json()
+    assert entry == {
+        "LockIndex": 1,
+        "Key": "lock/a",
+        "Flags": 9,
+        "Value": base64.b64encode(b"mine").decode(),
+        "Session": a,
+        "CreateIndex": entry["CreateIndex"],
+        "ModifyIndex": entry["CreateIndex"],
+    }
+    assert module_api.put(f"/v1/kv/lock/a?acquire={b}", data=b"x").json() is False
+    assert module_api.put(f"/v1/kv/lock/a?release={b}", data=b"x").json() is False
+    assert module_api.put(f"/v1/kv/lock/a?acquire={a}", data=b"again").json() is True
+    assert module_api.get("/v1/kv/lock/a").json()[0]["LockIndex"] == 1
+    assert module_api.put(f"/v1/kv/lock/a?release={a}", data=b"free").json() is True
+    (released,) = module_api.get("/v1/kv/lock/a").json()
+    assert "Session" not in released
+    assert (released["LockIndex"], released["Value"]) == (1, "ZnJlZQ==")
+    assert module_api.put(f"/v1/kv/lock/a?acquire={b}", data=b"x").json() is True
+    assert module_api.get("/v1/kv/lock/a").json()[0]["LockIndex"] == 2
+    assert module_api.put(f"/v1/kv/lock/none?release={a}", data=b"").json() is False
+
+
+def test_lock_errors(shared_api):
+    r = shared_api.put("/v1/kv/lock-err?acquire=no-such-session", data=b"x")
+    assert (r.status_code, r.text) == (500, 'invalid session "no-such-session"')
+    r = shared_api.put("/v1/kv/lock-err?acquire=", data=b"x")
+    assert (r.status_code, r.text) == (500, "missing session")
+    assert shared_api.get("/v1/kv/lock-err").status_code == 404
+    r = shared_api.put("/v1/kv/lock-err?acquire=a&release=a", data=b"x")
+    assert r.status_code == 400 and r.text.startswith("Conflicting flags: ")
+
+
+def test_lock_delay_after_invalidation(module_api):
+    holder = _session(module_api, LockDelay="3s")
+    waiter = _session(module_api, LockDelay=0)
+    module_api.put(f"/v1/kv/delayed?acquire={holder}", data=b"1")
+    start = time.monotonic()
+    assert module_api.put(f"/v1/session/destroy/{holder}").json() is True
+    assert module_api.put(f"/v1/kv/delayed?acquire={waiter}", data=b"2").json() is False
+    wait_until(
+        lambda: module_api.put(f"/v1/kv/delayed?acquire={waiter}", data=b"2").json(),
+        timeout=15,
+        what="lock-delay to pass",
+    )
+    assert time.monotonic() - start >= 3
+    assert module_api.get("/v1/kv/delayed").json()[0]["Session"] == waiter
+
+
+def test_blocking_read_of_a_locked_key_wakes_on_release(module_api):
+    sid = _session(module_api)
+    module_api.put(f"/v1/kv/watched-lock?acquire={sid}", data=b"1")
+    index = module_api.get("/v1/kv/watched-lock").headers["X-Consul-Index"]
+    pending = module_api.block("/v1/kv/watched-lock", index)
+    assert pending.still_waiting(0.4)
+    module_api.put(f"/v1/kv/watched-lock?release={sid}", data=b"1")
+    r = pending.response()
+    (entry,) = r.json()
+    assert "Session" not in entry
+    assert int(r.headers["X-Consul-Index"]) > int(index)
