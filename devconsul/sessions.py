@@ -11,6 +11,7 @@ invalidated ``TTL * 2`` after it was created or last renewed -- never before the
 TTL, at most twice it. The timer is in memory, as Consul's is.
 """
 
+import logging
 import threading
 import time
 import uuid
@@ -20,6 +21,8 @@ from devconsul.durations import HOUR, SECOND, format_duration, parse_duration, s
 from devconsul.errors import HTTPError
 from devconsul.scheduler import Scheduler
 from devconsul.store import Session, Store
+
+log = logging.getLogger("devconsul.sessions")
 
 SERF_CHECK = "serfHealth"
 BEHAVIORS = ("release", "delete")
@@ -177,4 +180,5 @@ class Sessions:
             if deadline is None or time.monotonic() < deadline:
                 return
             del self._deadlines[session_id]
-        self.store.session_destroy(session_id)
+        if self.store.session_destroy(session_id):
+            log.info("session %s invalidated: TTL expired", session_id)

@@ -87,6 +87,14 @@ def module_api():
     agent.process.stop()
 
 
+@pytest.fixture(scope="module")
+def fast_session_api():
+    """An agent accepting session TTLs down to 100 ms (dev-only flag)."""
+    agent = Agent(free_port(), "-dev-session-ttl-min", "100ms")
+    yield Api(agent)
+    agent.process.stop()
+
+
 @pytest.fixture
 def fast_reaper_agent():
     """An agent whose reaper runs every 0.2 s with no 1-minute floor (dev-only flags)."""

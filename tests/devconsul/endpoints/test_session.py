@@ -8,7 +8,6 @@ import requests
 
 import consul
 from tests.conftest import Agent
-from tests.devconsul.conftest import Api
 from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -160,17 +159,9 @@ def test_deregistering_a_service_check_invalidates_the_session(api):
     assert _info(api, sid) == []
 
 
-@pytest.fixture(scope="module")
-def fast_ttl_api():
-    """An agent accepting session TTLs down to 100 ms (dev-only flag)."""
-    agent = Agent(free_port(), "-dev-session-ttl-min", "100ms")
-    yield Api(agent)
-    agent.process.stop()
-
-
-def test_ttl_expiry_releases_locks(fast_ttl_api):
+def test_ttl_expiry_releases_locks(fast_session_api):
     """Renewal resetting the clock is tested in-process (test_sessions)."""
-    api = fast_ttl_api
+    api = fast_session_api
     r = api.put("/v1/session/create", json={"TTL": "50ms"})
     assert r.text == "Invalid Session TTL '50000000', must be between [100ms=24h0m0s]"
     start = time.monotonic()
