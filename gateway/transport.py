@@ -12,10 +12,10 @@ failed mid-exchange, or the answer was not HTTP).
 """
 
 import contextlib
-import select
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -65,19 +65,32 @@ class _Conn:
 
     def settimeout(self, timeout: float) -> None:
         if timeout != self.timeout:  # two syscalls: most requests keep the last value
-            # a zero timeval means "never": the smallest real one instead
-            seconds = max(timeout, 1e-6)
-            whole = int(seconds)
-            tv = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout)
+            )
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout)
+            )
             self.timeout = timeout
 
     def sendall(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except BlockingIOError as exc:
-            raise TimeoutError("upstream write timed out") from exc
+        """All of `data` within one timeout, as a Python socket timeout would bound it:
+        SO_SNDTIMEO alone bounds each send, so a slow reader could stretch the whole."""
+        deadline = time.monotonic() + self.timeout
+        view = memoryview(data)
+        while True:
+            try:
+                view = view[self.sock.send(view) :]
+            except BlockingIOError as exc:
+                raise TimeoutError("upstream write timed out") from exc
+            if not view:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("upstream write timed out")
+            # The next send may wait only what is left; settimeout restores it later.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
+            self.timeout = None
 
     def recv(self) -> bytes:
         """The next bytes: the read-ahead first, then the socket; b"" at end of stream."""
@@ -134,12 +147,23 @@ class _Conn:
             self.sock.close()
 
     def idle_and_open(self) -> bool:
-        """An idle kept-alive socket that turned readable was closed by the peer."""
+        """Whether a pooled socket is still quiet: one that turned readable was closed by
+        the peer, or holds bytes nobody asked for (a late or stray answer) -- either way
+        it cannot carry the next exchange."""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
             return False
-        return not readable
+        return False
+
+
+def _timeval(seconds: float) -> bytes:
+    # a zero timeval means "never": the smallest real one instead
+    seconds = max(seconds, 1e-6)
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
 def _head_end(buf: bytes) -> int:
@@ -156,18 +180,14 @@ class _Pool:
         self.address, self.port, self.maxsize = address, port, maxsize
         self.idle: deque[_Conn] = deque()
 
-    def get(self, connect_timeout: float, replayable: bool) -> tuple[_Conn, bool]:
-        """A kept-alive connection if there is one (reused=True), else a new one.
-
-        A replayable request skips the check that the peer has not closed the idle
-        connection (a syscall): on a stale one it is resent on a new connection anyway.
-        """
+    def get(self, connect_timeout: float) -> tuple[_Conn, bool]:
+        """A kept-alive connection if there is one (reused=True), else a new one."""
         while True:
             try:
                 conn = self.idle.pop()
             except IndexError:
                 break
-            if replayable or conn.idle_and_open():
+            if conn.idle_and_open():
                 return conn, True
             conn.close()
         return self.connect(connect_timeout), False
@@ -317,7 +337,7 @@ class Transport:
         pool = self._pool(address, port)
         host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         data = _serialise(method, target, host, headers, body)
-        conn, reused = pool.get(connect_timeout, replayable)
+        conn, reused = pool.get(connect_timeout)
         try:
             return self._exchange(pool, conn, method, data, read_timeout)
         except _Stale as stale:

@@ -1,7 +1,9 @@
 """The upstream HTTP/1.1 client against scripted raw-socket servers."""
 
+import select
 import socket
 import threading
+import time
 
 import pytest
 
@@ -27,7 +29,6 @@ class Scripted:
         self.close = close  # close the connection after each reply
         self.requests: list[bytes] = []
         self.connections = 0
-        self.closed = threading.Event()  # set once the server closed a connection
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -40,7 +41,6 @@ class Scripted:
                 self.connections += 1
                 with conn:
                     self._answer(conn)
-                self.closed.set()
 
     def _answer(self, conn):
         while self.replies:
@@ -137,15 +137,71 @@ def test_silence_is_a_timeout_and_refusal_a_connect_failure(transport):
         transport.send("127.0.0.1", free_port(), "GET", "/", [], b"", 0.5, 0.2, True)
 
 
-def test_a_request_that_cannot_be_replayed_never_meets_a_closed_connection(transport):
-    server = Scripted(OK, OK, close=True)  # closes each connection after answering
-    assert send(transport, server).read() == b"ok"
-    assert server.closed.wait(5)
+@pytest.mark.parametrize("replayable", [True, False], ids=["get", "post"])
+@pytest.mark.parametrize("trouble", ["closed", "stray-answer"])
+def test_a_pooled_connection_that_turned_readable_is_never_reused(
+    transport, trouble, replayable
+):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    released = threading.Event()
+
+    def serve():
+        with listener:
+            first, _ = listener.accept()
+            with first:
+                first.recv(65536)
+                first.sendall(OK)
+                released.wait(5)
+                if trouble == "closed":
+                    first.shutdown(socket.SHUT_WR)
+                else:  # a late answer nobody asked for
+                    first.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+                second, _ = listener.accept()
+                with second:
+                    second.recv(65536)
+                    second.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+
+    threading.Thread(target=serve, daemon=True).start()
+    assert transport.send("127.0.0.1", port, "GET", "/", [], b"", 0.5, 2.0, True).read()
+    released.set()
+    pooled = transport._pools["127.0.0.1", port].idle[-1].sock
+    assert select.select([pooled], [], [], 5)[0]  # the FIN or the stray bytes are here
+    method = "GET" if replayable else "POST"
     response = transport.send(
-        "127.0.0.1", server.port, "POST", "/x", [], b"{}", 0.5, 2.0, False
+        "127.0.0.1", port, method, "/x", [], b"", 0.5, 2.0, replayable
     )
-    assert response.read() == b"ok"  # checked before use, so a fresh connection
-    assert server.connections == 2
+    assert response.read() == b"fresh"
+
+
+def test_an_upstream_reading_slowly_cannot_stretch_the_upload_past_the_timeout(
+    transport,
+):
+    body = b"x" * (32 << 20)  # far beyond what the socket buffers absorb at once
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received, slow = [0], threading.Event()
+    slow.set()
+
+    def reader():  # 64 KiB every 20 ms while `slow`, then all that was sent
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    received[0] += len(data)
+                    if slow.is_set():
+                        time.sleep(0.02)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(UpstreamTimeout):
+            transport.send("127.0.0.1", port, "PUT", "/", [], body, 0.5, 0.3, True)
+    finally:
+        slow.clear()
+    thread.join(10)  # the gateway closed the connection: the reader sees its end
+    assert not thread.is_alive()
+    assert received[0] < len(body)  # given up mid-upload, not after it
 
 
 def test_bytes_beyond_the_answer_keep_the_connection_out_of_the_pool(transport):
