@@ -1,9 +1,10 @@
 """gunicorn settings for the gateway: `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`.
 
-Registration in Consul as `gateway` (from the master), SIGTERM drain, bind/workers/threads
-come from discovery's shared hooks, as does the worker's JSON for gunicorn's own error pages;
-the gateway adds its request limits and a worker that serves a kept-alive connection's next
-request on the thread that answered the last one (gateway.worker).
+Registration in Consul as `gateway` (from the master), SIGTERM drain and the bind come from
+discovery's shared hooks, as does the worker's JSON for gunicorn's own error pages; the
+gateway sets its own worker and thread counts, its request limits, and a worker that serves
+a kept-alive connection's next request on the thread that answered the last one
+(gateway.worker).
 """
 
 from discovery.env import env_int

@@ -34,17 +34,17 @@ COALESCE_LIMIT = 64 * 1024  # a larger body is not copied to join its head
 
 
 class OneSend:
-    """A client socket that holds a response's first write -- gunicorn's head -- back
-    until the body's first write, and sends both in one syscall. Everything else is the
-    socket's own; other ways of sending (sendfile, send) and `flush()` send what is held
-    first."""
+    """A client socket that holds a response's head -- gunicorn's first write of a final
+    response -- back until the body's first write, and sends both in one syscall.
+    Interim answers (1xx: 103 Early Hints) leave at once; other ways of sending (send,
+    sendfile) and `flush()` send what is held first; the rest is the socket's own."""
 
     def __init__(self, sock):
         self._sock = sock
         self._held: bytes | None = None  # None: nothing written yet
 
     def sendall(self, data) -> None:
-        if self._held is None:
+        if self._held is None and not _interim(data):
             self._held = bytes(data)
             return
         if self._held:
@@ -70,6 +70,11 @@ class OneSend:
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
+
+
+def _interim(data) -> bool:
+    """Whether bytes are an interim (1xx) answer's head: b"HTTP/1.1 103 ..." """
+    return bytes(data[:5]) == b"HTTP/" and bytes(data[9:10]) == b"1"
 
 
 class LingeringWorker(JSONErrorWorker):
@@ -102,9 +107,10 @@ class LingeringWorker(JSONErrorWorker):
 
     def _keepalive_after(self, conn, keepalive):
         # gunicorn drains an unread body under a deadline it sets as a socket timeout,
-        # and again before parsing the next request: syscalls even when there is
+        # and its parser drains again before the next request, restoring the socket's
+        # timeout in a `finally`: socket mode changes (syscalls) even when there is
         # nothing to drain. A length-framed body whose bytes are all off the socket
-        # needs no drain, so the parser forgets the finished message.
+        # needs neither, so the parser also forgets the finished message.
         body = getattr(conn.parser.mesg, "body", None)
         reader = getattr(body, "reader", None)
         if (

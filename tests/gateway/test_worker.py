@@ -78,6 +78,24 @@ def test_an_idle_kept_alive_connection_does_not_hold_the_only_thread(port):
         assert read_response(idle_stream)[1]["target"] == "/again"
 
 
+def read_head(stream) -> int:
+    """The status of a response without a body (HEAD, 204); its head is all there is."""
+    status = int(stream.readline().split(b" ")[1])
+    while stream.readline() not in (b"\r\n", b""):
+        pass
+    return status
+
+
+def test_answers_without_a_body_still_leave(port):
+    # The worker holds each head back for its body (OneSend): these have none.
+    sock, stream = connect(port)
+    with sock, stream:
+        sock.sendall(get("/status/204") + b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert [read_head(stream), read_head(stream)] == [204, 200]
+        sock.sendall(get("/after"))
+        assert read_response(stream)[1]["target"] == "/after"
+
+
 def test_connection_close_is_honoured(port):
     sock, stream = connect(port)
     with sock, stream:
@@ -136,3 +154,14 @@ def test_other_ways_of_sending_go_after_the_held_head():
     one.sendfile("file")
     assert sock.sent == [("sendall", HEAD), ("sendfile", "file")]
     assert one.getpeername() == ("127.0.0.1", 1)  # the rest is the socket's
+
+
+def test_an_interim_answer_leaves_at_once():
+    sock = Recorder()
+    one = OneSend(sock)
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    one.sendall(hints)
+    assert sock.sent == [("sendall", hints)]  # not held for the final answer
+    one.sendall(HEAD)
+    one.sendall(b"ok")
+    assert sock.sent[1:] == [("sendall", HEAD + b"ok")]
