@@ -165,19 +165,27 @@ class Sessions:
         return session
 
     def _reset_timer(self, session_id: str, ttl: int) -> None:
+        """One timer per session, as Consul's: a renewal only moves the deadline,
+        and the timer, firing before it, waits again (see _expire)."""
         if not ttl:
             return
         deadline = time.monotonic() + seconds(ttl * TTL_MULTIPLIER)
         with self._lock:
+            scheduled = session_id in self._deadlines
             self._deadlines[session_id] = deadline
+        if not scheduled:
+            self._schedule(session_id, deadline)
+
+    def _schedule(self, session_id: str, deadline: float) -> None:
         self.scheduler.call_at(deadline, lambda: self._expire(session_id))
 
     def _expire(self, session_id: str) -> None:
-        # Each renewal schedules a new timer; only the one for the latest
-        # deadline finds it reached.
         with self._lock:
             deadline = self._deadlines.get(session_id)
-            if deadline is None or time.monotonic() < deadline:
+            if deadline is None:
+                return  # destroyed meanwhile
+            if time.monotonic() < deadline:  # renewed meanwhile
+                self._schedule(session_id, deadline)
                 return
             del self._deadlines[session_id]
         if self.store.session_destroy(session_id):

@@ -21,7 +21,7 @@ from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 
 NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
-# Consul ignores lock delays above a minute (structs.MaxLockDelay).
+# Consul caps lock delays at a minute (structs.MaxLockDelay).
 MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
 

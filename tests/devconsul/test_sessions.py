@@ -132,9 +132,10 @@ def store():
 
 
 def _fire_due(scheduler, clock):
-    for when, job in list(scheduler.jobs):
-        if when <= clock.now:
-            job()
+    due = [(when, job) for when, job in scheduler.jobs if when <= clock.now]
+    scheduler.jobs = [entry for entry in scheduler.jobs if entry not in due]
+    for _, job in due:
+        job()
 
 
 def test_ttl_session_is_invalidated_at_twice_its_ttl(store, clock):
@@ -168,6 +169,23 @@ def test_renew_restarts_the_ttl_clock_and_moves_no_index(store, clock):
     _fire_due(scheduler, clock)
     assert sid not in store.sessions
     assert sessions.renew(sid) is None
+
+
+def test_renewals_keep_one_timer_per_session(store, clock):
+    scheduler = FakeScheduler()
+    sessions = Sessions(store, scheduler, 10 * SECOND)
+    sid = sessions.create(_create({"TTL": "10s"}))
+    for _ in range(1000):
+        clock.now += 1
+        sessions.renew(sid)
+    assert len(scheduler.jobs) == 1
+    _fire_due(scheduler, clock)  # the first deadline passed: it waits for the latest
+    assert sid in store.sessions
+    assert [when for when, _ in scheduler.jobs] == [clock.now + 20]
+    sessions.destroy(sid)
+    clock.now += 20
+    _fire_due(scheduler, clock)
+    assert scheduler.jobs == []
 
 
 def test_sessions_without_ttl_have_no_timer(store):
