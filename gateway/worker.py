@@ -47,12 +47,9 @@ class OneSend:
         if self._held is None and not _interim(data):
             self._held = bytes(data)
             return
-        if self._held:
-            held, self._held = self._held, b""
-            if len(data) <= COALESCE_LIMIT:
-                data = held + data
-            else:
-                self._sock.sendall(held)
+        if self._held and len(data) <= COALESCE_LIMIT:
+            data, self._held = self._held + data, b""
+        self.flush()
         self._sock.sendall(data)
 
     def flush(self) -> None:
