@@ -1,15 +1,35 @@
-"""The discovery exception tree.
+"""The exceptions a service's code meets, in one place.
 
-    DiscoveryError
-    ├── NoHealthyInstance    no instance is listed for the service (nothing was tried)
-    └── ServiceUnavailable   instances were listed, every attempt failed
-
-ConfigError (from discovery.env) is re-exported: it is what a bad environment raises.
+ConfigError              a bad environment variable (from chassis.env), named in the message
+APIError                 raise from a view: answered with the shared JSON error shape
+DiscoveryError           finding or calling another service failed (raised by discovery)
+├── NoHealthyInstance    no instance is listed for the service (nothing was tried)
+└── ServiceUnavailable   instances were listed, every attempt failed
 """
 
-from discovery.env import ConfigError
+from chassis.env import ConfigError
 
-__all__ = ["ConfigError", "DiscoveryError", "NoHealthyInstance", "ServiceUnavailable"]
+__all__ = [
+    "APIError",
+    "ConfigError",
+    "DiscoveryError",
+    "NoHealthyInstance",
+    "ServiceUnavailable",
+]
+
+
+class APIError(Exception):
+    """Raise from a view to answer with the shared error shape."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details=None, headers=None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = dict(headers or {})
 
 
 class DiscoveryError(Exception):

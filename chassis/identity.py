@@ -2,6 +2,8 @@
 
 import socket
 
+from chassis.env import env_int, env_str
+
 
 def instance_id(service: str, host: str, port: int) -> str:
     return f"{service}-{host}-{port}"
@@ -21,3 +23,10 @@ def default_advertise_address() -> str:
         return "127.0.0.1"
     finally:
         probe.close()
+
+
+def instance_id_from_env(service_name: str, default_port: int = 0, environ=None) -> str:
+    """`<service>-<SERVICE_ADDRESS>-<PORT>`, the id registration gives this instance in Consul."""
+    host = env_str("SERVICE_ADDRESS", "", environ) or default_advertise_address()
+    port = env_int("PORT", default_port, minimum=0, maximum=65535, environ=environ)
+    return instance_id(service_name, host, port)

@@ -5,14 +5,20 @@ error responses by status, X-Served-By, ids, timestamps, pages, /health and /ope
 a service's own document states only its resources.
 """
 
-from discovery.storage import MAX_ID
-from discovery.web import DEFAULT_LIMIT, MAX_LIMIT
+import json
+from collections.abc import Mapping
+
+from flask import Flask, Response
+
+from chassis.inputs import DEFAULT_LIMIT, MAX_LIMIT
+from chassis.storage import MAX_ID
 
 __all__ = [
     "ID",
     "PAGE_PARAMETERS",
     "TIMESTAMPS",
     "error_responses",
+    "install_openapi",
     "json_request",
     "location_header",
     "object_schema",
@@ -39,7 +45,7 @@ ERROR_SHAPE_NOTE = 'Errors are always {"error": {"code", "message", "details"}}.
 # Ids are database INTEGERs: larger ones cannot exist.
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 TIMESTAMP = {"type": "string", "format": "date-time"}
-# The properties of a row with discovery.storage.Timestamps.
+# The properties of a row with chassis.storage.Timestamps.
 TIMESTAMPS = {"created_at": TIMESTAMP, "updated_at": TIMESTAMP}
 PAGE_PARAMETERS = [
     {
@@ -176,7 +182,7 @@ def object_schema(properties: dict, *, partial: bool = False) -> dict:
 
 
 def page_schema(item_schema_name: str) -> dict:
-    """The body of a paginated list, as discovery.web.page_params callers answer it."""
+    """The body of a paginated list, as chassis.inputs.page_params callers answer it."""
     return object_schema(
         {
             "items": {"type": "array", "items": schema_ref(item_schema_name)},
@@ -188,7 +194,7 @@ def page_schema(item_schema_name: str) -> dict:
 
 
 def health_operation(service: str) -> dict:
-    """GET /health, as discovery.web.install_health serves it."""
+    """GET /health, as chassis.health.install_health serves it."""
     health = {
         "type": "object",
         "required": ["status", "checks"],
@@ -225,3 +231,14 @@ def openapi_operation() -> dict:
             "responses": {"200": ok_response("The document", {"type": "object"})},
         }
     }
+
+
+def install_openapi(app: Flask, document: Mapping) -> None:
+    """GET /openapi.json serving the service's hand-written OpenAPI document."""
+    body = json.dumps(document, sort_keys=True)
+    app.add_url_rule(
+        "/openapi.json",
+        "openapi",
+        lambda: Response(body, mimetype="application/json"),
+        methods=["GET"],
+    )

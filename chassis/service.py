@@ -13,16 +13,13 @@ from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from discovery.env import env_int
-from discovery.storage import database_url_from_env, init_database, ping
-from discovery.web import (
-    configure_logging,
-    init_service_app,
-    install_health,
-    install_openapi,
-    instance_id_from_env,
-    log_level_from_env,
-)
+from chassis.env import env_int
+from chassis.health import install_health
+from chassis.identity import instance_id_from_env
+from chassis.logs import configure_logging, log_level_from_env
+from chassis.openapi import install_openapi
+from chassis.responses import init_service_app
+from chassis.storage import database_url_from_env, init_database, ping
 
 __all__ = ["ServiceSettings", "create_service_app"]
 

@@ -18,8 +18,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from discovery.env import ConfigError, env_str
-from discovery.web import api_error
+from chassis.env import ConfigError, env_str
+from chassis.responses import api_error
 
 __all__ = [
     "MAX_ID",

@@ -5,13 +5,13 @@ gunicorn answers requests it cannot parse (bad request line, 414 request line to
 sees them, and answers an exception that escapes the app with a bare 500 -- each time with
 a small HTML page written by `gunicorn.util.write_error`. DESIGN.md promises that no HTML
 error page ever leaves a service or the gateway, so this worker hands gunicorn a socket
-stand-in that rewrites that page into the shared error shape (discovery.web.api_error),
+stand-in that rewrites that page into the shared error shape (chassis.responses.api_error),
 same status. `service_hooks` makes it every service's worker; the gateway subclasses it.
 """
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from discovery.web import api_error
+from chassis.responses import api_error
 
 __all__ = ["JSONErrorWorker"]
 

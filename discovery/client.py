@@ -18,9 +18,9 @@ from collections.abc import Iterable
 import requests
 import urllib3.exceptions
 
-from discovery.env import ConfigError
-from discovery.errors import NoHealthyInstance, ServiceUnavailable
-from discovery.identity import instance_id
+from chassis.env import ConfigError
+from chassis.errors import NoHealthyInstance, ServiceUnavailable
+from chassis.identity import instance_id
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import Strategy, make_strategy
 from discovery.watcher import watch

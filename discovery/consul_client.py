@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import consul
-from discovery.env import ConfigError, env_float, env_str
+from chassis.env import ConfigError, env_float, env_str
 
 DEFAULT_ADDR = "127.0.0.1:8500"
 TRUE_WORDS = {"1", "t", "true", "yes", "on"}

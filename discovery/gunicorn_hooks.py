@@ -18,7 +18,7 @@ and gets bind/workers/threads from the environment plus these hooks:
 |---|---|---|
 | BIND_HOST | 0.0.0.0 | interface gunicorn listens on (port: PORT) |
 | WEB_CONCURRENCY | 2 | gunicorn worker processes |
-| GUNICORN_THREADS | 4 | threads per worker (gthread: discovery.worker) |
+| GUNICORN_THREADS | 4 | threads per worker (gthread: chassis.worker) |
 | LOG_LEVEL | INFO | level of the master's log lines (any case) |
 
 Registration variables: see discovery.registration; Consul's: discovery.consul_client. All
@@ -35,11 +35,11 @@ from collections.abc import Mapping
 import requests
 
 import consul
+from chassis.env import env_int, env_str
+from chassis.logs import configure_logging, log_level_from_env
 from discovery.consul_client import ConsulSettings
-from discovery.env import env_int, env_str
 from discovery.instances import host_for_url
 from discovery.registration import AntiEntropy, Registration, RegistrationSettings
-from discovery.web import configure_logging, log_level_from_env
 
 log = logging.getLogger("discovery")
 
@@ -174,7 +174,7 @@ def service_hooks(
         "workers": env_int("WEB_CONCURRENCY", 2, minimum=1, environ=environ),
         "threads": env_int("GUNICORN_THREADS", 4, minimum=1, environ=environ),
         # gthread, with gunicorn's own error pages (unparsable requests) as JSON.
-        "worker_class": "discovery.worker.JSONErrorWorker",
+        "worker_class": "chassis.worker.JSONErrorWorker",
         # gunicorn >= 25.1 opens a control socket at one default path per user; several
         # instances on one host would fight over it, and nothing here uses gunicornc.
         "control_socket_disable": True,

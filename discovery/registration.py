@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from chassis.env import ConfigError, env_float, env_int, env_str
+from chassis.identity import default_advertise_address, instance_id
 from consul import Check
 from discovery.consul_client import ConsulSettings, make_consul
-from discovery.env import ConfigError, env_float, env_int, env_str
-from discovery.identity import default_advertise_address, instance_id
 from discovery.instances import host_for_url
 from discovery.strategies import STRATEGIES
 

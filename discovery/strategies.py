@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
-from discovery.env import ConfigError
-from discovery.errors import NoHealthyInstance
+from chassis.env import ConfigError
+from chassis.errors import NoHealthyInstance
 from discovery.instances import Instance
 
 

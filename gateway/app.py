@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from chassis.identity import instance_id_from_env
+from chassis.responses import init_service_app
 from discovery.consul_client import ConsulSettings
-from discovery.web import init_service_app, instance_id_from_env
 from gateway.directory import Directory, admits
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document

@@ -7,7 +7,7 @@ a kept-alive connection's next request on the thread that answered the last one
 (gateway.worker).
 """
 
-from discovery.env import env_int
+from chassis.env import env_int
 from discovery.gunicorn_hooks import service_hooks
 from gateway.settings import DEFAULT_PORT, GatewaySettings
 

@@ -33,7 +33,7 @@ Never more than half of a service's instances are ejected at once (not configura
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from discovery.env import ConfigError, env_choice, env_float, env_int, env_str
+from chassis.env import ConfigError, env_choice, env_float, env_int, env_str
 from discovery.strategies import STRATEGIES
 
 __all__ = ["DEFAULT_PORT", "ConfigError", "GatewaySettings"]

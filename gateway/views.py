@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, current_app, jsonify, request
 
-from discovery.web import APIError
+from chassis.errors import APIError
 from gateway.headers import request_id, traceparent, upstream_request_headers
 from gateway.proxy import Result
 

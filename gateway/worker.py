@@ -1,5 +1,5 @@
 """gunicorn worker for the gateway: kept-alive connections served by the thread that
-answered them, on top of discovery.worker.JSONErrorWorker (gunicorn's own error pages as
+answered them, on top of chassis.worker.JSONErrorWorker (gunicorn's own error pages as
 JSON, as in every service).
 
 Lingering: stock gthread hands every kept-alive connection back to its main loop after each
@@ -24,7 +24,7 @@ import threading
 
 from gunicorn.http.body import LengthReader
 
-from discovery.worker import JSONErrorWorker
+from chassis.worker import JSONErrorWorker
 
 __all__ = ["LingeringWorker", "OneSend"]
 

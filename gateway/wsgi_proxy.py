@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from discovery.web import api_error
+from chassis.responses import api_error
 from gateway.accesslog import AccessLog
 from gateway.directory import Directory
 from gateway.headers import (

@@ -1,6 +1,6 @@
 """`python -m order_service`: run order-service under gunicorn exactly as deployed."""
 
-from discovery.web import exec_gunicorn
+from chassis.launch import exec_gunicorn
 
 if __name__ == "__main__":
     exec_gunicorn("order_service")

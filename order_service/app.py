@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from discovery.service import create_service_app
+from chassis.service import create_service_app
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.orders import orders

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from discovery.storage import Timestamps, iso_utc
+from chassis.storage import Timestamps, iso_utc
 from order_service.money import CENT, format_amount
 
 db = SQLAlchemy()

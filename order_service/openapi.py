@@ -1,6 +1,6 @@
 """order-service's OpenAPI 3 document, served at /openapi.json."""
 
-from discovery.openapi import (
+from chassis.openapi import (
     ID,
     PAGE_PARAMETERS,
     TIMESTAMPS,

@@ -6,8 +6,9 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from discovery.storage import MAX_ID, utcnow
-from discovery.web import APIError, json_body, page_params
+from chassis.errors import APIError
+from chassis.inputs import json_body, page_params
+from chassis.storage import MAX_ID, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable

@@ -4,8 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.env import env_float, env_str
-from discovery.service import ServiceSettings
+from chassis.env import env_float, env_str
+from chassis.service import ServiceSettings
 
 USER_SERVICE = "user-service"
 

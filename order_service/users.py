@@ -3,9 +3,9 @@ user-service is (USER_SERVICE_URL for a fixed list, else Consul through discover
 
 from functools import cached_property
 
+from chassis.errors import DiscoveryError
 from discovery.client import ServiceClient, StaticSource
 from discovery.consul_client import ConsulSettings
-from discovery.errors import DiscoveryError
 from order_service.settings import USER_SERVICE, Settings
 
 

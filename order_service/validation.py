@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 
-from discovery.storage import MAX_ID
-from discovery.web import require_fields, validation_failed
+from chassis.inputs import require_fields, validation_failed
+from chassis.storage import MAX_ID
 from order_service.lifecycle import STATUSES
 from order_service.money import format_amount, parse_amount
 

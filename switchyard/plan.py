@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # The shared discovery layer, not the services: switchyard starts them, never imports them.
-from discovery.identity import instance_id
-from discovery.web import gunicorn_argv
+from chassis.identity import instance_id
+from chassis.launch import gunicorn_argv
 from switchyard.agent import AgentChoice
 
 ADDRESS = "127.0.0.1"

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from discovery.service import create_service_app
+from chassis.service import create_service_app
 from user_service.models import db
 from user_service.openapi import DOCUMENT
 from user_service.settings import Settings

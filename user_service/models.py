@@ -5,7 +5,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from discovery.storage import Timestamps, iso_utc
+from chassis.storage import Timestamps, iso_utc
 
 db = SQLAlchemy()
 

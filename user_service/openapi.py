@@ -1,6 +1,6 @@
 """user-service's OpenAPI 3 document, served at /openapi.json."""
 
-from discovery.openapi import (
+from chassis.openapi import (
     PAGE_PARAMETERS,
     TIMESTAMPS,
     error_responses,

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from discovery.service import ServiceSettings
+from chassis.service import ServiceSettings
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from flask import Blueprint, Response, jsonify, url_for
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from discovery.storage import MAX_ID
-from discovery.web import APIError, json_body, page_params
+from chassis.errors import APIError
+from chassis.inputs import json_body, page_params
+from chassis.storage import MAX_ID
 from user_service.models import User, db
 from user_service.validation import clean_user
 

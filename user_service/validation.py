@@ -6,7 +6,7 @@ exactly what the service accepts.
 
 import re
 
-from discovery.web import require_fields, validation_failed
+from chassis.inputs import require_fields, validation_failed
 
 FIELDS = ("name", "email")
 NAME_MAX = 100

@@ -1,7 +1,7 @@
 import pytest
 import schemathesis
 
-from discovery.openapi import (
+from chassis.openapi import (
     error_responses,
     json_request,
     object_schema,

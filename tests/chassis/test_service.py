@@ -4,9 +4,9 @@ import pytest
 from flask import Blueprint
 from flask_sqlalchemy import SQLAlchemy
 
-from discovery.env import ConfigError, env_str
-from discovery.openapi import openapi_document
-from discovery.service import ServiceSettings, create_service_app
+from chassis.env import ConfigError, env_str
+from chassis.openapi import openapi_document
+from chassis.service import ServiceSettings, create_service_app
 from tests.support.services import dispose
 
 

@@ -9,8 +9,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
-from discovery.env import ConfigError
-from discovery.storage import (
+from chassis.env import ConfigError
+from chassis.storage import (
     create_tables,
     database_url_from_env,
     engine_options,

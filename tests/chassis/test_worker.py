@@ -1,12 +1,12 @@
 """gunicorn's own error pages leave a service as JSON: the socket stand-in alone, then a real
-user-service under gunicorn (discovery.worker via service_hooks) fed raw requests."""
+user-service under gunicorn (chassis.worker via service_hooks) fed raw requests."""
 
 import json
 import socket
 
 import pytest
 
-from discovery.worker import _JSONErrorSocket
+from chassis.worker import _JSONErrorSocket
 from tests.support.services import start_service, stop_now
 
 # -- unit: the page gunicorn writes, rewritten --------------------------------------------

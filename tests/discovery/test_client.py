@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 import requests
 
+from chassis.env import ConfigError
+from chassis.errors import DiscoveryError, NoHealthyInstance, ServiceUnavailable
 from discovery.client import ServiceClient, StaticSource
-from discovery.env import ConfigError
-from discovery.errors import DiscoveryError, NoHealthyInstance, ServiceUnavailable
 from discovery.instances import Snapshot
 from discovery.strategies import make_strategy
 from tests.discovery.stubs import HangUpServer, StubServer, answer, closed_port_url

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from chassis.env import ConfigError
 from discovery.consul_client import ConsulSettings, make_consul
-from discovery.env import ConfigError
 from tests.discovery.stubs import StubServer
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
+from chassis.env import ConfigError
 from discovery.consul_client import ConsulSettings, make_consul
-from discovery.env import ConfigError
 from discovery.gunicorn_hooks import DRAINED, DRAINING, DrainFlag, service_hooks
 from discovery.watcher import HealthWatcher
 from tests.conftest import Agent
@@ -34,7 +34,7 @@ def test_service_hooks_gives_gunicorn_settings_from_env():
     assert (hooks["workers"], hooks["threads"], hooks["worker_class"]) == (
         3,
         5,
-        "discovery.worker.JSONErrorWorker",
+        "chassis.worker.JSONErrorWorker",
     )
     assert {"when_ready", "on_exit", "post_worker_init"} <= hooks.keys()
 

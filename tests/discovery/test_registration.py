@@ -4,8 +4,8 @@ import urllib.parse
 
 import pytest
 
+from chassis.env import ConfigError
 from discovery.consul_client import ConsulSettings, make_consul
-from discovery.env import ConfigError
 from discovery.registration import (
     AntiEntropy,
     Registration,

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from discovery.env import ConfigError
-from discovery.errors import NoHealthyInstance
+from chassis.env import ConfigError
+from chassis.errors import NoHealthyInstance
 from discovery.instances import Instance
 from discovery.strategies import STRATEGIES, make_strategy
 

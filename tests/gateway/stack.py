@@ -6,7 +6,7 @@ import subprocess
 
 import requests
 
-from discovery.identity import instance_id
+from chassis.identity import instance_id
 from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
 
 __all__ = [

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from discovery.env import ConfigError
+from chassis.env import ConfigError
 from gateway.settings import GatewaySettings
 
 

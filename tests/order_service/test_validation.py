@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from discovery.web import APIError
+from chassis.errors import APIError
 from order_service.validation import (
     clean_filters,
     clean_idempotency_key,

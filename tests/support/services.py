@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from discovery.web import gunicorn_argv
+from chassis.launch import gunicorn_argv
 from tests.support.processes import REPO, ManagedProcess, free_port
 
 POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "")

@@ -1,6 +1,6 @@
 import pytest
 
-from discovery.env import ConfigError
+from chassis.env import ConfigError
 from user_service.settings import Settings
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from discovery.web import APIError
+from chassis.errors import APIError
 from user_service.validation import clean_user
 
 VALID = {"name": "Ada Lovelace", "email": "ada@example.com"}

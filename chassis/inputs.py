@@ -1,0 +1,104 @@
+"""Reading a request: its JSON body (exact numbers), paging parameters, and field-set checks.
+
+Every problem is an APIError with the shared error shape, so a client's mistake is a 4xx, never a 500.
+"""
+
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from flask import request
+
+from chassis.errors import APIError
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "json_body",
+    "page_params",
+    "require_fields",
+    "validation_failed",
+]
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body(parse_float=Decimal) -> dict:
+    """The request's JSON object, or an APIError: 415 unless JSON, 400 when malformed or not an object.
+
+    Parses the raw bytes itself so numbers keep their exact decimal value (no float round trip),
+    and NaN/Infinity -- which Python's json accepts but JSON does not -- are rejected.
+    """
+    is_json = request.mimetype == "application/json" or request.mimetype.endswith(
+        "+json"
+    )
+    if not is_json:
+        raise APIError(
+            415, "unsupported_media_type", "Content-Type must be application/json"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        value = json.loads(
+            raw, parse_float=parse_float, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError) as exc:
+        raise APIError(
+            400, "malformed_json", "request body is not valid JSON", {"body": str(exc)}
+        ) from None
+    if not isinstance(value, dict):
+        raise APIError(
+            400,
+            "validation_failed",
+            "request body must be a JSON object",
+            {"body": "expected an object"},
+        )
+    return value
+
+
+def page_params(args: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(`limit`, `offset`) from the query string: limit 1..500 (default 50), offset >= 0."""
+    args = request.args if args is None else args
+    problems = {}
+    limit = _int_param(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, problems)
+    offset = _int_param(args, "offset", 0, 0, 2**62, problems)
+    if problems:
+        raise APIError(400, "validation_failed", "invalid query parameters", problems)
+    return limit, offset
+
+
+def _int_param(
+    args: Mapping[str, str],
+    name: str,
+    default: int,
+    low: int,
+    high: int,
+    problems: dict,
+) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high:
+        return int(raw)
+    problems[name] = f"must be an integer from {low} to {high}"
+    return default
+
+
+def require_fields(
+    payload: Mapping, required: Iterable[str], allowed: Iterable[str]
+) -> dict[str, str]:
+    """Problems with the field set of a request object: each unknown field and each missing one."""
+    allowed = set(allowed)
+    problems = {name: "unknown field" for name in payload if name not in allowed}
+    problems.update({name: "required" for name in required if name not in payload})
+    return problems
+
+
+def validation_failed(problems: Mapping[str, str]) -> APIError:
+    return APIError(
+        400, "validation_failed", "request is invalid", dict(sorted(problems.items()))
+    )
