@@ -9,7 +9,7 @@ from devconsul.errors import HTTPError
 from devconsul.filter import NODE_SELECTORS, SERVICE_NODE_SELECTORS
 from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
-from devconsul.queries import blocking_read, check_datacenter
+from devconsul.queries import blocking_read, require_local
 from devconsul.routing import GET, PUT, Route
 from devconsul.store import NODES, SERVICES, Check, Node, Service
 
@@ -116,8 +116,8 @@ def node(app, req: Request) -> Response:
 
 def register(app, req: Request) -> Response:
     """Stores entries verbatim (no check execution), like Consul's catalog."""
-    check_datacenter(req, app.config.datacenter)
     body = Fields(req.json(), "RegisterRequest")
+    _body_datacenter(app, body)
     node_name, address = body.str("Node"), body.str("Address")
     if not node_name:
         raise HTTPError(400, "Must provide node")
@@ -146,6 +146,12 @@ def register(app, req: Request) -> Response:
         for raw in listed:
             store.put_check(_catalog_check(node_name, raw, store))
     return json_response(req, True)
+
+
+def _body_datacenter(app, body: Fields) -> None:
+    """Catalog writes go where the body's Datacenter says; Consul reads no ?dc
+    here (agent/catalog_endpoint.go: CatalogRegister/CatalogDeregister)."""
+    require_local(body.str("Datacenter"), app.config.datacenter)
 
 
 def _catalog_service(node_name: str, raw) -> Service | None:
@@ -189,8 +195,8 @@ def _catalog_check(node_name: str, raw, store) -> Check:
 
 
 def deregister(app, req: Request) -> Response:
-    check_datacenter(req, app.config.datacenter)
     body = Fields(req.json(), "DeregisterRequest")
+    _body_datacenter(app, body)
     node_name = body.str("Node")
     if not node_name:
         raise HTTPError(400, "Must provide node")

@@ -1,6 +1,7 @@
 """/v1/status/*: a dev agent is its own (and only) raft peer and leader."""
 
 from devconsul.messages import Request, Response, json_response
+from devconsul.queries import check_datacenter
 from devconsul.routing import GET, Route
 
 
@@ -9,10 +10,12 @@ def _server_address(app) -> str:
 
 
 def leader(app, req: Request) -> Response:
+    check_datacenter(req, app.config.datacenter)
     return json_response(req, _server_address(app))
 
 
 def peers(app, req: Request) -> Response:
+    check_datacenter(req, app.config.datacenter)
     return json_response(req, [_server_address(app)])
 
 

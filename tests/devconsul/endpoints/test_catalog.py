@@ -146,9 +146,41 @@ def test_py_consul_catalog(devconsul):
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/catalog/services", "/v1/catalog/nodes", "/v1/catalog/service/consul"],
+    [
+        "/v1/catalog/services",
+        "/v1/catalog/nodes",
+        "/v1/catalog/service/consul",
+        "/v1/catalog/node/test-node",
+    ],
 )
 def test_foreign_datacenter(shared_api, path):
     r = shared_api.get(path, params={"dc": "elsewhere"})
     assert (r.status_code, r.text) == (500, "No path to datacenter")
     assert shared_api.get(path, params={"dc": "dc1"}).status_code == 200
+
+
+def test_register_in_another_datacenter_has_no_path(api):
+    """py-consul puts ``dc`` in the body's Datacenter, the field Consul routes
+    catalog writes by (agent/catalog_endpoint.go, CatalogRegister)."""
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        c.catalog.register("ext", "10.0.0.9", service={"service": "db"}, dc="dc2")
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        c.catalog.deregister("test-node", service_id="consul", dc="dc2")
+    assert c.catalog.register("ext", "10.0.0.9", dc="dc1") is True
+    assert [n["Node"] for n in c.catalog.nodes()[1]] == ["ext", "test-node"]
+    r = api.put(
+        "/v1/catalog/register",
+        json={"Node": "x", "Address": "10.0.0.1", "Datacenter": "dc2"},
+    )
+    assert (r.status_code, r.text) == (500, "No path to datacenter")
+
+
+def test_catalog_writes_read_no_dc_query(api):
+    """CatalogRegister/CatalogDeregister never call parseDC: a ?dc= is not read
+    and the write lands in the body's (default: the agent's) datacenter
+    (agent/catalog_endpoint.go)."""
+    body = {"Node": "ext", "Address": "10.0.0.1"}
+    r = api.put("/v1/catalog/register", json=body, params={"dc": "dc2"})
+    assert (r.status_code, r.json()) == (200, True)
+    assert api.get("/v1/catalog/node/ext").json()["Node"]["Datacenter"] == "dc1"
