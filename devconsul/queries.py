@@ -27,6 +27,14 @@ def check_datacenter(req: Request, datacenter: str) -> None:
     require_local(req.param("dc"), datacenter)
 
 
+def names_peer(req: Request) -> bool:
+    """?peer=NAME asks for what cluster peer NAME exported to us. A dev agent
+    has no peerings, so nothing was imported from any peer: the answer is the
+    empty one, with the usual index headers (Consul's state store simply finds
+    no rows for that PeerName)."""
+    return bool(req.param("peer"))
+
+
 def parse_blocking(req: Request) -> tuple[int, float]:
     """(index, timeout in seconds); index 0 means answer at once."""
     if req.has("stale") and req.has("consistent"):

@@ -6,12 +6,16 @@ from devconsul import render
 from devconsul.decode import Fields
 from devconsul.definitions import parse_check, service_fields
 from devconsul.errors import HTTPError
-from devconsul.filter import NODE_SELECTORS, SERVICE_NODE_SELECTORS
+from devconsul.filter import (
+    NODE_SELECTORS,
+    NODE_SERVICE_SELECTORS,
+    SERVICE_NODE_SELECTORS,
+)
 from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
-from devconsul.queries import blocking_read, require_local
+from devconsul.queries import blocking_read, names_peer, require_local
 from devconsul.routing import GET, PUT, Route
-from devconsul.store import NODES, SERVICES, Check, Node, Service
+from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service
 
 
 def node_meta_matches(req: Request, node: Node) -> bool:
@@ -27,13 +31,31 @@ def has_tags(service: Service, tags: list[str]) -> bool:
     return all(tag in service.tags for tag in tags)
 
 
-def instances(app, req: Request, name: str) -> list[tuple[Node, Service]]:
-    """Instances of `name` matching ?tag and ?node-meta, ordered like Consul."""
+def serves_connect(service: Service, name: str) -> bool:
+    """Whether `service` takes Connect (mTLS) traffic for `name`: a
+    connect-proxy whose Proxy.DestinationServiceName is `name`, or `name`
+    itself when Connect-native (agent/consul/state/catalog.go,
+    connectServiceNodes: the connect index holds exactly these two)."""
+    if service.kind == "connect-proxy":
+        proxy = Fields(service.proxy, "ConnectProxyConfig")
+        return proxy.raw("DestinationServiceName") == name
+    native = Fields(service.connect, "ServiceConnect").raw("Native")
+    return service.name == name and native is True
+
+
+def instances(
+    app, req: Request, name: str, connect: bool = False
+) -> list[tuple[Node, Service]]:
+    """Instances of `name` (or, with `connect`, its Connect-capable instances)
+    matching ?tag, ?node-meta and ?peer, ordered like Consul."""
+    if names_peer(req):
+        return []
     store = app.store
     rows = []
     for (node_name, _), svc in sorted(store.services.items()):
         node = store.nodes.get(node_name)
-        if svc.name != name or node is None:
+        wanted = serves_connect(svc, name) if connect else svc.name == name
+        if not wanted or node is None:
             continue
         if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
             rows.append((node, svc))
@@ -49,6 +71,8 @@ def services(app, req: Request) -> Response:
     store = app.store
 
     def build():
+        if names_peer(req):
+            return {}
         nodes = [
             render.service_node(store.nodes[n], s)
             for (n, _), s in sorted(store.services.items())
@@ -74,6 +98,29 @@ def service(app, req: Request) -> Response:
     )
 
 
+def connect_index(store) -> int:
+    """Index of a Connect query: proxies carry names of their own, so any
+    service or check write may change the answer (a coarse index only wakes
+    a watcher for nothing now and then)."""
+    return max(store.table_index[SERVICES], store.table_index[CHECKS])
+
+
+def connect(app, req: Request) -> Response:
+    """GET /v1/catalog/connect/:service (``merge-central-config`` is accepted;
+    with no config entries here there is nothing to merge)."""
+    name = req.arg
+    return filtered_read(
+        app,
+        req,
+        SERVICE_NODE_SELECTORS,
+        lambda: connect_index(app.store),
+        lambda: [
+            render.service_node(n, s)
+            for n, s in instances(app, req, name, connect=True)
+        ],
+    )
+
+
 def nodes(app, req: Request) -> Response:
     store = app.store
     return filtered_read(
@@ -84,24 +131,28 @@ def nodes(app, req: Request) -> Response:
         lambda: [
             render.node(n)
             for _, n in sorted(store.nodes.items())
-            if node_meta_matches(req, n)
+            if node_meta_matches(req, n) and not names_peer(req)
         ],
     )
 
 
 def node(app, req: Request) -> Response:
+    """The node and its services, ?filter applying to the services
+    (structs.NodeService selectors)."""
+    predicate = request_filter(req, NODE_SERVICE_SELECTORS)
     store = app.store
 
     def build():
         found = store.nodes.get(req.arg)
-        if found is None:
+        if found is None or names_peer(req):
             return None
-        node_services = {
-            s.id: render.node_service(s)
+        rows = [
+            render.node_service(s)
             for (n, _), s in sorted(store.services.items())
             if n == found.name
-        }
-        return {"Node": render.node(found), "Services": node_services}
+        ]
+        services = {r["ID"]: r for r in apply_filter(predicate, rows)}
+        return {"Node": render.node(found), "Services": services}
 
     return blocking_read(
         app,
@@ -232,6 +283,7 @@ ROUTES = [
     Route("/v1/catalog/datacenters", GET, datacenters),
     Route("/v1/catalog/services", GET, services),
     Route("/v1/catalog/service/", GET, service, prefix=True),
+    Route("/v1/catalog/connect/", GET, connect, prefix=True),
     Route("/v1/catalog/nodes", GET, nodes),
     Route("/v1/catalog/node/", GET, node, prefix=True),
     Route("/v1/catalog/register", PUT, register),

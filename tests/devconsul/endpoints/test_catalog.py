@@ -184,3 +184,96 @@ def test_catalog_writes_read_no_dc_query(api):
     r = api.put("/v1/catalog/register", json=body, params={"dc": "dc2"})
     assert (r.status_code, r.json()) == (200, True)
     assert api.get("/v1/catalog/node/ext").json()["Node"]["Datacenter"] == "dc1"
+
+
+def test_node_filter_narrows_its_services(api):
+    """?filter on /v1/catalog/node/:node selects among the node's services
+    (structs.NodeService selectors, as documented for that endpoint)."""
+    api.register({"ID": "w1", "Name": "web", "Tags": ["v1"]})
+    api.register({"ID": "d1", "Name": "db"})
+    r = api.get("/v1/catalog/node/test-node", params={"filter": "Service == web"})
+    assert set(r.json()["Services"]) == {"w1"}
+    assert int(r.headers["X-Consul-Index"]) > 0
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    _, node = c.catalog.node("test-node", filter_expr='"v1" not in Tags')
+    assert set(node["Services"]) == {"consul", "d1"}
+    bad = api.get("/v1/catalog/node/test-node", params={"filter": "Nope == 1"})
+    assert bad.status_code == 500
+    assert 'Selector "Nope" is not valid' in bad.text
+
+
+def _register_connect_services(api):
+    api.register({"ID": "web-1", "Name": "web", "Port": 80})
+    api.register(
+        {
+            "ID": "web-1-sidecar",
+            "Name": "web-sidecar-proxy",
+            "Kind": "connect-proxy",
+            "Port": 21000,
+            "Proxy": {"DestinationServiceName": "web", "DestinationServiceID": "web-1"},
+        }
+    )
+    api.register({"ID": "pay-1", "Name": "pay", "Connect": {"Native": True}})
+
+
+def test_connect_lists_proxies_and_native_instances(api):
+    """/v1/catalog/connect/:service (agent/catalog_endpoint.go,
+    CatalogConnectServiceNodes): sidecar proxies by Proxy.DestinationServiceName
+    and Connect-native instances, never the plain service."""
+    _register_connect_services(api)
+    r = api.get("/v1/catalog/connect/web")
+    assert r.status_code == 200
+    assert [(s["ServiceID"], s["ServiceKind"]) for s in r.json()] == [
+        ("web-1-sidecar", "connect-proxy")
+    ]
+    assert r.json()[0]["ServiceProxy"]["DestinationServiceName"] == "web"
+    assert int(r.headers["X-Consul-Index"]) > 0
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    _, native = c.catalog.connect("pay", merge_central_config=True)
+    assert [s["ServiceID"] for s in native] == ["pay-1"]
+    empty = api.get("/v1/catalog/connect/nobody")
+    assert (empty.status_code, empty.json()) == (200, [])
+    assert "X-Consul-Index" in empty.headers
+    filtered = api.get("/v1/catalog/connect/web", params={"filter": "ServicePort == 1"})
+    assert filtered.json() == []
+
+
+def test_connect_blocks_until_a_proxy_appears(module_api):
+    index = module_api.get("/v1/catalog/connect/late").headers["X-Consul-Index"]
+    pending = module_api.block("/v1/catalog/connect/late", index)
+    assert pending.still_waiting(0.3)
+    module_api.register(
+        {
+            "Name": "late-proxy",
+            "Kind": "connect-proxy",
+            "Port": 21001,
+            "Proxy": {"DestinationServiceName": "late"},
+        }
+    )
+    r = pending.response()
+    assert [s["ServiceName"] for s in r.json()] == ["late-proxy"]
+    assert int(r.headers["X-Consul-Index"]) > int(index)
+
+
+@pytest.mark.parametrize(
+    ("path", "empty"),
+    [
+        ("/v1/catalog/services", {}),
+        ("/v1/catalog/nodes", []),
+        ("/v1/catalog/service/consul", []),
+        ("/v1/catalog/node/test-node", None),
+    ],
+)
+def test_peer_with_nothing_imported(shared_api, path, empty):
+    """?peer=NAME reads what that cluster peer exported; this agent has no
+    peerings, so nothing (Consul's state store finds no rows for the PeerName)."""
+    r = shared_api.get(path, params={"peer": "elsewhere"})
+    assert (r.status_code, r.json()) == (200, empty)
+    assert int(r.headers["X-Consul-Index"]) > 0
+    assert shared_api.get(path).json() != empty
+
+
+def test_py_consul_peer(shared_devconsul):
+    c = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
+    assert c.catalog.service("consul", peer="elsewhere")[1] == []
+    assert len(c.catalog.service("consul")[1]) == 1
