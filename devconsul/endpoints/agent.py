@@ -69,7 +69,7 @@ def _hash_or_none(data: dict | None) -> str | None:
 
 def register_service(app, req: Request) -> Response:
     definition = parse_service(req.json())
-    validate_service(definition)
+    validate_service(definition, app.config.enable_script_checks)
     # Consul enables it only for an empty value or exactly "true".
     replace = req.has("replace-existing-checks") and req.param(
         "replace-existing-checks"
@@ -136,7 +136,7 @@ def register_check(app, req: Request) -> Response:
     reason = definition.validation_error()
     if reason:
         raise HTTPError(400, f"Invalid check: {reason}")
-    reject_unsupported(definition)
+    reject_unsupported(definition, app.config.enable_script_checks)
     app.agent.register_check(definition)
     return empty_response()
 

@@ -86,8 +86,8 @@ def _error(body) -> HTTPError:
             {"Name": "a", "Check": {"Args": ["true"], "Interval": "1s"}},
             500,
             (
-                "Scripts are disabled on this agent; to enable, configure "
-                "'enable_script_checks' or 'enable_local_script_checks' to true"
+                "Scripts are disabled on this agent from remote calls; to enable, "
+                "configure 'enable_script_checks' to true"
             ),
         ),
     ],
