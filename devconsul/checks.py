@@ -70,6 +70,12 @@ class CheckRunner:
         if isinstance(monitor, TTLMonitor):
             monitor.touch(output)
 
+    def counts(self) -> dict[str, int]:
+        """Running monitors by check kind (for the agent's stats)."""
+        with self._lock:
+            kinds = [m.kind for m in self._monitors.values()]
+        return {kind: kinds.count(kind) for kind in set(kinds)}
+
     def shutdown(self) -> None:
         with self._lock:
             self._monitors.clear()
@@ -90,6 +96,7 @@ class ProbeMonitor:
         self.runner = runner
         self.check_id = check_id
         self.check = check
+        self.kind = check.kind
         floor = runner.min_interval
         if check.interval < floor:
             log.warning(
@@ -143,6 +150,7 @@ class TTLMonitor:
     def __init__(self, runner: CheckRunner, check_id: str, ttl_ns: int):
         self.runner = runner
         self.check_id = check_id
+        self.kind = "ttl"
         self.ttl = seconds(ttl_ns)
         self._lock = threading.Lock()
         self._deadline = time.monotonic() + self.ttl

@@ -3,20 +3,17 @@
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import check_datacenter
 from devconsul.routing import GET, Route
-
-
-def _server_address(app) -> str:
-    return f"{app.config.bind_addr}:8300"
+from devconsul.selfinfo import server_address
 
 
 def leader(app, req: Request) -> Response:
     check_datacenter(req, app.config.datacenter)
-    return json_response(req, _server_address(app))
+    return json_response(req, server_address(app.config))
 
 
 def peers(app, req: Request) -> Response:
     check_datacenter(req, app.config.datacenter)
-    return json_response(req, [_server_address(app)])
+    return json_response(req, [server_address(app.config)])
 
 
 ROUTES = [

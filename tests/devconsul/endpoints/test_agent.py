@@ -310,6 +310,67 @@ def test_self_and_members(shared_api):
     (member,) = shared_api.get("/v1/agent/members").json()
     assert (member["Name"], member["Port"], member["Status"]) == ("test-node", 8301, 1)
     assert member["Tags"]["role"] == "consul"
+    assert me["Member"] == member
+
+
+def test_self_finds_the_leader_like_consul(api):
+    """Stats carries consul.Server.Stats()'s "consul" section, where clients
+    look for the leader, beside agent/build/raft/runtime/serf sections, all
+    string-valued (agent/agent.go Stats, agent/consul/server.go Stats); Config
+    is AgentSelf's fixed struct (agent/agent_endpoint.go); Member is the serf
+    member of a dev server (no bootstrap tag)."""
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    c.agent.service.register("s", check=consul.Check.ttl("30s"))
+    me = c.agent.self()
+    consul_stats = me["Stats"]["consul"]
+    assert consul_stats == {
+        "acl": "disabled",
+        "bootstrap": "false",
+        "known_datacenters": "1",
+        "leader": "true",
+        "leader_addr": c.status.leader(),
+        "server": "true",
+    }
+    assert set(me["Stats"]) == {
+        "agent",
+        "build",
+        "consul",
+        "raft",
+        "runtime",
+        "serf_lan",
+        "serf_wan",
+    }
+    assert me["Stats"]["agent"] == {
+        "check_monitors": "0",
+        "check_ttls": "1",
+        "checks": "1",
+        "services": "1",
+    }
+    assert me["Stats"]["raft"]["state"] == "Leader"
+    assert me["Stats"]["serf_lan"]["members"] == "1"
+    assert me["Stats"]["build"]["version"] == me["Config"]["Version"]
+    assert all(
+        isinstance(v, str) for section in me["Stats"].values() for v in section.values()
+    )
+    assert set(me["Config"]) == {
+        "Datacenter",
+        "PrimaryDatacenter",
+        "NodeName",
+        "NodeID",
+        "Revision",
+        "Server",
+        "Version",
+        "BuildDate",
+    }
+    assert me["Config"]["Server"] is True
+    tags = me["Member"]["Tags"]
+    assert "bootstrap" not in tags
+    assert (tags["id"], tags["port"], tags["raft_vsn"]) == (
+        me["Config"]["NodeID"],
+        "8300",
+        "3",
+    )
+    assert me["DebugConfig"]["EnableRemoteScriptChecks"] is False
 
 
 def test_agent_services_filter(module_api):
@@ -480,6 +541,7 @@ def test_script_check_runs_and_maps_exit_codes(script_api):
         "cron", check=consul.Check.script(_script("print('ok')"), "1s")
     )
     assert script_api.wait_status("service:cron", "passing")["Output"] == "ok\n"
+    assert c.agent.self()["Stats"]["agent"]["check_monitors"] == "2"
     script_api.register(
         {
             "Name": "broken",
