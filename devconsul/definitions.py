@@ -4,6 +4,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from devconsul import schemas
 from devconsul.decode import Fields, decode_failed
 from devconsul.errors import HTTPError
 
@@ -94,8 +95,16 @@ class CheckDefinition:
         return None
 
 
+# The field names of each struct a check arrives as.
+_CHECK_STRUCTS = {
+    "CheckDefinition": schemas.CHECK_DEFINITION,
+    "CheckType": schemas.CHECK_TYPE,
+    "HealthCheckDefinition": schemas.HEALTH_CHECK_DEFINITION,
+}
+
+
 def parse_check(obj, struct: str = "CheckDefinition") -> CheckDefinition:
-    f = Fields(obj, struct)
+    f = Fields(obj, struct, _CHECK_STRUCTS[struct])
     # Embedded service checks use CheckID, the standalone endpoint ID; take both.
     check_id = f.str("CheckID") or f.str("ID")
     return CheckDefinition(
@@ -160,7 +169,11 @@ class ServiceDefinition:
 def service_fields(f: Fields, default_weight: int = 1) -> dict:
     """The NodeService fields agent and catalog registrations share, as keyword
     arguments of ServiceDefinition and store.Service."""
-    weights = Fields(f.raw("Weights"), "Weights")
+    weights = Fields(f.raw("Weights"), "Weights", schemas.WEIGHTS)
+    # Decoded for their field names only; stored as sent.
+    Fields(f.raw("Locality"), "Locality", schemas.LOCALITY)
+    Fields(f.raw("Proxy"), "ConnectProxyConfig", schemas.CONNECT_PROXY_CONFIG)
+    Fields(f.raw("Connect"), "ServiceConnect", schemas.SERVICE_CONNECT)
     return {
         "tags": f.str_list("Tags"),
         "address": f.str("Address"),
@@ -179,7 +192,7 @@ def service_fields(f: Fields, default_weight: int = 1) -> dict:
 
 
 def parse_service(obj) -> ServiceDefinition:
-    f = Fields(obj, "ServiceDefinition")
+    f = Fields(obj, "ServiceDefinition", schemas.SERVICE_DEFINITION)
     name = f.str("Name")
     # Consul keeps its {1, 1} default only when Weights is absent altogether.
     default_weight = 0 if f.has("Weights") else 1
@@ -200,7 +213,7 @@ def parse_service(obj) -> ServiceDefinition:
 def _tagged_addresses(f: Fields) -> dict[str, dict]:
     result = {}
     for name, value in (f.obj("TaggedAddresses") or {}).items():
-        entry = Fields(value, "ServiceAddress")
+        entry = Fields(value, "ServiceAddress", schemas.SERVICE_ADDRESS)
         result[name] = {"Address": entry.str("Address"), "Port": entry.int("Port")}
     return result
 

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from devconsul import render, selfinfo
+from devconsul import render, schemas, selfinfo
 from devconsul.decode import Fields, parse_bool
 from devconsul.definitions import (
     STATUSES,
@@ -165,7 +165,7 @@ def _ttl_setter(status: str):
 
 
 def update_check(app, req: Request) -> Response:
-    body = Fields(req.json(), "checkUpdate")
+    body = Fields(req.json(), "checkUpdate", schemas.CHECK_UPDATE)
     status = body.str("Status")
     if status not in STATUSES:
         raise HTTPError(400, f"Invalid check status: '{status}'")

@@ -1,9 +1,10 @@
 """/v1/catalog/*: the cluster view (here: this node plus anything catalog-registered)."""
 
 import uuid
+from dataclasses import replace
 
-from devconsul import render
-from devconsul.decode import Fields
+from devconsul import render, schemas
+from devconsul.decode import Fields, enterprise_field
 from devconsul.definitions import parse_check, service_fields
 from devconsul.errors import HTTPError
 from devconsul.filter import (
@@ -165,9 +166,22 @@ def node(app, req: Request) -> Response:
 # -- writes ---------------------------------------------------------------------
 
 
+def _decode(req: Request, struct: str, known: frozenset[str]) -> Fields:
+    """The body as `struct`, with the Enterprise rewording catalog writes use."""
+    try:
+        return Fields(req.json(), struct, known)
+    except HTTPError as exc:
+        raise enterprise_field(exc) from None
+
+
 def register(app, req: Request) -> Response:
-    """Stores entries verbatim (no check execution), like Consul's catalog."""
-    body = Fields(req.json(), "RegisterRequest")
+    """Stores entries verbatim (no check execution), like Consul's catalog.
+    The whole body is decoded before anything is written, as in Consul."""
+    body = _decode(req, "RegisterRequest", schemas.REGISTER_REQUEST)
+    service = _catalog_service(body.raw("Service"))
+    listed = [body.raw("Check")] if body.has("Check") else []
+    listed += body.raw("Checks") or []
+    checks = [_decode_check(raw) for raw in listed]
     _body_datacenter(app, body)
     node_name, address = body.str("Node"), body.str("Address")
     if not node_name:
@@ -189,13 +203,10 @@ def register(app, req: Request) -> Response:
                     meta=body.str_map("NodeMeta"),
                 )
             )
-        service = _catalog_service(node_name, body.obj("Service"))
         if service:
-            store.put_service(service)
-        listed = [body.raw("Check")] if body.has("Check") else []
-        listed += body.raw("Checks") or []
-        for raw in listed:
-            store.put_check(_catalog_check(node_name, raw, store))
+            store.put_service(replace(service, node=node_name))
+        for check in checks:
+            store.put_check(_owned_check(node_name, check, store))
     return json_response(req, True)
 
 
@@ -205,15 +216,15 @@ def _body_datacenter(app, body: Fields) -> None:
     require_local(body.str("Datacenter"), app.config.datacenter)
 
 
-def _catalog_service(node_name: str, raw) -> Service | None:
+def _catalog_service(raw) -> Service | None:
     if raw is None:
         return None
-    f = Fields(raw, "NodeService")
+    f = Fields(raw, "NodeService", schemas.NODE_SERVICE)
     name = f.str("Service")
     if not name:
         raise HTTPError(400, "Must provide service name")
     return Service(
-        node=node_name,
+        node="",
         id=f.str("ID") or name,
         name=name,
         local=False,
@@ -221,32 +232,37 @@ def _catalog_service(node_name: str, raw) -> Service | None:
     )
 
 
-def _catalog_check(node_name: str, raw, store) -> Check:
-    f = Fields(raw, "HealthCheck")
-    service_id = f.str("ServiceID")
-    owner = store.services.get((node_name, service_id))
-    if service_id and owner is None:
-        raise HTTPError(500, f"Unknown service '{service_id}' for check")
+def _decode_check(raw) -> Check:
+    f = Fields(raw, "HealthCheck", schemas.HEALTH_CHECK)
     check_id = f.str("CheckID") or f.str("Name")
     if not check_id:
         raise HTTPError(400, "Missing check ID")
-    status = f.str("Status") or "critical"
+    definition = None
+    if f.has("Definition"):
+        definition = parse_check(f.raw("Definition"), "HealthCheckDefinition")
     return Check(
-        node=node_name,
+        node="",
         id=check_id,
         name=f.str("Name") or check_id,
-        status=status,
+        status=f.str("Status") or "critical",
         notes=f.str("Notes"),
         output=f.str("Output"),
-        service_id=service_id,
-        service_name=owner.name if owner else "",
-        definition=parse_check(f.raw("Definition")) if f.has("Definition") else None,
+        service_id=f.str("ServiceID"),
+        definition=definition,
         local=False,
     )
 
 
+def _owned_check(node_name: str, check: Check, store) -> Check:
+    """The check on its node, named after the service it belongs to."""
+    owner = store.services.get((node_name, check.service_id))
+    if check.service_id and owner is None:
+        raise HTTPError(500, f"Unknown service '{check.service_id}' for check")
+    return replace(check, node=node_name, service_name=owner.name if owner else "")
+
+
 def deregister(app, req: Request) -> Response:
-    body = Fields(req.json(), "DeregisterRequest")
+    body = _decode(req, "DeregisterRequest", schemas.DEREGISTER_REQUEST)
     _body_datacenter(app, body)
     node_name = body.str("Node")
     if not node_name:

@@ -484,7 +484,6 @@ def test_go_client_shaped_registration(module_api, closed_port):
         "Checks": None,
         "Proxy": None,
         "Connect": None,
-        "Namespace": "",
     }
     module_api.register(body, **{"replace-existing-checks": "true"})
     service = module_api.get("/v1/agent/services").json()["go-1"]
