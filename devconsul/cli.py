@@ -1,5 +1,7 @@
 """``devconsul agent -dev [...]``: Consul's flag names, single or double dash.
 
+Script checks stay off unless ``-enable-script-checks``, exactly as in Consul.
+
 Hidden, dev-only knobs (not in --help, never needed outside tests):
   -dev-reap-interval DURATION       how often the reaper runs (Consul: 30s)
   -dev-deregister-minimum DURATION  floor of DeregisterCriticalServiceAfter
