@@ -202,25 +202,12 @@ def test_node_filter_narrows_its_services(api):
     assert 'Selector "Nope" is not valid' in bad.text
 
 
-def _register_connect_services(api):
-    api.register({"ID": "web-1", "Name": "web", "Port": 80})
-    api.register(
-        {
-            "ID": "web-1-sidecar",
-            "Name": "web-sidecar-proxy",
-            "Kind": "connect-proxy",
-            "Port": 21000,
-            "Proxy": {"DestinationServiceName": "web", "DestinationServiceID": "web-1"},
-        }
-    )
-    api.register({"ID": "pay-1", "Name": "pay", "Connect": {"Native": True}})
-
-
 def test_connect_lists_proxies_and_native_instances(api):
     """/v1/catalog/connect/:service (agent/catalog_endpoint.go,
     CatalogConnectServiceNodes): sidecar proxies by Proxy.DestinationServiceName
     and Connect-native instances, never the plain service."""
-    _register_connect_services(api)
+    api.register_web_with_sidecar()
+    api.register({"ID": "pay-1", "Name": "pay", "Connect": {"Native": True}})
     r = api.get("/v1/catalog/connect/web")
     assert r.status_code == 200
     assert [(s["ServiceID"], s["ServiceKind"]) for s in r.json()] == [

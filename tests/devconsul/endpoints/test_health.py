@@ -191,17 +191,7 @@ def test_connect_entries_with_checks(api):
     """/v1/health/connect/:service (agent/health_endpoint.go, healthServiceNodes
     with args.Connect): the Connect-capable instances as health entries, with
     ?passing, blocking and index headers like /v1/health/service."""
-    api.register({"ID": "web-1", "Name": "web", "Port": 80})
-    api.register(
-        {
-            "ID": "web-1-sidecar",
-            "Name": "web-sidecar-proxy",
-            "Kind": "connect-proxy",
-            "Port": 21000,
-            "Proxy": {"DestinationServiceName": "web"},
-            "Check": {"CheckID": "proxy-ttl", "TTL": "30s"},
-        }
-    )
+    api.register_web_with_sidecar({"CheckID": "proxy-ttl", "TTL": "30s"})
     r = api.get("/v1/health/connect/web")
     (entry,) = r.json()
     assert entry["Service"]["ID"] == "web-1-sidecar"
