@@ -151,6 +151,7 @@ def test_py_consul_catalog(devconsul):
         "/v1/catalog/nodes",
         "/v1/catalog/service/consul",
         "/v1/catalog/node/test-node",
+        "/v1/catalog/connect/consul",
     ],
 )
 def test_foreign_datacenter(shared_api, path):
@@ -168,6 +169,9 @@ def test_register_in_another_datacenter_has_no_path(api):
     with pytest.raises(consul.ConsulException, match="No path to datacenter"):
         c.catalog.deregister("test-node", service_id="consul", dc="dc2")
     assert c.catalog.register("ext", "10.0.0.9", dc="dc1") is True
+    elsewhere = consul.Consul(host="127.0.0.1", port=api.agent.port, dc="dc2")
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        elsewhere.health.service("ext")
     assert [n["Node"] for n in c.catalog.nodes()[1]] == ["ext", "test-node"]
     r = api.put(
         "/v1/catalog/register",

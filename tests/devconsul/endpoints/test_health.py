@@ -76,8 +76,13 @@ def test_checks_state_and_node(api):
 
 
 def test_foreign_datacenter_and_consistency_conflict(shared_api):
-    r = shared_api.get("/v1/health/service/x?dc=dc2")
-    assert (r.status_code, r.text) == (500, "No path to datacenter")
+    for path in (
+        "/v1/health/service/x",
+        "/v1/health/connect/x",
+        "/v1/health/state/any",
+    ):
+        r = shared_api.get(path, params={"dc": "dc2"})
+        assert (r.status_code, r.text) == (500, "No path to datacenter")
     assert shared_api.get("/v1/health/service/x?dc=dc1").status_code == 200
     r = shared_api.get("/v1/health/service/x?stale&consistent")
     assert r.status_code == 400
