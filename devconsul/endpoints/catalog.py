@@ -137,23 +137,25 @@ def nodes(app, req: Request) -> Response:
     )
 
 
-def node(app, req: Request) -> Response:
-    """The node and its services, ?filter applying to the services
-    (structs.NodeService selectors)."""
+def _node_read(app, req: Request, shape) -> Response:
+    """A node and its services, ?filter applying to the services
+    (structs.NodeService selectors); `shape(node, services)` makes the
+    answer, both None for an unknown node."""
+    if not req.arg:
+        raise HTTPError(400, "Missing node name")
     predicate = request_filter(req, NODE_SERVICE_SELECTORS)
     store = app.store
 
     def build():
         found = store.nodes.get(req.arg)
         if found is None or names_peer(req):
-            return None
+            return shape(None, None)
         rows = [
             render.node_service(s)
             for (n, _), s in sorted(store.services.items())
             if n == found.name
         ]
-        services = {r["ID"]: r for r in apply_filter(predicate, rows)}
-        return {"Node": render.node(found), "Services": services}
+        return shape(render.node(found), apply_filter(predicate, rows))
 
     return blocking_read(
         app,
@@ -161,6 +163,25 @@ def node(app, req: Request) -> Response:
         lambda: max(store.table_index[NODES], store.table_index[SERVICES]),
         build,
     )
+
+
+def node(app, req: Request) -> Response:
+    """/v1/catalog/node/:node: services keyed by ID; an unknown node is null."""
+
+    def shape(found, rows):
+        if found is None:
+            return None
+        return {"Node": found, "Services": {r["ID"]: r for r in rows}}
+
+    return _node_read(app, req, shape)
+
+
+def node_services(app, req: Request) -> Response:
+    """/v1/catalog/node-services/:node: the services as a list. For an unknown
+    node Catalog.NodeServiceList leaves its reply empty, so both fields are
+    null (agent/consul/catalog_endpoint.go); ``merge-central-config`` is
+    accepted with nothing to merge."""
+    return _node_read(app, req, lambda found, rows: {"Node": found, "Services": rows})
 
 
 # -- writes ---------------------------------------------------------------------
@@ -302,6 +323,7 @@ ROUTES = [
     Route("/v1/catalog/connect/", GET, connect, prefix=True),
     Route("/v1/catalog/nodes", GET, nodes),
     Route("/v1/catalog/node/", GET, node, prefix=True),
+    Route("/v1/catalog/node-services/", GET, node_services, prefix=True),
     Route("/v1/catalog/register", PUT, register),
     Route("/v1/catalog/deregister", PUT, deregister),
 ]

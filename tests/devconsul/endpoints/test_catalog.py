@@ -253,6 +253,7 @@ def test_connect_blocks_until_a_proxy_appears(module_api):
         ("/v1/catalog/nodes", []),
         ("/v1/catalog/service/consul", []),
         ("/v1/catalog/node/test-node", None),
+        ("/v1/catalog/node-services/test-node", {"Node": None, "Services": None}),
     ],
 )
 def test_peer_with_nothing_imported(shared_api, path, empty):
@@ -268,3 +269,33 @@ def test_py_consul_peer(shared_devconsul):
     c = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
     assert c.catalog.service("consul", peer="elsewhere")[1] == []
     assert len(c.catalog.service("consul")[1]) == 1
+
+
+def test_node_services_lists_and_filters(api):
+    """/v1/catalog/node-services/:node (agent/catalog_endpoint.go,
+    CatalogNodeServiceList): services as a list, ?filter with NodeService
+    selectors, both fields null for an unknown node."""
+    api.register({"ID": "w1", "Name": "web", "Tags": ["v1"]})
+    r = api.get("/v1/catalog/node-services/test-node")
+    body = r.json()
+    assert body["Node"]["Node"] == "test-node"
+    assert [s["ID"] for s in body["Services"]] == ["consul", "w1"]
+    assert int(r.headers["X-Consul-Index"]) > 0
+    r = api.get(
+        "/v1/catalog/node-services/test-node",
+        params={"filter": '"v1" in Tags', "merge-central-config": ""},
+    )
+    assert [s["ID"] for s in r.json()["Services"]] == ["w1"]
+    r = api.get("/v1/catalog/node-services/nope")
+    assert (r.status_code, r.json()) == (200, {"Node": None, "Services": None})
+    r = api.get("/v1/catalog/node-services/")
+    assert (r.status_code, r.text) == (400, "Missing node name")
+    index = api.get("/v1/catalog/node-services/test-node").headers["X-Consul-Index"]
+    pending = api.block("/v1/catalog/node-services/test-node", index)
+    assert pending.still_waiting(0.3)
+    api.register({"ID": "w2", "Name": "web"})
+    assert [s["ID"] for s in pending.response().json()["Services"]] == [
+        "consul",
+        "w1",
+        "w2",
+    ]
