@@ -61,15 +61,16 @@ class Scripts:
             return "critical", _start_error(args[0], exc)
         if proc is None:
             return "critical", "agent stopping"
+        tail = Tail(limit)
+        finished = False
         try:
-            tail = Tail(limit)
             finished = _collect(proc, tail, time.monotonic() + timeout_ns / 1e9)
+        finally:
             if not finished:
                 _kill_group(proc)
-            # Wait for the exit in both cases, so a slow check never runs twice
-            # at once.
+            # Wait for the exit in every case, so that a slow check never runs
+            # twice at once and no child is left unreaped.
             code = proc.wait()
-        finally:
             with self._lock:
                 self._running.discard(proc)
             proc.stdout.close()
