@@ -9,12 +9,23 @@ hidden dev-only ones.
 
 Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - JSON is compact unless ``?pretty`` (dev-mode Consul indents everything).
-- Unknown JSON fields are ignored (Consul >= 1.7 answers 400).
+- Unknown JSON fields are refused as in Consul (400, devconsul.schemas), but
+  inside Proxy and Connect objects only their top-level keys are checked.
 - Write endpoints are PUT-only as in Consul >= 1.0, also for the endpoints old
   python-consul releases called with GET.
 - Check output changes are written at once (Consul defers output-only
   updates to the catalog for up to 5 minutes).
-- Script, Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
+- Script checks run only with ``-enable-script-checks``, as in Consul;
+  ``-enable-local-script-checks`` is accepted but, with no configuration
+  files here, admits none (Consul allows those only from its config files).
+  Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
+- There are no other datacenters and no cluster peers: a foreign ``?dc`` (or
+  catalog-write ``Datacenter``) is Consul's ``No path to datacenter``, and any
+  ``?peer`` reads as "nothing imported". ``merge-central-config`` is accepted
+  with nothing to merge (no config entries).
+- ``/v1/agent/self`` has Consul's sections and keys; ``DebugConfig`` is a
+  small subset, there is no ``xDS`` section (no gRPC/xDS server), and the
+  ``runtime`` stats describe this Python process.
 - Sessions: session IDs are matched case-insensitively as in Consul, but node
   names and check IDs exactly (Consul ignores their case too), and a lock
   stores the session ID lowercased. ``ns``/partition parameters are ignored

@@ -1,4 +1,5 @@
-"""Runs the agent's checks: HTTP/TCP probes on their interval and TTL deadlines.
+"""Runs the agent's checks: HTTP/TCP/script probes on their interval and TTL
+deadlines.
 
 All timing goes through one `Scheduler`; probes run on a small thread pool with
 timeouts, so a hanging target never blocks the agent. Each running check is a
@@ -14,13 +15,16 @@ from collections.abc import Callable
 
 from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
-from devconsul.probes import http_probe, tcp_probe
+from devconsul.probes import OUTPUT_MAX, http_probe, tcp_probe
 from devconsul.scheduler import Scheduler, WorkerPool
+from devconsul.scripts import Scripts
 from devconsul.thresholds import StatusFilter
 
 log = logging.getLogger("devconsul.checks")
 
 DEFAULT_TIMEOUT = 10 * SECOND
+# CheckMonitor's default: scripts get longer than network probes.
+SCRIPT_TIMEOUT = 30 * SECOND
 MIN_INTERVAL = SECOND
 
 Report = Callable[[str, str, str], None]
@@ -39,6 +43,7 @@ class CheckRunner:
         # Consul's 1s floor; unit tests lower it to exercise many runs quickly.
         self.min_interval = min_interval
         self.pool = WorkerPool(workers, "devconsul-check")
+        self.scripts = Scripts()
         self._monitors: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +51,7 @@ class CheckRunner:
         """Start (or restart with a new definition) the check's monitor."""
         if definition.kind == "ttl":
             monitor = TTLMonitor(self, check_id, definition.ttl)
-        elif definition.kind in ("http", "tcp"):
+        elif definition.kind in ("http", "tcp", "script"):
             monitor = ProbeMonitor(self, check_id, definition)
         else:
             self.stop(check_id)
@@ -65,9 +70,16 @@ class CheckRunner:
         if isinstance(monitor, TTLMonitor):
             monitor.touch(output)
 
+    def counts(self) -> dict[str, int]:
+        """Running monitors by check kind (for the agent's stats)."""
+        with self._lock:
+            kinds = [m.kind for m in self._monitors.values()]
+        return {kind: kinds.count(kind) for kind in set(kinds)}
+
     def shutdown(self) -> None:
         with self._lock:
             self._monitors.clear()
+        self.scripts.kill_all()
         self.pool.shutdown()
 
     def is_current(self, monitor) -> bool:
@@ -84,13 +96,16 @@ class ProbeMonitor:
         self.runner = runner
         self.check_id = check_id
         self.check = check
+        self.kind = check.kind
         floor = runner.min_interval
         if check.interval < floor:
             log.warning(
                 "check %s: interval below %ss, raised", check_id, seconds(floor)
             )
         self.interval = seconds(max(check.interval, floor))
-        self.timeout = seconds(check.timeout or DEFAULT_TIMEOUT)
+        default = SCRIPT_TIMEOUT if check.kind == "script" else DEFAULT_TIMEOUT
+        self.timeout_ns = check.timeout or default
+        self.timeout = seconds(self.timeout_ns)
         self.filter = StatusFilter(
             check.success_before_passing,
             check.failures_before_warning,
@@ -113,6 +128,10 @@ class ProbeMonitor:
     def _probe(self) -> None:
         if self.check.kind == "http":
             status, output = http_probe(self.check, self.timeout)
+        elif self.check.kind == "script":
+            status, output = self.runner.scripts.run(
+                self.check.args, self.timeout_ns, self._output_limit()
+            )
         else:
             status, output = tcp_probe(self.check.tcp, self.timeout)
         applied = self.filter.apply(status)
@@ -121,11 +140,17 @@ class ProbeMonitor:
         if self.runner.is_current(self):
             self._schedule(max(self._due + self.interval, time.monotonic()))
 
+    def _output_limit(self) -> int:
+        """The agent's cap (4 KiB), lowered by the check's OutputMaxSize."""
+        wanted = self.check.output_max_size
+        return min(wanted, OUTPUT_MAX) if wanted > 0 else OUTPUT_MAX
+
 
 class TTLMonitor:
     def __init__(self, runner: CheckRunner, check_id: str, ttl_ns: int):
         self.runner = runner
         self.check_id = check_id
+        self.kind = "ttl"
         self.ttl = seconds(ttl_ns)
         self._lock = threading.Lock()
         self._deadline = time.monotonic() + self.ttl

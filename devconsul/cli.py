@@ -1,5 +1,7 @@
 """``devconsul agent -dev [...]``: Consul's flag names, single or double dash.
 
+Script checks stay off unless ``-enable-script-checks``, exactly as in Consul.
+
 Hidden, dev-only knobs (not in --help, never needed outside tests):
   -dev-reap-interval DURATION       how often the reaper runs (Consul: 30s)
   -dev-deregister-minimum DURATION  floor of DeregisterCriticalServiceAfter
@@ -73,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require this token on every API request (opt-in ACL mode)",
     )
+    _flag(
+        agent,
+        "enable-script-checks",
+        dest="enable_script_checks",
+        action="store_true",
+        help="run script checks (Args) registered through the HTTP API",
+    )
+    _flag(
+        agent,
+        "enable-local-script-checks",
+        dest="enable_local_script_checks",
+        action="store_true",
+        help="script checks from configuration files only (none here)",
+    )
     _flag(agent, "log-level", dest="log_level", default="info", choices=LOG_LEVELS)
     hidden = argparse.SUPPRESS
     _flag(
@@ -110,6 +126,10 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         http_port=args.http_port,
         bind_addr=args.bind,
         acl_token=args.acl_token,
+        enable_script_checks=args.enable_script_checks,
+        enable_local_script_checks=(
+            args.enable_local_script_checks or args.enable_script_checks
+        ),
         reap_interval_ns=args.reap_interval,
         deregister_minimum_ns=args.deregister_minimum,
         session_ttl_min_ns=args.session_ttl_min,

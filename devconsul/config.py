@@ -13,6 +13,11 @@ class AgentConfig:
     http_port: int = 8500
     bind_addr: str = "127.0.0.1"
     acl_token: str | None = None
+    # -enable-script-checks: run script checks registered through the API.
+    # -enable-local-script-checks only allows those from configuration files,
+    # which this agent does not read; it is accepted for command-line parity.
+    enable_script_checks: bool = False
+    enable_local_script_checks: bool = False
     # Consul's fixed values; only the hidden dev-only CLI flags change them so
     # that tests need not wait a minute for DeregisterCriticalServiceAfter or
     # 20 seconds for the shortest session TTL to run out.

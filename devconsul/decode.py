@@ -39,6 +39,14 @@ def decode_failed(detail: str) -> HTTPError:
     return HTTPError(400, f"Request decode failed: {detail}")
 
 
+def enterprise_field(exc: HTTPError) -> HTTPError:
+    """rewordUnknownEnterpriseFieldError (agent/http_ce.go), which catalog and
+    session writes apply: Namespace is an Enterprise field."""
+    if exc.message.endswith('json: unknown field "Namespace"'):
+        exc.message += " - Namespaces are a Consul Enterprise feature"
+    return exc
+
+
 def load_json(raw: bytes):
     """Parse a request body, with Go's error wording for the common mistakes."""
     text = raw.decode("utf-8", errors="replace")
@@ -74,9 +82,11 @@ def _json_kind(value) -> str:
 
 
 class Fields:
-    """A JSON object read the way Go's decoder reads a struct."""
+    """A JSON object read the way Go's decoder reads a struct. With `known`
+    (lowercased field names, devconsul.schemas), a key naming no field fails
+    as under Consul's DisallowUnknownFields."""
 
-    def __init__(self, obj, struct: str):
+    def __init__(self, obj, struct: str, known: frozenset[str] | None = None):
         if obj is None:
             obj = {}
         if not isinstance(obj, dict):
@@ -87,6 +97,8 @@ class Fields:
         self.struct = struct
         self._values = {}
         for key, value in obj.items():
+            if known is not None and key.lower() not in known:
+                raise decode_failed(f'json: unknown field "{key}"')
             self._values.setdefault(key.lower(), value)
         for alias, canonical in ALIASES.items():
             if alias in self._values:

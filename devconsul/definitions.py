@@ -4,6 +4,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from devconsul import schemas
 from devconsul.decode import Fields, decode_failed
 from devconsul.errors import HTTPError
 
@@ -16,11 +17,16 @@ _UNSUPPORTED_KINDS = (
     ("alias", "AliasService"),
     ("alias", "AliasNode"),
     ("docker", "DockerContainerID"),
-    ("script", "Args"),
-    ("script", "ScriptArgs"),
-    ("script", "Script"),
     ("h2ping", "H2PING"),
     ("os_service", "OSService"),
+)
+# Agent.addCheck's refusal of a script check registered through the HTTP API
+# (a "remote" source) unless the agent runs with -enable-script-checks
+# (agent/agent.go). -enable-local-script-checks covers only checks from the
+# agent's own configuration files, so it never admits an API registration.
+SCRIPTS_DISABLED = (
+    "Scripts are disabled on this agent from remote calls; to enable, configure "
+    "'enable_script_checks' to true"
 )
 
 
@@ -39,6 +45,8 @@ class CheckDefinition:
     tls_server_name: str = ""
     disable_redirects: bool = False
     tcp: str = ""
+    args: list[str] = field(default_factory=list)
+    output_max_size: int = 0
     ttl: int = 0
     interval: int = 0
     timeout: int = 0
@@ -52,6 +60,8 @@ class CheckDefinition:
     def kind(self) -> str:
         if self.unsupported:
             return self.unsupported
+        if self.args:
+            return "script"
         if self.http:
             return "http"
         if self.ttl > 0:
@@ -65,7 +75,7 @@ class CheckDefinition:
 
     def validation_error(self) -> str | None:
         """Consul's ``CheckType.Validate`` reasons, or None when valid."""
-        interval_kind = bool(self.http or self.tcp or self.unsupported)
+        interval_kind = bool(self.http or self.tcp or self.args or self.unsupported)
         if self.interval > 0 and self.ttl > 0:
             return "Interval and TTL cannot both be specified"
         if interval_kind and self.interval <= 0:
@@ -78,13 +88,23 @@ class CheckDefinition:
                 "Must provide TTL or Script/DockerContainerID/HTTP/TCP/UDP/H2PING/"
                 "GRPC/AliasService/OSService and Interval"
             )
+        if self.output_max_size < 0:
+            return "MaxOutputMaxSize must be positive"
         if self.failures_before_warning > self.failures_before_critical > 0:
             return "FailuresBeforeWarning must be <= FailuresBeforeCritical"
         return None
 
 
+# The field names of each struct a check arrives as.
+_CHECK_STRUCTS = {
+    "CheckDefinition": schemas.CHECK_DEFINITION,
+    "CheckType": schemas.CHECK_TYPE,
+    "HealthCheckDefinition": schemas.HEALTH_CHECK_DEFINITION,
+}
+
+
 def parse_check(obj, struct: str = "CheckDefinition") -> CheckDefinition:
-    f = Fields(obj, struct)
+    f = Fields(obj, struct, _CHECK_STRUCTS[struct])
     # Embedded service checks use CheckID, the standalone endpoint ID; take both.
     check_id = f.str("CheckID") or f.str("ID")
     return CheckDefinition(
@@ -101,6 +121,9 @@ def parse_check(obj, struct: str = "CheckDefinition") -> CheckDefinition:
         tls_server_name=f.str("TLSServerName"),
         disable_redirects=f.bool("DisableRedirects"),
         tcp=f.str("TCP"),
+        # CheckType.UnmarshalJSON: ScriptArgs, else "args", else "script_args".
+        args=f.str_list("ScriptArgs") or f.str_list("Args"),
+        output_max_size=f.int("OutputMaxSize"),
         ttl=f.duration("TTL"),
         interval=f.duration("Interval"),
         timeout=f.duration("Timeout"),
@@ -146,7 +169,11 @@ class ServiceDefinition:
 def service_fields(f: Fields, default_weight: int = 1) -> dict:
     """The NodeService fields agent and catalog registrations share, as keyword
     arguments of ServiceDefinition and store.Service."""
-    weights = Fields(f.raw("Weights"), "Weights")
+    weights = Fields(f.raw("Weights"), "Weights", schemas.WEIGHTS)
+    # Decoded for their field names only; stored as sent.
+    Fields(f.raw("Locality"), "Locality", schemas.LOCALITY)
+    Fields(f.raw("Proxy"), "ConnectProxyConfig", schemas.CONNECT_PROXY_CONFIG)
+    Fields(f.raw("Connect"), "ServiceConnect", schemas.SERVICE_CONNECT)
     return {
         "tags": f.str_list("Tags"),
         "address": f.str("Address"),
@@ -165,7 +192,7 @@ def service_fields(f: Fields, default_weight: int = 1) -> dict:
 
 
 def parse_service(obj) -> ServiceDefinition:
-    f = Fields(obj, "ServiceDefinition")
+    f = Fields(obj, "ServiceDefinition", schemas.SERVICE_DEFINITION)
     name = f.str("Name")
     # Consul keeps its {1, 1} default only when Weights is absent altogether.
     default_weight = 0 if f.has("Weights") else 1
@@ -186,12 +213,14 @@ def parse_service(obj) -> ServiceDefinition:
 def _tagged_addresses(f: Fields) -> dict[str, dict]:
     result = {}
     for name, value in (f.obj("TaggedAddresses") or {}).items():
-        entry = Fields(value, "ServiceAddress")
+        entry = Fields(value, "ServiceAddress", schemas.SERVICE_ADDRESS)
         result[name] = {"Address": entry.str("Address"), "Port": entry.int("Port")}
     return result
 
 
-def validate_service(definition: ServiceDefinition) -> None:
+def validate_service(definition: ServiceDefinition, scripts: bool = False) -> None:
+    """Consul's checks on a service registration; `scripts` is whether this
+    agent runs script checks registered through the API."""
     if not definition.name:
         raise HTTPError(400, "Missing service name")
     if definition.address in ("0.0.0.0", "::", "[::]"):
@@ -210,16 +239,14 @@ def validate_service(definition: ServiceDefinition) -> None:
         reason = check.validation_error()
         if reason:
             raise HTTPError(400, f"Invalid check: {reason}")
-        reject_unsupported(check)
+        reject_unsupported(check, scripts)
 
 
-def reject_unsupported(check: CheckDefinition) -> None:
-    if check.unsupported in ("script", "docker"):
-        raise HTTPError(
-            500,
-            "Scripts are disabled on this agent; to enable, configure "
-            "'enable_script_checks' or 'enable_local_script_checks' to true",
-        )
+def reject_unsupported(check: CheckDefinition, scripts: bool = False) -> None:
+    """Refuse what this agent will not run: script checks unless enabled (a
+    Docker check is a script check run in a container), other kinds always."""
+    if (check.args or check.unsupported == "docker") and not scripts:
+        raise HTTPError(500, SCRIPTS_DISABLED)
     if check.unsupported:
         raise HTTPError(
             400, f"Invalid check: devconsul does not run {check.unsupported} checks"

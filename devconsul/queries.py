@@ -15,10 +15,24 @@ DEFAULT_WAIT = 5 * MINUTE
 MAX_WAIT = 10 * MINUTE
 
 
-def check_datacenter(req: Request, datacenter: str) -> None:
-    dc = req.param("dc")
+def require_local(dc: str | None, datacenter: str) -> None:
+    """Consul forwards a request for another datacenter to that datacenter's
+    servers; a lone dev agent knows none (structs.ErrNoDCPath)."""
     if dc and dc != datacenter:
         raise HTTPError(500, "No path to datacenter")
+
+
+def check_datacenter(req: Request, datacenter: str) -> None:
+    """?dc= on the endpoints where Consul reads it (``parseDC``)."""
+    require_local(req.param("dc"), datacenter)
+
+
+def names_peer(req: Request) -> bool:
+    """?peer=NAME asks for what cluster peer NAME exported to us. A dev agent
+    has no peerings, so nothing was imported from any peer: the answer is the
+    empty one, with the usual index headers (Consul's state store simply finds
+    no rows for that PeerName)."""
+    return bool(req.param("peer"))
 
 
 def parse_blocking(req: Request) -> tuple[int, float]:

@@ -135,7 +135,7 @@ def _duration_or_empty(ns: int) -> str:
 
 def check_definition(check: Check) -> dict:
     d = check.definition
-    if d is None or d.kind not in ("http", "tcp", "ttl"):
+    if d is None or d.kind not in ("http", "tcp", "ttl", "script"):
         return {}
     data = {
         "HTTP": d.http,
@@ -150,6 +150,8 @@ def check_definition(check: Check) -> dict:
     }
     if d.header:
         data = {"HTTP": d.http, "Header": _sorted(d.header), **data}
+    if d.args:
+        data["ScriptArgs"] = list(d.args)
     return data
 
 

@@ -16,7 +16,8 @@ import threading
 import time
 import uuid
 
-from devconsul.decode import Fields, decode_failed, load_json
+from devconsul import schemas
+from devconsul.decode import Fields, decode_failed, enterprise_field, load_json
 from devconsul.durations import HOUR, SECOND, format_duration, parse_duration, seconds
 from devconsul.errors import HTTPError
 from devconsul.scheduler import Scheduler
@@ -71,7 +72,7 @@ def _service_checks(f: Fields) -> list[dict] | None:
         )
     checks = []
     for item in items:
-        check = Fields(item, "ServiceCheck")
+        check = Fields(item, "ServiceCheck", schemas.SERVICE_CHECK)
         checks.append({"ID": check.str("ID"), "Namespace": check.str("Namespace")})
     return checks
 
@@ -79,7 +80,10 @@ def _service_checks(f: Fields) -> list[dict] | None:
 def parse_create(body: bytes, node: str) -> Session:
     """The session a create request describes, with Consul's defaults: this
     agent's node, serfHealth, 15s lock-delay, release (SessionCreate)."""
-    f = Fields(load_json(body) if body else None, "Session")
+    try:
+        f = Fields(load_json(body) if body else None, "Session", schemas.SESSION)
+    except HTTPError as exc:
+        raise enterprise_field(exc) from None
     session = Session(
         id="",
         node=f.str("Node", node),

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from devconsul import VERSION, render
+from devconsul import render, schemas, selfinfo
 from devconsul.decode import Fields, parse_bool
 from devconsul.definitions import (
     STATUSES,
@@ -69,7 +69,7 @@ def _hash_or_none(data: dict | None) -> str | None:
 
 def register_service(app, req: Request) -> Response:
     definition = parse_service(req.json())
-    validate_service(definition)
+    validate_service(definition, app.config.enable_script_checks)
     # Consul enables it only for an empty value or exactly "true".
     replace = req.has("replace-existing-checks") and req.param(
         "replace-existing-checks"
@@ -136,7 +136,7 @@ def register_check(app, req: Request) -> Response:
     reason = definition.validation_error()
     if reason:
         raise HTTPError(400, f"Invalid check: {reason}")
-    reject_unsupported(definition)
+    reject_unsupported(definition, app.config.enable_script_checks)
     app.agent.register_check(definition)
     return empty_response()
 
@@ -165,7 +165,7 @@ def _ttl_setter(status: str):
 
 
 def update_check(app, req: Request) -> Response:
-    body = Fields(req.json(), "checkUpdate")
+    body = Fields(req.json(), "checkUpdate", schemas.CHECK_UPDATE)
     status = body.str("Status")
     if status not in STATUSES:
         raise HTTPError(400, f"Invalid check status: '{status}'")
@@ -231,36 +231,8 @@ def health_by_name(app, req: Request) -> Response:
 # -- self and members -----------------------------------------------------------
 
 
-def _member(app) -> dict:
-    cfg = app.config
-    return {
-        "Name": cfg.node,
-        "Addr": cfg.bind_addr,
-        "Port": 8301,
-        "Tags": {
-            "acls": "1" if cfg.acl_token else "0",
-            "bootstrap": "1",
-            "build": f"{VERSION}:devconsul",
-            "dc": cfg.datacenter,
-            "id": app.agent.node_id,
-            "port": "8300",
-            "role": "consul",
-            "vsn": "2",
-            "vsn_max": "3",
-            "vsn_min": "2",
-        },
-        "Status": 1,
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    }
-
-
 def members(app, req: Request) -> Response:
-    return json_response(req, [_member(app)])
+    return json_response(req, [selfinfo.member(app.config, app.agent.node_id)])
 
 
 def self_info(app, req: Request) -> Response:
@@ -268,25 +240,21 @@ def self_info(app, req: Request) -> Response:
     return json_response(
         req,
         {
-            "Config": {
-                "Datacenter": cfg.datacenter,
-                "PrimaryDatacenter": cfg.datacenter,
-                "NodeName": cfg.node,
-                "NodeID": app.agent.node_id,
-                "Revision": "devconsul",
-                "Server": True,
-                "Version": VERSION,
-                "BuildDate": "2026-01-01T00:00:00Z",
+            "Config": selfinfo.config_section(cfg, app.agent.node_id),
+            "DebugConfig": {
+                "DevMode": True,
+                "ClientAddrs": [cfg.client_addr],
+                "EnableLocalScriptChecks": cfg.enable_local_script_checks,
+                "EnableRemoteScriptChecks": cfg.enable_script_checks,
             },
-            "DebugConfig": {"DevMode": True, "ClientAddrs": [cfg.client_addr]},
             "Coord": {
                 "Vec": [0.0] * 8,
                 "Error": 1.5,
                 "Adjustment": 0.0,
                 "Height": 1e-05,
             },
-            "Member": _member(app),
-            "Stats": {"agent": {"checks": str(len(app.store.checks))}},
+            "Member": selfinfo.member(cfg, app.agent.node_id),
+            "Stats": selfinfo.stats(app),
             "Meta": {"consul-network-segment": ""},
         },
     )

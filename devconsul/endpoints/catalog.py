@@ -1,17 +1,22 @@
 """/v1/catalog/*: the cluster view (here: this node plus anything catalog-registered)."""
 
 import uuid
+from dataclasses import replace
 
-from devconsul import render
-from devconsul.decode import Fields
+from devconsul import render, schemas
+from devconsul.decode import Fields, enterprise_field
 from devconsul.definitions import parse_check, service_fields
 from devconsul.errors import HTTPError
-from devconsul.filter import NODE_SELECTORS, SERVICE_NODE_SELECTORS
+from devconsul.filter import (
+    NODE_SELECTORS,
+    NODE_SERVICE_SELECTORS,
+    SERVICE_NODE_SELECTORS,
+)
 from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
-from devconsul.queries import blocking_read, check_datacenter
+from devconsul.queries import blocking_read, names_peer, require_local
 from devconsul.routing import GET, PUT, Route
-from devconsul.store import NODES, SERVICES, Check, Node, Service
+from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service
 
 
 def node_meta_matches(req: Request, node: Node) -> bool:
@@ -27,13 +32,31 @@ def has_tags(service: Service, tags: list[str]) -> bool:
     return all(tag in service.tags for tag in tags)
 
 
-def instances(app, req: Request, name: str) -> list[tuple[Node, Service]]:
-    """Instances of `name` matching ?tag and ?node-meta, ordered like Consul."""
+def serves_connect(service: Service, name: str) -> bool:
+    """Whether `service` takes Connect (mTLS) traffic for `name`: a
+    connect-proxy whose Proxy.DestinationServiceName is `name`, or `name`
+    itself when Connect-native (agent/consul/state/catalog.go,
+    connectServiceNodes: the connect index holds exactly these two)."""
+    if service.kind == "connect-proxy":
+        proxy = Fields(service.proxy, "ConnectProxyConfig")
+        return proxy.raw("DestinationServiceName") == name
+    native = Fields(service.connect, "ServiceConnect").raw("Native")
+    return service.name == name and native is True
+
+
+def instances(
+    app, req: Request, name: str, connect: bool = False
+) -> list[tuple[Node, Service]]:
+    """Instances of `name` (or, with `connect`, its Connect-capable instances)
+    matching ?tag, ?node-meta and ?peer, ordered like Consul."""
+    if names_peer(req):
+        return []
     store = app.store
     rows = []
     for (node_name, _), svc in sorted(store.services.items()):
         node = store.nodes.get(node_name)
-        if svc.name != name or node is None:
+        wanted = serves_connect(svc, name) if connect else svc.name == name
+        if not wanted or node is None:
             continue
         if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
             rows.append((node, svc))
@@ -49,6 +72,8 @@ def services(app, req: Request) -> Response:
     store = app.store
 
     def build():
+        if names_peer(req):
+            return {}
         nodes = [
             render.service_node(store.nodes[n], s)
             for (n, _), s in sorted(store.services.items())
@@ -74,6 +99,29 @@ def service(app, req: Request) -> Response:
     )
 
 
+def connect_index(store) -> int:
+    """Index of a Connect query: proxies carry names of their own, so any
+    service or check write may change the answer (a coarse index only wakes
+    a watcher for nothing now and then)."""
+    return max(store.table_index[SERVICES], store.table_index[CHECKS])
+
+
+def connect(app, req: Request) -> Response:
+    """GET /v1/catalog/connect/:service (``merge-central-config`` is accepted;
+    with no config entries here there is nothing to merge)."""
+    name = req.arg
+    return filtered_read(
+        app,
+        req,
+        SERVICE_NODE_SELECTORS,
+        lambda: connect_index(app.store),
+        lambda: [
+            render.service_node(n, s)
+            for n, s in instances(app, req, name, connect=True)
+        ],
+    )
+
+
 def nodes(app, req: Request) -> Response:
     store = app.store
     return filtered_read(
@@ -84,24 +132,30 @@ def nodes(app, req: Request) -> Response:
         lambda: [
             render.node(n)
             for _, n in sorted(store.nodes.items())
-            if node_meta_matches(req, n)
+            if node_meta_matches(req, n) and not names_peer(req)
         ],
     )
 
 
-def node(app, req: Request) -> Response:
+def _node_read(app, req: Request, shape) -> Response:
+    """A node and its services, ?filter applying to the services
+    (structs.NodeService selectors); `shape(node, services)` makes the
+    answer, both None for an unknown node."""
+    if not req.arg:
+        raise HTTPError(400, "Missing node name")
+    predicate = request_filter(req, NODE_SERVICE_SELECTORS)
     store = app.store
 
     def build():
         found = store.nodes.get(req.arg)
-        if found is None:
-            return None
-        node_services = {
-            s.id: render.node_service(s)
+        if found is None or names_peer(req):
+            return shape(None, None)
+        rows = [
+            render.node_service(s)
             for (n, _), s in sorted(store.services.items())
             if n == found.name
-        }
-        return {"Node": render.node(found), "Services": node_services}
+        ]
+        return shape(render.node(found), apply_filter(predicate, rows))
 
     return blocking_read(
         app,
@@ -111,13 +165,45 @@ def node(app, req: Request) -> Response:
     )
 
 
+def node(app, req: Request) -> Response:
+    """/v1/catalog/node/:node: services keyed by ID; an unknown node is null."""
+
+    def shape(found, rows):
+        if found is None:
+            return None
+        return {"Node": found, "Services": {r["ID"]: r for r in rows}}
+
+    return _node_read(app, req, shape)
+
+
+def node_services(app, req: Request) -> Response:
+    """/v1/catalog/node-services/:node: the services as a list. For an unknown
+    node Catalog.NodeServiceList leaves its reply empty, so both fields are
+    null (agent/consul/catalog_endpoint.go); ``merge-central-config`` is
+    accepted with nothing to merge."""
+    return _node_read(app, req, lambda found, rows: {"Node": found, "Services": rows})
+
+
 # -- writes ---------------------------------------------------------------------
 
 
+def _decode(req: Request, struct: str, known: frozenset[str]) -> Fields:
+    """The body as `struct`, with the Enterprise rewording catalog writes use."""
+    try:
+        return Fields(req.json(), struct, known)
+    except HTTPError as exc:
+        raise enterprise_field(exc) from None
+
+
 def register(app, req: Request) -> Response:
-    """Stores entries verbatim (no check execution), like Consul's catalog."""
-    check_datacenter(req, app.config.datacenter)
-    body = Fields(req.json(), "RegisterRequest")
+    """Stores entries verbatim (no check execution), like Consul's catalog.
+    The whole body is decoded before anything is written, as in Consul."""
+    body = _decode(req, "RegisterRequest", schemas.REGISTER_REQUEST)
+    service = _catalog_service(body.raw("Service"))
+    listed = [body.raw("Check")] if body.has("Check") else []
+    listed += body.raw("Checks") or []
+    checks = [_decode_check(raw) for raw in listed]
+    _body_datacenter(app, body)
     node_name, address = body.str("Node"), body.str("Address")
     if not node_name:
         raise HTTPError(400, "Must provide node")
@@ -138,25 +224,28 @@ def register(app, req: Request) -> Response:
                     meta=body.str_map("NodeMeta"),
                 )
             )
-        service = _catalog_service(node_name, body.obj("Service"))
         if service:
-            store.put_service(service)
-        listed = [body.raw("Check")] if body.has("Check") else []
-        listed += body.raw("Checks") or []
-        for raw in listed:
-            store.put_check(_catalog_check(node_name, raw, store))
+            store.put_service(replace(service, node=node_name))
+        for check in checks:
+            store.put_check(_owned_check(node_name, check, store))
     return json_response(req, True)
 
 
-def _catalog_service(node_name: str, raw) -> Service | None:
+def _body_datacenter(app, body: Fields) -> None:
+    """Catalog writes go where the body's Datacenter says; Consul reads no ?dc
+    here (agent/catalog_endpoint.go: CatalogRegister/CatalogDeregister)."""
+    require_local(body.str("Datacenter"), app.config.datacenter)
+
+
+def _catalog_service(raw) -> Service | None:
     if raw is None:
         return None
-    f = Fields(raw, "NodeService")
+    f = Fields(raw, "NodeService", schemas.NODE_SERVICE)
     name = f.str("Service")
     if not name:
         raise HTTPError(400, "Must provide service name")
     return Service(
-        node=node_name,
+        node="",
         id=f.str("ID") or name,
         name=name,
         local=False,
@@ -164,33 +253,38 @@ def _catalog_service(node_name: str, raw) -> Service | None:
     )
 
 
-def _catalog_check(node_name: str, raw, store) -> Check:
-    f = Fields(raw, "HealthCheck")
-    service_id = f.str("ServiceID")
-    owner = store.services.get((node_name, service_id))
-    if service_id and owner is None:
-        raise HTTPError(500, f"Unknown service '{service_id}' for check")
+def _decode_check(raw) -> Check:
+    f = Fields(raw, "HealthCheck", schemas.HEALTH_CHECK)
     check_id = f.str("CheckID") or f.str("Name")
     if not check_id:
         raise HTTPError(400, "Missing check ID")
-    status = f.str("Status") or "critical"
+    definition = None
+    if f.has("Definition"):
+        definition = parse_check(f.raw("Definition"), "HealthCheckDefinition")
     return Check(
-        node=node_name,
+        node="",
         id=check_id,
         name=f.str("Name") or check_id,
-        status=status,
+        status=f.str("Status") or "critical",
         notes=f.str("Notes"),
         output=f.str("Output"),
-        service_id=service_id,
-        service_name=owner.name if owner else "",
-        definition=parse_check(f.raw("Definition")) if f.has("Definition") else None,
+        service_id=f.str("ServiceID"),
+        definition=definition,
         local=False,
     )
 
 
+def _owned_check(node_name: str, check: Check, store) -> Check:
+    """The check on its node, named after the service it belongs to."""
+    owner = store.services.get((node_name, check.service_id))
+    if check.service_id and owner is None:
+        raise HTTPError(500, f"Unknown service '{check.service_id}' for check")
+    return replace(check, node=node_name, service_name=owner.name if owner else "")
+
+
 def deregister(app, req: Request) -> Response:
-    check_datacenter(req, app.config.datacenter)
-    body = Fields(req.json(), "DeregisterRequest")
+    body = _decode(req, "DeregisterRequest", schemas.DEREGISTER_REQUEST)
+    _body_datacenter(app, body)
     node_name = body.str("Node")
     if not node_name:
         raise HTTPError(400, "Must provide node")
@@ -226,8 +320,10 @@ ROUTES = [
     Route("/v1/catalog/datacenters", GET, datacenters),
     Route("/v1/catalog/services", GET, services),
     Route("/v1/catalog/service/", GET, service, prefix=True),
+    Route("/v1/catalog/connect/", GET, connect, prefix=True),
     Route("/v1/catalog/nodes", GET, nodes),
     Route("/v1/catalog/node/", GET, node, prefix=True),
+    Route("/v1/catalog/node-services/", GET, node_services, prefix=True),
     Route("/v1/catalog/register", PUT, register),
     Route("/v1/catalog/deregister", PUT, deregister),
 ]

@@ -5,11 +5,12 @@ from collections.abc import Callable
 
 from devconsul import render
 from devconsul.decode import parse_bool
-from devconsul.endpoints.catalog import instances
+from devconsul.endpoints.catalog import connect_index, instances
 from devconsul.errors import HTTPError
 from devconsul.filter import HEALTH_CHECK_SELECTORS, SERVICE_ENTRY_SELECTORS
 from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
+from devconsul.queries import names_peer
 from devconsul.routing import GET, Route
 from devconsul.store import CHECKS, Check
 
@@ -42,7 +43,7 @@ def instance_checks(store, owners, node: str, service_id: str) -> list[dict]:
     return [render.health_check(c, store) for c in checks]
 
 
-def service_entries(app, req: Request, name: str) -> list[dict]:
+def service_entries(app, req: Request, name: str, connect: bool = False) -> list[dict]:
     store = app.store
     owners = checks_by_owner(store)
     return [
@@ -51,16 +52,16 @@ def service_entries(app, req: Request, name: str) -> list[dict]:
             "Service": render.node_service(svc),
             "Checks": instance_checks(store, owners, node.name, svc.id),
         }
-        for node, svc in instances(app, req, name)
+        for node, svc in instances(app, req, name, connect)
     ]
 
 
-def service(app, req: Request) -> Response:
+def _entries_read(app, req: Request, connect: bool, index_fn) -> Response:
     passing = _passing_only(req)
     name = req.arg
 
     def rows():
-        entries = service_entries(app, req, name)
+        entries = service_entries(app, req, name, connect)
         if not passing:
             return entries
         # Every check, node checks included, must pass: warning is not passing.
@@ -68,13 +69,20 @@ def service(app, req: Request) -> Response:
             e for e in entries if all(c["Status"] == "passing" for c in e["Checks"])
         ]
 
-    return filtered_read(
-        app,
-        req,
-        SERVICE_ENTRY_SELECTORS,
-        lambda: app.store.service_name_index.get(name, 0),
-        rows,
+    return filtered_read(app, req, SERVICE_ENTRY_SELECTORS, index_fn, rows)
+
+
+def service(app, req: Request) -> Response:
+    name = req.arg
+    return _entries_read(
+        app, req, False, lambda: app.store.service_name_index.get(name, 0)
     )
+
+
+def connect(app, req: Request) -> Response:
+    """GET /v1/health/connect/:service: the Connect-capable instances with
+    their checks (healthServiceNodes with args.Connect in agent/health_endpoint.go)."""
+    return _entries_read(app, req, True, lambda: connect_index(app.store))
 
 
 def _checks_read(
@@ -84,6 +92,8 @@ def _checks_read(
     store = app.store
 
     def rows():
+        if names_peer(req):
+            return []
         return [
             render.health_check(c, store)
             for _, c in sorted(store.checks.items())
@@ -118,6 +128,7 @@ def node(app, req: Request) -> Response:
 
 ROUTES = [
     Route("/v1/health/service/", GET, service, prefix=True),
+    Route("/v1/health/connect/", GET, connect, prefix=True),
     Route("/v1/health/checks/", GET, service_checks, prefix=True),
     Route("/v1/health/state/", GET, state, prefix=True),
     Route("/v1/health/node/", GET, node, prefix=True),

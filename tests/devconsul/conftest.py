@@ -58,6 +58,20 @@ class Api:
         r = self.put("/v1/agent/service/register", json=body, params=params)
         assert r.status_code == 200, r.text
 
+    def register_web_with_sidecar(self, sidecar_check: dict | None = None) -> None:
+        """web-1 (plain) and web-1-sidecar, a connect-proxy for "web"."""
+        self.register({"ID": "web-1", "Name": "web", "Port": 80})
+        sidecar = {
+            "ID": "web-1-sidecar",
+            "Name": "web-sidecar-proxy",
+            "Kind": "connect-proxy",
+            "Port": 21000,
+            "Proxy": {"DestinationServiceName": "web", "DestinationServiceID": "web-1"},
+        }
+        if sidecar_check:
+            sidecar["Check"] = sidecar_check
+        self.register(sidecar)
+
     def check(self, check_id: str) -> dict:
         return self.get("/v1/agent/checks").json()[check_id]
 

@@ -33,9 +33,19 @@ def test_go_client_nulls_and_empty_check_are_ignored():
     assert parse_service({"Name": "web", "Check": {}}).checks == []
 
 
-def test_check_id_accepts_both_spellings():
-    assert parse_check({"CheckID": "a", "TTL": "1s"}).id == "a"
+def test_check_id_spelling_depends_on_the_struct():
+    """CheckType (inside a service) has CheckID, CheckDefinition (the check
+    endpoint) has ID; each refuses the other's (agent/structs/check_type.go,
+    check_definition.go)."""
+    assert parse_check({"CheckID": "a", "TTL": "1s"}, "CheckType").id == "a"
     assert parse_check({"ID": "b", "TTL": "1s"}).id == "b"
+    for body, struct in (({"ID": "a"}, "CheckType"), ({"CheckID": "b"}, None)):
+        with pytest.raises(HTTPError) as err:
+            parse_check(body, struct) if struct else parse_check(body)
+        key = next(iter(body))
+        assert err.value.message == (
+            f'Request decode failed: json: unknown field "{key}"'
+        )
 
 
 def _error(body) -> HTTPError:
@@ -86,8 +96,8 @@ def _error(body) -> HTTPError:
             {"Name": "a", "Check": {"Args": ["true"], "Interval": "1s"}},
             500,
             (
-                "Scripts are disabled on this agent; to enable, configure "
-                "'enable_script_checks' or 'enable_local_script_checks' to true"
+                "Scripts are disabled on this agent from remote calls; to enable, "
+                "configure 'enable_script_checks' to true"
             ),
         ),
     ],

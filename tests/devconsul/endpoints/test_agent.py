@@ -1,9 +1,15 @@
 """/v1/agent/* through raw HTTP and py-consul against a real agent process."""
 
+import os
+import sys
+
 import pytest
 
 import consul
-from tests.support.processes import wait_until
+from devconsul.definitions import SCRIPTS_DISABLED
+from tests.conftest import Agent
+from tests.devconsul.conftest import Api
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -304,6 +310,67 @@ def test_self_and_members(shared_api):
     (member,) = shared_api.get("/v1/agent/members").json()
     assert (member["Name"], member["Port"], member["Status"]) == ("test-node", 8301, 1)
     assert member["Tags"]["role"] == "consul"
+    assert me["Member"] == member
+
+
+def test_self_finds_the_leader_like_consul(api):
+    """Stats carries consul.Server.Stats()'s "consul" section, where clients
+    look for the leader, beside agent/build/raft/runtime/serf sections, all
+    string-valued (agent/agent.go Stats, agent/consul/server.go Stats); Config
+    is AgentSelf's fixed struct (agent/agent_endpoint.go); Member is the serf
+    member of a dev server (no bootstrap tag)."""
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    c.agent.service.register("s", check=consul.Check.ttl("30s"))
+    me = c.agent.self()
+    consul_stats = me["Stats"]["consul"]
+    assert consul_stats == {
+        "acl": "disabled",
+        "bootstrap": "false",
+        "known_datacenters": "1",
+        "leader": "true",
+        "leader_addr": c.status.leader(),
+        "server": "true",
+    }
+    assert set(me["Stats"]) == {
+        "agent",
+        "build",
+        "consul",
+        "raft",
+        "runtime",
+        "serf_lan",
+        "serf_wan",
+    }
+    assert me["Stats"]["agent"] == {
+        "check_monitors": "0",
+        "check_ttls": "1",
+        "checks": "1",
+        "services": "1",
+    }
+    assert me["Stats"]["raft"]["state"] == "Leader"
+    assert me["Stats"]["serf_lan"]["members"] == "1"
+    assert me["Stats"]["build"]["version"] == me["Config"]["Version"]
+    assert all(
+        isinstance(v, str) for section in me["Stats"].values() for v in section.values()
+    )
+    assert set(me["Config"]) == {
+        "Datacenter",
+        "PrimaryDatacenter",
+        "NodeName",
+        "NodeID",
+        "Revision",
+        "Server",
+        "Version",
+        "BuildDate",
+    }
+    assert me["Config"]["Server"] is True
+    tags = me["Member"]["Tags"]
+    assert "bootstrap" not in tags
+    assert (tags["id"], tags["port"], tags["raft_vsn"]) == (
+        me["Config"]["NodeID"],
+        "8300",
+        "3",
+    )
+    assert me["DebugConfig"]["EnableRemoteScriptChecks"] is False
 
 
 def test_agent_services_filter(module_api):
@@ -417,7 +484,6 @@ def test_go_client_shaped_registration(module_api, closed_port):
         "Checks": None,
         "Proxy": None,
         "Connect": None,
-        "Namespace": "",
     }
     module_api.register(body, **{"replace-existing-checks": "true"})
     service = module_api.get("/v1/agent/services").json()["go-1"]
@@ -425,3 +491,127 @@ def test_go_client_shaped_registration(module_api, closed_port):
     assert service["Weights"] == {"Passing": 1, "Warning": 1}
     check = module_api.check("service:go-1")
     assert check["Definition"]["DeregisterCriticalServiceAfter"] == "1m0s"
+
+
+# -- script checks -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def script_api():
+    """An agent started with -enable-script-checks."""
+    agent = Agent(free_port(), "-enable-script-checks")
+    yield Api(agent)
+    agent.process.stop()
+
+
+def _script(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("flags", [(), ("-enable-local-script-checks",)])
+def test_script_checks_refused_through_the_api_without_the_flag(flags):
+    """Agent.addCheck refuses a "remote" (HTTP API) script check unless
+    enable_script_checks is on; enable_local_script_checks admits only checks
+    from configuration files (agent/agent.go, TestAgent_AddCheck_ExecRemoteDisable)."""
+    agent = Agent(free_port(), *flags)
+    try:
+        api = Api(agent)
+        check = {"Name": "s", "Args": ["true"], "Interval": "10s"}
+        r = api.put("/v1/agent/check/register", json=check)
+        assert (r.status_code, r.text) == (500, SCRIPTS_DISABLED)
+        r = api.put("/v1/agent/service/register", json={"Name": "x", "Check": check})
+        assert (r.status_code, r.text) == (500, SCRIPTS_DISABLED)
+        c = consul.Consul(host="127.0.0.1", port=agent.port)
+        with pytest.raises(consul.ConsulException, match="from remote calls"):
+            c.agent.check.register("s", consul.Check.script(["true"], "10s"))
+        assert api.get("/v1/agent/checks").json() == {}
+    finally:
+        agent.process.stop()
+
+
+def test_script_check_runs_and_maps_exit_codes(script_api):
+    c = consul.Consul(host="127.0.0.1", port=script_api.agent.port)
+    warn = _script("print('disk 91%'); raise SystemExit(1)")
+    assert c.agent.check.register("disk", consul.Check.script(warn, "1s"))
+    check = script_api.wait_status("disk", "warning")
+    assert (check["Output"], check["Type"]) == ("disk 91%\n", "script")
+    assert check["Definition"]["ScriptArgs"] == warn
+    c.agent.service.register(
+        "cron", check=consul.Check.script(_script("print('ok')"), "1s")
+    )
+    assert script_api.wait_status("service:cron", "passing")["Output"] == "ok\n"
+    assert c.agent.self()["Stats"]["agent"]["check_monitors"] == "2"
+    script_api.register(
+        {
+            "Name": "broken",
+            "Check": {
+                "ScriptArgs": _script("print('boom'); raise SystemExit(7)"),
+                "Interval": "1s",
+            },
+        }
+    )
+    wait_until(
+        lambda: script_api.check("service:broken")["Output"] == "boom\n",
+        what="exit 7 reported",
+    )
+    assert script_api.check("service:broken")["Status"] == "critical"
+
+
+def test_script_check_timeout_and_output_cap(script_api):
+    script_api.register(
+        {
+            "Name": "slow",
+            "Check": {
+                "Args": _script(
+                    "print('x' * 50, flush=True); import time; time.sleep(30)"
+                ),
+                "Interval": "1s",
+                "Timeout": "300ms",
+                "OutputMaxSize": 20,
+            },
+        }
+    )
+    check = wait_until(
+        lambda: (c := script_api.check("service:slow"))["Output"] and c,
+        what="a first run",
+    )
+    assert check["Status"] == "critical"
+    assert check["Output"] == (
+        "Timed out (300ms) running check\n\nCaptured 20 of 51 bytes\n...\n"
+        + "x" * 19
+        + "\n"
+    )
+
+
+def test_agent_stop_kills_running_scripts(tmp_path):
+    """No script check outlives the agent: stopping it kills each running
+    check's process group, grandchildren included."""
+    agent = Agent(free_port(), "-enable-script-checks")
+    pid_file = tmp_path / "pid"
+    code = (
+        "import subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        f"open({str(pid_file)!r}, 'w').write(f'{{child.pid}}')\n"
+        "time.sleep(60)\n"
+    )
+    try:
+        check = {
+            "Name": "hang",
+            "Args": _script(code),
+            "Interval": "1s",
+            "Timeout": "1m",
+        }
+        assert Api(agent).put("/v1/agent/check/register", json=check).status_code == 200
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="started")
+    finally:
+        agent.process.stop()
+    grandchild = int(pid_file.read_text())
+    wait_until(lambda: not _running(grandchild), what="grandchild killed")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -146,9 +146,156 @@ def test_py_consul_catalog(devconsul):
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/catalog/services", "/v1/catalog/nodes", "/v1/catalog/service/consul"],
+    [
+        "/v1/catalog/services",
+        "/v1/catalog/nodes",
+        "/v1/catalog/service/consul",
+        "/v1/catalog/node/test-node",
+        "/v1/catalog/connect/consul",
+    ],
 )
 def test_foreign_datacenter(shared_api, path):
     r = shared_api.get(path, params={"dc": "elsewhere"})
     assert (r.status_code, r.text) == (500, "No path to datacenter")
     assert shared_api.get(path, params={"dc": "dc1"}).status_code == 200
+
+
+def test_register_in_another_datacenter_has_no_path(api):
+    """py-consul puts ``dc`` in the body's Datacenter, the field Consul routes
+    catalog writes by (agent/catalog_endpoint.go, CatalogRegister)."""
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        c.catalog.register("ext", "10.0.0.9", service={"service": "db"}, dc="dc2")
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        c.catalog.deregister("test-node", service_id="consul", dc="dc2")
+    assert c.catalog.register("ext", "10.0.0.9", dc="dc1") is True
+    elsewhere = consul.Consul(host="127.0.0.1", port=api.agent.port, dc="dc2")
+    with pytest.raises(consul.ConsulException, match="No path to datacenter"):
+        elsewhere.health.service("ext")
+    assert [n["Node"] for n in c.catalog.nodes()[1]] == ["ext", "test-node"]
+    r = api.put(
+        "/v1/catalog/register",
+        json={"Node": "x", "Address": "10.0.0.1", "Datacenter": "dc2"},
+    )
+    assert (r.status_code, r.text) == (500, "No path to datacenter")
+
+
+def test_catalog_writes_read_no_dc_query(api):
+    """CatalogRegister/CatalogDeregister never call parseDC: a ?dc= is not read
+    and the write lands in the body's (default: the agent's) datacenter
+    (agent/catalog_endpoint.go)."""
+    body = {"Node": "ext", "Address": "10.0.0.1"}
+    r = api.put("/v1/catalog/register", json=body, params={"dc": "dc2"})
+    assert (r.status_code, r.json()) == (200, True)
+    assert api.get("/v1/catalog/node/ext").json()["Node"]["Datacenter"] == "dc1"
+
+
+def test_node_filter_narrows_its_services(api):
+    """?filter on /v1/catalog/node/:node selects among the node's services
+    (structs.NodeService selectors, as documented for that endpoint)."""
+    api.register({"ID": "w1", "Name": "web", "Tags": ["v1"]})
+    api.register({"ID": "d1", "Name": "db"})
+    r = api.get("/v1/catalog/node/test-node", params={"filter": "Service == web"})
+    assert set(r.json()["Services"]) == {"w1"}
+    assert int(r.headers["X-Consul-Index"]) > 0
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    _, node = c.catalog.node("test-node", filter_expr='"v1" not in Tags')
+    assert set(node["Services"]) == {"consul", "d1"}
+    bad = api.get("/v1/catalog/node/test-node", params={"filter": "Nope == 1"})
+    assert bad.status_code == 500
+    assert 'Selector "Nope" is not valid' in bad.text
+
+
+def test_connect_lists_proxies_and_native_instances(api):
+    """/v1/catalog/connect/:service (agent/catalog_endpoint.go,
+    CatalogConnectServiceNodes): sidecar proxies by Proxy.DestinationServiceName
+    and Connect-native instances, never the plain service."""
+    api.register_web_with_sidecar()
+    api.register({"ID": "pay-1", "Name": "pay", "Connect": {"Native": True}})
+    r = api.get("/v1/catalog/connect/web")
+    assert r.status_code == 200
+    assert [(s["ServiceID"], s["ServiceKind"]) for s in r.json()] == [
+        ("web-1-sidecar", "connect-proxy")
+    ]
+    assert r.json()[0]["ServiceProxy"]["DestinationServiceName"] == "web"
+    assert int(r.headers["X-Consul-Index"]) > 0
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    _, native = c.catalog.connect("pay", merge_central_config=True)
+    assert [s["ServiceID"] for s in native] == ["pay-1"]
+    empty = api.get("/v1/catalog/connect/nobody")
+    assert (empty.status_code, empty.json()) == (200, [])
+    assert "X-Consul-Index" in empty.headers
+    filtered = api.get("/v1/catalog/connect/web", params={"filter": "ServicePort == 1"})
+    assert filtered.json() == []
+
+
+def test_connect_blocks_until_a_proxy_appears(module_api):
+    index = module_api.get("/v1/catalog/connect/late").headers["X-Consul-Index"]
+    pending = module_api.block("/v1/catalog/connect/late", index)
+    assert pending.still_waiting(0.3)
+    module_api.register(
+        {
+            "Name": "late-proxy",
+            "Kind": "connect-proxy",
+            "Port": 21001,
+            "Proxy": {"DestinationServiceName": "late"},
+        }
+    )
+    r = pending.response()
+    assert [s["ServiceName"] for s in r.json()] == ["late-proxy"]
+    assert int(r.headers["X-Consul-Index"]) > int(index)
+
+
+@pytest.mark.parametrize(
+    ("path", "empty"),
+    [
+        ("/v1/catalog/services", {}),
+        ("/v1/catalog/nodes", []),
+        ("/v1/catalog/service/consul", []),
+        ("/v1/catalog/node/test-node", None),
+        ("/v1/catalog/node-services/test-node", {"Node": None, "Services": None}),
+    ],
+)
+def test_peer_with_nothing_imported(shared_api, path, empty):
+    """?peer=NAME reads what that cluster peer exported; this agent has no
+    peerings, so nothing (Consul's state store finds no rows for the PeerName)."""
+    r = shared_api.get(path, params={"peer": "elsewhere"})
+    assert (r.status_code, r.json()) == (200, empty)
+    assert int(r.headers["X-Consul-Index"]) > 0
+    assert shared_api.get(path).json() != empty
+
+
+def test_py_consul_peer(shared_devconsul):
+    c = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
+    assert c.catalog.service("consul", peer="elsewhere")[1] == []
+    assert len(c.catalog.service("consul")[1]) == 1
+
+
+def test_node_services_lists_and_filters(api):
+    """/v1/catalog/node-services/:node (agent/catalog_endpoint.go,
+    CatalogNodeServiceList): services as a list, ?filter with NodeService
+    selectors, both fields null for an unknown node."""
+    api.register({"ID": "w1", "Name": "web", "Tags": ["v1"]})
+    r = api.get("/v1/catalog/node-services/test-node")
+    body = r.json()
+    assert body["Node"]["Node"] == "test-node"
+    assert [s["ID"] for s in body["Services"]] == ["consul", "w1"]
+    assert int(r.headers["X-Consul-Index"]) > 0
+    r = api.get(
+        "/v1/catalog/node-services/test-node",
+        params={"filter": '"v1" in Tags', "merge-central-config": ""},
+    )
+    assert [s["ID"] for s in r.json()["Services"]] == ["w1"]
+    r = api.get("/v1/catalog/node-services/nope")
+    assert (r.status_code, r.json()) == (200, {"Node": None, "Services": None})
+    r = api.get("/v1/catalog/node-services/")
+    assert (r.status_code, r.text) == (400, "Missing node name")
+    index = api.get("/v1/catalog/node-services/test-node").headers["X-Consul-Index"]
+    pending = api.block("/v1/catalog/node-services/test-node", index)
+    assert pending.still_waiting(0.3)
+    api.register({"ID": "w2", "Name": "web"})
+    assert [s["ID"] for s in pending.response().json()["Services"]] == [
+        "consul",
+        "w1",
+        "w2",
+    ]

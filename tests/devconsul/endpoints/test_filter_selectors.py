@@ -63,6 +63,18 @@ CASES = [
         "Datacenter == dc1",
         'Selector "Datacenter" is not valid',
     ),
+    (
+        "/v1/catalog/connect/sel-svc",
+        "ServiceConnect.Native == true and ServicePort == 0",
+        "Service == x",
+        'Selector "Service" is not valid',
+    ),
+    (
+        "/v1/health/connect/sel-svc",
+        "Service.Connect.Native == true and Checks.Status == passing",
+        "Service.Bogus==1",
+        'Selector "Service.Bogus" is not valid',
+    ),
 ]
 
 
@@ -75,6 +87,7 @@ def registered(module_api):
             "Tags": ["blue"],
             "Meta": {"team": "sel"},
             "Weights": {"Passing": 3, "Warning": 1},
+            "Connect": {"Native": True},
             "Check": {"TTL": "30s", "Status": "passing"},
         }
     )

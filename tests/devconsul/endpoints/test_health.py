@@ -76,8 +76,13 @@ def test_checks_state_and_node(api):
 
 
 def test_foreign_datacenter_and_consistency_conflict(shared_api):
-    r = shared_api.get("/v1/health/service/x?dc=dc2")
-    assert (r.status_code, r.text) == (500, "No path to datacenter")
+    for path in (
+        "/v1/health/service/x",
+        "/v1/health/connect/x",
+        "/v1/health/state/any",
+    ):
+        r = shared_api.get(path, params={"dc": "dc2"})
+        assert (r.status_code, r.text) == (500, "No path to datacenter")
     assert shared_api.get("/v1/health/service/x?dc=dc1").status_code == 200
     r = shared_api.get("/v1/health/service/x?stale&consistent")
     assert r.status_code == 400
@@ -185,3 +190,46 @@ def test_http_check_drives_passing_set(module_api, target):
         lambda: module_api.get("/v1/health/service/live?passing").json() == [],
         timeout=5,
     )
+
+
+def test_connect_entries_with_checks(api):
+    """/v1/health/connect/:service (agent/health_endpoint.go, healthServiceNodes
+    with args.Connect): the Connect-capable instances as health entries, with
+    ?passing, blocking and index headers like /v1/health/service."""
+    api.register_web_with_sidecar({"CheckID": "proxy-ttl", "TTL": "30s"})
+    r = api.get("/v1/health/connect/web")
+    (entry,) = r.json()
+    assert entry["Service"]["ID"] == "web-1-sidecar"
+    assert [c["CheckID"] for c in entry["Checks"]] == ["serfHealth", "proxy-ttl"]
+    index = r.headers["X-Consul-Index"]
+    c = consul.Consul(host="127.0.0.1", port=api.agent.port)
+    assert c.health.connect("web", passing=True)[1] == []
+    pending = api.block("/v1/health/connect/web?passing", index)
+    assert pending.still_waiting(0.3)
+    assert api.put("/v1/agent/check/pass/proxy-ttl").status_code == 200
+    (woken,) = pending.response().json()
+    assert woken["Service"]["ID"] == "web-1-sidecar"
+    _, entries = c.health.connect("web", passing=True, merge_central_config=True)
+    assert [e["Service"]["ID"] for e in entries] == ["web-1-sidecar"]
+    assert api.get("/v1/health/connect/nobody").json() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/health/service/consul",
+        "/v1/health/checks/consul",
+        "/v1/health/node/test-node",
+        "/v1/health/state/any",
+    ],
+)
+def test_peer_with_nothing_imported(shared_api, path):
+    """?peer=NAME: nothing was imported from any peer, so Consul finds no rows."""
+    r = shared_api.get(path, params={"peer": "elsewhere"})
+    assert (r.status_code, r.json()) == (200, [])
+    assert int(r.headers["X-Consul-Index"]) > 0
+
+
+def test_py_consul_peer(shared_devconsul):
+    c = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
+    assert c.health.service("consul", peer="elsewhere")[1] == []

@@ -230,3 +230,20 @@ def test_py_consul_leader_election(devconsul):
     assert c.session.info(a)[1] is None
     assert c.kv.put(key, "b", release=b) is True
     assert "Session" not in c.kv.get(key)[1]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/session/create"),
+        ("PUT", "/v1/session/destroy/x"),
+        ("PUT", "/v1/session/renew/x"),
+        ("GET", "/v1/session/info/x"),
+        ("GET", "/v1/session/node/test-node"),
+        ("GET", "/v1/session/list"),
+    ],
+)
+def test_foreign_datacenter(shared_api, method, path):
+    """Every session endpoint reads ?dc= (agent/session_endpoint.go parseDC)."""
+    r = shared_api.request(method, path, params={"dc": "dc2"})
+    assert (r.status_code, r.text) == (500, "No path to datacenter")
