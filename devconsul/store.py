@@ -167,6 +167,27 @@ class Store:
                 if self._depth == 0:
                     self._commit()
 
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """A write transaction that leaves no trace when its body raises: the KV
+        table, its indexes and the global index are put back before the commit,
+        so no watcher sees the half-done writes (Consul's /v1/txn)."""
+        with self.write():
+            saved = (
+                dict(self.kv),
+                dict(self.kv_tombstones),
+                dict(self.lock_delays),
+                self.index,
+                self._txn_index,
+                set(self._touched_tables),
+            )
+            try:
+                yield
+            except BaseException:
+                (self.kv, self.kv_tombstones, self.lock_delays, self.index) = saved[:4]
+                self._txn_index, self._touched_tables = saved[4], saved[5]
+                raise
+
     def _stamp(self, tables: Iterable[str], names: Iterable[str] = ()) -> int:
         if self._txn_index is None:
             self.index += 1

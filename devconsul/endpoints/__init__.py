@@ -9,6 +9,7 @@ from devconsul.endpoints import (
     kv,
     session,
     status,
+    txn,
 )
 from devconsul.routing import Route
 
@@ -23,4 +24,5 @@ def all_routes() -> list[Route]:
         *status.ROUTES,
         *acl.ROUTES,
         *internal.ROUTES,
+        *txn.ROUTES,
     ]

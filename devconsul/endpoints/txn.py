@@ -1,0 +1,115 @@
+"""/v1/txn: KV operations in one atomic transaction (agent/txn_endpoint.go).
+
+A transaction of reads only takes Consul's read path: no index moves and the
+answer carries the query metadata; any failed operation answers 409 with the
+errors and no results.
+"""
+
+import base64
+import binascii
+
+from devconsul import transactions
+from devconsul.decode import Fields, decode_failed, load_json
+from devconsul.endpoints.kv import MAX_VALUE
+from devconsul.errors import HTTPError
+from devconsul.messages import Request, Response, json_response
+from devconsul.queries import check_datacenter, meta_headers
+from devconsul.routing import PUT, Route
+from devconsul.transactions import KVOp
+
+MAX_OPS = 64
+_DECODE_PREFIX = "Request decode failed: "
+
+
+def _decode(raw: bytes) -> list:
+    """The operations; decoding errors worded as this endpoint words them."""
+    try:
+        return _ops(load_json(raw))
+    except HTTPError as exc:
+        if not exc.message.startswith(_DECODE_PREFIX):
+            raise
+        detail = exc.message.removeprefix(_DECODE_PREFIX)
+        raise HTTPError(400, f"Failed to parse body: {detail}") from None
+
+
+def _ops(body) -> list[KVOp | None]:
+    if body is None:
+        return []
+    if not isinstance(body, list):
+        raise decode_failed(
+            "json: cannot unmarshal object into Go value of type api.TxnOps"
+        )
+    if len(body) > MAX_OPS:
+        raise HTTPError(
+            413,
+            f"Transaction contains too many operations ({len(body)} > {MAX_OPS})",
+        )
+    return [_op(Fields(item, "api.TxnOp")) for item in body]
+
+
+def _op(fields: Fields) -> KVOp | None:
+    if not fields.has("KV"):
+        # Node, Service, Check and Session operations: refused per operation.
+        return None
+    kv = Fields(fields.raw("KV"), "api.KVTxnOp")
+    op = KVOp(
+        verb=kv.str("Verb"),
+        key=kv.str("Key"),
+        value=_value(kv.raw("Value")),
+        flags=kv.int("Flags"),
+        index=kv.int("Index"),
+        session=kv.str("Session"),
+    )
+    if len(op.value) > MAX_VALUE:
+        raise HTTPError(
+            413,
+            f'Value for key "{op.key}" is too large ({len(op.value)} > '
+            f"{MAX_VALUE} bytes)",
+        )
+    return op
+
+
+def _value(raw) -> bytes:
+    """Go decodes a []byte field from base64 text."""
+    if raw is None:
+        return b""
+    if not isinstance(raw, str):
+        raise decode_failed(
+            "json: cannot unmarshal number into Go struct field KVTxnOp.KV.Value "
+            "of type []uint8"
+        )
+    try:
+        return base64.b64decode(raw, validate=True)
+    except binascii.Error:
+        raise decode_failed("illegal base64 data") from None
+
+
+def txn(app, req: Request) -> Response:
+    check_datacenter(req, app.config.datacenter)
+    ops = _decode(req.body)
+    outcome = transactions.run(app.store, ops)
+    body: dict = {"Results": outcome.results, "Errors": _errors(outcome.errors)}
+    headers = {}
+    if not transactions.is_write(ops):
+        # structs.TxnReadResponse embeds QueryMeta (its Index never below 1);
+        # no X-Consul-Index header is sent.
+        headers = meta_headers(0)
+        del headers["X-Consul-Index"]
+        body.update(
+            Index=1,
+            LastContact=0,
+            KnownLeader=True,
+            ConsistencyLevel="",
+            NotModified=False,
+            Backend=0,
+            ResultsFilteredByACLs=False,
+        )
+    status = 409 if outcome.errors else 200
+    return json_response(req, body, status, headers)
+
+
+def _errors(errors: list[tuple[int, str]]) -> list[dict] | None:
+    return [{"OpIndex": i, "What": what} for i, what in errors] or None
+
+
+ROUTES = [Route("/v1/txn", PUT, txn)]
