@@ -11,6 +11,7 @@ from devconsul.agent import Agent
 from devconsul.config import AgentConfig
 from devconsul.endpoints import all_routes
 from devconsul.errors import HTTPError
+from devconsul.events import UserEvents
 from devconsul.messages import Request, Response, text_response
 from devconsul.queries import AnswerCache
 from devconsul.routing import Router, check_method
@@ -30,6 +31,7 @@ class App:
         self.store = self.agent.store
         self.router = Router(all_routes())
         self.answers = AnswerCache()
+        self.events = UserEvents()
 
     def handle(self, req: Request) -> Response:
         try:

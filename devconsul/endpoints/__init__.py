@@ -4,6 +4,7 @@ from devconsul.endpoints import (
     acl,
     agent,
     catalog,
+    event,
     health,
     internal,
     kv,
@@ -25,4 +26,5 @@ def all_routes() -> list[Route]:
         *acl.ROUTES,
         *internal.ROUTES,
         *txn.ROUTES,
+        *event.ROUTES,
     ]
