@@ -45,9 +45,16 @@ def load_json(raw: bytes):
     if not text.strip():
         raise decode_failed("EOF")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise decode_failed(_go_json_error(exc)) from None
+
+
+def _no_constants(name: str):
+    """NaN and Infinity are not JSON; Python accepts them, Go does not."""
+    if name.startswith("-"):
+        raise decode_failed(f"invalid character '{name[1]}' in numeric literal")
+    raise decode_failed(f"invalid character '{name[0]}' looking for beginning of value")
 
 
 def _go_json_error(exc: json.JSONDecodeError) -> str:

@@ -21,6 +21,7 @@ from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 
 NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
+COORDINATES = "coordinates"
 # Consul caps lock delays at a minute (structs.MaxLockDelay).
 MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
@@ -142,8 +143,10 @@ class Store:
         self.sessions: dict[str, Session] = {}
         # Key -> monotonic time until which it cannot be locked (lock-delay).
         self.lock_delays: dict[str, float] = {}
+        # Network coordinates by (node, segment), as sent to /v1/coordinate/update.
+        self.coordinates: dict[tuple[str, str], dict] = {}
         self.table_index: dict[str, int] = dict.fromkeys(
-            (NODES, SERVICES, CHECKS, KV, SESSIONS), 0
+            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES), 0
         )
         # Highest index that touched anything a health/catalog query for a
         # service name returns (kept after deregistration, so it never drops).
@@ -245,6 +248,7 @@ class Store:
                 del self.services[key]
             for key in [k for k in self.checks if k[0] == name]:
                 del self.checks[key]
+            self._drop_coordinates(name)
             for session in [s for s in self.sessions.values() if s.node == name]:
                 self.session_destroy(session.id)
 
@@ -337,6 +341,23 @@ class Store:
             if status == "critical":
                 self._invalidate_sessions(node, check_id)
             return previous if status != previous else None
+
+    # -- coordinates --------------------------------------------------------------
+
+    def put_coordinate(self, node: str, segment: str, coord: dict) -> None:
+        """Like Consul's CoordinateBatchUpdate, an unknown node's update is dropped."""
+        with self.write():
+            if node not in self.nodes:
+                return
+            self._stamp([COORDINATES])
+            self.coordinates[(node, segment)] = coord
+
+    def _drop_coordinates(self, node: str) -> None:
+        doomed = [key for key in self.coordinates if key[0] == node]
+        if doomed:
+            self._stamp([COORDINATES])
+        for key in doomed:
+            del self.coordinates[key]
 
     # -- KV -----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from devconsul.endpoints import (
     acl,
     agent,
     catalog,
+    coordinate,
     event,
     health,
     internal,
@@ -27,4 +28,5 @@ def all_routes() -> list[Route]:
         *internal.ROUTES,
         *txn.ROUTES,
         *event.ROUTES,
+        *coordinate.ROUTES,
     ]

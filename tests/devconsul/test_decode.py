@@ -52,6 +52,14 @@ def test_wrong_type_names_the_go_field():
             ),
         ),
         (b"{", "Request decode failed: unexpected EOF"),
+        (
+            b"[1, NaN]",
+            "Request decode failed: invalid character 'N' looking for beginning of value",
+        ),
+        (
+            b"-Infinity",
+            "Request decode failed: invalid character 'I' in numeric literal",
+        ),
     ],
 )
 def test_load_json_errors(raw, message):
