@@ -21,7 +21,7 @@ from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 
 NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
-COORDINATES = "coordinates"
+COORDINATES, CONFIG = "coordinates", "config-entries"
 # Consul caps lock delays at a minute (structs.MaxLockDelay).
 MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
@@ -145,8 +145,10 @@ class Store:
         self.lock_delays: dict[str, float] = {}
         # Network coordinates by (node, segment), as sent to /v1/coordinate/update.
         self.coordinates: dict[tuple[str, str], dict] = {}
+        # Config entries by (Kind, Name): the decoded body plus its indexes.
+        self.config_entries: dict[tuple[str, str], dict] = {}
         self.table_index: dict[str, int] = dict.fromkeys(
-            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES), 0
+            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES, CONFIG), 0
         )
         # Highest index that touched anything a health/catalog query for a
         # service name returns (kept after deregistration, so it never drops).
@@ -358,6 +360,37 @@ class Store:
             self._stamp([COORDINATES])
         for key in doomed:
             del self.coordinates[key]
+
+    # -- config entries -----------------------------------------------------------
+
+    def config_put(self, entry: dict, cas: int | None = None) -> bool:
+        """Write a config entry (``Kind`` and ``Name`` set); with `cas`, only if
+        its ModifyIndex matches (0: only if absent), as Consul's ensureConfigEntryCAS."""
+        key = (entry["Kind"], entry["Name"])
+        with self.write():
+            old = self.config_entries.get(key)
+            if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
+                return False
+            index = self._stamp([CONFIG])
+            created = old["CreateIndex"] if old else index
+            self.config_entries[key] = {
+                **entry,
+                "CreateIndex": created,
+                "ModifyIndex": index,
+            }
+            return True
+
+    def config_delete(self, kind: str, name: str, cas: int | None = None) -> bool:
+        with self.write():
+            old = self.config_entries.get((kind, name))
+            if old is None:
+                # Consul answers a delete of nothing with success, CAS or not.
+                return cas is None or cas == 0
+            if cas is not None and old["ModifyIndex"] != cas:
+                return False
+            self._stamp([CONFIG])
+            del self.config_entries[(kind, name)]
+            return True
 
     # -- KV -----------------------------------------------------------------------
 

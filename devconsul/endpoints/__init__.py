@@ -3,6 +3,7 @@
 from devconsul.endpoints import (
     acl,
     agent,
+    agent_runtime,
     catalog,
     coordinate,
     event,
@@ -29,4 +30,5 @@ def all_routes() -> list[Route]:
         *txn.ROUTES,
         *event.ROUTES,
         *coordinate.ROUTES,
+        *agent_runtime.ROUTES,
     ]

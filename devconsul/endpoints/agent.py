@@ -260,7 +260,11 @@ def _member(app) -> dict:
 
 
 def members(app, req: Request) -> Response:
-    return json_response(req, [_member(app)])
+    member = _member(app)
+    # Any non-empty ?wan= asks for the WAN pool, where a server is "<node>.<dc>".
+    if req.param("wan"):
+        member.update(Name=f"{member['Name']}.{app.config.datacenter}", Port=8302)
+    return json_response(req, [member])
 
 
 def self_info(app, req: Request) -> Response:
