@@ -5,6 +5,8 @@ Consul decodes bodies with Go's ``encoding/json`` into structs, which matches
 keys case-insensitively; py-consul relies on that by sending lowercase keys.
 """
 
+import base64
+import binascii
 import json
 import re
 
@@ -195,3 +197,17 @@ def parse_uint(text: str) -> int:
     if not re.fullmatch(r"\d+", text or ""):
         raise ValueError(text)
     return int(text)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]")
+
+
+def go_base64(text: str) -> bytes:
+    """Standard base64 as Go decodes it, with Go's error on bad input."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        bad = next((i for i, c in enumerate(text) if not _BASE64.match(c)), None)
+        if bad is None or text[bad:].strip("=") == "":
+            bad = len(text) - len(text) % 4 if len(text) % 4 else len(text)
+        raise ValueError(f"illegal base64 data at input byte {bad}") from None

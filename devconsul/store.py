@@ -21,7 +21,7 @@ from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 
 NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
-COORDINATES, CONFIG = "coordinates", "config-entries"
+COORDINATES, CONFIG, AUTOPILOT = "coordinates", "config-entries", "autopilot"
 # Consul caps lock delays at a minute (structs.MaxLockDelay).
 MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
@@ -147,8 +147,10 @@ class Store:
         self.coordinates: dict[tuple[str, str], dict] = {}
         # Config entries by (Kind, Name): the decoded body plus its indexes.
         self.config_entries: dict[tuple[str, str], dict] = {}
+        # Cluster-wide operator settings (the autopilot configuration).
+        self.settings: dict[str, dict] = {}
         self.table_index: dict[str, int] = dict.fromkeys(
-            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES, CONFIG), 0
+            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES, CONFIG, AUTOPILOT), 0
         )
         # Highest index that touched anything a health/catalog query for a
         # service name returns (kept after deregistration, so it never drops).
@@ -367,17 +369,20 @@ class Store:
         """Write a config entry (``Kind`` and ``Name`` set); with `cas`, only if
         its ModifyIndex matches (0: only if absent), as Consul's ensureConfigEntryCAS."""
         key = (entry["Kind"], entry["Name"])
+        return self._put_indexed(self.config_entries, key, entry, cas, CONFIG)
+
+    def put_autopilot(self, config: dict, cas: int | None = None) -> bool:
+        """The autopilot configuration, kept with raft indexes like an entry."""
+        return self._put_indexed(self.settings, AUTOPILOT, config, cas, AUTOPILOT)
+
+    def _put_indexed(self, table: dict, key, value: dict, cas, name: str) -> bool:
         with self.write():
-            old = self.config_entries.get(key)
+            old = table.get(key)
             if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
                 return False
-            index = self._stamp([CONFIG])
+            index = self._stamp([name])
             created = old["CreateIndex"] if old else index
-            self.config_entries[key] = {
-                **entry,
-                "CreateIndex": created,
-                "ModifyIndex": index,
-            }
+            table[key] = {**value, "CreateIndex": created, "ModifyIndex": index}
             return True
 
     def config_delete(self, kind: str, name: str, cas: int | None = None) -> bool:

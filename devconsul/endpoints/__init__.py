@@ -10,6 +10,7 @@ from devconsul.endpoints import (
     health,
     internal,
     kv,
+    operator,
     session,
     status,
     txn,
@@ -31,4 +32,5 @@ def all_routes() -> list[Route]:
         *event.ROUTES,
         *coordinate.ROUTES,
         *agent_runtime.ROUTES,
+        *operator.ROUTES,
     ]

@@ -5,15 +5,12 @@ answer carries the query metadata; any failed operation answers 409 with the
 errors and no results.
 """
 
-import base64
-import binascii
-
 from devconsul import transactions
-from devconsul.decode import Fields, decode_failed, load_json
+from devconsul.decode import Fields, decode_failed, go_base64, load_json
 from devconsul.endpoints.kv import MAX_VALUE
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
-from devconsul.queries import check_datacenter, meta_headers
+from devconsul.queries import check_datacenter, meta_headers, query_meta
 from devconsul.routing import PUT, Route
 from devconsul.transactions import KVOp
 
@@ -79,9 +76,9 @@ def _value(raw) -> bytes:
             "of type []uint8"
         )
     try:
-        return base64.b64decode(raw, validate=True)
-    except binascii.Error:
-        raise decode_failed("illegal base64 data") from None
+        return go_base64(raw)
+    except ValueError as exc:
+        raise decode_failed(str(exc)) from None
 
 
 def txn(app, req: Request) -> Response:
@@ -95,15 +92,7 @@ def txn(app, req: Request) -> Response:
         # no X-Consul-Index header is sent.
         headers = meta_headers(0)
         del headers["X-Consul-Index"]
-        body.update(
-            Index=1,
-            LastContact=0,
-            KnownLeader=True,
-            ConsistencyLevel="",
-            NotModified=False,
-            Backend=0,
-            ResultsFilteredByACLs=False,
-        )
+        body.update(query_meta(0))
     status = 409 if outcome.errors else 200
     return json_response(req, body, status, headers)
 

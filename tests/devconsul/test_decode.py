@@ -1,6 +1,6 @@
 import pytest
 
-from devconsul.decode import Fields, load_json, parse_bool, parse_uint
+from devconsul.decode import Fields, go_base64, load_json, parse_bool, parse_uint
 from devconsul.errors import HTTPError
 
 
@@ -89,3 +89,21 @@ def test_parse_uint():
     for bad in ("-1", "x", ""):
         with pytest.raises(ValueError):
             parse_uint(bad)
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("aGk=", None),
+        ("not!base64", "illegal base64 data at input byte 3"),
+        ("aGk", "illegal base64 data at input byte 0"),
+        ("aGkhaGk", "illegal base64 data at input byte 4"),
+    ],
+)
+def test_go_base64(text, error):
+    if error is None:
+        assert go_base64(text) == b"hi"
+        return
+    with pytest.raises(ValueError) as err:
+        go_base64(text)
+    assert str(err.value) == error
