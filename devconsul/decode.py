@@ -9,6 +9,8 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from devconsul.durations import parse_duration
 from devconsul.errors import HTTPError
@@ -37,8 +39,23 @@ _GO_TYPES = {
 }
 
 
+DECODE_FAILED = "Request decode failed: "
+
+
 def decode_failed(detail: str) -> HTTPError:
-    return HTTPError(400, f"Request decode failed: {detail}")
+    return HTTPError(400, DECODE_FAILED + detail)
+
+
+@contextmanager
+def worded(prefix: str) -> Iterator[None]:
+    """Decode errors raised inside worded as an endpoint words them, e.g.
+    ``Failed to parse body: `` for /v1/txn."""
+    try:
+        yield
+    except HTTPError as exc:
+        if not exc.message.startswith(DECODE_FAILED):
+            raise
+        raise HTTPError(400, prefix + exc.message.removeprefix(DECODE_FAILED)) from None
 
 
 def load_json(raw: bytes):

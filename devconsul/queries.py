@@ -92,7 +92,9 @@ class AnswerCache:
         query = sorted(
             (k, tuple(v)) for k, v in req.query.items() if k not in ("index", "wait")
         )
-        return req.path, tuple(query), store_index
+        # Method and body too: a POST read (discovery-chain overrides) differs
+        # from the GET of the same path.
+        return req.method, req.path, tuple(query), req.body, store_index
 
     def get(self, key: tuple) -> Response | None:
         with self._lock:

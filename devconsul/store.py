@@ -389,8 +389,8 @@ class Store:
         with self.write():
             old = self.config_entries.get((kind, name))
             if old is None:
-                # Consul answers a delete of nothing with success, CAS or not.
-                return cas is None or cas == 0
+                # Nothing to delete: fine, but a CAS delete reports false.
+                return cas is None
             if cas is not None and old["ModifyIndex"] != cas:
                 return False
             self._stamp([CONFIG])

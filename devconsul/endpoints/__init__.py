@@ -5,7 +5,9 @@ from devconsul.endpoints import (
     agent,
     agent_runtime,
     catalog,
+    config_entries,
     coordinate,
+    discovery_chain,
     event,
     health,
     internal,
@@ -33,4 +35,6 @@ def all_routes() -> list[Route]:
         *coordinate.ROUTES,
         *agent_runtime.ROUTES,
         *operator.ROUTES,
+        *config_entries.ROUTES,
+        *discovery_chain.ROUTES,
     ]

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from devconsul import VERSION
-from devconsul.decode import Fields, go_base64, load_json, parse_bool
+from devconsul.decode import Fields, go_base64, load_json, parse_bool, worded
 from devconsul.durations import format_duration
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
@@ -135,7 +135,7 @@ def autopilot_configuration(app, req: Request) -> Response:
 
 def _parse_autopilot(raw: bytes) -> dict:
     """api.AutopilotConfiguration over api.NewAutopilotConfiguration's defaults."""
-    try:
+    with worded("Error parsing autopilot config: "):
         fields = Fields(load_json(raw), "api.AutopilotConfiguration")
         config = dict(AUTOPILOT_DEFAULTS)
         for name, default in AUTOPILOT_DEFAULTS.items():
@@ -149,9 +149,6 @@ def _parse_autopilot(raw: bytes) -> dict:
             else:
                 config[name] = fields.str(name, default)
         return config
-    except HTTPError as exc:
-        detail = exc.message.removeprefix("Request decode failed: ")
-        raise HTTPError(400, f"Error parsing autopilot config: {detail}") from None
 
 
 def autopilot_health(app, req: Request) -> Response:

@@ -6,7 +6,7 @@ errors and no results.
 """
 
 from devconsul import transactions
-from devconsul.decode import Fields, decode_failed, go_base64, load_json
+from devconsul.decode import Fields, decode_failed, go_base64, load_json, worded
 from devconsul.endpoints.kv import MAX_VALUE
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
@@ -15,18 +15,11 @@ from devconsul.routing import PUT, Route
 from devconsul.transactions import KVOp
 
 MAX_OPS = 64
-_DECODE_PREFIX = "Request decode failed: "
 
 
 def _decode(raw: bytes) -> list:
-    """The operations; decoding errors worded as this endpoint words them."""
-    try:
+    with worded("Failed to parse body: "):
         return _ops(load_json(raw))
-    except HTTPError as exc:
-        if not exc.message.startswith(_DECODE_PREFIX):
-            raise
-        detail = exc.message.removeprefix(_DECODE_PREFIX)
-        raise HTTPError(400, f"Failed to parse body: {detail}") from None
 
 
 def _ops(body) -> list[KVOp | None]:

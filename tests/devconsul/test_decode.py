@@ -1,6 +1,13 @@
 import pytest
 
-from devconsul.decode import Fields, go_base64, load_json, parse_bool, parse_uint
+from devconsul.decode import (
+    Fields,
+    go_base64,
+    load_json,
+    parse_bool,
+    parse_uint,
+    worded,
+)
 from devconsul.errors import HTTPError
 
 
@@ -107,3 +114,12 @@ def test_go_base64(text, error):
     with pytest.raises(ValueError) as err:
         go_base64(text)
     assert str(err.value) == error
+
+
+def test_worded_rewords_only_decode_errors():
+    with pytest.raises(HTTPError) as err, worded("Failed to parse body: "):
+        load_json(b"{")
+    assert err.value.message == "Failed to parse body: unexpected EOF"
+    with pytest.raises(HTTPError) as err, worded("Failed to parse body: "):
+        raise HTTPError(413, "too large")
+    assert err.value.message == "too large"
