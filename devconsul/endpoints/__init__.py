@@ -9,6 +9,7 @@ from devconsul.endpoints import (
     coordinate,
     discovery_chain,
     event,
+    gateways,
     health,
     internal,
     kv,
@@ -37,4 +38,5 @@ def all_routes() -> list[Route]:
         *operator.ROUTES,
         *config_entries.ROUTES,
         *discovery_chain.ROUTES,
+        *gateways.ROUTES,
     ]
