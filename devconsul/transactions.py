@@ -91,11 +91,19 @@ def _entry(op: KVOp) -> KVEntry:
     return KVEntry(op.key, op.value, flags=op.flags)
 
 
-def _existing(store: Store, key: str, what: str) -> KVEntry:
+def _check(
+    store: Store, key: str, what: str, field: str, current, wanted
+) -> list[KVEntry]:
+    """check-index / check-session: the entry, if `current(entry)` is `wanted`."""
     entry = store.kv.get(key)
     if entry is None:
         raise OpFailed(f'failed to check {what}, key "{key}" doesn\'t exist')
-    return entry
+    if current(entry) != wanted:
+        raise OpFailed(
+            f'failed {what} check for key "{key}", current {field} '
+            f"{current(entry)} != {wanted}"
+        )
+    return [entry]
 
 
 def _session(op: KVOp) -> str:
@@ -118,21 +126,14 @@ def _apply(store: Store, op: KVOp | None) -> list[KVEntry]:
     if verb == "get-tree":
         return store.kv_list(key)
     if verb == "check-index":
-        entry = _existing(store, key, "index")
-        if entry.modify_index != op.index:
-            raise OpFailed(
-                f'failed index check for key "{key}", current modify index '
-                f"{entry.modify_index} != {op.index}"
-            )
-        return [entry]
+        return _check(
+            store, key, "index", "modify index", lambda e: e.modify_index, op.index
+        )
     if verb == "check-session":
-        entry = _existing(store, key, "session")
-        if entry.session != op.session:
-            raise OpFailed(
-                f'failed session check for key "{key}", current session '
-                f'"{entry.session}" != "{op.session}"'
-            )
-        return [entry]
+        # Consul prints sessions quoted (%q).
+        return _check(
+            store, key, "session", lambda e: f'"{e.session}"', f'"{op.session}"'
+        )
     if verb == "check-not-exists":
         if key in store.kv:
             raise OpFailed(f'key "{key}" exists')
