@@ -132,7 +132,12 @@ def _apply(store: Store, op: KVOp | None) -> list[KVEntry]:
     if verb == "check-session":
         # Consul prints sessions quoted (%q).
         return _check(
-            store, key, "session", lambda e: f'"{e.session}"', f'"{op.session}"'
+            store,
+            key,
+            "session",
+            "session",
+            lambda e: f'"{e.session}"',
+            f'"{op.session}"',
         )
     if verb == "check-not-exists":
         if key in store.kv:
