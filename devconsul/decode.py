@@ -216,6 +216,16 @@ def parse_uint(text: str) -> int:
     return int(text)
 
 
+def go_parse_uint(text: str) -> int:
+    """parse_uint with the message of Go's ``strconv.ParseUint``."""
+    try:
+        return parse_uint(text)
+    except ValueError:
+        raise ValueError(
+            f'strconv.ParseUint: parsing "{text}": invalid syntax'
+        ) from None
+
+
 _BASE64 = re.compile(r"[A-Za-z0-9+/]")
 
 

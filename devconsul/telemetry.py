@@ -13,8 +13,8 @@ from devconsul.store import Store
 INTERVAL = 10
 
 
-def _gauge(name: str, value: float, labels: dict | None = None) -> dict:
-    return {"Name": name, "Value": float(value), "Labels": labels or {}}
+def _gauge(name: str, value: float) -> dict:
+    return {"Name": name, "Value": float(value), "Labels": {}}
 
 
 def gauges(store: Store) -> list[dict]:
@@ -22,7 +22,7 @@ def gauges(store: Store) -> list[dict]:
         instances = len(store.services)
         names = len({s.name for s in store.services.values()})
         connect = sum(1 for s in store.services.values() if s.kind or s.connect)
-        rows = [
+        return [
             _gauge("consul.autopilot.failure_tolerance", 0),
             _gauge("consul.autopilot.healthy", 1),
             _gauge("consul.runtime.num_goroutines", threading.active_count()),
@@ -37,7 +37,6 @@ def gauges(store: Store) -> list[dict]:
             _gauge("consul.state.service_instances", instances),
             _gauge("consul.state.services", names),
         ]
-    return rows
 
 
 def _interval_start(now: datetime) -> str:

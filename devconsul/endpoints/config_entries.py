@@ -2,7 +2,7 @@
 (agent/config_endpoint.go), blocking on the config-entries table."""
 
 from devconsul import config_entries
-from devconsul.decode import parse_uint, worded
+from devconsul.decode import go_parse_uint, worded
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter
@@ -16,11 +16,9 @@ def _cas(req: Request) -> int | None:
     if not raw:
         return None
     try:
-        return parse_uint(raw)
-    except ValueError:
-        raise HTTPError(
-            500, f'strconv.ParseUint: parsing "{raw}": invalid syntax'
-        ) from None
+        return go_parse_uint(raw)
+    except ValueError as exc:
+        raise HTTPError(500, str(exc)) from None
 
 
 def apply(app, req: Request) -> Response:

@@ -10,7 +10,14 @@ import time
 from datetime import UTC, datetime
 
 from devconsul import VERSION
-from devconsul.decode import Fields, go_base64, load_json, parse_bool, worded
+from devconsul.decode import (
+    Fields,
+    go_base64,
+    go_parse_uint,
+    load_json,
+    parse_bool,
+    worded,
+)
 from devconsul.durations import format_duration
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
@@ -121,13 +128,9 @@ def autopilot_configuration(app, req: Request) -> Response:
     cas = None
     if req.has("cas"):
         try:
-            cas = int(req.param("cas"))
-        except ValueError:
-            raise HTTPError(
-                400,
-                f'Error parsing cas value: strconv.ParseUint: parsing "{req.param("cas")}"'
-                ": invalid syntax",
-            ) from None
+            cas = go_parse_uint(req.param("cas"))
+        except ValueError as exc:
+            raise HTTPError(400, f"Error parsing cas value: {exc}") from None
     done = app.store.put_autopilot(config, cas)
     # Only a CAS write reports whether it happened.
     return json_response(req, done if cas is not None else True)

@@ -3,6 +3,7 @@ import pytest
 from devconsul.decode import (
     Fields,
     go_base64,
+    go_parse_uint,
     load_json,
     parse_bool,
     parse_uint,
@@ -123,3 +124,11 @@ def test_worded_rewords_only_decode_errors():
     with pytest.raises(HTTPError) as err, worded("Failed to parse body: "):
         raise HTTPError(413, "too large")
     assert err.value.message == "too large"
+
+
+def test_go_parse_uint_words_errors_as_strconv():
+    assert go_parse_uint("42") == 42
+    with pytest.raises(
+        ValueError, match='strconv.ParseUint: parsing "-1": invalid syntax'
+    ):
+        go_parse_uint("-1")
