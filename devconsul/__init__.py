@@ -31,8 +31,8 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - Metrics are gauges computed from the store (no counters or timers, no
   hostname in the names); Prometheus output is refused, as by a dev agent
   without ``prometheus_retention_time``.
-- ``/v1/agent/monitor`` streams this process's log lines in hclog's shape, but
-  only those at or above ``-log-level`` (a dev Consul logs at DEBUG).
+- ``/v1/agent/monitor`` streams this process's own log lines (in hclog's
+  shape), which are fewer and worded differently from Consul's.
 - Coordinates are fixed: the agent sits at the origin; updates for catalog
   nodes are stored at once (Consul batches them every few seconds).
 - Operator: the raft configuration index is 1; the autopilot configuration

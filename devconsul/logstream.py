@@ -1,5 +1,9 @@
 """This agent's log lines, fanned out to /v1/agent/monitor streams.
 
+A stream asking for a level below the agent's ``-log-level`` lowers the
+``devconsul`` loggers' level while it lasts; stderr keeps its own level (set
+on its handler by devconsul.cli).
+
 Lines are shaped as Consul's hclog writes them (``2006-01-02T15:04:05.000Z
 [INFO]  agent: message``, or one JSON object per line with ``logjson``), with
 the subsystem our logger names after ``devconsul.``. Like Consul's monitor,
@@ -81,11 +85,22 @@ class LogHub(logging.Handler):
         sub = Subscription(level, as_json)
         with self._lock:
             self._subscribers.add(sub)
+            self._follow_subscribers()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self._subscribers.discard(sub)
+            self._follow_subscribers()
+
+    def _follow_subscribers(self) -> None:
+        """Let records through down to the lowest level a stream asked for
+        (Consul's monitor shows debug lines whatever the agent's log level);
+        with no stream, the configured level applies again."""
+        logger = logging.getLogger(ROOT_LOGGER)
+        wanted = min((s.level for s in self._subscribers), default=logging.NOTSET)
+        configured = logging.getLogger().level
+        logger.setLevel(wanted if wanted < configured else logging.NOTSET)
 
     def emit(self, record: logging.LogRecord) -> None:
         with self._lock:

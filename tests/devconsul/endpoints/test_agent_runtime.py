@@ -127,3 +127,22 @@ def test_monitor_json_lines_and_level_filter(devconsul, api):
 def test_monitor_refuses_unknown_levels(api, level):
     r = api.get("/v1/agent/monitor", params={"loglevel": level})
     assert (r.status_code, r.text) == (400, f"Unknown log level: {level}")
+
+
+def test_monitor_at_debug_sees_what_stderr_does_not(devconsul, api):
+    """Consul's monitor streams at the level asked for, whatever the agent's
+    log level; devconsul's stderr stays at -log-level (info here)."""
+    url = devconsul.url + "/v1/agent/monitor"
+    with requests.get(url, params={"loglevel": "debug"}, stream=True, timeout=10) as r:
+        api.get("/v1/kv/only-in-debug")
+        line = _first_line(r, "/v1/kv/only-in-debug")
+        assert "[DEBUG] http: " in line
+        api.register({"Name": "after-debug", "Port": 84})
+    wait_until(
+        lambda: (
+            "INFO devconsul.agent: registered service after-debug"
+            in devconsul.process.output()
+        ),
+        what="the info line on stderr",
+    )
+    assert "/v1/kv/only-in-debug" not in devconsul.process.output()
