@@ -74,6 +74,9 @@ def decode(body) -> dict:
     if not isinstance(entry.get("Name", ""), str):
         raise failed("'Name' expected type 'string'")
     entry.setdefault("Name", "")
+    if kind == "service-defaults" and isinstance(entry.get("Protocol"), str):
+        # ServiceConfigEntry.Normalize
+        entry["Protocol"] = entry["Protocol"].lower()
     return entry
 
 
@@ -85,3 +88,8 @@ def validate(entry: dict) -> None:
         raise HTTPError(500, f'invalid name ("{name}"), only "{fixed}" is supported')
     if not name:
         raise HTTPError(500, "Name is required")
+    if kind == "service-defaults" and name == "*":
+        raise HTTPError(
+            500,
+            "service-defaults name must be the name of a service, and not a wildcard",
+        )

@@ -36,3 +36,17 @@ def test_validate_fixed_names_and_missing_names():
     with pytest.raises(HTTPError) as err:
         validate({"Kind": "service-router", "Name": ""})
     assert (err.value.status, err.value.message) == (500, "Name is required")
+
+
+def test_service_defaults_normalize_and_refuse_a_wildcard():
+    assert (
+        decode({"Kind": "service-defaults", "Name": "web", "Protocol": "HTTP"})[
+            "Protocol"
+        ]
+        == "http"
+    )
+    with pytest.raises(HTTPError) as err:
+        validate({"Kind": "service-defaults", "Name": "*"})
+    assert err.value.message == (
+        "service-defaults name must be the name of a service, and not a wildcard"
+    )
