@@ -74,6 +74,8 @@ def decode(body) -> dict:
     if not isinstance(entry.get("Name", ""), str):
         raise failed("'Name' expected type 'string'")
     entry.setdefault("Name", "")
+    if kind == "proxy-defaults" and not entry["Name"]:
+        entry["Name"] = "global"  # ProxyConfigEntry.Normalize
     if kind == "service-defaults" and isinstance(entry.get("Protocol"), str):
         # ServiceConfigEntry.Normalize
         entry["Protocol"] = entry["Protocol"].lower()

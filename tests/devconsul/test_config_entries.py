@@ -50,3 +50,7 @@ def test_service_defaults_normalize_and_refuse_a_wildcard():
     assert err.value.message == (
         "service-defaults name must be the name of a service, and not a wildcard"
     )
+
+
+def test_proxy_defaults_without_a_name_is_the_global_one():
+    assert decode({"Kind": "proxy-defaults"})["Name"] == "global"
