@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BUFFER = 256
 # serf's UserEventSizeLimit; checked here on name plus payload.
@@ -107,7 +107,7 @@ class UserEvents:
         with self._changed:
             self._ltime += 1
             if accepts(event, node, services):
-                self._ring.append(UserEvent(**{**event.__dict__, "ltime": self._ltime}))
+                self._ring.append(replace(event, ltime=self._ltime))
                 self._changed.notify_all()
         return event
 
