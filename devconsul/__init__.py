@@ -2,8 +2,10 @@
 
 It speaks the subset of Consul's HTTP API that Switchyard and ordinary Consul
 clients use (agent, catalog, health, KV with sessions and locks, status, ACL
-stubs, the internal/ui summaries), runs HTTP/TCP/TTL checks and answers
-blocking queries, all in memory. Start it with ``devconsul agent -dev`` (or
+stubs, the internal/ui summaries) and the rest of what a dev agent serves
+(KV transactions, user events, metrics, reload, the log monitor, coordinates,
+operator, config entries, the discovery chain, gateway reads), runs
+HTTP/TCP/TTL checks and answers blocking queries, all in memory. Start it with ``devconsul agent -dev`` (or
 ``python -m devconsul``); see devconsul.cli for the flags, including the
 hidden dev-only ones.
 
@@ -33,6 +35,25 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   everything else, so a restart forgets them along with the sessions.
 - ``-acl-token`` is one management token, not Consul's ACL system; the
   status endpoints stay open, as in Consul.
+- ``/v1/txn`` runs KV operations only; Node, Service, Check and Session
+  operations each fail with an error in the 409 answer.
+- User events reach only this agent (no gossip); the payload limit is checked
+  on name plus payload, not on serf's encoded message.
+- Metrics are gauges computed from the store (no counters or timers, no
+  hostname in the names); Prometheus output is refused, as by a dev agent
+  without ``prometheus_retention_time``.
+- ``/v1/agent/monitor`` streams this process's own log lines (in hclog's
+  shape), which are fewer and worded differently from Consul's.
+- Coordinates are fixed: the agent sits at the origin; updates for catalog
+  nodes are stored at once (Consul batches them every few seconds).
+- Operator: the raft configuration index is 1; the autopilot configuration
+  starts at index 0 (Consul writes it when the leader is elected).
+- Config entries are stored as sent (top-level keys in CamelCase): no
+  per-kind defaults, no refusal of unknown fields, and ingress/terminating
+  gateway entries create no gateway services.
+- The discovery chain is the default one (one resolver): routers, splitters,
+  redirects, failover and subsets are not compiled; its CustomizationHash is
+  not Consul's hash.
 """
 
 from devconsul.config import AgentConfig

@@ -141,10 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dev:
         parser.error("devconsul only runs in development mode: add -dev")
+    # The level sits on the handler too: a /v1/agent/monitor stream may lower
+    # the loggers' level to see debug lines, and stderr must not get them.
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(LOG_LEVELS[args.log_level])
     logging.basicConfig(
         level=LOG_LEVELS[args.log_level],
         format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[stderr],
     )
     return serve(config_from_args(args))
 

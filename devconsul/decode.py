@@ -5,8 +5,12 @@ Consul decodes bodies with Go's ``encoding/json`` into structs, which matches
 keys case-insensitively; py-consul relies on that by sending lowercase keys.
 """
 
+import base64
+import binascii
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from devconsul.durations import parse_duration
 from devconsul.errors import HTTPError
@@ -35,8 +39,23 @@ _GO_TYPES = {
 }
 
 
+DECODE_FAILED = "Request decode failed: "
+
+
 def decode_failed(detail: str) -> HTTPError:
-    return HTTPError(400, f"Request decode failed: {detail}")
+    return HTTPError(400, DECODE_FAILED + detail)
+
+
+@contextmanager
+def worded(prefix: str) -> Iterator[None]:
+    """Decode errors raised inside worded as an endpoint words them, e.g.
+    ``Failed to parse body: `` for /v1/txn."""
+    try:
+        yield
+    except HTTPError as exc:
+        if not exc.message.startswith(DECODE_FAILED):
+            raise
+        raise HTTPError(400, prefix + exc.message.removeprefix(DECODE_FAILED)) from None
 
 
 def enterprise_field(exc: HTTPError) -> HTTPError:
@@ -53,9 +72,16 @@ def load_json(raw: bytes):
     if not text.strip():
         raise decode_failed("EOF")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise decode_failed(_go_json_error(exc)) from None
+
+
+def _no_constants(name: str):
+    """NaN and Infinity are not JSON; Python accepts them, Go does not."""
+    if name.startswith("-"):
+        raise decode_failed(f"invalid character '{name[1]}' in numeric literal")
+    raise decode_failed(f"invalid character '{name[0]}' looking for beginning of value")
 
 
 def _go_json_error(exc: json.JSONDecodeError) -> str:
@@ -200,3 +226,27 @@ def parse_uint(text: str) -> int:
     if not re.fullmatch(r"\d+", text or ""):
         raise ValueError(text)
     return int(text)
+
+
+def go_parse_uint(text: str) -> int:
+    """parse_uint with the message of Go's ``strconv.ParseUint``."""
+    try:
+        return parse_uint(text)
+    except ValueError:
+        raise ValueError(
+            f'strconv.ParseUint: parsing "{text}": invalid syntax'
+        ) from None
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]")
+
+
+def go_base64(text: str) -> bytes:
+    """Standard base64 as Go decodes it, with Go's error on bad input."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        bad = next((i for i, c in enumerate(text) if not _BASE64.match(c)), None)
+        if bad is None or text[bad:].strip("=") == "":
+            bad = len(text) - len(text) % 4 if len(text) % 4 else len(text)
+        raise ValueError(f"illegal base64 data at input byte {bad}") from None

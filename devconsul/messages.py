@@ -1,6 +1,7 @@
 """Request and response objects passed between the HTTP server and endpoints."""
 
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -39,6 +40,9 @@ class Response:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A streamed body (/v1/agent/monitor): chunks sent as they come, None
+    # meaning "nothing yet" so the server can notice a client that left.
+    stream: Generator[bytes | None, None, None] | None = None
 
 
 def encode_json(data, pretty: bool) -> bytes:

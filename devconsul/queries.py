@@ -67,6 +67,27 @@ def meta_headers(index: int) -> dict[str, str]:
     }
 
 
+def query_meta(index: int, consistency: str = "") -> dict:
+    """structs.QueryMeta as a leader fills it, for answers that embed it in
+    their body (read-only transactions, operator usage)."""
+    return {
+        "Index": max(1, index),
+        "LastContact": 0,
+        "KnownLeader": True,
+        "ConsistencyLevel": consistency,
+        "NotModified": False,
+        "Backend": 0,
+        "ResultsFilteredByACLs": False,
+    }
+
+
+def consistency_level(req: Request) -> str:
+    """QueryOptions.ConsistencyLevel(): what the request asked for."""
+    if req.has("consistent"):
+        return "consistent"
+    return "stale" if req.has("stale") else "leader"
+
+
 class AnswerCache:
     """Finished answers keyed by request and the store's global index.
 
@@ -85,7 +106,9 @@ class AnswerCache:
         query = sorted(
             (k, tuple(v)) for k, v in req.query.items() if k not in ("index", "wait")
         )
-        return req.path, tuple(query), store_index
+        # Method and body too: a POST read (discovery-chain overrides) differs
+        # from the GET of the same path.
+        return req.method, req.path, tuple(query), req.body, store_index
 
     def get(self, key: tuple) -> Response | None:
         with self._lock:

@@ -2,6 +2,7 @@
 HTTP/1.1 keep-alive, Content-Length on every answer, plain-text errors."""
 
 import logging
+import select
 import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,7 @@ from devconsul.agent import Agent
 from devconsul.config import AgentConfig
 from devconsul.endpoints import all_routes
 from devconsul.errors import HTTPError
+from devconsul.events import UserEvents
 from devconsul.messages import Request, Response, text_response
 from devconsul.queries import AnswerCache
 from devconsul.routing import Router, check_method
@@ -30,6 +32,7 @@ class App:
         self.store = self.agent.store
         self.router = Router(all_routes())
         self.answers = AnswerCache()
+        self.events = UserEvents()
 
     def handle(self, req: Request) -> Response:
         try:
@@ -120,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.readline()
 
     def _write(self, resp: Response, head_only: bool = False) -> None:
+        if resp.stream is not None:
+            self._write_stream(resp)
+            return
         self.send_response(resp.status)
         if resp.content_type:
             self.send_header("Content-Type", resp.content_type)
@@ -129,6 +135,40 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head_only:
             self.wfile.write(resp.body)
+
+    def _write_stream(self, resp: Response) -> None:
+        """A chunked body sent as the stream yields, until it ends or the
+        client goes away; the connection is not reused afterwards."""
+        self.close_connection = True
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.content_type or "text/plain")
+        for name, value in resp.headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self.wfile.flush()
+            for chunk in resp.stream:
+                if chunk is None:
+                    if self._client_gone():
+                        return
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, TimeoutError):
+            log.debug("%s left a streamed answer", self.address_string())
+        finally:
+            resp.stream.close()
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def version_string(self) -> str:
         return "devconsul"

@@ -21,6 +21,7 @@ from devconsul.definitions import CheckDefinition
 from devconsul.durations import SECOND, seconds
 
 NODES, SERVICES, CHECKS, KV, SESSIONS = "nodes", "services", "checks", "kv", "sessions"
+COORDINATES, CONFIG, AUTOPILOT = "coordinates", "config-entries", "autopilot"
 # Consul caps lock delays at a minute (structs.MaxLockDelay).
 MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
@@ -142,8 +143,14 @@ class Store:
         self.sessions: dict[str, Session] = {}
         # Key -> monotonic time until which it cannot be locked (lock-delay).
         self.lock_delays: dict[str, float] = {}
+        # Network coordinates by (node, segment), as sent to /v1/coordinate/update.
+        self.coordinates: dict[tuple[str, str], dict] = {}
+        # Config entries by (Kind, Name): the decoded body plus its indexes.
+        self.config_entries: dict[tuple[str, str], dict] = {}
+        # Cluster-wide operator settings (the autopilot configuration).
+        self.settings: dict[str, dict] = {}
         self.table_index: dict[str, int] = dict.fromkeys(
-            (NODES, SERVICES, CHECKS, KV, SESSIONS), 0
+            (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES, CONFIG, AUTOPILOT), 0
         )
         # Highest index that touched anything a health/catalog query for a
         # service name returns (kept after deregistration, so it never drops).
@@ -166,6 +173,27 @@ class Store:
                 self._depth -= 1
                 if self._depth == 0:
                     self._commit()
+
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """A write transaction that leaves no trace when its body raises: the KV
+        table, its indexes and the global index are put back before the commit,
+        so no watcher sees the half-done writes (Consul's /v1/txn)."""
+        with self.write():
+            saved = (
+                dict(self.kv),
+                dict(self.kv_tombstones),
+                dict(self.lock_delays),
+                self.index,
+                self._txn_index,
+                set(self._touched_tables),
+            )
+            try:
+                yield
+            except BaseException:
+                (self.kv, self.kv_tombstones, self.lock_delays, self.index) = saved[:4]
+                self._txn_index, self._touched_tables = saved[4], saved[5]
+                raise
 
     def _stamp(self, tables: Iterable[str], names: Iterable[str] = ()) -> int:
         if self._txn_index is None:
@@ -224,6 +252,7 @@ class Store:
                 del self.services[key]
             for key in [k for k in self.checks if k[0] == name]:
                 del self.checks[key]
+            self._drop_coordinates(name)
             for session in [s for s in self.sessions.values() if s.node == name]:
                 self.session_destroy(session.id)
 
@@ -316,6 +345,57 @@ class Store:
             if status == "critical":
                 self._invalidate_sessions(node, check_id)
             return previous if status != previous else None
+
+    # -- coordinates --------------------------------------------------------------
+
+    def put_coordinate(self, node: str, segment: str, coord: dict) -> None:
+        """Like Consul's CoordinateBatchUpdate, an unknown node's update is dropped."""
+        with self.write():
+            if node not in self.nodes:
+                return
+            self._stamp([COORDINATES])
+            self.coordinates[(node, segment)] = coord
+
+    def _drop_coordinates(self, node: str) -> None:
+        doomed = [key for key in self.coordinates if key[0] == node]
+        if doomed:
+            self._stamp([COORDINATES])
+        for key in doomed:
+            del self.coordinates[key]
+
+    # -- config entries -----------------------------------------------------------
+
+    def config_put(self, entry: dict, cas: int | None = None) -> bool:
+        """Write a config entry (``Kind`` and ``Name`` set); with `cas`, only if
+        its ModifyIndex matches (0: only if absent), as Consul's ensureConfigEntryCAS."""
+        key = (entry["Kind"], entry["Name"])
+        return self._put_indexed(self.config_entries, key, entry, cas, CONFIG)
+
+    def put_autopilot(self, config: dict, cas: int | None = None) -> bool:
+        """The autopilot configuration, kept with raft indexes like an entry."""
+        return self._put_indexed(self.settings, AUTOPILOT, config, cas, AUTOPILOT)
+
+    def _put_indexed(self, table: dict, key, value: dict, cas, name: str) -> bool:
+        with self.write():
+            old = table.get(key)
+            if cas is not None and (old["ModifyIndex"] if old else 0) != cas:
+                return False
+            index = self._stamp([name])
+            created = old["CreateIndex"] if old else index
+            table[key] = {**value, "CreateIndex": created, "ModifyIndex": index}
+            return True
+
+    def config_delete(self, kind: str, name: str, cas: int | None = None) -> bool:
+        with self.write():
+            old = self.config_entries.get((kind, name))
+            if old is None:
+                # Nothing to delete: fine, but a CAS delete reports false.
+                return cas is None
+            if cas is not None and old["ModifyIndex"] != cas:
+                return False
+            self._stamp([CONFIG])
+            del self.config_entries[(kind, name)]
+            return True
 
     # -- KV -----------------------------------------------------------------------
 

@@ -3,12 +3,20 @@
 from devconsul.endpoints import (
     acl,
     agent,
+    agent_runtime,
     catalog,
+    config_entries,
+    coordinate,
+    discovery_chain,
+    event,
+    gateways,
     health,
     internal,
     kv,
+    operator,
     session,
     status,
+    txn,
 )
 from devconsul.routing import Route
 
@@ -23,4 +31,12 @@ def all_routes() -> list[Route]:
         *status.ROUTES,
         *acl.ROUTES,
         *internal.ROUTES,
+        *txn.ROUTES,
+        *event.ROUTES,
+        *coordinate.ROUTES,
+        *agent_runtime.ROUTES,
+        *operator.ROUTES,
+        *config_entries.ROUTES,
+        *discovery_chain.ROUTES,
+        *gateways.ROUTES,
     ]

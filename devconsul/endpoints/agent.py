@@ -232,7 +232,11 @@ def health_by_name(app, req: Request) -> Response:
 
 
 def members(app, req: Request) -> Response:
-    return json_response(req, [selfinfo.member(app.config, app.agent.node_id)])
+    member = selfinfo.member(app.config, app.agent.node_id)
+    # Any non-empty ?wan= asks for the WAN pool, where a server is "<node>.<dc>".
+    if req.param("wan"):
+        member.update(Name=f"{member['Name']}.{app.config.datacenter}", Port=8302)
+    return json_response(req, [member])
 
 
 def self_info(app, req: Request) -> Response:

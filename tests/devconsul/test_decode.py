@@ -1,6 +1,14 @@
 import pytest
 
-from devconsul.decode import Fields, load_json, parse_bool, parse_uint
+from devconsul.decode import (
+    Fields,
+    go_base64,
+    go_parse_uint,
+    load_json,
+    parse_bool,
+    parse_uint,
+    worded,
+)
 from devconsul.errors import HTTPError
 
 
@@ -52,6 +60,14 @@ def test_wrong_type_names_the_go_field():
             ),
         ),
         (b"{", "Request decode failed: unexpected EOF"),
+        (
+            b"[1, NaN]",
+            "Request decode failed: invalid character 'N' looking for beginning of value",
+        ),
+        (
+            b"-Infinity",
+            "Request decode failed: invalid character 'I' in numeric literal",
+        ),
     ],
 )
 def test_load_json_errors(raw, message):
@@ -81,3 +97,38 @@ def test_parse_uint():
     for bad in ("-1", "x", ""):
         with pytest.raises(ValueError):
             parse_uint(bad)
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("aGk=", None),
+        ("not!base64", "illegal base64 data at input byte 3"),
+        ("aGk", "illegal base64 data at input byte 0"),
+        ("aGkhaGk", "illegal base64 data at input byte 4"),
+    ],
+)
+def test_go_base64(text, error):
+    if error is None:
+        assert go_base64(text) == b"hi"
+        return
+    with pytest.raises(ValueError) as err:
+        go_base64(text)
+    assert str(err.value) == error
+
+
+def test_worded_rewords_only_decode_errors():
+    with pytest.raises(HTTPError) as err, worded("Failed to parse body: "):
+        load_json(b"{")
+    assert err.value.message == "Failed to parse body: unexpected EOF"
+    with pytest.raises(HTTPError) as err, worded("Failed to parse body: "):
+        raise HTTPError(413, "too large")
+    assert err.value.message == "too large"
+
+
+def test_go_parse_uint_words_errors_as_strconv():
+    assert go_parse_uint("42") == 42
+    with pytest.raises(
+        ValueError, match='strconv.ParseUint: parsing "-1": invalid syntax'
+    ):
+        go_parse_uint("-1")

@@ -6,6 +6,7 @@ import pytest
 from devconsul.durations import SECOND
 from devconsul.store import (
     CHECKS,
+    COORDINATES,
     KV,
     SERVICES,
     SESSIONS,
@@ -255,3 +256,15 @@ def test_service_deregistration_invalidates_sessions_on_its_checks():
     store.session_create(Session(id="s3", node="n1", node_checks=["svc-check"]))
     store.delete_service("n1", "a")
     assert set(store.sessions) == {"s1", "s2"}
+
+
+def test_coordinates_need_a_known_node_and_leave_with_it():
+    store = _store()
+    store.put_coordinate("ghost", "", {"Vec": []})
+    assert (store.coordinates, store.table_index[COORDINATES]) == ({}, 0)
+    store.put_coordinate("n1", "", {"Vec": [1.0]})
+    stamped = store.table_index[COORDINATES]
+    assert store.coordinates == {("n1", ""): {"Vec": [1.0]}} and stamped > 0
+    store.delete_node("n1")
+    assert store.coordinates == {}
+    assert store.table_index[COORDINATES] > stamped

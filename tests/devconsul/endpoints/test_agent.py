@@ -615,3 +615,14 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_members_lan_and_wan_through_py_consul(shared_devconsul):
+    """agent/agent_endpoint.go AgentMembers: any non-empty ?wan= lists the WAN
+    pool, where a server's name carries its datacenter."""
+    client = consul.Consul(host="127.0.0.1", port=shared_devconsul.port)
+    (lan,) = client.agent.members()
+    (wan,) = client.agent.members(wan=True)
+    assert (lan["Name"], lan["Port"]) == ("test-node", 8301)
+    assert (wan["Name"], wan["Port"]) == ("test-node.dc1", 8302)
+    assert wan["Tags"] == lan["Tags"]
