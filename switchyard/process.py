@@ -154,6 +154,13 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
+def same_process(pid: int, started: int | None) -> bool:
+    """`pid` is running and, when `started` is known, is the process that started then."""
+    if not pid_alive(pid):
+        return False
+    return started is None or process_start_time(pid) == started
+
+
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (Linux), to tell a recorded pid from a reused one."""
     try:
