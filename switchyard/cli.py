@@ -1,6 +1,7 @@
 """`switchyard up | status | down`: the whole local system in one command."""
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -113,6 +114,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         console.say(f"ERROR switchyard: {exc}")
         return 2
+    if (
+        console.gone()
+    ):  # `switchyard up >&-`: a stack nobody could see or stop by Ctrl-C
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sys.stderr.write(
+                "ERROR switchyard: stdout or stderr is closed; not starting\n"
+            )
+        return OUTPUT_GONE
     stop_on_signals()
     lock = claim(args.data_dir, console)
     if lock is None:

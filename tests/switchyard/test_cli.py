@@ -454,3 +454,22 @@ def test_however_up_ends_no_process_is_left_and_instances_deregister(
     assert read_state(run.data_dir) is None
     if "bug" in how:
         assert "RuntimeError: a bug in switchyard" in run.err.text()
+
+
+@pytest.mark.parametrize("stream", ["1", "2"], ids=["stdout", "stderr"])
+def test_up_with_its_output_closed_starts_nothing(tmp_path, stream):
+    # Should it start after all, it must not take default ports nor wait long.
+    argv = python_module(
+        "switchyard",
+        *("up", "--data-dir", str(tmp_path), "--gateway-port", str(free_port())),
+        *("--consul-addr", f"127.0.0.1:{free_port()}", "--startup-timeout", "3"),
+    )
+    closed = subprocess.run(
+        ["sh", "-c", f'exec "$@" {stream}>&-', "sh", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert closed.returncode == 141
+    assert list(tmp_path.iterdir()) == []
