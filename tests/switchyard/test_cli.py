@@ -392,6 +392,16 @@ class UpRun:
         found[self.proc.pid] = process_start_time(self.proc.pid)
         return found, {r.name for r in state.processes}
 
+    def gone(self, pids: dict[int, int | None]) -> None:
+        wait_until(
+            lambda: (
+                not any(same_process(pid, started) for pid, started in pids.items())
+            ),
+            60,
+            0.2,
+            f"every process gone: {pids}\n{self.output()[-3000:]}",
+        )
+
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -443,17 +453,27 @@ def test_however_up_ends_no_process_is_left_and_instances_deregister(
         assert run.proc.wait(timeout=60) in codes
     finally:
         run.kill()  # a no-op unless the test failed before the ending
-    # After SIGKILL the reaper does the stopping: it is among the pids waited for.
-    wait_until(
-        lambda: not any(same_process(pid, started) for pid, started in pids.items()),
-        60,
-        0.2,
-        f"every process gone: {pids}\n{run.output()[-3000:]}",
-    )
+    run.gone(pids)  # after SIGKILL the reaper does the stopping: it is among these pids
     assert registered(shared_devconsul).isdisjoint(instances)
     assert read_state(run.data_dir) is None
     if "bug" in how:
         assert "RuntimeError: a bug in switchyard" in run.err.text()
+
+
+@pytest.mark.integration
+def test_sigkill_during_start_up_leaves_nothing_either(tmp_path, shared_devconsul):
+    run = UpRun(tmp_path, shared_devconsul)
+    try:
+        wait_until(lambda: "[started]      user-service" in run.out.text(), 60, 0.1)
+        state = read_state(run.data_dir)
+        pids = descendants(run.proc.pid)
+    finally:
+        run.kill()  # SIGKILL to switchyard, in the middle of starting
+    assert {r.pid for r in state.processes} <= pids.keys()
+    run.gone(pids)
+    # Instances may register after the kill: they drain and deregister all the same.
+    assert registered(shared_devconsul).isdisjoint(r.name for r in state.processes)
+    assert read_state(run.data_dir) is None
 
 
 @pytest.mark.parametrize("stream", ["1", "2"], ids=["stdout", "stderr"])
