@@ -93,8 +93,23 @@ def engine_options(url: str | URL) -> dict:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     return {
         "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+        "connect_args": {
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            **postgres_client_encoding(),
+        },
     }
+
+
+def postgres_client_encoding() -> dict:
+    """Ask for UTF8 whatever the database's encoding.
+
+    A database created under the C locale is SQL_ASCII: unasked, the session's client encoding
+    is SQL_ASCII too, psycopg then returns text as bytes, and SQLAlchemy fails at boot
+    (`cannot use a string pattern on a bytes-like object`, in its server version check). With
+    UTF8 asked for, a SQL_ASCII server stores and returns the UTF-8 bytes we send, unconverted;
+    a server in any other encoding converts them, as it would for any client.
+    """
+    return {"client_encoding": "UTF8"}
 
 
 def install_sqlite_pragmas(db: SQLAlchemy) -> None:

@@ -1,6 +1,7 @@
 """`switchyard up | status | down`: the whole local system in one command."""
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -12,10 +13,15 @@ import requests
 from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
+from switchyard.lifeline import Lifeline, claim
 from switchyard.plan import StackOptions
 from switchyard.render import Console, table
 from switchyard.stack import Stack, StartupError
 from switchyard.state import read_state, state_path
+
+# Every way to ask `switchyard up` to stop: Ctrl-C, kill, a closed terminal, Ctrl-\.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+OUTPUT_GONE = 141  # as if SIGPIPE had ended us, the way `| head` ends other tools
 
 
 def positive(value: str) -> int:
@@ -93,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {"up": cmd_up, "status": cmd_status, "down": cmd_down}[args.command]
     try:
         return command(args)
+    except KeyboardInterrupt:  # a stop signal before the stack started
+        return 130
     except BrokenPipeError:
         # `switchyard status | head`: the reader left; say nothing more, like other tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -101,21 +109,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     console = Console()
-    previous = read_state(args.data_dir)
-    if previous and previous.supervisor().alive():
-        console.say(
-            f"ERROR switchyard: a stack from {args.data_dir} is already running "
-            f"(pid {previous.supervisor_pid}); run `switchyard down` first"
-        )
-        return 1
-    if previous:
-        console.say("cleaning up after a previous stack that did not stop")
-        shutdown.stop_records(previous, console)
     try:
         agent = choose_agent(args.consul_addr, args.consul_port, args.token, args.agent)
     except ValueError as exc:
         console.say(f"ERROR switchyard: {exc}")
         return 2
+    if (
+        console.gone()
+    ):  # `switchyard up >&-`: a stack nobody could see or stop by Ctrl-C
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sys.stderr.write(
+                "ERROR switchyard: stdout or stderr is closed; not starting\n"
+            )
+        return OUTPUT_GONE
+    stop_on_signals()
+    lock = claim(args.data_dir, console)
+    if lock is None:
+        return 1
     options = StackOptions(
         users=args.users,
         orders=args.orders,
@@ -124,24 +134,33 @@ def cmd_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         token=args.token,
     )
-    stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
-    return run(stack, console)
+    with lock, Lifeline(args.data_dir, lock):
+        stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
+        return run(stack, console)
 
 
-def interrupt_once() -> None:
-    """Ctrl-C and SIGTERM both mean "stop"; a second one must not abort the stopping."""
+def stop_on_signals() -> None:
+    """Every stop signal means "stop everything"; a second one must not abort the stopping.
+
+    SIGHUP stays ignored when it was (`nohup switchyard up`: keep running once the terminal
+    is closed).
+    """
+    signals = [
+        sig
+        for sig in STOP_SIGNALS
+        if not (sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN)
+    ]
 
     def handler(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for sig in signals:
+        signal.signal(sig, handler)
 
 
 def run(stack: Stack, console: Console) -> int:
-    interrupt_once()
     console.say(f"switchyard: starting (data in {stack.options.data_dir}/)")
     try:
         stack.start()
@@ -152,24 +171,27 @@ def run(stack: Stack, console: Console) -> int:
     except KeyboardInterrupt:
         console.say("switchyard: interrupted during start-up; everything was stopped")
         return 130
+    code = 0
     try:
         console.say(summary(stack))
         console.say("switchyard: following logs; Ctrl-C stops everything")
         console.follow_logs(list(stack.processes))
         supervise(stack, console)
+        code = OUTPUT_GONE
     except KeyboardInterrupt:
         pass
     finally:  # even after a bug of ours, leave nothing running
         console.say("switchyard: stopping (draining every instance)")
         stack.stop()
         console.say("switchyard: stopped")
-    return 0
+    return code
 
 
 def supervise(stack: Stack, console: Console) -> None:
-    """Report processes that exit on their own; the rest keeps running until a signal."""
+    """Report processes that exit on their own; the rest keeps running until a signal,
+    or until nobody reads our output any more (returns then)."""
     reported: set[int] = set()
-    while True:
+    while not console.gone():
         for proc in stack.exited():
             if proc.pid not in reported:
                 reported.add(proc.pid)

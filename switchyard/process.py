@@ -6,6 +6,7 @@ output line to that file, keeps the last lines in memory for error messages, and
 stack is up, forwards it to the console prefixed with the child's name.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,12 @@ from pathlib import Path
 TAIL_LINES = 30
 
 LineSink = Callable[[str, str], None]  # (process name, line without newline)
+
+# A child waits at this gate until the supervisor has recorded its pid, then becomes the
+# command (same pid). Should the supervisor die first (SIGKILL), the gate reads EOF and the
+# command never runs: no process of the stack exists that the state file, and so the
+# reaper (switchyard.lifeline), does not know.
+GATE = ("/bin/sh", "-c", 'read -r _ || exit 1; exec "$@" </dev/null', "gate")
 
 
 def _ignore(name: str, line: str) -> None:
@@ -44,13 +51,16 @@ class Supervised:
         self._popen: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
-    def start(self) -> "Supervised":
+    def start(
+        self, record: Callable[["Supervised"], None] = lambda proc: None
+    ) -> "Supervised":
+        """Start the child; it runs its command once `record(self)` has returned."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._tail.clear()
         self._popen = subprocess.Popen(
-            self.argv,
+            [*GATE, *self.argv],
             env=self.env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -59,6 +69,13 @@ class Supervised:
             target=self._pump, name=f"log-{self.name}", daemon=True
         )
         self._reader.start()
+        gate = self._popen.stdin
+        try:
+            record(self)
+            gate.write(b"go\n")
+        finally:  # without the word (record failed), the gate only sees EOF
+            with contextlib.suppress(BrokenPipeError):
+                gate.close()
         return self
 
     def _pump(self) -> None:
@@ -152,6 +169,13 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def same_process(pid: int, started: int | None) -> bool:
+    """`pid` is running and, when `started` is known, is the process that started then."""
+    if not pid_alive(pid):
+        return False
+    return started is None or process_start_time(pid) == started
 
 
 def process_start_time(pid: int) -> int | None:

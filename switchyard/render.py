@@ -1,5 +1,7 @@
 """Console output: start-up progress, aligned tables, and prefixed log lines."""
 
+import os
+import select
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,8 +24,31 @@ def truncate(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
+def hung_up(stream: TextIO | None) -> bool:
+    """The reader of `stream` has left: a pipe with no reader, a terminal hung up, a closed fd.
+
+    Asked of the kernel (poll reports these without any event requested), so it is known
+    without writing; a regular file or /dev/null never hangs up.
+    """
+    if stream is None:
+        return True
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # no descriptor (StringIO), or closed
+        return getattr(stream, "closed", False)
+    poller = select.poll()
+    poller.register(fd, 0)
+    gone = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    return any(events & gone for _, events in poller.poll(0))
+
+
 class Console:
-    """Serialises writes from the log-pump threads and the main thread."""
+    """Serialises writes from the log-pump threads and the main thread.
+
+    Writing never raises: when the terminal closes or the reader of a pipe leaves
+    (`switchyard up | head`, or `| tee` and Ctrl-C), the console goes quiet and reports itself
+    `gone()` instead, so that stopping the stack is not cut short by a message about it.
+    """
 
     def __init__(self, out: TextIO | None = None, quiet: bool = False):
         self.out = out or sys.stdout
@@ -31,13 +56,37 @@ class Console:
         self._lock = threading.Lock()
         self._following = False
         self._width = 0
+        self._lost = False
 
     def say(self, message: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            self.out.write(message + "\n")
-            self.out.flush()
+            if self._lost:
+                return
+            try:
+                self.out.write(message + "\n")
+                self.out.flush()
+            except (OSError, ValueError, AttributeError):  # EPIPE, EIO, closed, None
+                self._lose()
+
+    def gone(self) -> bool:
+        """Nobody reads our output any more: stdout or stderr lost its reader."""
+        if not self._lost and (hung_up(self.out) or hung_up(sys.stderr)):
+            with self._lock:
+                self._lose()
+        return self._lost
+
+    def _lose(self) -> None:
+        self._lost = True
+        # What is still buffered would fail again when Python flushes it at exit.
+        try:
+            fd = self.out.fileno()
+        except (OSError, ValueError, AttributeError):
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
 
     def step(self, marker: str, name: str, detail: str) -> None:
         """One progress line, e.g. `[up]   user-service-127.0.0.1-4100  pid 1234`."""

@@ -52,19 +52,27 @@ def stop_stack(state: StackState, data_dir: Path, console: Console) -> bool:
 
 
 def stop_records(state: StackState, console: Console) -> None:
-    """Stop recorded processes ourselves: gateways, services, then the agent."""
+    """Stop recorded processes ourselves: gateways, services, then the agent.
+
+    Each group at once, so the services drain together. A record whose pid now belongs to
+    another process (its start time differs) is not ours and is left alone.
+    """
     order = {"gateway": 0, "consul": 2}
-    records = sorted(
-        (r for r in state.processes if r.alive()), key=lambda r: order.get(r.service, 1)
-    )
-    for record in records:
-        os.kill(record.pid, signal.SIGTERM)
-        if not wait_gone([record], STOP_GRACE):
-            console.say(f"{record.name} did not stop within {STOP_GRACE:.0f}s; killing")
-        kill_group(record.pid, signal.SIGKILL)
-        console.step("[stopped]", record.name, f"pid {record.pid}")
-        if record.service != "consul":
-            deregister(state, record.name, console)
+    groups: dict[int, list[ProcessRecord]] = {}
+    for record in state.processes:
+        if record.alive():
+            groups.setdefault(order.get(record.service, 1), []).append(record)
+    for _, group in sorted(groups.items()):
+        for record in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGTERM)
+        if not wait_gone(group, STOP_GRACE):
+            console.say(f"still running after {STOP_GRACE:.0f}s: killing")
+        for record in group:
+            kill_group(record.pid, signal.SIGKILL)
+            console.step("[stopped]", record.name, f"pid {record.pid}")
+            if record.service != "consul":
+                deregister(state, record.name, console)
 
 
 def deregister(state: StackState, instance_id: str, console: Console) -> None:

@@ -157,9 +157,9 @@ class Stack:
             {**os.environ, **spec.env},
             self.logs_dir / f"{spec.name}.log",
             self.console.log_line,
-        ).start()
+        )
         self.processes[spec.name] = proc
-        self._record()
+        proc.start(record=lambda _: self._record())
         self.console.step("[started]", spec.name, f"pid {proc.pid}, port {spec.port}")
         return proc
 

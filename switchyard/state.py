@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from switchyard.process import pid_alive, process_start_time
+from switchyard.process import same_process
 
 FILE_NAME = "switchyard.json"
 VERSION = 1
@@ -26,9 +26,7 @@ class ProcessRecord:
     started: int | None = None  # kernel start time, see process_start_time()
 
     def alive(self) -> bool:
-        if not pid_alive(self.pid):
-            return False
-        return self.started is None or process_start_time(self.pid) == self.started
+        return same_process(self.pid, self.started)
 
 
 @dataclass

@@ -1,12 +1,15 @@
+import contextlib
 import shutil
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
@@ -19,7 +22,14 @@ from chassis.storage import (
     ping,
 )
 from tests.support.processes import free_port
-from tests.support.services import DATABASE_KINDS, fresh_database
+from tests.support.services import (
+    DATABASE_KINDS,
+    POSTGRES_URL,
+    dispose,
+    fresh_database,
+)
+from user_service.app import create_app
+from user_service.settings import Settings
 
 
 @pytest.fixture(params=DATABASE_KINDS)
@@ -191,3 +201,60 @@ def test_ping_is_false_when_postgresql_does_not_answer():
     db.init_app(app)
     with app.app_context():
         assert not ping(db)
+
+
+@contextlib.contextmanager
+def sql_ascii_database():
+    """A new PostgreSQL database in SQL_ASCII, as `initdb` makes under the C locale; dropped
+    afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("SWITCHYARD_TEST_POSTGRES_URL is not set")
+    name = f"t_ascii_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                f"CREATE DATABASE {name} WITH ENCODING 'SQL_ASCII' "
+                "LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            )
+        )
+    try:
+        yield (
+            make_url(POSTGRES_URL)
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_service_boots_and_keeps_non_ascii_text_on_a_sql_ascii_database():
+    # The reported failure: every worker died at boot in SQLAlchemy's server version check.
+    with sql_ascii_database() as url:
+        app = create_app(Settings(database_url=url))
+        db = app.extensions["sqlalchemy"]
+        try:
+            client = app.test_client()
+            created = client.post(
+                "/users", json={"name": "Zoë", "email": "zoe@example.com"}
+            )
+            assert created.status_code == 201, created.json
+            read = client.get(f"/users/{created.json['id']}")
+            assert (read.status_code, read.json["name"]) == (200, "Zoë")
+            with app.app_context(), db.engine.connect() as connection:
+                encoding = connection.execute(
+                    text(
+                        "SELECT pg_encoding_to_char(encoding) FROM pg_database "
+                        "WHERE datname = current_database()"
+                    )
+                ).scalar()
+                stored = connection.execute(
+                    text("SELECT octet_length(name) FROM users")
+                ).scalar()
+            # Stored as UTF-8 (ë is two bytes), so other UTF8 clients read it back alike.
+            assert (encoding, stored) == ("SQL_ASCII", 4)
+        finally:
+            dispose(app, db)

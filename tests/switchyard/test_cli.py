@@ -1,16 +1,28 @@
+import contextlib
 import json
 import os
 import re
+import select
 import signal
 import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
 from switchyard.cli import build_parser, main
-from switchyard.process import pid_alive
-from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
+from switchyard.process import pid_alive, process_start_time, same_process
+from switchyard.state import read_state
+from tests.support.processes import (
+    REPO,
+    ManagedProcess,
+    free_port,
+    python_module,
+    wait_until,
+)
 
 
 def parse(*argv):
@@ -186,6 +198,16 @@ def test_up_prints_the_table_status_sees_it_and_sigterm_stops_everything(
         assert all(instances[n]["status"] == "passing" for n in pids)
         assert all(instances[n]["checks"][0]["output"] for n in pids)
         assert registered(devconsul) >= set(pids)
+
+        second = subprocess.run(
+            python_module("switchyard", "up", "--data-dir", str(tmp_path)),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1
+        assert f"already running (switchyard pid {proc.pid}, started " in second.stdout
     finally:
         proc.signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -231,3 +253,243 @@ def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
     assert "start-up failed; everything else was stopped" in out
     assert_nothing_left(pids)
     assert registered(devconsul).isdisjoint(pids)
+
+
+# -- however `switchyard up` ends, nothing of its stack is left (issue 12) -----------------
+
+
+class Reader:
+    """Reads one output of switchyard in a thread, until EOF or until it `leave()`s."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = b""
+        self._leaving = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        # select with a timeout, never a blocking read: leave() must close the descriptor
+        # for real, and a read blocked on it would keep it open.
+        while not self._leaving.is_set():
+            if not select.select([self.fd], [], [], 0.1)[0]:
+                continue
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # EIO: the terminal's other side is gone
+                return
+            if not chunk:
+                return
+            self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+    def leave(self) -> None:
+        """The reader goes away: the pipe has no reader left, the terminal hangs up."""
+        self._leaving.set()
+        self._thread.join(timeout=5)
+        os.close(self.fd)
+
+
+# A terminal window: switchyard leads a session whose controlling terminal is the pty.
+IN_A_TERMINAL = (
+    "import fcntl, os, sys, termios\n"
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+    "os.execv(sys.executable, sys.argv[1:])"
+)
+
+# A bug in switchyard once the stack is up: supervise() raises when the test says so.
+WITH_A_BUG = (
+    "import pathlib, sys, time\n"
+    "from switchyard import cli\n"
+    "trigger = pathlib.Path(sys.argv[1])\n"
+    "def supervise(stack, console):\n"
+    "    while not trigger.exists():\n"
+    "        time.sleep(0.1)\n"
+    "    raise RuntimeError('a bug in switchyard')\n"
+    "cli.supervise = supervise\n"
+    "sys.exit(cli.main(sys.argv[2:]))"
+)
+
+
+def descendants(root: int) -> dict[int, int | None]:
+    """Every process under `root` right now, found through /proc: pid -> start time."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found: dict[int, int | None] = {}
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found[child] = process_start_time(child)
+            todo.append(child)
+    return found
+
+
+class UpRun:
+    """`switchyard up` with 1 user and 1 order instance on devconsul, as a real process."""
+
+    def __init__(
+        self, tmp_path: Path, agent, terminal: bool = False, bug: bool = False
+    ):
+        self.data_dir = tmp_path / "data"
+        self.trigger = tmp_path / "bug"
+        args = ["up", "--data-dir", str(self.data_dir), "--consul-addr", agent.addr]
+        args += ["--gateway-port", str(free_port()), "--users", "1", "--orders", "1"]
+        argv = python_module("switchyard", *args)
+        if bug:
+            argv = [sys.executable, "-c", WITH_A_BUG, str(self.trigger), *args]
+        if terminal:
+            main_end, sub_end = os.openpty()
+            self.proc = self._popen(
+                [sys.executable, "-c", IN_A_TERMINAL, *argv], sub_end, sub_end, sub_end
+            )
+            os.close(sub_end)
+            self.out, self.err = Reader(main_end), None
+            return
+        (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+        self.proc = self._popen(argv, subprocess.DEVNULL, out_w, err_w)
+        os.close(out_w)
+        os.close(err_w)
+        self.out, self.err = Reader(out_r), Reader(err_r)
+
+    @staticmethod
+    def _popen(argv, stdin, stdout, stderr) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.out.text() + (self.err.text() if self.err else "")
+
+    def wait_up(self) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"switchyard exited:\n{self.output()[-3000:]}")
+            return "following logs" in self.out.text()
+
+        wait_until(ready, 90, 0.2, "switchyard up")
+
+    def stack(self) -> tuple[dict[int, int | None], set[str]]:
+        """Pids (with start times) of the supervisor and everything under it, and the
+        instance ids it registered. The state file and /proc must agree."""
+        state = read_state(self.data_dir)
+        recorded = {r.pid: r.started for r in state.processes}
+        found = descendants(self.proc.pid)
+        assert recorded.items() <= found.items()
+        # The instances, their gunicorn workers and the reaper: more than the records.
+        assert len(found) > len(recorded) + 1
+        found[self.proc.pid] = process_start_time(self.proc.pid)
+        return found, {r.name for r in state.processes}
+
+    def gone(self, pids: dict[int, int | None]) -> None:
+        wait_until(
+            lambda: (
+                not any(same_process(pid, started) for pid, started in pids.items())
+            ),
+            60,
+            0.2,
+            f"every process gone: {pids}\n{self.output()[-3000:]}",
+        )
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def signal_to_switchyard(sig: int) -> Callable[[UpRun], None]:
+    # To its process group, as the terminal sends Ctrl-C and Ctrl-\\.
+    return lambda run: os.killpg(run.proc.pid, sig)
+
+
+def tee_then_ctrl_c(run: UpRun) -> None:
+    # `switchyard up 2>&1 | tee log`, Ctrl-C: tee dies at once, every message after fails.
+    run.out.leave()
+    run.err.leave()
+    os.killpg(run.proc.pid, signal.SIGINT)
+
+
+ENDINGS = [
+    pytest.param(signal_to_switchyard(signal.SIGINT), {0}, {}, id="ctrl-c"),
+    pytest.param(signal_to_switchyard(signal.SIGTERM), {0}, {}, id="sigterm"),
+    pytest.param(signal_to_switchyard(signal.SIGHUP), {0}, {}, id="sighup"),
+    pytest.param(signal_to_switchyard(signal.SIGQUIT), {0}, {}, id="sigquit"),
+    # SIGHUP, or the hung-up terminal seen first: either way it stops.
+    pytest.param(
+        lambda run: run.out.leave(), {0, 141}, {"terminal": True}, id="terminal-closed"
+    ),
+    pytest.param(lambda run: run.out.leave(), {141}, {}, id="stdout-reader-gone"),
+    pytest.param(lambda run: run.err.leave(), {141}, {}, id="stderr-reader-gone"),
+    pytest.param(tee_then_ctrl_c, {0, 141}, {}, id="tee-then-ctrl-c"),
+    pytest.param(
+        lambda run: run.trigger.touch(), {1}, {"bug": True}, id="bug-in-switchyard"
+    ),
+    pytest.param(signal_to_switchyard(signal.SIGKILL), {-9}, {}, id="sigkill"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("end", "codes", "how"), ENDINGS)
+def test_however_up_ends_no_process_is_left_and_instances_deregister(
+    tmp_path, shared_devconsul, end, codes, how
+):
+    run = UpRun(tmp_path, shared_devconsul, **how)
+    try:
+        run.wait_up()
+        pids, instances = run.stack()
+        assert registered(shared_devconsul) >= instances
+        end(run)
+        assert run.proc.wait(timeout=60) in codes
+    finally:
+        run.kill()  # a no-op unless the test failed before the ending
+    run.gone(pids)  # after SIGKILL the reaper does the stopping: it is among these pids
+    assert registered(shared_devconsul).isdisjoint(instances)
+    assert read_state(run.data_dir) is None
+    if "bug" in how:
+        assert "RuntimeError: a bug in switchyard" in run.err.text()
+
+
+@pytest.mark.integration
+def test_sigkill_during_start_up_leaves_nothing_either(tmp_path, shared_devconsul):
+    run = UpRun(tmp_path, shared_devconsul)
+    try:
+        wait_until(lambda: "[started]      user-service" in run.out.text(), 60, 0.1)
+        state = read_state(run.data_dir)
+        pids = descendants(run.proc.pid)
+    finally:
+        run.kill()  # SIGKILL to switchyard, in the middle of starting
+    assert {r.pid for r in state.processes} <= pids.keys()
+    run.gone(pids)
+    # Instances may register after the kill: they drain and deregister all the same.
+    assert registered(shared_devconsul).isdisjoint(r.name for r in state.processes)
+    assert read_state(run.data_dir) is None
+
+
+@pytest.mark.parametrize("stream", ["1", "2"], ids=["stdout", "stderr"])
+def test_up_with_its_output_closed_starts_nothing(tmp_path, stream):
+    # Should it start after all, it must not take default ports nor wait long.
+    argv = python_module(
+        "switchyard",
+        *("up", "--data-dir", str(tmp_path), "--gateway-port", str(free_port())),
+        *("--consul-addr", f"127.0.0.1:{free_port()}", "--startup-timeout", "3"),
+    )
+    closed = subprocess.run(
+        ["sh", "-c", f'exec "$@" {stream}>&-', "sh", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert closed.returncode == 141
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,8 @@ import signal
 import sys
 import time
 
+import pytest
+
 from switchyard.process import Supervised, pid_alive, process_start_time
 from tests.support.processes import wait_until
 
@@ -18,16 +20,22 @@ time.sleep(60)
 """
 
 
-def start(tmp_path, code, sink=None):
-    lines = []
-    proc = Supervised(
+def child(tmp_path, code, sink) -> Supervised:
+    return Supervised(
         "child",
         [sys.executable, "-c", code],
         dict(os.environ),
         tmp_path / "logs" / "child.log",
-        sink or (lambda name, line: lines.append((name, line))),
-    ).start()
-    return proc, lines
+        sink,
+    )
+
+
+def start(tmp_path, code, sink=None, record=lambda proc: None):
+    lines = []
+    proc = child(
+        tmp_path, code, sink or (lambda name, line: lines.append((name, line)))
+    )
+    return proc.start(record), lines
 
 
 def grandchild_pid(proc) -> int:
@@ -83,3 +91,30 @@ def test_tail_keeps_a_crashed_childs_last_words(tmp_path):
 def test_start_time_identifies_a_process():
     assert process_start_time(os.getpid()) == process_start_time(os.getpid())
     assert process_start_time(2**22 + 1) is None
+
+
+def test_the_recorded_pid_is_the_commands_and_it_runs_only_once_recorded(tmp_path):
+    recorded = []
+    proc, lines = start(
+        tmp_path,
+        "import os\nprint(os.getpid(), flush=True)",
+        record=lambda p: recorded.append(p.pid),
+    )
+    wait_until(lambda: lines, 10, what="child output")
+    assert lines == [("child", str(proc.pid))]
+    assert recorded == [proc.pid]
+    proc.stop(grace=5)
+
+
+def test_a_child_whose_supervisor_failed_to_record_it_never_runs(tmp_path):
+    ran = tmp_path / "ran"
+
+    def supervisor_dies(proc):
+        raise RuntimeError("killed before writing the state file")
+
+    proc = child(tmp_path, f"open({str(ran)!r}, 'w')", lambda name, line: None)
+    with pytest.raises(RuntimeError):
+        proc.start(record=supervisor_dies)
+    wait_until(lambda: not proc.alive(), 10, what="the gate gives up")
+    assert proc.returncode == 1
+    assert not ran.exists()

@@ -1,4 +1,5 @@
 import io
+import os
 
 import pytest
 
@@ -46,3 +47,61 @@ def test_quiet_console_writes_nothing():
     console.say("x")
     console.step("[up]", "a", "b")
     assert out.getvalue() == ""
+
+
+def pipe_without_reader():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` once head has its line
+    return os.fdopen(write_end, "w")
+
+
+def hung_up_terminal():
+    main_end, sub_end = os.openpty()
+    os.close(main_end)  # the terminal window is closed
+    return os.fdopen(sub_end, "w")
+
+
+def closed_file(tmp_path):
+    out = open(tmp_path / "out.txt", "w")  # noqa: SIM115 - closed right here
+    out.close()
+    return out
+
+
+@pytest.mark.parametrize(
+    "lost_output",
+    [
+        pytest.param(lambda tmp_path: pipe_without_reader(), id="pipe-reader-gone"),
+        pytest.param(lambda tmp_path: hung_up_terminal(), id="terminal-hung-up"),
+        pytest.param(closed_file, id="closed"),
+    ],
+)
+def test_a_lost_output_is_seen_without_writing_and_writing_never_raises(
+    tmp_path, lost_output
+):
+    out = lost_output(tmp_path)
+    console = Console(out)
+    assert console.gone()
+    console.say("switchyard: stopping")  # must not raise: the stack is being stopped
+    console.follow_logs(["gw"])
+    console.log_line("gw", "a line from a log thread")
+    out.close()
+
+
+def test_a_failed_write_makes_the_console_gone_for_good():
+    out = pipe_without_reader()
+    console = Console(out)
+    console.say("first")  # EPIPE, swallowed
+    console.say("second")
+    assert console.gone()
+    out.close()  # flushes into /dev/null now, instead of failing again at exit
+
+
+def test_a_file_or_a_live_pipe_is_never_gone(tmp_path):
+    read_end, write_end = os.pipe()
+    with open(tmp_path / "log", "w") as log, os.fdopen(write_end, "w") as pipe:
+        for out in (log, pipe):
+            console = Console(out)
+            console.say("hello")
+            assert not console.gone()
+    assert os.read(read_end, 100) == b"hello\n"
+    os.close(read_end)

@@ -1,51 +1,23 @@
 import subprocess
 import sys
 
-from switchyard.process import pid_alive, process_start_time
+from switchyard.process import pid_alive
 from switchyard.render import Console
 from switchyard.shutdown import stop_records, stop_stack
-from switchyard.state import ProcessRecord, StackState, read_state, write_state
-
-SLEEPER = "import time\nprint('up', flush=True)\ntime.sleep(60)"
-# Stands in for a running `switchyard up`: exits when told to stop, removing nothing itself.
-SUPERVISOR = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\nprint('up', flush=True)\ntime.sleep(60)"
-
-
-def spawn(code: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
-    )
-    proc.stdout.readline()  # ready: signal handlers are installed
-    proc.stdout.close()
-    return proc
-
-
-def record(proc: subprocess.Popen, service: str) -> ProcessRecord:
-    return ProcessRecord(
-        f"{service}-1", service, 1, proc.pid, process_start_time(proc.pid)
-    )
-
-
-def state_for(
-    supervisor: subprocess.Popen | None, *records: ProcessRecord
-) -> StackState:
-    return StackState(
-        supervisor_pid=supervisor.pid if supervisor else 2**22 + 1,
-        supervisor_started=process_start_time(supervisor.pid) if supervisor else None,
-        consul_addr="127.0.0.1:9",  # nothing listens: deregistration is best effort
-        consul_kind="external",
-        processes=list(records),
-    )
-
-
-def reap(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.wait(timeout=10)
+from switchyard.state import ProcessRecord, read_state, write_state
+from tests.switchyard.standins import (
+    SLEEPER,
+    SUPERVISOR,
+    reap,
+    record,
+    spawn,
+    state_for,
+)
 
 
 def test_down_asks_the_supervisor_first(tmp_path):
     supervisor = spawn(SUPERVISOR)
-    state = state_for(supervisor)
+    state = state_for(supervisor.pid)
     write_state(tmp_path, state)
     # Our child turns zombie when it exits; pid_alive() counts zombies as gone.
     assert stop_stack(state, tmp_path, Console(quiet=True)) is True
@@ -65,7 +37,7 @@ def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(
     )
     supervisor.stdout.readline()
     supervisor.stdout.close()
-    state = state_for(supervisor)
+    state = state_for(supervisor.pid)
     write_state(tmp_path, state)
     assert stop_stack(state, tmp_path, Console(quiet=True)) is False
     assert supervisor.wait(timeout=5) == -9
@@ -87,3 +59,12 @@ def test_records_of_dead_processes_are_skipped():
     gone.kill()
     gone.wait()
     stop_records(state_for(None, rec), Console(quiet=True))  # must not raise
+
+
+def test_a_record_whose_pid_now_belongs_to_another_process_is_left_alone():
+    stranger = spawn(SLEEPER)
+    reused = ProcessRecord("user-service-1", "user-service", 1, stranger.pid, 1)
+    stop_records(state_for(None, reused), Console(quiet=True))
+    assert pid_alive(stranger.pid)
+    stranger.kill()
+    reap(stranger)

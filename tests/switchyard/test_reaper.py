@@ -1,0 +1,50 @@
+import os
+import subprocess
+
+from switchyard.process import pid_alive
+from switchyard.state import read_state, write_state
+from tests.support.processes import python_module
+from tests.switchyard.standins import SLEEPER, reap, record, spawn, state_for
+
+
+def reaper_sees_eof(data_dir, supervisor: int) -> subprocess.CompletedProcess:
+    """The reaper as the lifeline starts it, its supervisor already gone (stdin at EOF)."""
+    return subprocess.run(
+        python_module("switchyard.reaper", str(data_dir), str(supervisor)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+
+
+def test_it_stops_what_its_supervisor_left_running(tmp_path):
+    gateway, service = spawn(SLEEPER), spawn(SLEEPER)
+    supervisor = os.getpid()
+    write_state(
+        tmp_path,
+        state_for(
+            supervisor, record(gateway, "gateway"), record(service, "user-service")
+        ),
+    )
+    out = reaper_sees_eof(tmp_path, supervisor).stdout
+    reap(gateway, service)
+    assert f"switchyard (pid {supervisor}) ended without stopping its stack" in out
+    assert out.index("gateway-1") < out.index("user-service-1")  # in stop order
+    assert read_state(tmp_path) is None
+
+
+def test_it_leaves_a_stack_of_another_supervisor_alone(tmp_path):
+    # A new `switchyard up` took the data directory over: that stack is not ours to stop.
+    service = spawn(SLEEPER)
+    write_state(tmp_path, state_for(os.getpid(), record(service, "user-service")))
+    assert reaper_sees_eof(tmp_path, os.getpid() + 1).stdout == ""
+    assert pid_alive(service.pid)
+    assert read_state(tmp_path) is not None
+    service.kill()
+    reap(service)
+
+
+def test_after_a_clean_stop_it_does_nothing(tmp_path):
+    assert reaper_sees_eof(tmp_path, os.getpid()).stdout == ""
