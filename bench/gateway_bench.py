@@ -35,7 +35,7 @@ import requests
 
 from bench import nginx, slow_clients
 from bench.load import children_cpu_seconds, generator, wrk
-from bench.processes import Process, cpu_seconds
+from bench.processes import Process, cpu_seconds, sigterm_as_interrupt
 from switchyard.plan import free_port
 from switchyard.render import table
 
@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-rate", type=float, default=20.0, help="per second")
     parser.add_argument("--probe-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
+    sigterm_as_interrupt()
     scenarios = args.scenario or ["speed", "slow-clients"]
     load, tool = generator()
     clients = args.clients

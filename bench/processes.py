@@ -62,6 +62,16 @@ class Process:
                 self.proc.wait()
 
 
+def sigterm_as_interrupt() -> None:
+    """Let SIGTERM unwind the bench like Ctrl-C, through every `finally` that stops a
+    process: a CI timeout or a `kill` must not leave servers behind."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of a process and its children: a gunicorn master and its workers,
     nginx's master and worker (Linux /proc; 0 elsewhere)."""

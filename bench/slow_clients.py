@@ -112,9 +112,8 @@ class Tally:
 
 async def connect(host: str, port: int, tally: Tally):
     try:
-        streams = await asyncio.wait_for(
-            asyncio.open_connection(host, port), CONNECT_TIMEOUT
-        )
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            streams = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         tally.refused += 1
         return None
@@ -150,7 +149,8 @@ async def trickler(host: str, port: int, path: str, tally: Tally) -> None:
                 writer.write(request_head(path)[: -len(b"\r\n")])
                 while True:
                     try:
-                        answer = await asyncio.wait_for(reader.read(64), TRICKLE_EVERY)
+                        async with asyncio.timeout(TRICKLE_EVERY):
+                            answer = await reader.read(64)
                     except TimeoutError:
                         writer.write(b"X-A: b\r\n")
                         await writer.drain()
@@ -259,7 +259,8 @@ async def scenario(
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CONNECT_TIMEOUT)  # their sockets close
     return Outcome(clients, tricklers, open_when_probing, answers, tally, rate, seconds)
 
 
@@ -284,7 +285,7 @@ def report(outcome: Outcome, server: str) -> None:
     )
     print(
         f"  slow clients over the whole run: {t.opened} connections opened, "
-        f"{t.refused} connects failed, {t.closed_by_server} closed by the {server} "
+        f"{t.refused} connects failed, {t.closed_by_server} closed by the server "
         f"(then reopened), answers by status {dict(sorted(t.answers.items()))}"
     )
     failures = Counter(p for p in outcome.probes if not isinstance(p, float))
