@@ -122,17 +122,15 @@ async def connect(host: str, port: int, tally: Tally):
     return streams
 
 
-async def idle_client(host: str, port: int, path: str, tally: Tally) -> None:
-    """One GET, then idle on keep-alive until the gateway closes the connection."""
+async def slow_client(session, host: str, port: int, path: str, tally: Tally) -> None:
+    """One connection held through `session`; when the server ends it, another."""
     while True:
         if streams := await connect(host, port, tally):
             reader, writer = streams
             try:
-                writer.write(request_head(path))
-                tally.answers[await read_response(reader)] += 1
-                await reader.read(1)  # b"" once the gateway closes; waits while idle
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                pass
+                await session(reader, writer, path, tally)
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                pass  # reset, cut short or garbled: ended by the server all the same
             finally:
                 tally.open -= 1
                 writer.close()
@@ -140,31 +138,27 @@ async def idle_client(host: str, port: int, path: str, tally: Tally) -> None:
         await asyncio.sleep(REOPEN_AFTER)
 
 
-async def trickler(host: str, port: int, path: str, tally: Tally) -> None:
+async def stay_idle(reader, writer, path: str, tally: Tally) -> None:
+    """One GET, then idle on keep-alive until the server closes the connection."""
+    writer.write(request_head(path))
+    tally.answers[await read_response(reader)] += 1
+    await reader.read(1)  # b"" once the server closes; waits while idle
+
+
+async def trickle(reader, writer, path: str, tally: Tally) -> None:
     """A request head sent one line every TRICKLE_EVERY seconds, never finished."""
+    writer.write(request_head(path)[: -len(b"\r\n")])
     while True:
-        if streams := await connect(host, port, tally):
-            reader, writer = streams
-            try:
-                writer.write(request_head(path)[: -len(b"\r\n")])
-                while True:
-                    try:
-                        async with asyncio.timeout(TRICKLE_EVERY):
-                            answer = await reader.read(64)
-                    except TimeoutError:
-                        writer.write(b"X-A: b\r\n")
-                        await writer.drain()
-                        continue
-                    if answer.startswith(b"HTTP/"):
-                        tally.answers[int(answer.split()[1])] += 1
-                    break  # answered (a 408, say) or closed: the gateway is done with it
-            except (OSError, ValueError, IndexError):
-                pass
-            finally:
-                tally.open -= 1
-                writer.close()
-            tally.closed_by_server += 1
-        await asyncio.sleep(REOPEN_AFTER)
+        try:
+            async with asyncio.timeout(TRICKLE_EVERY):
+                answer = await reader.read(64)
+        except TimeoutError:
+            writer.write(b"X-A: b\r\n")
+            await writer.drain()
+            continue
+        if answer.startswith(b"HTTP/"):
+            tally.answers[int(answer.split()[1])] += 1
+        return  # answered (a 408, say) or closed: the server is done with it
 
 
 def spread(count: int, client, *args) -> list[asyncio.Task]:
@@ -250,9 +244,9 @@ async def scenario(
         # The idle clients first: each needs its one GET answered before the tricklers
         # arrive, or a server that the tricklers starve would leave them unanswered.
         idle = clients - tricklers
-        tasks += spread(idle, idle_client, host, port, path, tally)
+        tasks += spread(idle, slow_client, stay_idle, host, port, path, tally)
         await wait_until(lambda: tally.answers.total() >= idle, SETUP_TIMEOUT)
-        tasks += spread(tricklers, trickler, host, port, path, tally)
+        tasks += spread(tricklers, slow_client, trickle, host, port, path, tally)
         await wait_until(lambda: tally.open >= clients, SETUP_TIMEOUT)
         open_when_probing = tally.open
         answers = await probes(host, port, path, rate, seconds)

@@ -99,6 +99,20 @@ async def serve_everyone(reader, writer):
         writer.close()
 
 
+async def serve_with_header_deadline(reader, writer):
+    """A 408 for a head not complete within 0.3 s, then the connection closed."""
+    try:
+        async with asyncio.timeout(0.3):
+            await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        )
+    except TimeoutError:
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+    finally:
+        writer.close()
+
+
 async def never_answer(reader, writer):
     await reader.read()  # holds the connection until the client goes
     writer.close()
@@ -118,10 +132,11 @@ def scenario_against(handler, **kwargs):
 
 @pytest.fixture
 def short(monkeypatch):
-    """Shorter waits, so a scenario takes a second or two, not half a minute."""
+    """A short ramp, so a scenario takes a second or two, not half a minute; the waits
+    stay generous (they end as soon as their condition holds) for a loaded machine."""
     monkeypatch.setattr(slow_clients, "RAMP_SECONDS", 0.2)
-    monkeypatch.setattr(slow_clients, "SETUP_TIMEOUT", 1.0)
-    monkeypatch.setattr(slow_clients, "PROBE_TIMEOUT", 1.0)
+    monkeypatch.setattr(slow_clients, "SETUP_TIMEOUT", 10.0)
+    monkeypatch.setattr(slow_clients, "PROBE_TIMEOUT", 10.0)
 
 
 def test_a_server_that_serves_everyone_answers_every_probe(short):
@@ -135,7 +150,18 @@ def test_a_server_that_serves_everyone_answers_every_probe(short):
     assert outcome.tally.refused == 0
 
 
-def test_a_server_that_never_answers_still_ends_and_says_so(short):
+def test_tricklers_cut_off_by_a_deadline_come_back(short):
+    outcome = scenario_against(
+        serve_with_header_deadline, clients=4, tricklers=2, rate=10, seconds=1.0
+    )
+    assert len(outcome.answered) == 10
+    assert outcome.tally.answers[408] >= 2  # each trickler, at least once
+    assert outcome.tally.opened > 4  # closed, then opened again
+
+
+def test_a_server_that_never_answers_still_ends_and_says_so(short, monkeypatch):
+    monkeypatch.setattr(slow_clients, "SETUP_TIMEOUT", 0.5)  # every wait runs out here
+    monkeypatch.setattr(slow_clients, "PROBE_TIMEOUT", 0.3)
     outcome = scenario_against(
         never_answer, clients=4, tricklers=2, rate=10, seconds=0.3
     )
