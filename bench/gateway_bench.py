@@ -202,17 +202,24 @@ def bench_speed(load, stack: Stack, args) -> dict:
         load(stack.urls[path], HIGH, WARM_UP_SECONDS)  # pools, caches, lazy watchers
     runs = {(path, c): [] for path in paths for c in (1, HIGH, MANY)}
     for round_ in range(args.repeats):
+        progress(f"round {round_ + 1} of {args.repeats}")
         for c in (1, HIGH):
             for path in rotated(round_, paths):
                 runs[path, c].append(
                     measure(load, stack.urls[path], c, args.seconds, pids)
                 )
     if load is wrk:  # 256 Python threads would measure the generator, not the proxy
+        progress(f"c={MANY}, once per path")
         for path in paths:
             runs[path, MANY].append(
                 measure(load, stack.urls[path], MANY, args.seconds, pids)
             )
     return runs
+
+
+def progress(step: str) -> None:
+    """A step of a long run, with the load the machine is under as it starts."""
+    print(f"  {step}: load average {os.getloadavg()[0]:.2f}", flush=True)
 
 
 def median(runs, attribute: str, default=math.nan) -> float:
@@ -331,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 ports = {"nginx": stack.nginx_port, "gateway": stack.gateway_port}
                 for server, port in ports.items():
                     if port:
+                        progress(f"slow clients, {server}")
                         outcome = slow_clients.run(
                             "127.0.0.1", port, f"/api{ITEM}", clients=clients,
                             tricklers=min(args.tricklers, clients),
