@@ -231,62 +231,74 @@ def figure(value: float, fmt: str, unit: str = "") -> str:
     return "n/a" if math.isnan(value) else f"{value:{fmt}}{unit}"
 
 
-def report_speed(runs: dict, tool: str, nginx_note: str) -> None:
-    paths = [p for p in PATHS if (p, 1) in runs]
+def cpu_us(runs: dict, path: str, group: str) -> float:
+    """The median CPU per GET of `group` (a proxy, the upstreams, wrk) at c=16 on `path`."""
+    return statistics.median(r.cpu_us.get(group, 0.0) for r in runs[path, HIGH])
 
-    def cpu(path, group):
-        return statistics.median(r.cpu_us.get(group, 0.0) for r in runs[path, HIGH])
 
-    def errors(path):
-        many = runs[path, MANY]
-        if not many:
-            return "skipped (needs wrk)"
-        return f"{sum(r.errors for r in many)} of {sum(r.requests for r in many)}"
+def errors(runs: dict, path: str) -> str:
+    many = runs[path, MANY]
+    if not many:
+        return "skipped (needs wrk)"
+    return f"{sum(r.errors for r in many)} of {sum(r.requests for r in many)}"
 
+
+def speed_table(runs: dict, paths: list[str], tool: str) -> str:
     rows = [
         [path, figure(median(runs[path, HIGH], "rps"), ",.0f"),
-         figure(median(runs[path, 1], "p50_ms"), ".3f", " ms"), errors(path),
-         "-" if path == "direct" else f"{cpu(path, path):.0f}",
-         f"{cpu(path, 'upstreams'):.0f}",
-         f"{cpu(path, 'wrk'):.0f}" if tool == "wrk" else "-"]
+         figure(median(runs[path, 1], "p50_ms"), ".3f", " ms"), errors(runs, path),
+         "-" if path == "direct" else f"{cpu_us(runs, path, path):.0f}",
+         f"{cpu_us(runs, path, 'upstreams'):.0f}",
+         f"{cpu_us(runs, path, 'wrk'):.0f}" if tool == "wrk" else "-"]
         for path in paths
     ]  # fmt: skip
-    print()
-    print(table(
+    return table(
         ["path", f"c={HIGH} req/s", "c=1 p50", f"c={MANY} errors",
          "CPU us/GET: proxy", "upstreams", "wrk"], rows,
-    ))  # fmt: skip
-    print("  (direct: one instance; gateway and nginx: both instances. CPU at c=16.)")
+    )  # fmt: skip
 
+
+def speed_figures(runs: dict, paths: list[str], nginx_note: str) -> list[str]:
+    """The issue's figures, each beside its target."""
     rps = {p: median(runs[p, HIGH], "rps") for p in paths}
-    p50 = {p: median(runs[p, 1], "p50_ms") for p in paths}
-    nginx_ratio = rps["gateway"] / rps["nginx"] if "nginx" in rps else math.nan
-    print(
-        f"\n  gateway/nginx req/s at c={HIGH}: "
-        f"{figure(nginx_ratio, '.2f') if 'nginx' in rps else nginx_note} "
-        f"(target >= {TARGET_NGINX_RATIO})"
-    )
-    print(f"  gateway/direct req/s at c={HIGH}: {rps['gateway'] / rps['direct']:.2f}")
-    added = {p: p50[p] - p50["direct"] for p in paths if p != "direct"}
-    print(
-        f"  p50 added over direct at c=1: gateway {added['gateway']:.3f} ms "
+    added = {p: median(runs[p, 1], "p50_ms") - median(runs["direct", 1], "p50_ms")
+             for p in paths}  # fmt: skip
+    with_nginx = "nginx" in paths
+    ratio = f"{rps['gateway'] / rps['nginx']:.2f}" if with_nginx else nginx_note
+    return [
+        f"gateway/nginx req/s at c={HIGH}: {ratio} (target >= {TARGET_NGINX_RATIO})",
+        f"gateway/direct req/s at c={HIGH}: {rps['gateway'] / rps['direct']:.2f}",
+        f"p50 added over direct at c=1: gateway {added['gateway']:.3f} ms "
         f"(target <= {TARGET_ADDED_P50_MS} ms)"
-        + (f", nginx {added['nginx']:.3f} ms" if "nginx" in added else "")
-    )
-    print(f"  gateway errors at c={MANY}: {errors('gateway')} (target 0)")
-    print(
-        f"  gateway CPU per proxied GET: {cpu('gateway', 'gateway'):.0f} us "
+        + (f", nginx {added['nginx']:.3f} ms" if with_nginx else ""),
+        f"gateway errors at c={MANY}: {errors(runs, 'gateway')} (target 0)",
+        f"gateway CPU per proxied GET: {cpu_us(runs, 'gateway', 'gateway'):.0f} us "
         f"(target <= {TARGET_CPU_US} us)"
-        + (f"; nginx {cpu('nginx', 'nginx'):.0f} us" if "nginx" in rps else "")
-    )
+        + (f"; nginx {cpu_us(runs, 'nginx', 'nginx'):.0f} us" if with_nginx else ""),
+    ]
+
+
+def run_lines(runs: dict) -> list[str]:
+    """Every run's figure, to see the spread behind each median."""
+    lines = []
     for (path, c), measured in runs.items():
+        shown = ", ".join(
+            (f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:,.0f}/s")
+            + (f" ({r.errors} errors)" if r.errors or c == MANY else "")
+            for r in measured
+        )
         if measured:
-            shown = ", ".join(
-                f"{r.p50_ms:.3f} ms" if c == 1
-                else f"{r.rps:,.0f}/s" + (f" ({r.errors} errors)" if c == MANY else "")
-                for r in measured
-            )  # fmt: skip
-            print(f"    runs {path:7} c={c:<3} {shown}")
+            lines.append(f"runs {path:7} c={c:<3} {shown}")
+    return lines
+
+
+def report_speed(runs: dict, tool: str, nginx_note: str) -> None:
+    paths = [p for p in PATHS if (p, 1) in runs]
+    print()
+    print(speed_table(runs, paths, tool))
+    print("  (direct: one instance; gateway and nginx: both instances. CPU at c=16.)\n")
+    for line in speed_figures(runs, paths, nginx_note) + run_lines(runs):
+        print(f"  {line}")
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -294,7 +306,7 @@ def report_speed(runs: dict, tool: str, nginx_note: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway_bench")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per load run")
+    parser.add_argument("--seconds", type=int, default=5, help="per load run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument(
         "--scenario", action="append", choices=("speed", "slow-clients"),
