@@ -85,41 +85,32 @@ def test_read_response_reads_exactly_one_response(data, status):
     assert read(data + b"NEXT") == (status, b"" if status == 408 else b"NEXT")
 
 
-async def serve_everyone(reader, writer):
-    """Answers every complete request head; a trickled one is simply never complete."""
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            if b"connection: close" in head.lower():
-                break
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+def serving(header_deadline: float | None = None):
+    """A handler answering every complete request head. With `header_deadline`, a head not
+    complete that long after its first byte gets a 408 and the connection is closed (what
+    the gateway is to do, issue 11); without, a trickled head simply never completes."""
 
+    async def handle(reader, writer):
+        try:
+            while True:
+                await reader.readexactly(1)  # idle on keep-alive until a request starts
+                try:
+                    async with asyncio.timeout(header_deadline):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                except TimeoutError:
+                    writer.write(
+                        b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"
+                    )
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if b"connection: close" in head.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
-async def serve_with_header_deadline(reader, writer):
-    """Like serve_everyone, but a head must be complete 0.3 s after its first byte, or it
-    gets a 408 and the connection is closed (what the gateway is to do, issue 11)."""
-    try:
-        while True:
-            await reader.readexactly(1)  # idle on keep-alive until a request starts
-            try:
-                async with asyncio.timeout(0.3):
-                    head = await reader.readuntil(b"\r\n\r\n")
-            except TimeoutError:
-                writer.write(
-                    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n"
-                )
-                break
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            if b"connection: close" in head.lower():
-                break
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    return handle
 
 
 async def never_answer(reader, writer):
@@ -150,9 +141,7 @@ def short(monkeypatch):
 
 
 def test_a_server_that_serves_everyone_answers_every_probe(short):
-    outcome = scenario_against(
-        serve_everyone, clients=6, tricklers=2, rate=10, seconds=0.5
-    )
+    outcome = scenario_against(serving(), clients=6, tricklers=2, rate=10, seconds=0.5)
     assert len(outcome.probes) == 5
     assert len(outcome.answered) == 5
     assert outcome.open_when_probing == 6
@@ -162,7 +151,7 @@ def test_a_server_that_serves_everyone_answers_every_probe(short):
 
 def test_tricklers_cut_off_by_a_deadline_come_back(short):
     outcome = scenario_against(
-        serve_with_header_deadline, clients=4, tricklers=2, rate=10, seconds=1.0
+        serving(header_deadline=0.3), clients=4, tricklers=2, rate=10, seconds=1.0
     )
     assert len(outcome.answered) == 10
     assert outcome.tally.answers[408] >= 2  # each trickler, at least once
