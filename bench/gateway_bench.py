@@ -1,172 +1,95 @@
-"""Gateway overhead: the same upstream instance through the gateway and directly, in one run.
+"""The gateway beside nginx, in one run: speed, CPU, and slow clients.
 
-Starts devconsul, the gateway (`python -m gateway`, default settings) and one instance of
-each upstream, every gunicorn alike (gthread, `--workers` x `--threads`, default 1 x 16):
-- `trivial`: a minimal WSGI app answering a fixed JSON body (registered by hand with
-  Meta gateway_prefix=/bench) -- the worst case for the gateway's share of the work;
-- `user-service`: the real service, GET /users/<id> on SQLite, registering itself.
+Starts devconsul, two instances of a plain Flask JSON app (bench.upstream, gunicorn gthread
+1 worker x 4 threads, registered by hand with Meta gateway_prefix=/bench), the gateway with
+its defaults (`python -m gateway`: whichever server is checked out), and nginx in front of the
+same two instances when `nginx` is on PATH (bench.nginx).
 
-Each upstream is loaded with `wrk` (a Python load generator when wrk is not installed), not
-pinned to CPUs, the same way on both paths; every URL is warmed up first, and the four
-runs (direct/gateway x c=1/c=16) are repeated `--repeats` times, interleaved, the order of
-direct and gateway alternating. Reported: medians, and each run's figures.
-- c=1: p50 latency; the figure is the p50 the gateway adds (target < 0.5 ms);
-- c=16: requests/s; the figure is gateway/direct (target >= 70%);
-- CPU per request of each process (gateway, upstream, load generator) at c=16: where the
-  CPUs went, since every process shares them.
+Speed: every URL is warmed up, then each round runs c=1 and c=16 on the three paths -- one
+instance directly, the gateway, nginx -- the order rotating from round to round; medians of
+`--repeats` rounds. Then one run at c=256 per path counts errors. The load is `wrk` when
+installed (a Python generator otherwise, without the c=256 run), not pinned to CPUs. CPU per
+request is each process group's utime+stime (/proc) over a c=16 run, divided by requests.
 
-    python -m bench.gateway_bench [--seconds 5] [--repeats 5] [--workers 1] [--threads 16]
-                                  [--upstream trivial --upstream user-service]
+Slow clients (bench.slow_clients): 1,000 connections held open to the gateway, some
+trickling a request head, the rest idle on keep-alive, while probes are sent through it.
+
+Figures are printed beside their targets (issue 11), never judged: the machine is shared.
+
+    python -m bench.gateway_bench [--seconds 5] [--repeats 3]
+                                  [--scenario speed --scenario slow-clients]
+                                  [--clients 1000] [--tricklers 250]
+                                  [--probe-rate 20] [--probe-seconds 10]
 """
 
 import argparse
-import json
+import math
 import os
-import re
-import resource
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-PAYLOAD = json.dumps({"id": 1, "name": "bench", "items": list(range(20))}).encode()
-TARGET_ADDED_P50_MS = 0.5
-TARGET_RATIO = 0.70
+from bench import nginx, slow_clients
+from bench.load import children_cpu_seconds, generator, wrk
+from bench.processes import Process, cpu_seconds, sigterm_as_interrupt
+from switchyard.plan import free_port
+from switchyard.render import table
+
+PATHS = ("direct", "gateway", "nginx")
 HIGH = 16  # the concurrency of the throughput target
+MANY = 256  # the concurrency of the no-errors target
 WARM_UP_SECONDS = 2.0
-
-
-def upstream_app(environ, start_response):
-    """The trivial upstream: a fixed small JSON body, the cheapest possible GET."""
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(PAYLOAD))),
-            ("X-Served-By", "bench-upstream"),
-        ],
-    )
-    return [PAYLOAD]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    def __init__(self, argv: list[str], env: dict[str, str], name: str):
-        self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                env={**os.environ, **env},
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU of a gunicorn master and its workers (Linux /proc; 0 elsewhere)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        total = 0
-        for p in [pid, *map(int, children)]:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    except OSError:
-        return 0.0
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    """CPU of this process's finished children: the load generator's runs."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
+INSTANCES = 2
+UPSTREAM_THREADS = 4
+ITEM = "/bench/item"
+TARGET_NGINX_RATIO = 0.8  # gateway/nginx req/s at c=16, at least
+TARGET_ADDED_P50_MS = 0.25  # over direct at c=1, at most
+TARGET_CPU_US = 150  # gateway CPU per proxied GET, at most
 
 
 # -- the stack -----------------------------------------------------------------------------
 
 
 @dataclass
-class Upstream:
-    name: str
-    process: Process
-    direct: str  # URL of one GET on the instance
-    through: str  # the same GET through the gateway
-
-
-@dataclass
 class Stack:
     consul: Process
     gateway: Process
-    upstreams: list[Upstream] = field(default_factory=list)
+    gateway_port: int
+    upstreams: list[Process] = field(default_factory=list)
+    nginx: Process | None = None
+    nginx_port: int | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # path -> URL of the same GET
 
     def stop(self) -> None:
-        for process in [self.gateway, *(u.process for u in self.upstreams)]:
-            process.stop()
-        self.consul.stop()
+        for process in [self.nginx, self.gateway, *self.upstreams, self.consul]:
+            if process:
+                process.stop()
+
+    def cpu_pids(self) -> dict[str, list[int]]:
+        """Whose CPU is measured: each proxy, and the upstream instances together."""
+        pids = {
+            "gateway": [self.gateway.pid],
+            "upstreams": [u.pid for u in self.upstreams],
+        }
+        if self.nginx:
+            pids["nginx"] = [self.nginx.pid]
+        return pids
 
 
-def gunicorn_env(consul_addr: str, port: int, workers: int, threads: int) -> dict:
-    return {
-        "CONSUL_HTTP_ADDR": consul_addr,
-        "PORT": str(port),
-        "SERVICE_ADDRESS": "127.0.0.1",
-        "BIND_HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_THREADS": str(threads),
-        "DRAIN_SECONDS": "0",
-    }
-
-
-def start_trivial(consul_url: str, gateway: str, workers: int, threads: int):
+def start_upstream(consul_url: str) -> tuple[Process, int]:
     port = free_port()
     process = Process(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers),
-         "--threads", str(threads), "-b", f"127.0.0.1:{port}",
-         "bench.gateway_bench:upstream_app"],
-        {}, "trivial",
+        [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1",
+         "--threads", str(UPSTREAM_THREADS), "-b", f"127.0.0.1:{port}",
+         "bench.upstream:app"],
+        {"BENCH_INSTANCE": f"bench-127.0.0.1-{port}"}, f"upstream-{port}",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(base).ok, 20, "the trivial upstream")
+    process.wait_until(lambda: requests.get(f"{base}/health").ok, 20, "an upstream")
     registration = {
         "Name": "bench",
         "ID": f"bench-127.0.0.1-{port}",
@@ -178,33 +101,10 @@ def start_trivial(consul_url: str, gateway: str, workers: int, threads: int):
     requests.put(
         f"{consul_url}/v1/agent/service/register", json=registration
     ).raise_for_status()
-    return Upstream(
-        "trivial", process, f"{base}/bench/item", f"{gateway}/api/bench/item"
-    )
+    return process, port
 
 
-def start_user_service(
-    consul_addr: str, gateway: str, workers: int, threads: int, data_dir: str
-):
-    port = free_port()
-    env = gunicorn_env(consul_addr, port, workers, threads)
-    env["DATABASE_URL"] = f"sqlite:///{data_dir}/users.db"
-    process = Process(
-        [sys.executable, "-m", "gunicorn", "-c", "python:user_service.gunicorn_conf",
-         "user_service.wsgi:app"],
-        env, "user-service",
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/health").ok, 30, "user-service")
-    created = requests.post(
-        f"{base}/users", json={"name": "Bench User", "email": "bench@example.com"}
-    )
-    created.raise_for_status()
-    path = f"/users/{created.json()['id']}"
-    return Upstream("user-service", process, f"{base}{path}", f"{gateway}/api{path}")
-
-
-def start_stack(names: list[str], workers: int, threads: int, data_dir: str) -> Stack:
+def start_stack(nginx_prefix: Path | None) -> Stack:
     consul_port, gw_port = free_port(), free_port()
     consul_addr = f"127.0.0.1:{consul_port}"
     consul = Process(
@@ -213,179 +113,253 @@ def start_stack(names: list[str], workers: int, threads: int, data_dir: str) -> 
         {}, "devconsul",
     )  # fmt: skip
     consul_url = f"http://{consul_addr}"
-    wait_for(lambda: requests.get(f"{consul_url}/v1/status/leader").ok, 20, "devconsul")
-    gateway = Process(
-        [sys.executable, "-m", "gateway"],
-        gunicorn_env(consul_addr, gw_port, workers, threads),
-        "gateway",
-    )
-    stack = Stack(consul, gateway)
-    gw = f"http://127.0.0.1:{gw_port}"
+    stack = None
     try:
-        for name in names:
-            if name == "trivial":
-                upstream = start_trivial(consul_url, gw, workers, threads)
-            else:
-                upstream = start_user_service(
-                    consul_addr, gw, workers, threads, data_dir
-                )
-            stack.upstreams.append(upstream)
-            wait_for(
-                lambda u=upstream: requests.get(u.through).status_code == 200,
-                30,
-                f"{name} through the gateway",
+        consul.wait_until(
+            lambda: requests.get(f"{consul_url}/v1/status/leader").ok, 20, "devconsul"
+        )
+        gateway_env = {
+            "CONSUL_HTTP_ADDR": consul_addr,
+            "PORT": str(gw_port),
+            "SERVICE_ADDRESS": "127.0.0.1",
+            "BIND_HOST": "127.0.0.1",
+            "DRAIN_SECONDS": "0",
+        }
+        gateway = Process([sys.executable, "-m", "gateway"], gateway_env, "gateway")
+        stack = Stack(consul, gateway, gw_port)
+        ports = []
+        for _ in range(INSTANCES):
+            process, port = start_upstream(consul_url)
+            stack.upstreams.append(process)
+            ports.append(port)
+        stack.urls["direct"] = f"http://127.0.0.1:{ports[0]}{ITEM}"
+        stack.urls["gateway"] = f"http://127.0.0.1:{gw_port}/api{ITEM}"
+        gateway.wait_until(
+            lambda: routed_to_all(stack.urls["gateway"], INSTANCES),
+            30,
+            "both upstream instances through the gateway",
+        )
+        if nginx_prefix:
+            stack.nginx_port = free_port()
+            stack.urls["nginx"] = f"http://127.0.0.1:{stack.nginx_port}/api{ITEM}"
+            stack.nginx = nginx.start(
+                nginx_prefix, stack.nginx_port, ports, stack.urls["nginx"]
             )
     except BaseException:
-        stack.stop()
+        (stack or consul).stop()
         raise
     return stack
 
 
-# -- load generation -----------------------------------------------------------------------
+def routed_to_all(url: str, instances: int) -> bool:
+    """The gateway balances over every instance, so it and nginx spread load alike."""
+    served_by = {
+        requests.get(url).headers.get("X-Served-By") for _ in range(4 * instances)
+    }
+    return len(served_by - {None}) >= instances
 
 
-def wrk(url: str, connections: int, seconds: float) -> tuple[int, float]:
-    """(requests completed, p50 ms) measured by wrk."""
-    out = subprocess.run(
-        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections),
-         "-d", f"{max(1, round(seconds))}s", "--latency", url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    if re.search(r"Non-2xx or 3xx responses|Socket errors", out):
-        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
-    done = int(re.search(r"(\d+) requests in", out).group(1))
-    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()
-    return done, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def python_load(url: str, connections: int, seconds: float) -> tuple[int, float]:
-    """Fallback: keep-alive sessions in threads; far weaker than wrk, so compare ratios only."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def client():
-        mine = []
-        with requests.Session() as s:
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                s.get(url).raise_for_status()
-                mine.append(time.perf_counter() - started)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(latencies), statistics.median(latencies) * 1000
+# -- speed ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Run:
     rps: float
     p50_ms: float
-    cpu_us: dict  # process name -> CPU microseconds per request
+    errors: int
+    requests: int
+    cpu_us: dict  # process group name -> CPU microseconds per request
 
 
-def measure(load, url: str, connections: int, seconds: float, processes) -> Run:
-    """One load run; CPU per request of each of `processes` (name -> pid) and of wrk."""
-    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+def measure(load, url: str, connections: int, seconds: float, pids: dict) -> Run:
+    """One load run; CPU per request of each group in `pids` (name -> [pid]) and of wrk."""
+
+    def cpu(name):
+        return sum(cpu_seconds(pid) for pid in pids[name])
+
+    before = {name: cpu(name) for name in pids}
     loader_before = children_cpu_seconds()
-    started = time.monotonic()
-    done, p50 = load(url, connections, seconds)
-    elapsed = time.monotonic() - started
-    cpu = {
-        name: (cpu_seconds(pid) - before[name]) / done * 1e6
-        for name, pid in processes.items()
-    }
+    result = load(url, connections, seconds)
+    done = max(result.requests, 1)
+    spent = {name: (cpu(name) - before[name]) / done * 1e6 for name in pids}
     if load is wrk:
-        cpu["wrk"] = (children_cpu_seconds() - loader_before) / done * 1e6
-    # wrk's own duration is `seconds`; the process start adds a little to `elapsed`.
-    return Run(done / (seconds if load is wrk else elapsed), p50, cpu)
+        spent["wrk"] = (children_cpu_seconds() - loader_before) / done * 1e6
+    return Run(
+        result.requests / seconds, result.p50_ms, result.errors, result.requests, spent
+    )
 
 
-def bench_upstream(load, stack: Stack, upstream: Upstream, args) -> dict:
-    pids = {"gateway": stack.gateway.pid, "upstream": upstream.process.pid}
-    paths = {"direct": upstream.direct, "gateway": upstream.through}
-    for url in paths.values():
-        load(url, HIGH, WARM_UP_SECONDS)  # pools, caches, lazily started watchers
-    runs = {(path, c): [] for path in paths for c in (1, HIGH)}
+def rotated(round_: int, paths: list[str]) -> list[str]:
+    """The order of one round: each path goes first, second, ... in turn."""
+    shift = round_ % len(paths)
+    return paths[shift:] + paths[:shift]
+
+
+def bench_speed(load, stack: Stack, args) -> dict:
+    paths = [p for p in PATHS if p in stack.urls]
+    pids = stack.cpu_pids()
+    for path in paths:
+        load(stack.urls[path], HIGH, WARM_UP_SECONDS)  # pools, caches, lazy watchers
+    runs = {(path, c): [] for path in paths for c in (1, HIGH, MANY)}
     for round_ in range(args.repeats):
-        order = list(paths) if round_ % 2 == 0 else list(paths)[::-1]
+        progress(f"round {round_ + 1} of {args.repeats}")
         for c in (1, HIGH):
-            for path in order:
-                runs[path, c].append(measure(load, paths[path], c, args.seconds, pids))
+            for path in rotated(round_, paths):
+                runs[path, c].append(
+                    measure(load, stack.urls[path], c, args.seconds, pids)
+                )
+    if load is wrk:  # 256 Python threads would measure the generator, not the proxy
+        progress(f"c={MANY}, once per path")
+        for path in paths:
+            runs[path, MANY].append(
+                measure(load, stack.urls[path], MANY, args.seconds, pids)
+            )
     return runs
 
 
-def median(values) -> float:
-    return statistics.median(values)
+def progress(step: str) -> None:
+    """A step of a long run, with the load the machine is under as it starts."""
+    print(f"  {step}: load average {os.getloadavg()[0]:.2f}", flush=True)
 
 
-def report(name: str, runs: dict, tool: str) -> None:
-    direct_p50 = median(r.p50_ms for r in runs["direct", 1])
-    gateway_p50 = median(r.p50_ms for r in runs["gateway", 1])
-    direct_rps = median(r.rps for r in runs["direct", HIGH])
-    gateway_rps = median(r.rps for r in runs["gateway", HIGH])
-    added, ratio = gateway_p50 - direct_p50, gateway_rps / direct_rps
+def median(runs, attribute: str, default=math.nan) -> float:
+    values = [getattr(r, attribute) for r in runs]
+    return statistics.median(values) if values else default
 
-    def cpu(path, process):
-        return median(r.cpu_us.get(process, 0.0) for r in runs[path, HIGH])
 
-    print(f"\n[{name}] upstream")
-    print(f"  c=1  p50 direct {direct_p50:.3f} ms, via gateway {gateway_p50:.3f} ms, "
-          f"added {added:.3f} ms (target < {TARGET_ADDED_P50_MS} ms) "
-          f"[{'met' if added < TARGET_ADDED_P50_MS else 'MISSED'}]")  # fmt: skip
-    print(f"  c={HIGH} direct {direct_rps:.0f} req/s, via gateway {gateway_rps:.0f} "
-          f"req/s, ratio {ratio:.0%} (target >= {TARGET_RATIO:.0%}) "
-          f"[{'met' if ratio >= TARGET_RATIO else 'MISSED'}]")  # fmt: skip
-    print(f"  c={HIGH} CPU per request (us): direct: upstream "
-          f"{cpu('direct', 'upstream'):.0f}, {tool} {cpu('direct', 'wrk'):.0f}; "
-          f"via gateway: gateway {cpu('gateway', 'gateway'):.0f}, upstream "
-          f"{cpu('gateway', 'upstream'):.0f}, {tool} {cpu('gateway', 'wrk'):.0f}")  # fmt: skip
+def figure(value: float, fmt: str, unit: str = "") -> str:
+    return "n/a" if math.isnan(value) else f"{value:{fmt}}{unit}"
+
+
+def cpu_us(runs: dict, path: str, group: str) -> float:
+    """The median CPU per GET of `group` (a proxy, the upstreams, wrk) at c=16 on `path`."""
+    return statistics.median(r.cpu_us.get(group, 0.0) for r in runs[path, HIGH])
+
+
+def errors(runs: dict, path: str) -> str:
+    many = runs[path, MANY]
+    if not many:
+        return "skipped (needs wrk)"
+    return f"{sum(r.errors for r in many)} of {sum(r.requests for r in many)}"
+
+
+def speed_table(runs: dict, paths: list[str], tool: str) -> str:
+    rows = [
+        [path, figure(median(runs[path, HIGH], "rps"), ",.0f"),
+         figure(median(runs[path, 1], "p50_ms"), ".3f", " ms"), errors(runs, path),
+         "-" if path == "direct" else f"{cpu_us(runs, path, path):.0f}",
+         f"{cpu_us(runs, path, 'upstreams'):.0f}",
+         f"{cpu_us(runs, path, 'wrk'):.0f}" if tool == "wrk" else "-"]
+        for path in paths
+    ]  # fmt: skip
+    return table(
+        ["path", f"c={HIGH} req/s", "c=1 p50", f"c={MANY} errors",
+         "CPU us/GET: proxy", "upstreams", "wrk"], rows,
+    )  # fmt: skip
+
+
+def speed_figures(runs: dict, paths: list[str], nginx_note: str) -> list[str]:
+    """The issue's figures, each beside its target."""
+    rps = {p: median(runs[p, HIGH], "rps") for p in paths}
+    added = {p: median(runs[p, 1], "p50_ms") - median(runs["direct", 1], "p50_ms")
+             for p in paths}  # fmt: skip
+    with_nginx = "nginx" in paths
+    ratio = f"{rps['gateway'] / rps['nginx']:.2f}" if with_nginx else nginx_note
+    return [
+        f"gateway/nginx req/s at c={HIGH}: {ratio} (target >= {TARGET_NGINX_RATIO})",
+        f"gateway/direct req/s at c={HIGH}: {rps['gateway'] / rps['direct']:.2f}",
+        f"p50 added over direct at c=1: gateway {added['gateway']:.3f} ms "
+        f"(target <= {TARGET_ADDED_P50_MS} ms)"
+        + (f", nginx {added['nginx']:.3f} ms" if with_nginx else ""),
+        f"gateway errors at c={MANY}: {errors(runs, 'gateway')} (target 0)",
+        f"gateway CPU per proxied GET: {cpu_us(runs, 'gateway', 'gateway'):.0f} us "
+        f"(target <= {TARGET_CPU_US} us)"
+        + (f"; nginx {cpu_us(runs, 'nginx', 'nginx'):.0f} us" if with_nginx else ""),
+    ]
+
+
+def run_lines(runs: dict) -> list[str]:
+    """Every run's figure, to see the spread behind each median."""
+    lines = []
     for (path, c), measured in runs.items():
-        figures = ", ".join(
-            f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:.0f}/s" for r in measured
+        shown = ", ".join(
+            (f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:,.0f}/s")
+            + (f" ({r.errors} errors)" if r.errors or c == MANY else "")
+            for r in measured
         )
-        print(f"    runs {path:7} c={c:<2} {figures}")
+        if measured:
+            lines.append(f"runs {path:7} c={c:<3} {shown}")
+    return lines
+
+
+def report_speed(runs: dict, tool: str, nginx_note: str) -> None:
+    paths = [p for p in PATHS if (p, 1) in runs]
+    print()
+    print(speed_table(runs, paths, tool))
+    print("  (direct: one instance; gateway and nginx: both instances. CPU at c=16.)\n")
+    for line in speed_figures(runs, paths, nginx_note) + run_lines(runs):
+        print(f"  {line}")
+
+
+# -- main ----------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gateway_bench")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1, help="of every gunicorn")
-    parser.add_argument("--threads", type=int, default=16, help="per worker")
+    parser.add_argument("--seconds", type=int, default=5, help="per load run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument(
-        "--upstream",
-        action="append",
-        choices=("trivial", "user-service"),
+        "--scenario", action="append", choices=("speed", "slow-clients"),
         help="repeatable; default both",
-    )
+    )  # fmt: skip
+    parser.add_argument("--clients", type=int, default=1000, help="slow clients held")
+    parser.add_argument("--tricklers", type=int, default=250, help="of the clients")
+    parser.add_argument("--probe-rate", type=float, default=20.0, help="per second")
+    parser.add_argument("--probe-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
-    names = args.upstream or ["trivial", "user-service"]
-    load = wrk if shutil.which("wrk") else python_load
-    tool = "wrk" if load is wrk else "load generator"
-    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as data_dir:
-        stack = start_stack(names, args.workers, args.threads, data_dir)
+    sigterm_as_interrupt()
+    scenarios = args.scenario or ["speed", "slow-clients"]
+    load, tool = generator()
+    clients = args.clients
+    if "slow-clients" in scenarios:  # before the gateway starts: it inherits the limit
+        limit = slow_clients.raise_nofile(args.clients + slow_clients.FD_SPARE)
+        clients = slow_clients.clients_within(limit, args.clients)
+    nginx_note = "skipped: nginx not on PATH (apt-get install nginx-light)"
+    if not nginx.available():
+        print(f"gateway bench: nginx {nginx_note}")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as prefix:
+        stack = start_stack(Path(prefix) if nginx.available() else None)
         try:
-            results = {
-                u.name: bench_upstream(load, stack, u, args) for u in stack.upstreams
-            }
+            print(
+                f"gateway bench: load by {tool} (not pinned), {os.cpu_count()} CPUs "
+                f"shared by all; load average {load_before[0]:.2f} "
+                f"{load_before[1]:.2f} {load_before[2]:.2f} before starting; upstream "
+                f"{INSTANCES} x Flask under gunicorn gthread 1 worker x "
+                f"{UPSTREAM_THREADS} threads; the gateway with its defaults"
+                + (", nginx 1 worker with a keep-alive pool" if stack.nginx else "")
+            )
+            if "speed" in scenarios:
+                print(
+                    f"speed: {args.seconds:g} s per run, medians of {args.repeats} "
+                    f"rounds", flush=True,
+                )  # fmt: skip
+                report_speed(bench_speed(load, stack, args), tool, nginx_note)
+            if "slow-clients" in scenarios:
+                # nginx first, as the yardstick: it shows what this machine allows.
+                ports = {"nginx": stack.nginx_port, "gateway": stack.gateway_port}
+                for server, port in ports.items():
+                    if port:
+                        progress(f"slow clients, {server}")
+                        outcome = slow_clients.run(
+                            "127.0.0.1", port, f"/api{ITEM}", clients=clients,
+                            tricklers=min(args.tricklers, clients),
+                            rate=args.probe_rate, seconds=args.probe_seconds,
+                        )  # fmt: skip
+                        slow_clients.report(outcome, server)
         finally:
             stack.stop()
-    print(
-        f"gateway bench: load by {tool if load is wrk else 'a Python load generator'}"
-        f" (not pinned), {args.seconds:g}s per run, median of {args.repeats} runs, "
-        f"one upstream instance; every gunicorn {args.workers} worker(s) x "
-        f"{args.threads} threads (gthread, the gateway its subclass); "
-        f"{os.cpu_count()} CPUs shared by all; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (includes this bench)"
-    )
-    for name, runs in results.items():
-        report(name, runs, tool)
+    print(f"\n  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -1,0 +1,73 @@
+"""bench.gateway_bench: the order of the interleaved rounds, the figures it prints."""
+
+import pytest
+
+from bench.gateway_bench import (
+    HIGH,
+    MANY,
+    Run,
+    rotated,
+    speed_figures,
+    speed_table,
+)
+
+PATHS = ["direct", "gateway", "nginx"]
+
+
+@pytest.mark.parametrize(
+    "round_, order",
+    [
+        (0, ["direct", "gateway", "nginx"]),
+        (1, ["gateway", "nginx", "direct"]),
+        (2, ["nginx", "direct", "gateway"]),
+        (3, ["direct", "gateway", "nginx"]),
+    ],
+)
+def test_each_path_takes_each_place_in_turn(round_, order):
+    assert rotated(round_, PATHS) == order
+
+
+def test_rotated_without_nginx():
+    assert rotated(1, ["direct", "gateway"]) == ["gateway", "direct"]
+
+
+def runs_of(rps: dict, p50: dict, errors: dict, cpu: dict) -> dict:
+    """Runs as bench_speed returns them: one per (path, concurrency)."""
+    runs = {}
+    for path, high_rps in rps.items():
+        cpu_us = {path: cpu[path], "upstreams": 400.0, "wrk": 40.0}
+        runs[path, 1] = [Run(1000.0, p50[path], 0, 5000, cpu_us)]
+        runs[path, HIGH] = [Run(high_rps, 9.0, 0, 5000, cpu_us)]
+        runs[path, MANY] = [Run(500.0, 9.0, errors[path], 2500, cpu_us)]
+    return runs
+
+
+def test_speed_figures_beside_their_targets():
+    runs = runs_of(
+        rps={"direct": 1700.0, "gateway": 1500.0, "nginx": 3000.0},
+        p50={"direct": 0.5, "gateway": 1.25, "nginx": 0.75},
+        errors={"direct": 0, "gateway": 7, "nginx": 0},
+        cpu={"direct": 0.0, "gateway": 500.0, "nginx": 80.0},
+    )
+    assert speed_figures(runs, PATHS, "unused") == [
+        "gateway/nginx req/s at c=16: 0.50 (target >= 0.8)",
+        "gateway/direct req/s at c=16: 0.88",
+        "p50 added over direct at c=1: gateway 0.750 ms (target <= 0.25 ms), nginx 0.250 ms",
+        "gateway errors at c=256: 7 of 2500 (target 0)",
+        "gateway CPU per proxied GET: 500 us (target <= 150 us); nginx 80 us",
+    ]
+
+
+def test_speed_figures_without_nginx_say_why():
+    runs = runs_of(
+        rps={"direct": 1700.0, "gateway": 1500.0},
+        p50={"direct": 0.5, "gateway": 1.25},
+        errors={"direct": 0, "gateway": 0},
+        cpu={"direct": 0.0, "gateway": 500.0},
+    )
+    figures = speed_figures(runs, ["direct", "gateway"], "skipped: no nginx")
+    assert (
+        figures[0] == "gateway/nginx req/s at c=16: skipped: no nginx (target >= 0.8)"
+    )
+    assert "nginx" not in figures[2] + figures[4]
+    assert "gateway" in speed_table(runs, ["direct", "gateway"], "wrk")
