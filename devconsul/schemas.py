@@ -94,3 +94,49 @@ SERVICE_CHECK = _names("ID Namespace")
 
 # PUT /v1/agent/check/update/:id.
 CHECK_UPDATE = _names("Status Output")
+
+# PUT /v1/txn (agent/txn_endpoint.go decodes api.TxnOps with decodeBody, so
+# DisallowUnknownFields; api/txn.go). api.KVTxnOp's Namespace and Partition
+# are plain fields there, accepted and ignored in CE.
+TXN_OP = _names("KV Node Service Check")
+KV_TXN_OP = _names("Verb Key Value Flags Index Session Namespace Partition")
+
+# PUT /v1/coordinate/update (agent/coordinate_endpoint.go, decodeBody):
+# structs.CoordinateUpdateRequest and serf's coordinate.Coordinate.
+COORDINATE_UPDATE = _names(f"Datacenter Node Segment Coord {_WRITE}")
+COORDINATE = _names("Vec Error Adjustment Height")
+
+# PUT /v1/operator/autopilot/configuration (agent/operator_endpoint.go,
+# decodeBody into api.AutopilotConfiguration).
+AUTOPILOT_CONFIGURATION = _names(
+    "CleanupDeadServers LastContactThreshold MaxTrailingLogs MinQuorum "
+    "ServerStabilizationTime RedundancyZoneTag DisableUpgradeMigration "
+    "UpgradeVersionTag CreateIndex ModifyIndex"
+)
+# POST/PUT/DELETE /v1/operator/keyring (agent/operator_endpoint.go keyringArgs).
+KEYRING_ARGS = _names("Key Token RelayFactor LocalOnly")
+
+# Config entries are not decoded with encoding/json: structs.DecodeConfigEntry
+# (agent/structs/config_entry.go) runs mapstructure and refuses the keys it
+# left unused (validateUnusedKeys, config_entry_ce.go). Top-level fields of the
+# kinds checked (config_entry.go, config_entry_discoverychain.go); CreateIndex
+# and ModifyIndex are left unused there too and then let through.
+_ENTRY = "Kind Name Meta CreateIndex ModifyIndex"
+_PROXY_COMMON = (
+    "Mode TransparentProxy MutualTLSMode MeshGateway Expose EnvoyExtensions Hash"
+)
+CONFIG_ENTRY_FIELDS = {
+    "service-defaults": _names(
+        f"{_ENTRY} {_PROXY_COMMON} Protocol ExternalSNI UpstreamConfig Destination "
+        "MaxInboundConnections LocalConnectTimeoutMs LocalRequestTimeoutMs "
+        "BalanceInboundConnections RateLimits"
+    ),
+    "proxy-defaults": _names(
+        f"{_ENTRY} {_PROXY_COMMON} Config Protocol AccessLogs FailoverPolicy "
+        "PrioritizeByLocality"
+    ),
+    "service-resolver": _names(
+        f"{_ENTRY} DefaultSubset Subsets Redirect Failover ConnectTimeout "
+        "RequestTimeout PrioritizeByLocality LoadBalancer"
+    ),
+}

@@ -5,7 +5,7 @@ answer carries the query metadata; any failed operation answers 409 with the
 errors and no results.
 """
 
-from devconsul import transactions
+from devconsul import schemas, transactions
 from devconsul.decode import Fields, decode_failed, go_base64, load_json, worded
 from devconsul.endpoints.kv import MAX_VALUE
 from devconsul.errors import HTTPError
@@ -34,14 +34,14 @@ def _ops(body) -> list[KVOp | None]:
             413,
             f"Transaction contains too many operations ({len(body)} > {MAX_OPS})",
         )
-    return [_op(Fields(item, "api.TxnOp")) for item in body]
+    return [_op(Fields(item, "api.TxnOp", schemas.TXN_OP)) for item in body]
 
 
 def _op(fields: Fields) -> KVOp | None:
     if not fields.has("KV"):
-        # Node, Service, Check and Session operations: refused per operation.
+        # Node, Service and Check operations: refused per operation.
         return None
-    kv = Fields(fields.raw("KV"), "api.KVTxnOp")
+    kv = Fields(fields.raw("KV"), "api.KVTxnOp", schemas.KV_TXN_OP)
     op = KVOp(
         verb=kv.str("Verb"),
         key=kv.str("Key"),
