@@ -11,7 +11,8 @@ service_definition.go, check_definition.go, check_type.go, structs.go
 HealthCheckDefinition, Session, ServiceCheck, Weights, ServiceAddress,
 Locality), connect_proxy_config.go, agent/agent_endpoint.go (checkUpdate).
 
-Nested Proxy and Connect objects are checked at their top level only.
+Nested Proxy and Connect objects are checked at their top level only, as are
+config entries (decoded by mapstructure, not encoding/json: see the end).
 """
 
 

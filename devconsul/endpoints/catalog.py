@@ -108,7 +108,7 @@ def connect_index(store) -> int:
 
 def connect(app, req: Request) -> Response:
     """GET /v1/catalog/connect/:service (``merge-central-config`` is accepted;
-    with no config entries here there is nothing to merge)."""
+    config entries are not merged in, see the package's differences)."""
     name = req.arg
     return filtered_read(
         app,
@@ -180,7 +180,7 @@ def node_services(app, req: Request) -> Response:
     """/v1/catalog/node-services/:node: the services as a list. For an unknown
     node Catalog.NodeServiceList leaves its reply empty, so both fields are
     null (agent/consul/catalog_endpoint.go); ``merge-central-config`` is
-    accepted with nothing to merge."""
+    accepted, without merging."""
     return _node_read(app, req, lambda found, rows: {"Node": found, "Services": rows})
 
 
