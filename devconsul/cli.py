@@ -28,16 +28,8 @@ import threading
 
 from devconsul.config import AgentConfig
 from devconsul.durations import parse_duration
+from devconsul.logstream import LEVELS
 from devconsul.server import AgentHTTPServer, App
-
-# Consul's level names.
-LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 def _flag(parser, name: str, **kwargs) -> None:
@@ -114,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="script checks from configuration files only (none here)",
     )
-    _flag(agent, "log-level", dest="log_level", default="info", choices=LOG_LEVELS)
+    _flag(agent, "log-level", dest="log_level", default="info", choices=LEVELS)
     _flag(
         agent,
         "hcl",
@@ -181,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     # The level sits on the handler too: a /v1/agent/monitor stream may lower
     # the loggers' level to see debug lines, and stderr must not get them.
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(LOG_LEVELS[args.log_level])
+    stderr.setLevel(LEVELS[args.log_level])
     logging.basicConfig(
-        level=LOG_LEVELS[args.log_level],
+        level=LEVELS[args.log_level],
         format="%(levelname)s %(name)s: %(message)s",
         handlers=[stderr],
     )

@@ -7,6 +7,7 @@ devconsul.schemas.CONFIG_ENTRY_FIELDS (top-level keys only); Consul also fills
 in each kind's defaults, which devconsul does not.
 """
 
+from devconsul.decode import json_object
 from devconsul.errors import HTTPError, multierror
 from devconsul.schemas import CONFIG_ENTRY_FIELDS
 
@@ -55,10 +56,7 @@ def decode(body) -> dict:
     def failed(reason: str) -> HTTPError:
         return HTTPError(400, DECODING_FAILED + reason)
 
-    if not isinstance(body, dict):
-        raise failed(
-            "json: cannot unmarshal into Go value of type map[string]interface {}"
-        )
+    body = json_object(body)
     kind = body.get("Kind", body.get("kind"))
     if kind is None:
         raise failed("Payload does not contain a kind/Kind key at the top level")

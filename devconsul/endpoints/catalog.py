@@ -88,15 +88,24 @@ def services(app, req: Request) -> Response:
     return blocking_read(app, req, lambda: store.table_index[SERVICES], build)
 
 
-def service(app, req: Request) -> Response:
+def _service_nodes(app, req: Request, index_fn, connect: bool) -> Response:
+    """/v1/catalog/service/:name or its Connect variant, as service-node rows."""
     name = req.arg
     return filtered_read(
         app,
         req,
         SERVICE_NODE_SELECTORS,
-        lambda: app.store.service_name_index.get(name, 0),
-        lambda: [render.service_node(n, s) for n, s in instances(app, req, name)],
+        index_fn,
+        lambda: [
+            render.service_node(n, s)
+            for n, s in instances(app, req, name, connect=connect)
+        ],
     )
+
+
+def service(app, req: Request) -> Response:
+    index = app.store.service_name_index
+    return _service_nodes(app, req, lambda: index.get(req.arg, 0), connect=False)
 
 
 def connect_index(store) -> int:
@@ -109,17 +118,7 @@ def connect_index(store) -> int:
 def connect(app, req: Request) -> Response:
     """GET /v1/catalog/connect/:service (``merge-central-config`` is accepted;
     config entries are not merged in, see the package's differences)."""
-    name = req.arg
-    return filtered_read(
-        app,
-        req,
-        SERVICE_NODE_SELECTORS,
-        lambda: connect_index(app.store),
-        lambda: [
-            render.service_node(n, s)
-            for n, s in instances(app, req, name, connect=True)
-        ],
-    )
+    return _service_nodes(app, req, lambda: connect_index(app.store), connect=True)
 
 
 def nodes(app, req: Request) -> Response:

@@ -9,7 +9,7 @@ node.
 import math
 
 from devconsul import schemas, selfinfo
-from devconsul.decode import Fields, decode_failed
+from devconsul.decode import Fields, decode_failed, json_kind
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, empty_response, json_response
 from devconsul.queries import blocking_read, check_datacenter
@@ -76,7 +76,7 @@ def _number(value, field: str) -> float:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise decode_failed(
-            f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+            f"json: cannot unmarshal {json_kind(value)} into Go struct field "
             f"Coordinate.Coord.{field} of type float64"
         )
     return float(value)
@@ -89,8 +89,8 @@ def _coordinate(raw: dict | None) -> dict:
     vec = fields.raw("Vec") or []
     if not isinstance(vec, list):
         raise decode_failed(
-            "json: cannot unmarshal into Go struct field Coordinate.Coord.Vec of "
-            "type []float64"
+            f"json: cannot unmarshal {json_kind(vec)} into Go struct field "
+            "Coordinate.Coord.Vec of type []float64"
         )
     coord = {
         "Vec": [_number(x, "Vec") for x in vec],

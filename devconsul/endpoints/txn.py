@@ -6,7 +6,14 @@ errors and no results.
 """
 
 from devconsul import schemas, transactions
-from devconsul.decode import Fields, decode_failed, go_base64, load_json, worded
+from devconsul.decode import (
+    Fields,
+    decode_failed,
+    go_base64,
+    json_kind,
+    load_json,
+    worded,
+)
 from devconsul.endpoints.kv import MAX_VALUE
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
@@ -65,8 +72,8 @@ def _value(raw) -> bytes:
         return b""
     if not isinstance(raw, str):
         raise decode_failed(
-            "json: cannot unmarshal number into Go struct field KVTxnOp.KV.Value "
-            "of type []uint8"
+            f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
+            "KVTxnOp.KV.Value of type []uint8"
         )
     try:
         return go_base64(raw)

@@ -7,6 +7,8 @@ structs.DecodeConfigEntry / MakeConfigEntry ("invalid config entry kind",
 CAS rules (0 = only if absent) and api/config_entry.go.
 """
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -121,10 +123,26 @@ def test_get_blocks_until_the_table_changes(client, api):
             'invalid name ("x"), only "mesh" is supported',
         ),
         ({"Kind": "service-defaults"}, 500, "Name is required"),
+        (
+            [],
+            400,
+            (
+                "Request decoding failed: json: cannot unmarshal array into Go value "
+                "of type map[string]interface {}"
+            ),
+        ),
+        (
+            None,
+            400,
+            (
+                "Request decoding failed: Payload does not contain a kind/Kind key at "
+                "the top level"
+            ),
+        ),
     ],
 )
 def test_bad_entries(api, body, status, text):
-    r = api.put("/v1/config", json=body)
+    r = api.put("/v1/config", data=json.dumps(body))
     assert (r.status_code, r.text) == (status, text)
 
 
