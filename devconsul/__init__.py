@@ -49,7 +49,8 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   hostname in the names). Prometheus output is off, as on a dev agent, until
   ``-hcl 'telemetry { prometheus_retention_time = "60s" }'`` (the only ``-hcl``
   setting understood); it then carries those gauges only (no ``go_*`` or
-  ``process_*`` collectors).
+  ``process_*`` collectors), each with its name as HELP text (Consul gives
+  the gauges it defines a description).
 - ``/v1/agent/monitor`` streams this process's own log lines (in hclog's
   shape), which are fewer and worded differently from Consul's.
 - Coordinates: the agent's own stays at the origin (no peers to measure);

@@ -65,8 +65,9 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def prometheus_text(store: Store) -> str:
     """The gauges as go-metrics' Prometheus sink exposes them: the dotted name
-    flattened with underscores, HELP being the name (no definition given),
-    sorted by name as the registry gathers them."""
+    flattened with underscores, sorted by name as the registry gathers them.
+    HELP is the name, as the sink writes it for a gauge without a definition
+    (Consul defines descriptions for its own)."""
     lines = []
     for gauge in sorted(gauges(store), key=lambda g: g["Name"]):
         name = gauge["Name"].replace(".", "_").replace("-", "_")
