@@ -15,9 +15,10 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   endpoint's wording; the field lists are in devconsul.schemas): registration,
   checks, catalog writes, sessions, ``/v1/txn``, coordinate updates, autopilot
   and keyring bodies, and config entries of the kinds service-defaults,
-  proxy-defaults and service-resolver. Only top-level keys are checked inside
-  Proxy and Connect objects and config entries; other config entry kinds are
-  stored without that check.
+  proxy-defaults, service-resolver, service-router, service-splitter,
+  terminating-gateway and exported-services. Only top-level keys are
+  checked inside Proxy and Connect objects and config entries; other config
+  entry kinds (mesh, gateways, intentions, ...) are stored without that check.
 - Write endpoints are PUT-only as in Consul >= 1.0, also for the endpoints old
   python-consul releases called with GET.
 - Check output changes are written at once (Consul defers output-only

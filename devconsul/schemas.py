@@ -120,12 +120,12 @@ KEYRING_ARGS = _names("Key Token RelayFactor LocalOnly")
 # Config entries are not decoded with encoding/json: structs.DecodeConfigEntry
 # (agent/structs/config_entry.go) runs mapstructure and refuses the keys it
 # left unused (validateUnusedKeys, config_entry_ce.go). Top-level fields of the
-# kinds checked (config_entry.go, config_entry_discoverychain.go); CreateIndex
-# and ModifyIndex are left unused there too and then let through.
-_ENTRY = "Kind Name Meta CreateIndex ModifyIndex"
-_PROXY_COMMON = (
-    "Mode TransparentProxy MutualTLSMode MeshGateway Expose EnvoyExtensions Hash"
-)
+# kinds checked (config_entry.go, config_entry_discoverychain.go,
+# config_entry_gateways.go, config_entry_exports.go); CreateIndex and
+# ModifyIndex are left unused there too and then let through, as is Kind
+# (which exported-services does not even have). Hash is read leniently.
+_ENTRY = "Kind Name Meta Hash CreateIndex ModifyIndex"
+_PROXY_COMMON = "Mode TransparentProxy MutualTLSMode MeshGateway Expose EnvoyExtensions"
 CONFIG_ENTRY_FIELDS = {
     "service-defaults": _names(
         f"{_ENTRY} {_PROXY_COMMON} Protocol ExternalSNI UpstreamConfig Destination "
@@ -140,4 +140,8 @@ CONFIG_ENTRY_FIELDS = {
         f"{_ENTRY} DefaultSubset Subsets Redirect Failover ConnectTimeout "
         "RequestTimeout PrioritizeByLocality LoadBalancer"
     ),
+    "service-router": _names(f"{_ENTRY} Routes"),
+    "service-splitter": _names(f"{_ENTRY} Splits"),
+    "terminating-gateway": _names(f"{_ENTRY} Services"),
+    "exported-services": _names(f"{_ENTRY} Services"),
 }

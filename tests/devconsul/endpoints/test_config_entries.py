@@ -189,6 +189,10 @@ def test_bad_paths(api):
             },
             ['invalid config key "X"'],
         ),
+        (
+            {"Kind": "service-splitter", "Name": "web", "Splits": [], "Routes": []},
+            ['invalid config key "Routes"'],
+        ),
     ],
 )
 def test_unknown_keys_are_refused_per_kind(api, body, errors):
