@@ -11,8 +11,14 @@ hidden dev-only ones.
 
 Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - JSON is compact unless ``?pretty`` (dev-mode Consul indents everything).
-- Unknown JSON fields are refused as in Consul (400, devconsul.schemas), but
-  inside Proxy and Connect objects only their top-level keys are checked.
+- Unknown JSON fields in bodies are refused as in Consul (400, with each
+  endpoint's wording; the field lists are in devconsul.schemas): registration,
+  checks, catalog writes, sessions, ``/v1/txn``, coordinate updates, autopilot
+  and keyring bodies, and config entries of the kinds service-defaults,
+  proxy-defaults, service-resolver, service-router, service-splitter,
+  terminating-gateway and exported-services. Only top-level keys are
+  checked inside Proxy and Connect objects and config entries; other config
+  entry kinds (mesh, gateways, intentions, ...) are stored without that check.
 - Write endpoints are PUT-only as in Consul >= 1.0, also for the endpoints old
   python-consul releases called with GET.
 - Check output changes are written at once (Consul defers output-only
@@ -23,8 +29,9 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
 - There are no other datacenters and no cluster peers: a foreign ``?dc`` (or
   catalog-write ``Datacenter``) is Consul's ``No path to datacenter``, and any
-  ``?peer`` reads as "nothing imported". ``merge-central-config`` is accepted
-  with nothing to merge (no config entries).
+  ``?peer`` reads as "nothing imported".
+- ``merge-central-config`` is accepted, but config entries are not merged
+  into the proxies' registrations it answers with.
 - ``/v1/agent/self`` has Consul's sections and keys; ``DebugConfig`` is a
   small subset, there is no ``xDS`` section (no gRPC/xDS server), and the
   ``runtime`` stats describe this Python process.
@@ -35,22 +42,26 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   everything else, so a restart forgets them along with the sessions.
 - ``-acl-token`` is one management token, not Consul's ACL system; the
   status endpoints stay open, as in Consul.
-- ``/v1/txn`` runs KV operations only; Node, Service, Check and Session
-  operations each fail with an error in the 409 answer.
+- ``/v1/txn`` runs KV operations only; Node, Service and Check operations
+  each fail with an error in the 409 answer.
 - User events reach only this agent (no gossip); the payload limit is checked
   on name plus payload, not on serf's encoded message.
 - Metrics are gauges computed from the store (no counters or timers, no
-  hostname in the names); Prometheus output is refused, as by a dev agent
-  without ``prometheus_retention_time``.
+  hostname in the names). Prometheus output is off, as on a dev agent, until
+  ``-hcl 'telemetry { prometheus_retention_time = "60s" }'`` (the only ``-hcl``
+  setting understood); it then carries those gauges only (no ``go_*`` or
+  ``process_*`` collectors), each with its name as HELP text (Consul gives
+  the gauges it defines a description).
 - ``/v1/agent/monitor`` streams this process's own log lines (in hclog's
   shape), which are fewer and worded differently from Consul's.
-- Coordinates are fixed: the agent sits at the origin; updates for catalog
-  nodes are stored at once (Consul batches them every few seconds).
+- Coordinates: the agent's own stays at the origin (no peers to measure);
+  updates for catalog nodes are stored at once (Consul batches them every
+  few seconds).
 - Operator: the raft configuration index is 1; the autopilot configuration
   starts at index 0 (Consul writes it when the leader is elected).
 - Config entries are stored as sent (top-level keys in CamelCase): no
-  per-kind defaults, no refusal of unknown fields, and ingress/terminating
-  gateway entries create no gateway services.
+  per-kind defaults, and ingress/terminating gateway entries create no
+  gateway services.
 - The discovery chain is the default one (one resolver): routers, splitters,
   redirects, failover and subsets are not compiled; its CustomizationHash is
   not Consul's hash.

@@ -2,6 +2,13 @@
 
 Script checks stay off unless ``-enable-script-checks``, exactly as in Consul.
 
+Prometheus output of /v1/agent/metrics is turned on as in Consul, with
+``-hcl 'telemetry { prometheus_retention_time = "60s" }'``. devconsul reads
+no configuration language, so ``-hcl`` accepts exactly that one setting and
+refuses anything else; a devconsul-only flag would have been simpler, but the
+point is that the command line a user gives ``consul agent -dev`` works here
+unchanged, and the other way round.
+
 Hidden, dev-only knobs (not in --help, never needed outside tests):
   -dev-reap-interval DURATION       how often the reaper runs (Consul: 30s)
   -dev-deregister-minimum DURATION  floor of DeregisterCriticalServiceAfter
@@ -13,6 +20,7 @@ Hidden, dev-only knobs (not in --help, never needed outside tests):
 import argparse
 import errno
 import logging
+import re
 import signal
 import socket
 import sys
@@ -20,16 +28,8 @@ import threading
 
 from devconsul.config import AgentConfig
 from devconsul.durations import parse_duration
+from devconsul.logstream import LEVELS
 from devconsul.server import AgentHTTPServer, App
-
-# Consul's level names.
-LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 def _flag(parser, name: str, **kwargs) -> None:
@@ -41,6 +41,23 @@ def _duration(text: str) -> int:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# The one -hcl setting understood: the telemetry block with its retention time.
+_TELEMETRY_HCL = re.compile(
+    r'\s*telemetry\s*=?\s*\{\s*prometheus_retention_time\s*=\s*"([^"]*)"\s*\}\s*'
+)
+
+
+def _hcl(text: str) -> int:
+    """-hcl's one supported setting: telemetry.prometheus_retention_time (ns)."""
+    match = _TELEMETRY_HCL.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            "devconsul understands only "
+            "'telemetry { prometheus_retention_time = \"DURATION\" }' in -hcl"
+        )
+    return _duration(match.group(1))
 
 
 def _port(text: str) -> int:
@@ -89,7 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="script checks from configuration files only (none here)",
     )
-    _flag(agent, "log-level", dest="log_level", default="info", choices=LOG_LEVELS)
+    _flag(agent, "log-level", dest="log_level", default="info", choices=LEVELS)
+    _flag(
+        agent,
+        "hcl",
+        dest="prometheus_retention",
+        type=_hcl,
+        action="append",
+        default=[],
+        help="only 'telemetry { prometheus_retention_time = \"60s\" }': "
+        "Prometheus output on /v1/agent/metrics",
+    )
     hidden = argparse.SUPPRESS
     _flag(
         agent,
@@ -130,6 +157,8 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         enable_local_script_checks=(
             args.enable_local_script_checks or args.enable_script_checks
         ),
+        # Like repeated -hcl fragments in Consul, the last one wins.
+        prometheus_retention_ns=(args.prometheus_retention or [0])[-1],
         reap_interval_ns=args.reap_interval,
         deregister_minimum_ns=args.deregister_minimum,
         session_ttl_min_ns=args.session_ttl_min,
@@ -144,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     # The level sits on the handler too: a /v1/agent/monitor stream may lower
     # the loggers' level to see debug lines, and stderr must not get them.
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(LOG_LEVELS[args.log_level])
+    stderr.setLevel(LEVELS[args.log_level])
     logging.basicConfig(
-        level=LOG_LEVELS[args.log_level],
+        level=LEVELS[args.log_level],
         format="%(levelname)s %(name)s: %(message)s",
         handlers=[stderr],
     )

@@ -18,6 +18,9 @@ class AgentConfig:
     # which this agent does not read; it is accepted for command-line parity.
     enable_script_checks: bool = False
     enable_local_script_checks: bool = False
+    # telemetry.prometheus_retention_time (from -hcl); 0, as in dev mode,
+    # leaves Prometheus output off.
+    prometheus_retention_ns: int = 0
     # Consul's fixed values; only the hidden dev-only CLI flags change them so
     # that tests need not wait a minute for DeregisterCriticalServiceAfter or
     # 20 seconds for the shortest session TTL to run out.

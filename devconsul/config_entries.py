@@ -1,11 +1,15 @@
 """Config entries (``/v1/config``): which kinds exist, how a body becomes an
 entry, and the checks Consul's ConfigEntry.Apply makes before storing one.
 
-An entry is kept as sent, with top-level keys in Consul's CamelCase; Consul
-also fills in each kind's defaults and refuses fields a kind does not have.
+An entry is kept as sent, with top-level keys in Consul's CamelCase. Keys a
+kind does not have are refused as Consul refuses them, for the kinds in
+devconsul.schemas.CONFIG_ENTRY_FIELDS (top-level keys only); Consul also fills
+in each kind's defaults, which devconsul does not.
 """
 
-from devconsul.errors import HTTPError
+from devconsul.decode import json_object
+from devconsul.errors import HTTPError, multierror
+from devconsul.schemas import CONFIG_ENTRY_FIELDS
 
 KINDS = frozenset(
     {
@@ -52,10 +56,7 @@ def decode(body) -> dict:
     def failed(reason: str) -> HTTPError:
         return HTTPError(400, DECODING_FAILED + reason)
 
-    if not isinstance(body, dict):
-        raise failed(
-            "json: cannot unmarshal into Go value of type map[string]interface {}"
-        )
+    body = json_object(body)
     kind = body.get("Kind", body.get("kind"))
     if kind is None:
         raise failed("Payload does not contain a kind/Kind key at the top level")
@@ -65,6 +66,7 @@ def decode(body) -> dict:
         check_kind(kind)
     except ValueError as exc:
         raise failed(str(exc)) from None
+    _refuse_unused(kind, body)
     entry = {
         camel(k): v
         for k, v in body.items()
@@ -80,6 +82,26 @@ def decode(body) -> dict:
         # ServiceConfigEntry.Normalize
         entry["Protocol"] = entry["Protocol"].lower()
     return entry
+
+
+def _refuse_unused(kind: str, body: dict) -> None:
+    """validateUnusedKeys (agent/structs/config_entry_ce.go): every key that
+    mapstructure left unused, in one go-multierror list."""
+    known = CONFIG_ENTRY_FIELDS.get(kind)
+    if known is None:
+        return
+    errors = []
+    for key in sorted(body):
+        if camel(key).lower() in known or key in ("kind", "Kind"):
+            continue
+        reason = f'invalid config key "{key}"'
+        if key.lower().endswith("namespace"):
+            reason += ", namespaces are a consul enterprise feature"
+        elif "jwt" in key.lower():
+            reason += ", api-gateway jwt validation is a consul enterprise feature"
+        errors.append(reason)
+    if errors:
+        raise HTTPError(400, DECODING_FAILED + multierror(errors))
 
 
 def validate(entry: dict) -> None:

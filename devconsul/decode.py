@@ -95,7 +95,8 @@ def _go_json_error(exc: json.JSONDecodeError) -> str:
     return f"invalid character '{char}' after top-level value"
 
 
-def _json_kind(value) -> str:
+def json_kind(value) -> str:
+    """The JSON type Go names in its unmarshal errors."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -105,6 +106,19 @@ def _json_kind(value) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def json_object(value) -> dict:
+    """A decoded body as Go decodes it into ``map[string]interface{}`` (config
+    entries, discovery-chain overrides): any object, ``null`` as empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise decode_failed(
+            f"json: cannot unmarshal {json_kind(value)} into Go value of type "
+            "map[string]interface {}"
+        )
+    return value
 
 
 class Fields:
@@ -117,7 +131,7 @@ class Fields:
             obj = {}
         if not isinstance(obj, dict):
             raise decode_failed(
-                f"json: cannot unmarshal {_json_kind(obj)} into Go value of type "
+                f"json: cannot unmarshal {json_kind(obj)} into Go value of type "
                 f"{struct}"
             )
         self.struct = struct
@@ -149,7 +163,7 @@ class Fields:
             value, ok = int(value), True
         if not ok:
             raise decode_failed(
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                f"json: cannot unmarshal {json_kind(value)} into Go struct field "
                 f"{self.struct}.{name} of type {_GO_TYPES[kind]}"
             )
         return value
@@ -168,7 +182,7 @@ class Fields:
         for value in values:
             if not isinstance(value, str):
                 raise decode_failed(
-                    f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                    f"json: cannot unmarshal {json_kind(value)} into Go struct "
                     f"field {self.struct}.{name} of type string"
                 )
         return list(values)
@@ -178,7 +192,7 @@ class Fields:
         for value in values.values():
             if not isinstance(value, str):
                 raise decode_failed(
-                    f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                    f"json: cannot unmarshal {json_kind(value)} into Go struct "
                     f"field {self.struct}.{name} of type string"
                 )
         return dict(values)
@@ -200,7 +214,7 @@ class Fields:
         if isinstance(value, (int, float)):
             return int(value)
         if not isinstance(value, str):
-            raise decode_failed(f"json: cannot unmarshal {_json_kind(value)}")
+            raise decode_failed(f"json: cannot unmarshal {json_kind(value)}")
         try:
             return parse_duration(value)
         except ValueError as exc:

@@ -9,3 +9,12 @@ class HTTPError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+def multierror(errors: list[str]) -> str:
+    """Errors listed as go-multierror formats them (Consul returns several
+    at once this way)."""
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {errors[0]}\n\n"
+    listed = "\n\t".join(f"* {e}" for e in errors)
+    return f"{len(errors)} errors occurred:\n\t{listed}\n\n"

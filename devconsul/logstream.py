@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 BUFFER = 512
 ROOT_LOGGER = "devconsul"
 
-# hclog's level names (LevelFromString), mapped to Python levels; "off" shows nothing.
+# hclog's level names (LevelFromString), mapped to Python levels; "off" shows
+# nothing. Both -log-level and a monitor stream's ?loglevel take these.
 LEVELS = {
     "trace": logging.DEBUG,
     "debug": logging.DEBUG,

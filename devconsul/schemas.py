@@ -11,7 +11,8 @@ service_definition.go, check_definition.go, check_type.go, structs.go
 HealthCheckDefinition, Session, ServiceCheck, Weights, ServiceAddress,
 Locality), connect_proxy_config.go, agent/agent_endpoint.go (checkUpdate).
 
-Nested Proxy and Connect objects are checked at their top level only.
+Nested Proxy and Connect objects are checked at their top level only, as are
+config entries (decoded by mapstructure, not encoding/json: see the end).
 """
 
 
@@ -94,3 +95,53 @@ SERVICE_CHECK = _names("ID Namespace")
 
 # PUT /v1/agent/check/update/:id.
 CHECK_UPDATE = _names("Status Output")
+
+# PUT /v1/txn (agent/txn_endpoint.go decodes api.TxnOps with decodeBody, so
+# DisallowUnknownFields; api/txn.go). api.KVTxnOp's Namespace and Partition
+# are plain fields there, accepted and ignored in CE.
+TXN_OP = _names("KV Node Service Check")
+KV_TXN_OP = _names("Verb Key Value Flags Index Session Namespace Partition")
+
+# PUT /v1/coordinate/update (agent/coordinate_endpoint.go, decodeBody):
+# structs.CoordinateUpdateRequest and serf's coordinate.Coordinate.
+COORDINATE_UPDATE = _names(f"Datacenter Node Segment Coord {_WRITE}")
+COORDINATE = _names("Vec Error Adjustment Height")
+
+# PUT /v1/operator/autopilot/configuration (agent/operator_endpoint.go,
+# decodeBody into api.AutopilotConfiguration).
+AUTOPILOT_CONFIGURATION = _names(
+    "CleanupDeadServers LastContactThreshold MaxTrailingLogs MinQuorum "
+    "ServerStabilizationTime RedundancyZoneTag DisableUpgradeMigration "
+    "UpgradeVersionTag CreateIndex ModifyIndex"
+)
+# POST/PUT/DELETE /v1/operator/keyring (agent/operator_endpoint.go keyringArgs).
+KEYRING_ARGS = _names("Key Token RelayFactor LocalOnly")
+
+# Config entries are not decoded with encoding/json: structs.DecodeConfigEntry
+# (agent/structs/config_entry.go) runs mapstructure and refuses the keys it
+# left unused (validateUnusedKeys, config_entry_ce.go). Top-level fields of the
+# kinds checked (config_entry.go, config_entry_discoverychain.go,
+# config_entry_gateways.go, config_entry_exports.go); CreateIndex and
+# ModifyIndex are left unused there too and then let through, as is Kind
+# (which exported-services does not even have). Hash is read leniently.
+_ENTRY = "Kind Name Meta Hash CreateIndex ModifyIndex"
+_PROXY_COMMON = "Mode TransparentProxy MutualTLSMode MeshGateway Expose EnvoyExtensions"
+CONFIG_ENTRY_FIELDS = {
+    "service-defaults": _names(
+        f"{_ENTRY} {_PROXY_COMMON} Protocol ExternalSNI UpstreamConfig Destination "
+        "MaxInboundConnections LocalConnectTimeoutMs LocalRequestTimeoutMs "
+        "BalanceInboundConnections RateLimits"
+    ),
+    "proxy-defaults": _names(
+        f"{_ENTRY} {_PROXY_COMMON} Config Protocol AccessLogs FailoverPolicy "
+        "PrioritizeByLocality"
+    ),
+    "service-resolver": _names(
+        f"{_ENTRY} DefaultSubset Subsets Redirect Failover ConnectTimeout "
+        "RequestTimeout PrioritizeByLocality LoadBalancer"
+    ),
+    "service-router": _names(f"{_ENTRY} Routes"),
+    "service-splitter": _names(f"{_ENTRY} Splits"),
+    "terminating-gateway": _names(f"{_ENTRY} Services"),
+    "exported-services": _names(f"{_ENTRY} Services"),
+}

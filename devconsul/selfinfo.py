@@ -26,6 +26,17 @@ def server_address(config) -> str:
     return f"{config.bind_addr}:{SERVER_PORT}"
 
 
+# serf's coordinate dimensionality (Consul's default Vivaldi config).
+DIMENSIONS = 8
+
+
+def coordinate() -> dict:
+    """The agent's own network coordinate, for /v1/agent/self's Coord and
+    /v1/coordinate/*: serf's NewCoordinate (the origin), since a lone agent
+    has no peers to measure against."""
+    return {"Vec": [0.0] * DIMENSIONS, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
+
+
 def member(config, node_id: str) -> dict:
     """serf.Member as /v1/agent/members and /v1/agent/self show a dev server
     (no "bootstrap" tag: dev mode does not set bootstrap)."""

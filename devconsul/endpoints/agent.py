@@ -251,12 +251,7 @@ def self_info(app, req: Request) -> Response:
                 "EnableLocalScriptChecks": cfg.enable_local_script_checks,
                 "EnableRemoteScriptChecks": cfg.enable_script_checks,
             },
-            "Coord": {
-                "Vec": [0.0] * 8,
-                "Error": 1.5,
-                "Adjustment": 0.0,
-                "Height": 1e-05,
-            },
+            "Coord": selfinfo.coordinate(),
             "Member": selfinfo.member(cfg, app.agent.node_id),
             "Stats": selfinfo.stats(app),
             "Meta": {"consul-network-segment": ""},

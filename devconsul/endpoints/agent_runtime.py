@@ -11,7 +11,7 @@ from devconsul.routing import GET, PUT, Route
 log = logging.getLogger("devconsul.agent")
 
 # A dev agent sets no telemetry.prometheus_retention_time (DevSource in
-# agent/config/default.go), so Prometheus output is refused.
+# agent/config/default.go), so Prometheus output is refused unless -hcl sets it.
 _NO_PROMETHEUS = "Prometheus is not enabled since its retention time is not positive"
 
 
@@ -30,7 +30,10 @@ def _wants_prometheus(req: Request) -> bool:
 
 def metrics(app, req: Request) -> Response:
     if _wants_prometheus(req):
-        return Response(415, _NO_PROMETHEUS.encode(), "text/plain")
+        if app.config.prometheus_retention_ns <= 0:
+            return Response(415, _NO_PROMETHEUS.encode(), "text/plain")
+        text = telemetry.prometheus_text(app.store)
+        return Response(200, text.encode(), telemetry.PROMETHEUS_CONTENT_TYPE)
     return json_response(req, telemetry.snapshot(app.store))
 
 

@@ -88,15 +88,24 @@ def services(app, req: Request) -> Response:
     return blocking_read(app, req, lambda: store.table_index[SERVICES], build)
 
 
-def service(app, req: Request) -> Response:
+def _service_nodes(app, req: Request, index_fn, connect: bool) -> Response:
+    """/v1/catalog/service/:name or its Connect variant, as service-node rows."""
     name = req.arg
     return filtered_read(
         app,
         req,
         SERVICE_NODE_SELECTORS,
-        lambda: app.store.service_name_index.get(name, 0),
-        lambda: [render.service_node(n, s) for n, s in instances(app, req, name)],
+        index_fn,
+        lambda: [
+            render.service_node(n, s)
+            for n, s in instances(app, req, name, connect=connect)
+        ],
     )
+
+
+def service(app, req: Request) -> Response:
+    index = app.store.service_name_index
+    return _service_nodes(app, req, lambda: index.get(req.arg, 0), connect=False)
 
 
 def connect_index(store) -> int:
@@ -108,18 +117,8 @@ def connect_index(store) -> int:
 
 def connect(app, req: Request) -> Response:
     """GET /v1/catalog/connect/:service (``merge-central-config`` is accepted;
-    with no config entries here there is nothing to merge)."""
-    name = req.arg
-    return filtered_read(
-        app,
-        req,
-        SERVICE_NODE_SELECTORS,
-        lambda: connect_index(app.store),
-        lambda: [
-            render.service_node(n, s)
-            for n, s in instances(app, req, name, connect=True)
-        ],
-    )
+    config entries are not merged in, see the package's differences)."""
+    return _service_nodes(app, req, lambda: connect_index(app.store), connect=True)
 
 
 def nodes(app, req: Request) -> Response:
@@ -180,7 +179,7 @@ def node_services(app, req: Request) -> Response:
     """/v1/catalog/node-services/:node: the services as a list. For an unknown
     node Catalog.NodeServiceList leaves its reply empty, so both fields are
     null (agent/consul/catalog_endpoint.go); ``merge-central-config`` is
-    accepted with nothing to merge."""
+    accepted, without merging."""
     return _node_read(app, req, lambda found, rows: {"Node": found, "Services": rows})
 
 

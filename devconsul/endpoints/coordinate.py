@@ -8,23 +8,17 @@ node.
 
 import math
 
-from devconsul.decode import Fields, decode_failed
+from devconsul import schemas, selfinfo
+from devconsul.decode import Fields, decode_failed, json_kind
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, empty_response, json_response
 from devconsul.queries import blocking_read, check_datacenter
 from devconsul.routing import GET, PUT, Route
 from devconsul.store import COORDINATES
 
-DIMENSIONS = 8
-
-
-def origin() -> dict:
-    """serf's NewCoordinate with Consul's default config."""
-    return {"Vec": [0.0] * DIMENSIONS, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
-
 
 def _all(app) -> dict[tuple[str, str], dict]:
-    return {(app.agent.node, ""): origin(), **app.store.coordinates}
+    return {(app.agent.node, ""): selfinfo.coordinate(), **app.store.coordinates}
 
 
 def _rows(app, req: Request, node: str | None = None) -> list[dict]:
@@ -38,7 +32,7 @@ def _rows(app, req: Request, node: str | None = None) -> list[dict]:
 
 
 def datacenters(app, req: Request) -> Response:
-    own = {"Node": app.agent.node, "Segment": "", "Coord": origin()}
+    own = {"Node": app.agent.node, "Segment": "", "Coord": selfinfo.coordinate()}
     return json_response(
         req,
         [{"Datacenter": app.config.datacenter, "AreaID": "wan", "Coordinates": [own]}],
@@ -67,7 +61,9 @@ def node(app, req: Request) -> Response:
 
 
 def update(app, req: Request) -> Response:
-    fields = Fields(req.json(), "structs.CoordinateUpdateRequest")
+    fields = Fields(
+        req.json(), "structs.CoordinateUpdateRequest", schemas.COORDINATE_UPDATE
+    )
     # The body's Datacenter is overwritten by ?dc or the agent's (parseDC).
     check_datacenter(req, app.config.datacenter)
     coord = _coordinate(fields.obj("Coord"))
@@ -80,7 +76,7 @@ def _number(value, field: str) -> float:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise decode_failed(
-            f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+            f"json: cannot unmarshal {json_kind(value)} into Go struct field "
             f"Coordinate.Coord.{field} of type float64"
         )
     return float(value)
@@ -89,12 +85,12 @@ def _number(value, field: str) -> float:
 def _coordinate(raw: dict | None) -> dict:
     """A valid coordinate of our dimensionality, or Consul's error (a missing
     Coord, NaN or infinity is invalid; another dimensionality incompatible)."""
-    fields = Fields(raw, "coordinate.Coordinate")
+    fields = Fields(raw, "coordinate.Coordinate", schemas.COORDINATE)
     vec = fields.raw("Vec") or []
     if not isinstance(vec, list):
         raise decode_failed(
-            "json: cannot unmarshal into Go struct field Coordinate.Coord.Vec of "
-            "type []float64"
+            f"json: cannot unmarshal {json_kind(vec)} into Go struct field "
+            "Coordinate.Coord.Vec of type []float64"
         )
     coord = {
         "Vec": [_number(x, "Vec") for x in vec],
@@ -103,7 +99,7 @@ def _coordinate(raw: dict | None) -> dict:
     numbers = [*coord["Vec"], coord["Error"], coord["Adjustment"], coord["Height"]]
     if raw is None or not all(math.isfinite(x) for x in numbers):
         raise HTTPError(500, "invalid coordinate")
-    if len(vec) != DIMENSIONS:
+    if len(vec) != selfinfo.DIMENSIONS:
         raise HTTPError(500, "incompatible coordinate")
     return coord
 

@@ -12,7 +12,7 @@ import json
 import uuid
 
 from devconsul.config_entries import DECODING_FAILED
-from devconsul.decode import Fields, decode_failed, load_json, worded
+from devconsul.decode import Fields, decode_failed, json_object, load_json, worded
 from devconsul.durations import SECOND, format_duration, parse_duration
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response
@@ -34,11 +34,7 @@ def _overrides(req: Request) -> dict:
     if req.method != "POST":
         return {}
 
-    body = load_json(req.body)
-    if not isinstance(body, dict):
-        raise decode_failed(
-            "json: cannot unmarshal into Go value of type map[string]interface {}"
-        )
+    body = json_object(load_json(req.body))
     fields = Fields(
         {k.replace("_", ""): v for k, v in body.items()}, "discoveryChainReadRequest"
     )

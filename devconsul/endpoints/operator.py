@@ -9,7 +9,7 @@ keyring operation reports each pool's failure as serf does.
 import time
 from datetime import UTC, datetime
 
-from devconsul import VERSION
+from devconsul import VERSION, schemas, selfinfo
 from devconsul.decode import (
     Fields,
     go_base64,
@@ -19,7 +19,7 @@ from devconsul.decode import (
     worded,
 )
 from devconsul.durations import format_duration
-from devconsul.errors import HTTPError
+from devconsul.errors import HTTPError, multierror
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import (
     blocking_read,
@@ -54,10 +54,6 @@ _KINDS = (
 )
 
 
-def _address(app) -> str:
-    return f"{app.config.bind_addr}:8300"
-
-
 # -- raft -------------------------------------------------------------------------
 
 
@@ -66,7 +62,7 @@ def raft_configuration(app, req: Request) -> Response:
     server = {
         "ID": app.agent.node_id,
         "Node": app.agent.node,
-        "Address": _address(app),
+        "Address": selfinfo.server_address(app.config),
         "Leader": True,
         "ProtocolVersion": "3",
         "Voter": True,
@@ -91,7 +87,7 @@ def raft_peer(app, req: Request) -> Response:
         raise HTTPError(
             500, f'id "{req.param("id")}" was not found in the Raft configuration'
         )
-    if has_address and req.param("address") != _address(app):
+    if has_address and req.param("address") != selfinfo.server_address(app.config):
         raise HTTPError(
             500,
             f'address "{req.param("address")}" was not found in the Raft configuration',
@@ -139,7 +135,11 @@ def autopilot_configuration(app, req: Request) -> Response:
 def _parse_autopilot(raw: bytes) -> dict:
     """api.AutopilotConfiguration over api.NewAutopilotConfiguration's defaults."""
     with worded("Error parsing autopilot config: "):
-        fields = Fields(load_json(raw), "api.AutopilotConfiguration")
+        fields = Fields(
+            load_json(raw),
+            "api.AutopilotConfiguration",
+            schemas.AUTOPILOT_CONFIGURATION,
+        )
         config = dict(AUTOPILOT_DEFAULTS)
         for name, default in AUTOPILOT_DEFAULTS.items():
             if name in _DURATIONS:
@@ -160,7 +160,7 @@ def autopilot_health(app, req: Request) -> Response:
     server = {
         "ID": app.agent.node_id,
         "Name": app.agent.node,
-        "Address": _address(app),
+        "Address": selfinfo.server_address(app.config),
         "SerfStatus": "alive",
         "Version": VERSION,
         "Leader": True,
@@ -185,7 +185,7 @@ def keyring(app, req: Request) -> Response:
     base64 fails before asking anyone)."""
     key = None
     if req.method != "GET":
-        key = Fields(req.json(), "agent.keyringArgs").str("Key")
+        key = Fields(req.json(), "agent.keyringArgs", schemas.KEYRING_ARGS).str("Key")
     _relay_factor(req)
     pools = [("WAN", f"{app.agent.node}.{app.config.datacenter}")]
     if _local_only(req):
@@ -194,8 +194,7 @@ def keyring(app, req: Request) -> Response:
     errors = []
     for pool, member in pools:
         errors += _pool_errors(pool, member, key)
-    listed = "\n\t".join(f"* {e}" for e in errors)
-    raise HTTPError(500, f"{len(errors)} errors occurred:\n\t{listed}\n\n")
+    raise HTTPError(500, multierror(errors))
 
 
 def _pool_errors(pool: str, member: str, key: str | None) -> list[str]:

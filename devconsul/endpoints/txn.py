@@ -5,8 +5,15 @@ answer carries the query metadata; any failed operation answers 409 with the
 errors and no results.
 """
 
-from devconsul import transactions
-from devconsul.decode import Fields, decode_failed, go_base64, load_json, worded
+from devconsul import schemas, transactions
+from devconsul.decode import (
+    Fields,
+    decode_failed,
+    go_base64,
+    json_kind,
+    load_json,
+    worded,
+)
 from devconsul.endpoints.kv import MAX_VALUE
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
@@ -34,14 +41,14 @@ def _ops(body) -> list[KVOp | None]:
             413,
             f"Transaction contains too many operations ({len(body)} > {MAX_OPS})",
         )
-    return [_op(Fields(item, "api.TxnOp")) for item in body]
+    return [_op(Fields(item, "api.TxnOp", schemas.TXN_OP)) for item in body]
 
 
 def _op(fields: Fields) -> KVOp | None:
     if not fields.has("KV"):
-        # Node, Service, Check and Session operations: refused per operation.
+        # Node, Service and Check operations: refused per operation.
         return None
-    kv = Fields(fields.raw("KV"), "api.KVTxnOp")
+    kv = Fields(fields.raw("KV"), "api.KVTxnOp", schemas.KV_TXN_OP)
     op = KVOp(
         verb=kv.str("Verb"),
         key=kv.str("Key"),
@@ -65,8 +72,8 @@ def _value(raw) -> bytes:
         return b""
     if not isinstance(raw, str):
         raise decode_failed(
-            "json: cannot unmarshal number into Go struct field KVTxnOp.KV.Value "
-            "of type []uint8"
+            f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
+            "KVTxnOp.KV.Value of type []uint8"
         )
     try:
         return go_base64(raw)

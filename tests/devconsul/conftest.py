@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import requests
 
+import consul
 from tests.conftest import Agent
 from tests.support.loopback import loopback_server, serve_in_background, shut
 from tests.support.processes import free_port, wait_until
@@ -86,6 +87,12 @@ class Api:
 @pytest.fixture
 def api(devconsul):
     return Api(devconsul)
+
+
+@pytest.fixture
+def client(devconsul):
+    """py-consul bound to the test's own agent, as a user's code would use it."""
+    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 @pytest.fixture(scope="session")

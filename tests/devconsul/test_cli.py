@@ -101,3 +101,21 @@ def test_hidden_session_ttl_floor_flag(capsys):
     help_text = capsys.readouterr().out
     assert "-acl-token" in help_text
     assert "session-ttl-min" not in help_text
+
+
+def test_hcl_sets_only_the_prometheus_retention_time():
+    """Consul's own way to turn Prometheus output on (-hcl with the telemetry
+    block, agent/config/flags.go); devconsul refuses any other -hcl text."""
+    parse = build_parser().parse_args
+    hcl = 'telemetry { prometheus_retention_time = "60s" }'
+    config = config_from_args(parse(["agent", "-dev", "-hcl", hcl]))
+    assert config.prometheus_retention_ns == 60 * SECOND
+    assert config_from_args(parse(["agent", "-dev"])).prometheus_retention_ns == 0
+    result = _run("agent", "-dev", "-hcl", "ui_config { enabled = true }")
+    assert result.returncode == 2
+    assert "understands only 'telemetry { prometheus_retention_time" in result.stderr
+    result = _run(
+        "agent", "-dev", "-hcl", 'telemetry { prometheus_retention_time = "x" }'
+    )
+    assert result.returncode == 2
+    assert "argument -hcl" in result.stderr

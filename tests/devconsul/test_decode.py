@@ -4,6 +4,7 @@ from devconsul.decode import (
     Fields,
     go_base64,
     go_parse_uint,
+    json_object,
     load_json,
     parse_bool,
     parse_uint,
@@ -132,3 +133,16 @@ def test_go_parse_uint_words_errors_as_strconv():
         ValueError, match='strconv.ParseUint: parsing "-1": invalid syntax'
     ):
         go_parse_uint("-1")
+
+
+def test_json_object_is_gos_map_decoding():
+    """encoding/json into map[string]interface{}: null leaves it empty, any
+    other non-object names its JSON type in the error."""
+    assert json_object(None) == {}
+    assert json_object({"a": 1}) == {"a": 1}
+    with pytest.raises(HTTPError) as caught:
+        json_object([1])
+    assert caught.value.message == (
+        "Request decode failed: json: cannot unmarshal array into Go value of "
+        "type map[string]interface {}"
+    )

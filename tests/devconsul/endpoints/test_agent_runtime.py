@@ -4,7 +4,10 @@ Relies on hashicorp/consul agent/agent_endpoint.go (AgentMetrics: JSON from
 go-metrics' inmem sink, 415 for Prometheus without a retention time, which dev
 mode does not set -- DevSource in agent/config/default.go; AgentReload;
 AgentMonitor: loglevel validated by hclog.LevelFromString, "Unknown log level",
-a chunked text stream until the client leaves) and api/agent.go.
+a chunked text stream until the client leaves) and api/agent.go. With
+telemetry.prometheus_retention_time set, the same gauges in Prometheus' text
+format as go-metrics' prometheus sink names them (dots to underscores, under
+the "consul" prefix), served by promhttp without OpenMetrics.
 """
 
 import json
@@ -14,14 +17,10 @@ import pytest
 import requests
 
 import consul
-from tests.support.processes import wait_until
+from tests.conftest import Agent
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 def _gauges(client) -> dict[str, float]:
@@ -58,6 +57,56 @@ def test_prometheus_is_refused_as_on_a_dev_agent(client, api):
         )
     with pytest.raises(consul.ConsulException, match="415"):
         client.agent.metrics(format_prometheus=True)
+
+
+@pytest.fixture
+def prometheus_agent():
+    """Started the way a user turns Prometheus output on in Consul."""
+    hcl = 'telemetry { prometheus_retention_time = "60s" }'
+    agent = Agent(free_port(), "-hcl", hcl)
+    yield agent
+    agent.process.stop()
+
+
+def _parse_exposition(text: str) -> dict[str, float]:
+    """Samples of Prometheus' text format, checking each has HELP and TYPE."""
+    samples, declared = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# "):
+            kind, name, rest = line[2:].split(" ", 2)
+            assert kind in ("HELP", "TYPE")
+            if kind == "TYPE":
+                assert rest == "gauge"
+                declared.add(name)
+            continue
+        name, value = line.split(" ")
+        assert name in declared, f"{name} has no TYPE line before it"
+        samples[name] = float(value)
+    return samples
+
+
+def test_prometheus_output_when_retention_is_set(prometheus_agent):
+    client = consul.Consul(host="127.0.0.1", port=prometheus_agent.port)
+    client.agent.service.register("web", port=80)
+    client.kv.put("metrics/a", "1")
+    url = f"{prometheus_agent.url}/v1/agent/metrics?format=prometheus"
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.text.endswith("\n")
+    samples = _parse_exposition(r.text)
+    assert all(re.fullmatch(r"consul_[a-z_]+", name) for name in samples)
+    assert list(samples) == sorted(samples)
+    # The same gauges as the JSON answer, under the flattened names.
+    json_gauges = _gauges(client)
+    assert set(samples) == {name.replace(".", "_") for name in json_gauges}
+    for name in ("state.service_instances", "state.kv_entries", "state.nodes"):
+        assert (
+            samples[f"consul_{name.replace('.', '_')}"] == json_gauges[f"consul.{name}"]
+        )
+    assert samples["consul_state_kv_entries"] == 1
+    text = client.agent.metrics(format_prometheus=True)
+    assert text.startswith("# HELP consul_autopilot_failure_tolerance ")
 
 
 def test_reload_answers_empty_200(client, api):

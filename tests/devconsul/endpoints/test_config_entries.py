@@ -7,16 +7,11 @@ structs.DecodeConfigEntry / MakeConfigEntry ("invalid config entry kind",
 CAS rules (0 = only if absent) and api/config_entry.go.
 """
 
+import json
+
 import pytest
 
-import consul
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 def test_put_get_list_delete(client, api):
@@ -128,10 +123,26 @@ def test_get_blocks_until_the_table_changes(client, api):
             'invalid name ("x"), only "mesh" is supported',
         ),
         ({"Kind": "service-defaults"}, 500, "Name is required"),
+        (
+            [],
+            400,
+            (
+                "Request decoding failed: json: cannot unmarshal array into Go value "
+                "of type map[string]interface {}"
+            ),
+        ),
+        (
+            None,
+            400,
+            (
+                "Request decoding failed: Payload does not contain a kind/Kind key at "
+                "the top level"
+            ),
+        ),
     ],
 )
 def test_bad_entries(api, body, status, text):
-    r = api.put("/v1/config", json=body)
+    r = api.put("/v1/config", data=json.dumps(body))
     assert (r.status_code, r.text) == (status, text)
 
 
@@ -150,3 +161,52 @@ def test_bad_paths(api):
         "Must provide both a kind and name to delete",
     )
     assert api.get("/v1/config").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "body, errors",
+    [
+        (
+            {"Kind": "service-defaults", "Name": "web", "Protocl": "http"},
+            ['invalid config key "Protocl"'],
+        ),
+        (
+            {"Kind": "proxy-defaults", "Config": {}, "Namespace": "x", "Zone": 1},
+            [
+                (
+                    'invalid config key "Namespace", namespaces are a consul '
+                    "enterprise feature"
+                ),
+                'invalid config key "Zone"',
+            ],
+        ),
+        (
+            {
+                "Kind": "service-resolver",
+                "Name": "web",
+                "connect_timeout": "5s",
+                "X": 0,
+            },
+            ['invalid config key "X"'],
+        ),
+        (
+            {"Kind": "service-splitter", "Name": "web", "Splits": [], "Routes": []},
+            ['invalid config key "Routes"'],
+        ),
+    ],
+)
+def test_unknown_keys_are_refused_per_kind(api, body, errors):
+    """structs.DecodeConfigEntry (agent/structs/config_entry.go) decodes with
+    mapstructure and passes the unused keys to validateUnusedKeys
+    (config_entry_ce.go), which lists each in a go-multierror; snake_case
+    aliases (connect_timeout) are fields, CreateIndex/ModifyIndex let through."""
+    r = api.put("/v1/config", json=body)
+    listed = "\n\t".join(f"* {e}" for e in errors)
+    count = "1 error" if len(errors) == 1 else f"{len(errors)} errors"
+    assert (r.status_code, r.text) == (
+        400,
+        f"Request decoding failed: {count} occurred:\n\t{listed}\n\n",
+    )
+    fine = {"Kind": "service-resolver", "Name": "web", "ConnectTimeout": "5s"}
+    r = api.put("/v1/config", json={**fine, "connect_timeout": "5s", "ModifyIndex": 9})
+    assert r.status_code == 200

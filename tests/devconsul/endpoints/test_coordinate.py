@@ -8,8 +8,6 @@ coordinates table) and the state store dropping updates for unknown nodes.
 
 import pytest
 
-import consul
-
 pytestmark = pytest.mark.integration
 
 ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
@@ -17,11 +15,6 @@ ORIGIN = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05}
 
 def _coord(x: float) -> dict:
     return {"Vec": [x] + [0.0] * 7, "Error": 0.2, "Adjustment": 0.1, "Height": 0.01}
-
-
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 def test_a_lone_agent_sits_at_the_origin(client):
@@ -90,3 +83,31 @@ def test_nan_is_not_json(api):
         "Request decode failed: invalid character 'N' looking for beginning of value",
     )
     assert api.get("/v1/coordinate/update").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"Node": "test-node", "Coord": _coord(0.1), "Nodename": "x"}, "Nodename"),
+        ({"Node": "test-node", "Coord": {**_coord(0.1), "Spin": 1}}, "Spin"),
+    ],
+)
+def test_unknown_fields_are_refused(api, body, field):
+    """agent/coordinate_endpoint.go CoordinateUpdate: decodeBody (unknown
+    fields disallowed) into structs.CoordinateUpdateRequest, whose Coord is
+    serf's coordinate.Coordinate (Vec, Error, Adjustment, Height)."""
+    r = api.put("/v1/coordinate/update", json=body)
+    assert (r.status_code, r.text) == (
+        400,
+        f'Request decode failed: json: unknown field "{field}"',
+    )
+    # WriteRequest's Token is a field of the request, so it is no stranger.
+    fine = {"Node": "test-node", "Coord": _coord(0.1), "Token": ""}
+    assert api.put("/v1/coordinate/update", json=fine).status_code == 200
+
+
+def test_the_agents_coordinate_is_the_one_in_agent_self(client):
+    """/v1/agent/self's Coord and the agent's row in /v1/coordinate/nodes
+    describe the same node, so they are the same value."""
+    (own,) = [r for r in client.coordinate.nodes()[1] if r["Node"] == "test-node"]
+    assert client.agent.self()["Coord"] == own["Coord"] == ORIGIN

@@ -11,14 +11,7 @@ import re
 
 import pytest
 
-import consul
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 def test_the_default_chain(client):
@@ -105,3 +98,12 @@ def test_bad_requests(api):
     assert r.status_code == 400
     assert r.text.startswith("Request decoding failed: ")
     assert api.put("/v1/discovery-chain/web").status_code == 405
+
+
+def test_unknown_override_fields_are_ignored(api):
+    """agent/discovery_chain_endpoint.go decodes the POST body into a map and
+    then with mapstructure, without ErrorUnused or unused-key checks: a key
+    that names no override is dropped, unlike the endpoints using decodeBody."""
+    body = {"OverrideProtocol": "http", "OverrideProtcol": "grpc"}
+    r = api.request("POST", "/v1/discovery-chain/web", json=body)
+    assert (r.status_code, r.json()["Chain"]["Protocol"]) == (200, "http")

@@ -6,17 +6,13 @@ from uuidToUint64, blocking until the index differs) and agent/user_event.go
 the event).
 """
 
+import base64
+
 import pytest
 
-import consul
 from devconsul.events import index_of
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
 
 
 def test_fire_answers_the_event_and_list_returns_it(client, api):
@@ -99,3 +95,13 @@ def test_list_blocks_until_a_matching_event(api):
     # A wait that runs out answers the same index.
     r = api.get("/v1/event/list", params={"name": "none", "index": "1", "wait": "50ms"})
     assert (r.status_code, r.json(), r.headers["X-Consul-Index"]) == (200, [], "1")
+
+
+def test_a_json_body_is_the_payload_as_sent(api):
+    """agent/event_endpoint.go EventFire copies the body into the payload
+    without decoding it, so no field of it is known or unknown."""
+    body = b'{"Anything": [1, 2], "Unknown": true}'
+    r = api.put("/v1/event/fire/raw", data=body)
+    assert r.status_code == 200
+    (event,) = api.get("/v1/event/list?name=raw").json()
+    assert base64.b64decode(event["Payload"]) == body

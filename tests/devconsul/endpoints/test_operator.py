@@ -15,11 +15,6 @@ import consul
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(devconsul):
-    return consul.Consul(host="127.0.0.1", port=devconsul.port)
-
-
 def _node_id(api) -> str:
     return api.get("/v1/agent/self").json()["Config"]["NodeID"]
 
@@ -245,3 +240,21 @@ def test_usage_counts_services(client, api):
     r = api.get("/v1/operator/usage?stale")
     assert r.json()["ConsistencyLevel"] == "stale"
     assert r.json()["Index"] == int(r.headers["X-Consul-Index"])
+
+
+def test_unknown_fields_are_refused(api):
+    """agent/operator_endpoint.go decodes api.AutopilotConfiguration and
+    keyringArgs with decodeBody, which disallows unknown fields (lib/json.go)."""
+    r = api.put(
+        "/v1/operator/autopilot/configuration", json={"CleanupDeadServer": False}
+    )
+    assert (r.status_code, r.text) == (
+        400,
+        'Error parsing autopilot config: json: unknown field "CleanupDeadServer"',
+    )
+    assert api.get("/v1/operator/autopilot/configuration").json()["CleanupDeadServers"]
+    r = api.request("POST", "/v1/operator/keyring", json={"Key": "", "Keys": []})
+    assert (r.status_code, r.text) == (
+        400,
+        'Request decode failed: json: unknown field "Keys"',
+    )

@@ -186,3 +186,28 @@ def test_an_empty_transaction_answers_empty_results(module_api):
     r = module_api.put("/v1/txn", json=[])
     assert (r.status_code, r.json()["Results"], r.json()["Errors"]) == (200, [], None)
     assert module_api.get("/v1/txn").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "op, field",
+    [
+        ({"KV": {"Verb": "get", "Key": "k", "Vlaue": ""}}, "Vlaue"),
+        ({"KV": {"Verb": "get", "Key": "k"}, "Session": {}}, "Session"),
+    ],
+)
+def test_unknown_fields_are_refused(module_api, op, field):
+    """agent/txn_endpoint.go decodes api.TxnOps with decodeBody, which is
+    lib.DecodeJSON with DisallowUnknownFields (lib/json.go); api/txn.go has
+    no Session operation in TxnOp."""
+    r = module_api.put("/v1/txn", json=[op])
+    assert (r.status_code, r.text) == (
+        400,
+        f'Failed to parse body: json: unknown field "{field}"',
+    )
+
+
+def test_kv_namespace_and_partition_are_fields_of_the_api_op(module_api):
+    """api.KVTxnOp declares Namespace and Partition itself (txn_endpoint.go
+    reads in.KV.Namespace); CE's EnterpriseMetaInitializer ignores them."""
+    op = {"KV": {"Verb": "get-tree", "Key": "t/", "Namespace": "", "Partition": ""}}
+    assert module_api.put("/v1/txn", json=[op]).status_code == 200
