@@ -84,6 +84,24 @@ class HangUpServer:
         self.sock.close()
 
 
+class FrozenServer:
+    """Listens and never accepts: the kernel completes connections into the backlog and
+    nothing ever answers, as with a SIGSTOPped process."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
 def closed_port_url() -> str:
     """A loopback URL nothing listens on: connecting is refused."""
     return f"http://127.0.0.1:{free_port()}"
