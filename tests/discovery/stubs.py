@@ -53,37 +53,6 @@ def answer(text: str, status: int = 200):
     return lambda request: (status, {"Content-Type": "text/plain"}, text.encode())
 
 
-class HangUpServer:
-    """Accepts TCP connections and closes them without answering: the request left, then
-    the connection broke."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.accepted = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.recv(65536)
-            conn.close()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
-
 class FrozenServer:
     """Listens and never accepts: the kernel completes connections into the backlog and
     nothing ever answers, as with a SIGSTOPped process."""
@@ -100,6 +69,30 @@ class FrozenServer:
 
     def __exit__(self, *exc):
         self.sock.close()
+
+
+class HangUpServer(FrozenServer):
+    """Accepts TCP connections and closes them without answering: the request left, then
+    the connection broke."""
+
+    def __init__(self):
+        super().__init__()
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.recv(65536)
+            conn.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
 
 
 def closed_port_url() -> str:

@@ -299,49 +299,51 @@ def test_watch_registry_is_per_service_and_mode(monkeypatch):
     stop_all()
 
 
+def true_in_a_forked_child(check) -> bool:
+    """Fork; whether `check()` is true in the child (which leaves without pytest's teardown)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, b"1" if check() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        return os.read(read_end, 1) == b"1"
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_end)
+
+
 def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(
-    fake, make_watcher, monkeypatch
+    fake, make_watcher
 ):
     fake.health.set([entry("a")], index=9)
     parent = make_watcher()
     assert parent.wait_loaded(2)
     fake.health.fail(ConnectionError("agent down"))  # the child cannot ask Consul
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: report and leave without running pytest's teardown
-        try:
-            ok = parent.wait_loaded(0) and ids(parent) == ["a"]
-            ok = ok and parent._thread.is_alive() and parent._pid == os.getpid()
-            os.write(write_end, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
     try:
-        assert os.read(read_end, 1) == b"1"
+        assert true_in_a_forked_child(
+            lambda: (
+                parent.wait_loaded(0)
+                and ids(parent) == ["a"]
+                and parent._thread.is_alive()
+                and parent._pid == os.getpid()
+            )
+        )
     finally:
-        os.waitpid(pid, 0)
-        os.close(read_end)
         fake.health.error = None
 
 
 def test_the_registry_survives_fork(monkeypatch):
     monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
     parent = watch("fork-svc")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            child = watch("fork-svc")
-            ok = child is parent and child._thread.is_alive()
-            os.write(write_end, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
     try:
-        assert os.read(read_end, 1) == b"1"
+        assert true_in_a_forked_child(
+            lambda: watch("fork-svc") is parent and parent._thread.is_alive()
+        )
     finally:
-        os.waitpid(pid, 0)
-        os.close(read_end)
         stop_all()
 
 
