@@ -10,11 +10,12 @@ a forked child keeps the watcher object with its last snapshot and runs its own 
 there, so a gunicorn worker forked by a master that watches starts with the master's
 instances (see discovery.gunicorn_hooks), even while Consul is away.
 
-An agent that restarted with empty state (its index went backwards) lists nothing until
-its instances register again and pass their checks; taking that at its word would route
-nowhere for seconds while every instance is alive. So after such a reset the watcher keeps
-the last instances (marked stale) until Consul lists a passing one again, for at most
-RESET_HOLD_SECONDS.
+An agent that restarted with empty state lists nothing until its instances register again
+and pass their checks; taking that at its word would route nowhere for seconds while every
+instance is alive. So after an index reset, or an outage, an answer without a passing
+instance does not replace the last instances: they stay (marked stale) until Consul lists a
+passing one again, for at most RESET_HOLD_SECONDS. Were they really gone, calls to them fail
+as fast as "no instance" would.
 """
 
 import logging
@@ -37,8 +38,9 @@ MIN_LOOP_SECONDS = (
     0.05  # floor between queries whose index did not move (spurious wake-ups)
 )
 LOG_EVERY_SECONDS = 30.0  # while failing, repeat the warning at most this often
-# After an agent reset, how long the last instances stand in for an empty answer: anti-entropy
-# re-registers within seconds, and a new check passes within its interval (10 s by default).
+# After a reset or an outage, how long the last instances stand in for an answer without a
+# passing one: anti-entropy re-registers within seconds, and a new check passes within its
+# interval (10 s by default).
 RESET_HOLD_SECONDS = 30.0
 
 
@@ -77,9 +79,8 @@ class HealthWatcher:
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._loaded = threading.Event()
-        self._held_since: float | None = (
-            None  # holding the last instances after a reset
-        )
+        # Since when the last instances stand in for answers without a passing one.
+        self._held_since: float | None = None
         self._pid = os.getpid()
         self._stopped = False
         _WATCHERS.add(self)
@@ -213,10 +214,13 @@ class HealthWatcher:
         self, instances: tuple[Instance, ...], index: int, now: float
     ) -> Snapshot:
         old = self._snapshot
-        reset = old.loaded and index < old.index
+        # An agent that restarted empty shows as an index gone backwards -- or, if its new
+        # index already passed the old one, only as the first answer after an outage.
+        reset = old.loaded and (index < old.index or old.stale)
         if (reset or self._held_since is not None) and self._holds(instances, now):
             # Stale: /health says so, and the age keeps counting from the last real list.
-            error = "agent state reset: keeping the last instances until it lists them"
+            error = "agent reset or back from an outage with no passing instance: "
+            error += "keeping the last instances until it lists some"
             return Snapshot(old.instances, index, old.updated_at, True, error)
         if self._held_since is not None:
             log.info("watcher %s: following Consul's list again", self.service)
@@ -233,8 +237,8 @@ class HealthWatcher:
         if self._held_since is None:
             self._held_since = now
             log.warning(
-                "watcher %s: Consul lost its state (index reset); keeping the last "
-                "%d instances for up to %gs",
+                "watcher %s: Consul lists no passing instance after a reset or an "
+                "outage; keeping the last %d for up to %gs",
                 self.service,
                 len(self._snapshot.instances),
                 self.reset_hold,

@@ -365,7 +365,7 @@ def test_an_agent_reset_keeps_the_last_instances_until_passing_ones_return(
     fake.health.set([], index=3)  # a restarted agent, empty
     wait_until(lambda: w.snapshot().index == 3, timeout=2, what="reset seen")
     snap = w.snapshot()
-    assert ids(w) == ["a", "b"] and snap.stale and "reset" in snap.error
+    assert ids(w) == ["a", "b"] and snap.stale and "keeping the last" in snap.error
     fake.health.set([entry("a", checks=[check("critical")])], index=4)  # re-registered
     wait_until(lambda: w.snapshot().index == 4, timeout=2)
     assert ids(w) == ["a", "b"] and w.snapshot().stale
@@ -374,6 +374,21 @@ def test_an_agent_reset_keeps_the_last_instances_until_passing_ones_return(
     assert not w.snapshot().stale and w.snapshot().error is None
     fake.health.set([], index=6)  # from now on an empty answer is an empty answer
     wait_until(lambda: ids(w) == [], timeout=2)
+
+
+def test_after_an_outage_an_empty_answer_keeps_the_last_instances(fake, make_watcher):
+    # A restarted agent whose index already passed the old one: only the outage tells.
+    fake.health.set([entry("a")], index=5)
+    w = make_watcher()
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.fail(ConnectionError("agent down"))
+    wait_until(lambda: w.snapshot().stale, timeout=2)
+    fake.health.error = None
+    fake.health.set([], index=40)
+    wait_until(lambda: w.snapshot().index == 40, timeout=2)
+    assert ids(w) == ["a"] and w.snapshot().stale
+    fake.health.set([entry("b")], index=41)
+    wait_until(lambda: ids(w) == ["b"] and not w.snapshot().stale, timeout=2)
 
 
 def test_the_hold_after_a_reset_is_bounded(fake, make_watcher):
