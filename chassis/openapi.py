@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from flask import Flask, Response
 
+from chassis.health import CHECK_RESULTS
 from chassis.inputs import DEFAULT_LIMIT, MAX_LIMIT
 from chassis.storage import MAX_ID
 
@@ -200,19 +201,17 @@ def health_operation(service: str) -> dict:
         "required": ["status", "checks"],
         "properties": {
             "service": {"type": "string", "enum": [service]},
-            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "checks": {
                 "type": "object",
-                "additionalProperties": {
-                    "type": "string",
-                    "enum": ["ok", "unavailable"],
-                },
+                "additionalProperties": {"type": "string", "enum": list(CHECK_RESULTS)},
             },
         },
     }
     return {
         "get": {
-            "summary": "Health: 200 when every check passes, else 503; byte-stable body",
+            "summary": "Health: 200 unless a check is unavailable (degraded when one is "
+            "stale), else 503; byte-stable body",
             "operationId": "health",
             "responses": {
                 "200": ok_response("Healthy", health),

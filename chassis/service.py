@@ -5,7 +5,7 @@ A service subclasses ServiceSettings (naming itself and its default port, adding
 fields) and builds its app with create_service_app, adding only what is its own.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -62,8 +62,11 @@ def create_service_app(
     db: SQLAlchemy,
     blueprint: Blueprint,
     document: Mapping,
+    checks: Mapping[str, Callable[[], bool | str]] | None = None,
 ) -> Flask:
-    """The service's app; creates missing tables. Registration with Consul is not done here."""
+    """The service's app; creates missing tables. Registration with Consul is not done here.
+
+    /health checks the database, plus `checks` (see chassis.health)."""
     configure_logging(settings.log_level)
     app = Flask(import_name, static_folder=None)  # an API: no static files
     # Behind the gateway (X-Forwarded-Prefix: /api) url_for, and so every Location header,
@@ -76,6 +79,8 @@ def create_service_app(
     init_service_app(app, settings.service_name)
     init_database(app, db, settings.database_url)
     app.register_blueprint(blueprint)
-    install_health(app, settings.service_name, {"database": lambda: ping(db)})
+    install_health(
+        app, settings.service_name, {"database": lambda: ping(db), **(checks or {})}
+    )
     install_openapi(app, document)
     return app

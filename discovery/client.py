@@ -3,10 +3,14 @@
     users = ServiceClient("user-service")            # watches Consul, round-robin
     r = users.request("GET", "/users/42")            # requests.Response, any status
 
-A connection failure moves on to a different instance when the request cannot have been
-processed twice: always when the connection was never made, and for idempotent methods
-also when it broke later. Read timeouts are not retried (the first instance may still be
-working on it, and retrying doubles the wait).
+A failure moves on to a different instance when the request cannot have been processed
+twice: always when the connection was never made, and for idempotent methods also when it
+broke later or timed out waiting for the answer (a frozen instance accepts connections and
+never answers; the caller then waits one read timeout per frozen instance tried).
+
+The request path never asks Consul or waits for it: it reads the source's current snapshot.
+A process that calls a service has the snapshot before it serves (discovery.gunicorn_hooks,
+`depends_on`); one that has none answers NoHealthyInstance at once.
 """
 
 import os
@@ -27,9 +31,6 @@ from discovery.watcher import watch
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 MAX_ATTEMPTS = 3
-FIRST_ANSWER_SECONDS = (
-    2.0  # how long a first request waits for a new watcher's first answer
-)
 
 
 class StaticSource:
@@ -99,7 +100,7 @@ class ServiceClient:
         """
         method = method.upper()
         kwargs.setdefault("timeout", self.timeout)
-        candidates = list(self.current_snapshot().instances)
+        candidates = list(self.source.snapshot().instances)
         if not candidates:
             raise NoHealthyInstance(self.service)
         attempts: list[tuple[str, BaseException]] = []
@@ -117,15 +118,6 @@ class ServiceClient:
                     break
         raise ServiceUnavailable(self.service, attempts)
 
-    def current_snapshot(self) -> Snapshot:
-        """The source's snapshot; right after start-up, wait (briefly) for the first answer
-        rather than report "no instance" because the watcher has not heard from Consul yet."""
-        snapshot = self.source.snapshot()
-        if not snapshot.loaded and hasattr(self.source, "wait_ready"):
-            self.source.wait_ready(FIRST_ANSWER_SECONDS)
-            snapshot = self.source.snapshot()
-        return snapshot
-
     def _session(self) -> requests.Session:
         # One Session (and connection pool) per thread: Session is not documented thread-safe.
         # After a fork the parent's pooled sockets must not be shared, hence the pid check.
@@ -140,8 +132,10 @@ class ServiceClient:
 def retryable(method: str, exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.ConnectTimeout):
         return True
+    if isinstance(exc, requests.ReadTimeout):
+        return method in IDEMPOTENT_METHODS
     if not isinstance(exc, requests.ConnectionError):
-        return False  # read timeouts, bad URLs, too many redirects...
+        return False  # bad URLs, too many redirects...
     return method in IDEMPOTENT_METHODS or never_connected(exc)
 
 

@@ -6,7 +6,10 @@ A service's gunicorn config module does
     globals().update(service_hooks(name="user-service", prefix="/users", default_port=8001))
 
 and gets bind/workers/threads from the environment plus these hooks:
-- when_ready (master, once): register service + check, start anti-entropy;
+- when_ready (master, once): register service + check, start anti-entropy, and start
+  watching the services it calls (`depends_on`);
+- post_worker_init (each worker, before it serves): have every `depends_on` service's
+  instances before accepting a request, and keep following them;
 - SIGTERM to the master: drain -- maintenance on (out of the passing set), keep serving for
   DRAIN_SECONDS, deregister -- and only then gunicorn's graceful stop of the workers;
 - workers that receive the SIGTERM too (a signal to the whole process group) keep serving
@@ -23,6 +26,13 @@ and gets bind/workers/threads from the environment plus these hooks:
 
 Registration variables: see discovery.registration; Consul's: discovery.consul_client. All
 are checked when the config module loads, so a bad value stops gunicorn before it serves.
+
+Watchers: one per called service per worker process, each worker following Consul itself,
+seeded at fork with the master's. Sharing one watcher between a master's workers would
+need shared memory or IPC on the request path, and threads do not survive fork; a
+blocking query per worker costs Consul little. The master's own watcher is what makes the
+seeding work: a worker forked later (a crashed worker replaced, a reload) inherits the
+master's current instances and serves at once, even while Consul is away.
 """
 
 import logging
@@ -40,6 +50,7 @@ from chassis.logs import configure_logging, log_level_from_env
 from discovery.consul_client import ConsulSettings
 from discovery.instances import host_for_url
 from discovery.registration import AntiEntropy, Registration, RegistrationSettings
+from discovery.watcher import watch
 
 log = logging.getLogger("discovery")
 
@@ -47,6 +58,10 @@ IDLE, DRAINING, DRAINED = 0, 1, 2
 # How long a worker that got SIGTERM waits for the master to start a drain before it takes
 # the signal as a plain stop (a worker-count change or reload also sends SIGTERM).
 DRAIN_START_GRACE = 1.0
+# How long a worker waits for its first list of a called service's instances before it
+# serves anyway (its /health then fails until the list arrives). Under gunicorn's worker
+# timeout (30 s), which counts from the fork.
+DISCOVERY_BOOT_WAIT = 10.0
 
 
 class DrainFlag:
@@ -68,9 +83,11 @@ class ServiceLifecycle:
         settings: RegistrationSettings,
         consul_settings: ConsulSettings | None = None,
         log_level: str = "INFO",
+        depends_on: tuple[str, ...] = (),
     ):
         self.settings = settings
         self.log_level = log_level
+        self.depends_on = depends_on
         self.registration = Registration(settings, consul_settings=consul_settings)
         self.anti_entropy = AntiEntropy(self.registration)
         self.flag = DrainFlag()
@@ -91,6 +108,9 @@ class ServiceLifecycle:
                 exc,
             )
         self.anti_entropy.start()
+        # Before any worker is forked: each inherits what this watcher knows at its fork.
+        for service in self.depends_on:
+            watch(service)
         arbiter.handle_term = self._drain_then(arbiter.handle_term)
 
     def _drain_then(self, handle_term):
@@ -116,6 +136,24 @@ class ServiceLifecycle:
     # -- workers -----------------------------------------------------------------------
 
     def post_worker_init(self, worker) -> None:
+        self._install_signal_handlers(worker)
+        self._know_dependencies()
+
+    def _know_dependencies(self) -> None:
+        """Start this worker's watchers; wait (bounded) until each has an instance list,
+        inherited from the master or from its own first answer."""
+        deadline = time.monotonic() + DISCOVERY_BOOT_WAIT
+        for service in self.depends_on:
+            watcher = watch(service)
+            if not watcher.wait_loaded(max(0.0, deadline - time.monotonic())):
+                log.warning(
+                    "no instance list of %s from Consul after %gs; serving, /health "
+                    "fails until one arrives",
+                    service,
+                    DISCOVERY_BOOT_WAIT,
+                )
+
+    def _install_signal_handlers(self, worker) -> None:
         handle_exit, handle_quit = worker.handle_exit, worker.handle_quit
         quitting = threading.Event()
 
@@ -158,15 +196,19 @@ def service_hooks(
     prefix: str,
     default_port: int = 8000,
     environ: Mapping[str, str] | None = None,
+    depends_on: tuple[str, ...] = (),
 ) -> dict:
-    """gunicorn settings for service `name`; checks the environment now (ConfigError at boot)."""
+    """gunicorn settings for service `name`, which calls the services `depends_on` (found
+    through Consul); checks the environment now (ConfigError at boot)."""
     settings = RegistrationSettings.from_env(name, prefix, default_port, environ)
     consul_settings = ConsulSettings.from_env(environ)
     log_level = log_level_from_env(environ)
     # One lifecycle per service per master: a config reload (HUP) must not lose track of
     # what the first one registered.
     if name not in _lifecycles:
-        _lifecycles[name] = ServiceLifecycle(settings, consul_settings, log_level)
+        _lifecycles[name] = ServiceLifecycle(
+            settings, consul_settings, log_level, tuple(depends_on)
+        )
     lifecycle = _lifecycles[name]
     host = host_for_url(env_str("BIND_HOST", "0.0.0.0", environ))
     return {

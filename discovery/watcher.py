@@ -5,9 +5,17 @@ Each answer becomes a new immutable Snapshot, swapped in with one assignment; re
 lock and never call Consul. When Consul fails the last good snapshot stays (fail-static),
 marked stale with the error, while the thread backs off with jitter and recovers by itself.
 
-`watch(name)` hands out one watcher per service per process, started on first use and
-forgotten in a forked child (threads do not survive fork), so gunicorn workers each get
-their own.
+`watch(name)` hands out one watcher per service per process. Threads do not survive fork:
+a forked child keeps the watcher object with its last snapshot and runs its own thread from
+there, so a gunicorn worker forked by a master that watches starts with the master's
+instances (see discovery.gunicorn_hooks), even while Consul is away.
+
+An agent that restarted with empty state lists nothing until its instances register again
+and pass their checks; taking that at its word would route nowhere for seconds while every
+instance is alive. So after an index reset, or an outage, an answer without a passing
+instance does not replace the last instances: they stay (marked stale) until Consul lists a
+passing one again, for at most RESET_HOLD_SECONDS. Were they really gone, calls to them fail
+as fast as "no instance" would.
 """
 
 import logging
@@ -30,6 +38,10 @@ MIN_LOOP_SECONDS = (
     0.05  # floor between queries whose index did not move (spurious wake-ups)
 )
 LOG_EVERY_SECONDS = 30.0  # while failing, repeat the warning at most this often
+# After a reset or an outage, how long the last instances stand in for an answer without a
+# passing one: anti-entropy re-registers within seconds, and a new check passes within its
+# interval (10 s by default).
+RESET_HOLD_SECONDS = 30.0
 
 
 class Backoff:
@@ -52,11 +64,13 @@ class HealthWatcher:
         passing_only: bool = True,
         wait: float = WAIT_SECONDS,
         backoff: Backoff | None = None,
+        reset_hold: float = RESET_HOLD_SECONDS,
     ):
         self.service = service
         self.passing_only = passing_only
         self.wait = wait
         self.backoff = backoff or Backoff()
+        self.reset_hold = reset_hold
         self._consul = consul
         self._owns_consul = consul is None
         self._snapshot = Snapshot()
@@ -64,6 +78,9 @@ class HealthWatcher:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
+        self._loaded = threading.Event()
+        # Since when the last instances stand in for answers without a passing one.
+        self._held_since: float | None = None
         self._pid = os.getpid()
         self._stopped = False
         _WATCHERS.add(self)
@@ -81,6 +98,12 @@ class HealthWatcher:
         """Wait for the first answer (or failure) from Consul; True if one arrived."""
         self.snapshot()
         return self._ready.wait(timeout)
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Wait until the snapshot holds a real answer (failures do not count, the thread
+        keeps retrying meanwhile); True if it does."""
+        self.snapshot()
+        return self._loaded.wait(timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -116,11 +139,16 @@ class HealthWatcher:
 
     def _after_fork(self) -> None:
         # Called in a child: the thread is gone, the lock may have been copied held, and
-        # a client we built shares pooled sockets with the parent.
+        # a client we built shares pooled sockets with the parent. The snapshot stays: it
+        # is what the parent knew, and serves until this process's own thread answers.
         self._lock = threading.Lock()
         self._thread = None
         self._pid = os.getpid()
         self._ready = threading.Event()
+        self._loaded = threading.Event()
+        if self._snapshot.loaded:
+            self._ready.set()
+            self._loaded.set()
         if self._owns_consul:
             self._consul = None
 
@@ -160,8 +188,9 @@ class HealthWatcher:
                 log.info("watcher %s: Consul answers again", self.service)
                 failures, last_log = 0, -LOG_EVERY_SECONDS
             now = time.monotonic()
-            self._snapshot = Snapshot(instances, new_index, now, False, None)
+            self._snapshot = self._next_snapshot(instances, new_index, now)
             self._ready.set()
+            self._loaded.set()
             # An index that went backwards (agent restarted, state lost) restarts the
             # sequence: the next query answers at once and sets a fresh baseline.
             spurious = new_index == index
@@ -180,6 +209,41 @@ class HealthWatcher:
         if entries is None:
             raise ValueError("404 from health endpoint")
         return max(int(raw_index), 0), entries
+
+    def _next_snapshot(
+        self, instances: tuple[Instance, ...], index: int, now: float
+    ) -> Snapshot:
+        old = self._snapshot
+        # An agent that restarted empty shows as an index gone backwards -- or, if its new
+        # index already passed the old one, only as the first answer after an outage.
+        reset = old.loaded and (index < old.index or old.stale)
+        if (reset or self._held_since is not None) and self._holds(instances, now):
+            # Stale: /health says so, and the age keeps counting from the last real list.
+            error = "agent reset or back from an outage with no passing instance: "
+            error += "keeping the last instances until it lists some"
+            return Snapshot(old.instances, index, old.updated_at, True, error)
+        if self._held_since is not None:
+            log.info("watcher %s: following Consul's list again", self.service)
+            self._held_since = None
+        return Snapshot(instances, index, now, False, None)
+
+    def _holds(self, instances: tuple[Instance, ...], now: float) -> bool:
+        """Whether to keep the last instances in place of this answer after a reset."""
+        if (
+            any(i.status == "passing" for i in instances)
+            or not self._snapshot.instances
+        ):
+            return False
+        if self._held_since is None:
+            self._held_since = now
+            log.warning(
+                "watcher %s: Consul lists no passing instance after a reset or an "
+                "outage; keeping the last %d for up to %gs",
+                self.service,
+                len(self._snapshot.instances),
+                self.reset_hold,
+            )
+        return now - self._held_since < self.reset_hold
 
     def _mark_stale(self, exc: BaseException) -> None:
         old = self._snapshot
@@ -251,9 +315,9 @@ def stop_all() -> None:
 
 
 def _reset_after_fork() -> None:
+    # The registry stays: a child keeps each watcher and its snapshot, with a new thread.
     global _registry_lock
     _registry_lock = threading.Lock()
-    _registry.clear()
     for watcher in list(_WATCHERS):
         watcher._after_fork()
 

@@ -1,6 +1,6 @@
 import pytest
 
-from chassis.health import health_body
+from chassis.health import check_result, health_body
 from tests.chassis.conftest import SERVED_BY
 
 
@@ -12,6 +12,16 @@ from tests.chassis.conftest import SERVED_BY
             {"database": "ok"},
             "svc",
             b'{"checks":{"database":"ok"},"service":"svc","status":"ok"}',
+            200,
+        ),
+        (
+            True,
+            {"database": "ok", "consul": "stale"},
+            "svc",
+            (
+                b'{"checks":{"consul":"stale","database":"ok"},"service":"svc",'
+                b'"status":"degraded"}'
+            ),
             200,
         ),
         (
@@ -42,3 +52,15 @@ def test_install_health_reports_each_check(client):
         "unavailable",
     )
     assert sick.headers["X-Served-By"] == SERVED_BY
+
+
+@pytest.mark.parametrize(
+    "value, result", [(True, "ok"), (False, "unavailable"), ("stale", "stale")]
+)
+def test_a_check_answers_a_bool_or_a_word(value, result):
+    assert check_result(value) == result
+
+
+def test_a_check_answering_anything_else_is_a_bug():
+    with pytest.raises(ValueError, match="'fine'"):
+        check_result("fine")

@@ -53,16 +53,30 @@ def answer(text: str, status: int = 200):
     return lambda request: (status, {"Content-Type": "text/plain"}, text.encode())
 
 
-class HangUpServer:
-    """Accepts TCP connections and closes them without answering: the request left, then
-    the connection broke."""
+class FrozenServer:
+    """Listens and never accepts: the kernel completes connections into the backlog and
+    nothing ever answers, as with a SIGSTOPped process."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+class HangUpServer(FrozenServer):
+    """Accepts TCP connections and closes them without answering: the request left, then
+    the connection broke."""
+
+    def __init__(self):
+        super().__init__()
         self.accepted = 0
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -79,9 +93,6 @@ class HangUpServer:
     def __enter__(self):
         self._thread.start()
         return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
 
 
 def closed_port_url() -> str:

@@ -11,7 +11,13 @@ from chassis.errors import DiscoveryError, NoHealthyInstance, ServiceUnavailable
 from discovery.client import ServiceClient, StaticSource
 from discovery.instances import Snapshot
 from discovery.strategies import make_strategy
-from tests.discovery.stubs import HangUpServer, StubServer, answer, closed_port_url
+from tests.discovery.stubs import (
+    FrozenServer,
+    HangUpServer,
+    StubServer,
+    answer,
+    closed_port_url,
+)
 from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
 
 
@@ -82,15 +88,19 @@ def test_attempts_are_capped():
     assert len(err.value.attempts) == 3
 
 
-def test_read_timeout_is_not_retried():
-    def slow(request):
-        time.sleep(1.0)
-        return 200, {}, b"late"
+def test_a_frozen_instance_costs_idempotent_requests_one_read_timeout():
+    with FrozenServer() as frozen, StubServer(answer("ok")) as good:
+        client = client_for(frozen.url, good.url, read_timeout=0.3)
+        # Round-robin: every other request tries the frozen one first, then the other.
+        assert [client.request("GET", "/users/1").text for _ in range(4)] == ["ok"] * 4
+    assert len(good.requests) == 4
 
-    with StubServer(slow) as a, StubServer(slow) as b:
+
+def test_a_read_timeout_is_not_retried_for_a_post():
+    with FrozenServer() as a, FrozenServer() as b:
         client = client_for(a.url, b.url, read_timeout=0.2)
         with pytest.raises(ServiceUnavailable) as err:
-            client.request("GET", "/users/1")
+            client.request("POST", "/users", json={})
     assert len(err.value.attempts) == 1
     assert isinstance(err.value.attempts[0][1], requests.ReadTimeout)
 
@@ -128,26 +138,20 @@ def test_static_source_rejects_bad_urls_naming_the_variable(urls):
     assert str(err.value).startswith("USER_SERVICE_URL:")
 
 
-class SlowStartSource:
-    """Like a watcher that has not heard from Consul yet."""
-
-    def __init__(self, source):
-        self.source = source
-        self.ready = False
+class UnloadedSource:
+    """A watcher that has not heard from Consul yet; waiting for it is not allowed."""
 
     def snapshot(self):
-        return self.source.snapshot() if self.ready else Snapshot()
+        return Snapshot()
 
     def wait_ready(self, timeout):
-        self.ready = True
-        return True
+        raise AssertionError("the request path waited for Consul")
 
 
-def test_first_request_waits_for_the_first_answer():
-    with StubServer(answer("ok")) as good:
-        source = SlowStartSource(StaticSource(good.url))
-        client = ServiceClient("user-service", source=source)
-        assert client.request("GET", "/").text == "ok"
+def test_no_answer_from_consul_yet_is_no_healthy_instance_at_once():
+    client = ServiceClient("user-service", source=UnloadedSource())
+    with pytest.raises(NoHealthyInstance):
+        client.request("GET", "/users/1")
 
 
 # -- integration: order-service calling user-service found through Consul ------------------

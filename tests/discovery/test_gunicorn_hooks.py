@@ -163,7 +163,7 @@ def test_worker_stops_soon_when_no_drain_begins():
 # -- integration: real gunicorn masters and a devconsul agent ------------------------------
 
 
-def start_instance(agent, port, drain=2.0, token=""):
+def start_instance(agent, port, drain=2.0, token="", **extra_env):
     env = {
         "CONSUL_HTTP_ADDR": agent.addr,
         "CONSUL_HTTP_TOKEN": token,
@@ -175,6 +175,7 @@ def start_instance(agent, port, drain=2.0, token=""):
         "DRAIN_SECONDS": str(drain),
         "WEB_CONCURRENCY": "1",
         "GUNICORN_THREADS": "2",
+        **extra_env,
     }
     argv = python_module(
         "gunicorn",
@@ -321,6 +322,33 @@ def test_agent_restart_both_back_within_5_seconds(devconsul, instances):
     assert time.monotonic() - restarted < 5.0
     for proc in (a, b):
         assert "re-registered" in proc.output()
+
+
+def watched(proc, service) -> dict:
+    url = f"http://127.0.0.1:{proc.port}/watched/{service}"
+    return requests.get(url, headers={"Connection": "close"}, timeout=2).json()
+
+
+@pytest.mark.integration
+def test_a_worker_knows_its_dependencies_before_it_serves_even_one_forked_in_an_outage(
+    devconsul, instances
+):
+    consul = make_consul(ConsulSettings(port=devconsul.port))
+    consul.agent.service.register("dep", service_id="dep-1", port=9)
+    (proc,) = instances(1, LIFECYCLE_DEPENDS_ON="dep")
+    first = watched(proc, "dep")  # the first request the worker ever served
+    assert first["loaded"] and first["ids"] == ["dep-1"]
+
+    devconsul.process.signal(signal.SIGKILL)
+    devconsul.process.wait(5)
+    os.kill(first["pid"], signal.SIGKILL)  # gunicorn forks a new worker, Consul gone
+    respawned = wait_until(
+        lambda: (answer := watched(proc, "dep"))["pid"] != first["pid"] and answer,
+        timeout=15,
+        what="a new worker",
+    )
+    # It inherited the master's instances: the outage costs it nothing.
+    assert respawned["loaded"] and respawned["ids"] == ["dep-1"]
 
 
 @pytest.fixture

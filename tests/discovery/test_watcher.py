@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 import threading
@@ -14,6 +15,7 @@ from discovery.watcher import (
     stop_all,
     watch,
 )
+from tests.discovery.stubs import StubServer
 from tests.support.processes import wait_until
 
 
@@ -297,27 +299,132 @@ def test_watch_registry_is_per_service_and_mode(monkeypatch):
     stop_all()
 
 
-def test_forked_child_gets_its_own_running_watcher(monkeypatch):
-    monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
-    parent = watch("fork-svc")
+def true_in_a_forked_child(check) -> bool:
+    """Fork; whether `check()` is true in the child (which leaves without pytest's teardown)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: report and leave without running pytest's teardown
+    if pid == 0:
         try:
-            child = watch("fork-svc")
-            ok = child is not parent and child._thread.is_alive()
-            parent.snapshot()  # an inherited watcher restarts its own thread on use
-            ok = ok and parent._thread.is_alive() and parent._pid == os.getpid()
-            os.write(write_end, b"1" if ok else b"0")
+            os.write(write_end, b"1" if check() else b"0")
         finally:
             os._exit(0)
     os.close(write_end)
     try:
-        assert os.read(read_end, 1) == b"1"
+        return os.read(read_end, 1) == b"1"
     finally:
         os.waitpid(pid, 0)
         os.close(read_end)
+
+
+def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(
+    fake, make_watcher
+):
+    fake.health.set([entry("a")], index=9)
+    parent = make_watcher()
+    assert parent.wait_loaded(2)
+    fake.health.fail(ConnectionError("agent down"))  # the child cannot ask Consul
+    try:
+        assert true_in_a_forked_child(
+            lambda: (
+                parent.wait_loaded(0)
+                and ids(parent) == ["a"]
+                and parent._thread.is_alive()
+                and parent._pid == os.getpid()
+            )
+        )
+    finally:
+        fake.health.error = None
+
+
+def test_the_registry_survives_fork(monkeypatch):
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
+    parent = watch("fork-svc")
+    try:
+        assert true_in_a_forked_child(
+            lambda: watch("fork-svc") is parent and parent._thread.is_alive()
+        )
+    finally:
         stop_all()
+
+
+def test_wait_loaded_counts_answers_not_failures(fake, make_watcher):
+    fake.health.fail(ConnectionError("refused"))
+    w = make_watcher()
+    assert w.wait_ready(2) and not w.wait_loaded(0.2)
+    fake.health.error = None
+    fake.health.set([entry("a")])
+    assert w.wait_loaded(2) and ids(w) == ["a"]
+
+
+def test_an_agent_reset_keeps_the_last_instances_until_passing_ones_return(
+    fake, make_watcher
+):
+    fake.health.set([entry("a"), entry("b")], index=500)
+    w = make_watcher(passing_only=False)
+    wait_until(lambda: w.snapshot().index == 500, timeout=2)
+    fake.health.set([], index=3)  # a restarted agent, empty
+    wait_until(lambda: w.snapshot().index == 3, timeout=2, what="reset seen")
+    snap = w.snapshot()
+    assert ids(w) == ["a", "b"] and snap.stale and "keeping the last" in snap.error
+    fake.health.set([entry("a", checks=[check("critical")])], index=4)  # re-registered
+    wait_until(lambda: w.snapshot().index == 4, timeout=2)
+    assert ids(w) == ["a", "b"] and w.snapshot().stale
+    fake.health.set([entry("a", checks=[check("passing")])], index=5)  # and passing
+    wait_until(lambda: ids(w) == ["a"], timeout=2, what="Consul's list again")
+    assert not w.snapshot().stale and w.snapshot().error is None
+    fake.health.set([], index=6)  # from now on an empty answer is an empty answer
+    wait_until(lambda: ids(w) == [], timeout=2)
+
+
+def test_after_an_outage_an_empty_answer_keeps_the_last_instances(fake, make_watcher):
+    # A restarted agent whose index already passed the old one: only the outage tells.
+    fake.health.set([entry("a")], index=5)
+    w = make_watcher()
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.fail(ConnectionError("agent down"))
+    wait_until(lambda: w.snapshot().stale, timeout=2)
+    fake.health.error = None
+    fake.health.set([], index=40)
+    wait_until(lambda: w.snapshot().index == 40, timeout=2)
+    assert ids(w) == ["a"] and w.snapshot().stale
+    fake.health.set([entry("b")], index=41)
+    wait_until(lambda: ids(w) == ["b"] and not w.snapshot().stale, timeout=2)
+
+
+def test_the_hold_after_a_reset_is_bounded(fake, make_watcher):
+    fake.health.set([entry("a")], index=500)
+    w = make_watcher(reset_hold=0.3)
+    wait_until(lambda: ids(w) == ["a"], timeout=2)
+    fake.health.set([], index=3)
+    wait_until(lambda: w.snapshot().stale, timeout=2)
+    fake.health.set([], index=4)  # still empty after the hold: Consul is believed
+    wait_until(lambda: ids(w) == [] and not w.snapshot().stale, timeout=3)
+
+
+def test_a_hung_agent_bounds_each_query_then_goes_stale():
+    """A SIGSTOPped agent accepts and never answers: the blocking query ends after its
+    wait plus CONSUL_TIMEOUT (py-consul adds the wait, and wait/16 of jitter, to the
+    client timeout) and the snapshot is kept, marked stale."""
+    release = threading.Event()
+    hung = threading.Event()
+
+    def agent(request):
+        if hung.is_set():
+            release.wait(10)
+        body = b"[" + json.dumps(entry("a")).encode() + b"]"
+        return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, body
+
+    with StubServer(agent) as stub:
+        consul = make_consul(ConsulSettings(port=stub.port, timeout=0.3))
+        w = HealthWatcher("svc", consul=consul, wait=0.3).start()
+        try:
+            wait_until(lambda: ids(w) == ["a"], timeout=5)
+            hung.set()
+            wait_until(lambda: w.snapshot().stale, timeout=5, what="stale snapshot")
+            assert ids(w) == ["a"] and "timed out" in w.snapshot().error.lower()
+        finally:
+            w.stop()
+            release.set()
 
 
 # -- integration: a real devconsul agent ---------------------------------------------------

@@ -1,14 +1,62 @@
-"""Steady client load from a few threads, recording every outcome, for failover scenarios."""
+"""Steady client load from a few threads, recording every outcome, for failover scenarios;
+and the calls such load is made of, through the gateway."""
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
 import requests
 
+from tests.integration.api import TIMEOUT
+
 Call = Callable[[requests.Session, int], requests.Response]
+
+
+def get_user(gateway: str, user_id: int, timeout: float = TIMEOUT) -> Call:
+    return lambda session, n: session.get(
+        f"{gateway}/api/users/{user_id}", timeout=timeout
+    )
+
+
+def post_order(
+    gateway: str, user_id: int, keys: list[str], timeout: float = TIMEOUT
+) -> Call:
+    """POSTs an order through the gateway with a new Idempotency-Key each time, recorded
+    in `keys`."""
+    return post_order_at([f"{gateway}/api/orders"], user_id, keys, timeout)
+
+
+def post_order_at(
+    urls: list[str], user_id: int, keys: list[str], timeout: float = TIMEOUT
+) -> Call:
+    """Like post_order, to each of `urls` (order collections) in turn."""
+
+    def call(session, n):
+        key = f"load-{uuid.uuid4()}"
+        keys.append(key)
+        return session.post(
+            urls[n % len(urls)],
+            json={"user_id": user_id, "total_amount": "1.00"},
+            headers={"Idempotency-Key": key},
+            timeout=timeout,
+        )
+
+    return call
+
+
+def user_view(gateway: str, user_id: int, timeout: float = TIMEOUT) -> Call:
+    """The aggregated view; its orders are best effort, so a view without them fails."""
+
+    def call(session, n):
+        resp = session.get(f"{gateway}/api/views/users/{user_id}", timeout=timeout)
+        if resp.status_code == 200 and resp.json()["errors"]:
+            resp.status_code = 502  # recorded as a failure, with the body saying why
+        return resp
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -36,17 +84,23 @@ class Load:
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
         for n in range(self.threads):
             worker = threading.Thread(target=self._run, args=(n,), daemon=True)
             worker.start()
             self._workers.append(worker)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
         for worker in self._workers:
             worker.join(timeout=30)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def _run(self, worker: int) -> None:
         kinds = list(self.calls)

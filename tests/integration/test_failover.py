@@ -1,35 +1,14 @@
 """Instances die or restart under load; clients of the gateway must not notice."""
 
 import time
-import uuid
 
 import pytest
 
-from tests.integration.api import TIMEOUT, create_user, orders_total
-from tests.integration.load import Load
+from tests.integration.api import create_user, orders_total
+from tests.integration.load import Load, get_user, post_order
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def get_user(gateway: str, user_id: int):
-    return lambda session, n: session.get(
-        f"{gateway}/api/users/{user_id}", timeout=TIMEOUT
-    )
-
-
-def post_order(gateway: str, user_id: int, keys: list[str]):
-    def call(session, n):
-        key = f"load-{uuid.uuid4()}"
-        keys.append(key)
-        return session.post(
-            f"{gateway}/api/orders",
-            json={"user_id": user_id, "total_amount": "1.00"},
-            headers={"Idempotency-Key": key},
-            timeout=TIMEOUT,
-        )
-
-    return call
 
 
 def wait_for_requests(load: Load, n: int, since: float = 0.0) -> None:

@@ -1,10 +1,15 @@
+from discovery.watcher import stop_all
 from order_service import create_app
 from order_service.models import db
 from order_service.settings import Settings
 from tests.order_service.conftest import INSTANCE_ID
 from tests.support import services
+from tests.support.processes import free_port
 
-HEALTHY = b'{"checks":{"database":"ok"},"service":"order-service","status":"ok"}'
+HEALTHY = (
+    b'{"checks":{"database":"ok","user-service":"ok"},'
+    b'"service":"order-service","status":"ok"}'
+)
 
 
 def test_importing_has_no_side_effects(tmp_path):
@@ -19,6 +24,23 @@ def test_creating_the_app_does_not_contact_user_service(tmp_path):
     try:
         assert "client" not in vars(app.extensions["user_directory"])
     finally:
+        services.dispose(app, db)
+
+
+def test_health_fails_until_user_service_instances_are_known(tmp_path, monkeypatch):
+    # Consul as the source, and nothing listening there: no instance list, so /health
+    # must fail and Consul's check cannot pass.
+    monkeypatch.setenv("CONSUL_HTTP_ADDR", f"127.0.0.1:{free_port()}")
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/o.db"))
+    try:
+        response = app.test_client().get("/health")
+        assert response.status_code == 503
+        assert response.json["checks"] == {
+            "database": "ok",
+            "user-service": "unavailable",
+        }
+    finally:
+        stop_all()
         services.dispose(app, db)
 
 

@@ -1,10 +1,18 @@
 import pytest
 
 from chassis.env import ConfigError
+from discovery.client import StaticSource
+from discovery.instances import Snapshot
 from order_service.settings import Settings
-from order_service.users import UserDirectory, UserServiceUnavailable
+from order_service.users import (
+    UserDirectory,
+    UserServiceUnavailable,
+    discovered_services,
+)
 from tests.discovery.stubs import StubServer, answer
 from tests.support.processes import free_port
+
+STATIC = StaticSource("http://127.0.0.1:1").snapshot()
 
 
 def directory(url: str) -> UserDirectory:
@@ -59,3 +67,31 @@ def test_bad_consul_setting_fails_when_the_directory_is_built(monkeypatch):
 def test_consul_settings_do_not_matter_with_a_fixed_url(monkeypatch):
     monkeypatch.setenv("CONSUL_HTTP_ADDR", "ftp://x")
     assert directory("http://127.0.0.1:1").static_source is not None
+
+
+@pytest.mark.parametrize(
+    "environ, services",
+    [({}, ("user-service",)), ({"USER_SERVICE_URL": "http://a:1"}, ())],
+)
+def test_services_found_through_consul_are_known_at_boot(environ, services):
+    assert discovered_services(environ) == services
+
+
+class Source:
+    def __init__(self, snapshot):
+        self.snapshot = lambda: snapshot
+
+
+@pytest.mark.parametrize(
+    "snapshot, state",
+    [
+        (Snapshot(), "unavailable"),  # no answer from Consul yet
+        (Snapshot((), 0, 0.0, True, "refused"), "unavailable"),  # only failures
+        (Snapshot((), 3, 1.0, False), "ok"),  # an empty list is an answer
+        (Snapshot(STATIC.instances, 3, 1.0, True, "refused"), "stale"),
+    ],
+)
+def test_discovery_state_for_health(snapshot, state):
+    users = directory("http://127.0.0.1:1")
+    users.client.source = Source(snapshot)
+    assert users.discovery_state() == state
