@@ -24,8 +24,10 @@ __all__ = ["BAR_WIDTH", "find_trace", "trace_table", "waterfall"]
 
 BAR_WIDTH = 30
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
-PATH_KEYS = ("url.path", "http.target", "http.route")
+PATH_KEYS = ("url.path", "http.target", "url.full", "http.url", "http.route")
 METHOD_KEYS = ("http.request.method", "http.method")
+DB_KEYS = ("db.system.name", "db.system")
+DB_OPERATION_KEYS = ("db.operation.name", "db.operation")
 STATUS_KEYS = ("http.response.status_code", "http.status_code")
 
 
@@ -106,10 +108,18 @@ def roots(spans: Sequence[SpanRecord]) -> list[SpanRecord]:
 
 
 def describe(span: SpanRecord) -> str:
-    """`<service> <method> <path>` for HTTP spans, else `<service> <span name>`."""
+    """`<service> <method> <path>` for HTTP spans, `<service> <db> <operation>` for database
+    statements (their names carry the whole database path), else `<service> <span name>`."""
     path = first(span.attributes, PATH_KEYS)
     method = first(span.attributes, METHOD_KEYS)
-    what = f"{method} {path}" if path and method else span.name
+    database = first(span.attributes, DB_KEYS)
+    operation = first(span.attributes, DB_OPERATION_KEYS)
+    if path and method:
+        what = f"{method} {path}"
+    elif database and operation:
+        what = f"{database} {operation}"
+    else:
+        what = span.name
     return f"{span.service} {what}"
 
 
