@@ -72,7 +72,7 @@ def waterfall(spans: Sequence[SpanRecord], width: int = BAR_WIDTH) -> str:
         bar = " " * offset + "#" * length + " " * (width - offset - length)
         label = "  " * depth + describe(span)
         if span.status == "error":
-            label += " !"
+            label += " (error)"
         lines.append((label, milliseconds(span.duration_ns), bar))
     label_width = max(len(label) for label, _, _ in lines)
     time_width = max(len(took) for _, took, _ in lines)
