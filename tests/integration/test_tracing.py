@@ -5,6 +5,7 @@ order-service reaches user-service through a recording proxy, so the test also s
 `traceparent` order-service sends on (for a sampled-out request there is no span to see).
 """
 
+import re
 import socket
 import threading
 import uuid
@@ -69,7 +70,11 @@ def traced(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tracing")
     store = SpanStore(directory)
     receiver = OTLPReceiver(store).start()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, **FAST_EXPORT}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        **FAST_EXPORT,
+        "GUNICORN_CMD_ARGS": "--access-logfile -",
+    }
     processes = []
     with (
         fresh_database("sqlite", directory, "users") as users_db,
@@ -93,7 +98,7 @@ def traced(tmp_path_factory):
                 json={"name": "Ada", "email": f"{uuid.uuid4().hex}@example.com"},
                 timeout=10,
             ).json()
-            yield store, orders_url, proxy, user["id"]
+            yield store, orders, orders_url, proxy, user["id"]
         finally:
             stop_now(*processes)
             receiver.stop()
@@ -138,7 +143,7 @@ def tree(spans: list[SpanRecord], parent_id: str) -> list:
 
 
 def test_one_order_is_one_trace_through_both_services_and_their_databases(traced):
-    store, orders_url, proxy, user_id = traced
+    store, _, orders_url, proxy, user_id = traced
     request_id = f"req-{uuid.uuid4().hex}"
     post_order(
         orders_url,
@@ -178,12 +183,32 @@ def test_one_order_is_one_trace_through_both_services_and_their_databases(traced
     assert find_trace(store, request_id) == spans
 
 
+def test_the_access_log_line_names_the_request_and_its_server_span(traced):
+    store, orders, orders_url, _, user_id = traced
+    request_id = f"req-{uuid.uuid4().hex}"
+    post_order(orders_url, user_id, **{"X-Request-ID": request_id})
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    [root] = roots(complete_trace(store, trace_id))
+    [line] = wait_until(
+        lambda: [x for x in orders.output().splitlines() if request_id in x],
+        timeout=10,
+        what="the access line",
+    )
+    assert re.fullmatch(
+        r'INFO access: 127\.0\.0\.1 "POST /orders HTTP/1\.1" 201 \d+ \d+ms '
+        rf"request_id={request_id} trace_id={trace_id} span_id={root.span_id}",
+        line,
+    ), line
+
+
 def traceparents_seen(proxy: RecordingProxy) -> list[str]:
     return [headers.get("traceparent", "") for headers in proxy.seen]
 
 
 def test_an_invalid_traceparent_starts_a_new_trace(traced):
-    store, orders_url, _, user_id = traced
+    store, _, orders_url, _, user_id = traced
     request_id = f"req-{uuid.uuid4().hex}"
     invalid = f"00-{'0' * 32}-{GATEWAY_SPAN_ID}-01"  # an all-zero trace id is invalid
     post_order(orders_url, user_id, traceparent=invalid, **{"X-Request-ID": request_id})
@@ -197,7 +222,7 @@ def test_an_invalid_traceparent_starts_a_new_trace(traced):
 
 
 def test_a_sampled_out_request_records_nothing_and_still_propagates(traced):
-    store, orders_url, proxy, user_id = traced
+    store, _, orders_url, proxy, user_id = traced
     unsampled = uuid.uuid4().hex
     post_order(orders_url, user_id, traceparent=f"00-{unsampled}-{GATEWAY_SPAN_ID}-00")
     [sent] = [t for t in traceparents_seen(proxy) if unsampled in t]
