@@ -117,7 +117,8 @@ def describe(span: SpanRecord) -> str:
     if path and method:
         what = f"{method} {path}"
     elif database and operation:
-        what = f"{database} {operation}"
+        # the first word: the SQLAlchemy instrumentation appends the database's name
+        what = f"{database} {operation.split()[0]}"
     else:
         what = span.name
     return f"{span.service} {what}"

@@ -5,11 +5,14 @@ order-service reaches user-service through a recording proxy, so the test also s
 `traceparent` order-service sends on (for a sampled-out request there is no span to see).
 """
 
+import contextlib
 import re
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +20,7 @@ import requests
 from switchyard.otlp import OTLPReceiver
 from switchyard.spanstore import SpanRecord, SpanStore
 from switchyard.traces import find_trace, roots
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import ManagedProcess, free_port, wait_until
 from tests.support.services import fresh_database, start_service, stop_now
 
 pytestmark = pytest.mark.integration
@@ -64,17 +67,21 @@ class RecordingProxy:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def traced(tmp_path_factory):
-    """(store, order-service URL, proxy): both services export to one receiver."""
-    directory = tmp_path_factory.mktemp("tracing")
-    store = SpanStore(directory)
-    receiver = OTLPReceiver(store).start()
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        **FAST_EXPORT,
-        "GUNICORN_CMD_ARGS": "--access-logfile -",
-    }
+@dataclass
+class Running:
+    users: ManagedProcess
+    users_url: str
+    orders: ManagedProcess
+    orders_url: str
+    user_id: int  # a user that exists
+
+
+@contextlib.contextmanager
+def both_services(directory: Path, env: dict, route_to_users=None):
+    """user-service and order-service (one worker each, so each exports in order) with
+    `env`; order-service reaches user-service at `route_to_users(users_url)` (its env),
+    directly by default. Stopped at the end, and neither may have logged a traceback."""
+    route_to_users = route_to_users or (lambda url: {"USER_SERVICE_URL": url})
     processes = []
     with (
         fresh_database("sqlite", directory, "users") as users_db,
@@ -85,25 +92,57 @@ def traced(tmp_path_factory):
                 "user_service", users_db, workers=1, env=env
             )
             processes.append(users)
-            proxy = RecordingProxy(users_url)
             orders, orders_url = start_service(
                 "order_service",
                 orders_db,
                 workers=1,
-                env={**env, "USER_SERVICE_URL": proxy.url},
+                env={**env, **route_to_users(users_url)},
             )
             processes.append(orders)
             user = requests.post(
                 f"{users_url}/users",
-                json={"name": "Ada", "email": f"{uuid.uuid4().hex}@example.com"},
+                json={"name": "Ada", "email": "ada@example.com"},
                 timeout=10,
-            ).json()
-            yield store, orders, orders_url, proxy, user["id"]
+            )
+            assert user.status_code == 201, user.text
+            yield Running(users, users_url, orders, orders_url, user.json()["id"])
         finally:
             stop_now(*processes)
-            receiver.stop()
     for process in processes:
         assert "Traceback" not in process.output()
+
+
+@dataclass
+class Traced:
+    store: SpanStore
+    services: Running
+    proxy: RecordingProxy
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """Both services exporting to one receiver, order-service calling through a proxy."""
+    directory = tmp_path_factory.mktemp("tracing")
+    store = SpanStore(directory)
+    receiver = OTLPReceiver(store).start()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        **FAST_EXPORT,
+        "GUNICORN_CMD_ARGS": "--access-logfile -",
+    }
+    proxies = []
+
+    def through_a_proxy(users_url: str) -> dict:
+        proxies.append(RecordingProxy(users_url))
+        return {"USER_SERVICE_URL": proxies[0].url}
+
+    try:
+        with both_services(directory, env, through_a_proxy) as running:
+            yield Traced(store, running, proxies[0])
+    finally:
+        receiver.stop()
+        for proxy in proxies:
+            proxy.close()
 
 
 def post_order(orders_url: str, user_id: int, **headers) -> requests.Response:
@@ -126,7 +165,11 @@ def complete_trace(store: SpanStore, trace_id: str) -> list[SpanRecord]:
         services = {s.service for s in spans if s.kind == "server"}
         return spans if services == {"order-service", "user-service"} else None
 
-    return wait_until(both_servers, timeout=15, what=f"both server spans of {trace_id}")
+    try:
+        return wait_until(both_servers, timeout=30, what=f"the spans of {trace_id}")
+    except AssertionError as exc:
+        stored = [(s.service, s.kind, s.name) for s in store.trace(trace_id)]
+        raise AssertionError(f"{exc}; stored: {stored}") from None
 
 
 def is_statement(span: SpanRecord) -> bool:
@@ -143,11 +186,10 @@ def tree(spans: list[SpanRecord], parent_id: str) -> list:
 
 
 def test_one_order_is_one_trace_through_both_services_and_their_databases(traced):
-    store, _, orders_url, proxy, user_id = traced
-    request_id = f"req-{uuid.uuid4().hex}"
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
     post_order(
-        orders_url,
-        user_id,
+        traced.services.orders_url,
+        traced.services.user_id,
         traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
         **{"X-Request-ID": request_id},
     )
@@ -179,14 +221,17 @@ def test_one_order_is_one_trace_through_both_services_and_their_databases(traced
     # order-service sent this trace on, with its call span as the parent
     [call] = [s for s in spans if s.kind == "client" and not is_statement(s)]
     assert call.service == "order-service"
-    assert f"00-{TRACE_ID}-{call.span_id}-01" in traceparents_seen(proxy)
+    assert f"00-{TRACE_ID}-{call.span_id}-01" in traceparents_seen(traced.proxy)
     assert find_trace(store, request_id) == spans
 
 
 def test_the_access_log_line_names_the_request_and_its_server_span(traced):
-    store, orders, orders_url, _, user_id = traced
-    request_id = f"req-{uuid.uuid4().hex}"
-    post_order(orders_url, user_id, **{"X-Request-ID": request_id})
+    store, orders, request_id = traced.store, traced.services.orders, uuid.uuid4().hex
+    post_order(
+        traced.services.orders_url,
+        traced.services.user_id,
+        **{"X-Request-ID": request_id},
+    )
     [trace_id] = wait_until(
         lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
     )
@@ -208,10 +253,14 @@ def traceparents_seen(proxy: RecordingProxy) -> list[str]:
 
 
 def test_an_invalid_traceparent_starts_a_new_trace(traced):
-    store, _, orders_url, _, user_id = traced
-    request_id = f"req-{uuid.uuid4().hex}"
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
     invalid = f"00-{'0' * 32}-{GATEWAY_SPAN_ID}-01"  # an all-zero trace id is invalid
-    post_order(orders_url, user_id, traceparent=invalid, **{"X-Request-ID": request_id})
+    post_order(
+        traced.services.orders_url,
+        traced.services.user_id,
+        traceparent=invalid,
+        **{"X-Request-ID": request_id},
+    )
 
     trace_ids = wait_until(
         lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
@@ -222,10 +271,14 @@ def test_an_invalid_traceparent_starts_a_new_trace(traced):
 
 
 def test_a_sampled_out_request_records_nothing_and_still_propagates(traced):
-    store, _, orders_url, proxy, user_id = traced
+    store, orders_url, user_id = (
+        traced.store,
+        traced.services.orders_url,
+        traced.services.user_id,
+    )
     unsampled = uuid.uuid4().hex
     post_order(orders_url, user_id, traceparent=f"00-{unsampled}-{GATEWAY_SPAN_ID}-00")
-    [sent] = [t for t in traceparents_seen(proxy) if unsampled in t]
+    [sent] = [t for t in traceparents_seen(traced.proxy) if unsampled in t]
     assert sent.startswith(f"00-{unsampled}-") and sent.endswith("-00")
 
     # A sampled request after it: once its spans are stored, so would be any of the
@@ -257,32 +310,45 @@ def test_an_exporter_down_or_hanging_leaves_requests_unaffected(
         "OTEL_BSP_MAX_QUEUE_SIZE": "8",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8",
     }
-    processes = []
-    with (
-        fresh_database("sqlite", tmp_path, "users") as users_db,
-        fresh_database("sqlite", tmp_path, "orders") as orders_db,
-    ):
-        try:
-            users, users_url = start_service(
-                "user_service", users_db, workers=1, env=env
+    with both_services(tmp_path, env) as running:
+        for _ in range(20):
+            post_order(running.orders_url, running.user_id)
+
+
+def test_consul_calls_are_in_no_trace(devconsul, tmp_path):
+    """order-service finds user-service through Consul: its watcher's blocking queries go
+    through the instrumented requests library, from a thread of the serving process."""
+    store = SpanStore(tmp_path)
+    receiver = OTLPReceiver(store).start()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        **FAST_EXPORT,
+        "CONSUL_HTTP_ADDR": devconsul.addr,
+        "CHECK_INTERVAL": "1s",
+    }
+
+    def through_consul(users_url: str) -> dict:
+        wait_until(
+            lambda: requests.get(
+                f"{devconsul.url}/v1/health/service/user-service?passing", timeout=5
+            ).json(),
+            timeout=30,
+            what="user-service passing in Consul",
+        )
+        return {}
+
+    try:
+        with both_services(tmp_path, env, through_consul) as running:
+            post_order(
+                running.orders_url,
+                running.user_id,
+                traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
             )
-            processes.append(users)
-            orders, orders_url = start_service(
-                "order_service",
-                orders_db,
-                workers=1,
-                env={**env, "USER_SERVICE_URL": users_url},
-            )
-            processes.append(orders)
-            user = requests.post(
-                f"{users_url}/users",
-                json={"name": "Ada", "email": "ada@example.com"},
-                timeout=10,
-            )
-            assert user.status_code == 201
-            for _ in range(20):
-                post_order(orders_url, user.json()["id"])
-        finally:
-            stop_now(*processes)
-    for process in processes:
-        assert "Traceback" not in process.output()
+            spans = complete_trace(store, TRACE_ID)
+    finally:
+        receiver.stop()
+    assert len(roots(spans)) == 1
+    traces = store.recent(100)  # this order, and the creation of its user
+    assert [roots(spans)[0].kind for spans in traces] == ["server", "server"]
+    urls = [s.attributes.get("http.url", "") for spans in traces for s in spans]
+    assert not [url for url in urls if f":{devconsul.port}/" in url]
