@@ -88,40 +88,36 @@ class SpanStore:
             )
 
     def trace(self, trace_id: str) -> list[SpanRecord]:
-        return self._select("WHERE trace_id = ? ORDER BY start_ns", (trace_id,))
+        rows = self._rows(
+            f"SELECT {', '.join(COLUMNS)} FROM spans WHERE trace_id = ? ORDER BY start_ns",
+            (trace_id,),
+        )
+        return [_record(dict(zip(COLUMNS, row))) for row in rows]
 
     def trace_ids_for_request(self, request_id: str) -> list[str]:
         """Traces whose spans carry this X-Request-ID, most recent first."""
-        if not self.path.exists():
-            return []
-        with closing(self._connect()) as connection:
-            rows = connection.execute(
-                "SELECT trace_id FROM spans WHERE request_id = ? "
-                "GROUP BY trace_id ORDER BY MAX(start_ns) DESC",
-                (request_id,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT trace_id FROM spans WHERE request_id = ? "
+            "GROUP BY trace_id ORDER BY MAX(start_ns) DESC",
+            (request_id,),
+        )
         return [trace_id for (trace_id,) in rows]
 
     def recent(self, limit: int) -> list[list[SpanRecord]]:
         """The spans of the `limit` most recently started traces, newest first."""
-        if not self.path.exists():
-            return []
-        with closing(self._connect()) as connection:
-            ids = connection.execute(
-                "SELECT trace_id FROM spans GROUP BY trace_id "
-                "ORDER BY MIN(start_ns) DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [self.trace(trace_id) for (trace_id,) in ids]
+        rows = self._rows(
+            "SELECT trace_id FROM spans GROUP BY trace_id "
+            "ORDER BY MIN(start_ns) DESC LIMIT ?",
+            (limit,),
+        )
+        return [self.trace(trace_id) for (trace_id,) in rows]
 
-    def _select(self, where: str, params: tuple) -> list[SpanRecord]:
+    def _rows(self, query: str, params: tuple) -> list[tuple]:
+        # Reading creates nothing: `switchyard traces` before any stack ran leaves no file.
         if not self.path.exists():
             return []
         with closing(self._connect()) as connection:
-            rows = connection.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM spans {where}", params
-            ).fetchall()
-        return [_record(dict(zip(COLUMNS, row))) for row in rows]
+            return connection.execute(query, params).fetchall()
 
 
 def _record(row: dict) -> SpanRecord:
