@@ -33,6 +33,12 @@ For the gateway (an asyncio server of its own, not Flask), per request:
                 end_attempt(attempt, outcome, status)
         span.set_attribute("http.response.status_code", status)
     trace_ids(span)                                         # for its access log line
+
+The current span lives in contextvars, so it follows a request across awaits, and each task
+created inside `server_span` starts with it: the view's two concurrent fetches, each an
+attempt_span in its own task, are two children of the server span. `dropped_spans()` is the
+count for the gateway's /metrics. With tracing off these helpers are the API's no-ops: nothing
+is recorded, and inject_trace_headers passes the incoming traceparent on unchanged.
 """
 
 import atexit

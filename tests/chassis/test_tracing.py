@@ -2,6 +2,9 @@
 dropped-span count, and the helpers the gateway will use. The services' spans across real
 processes are checked in tests/integration/test_tracing.py."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -98,6 +101,29 @@ def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
     assert not hasattr(requests.Session.send, "__wrapped__")
     assert tracing.configure_tracing("svc", "svc-h-1", "1.0") is False
     assert tracing._configured_pid is None  # no SDK provider was set up
+
+
+def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
+    # In a process of its own: this one has an SDK provider (set below, once and for all).
+    incoming = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    code = (
+        "from chassis import tracing\n"
+        f"with tracing.server_span({{'traceparent': {incoming!r}}}, 'GET', '/api/x'):\n"
+        "    with tracing.attempt_span('svc-h-1', 1):\n"
+        "        headers = {}\n"
+        "        tracing.inject_trace_headers(headers)\n"
+        "print(headers['traceparent'])\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout == incoming + "\n"
 
 
 # -- the sampler and the dropped-span count, on a provider of the test's own --------------
