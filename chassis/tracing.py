@@ -96,6 +96,7 @@ ENVIRON_SPAN_ID = "switchyard.span_id"
 
 _TRACER = "switchyard"
 _configured_pid: int | None = None
+_configure_lock = threading.Lock()
 _dropped = 0
 _dropped_lock = threading.Lock()
 
@@ -235,11 +236,18 @@ def configure_tracing(service_name: str, instance_id: str, version: str) -> bool
     ID and version (they win over OTEL_RESOURCE_ATTRIBUTES, whose other attributes are kept).
     Call it in the process that serves (after gunicorn forks), not in a master.
     """
-    global _configured_pid
     if not tracing_enabled():
         return False
-    if _configured_pid is not None:
-        return True
+    # Threads of a worker may all arrive here with its first requests: they wait for the
+    # one that sets up, rather than serve (with no-op spans) before it is done.
+    with _configure_lock:
+        if _configured_pid is None:
+            _set_up_sdk(service_name, instance_id, version)
+    return True
+
+
+def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
+    global _configured_pid
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -261,7 +269,6 @@ def configure_tracing(service_name: str, instance_id: str, version: str) -> bool
     atexit.register(_shutdown_within, provider, EXIT_FLUSH_SECONDS)
     _configured_pid = os.getpid()
     log.info("exporting traces of %s as %s", service_name, instance_id)
-    return True
 
 
 def _shutdown_within(provider, seconds: float) -> None:
@@ -324,11 +331,13 @@ class _ConfigureOnFirstRequest:
 
     def __call__(self, environ, start_response):
         if self._pid != os.getpid():
-            self._pid = os.getpid()
             try:
                 self._configure()
             except Exception:  # tracing must never fail a request
                 log.exception("set-up failed; this process runs without tracing")
+            self._pid = (
+                os.getpid()
+            )  # after: concurrent first requests wait for the set-up
         return self.wsgi_app(environ, start_response)
 
 

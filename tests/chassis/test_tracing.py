@@ -126,6 +126,47 @@ def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
     assert result.stdout == incoming + "\n"
 
 
+def test_concurrent_first_calls_wait_for_the_one_set_up():
+    # A worker's threads serving its first requests at once: none may go on before the SDK
+    # is there (they would record nothing). In a process of its own, for the global provider.
+    code = """
+import threading, time
+from opentelemetry import trace
+from chassis import tracing
+
+set_up, calls = tracing._set_up_sdk, []
+def slow_set_up(*args):
+    calls.append(args)
+    time.sleep(0.5)
+    set_up(*args)
+tracing._set_up_sdk = slow_set_up
+
+seen = []
+def first_request():
+    tracing.configure_tracing("svc", "svc-h-1", "1.0")
+    seen.append(type(trace.get_tracer_provider()).__name__)
+threads = [threading.Thread(target=first_request) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(calls), sorted(set(seen)))
+"""
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # never reached here
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout == "1 ['TracerProvider']\n"
+
+
 # -- the sampler and the dropped-span count, on a provider of the test's own --------------
 
 

@@ -77,15 +77,17 @@ class Running:
 
 
 @contextlib.contextmanager
-def both_services(directory: Path, env: dict, route_to_users=None):
+def both_services(
+    directory: Path, env: dict, route_to_users=None, database: str = "sqlite"
+):
     """user-service and order-service (one worker each, so each exports in order) with
     `env`; order-service reaches user-service at `route_to_users(users_url)` (its env),
     directly by default. Stopped at the end, and neither may have logged a traceback."""
     route_to_users = route_to_users or (lambda url: {"USER_SERVICE_URL": url})
     processes = []
     with (
-        fresh_database("sqlite", directory, "users") as users_db,
-        fresh_database("sqlite", directory, "orders") as orders_db,
+        fresh_database(database, directory, "users") as users_db,
+        fresh_database(database, directory, "orders") as orders_db,
     ):
         try:
             users, users_url = start_service(
@@ -185,16 +187,9 @@ def tree(spans: list[SpanRecord], parent_id: str) -> list:
     )
 
 
-def test_one_order_is_one_trace_through_both_services_and_their_databases(traced):
-    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
-    post_order(
-        traced.services.orders_url,
-        traced.services.user_id,
-        traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
-        **{"X-Request-ID": request_id},
-    )
-    spans = complete_trace(store, TRACE_ID)
-
+def check_order_trace(spans: list[SpanRecord]) -> SpanRecord:
+    """Exactly order-service server -> (its statements, user-service call -> user-service
+    server -> its statement), continuing the gateway's span; returns the root."""
     # continued: the gateway's span (not stored) is the parent of order-service's
     [root] = roots(spans)
     assert (root.service, root.kind, root.parent_id) == (
@@ -202,7 +197,6 @@ def test_one_order_is_one_trace_through_both_services_and_their_databases(traced
         "server",
         GATEWAY_SPAN_ID,
     )
-    assert root.request_id == request_id
     assert root.attributes["http.target"] == "/orders"
     statements = sum(
         1 for s in spans if is_statement(s) and s.parent_id == root.span_id
@@ -218,6 +212,21 @@ def test_one_order_is_one_trace_through_both_services_and_their_databases(traced
         [("order-service", "client", False, [user_lookup])]
         + [("order-service", "client", True, [])] * statements
     )
+    return root
+
+
+def test_one_order_is_one_trace_through_both_services_and_their_databases(traced):
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    post_order(
+        traced.services.orders_url,
+        traced.services.user_id,
+        traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
+        **{"X-Request-ID": request_id},
+    )
+    spans = complete_trace(store, TRACE_ID)
+
+    root = check_order_trace(spans)
+    assert root.request_id == request_id
     # order-service sent this trace on, with its call span as the parent
     [call] = [s for s in spans if s.kind == "client" and not is_statement(s)]
     assert call.service == "order-service"
@@ -352,3 +361,24 @@ def test_consul_calls_are_in_no_trace(devconsul, tmp_path):
     assert [roots(spans)[0].kind for spans in traces] == ["server", "server"]
     urls = [s.attributes.get("http.url", "") for spans in traces for s in spans]
     assert not [url for url in urls if f":{devconsul.port}/" in url]
+
+
+@pytest.mark.postgres
+def test_postgresql_statements_are_traced_alike(tmp_path):
+    store = SpanStore(tmp_path)
+    receiver = OTLPReceiver(store).start()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, **FAST_EXPORT}
+    try:
+        with both_services(tmp_path, env, database="postgresql") as running:
+            post_order(
+                running.orders_url,
+                running.user_id,
+                traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
+            )
+            spans = complete_trace(store, TRACE_ID)
+    finally:
+        receiver.stop()
+    check_order_trace(spans)
+    assert {s.attributes["db.system"] for s in spans if is_statement(s)} == {
+        "postgresql"
+    }
