@@ -335,9 +335,8 @@ class _ConfigureOnFirstRequest:
                 self._configure()
             except Exception:  # tracing must never fail a request
                 log.exception("set-up failed; this process runs without tracing")
-            self._pid = (
-                os.getpid()
-            )  # after: concurrent first requests wait for the set-up
+            # Only now: a request arriving meanwhile waits in configure_tracing.
+            self._pid = os.getpid()
         return self.wsgi_app(environ, start_response)
 
 
@@ -415,7 +414,10 @@ def end_attempt(span: Span, outcome: str, status: int | None = None) -> None:
 
 
 def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
-    """Add the current span's `traceparent` (and `tracestate`) to outgoing `headers`,
-    replacing any the client sent. With tracing off, an incoming traceparent that was
-    extracted into the current context is passed on unchanged."""
+    """Set the current span's `traceparent` (and `tracestate`) in outgoing `headers`, in
+    place of any the client sent, whatever their case. Call it inside server_span (and the
+    attempt's span): with tracing off, that context is the incoming traceparent, which is
+    then passed on unchanged."""
+    for key in [k for k in headers if k.lower() in ("traceparent", "tracestate")]:
+        del headers[key]
     propagate.inject(headers, context=context.get_current())

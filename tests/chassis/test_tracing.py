@@ -296,8 +296,9 @@ def test_each_attempt_is_a_child_span_and_carries_its_own_traceparent(finished):
             [("connect_error", None), ("ok", 200)], start=1
         ):
             with tracing.attempt_span(f"user-service-h-{attempt}", attempt) as span:
-                headers = {}
+                headers = {"TraceParent": "00-client-own-01", "Accept": "*/*"}
                 tracing.inject_trace_headers(headers)
+                assert set(headers) == {"traceparent", "Accept"}
                 sent.append((headers["traceparent"], tracing.trace_ids(span)))
                 tracing.end_attempt(span, outcome, status)
     first, second, root = finished()
