@@ -103,6 +103,43 @@ def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
     assert tracing._configured_pid is None  # no SDK provider was set up
 
 
+def run_python(code: str, **otel: str) -> str:
+    """The output of `code` run by a fresh interpreter with only these OTEL_* variables:
+    the global provider can be set once per process, and this one has its own."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**environ, **otel},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_the_resource_names_the_instance_as_consul_does():
+    code = (
+        "from opentelemetry import trace\n"
+        "from chassis import tracing\n"
+        "tracing.configure_tracing('user-service', 'user-service-10.0.0.5-8001', '1.2')\n"
+        "attributes = trace.get_tracer_provider().resource.attributes\n"
+        "for key in ('service.name', 'service.instance.id', 'service.version', 'team'):\n"
+        "    print(key, attributes[key])\n"
+    )
+    output = run_python(
+        code,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_RESOURCE_ATTRIBUTES="team=payments,service.name=other",
+    )
+    assert output.splitlines() == [
+        "service.name user-service",  # the Consul name wins over the variable
+        "service.instance.id user-service-10.0.0.5-8001",
+        "service.version 1.2",
+        "team payments",  # the variable's other attributes are kept
+    ]
+
+
 def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
     # In a process of its own: this one has an SDK provider (set below, once and for all).
     incoming = f"00-{TRACE_ID}-{PARENT_ID}-01"
@@ -114,16 +151,7 @@ def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
         "        tracing.inject_trace_headers(headers)\n"
         "print(headers['traceparent'])\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout == incoming + "\n"
+    assert run_python(code) == incoming + "\n"
 
 
 def test_concurrent_first_calls_wait_for_the_one_set_up():
@@ -152,19 +180,9 @@ for thread in threads:
     thread.join()
 print(len(calls), sorted(set(seen)))
 """
-    environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # never reached here
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout == "1 ['TracerProvider']\n"
+    # the endpoint is never reached: nothing is traced here
+    output = run_python(code, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert output == "1 ['TracerProvider']\n"
 
 
 # -- the sampler and the dropped-span count, on a provider of the test's own --------------
