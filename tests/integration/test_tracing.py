@@ -324,17 +324,29 @@ def test_an_exporter_down_or_hanging_leaves_requests_unaffected(
             post_order(running.orders_url, running.user_id)
 
 
+def one_traced_order(
+    directory: Path, extra_env: dict, route_to_users=None, database: str = "sqlite"
+) -> tuple[SpanStore, list[SpanRecord]]:
+    """Both services, fresh, exporting to a receiver of their own; one order of TRACE_ID.
+    Returns the store and that trace."""
+    store = SpanStore(directory)
+    receiver = OTLPReceiver(store).start()
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, **FAST_EXPORT, **extra_env}
+    try:
+        with both_services(directory, env, route_to_users, database) as running:
+            post_order(
+                running.orders_url,
+                running.user_id,
+                traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
+            )
+            return store, complete_trace(store, TRACE_ID)
+    finally:
+        receiver.stop()
+
+
 def test_consul_calls_are_in_no_trace(devconsul, tmp_path):
     """order-service finds user-service through Consul: its watcher's blocking queries go
     through the instrumented requests library, from a thread of the serving process."""
-    store = SpanStore(tmp_path)
-    receiver = OTLPReceiver(store).start()
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        **FAST_EXPORT,
-        "CONSUL_HTTP_ADDR": devconsul.addr,
-        "CHECK_INTERVAL": "1s",
-    }
 
     def through_consul(users_url: str) -> dict:
         wait_until(
@@ -344,19 +356,11 @@ def test_consul_calls_are_in_no_trace(devconsul, tmp_path):
             timeout=30,
             what="user-service passing in Consul",
         )
-        return {}
+        return {}  # no USER_SERVICE_URL: order-service asks Consul
 
-    try:
-        with both_services(tmp_path, env, through_consul) as running:
-            post_order(
-                running.orders_url,
-                running.user_id,
-                traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
-            )
-            spans = complete_trace(store, TRACE_ID)
-    finally:
-        receiver.stop()
-    assert len(roots(spans)) == 1
+    consul = {"CONSUL_HTTP_ADDR": devconsul.addr, "CHECK_INTERVAL": "1s"}
+    store, spans = one_traced_order(tmp_path, consul, through_consul)
+    check_order_trace(spans)
     traces = store.recent(100)  # this order, and the creation of its user
     assert [roots(spans)[0].kind for spans in traces] == ["server", "server"]
     urls = [s.attributes.get("http.url", "") for spans in traces for s in spans]
@@ -365,19 +369,7 @@ def test_consul_calls_are_in_no_trace(devconsul, tmp_path):
 
 @pytest.mark.postgres
 def test_postgresql_statements_are_traced_alike(tmp_path):
-    store = SpanStore(tmp_path)
-    receiver = OTLPReceiver(store).start()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, **FAST_EXPORT}
-    try:
-        with both_services(tmp_path, env, database="postgresql") as running:
-            post_order(
-                running.orders_url,
-                running.user_id,
-                traceparent=f"00-{TRACE_ID}-{GATEWAY_SPAN_ID}-01",
-            )
-            spans = complete_trace(store, TRACE_ID)
-    finally:
-        receiver.stop()
+    _, spans = one_traced_order(tmp_path, {}, database="postgresql")
     check_order_trace(spans)
     assert {s.attributes["db.system"] for s in spans if is_statement(s)} == {
         "postgresql"
