@@ -1,5 +1,6 @@
 """Instance identity: the one place that spells `<service>-<host>-<port>` (DESIGN.md contract)."""
 
+import importlib.metadata
 import socket
 
 from chassis.env import env_int, env_str
@@ -30,3 +31,13 @@ def instance_id_from_env(service_name: str, default_port: int = 0, environ=None)
     host = env_str("SERVICE_ADDRESS", "", environ) or default_advertise_address()
     port = env_int("PORT", default_port, minimum=0, maximum=65535, environ=environ)
     return instance_id(service_name, host, port)
+
+
+def service_version_from_env(environ=None) -> str:
+    """SERVICE_VERSION, else the installed switchyard version: Consul's Meta.version and the
+    traces' service.version."""
+    try:
+        installed = importlib.metadata.version("switchyard")
+    except importlib.metadata.PackageNotFoundError:
+        installed = "unknown"
+    return env_str("SERVICE_VERSION", installed, environ)

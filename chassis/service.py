@@ -15,11 +15,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chassis.env import env_int
 from chassis.health import install_health
-from chassis.identity import instance_id_from_env
+from chassis.identity import instance_id_from_env, service_version_from_env
 from chassis.logs import configure_logging, log_level_from_env
 from chassis.openapi import install_openapi
 from chassis.responses import init_service_app
 from chassis.storage import database_url_from_env, init_database, ping
+from chassis.tracing import instrument_service_app
 
 __all__ = ["ServiceSettings", "create_service_app"]
 
@@ -83,4 +84,6 @@ def create_service_app(
         app, settings.service_name, {"database": lambda: ping(db), **(checks or {})}
     )
     install_openapi(app, document)
+    # Tracing on (OTEL_EXPORTER_OTLP_ENDPOINT): server, outgoing and database spans.
+    instrument_service_app(app, db, settings.service_name, service_version_from_env())
     return app

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 import requests
 
 import consul
+from chassis.accesslog import ACCESS_LOG_FORMAT
 from chassis.env import env_int, env_str
 from chassis.logs import configure_logging, log_level_from_env
 from discovery.consul_client import ConsulSettings
@@ -217,6 +218,9 @@ def service_hooks(
         "threads": env_int("GUNICORN_THREADS", 4, minimum=1, environ=environ),
         # gthread, with gunicorn's own error pages (unparsable requests) as JSON.
         "worker_class": "chassis.worker.JSONErrorWorker",
+        # Access lines (when --access-logfile is given) carry request and trace ids.
+        "logger_class": "chassis.accesslog.TraceAccessLogger",
+        "access_log_format": ACCESS_LOG_FORMAT,
         # gunicorn >= 25.1 opens a control socket at one default path per user; several
         # instances on one host would fight over it, and nothing here uses gunicornc.
         "control_socket_disable": True,

@@ -26,7 +26,6 @@ changes) plus requests already routed to this instance; 3 s suits the local stac
 where callers use longer timeouts.
 """
 
-import importlib.metadata
 import logging
 import os
 import re
@@ -36,7 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from chassis.env import ConfigError, env_float, env_int, env_str
-from chassis.identity import default_advertise_address, instance_id
+from chassis.identity import (
+    default_advertise_address,
+    instance_id,
+    service_version_from_env,
+)
 from consul import Check
 from discovery.consul_client import ConsulSettings, make_consul
 from discovery.instances import host_for_url
@@ -73,13 +76,6 @@ def go_duration(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{round(seconds * 1000)}ms"
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("switchyard")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,7 @@ class RegistrationSettings:
                 env_int("SERVICE_WEIGHT_WARNING", 1, 0, 65535, environ),
             ),
             tags=tuple(t.strip() for t in tags.split(",") if t.strip()),
-            version=env_str("SERVICE_VERSION", package_version(), environ),
+            version=service_version_from_env(environ),
             lb_strategy=strategy,
         )
 

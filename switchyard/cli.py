@@ -1,4 +1,4 @@
-"""`switchyard up | status | down`: the whole local system in one command."""
+"""`switchyard up | status | down | traces`: the whole local system in one command."""
 
 import argparse
 import contextlib
@@ -14,10 +14,13 @@ from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
 from switchyard.lifeline import Lifeline, claim
+from switchyard.otlp import OTLPReceiver
 from switchyard.plan import StackOptions
 from switchyard.render import Console, table
+from switchyard.spanstore import SpanStore
 from switchyard.stack import Stack, StartupError
 from switchyard.state import read_state, state_path
+from switchyard.traces import find_trace, trace_table, waterfall
 
 # Every way to ask `switchyard up` to stop: Ctrl-C, kill, a closed terminal, Ctrl-\.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="gateway load-balancing strategy (round_robin)",
     )
     up.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
+    up.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send spans to this OTLP/HTTP collector "
+        "(default: keep them under the data directory for `switchyard traces`)",
+    )
 
     st = commands.add_parser("status", help="what Consul sees, with local pids")
     st.add_argument("--json", action="store_true", help="stable JSON for scripts")
@@ -81,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("down", help="stop a stack started in another terminal")
 
-    for sub in (up, st, commands.choices["down"]):
+    tr = commands.add_parser("traces", help="recent traces, or one as a waterfall")
+    tr.add_argument("id", nargs="?", help="a trace id or an X-Request-ID")
+    tr.add_argument("--limit", type=positive, default=20, help="traces listed (20)")
+
+    for sub in (up, st, commands.choices["down"], tr):
         sub.add_argument(
             "--data-dir", type=Path, default=Path("var"), help="default: var/"
         )
@@ -96,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"up": cmd_up, "status": cmd_status, "down": cmd_down}[args.command]
+    command = {
+        "up": cmd_up,
+        "status": cmd_status,
+        "down": cmd_down,
+        "traces": cmd_traces,
+    }[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:  # a stop signal before the stack started
@@ -126,6 +144,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     lock = claim(args.data_dir, console)
     if lock is None:
         return 1
+    # Spans go to the user's collector, or to our receiver, which lives as long as we do.
+    receiver = None
+    if args.otlp_endpoint:
+        console.say(f"switchyard: spans go to {args.otlp_endpoint}")
+    else:
+        store = SpanStore(args.data_dir)
+        receiver = OTLPReceiver(store).start()
+        console.say(
+            f"switchyard: spans kept in {store.path} (receiver {receiver.url}); "
+            "see them with `switchyard traces`"
+        )
     options = StackOptions(
         users=args.users,
         orders=args.orders,
@@ -133,10 +162,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         data_dir=args.data_dir,
         token=args.token,
+        otlp_endpoint=args.otlp_endpoint or receiver.url,
     )
-    with lock, Lifeline(args.data_dir, lock):
-        stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
-        return run(stack, console)
+    try:
+        with lock, Lifeline(args.data_dir, lock):
+            stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
+            return run(stack, console)
+    finally:
+        if receiver is not None:
+            receiver.stop()
 
 
 def stop_on_signals() -> None:
@@ -255,4 +289,23 @@ def cmd_down(args: argparse.Namespace) -> int:
         return 0
     graceful = shutdown.stop_stack(state, args.data_dir, console)
     console.say("switchyard: stopped" if graceful else "switchyard: stopped (forced)")
+    return 0
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    store = SpanStore(args.data_dir)
+    if args.id is None:
+        recent = store.recent(args.limit)
+        print(trace_table(recent) if recent else f"no traces in {store.path} yet")
+        return 0
+    spans = find_trace(store, args.id)
+    if not spans:
+        print(
+            f"ERROR switchyard: no trace {args.id!r} in {store.path}: "
+            "neither a trace id nor an X-Request-ID of a stored trace",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"trace {spans[0].trace_id}, {len(spans)} spans\n")
+    print(waterfall(spans))
     return 0

@@ -61,6 +61,7 @@ class StackOptions:
     data_dir: Path = Path("var")
     token: str = ""
     log_level: str = "INFO"
+    otlp_endpoint: str = ""  # where every process sends its spans; "" = no tracing
 
 
 def free_port() -> int:
@@ -73,6 +74,16 @@ def sqlite_url(data_dir: Path, service: str) -> str:
     return f"sqlite:///{(data_dir / f'{service}.db').resolve()}"
 
 
+def tracing_env(otlp_endpoint: str) -> dict[str, str]:
+    """Spans to `otlp_endpoint`, within a second of their end: a laptop stack is watched live."""
+    if not otlp_endpoint:
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
+
+
 def service_spec(
     service: str, port: int, options: StackOptions, agent: AgentChoice, **extra: str
 ) -> ProcessSpec:
@@ -83,6 +94,7 @@ def service_spec(
         "CONSUL_HTTP_ADDR": agent.addr,
         "CONSUL_HTTP_TOKEN": options.token,
         "LOG_LEVEL": options.log_level,
+        **tracing_env(options.otlp_endpoint),
         **extra,
     }
     if service != "gateway":

@@ -32,7 +32,16 @@ def test_every_service_is_there(resolved):
         "user-service",
         "order-service",
         "gateway",
+        "jaeger",
     }
+
+
+@pytest.mark.parametrize("name", [*DOMAIN_SERVICES, "gateway"])
+def test_every_application_service_sends_its_spans_to_jaeger(name, resolved):
+    environment = resolved["services"][name]["environment"]
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert environment["OTEL_SDK_DISABLED"] == "false"
+    assert "jaeger" in resolved["services"][name]["depends_on"]
 
 
 @pytest.mark.parametrize("name", DOMAIN_SERVICES)
@@ -51,8 +60,10 @@ def test_every_service_has_a_healthcheck(name, resolved):
 def test_dependencies_wait_for_health(resolved):
     services = resolved["services"]
     for name in (*DOMAIN_SERVICES, "gateway"):
-        depends = services[name]["depends_on"]
+        depends = dict(services[name]["depends_on"])
         assert "consul" in depends
+        # Jaeger only has to be started: spans that cannot be delivered never hold a request.
+        assert depends.pop("jaeger")["condition"] == "service_started"
         assert all(d["condition"] == "service_healthy" for d in depends.values()), name
     assert {"user-service", "order-service"} <= set(services["gateway"]["depends_on"])
     assert "postgres" in services["user-service"]["depends_on"]
@@ -66,6 +77,7 @@ def test_published_ports(resolved):
 
     assert published("gateway") == {8000}
     assert published("consul") == {8500}
+    assert published("jaeger") == {16686}
 
 
 def test_one_image_for_every_application_service(resolved):

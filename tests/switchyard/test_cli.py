@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ import requests
 
 from switchyard.cli import build_parser, main
 from switchyard.process import pid_alive, process_start_time, same_process
+from switchyard.spanstore import SpanStore
 from switchyard.state import read_state
+from switchyard.traces import trace_table
 from tests.support.processes import (
     REPO,
     ManagedProcess,
@@ -23,6 +26,7 @@ from tests.support.processes import (
     python_module,
     wait_until,
 )
+from tests.switchyard.test_traces import TRACE, WATERFALL, order_trace
 
 
 def parse(*argv):
@@ -106,6 +110,39 @@ def test_down_without_a_stack_is_a_no_op(tmp_path, capsys):
     assert "no stack running" in capsys.readouterr().out
 
 
+def test_up_sends_spans_to_its_own_receiver_unless_given_an_endpoint():
+    assert parse("up").otlp_endpoint is None
+    assert parse("up", "--otlp-endpoint", "http://c:4318").otlp_endpoint == (
+        "http://c:4318"
+    )
+
+
+def test_traces_without_any_says_so(tmp_path, capsys):
+    assert main(["traces", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"no traces in {tmp_path}/traces.db yet\n"
+
+
+def test_traces_lists_recent_ones_and_draws_one_by_trace_or_request_id(
+    tmp_path, capsys, utc
+):
+    spans = order_trace()
+    spans[0] = replace(spans[0], request_id="req-42")
+    SpanStore(tmp_path).add(spans)
+    assert main(["traces", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == trace_table([spans]) + "\n"
+    for ident in (TRACE, "req-42"):
+        assert main(["traces", ident, "--data-dir", str(tmp_path)]) == 0
+        assert capsys.readouterr().out == (f"trace {TRACE}, 5 spans\n\n{WATERFALL}\n")
+
+
+def test_traces_of_an_unknown_id_says_so_and_fails(tmp_path, capsys):
+    SpanStore(tmp_path).add(order_trace())
+    assert main(["traces", "f" * 32, "--data-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"ERROR switchyard: no trace '{'f' * 32}' in ")
+
+
 def test_up_rejects_a_malformed_consul_address(tmp_path, capsys):
     assert main(["up", "--data-dir", str(tmp_path), "--consul-addr", "nowhere"]) == 2
     assert "HOST:PORT" in capsys.readouterr().out
@@ -171,6 +208,33 @@ def status_json(tmp_path) -> dict:
     return json.loads(result.stdout)
 
 
+def assert_traces_kept(data_dir, out: str) -> None:
+    """A request through the gateway shows up in `switchyard traces`, by its X-Request-ID."""
+    gateway = re.search(r"^Gateway\s+(\S+)$", out, re.MULTILINE).group(1)
+    request_id = f"req-{os.getpid()}"
+    created = requests.post(
+        f"{gateway}/api/users",
+        json={"name": "Ada", "email": "ada@example.com"},
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert created.status_code == 201
+
+    def waterfall():
+        result = subprocess.run(
+            python_module("switchyard", "traces", request_id, "--data-dir", data_dir),
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return result.stdout if result.returncode == 0 else None
+
+    drawn = wait_until(waterfall, 15, 0.2, f"the trace of {request_id}")
+    assert re.search(r"^user-service POST /users .* ms  \|#+ *\|$", drawn, re.MULTILINE)
+    assert "user-service sqlite INSERT" in drawn
+
+
 @pytest.mark.integration
 def test_up_prints_the_table_status_sees_it_and_sigterm_stops_everything(
     tmp_path, devconsul
@@ -208,6 +272,7 @@ def test_up_prints_the_table_status_sees_it_and_sigterm_stops_everything(
         )
         assert second.returncode == 1
         assert f"already running (switchyard pid {proc.pid}, started " in second.stdout
+        assert_traces_kept(tmp_path, out)
     finally:
         proc.signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

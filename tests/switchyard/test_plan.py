@@ -47,6 +47,14 @@ def test_service_environment():
     assert gateway.env["GATEWAY_LB_STRATEGY"] == "round_robin"
 
 
+def test_every_process_sends_its_spans_to_the_stack_s_endpoint():
+    options = StackOptions(users=1, orders=1, otlp_endpoint="http://127.0.0.1:4318")
+    for spec in plan_stack(options, AGENT, ports(4001, 4002)):
+        assert spec.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    for spec in plan_stack(StackOptions(users=1, orders=1), AGENT, ports(4001, 4002)):
+        assert not any(name.startswith("OTEL_") for name in spec.env)
+
+
 def test_instances_of_one_service_share_its_database():
     specs = plan_stack(StackOptions(users=2, orders=0), AGENT, ports(4001, 4002))
     assert specs[0].env["DATABASE_URL"] == specs[1].env["DATABASE_URL"]

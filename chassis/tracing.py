@@ -1,0 +1,423 @@
+"""OpenTelemetry tracing for every Switchyard process, configured by the standard OTEL_* variables.
+
+| variable | meaning |
+|---|---|
+| OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) | OTLP/HTTP collector; unset: tracing off |
+| OTEL_SDK_DISABLED | `true`: tracing off whatever else is set |
+| OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG | sampler (default parentbased_always_on) and its ratio |
+| OTEL_RESOURCE_ATTRIBUTES | extra resource attributes (service.* come from the instance) |
+| OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY | the batch processor's bounded queue and delay |
+| OTEL_PYTHON_FLASK_EXCLUDED_URLS | paths not traced (default: /health, /openapi.json) |
+
+Tracing off costs nothing: no SDK provider is set up and no instrumentation is installed, so
+every OpenTelemetry call in the process is the API's no-op. Tracing on, an exporter that is
+down or slow never touches a request: ended spans go to a bounded queue that a background
+thread exports; what cannot be queued or exported is counted (`dropped_spans()`), not waited for.
+
+Only requests start traces (RequestRootSampler): a span with no parent that is not a SERVER
+span is never recorded, so Consul calls from the watcher and registration threads, and the
+health check's database ping, never make traces of their own nor join a request's.
+
+The SDK is set up in the serving process itself -- on a service's first request, or by the
+gateway in its worker -- never in a gunicorn master before it forks: the batch processor's
+export thread does not survive a fork.
+
+For the gateway (an asyncio server of its own, not Flask), per request:
+
+    configure_tracing("gateway", instance_id, version)     # once, in the worker
+    with server_span(request_headers, method, path) as span:
+        for each upstream attempt:
+            with attempt_span(instance.id, attempt_number) as attempt:
+                inject_trace_headers(upstream_headers)     # traceparent of the attempt
+                ...send...
+                end_attempt(attempt, outcome, status)
+        span.set_attribute("http.response.status_code", status)
+    trace_ids(span)                                         # for its access log line
+
+The current span lives in contextvars, so it follows a request across awaits, and each task
+created inside `server_span` starts with it: the view's two concurrent fetches, each an
+attempt_span in its own task, are two children of the server span. `dropped_spans()` is the
+count for the gateway's /metrics. With tracing off these helpers are the API's no-ops: nothing
+is recorded, and inject_trace_headers passes the incoming traceparent on unchanged.
+"""
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from chassis.env import ConfigError, env_choice, env_float
+
+__all__ = [
+    "REQUEST_ID_ATTRIBUTE",
+    "RequestRootSampler",
+    "attempt_span",
+    "configure_tracing",
+    "dropped_spans",
+    "end_attempt",
+    "inject_trace_headers",
+    "instrument_service_app",
+    "record_request_id",
+    "sampler_from_env",
+    "server_span",
+    "trace_ids",
+    "tracing_enabled",
+]
+
+log = logging.getLogger("tracing")
+
+ENDPOINT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+# The semantic conventions' name for a captured request header (a list of values).
+REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
+# Health checks hit /health every second and nobody reads their traces.
+DEFAULT_EXCLUDED_URLS = r"/health(\?|$),/openapi\.json"
+# At exit, pending spans get this long to leave; an exporter that hangs must not hold the
+# process (gunicorn would wait for the worker until its graceful timeout).
+EXIT_FLUSH_SECONDS = 2.0
+# WSGI environ keys the server span's ids are left under, for the access log.
+ENVIRON_TRACE_ID = "switchyard.trace_id"
+ENVIRON_SPAN_ID = "switchyard.span_id"
+
+_TRACER = "switchyard"
+_configured_pid: int | None = None
+_configure_lock = threading.Lock()
+_dropped = 0
+_dropped_lock = threading.Lock()
+
+
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """True when an OTLP endpoint is set and OTEL_SDK_DISABLED is not `true`."""
+    environ = os.environ if environ is None else environ
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+def sampler_from_env(environ: Mapping[str, str] | None = None):
+    """The sampler OTEL_TRACES_SAMPLER (+ _ARG) names, checked: a typo is a ConfigError at
+    boot rather than the SDK's silent fall-back to sampling everything."""
+    from opentelemetry.sdk.trace import sampling
+
+    name = env_choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", SAMPLERS, environ)
+    if name.endswith("traceidratio"):
+        ratio = env_float("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0, environ=environ)
+        if ratio > 1.0:
+            raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: must be <= 1, got {ratio}")
+        root = sampling.TraceIdRatioBased(ratio)
+    else:
+        root = (
+            sampling.ALWAYS_OFF if name.endswith("always_off") else sampling.ALWAYS_ON
+        )
+    return sampling.ParentBased(root) if name.startswith("parentbased") else root
+
+
+class RequestRootSampler:
+    """Drops every span that would start a trace without being a request's SERVER span;
+    everything else is the delegate's decision (see the module docstring for why)."""
+
+    def __init__(self, delegate):
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context,
+        trace_id,
+        name,
+        kind=None,
+        attributes=None,
+        links=None,
+        trace_state=None,
+    ):
+        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and kind is not SpanKind.SERVER:
+            return SamplingResult(Decision.DROP)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RequestRoot{{{self.delegate.get_description()}}}"
+
+
+# -- dropped spans ---------------------------------------------------------------------
+
+
+def dropped_spans() -> int:
+    """Spans this process ended but could not send: its queue was full, or the export failed."""
+    return _dropped
+
+
+def _count_dropped(count: int) -> None:
+    global _dropped
+    with _dropped_lock:
+        _dropped += count
+
+
+class _CountingExporter:
+    """The exporter, counting the spans of every batch it fails to deliver."""
+
+    def __init__(self, exporter):
+        self._exporter = exporter
+
+    def export(self, spans):
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        result = self._exporter.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            _count_dropped(len(spans))
+        return result
+
+    def shutdown(self):
+        return self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+class _CountingProcessorMetrics:
+    """The batch processor's own metrics hook, counting what it drops on a full queue."""
+
+    def __init__(self, metrics):
+        self._metrics = metrics
+
+    def register_queue_size(self, get_queue_size) -> None:
+        self._metrics.register_queue_size(get_queue_size)
+
+    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
+        _count_dropped(count)
+        self._metrics.drop_items(count, error_type)
+
+    def finish_items(self, count: int) -> None:
+        self._metrics.finish_items(count)
+
+
+def counting_batch_processor(exporter, **options):
+    """A BatchSpanProcessor (bounded queue: OTEL_BSP_MAX_QUEUE_SIZE unless `max_queue_size`)
+    whose lost spans add to dropped_spans()."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    processor = BatchSpanProcessor(_CountingExporter(exporter), **options)
+    # The SDK reports queue-full drops only through this internal hook (and a log line).
+    batch = getattr(processor, "_batch_processor", None)
+    if batch is not None and hasattr(batch, "_metrics"):
+        batch._metrics = _CountingProcessorMetrics(batch._metrics)
+    else:
+        log.warning(
+            "this SDK hides its queue: spans dropped on a full queue go uncounted"
+        )
+    return processor
+
+
+# -- set-up ------------------------------------------------------------------------------
+
+
+def configure_tracing(service_name: str, instance_id: str, version: str) -> bool:
+    """Set up the SDK for this process when tracing is on; True if it is. Idempotent.
+
+    service.name, service.instance.id and service.version are the instance's Consul name,
+    ID and version (they win over OTEL_RESOURCE_ATTRIBUTES, whose other attributes are kept).
+    Call it in the process that serves (after gunicorn forks), not in a master.
+    """
+    if not tracing_enabled():
+        return False
+    # Threads of a worker may all arrive here with its first requests: they wait for the
+    # one that sets up, rather than serve (with no-op spans) before it is done.
+    with _configure_lock:
+        if _configured_pid is None:
+            _set_up_sdk(service_name, instance_id, version)
+    return True
+
+
+def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
+    global _configured_pid
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create(
+        {
+            "service.name": service_name,
+            "service.instance.id": instance_id,
+            "service.version": version,
+        }
+    )
+    provider = TracerProvider(
+        resource=resource,
+        sampler=RequestRootSampler(sampler_from_env()),
+        shutdown_on_exit=False,  # ours below is bounded; the SDK's waits up to 30 s
+    )
+    provider.add_span_processor(counting_batch_processor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    atexit.register(_shutdown_within, provider, EXIT_FLUSH_SECONDS)
+    _configured_pid = os.getpid()
+    log.info("exporting traces of %s as %s", service_name, instance_id)
+
+
+def _shutdown_within(provider, seconds: float) -> None:
+    flusher = threading.Thread(target=provider.shutdown, daemon=True)
+    flusher.start()
+    flusher.join(seconds)
+
+
+def instrument_service_app(app, db, service_name: str, version: str) -> None:
+    """Trace a service when tracing is on: its server spans (Flask), its outgoing calls
+    (requests) and its database statements (SQLAlchemy on `db`'s engine); the SDK is set
+    up on the first request, in the serving process. Tracing off: nothing is installed."""
+    if not tracing_enabled():
+        return
+    sampler_from_env()  # a bad OTEL_TRACES_SAMPLER stops the boot, not the first request
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    FlaskInstrumentor.instrument_app(
+        app,
+        request_hook=_on_server_request,
+        excluded_urls=os.environ.get(
+            "OTEL_PYTHON_FLASK_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS
+        ),
+    )
+    with app.app_context():
+        _trace_statements(db.engine)
+    RequestsInstrumentor().instrument()  # global; no-op when already installed
+    instance_id = app.config["INSTANCE_ID"]
+    app.wsgi_app = _ConfigureOnFirstRequest(
+        app.wsgi_app, lambda: configure_tracing(service_name, instance_id, version)
+    )
+
+
+def _trace_statements(engine) -> None:
+    """The SQLAlchemy instrumentation's EngineTracer on this one engine: what
+    SQLAlchemyInstrumentor().instrument(engine=...) does, without the rest of that call --
+    it refuses SQLAlchemy 2.1 (0.66b1 declares "< 2.1"; the engine events it uses are
+    unchanged, and the integration test sees the statements' spans), and it patches
+    create_async_engine, whose import needs greenlet."""
+    from opentelemetry.instrumentation.sqlalchemy import __version__
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.metrics import get_meter
+
+    scope = "opentelemetry.instrumentation.sqlalchemy"
+    connections = get_meter(scope, __version__).create_up_down_counter(
+        "db.client.connections.usage", unit="connections"
+    )
+    EngineTracer(trace.get_tracer(scope, __version__), engine, connections)
+
+
+class _ConfigureOnFirstRequest:
+    """WSGI middleware, outermost: sets the SDK up before the first request's span starts.
+    Until then the instrumentation's tracers are the API's proxies, which then delegate."""
+
+    def __init__(self, wsgi_app, configure):
+        self.wsgi_app = wsgi_app
+        self._configure = configure
+        self._pid: int | None = None
+
+    def __call__(self, environ, start_response):
+        if self._pid != os.getpid():
+            try:
+                self._configure()
+            except Exception:  # tracing must never fail a request
+                log.exception("set-up failed; this process runs without tracing")
+            # Only now: a request arriving meanwhile waits in configure_tracing.
+            self._pid = os.getpid()
+        return self.wsgi_app(environ, start_response)
+
+
+def _on_server_request(span: Span, environ: MutableMapping) -> None:
+    record_request_id(span, environ.get("HTTP_X_REQUEST_ID"))
+    environ[ENVIRON_TRACE_ID], environ[ENVIRON_SPAN_ID] = trace_ids(span)
+
+
+# -- helpers for hand-made spans (the gateway) -------------------------------------------
+
+
+def record_request_id(span: Span, request_id: str | None) -> None:
+    """Put the request's X-Request-ID on `span`, so `switchyard traces <request id>` and any
+    backend's search by attribute find the trace. The gateway calls it on its server span."""
+    if request_id:
+        span.set_attribute(REQUEST_ID_ATTRIBUTE, (request_id,))
+
+
+def trace_ids(span: Span) -> tuple[str, str]:
+    """(trace_id, span_id) in hex, as access logs print them; ("-", "-") when not traced."""
+    ids = span.get_span_context()
+    if not ids.is_valid:
+        return "-", "-"
+    return format(ids.trace_id, "032x"), format(ids.span_id, "016x")
+
+
+@contextmanager
+def server_span(headers: Mapping[str, str], method: str, path: str) -> Iterator[Span]:
+    """The gateway's SERVER span for one request, current for the block.
+
+    Continues the trace of a valid incoming `traceparent` (an invalid one starts a new trace,
+    as W3C Trace Context says); records X-Request-ID. `headers` must be a mapping with
+    case-insensitive lookup, or have lower-case keys. An exception leaving the block marks
+    the span as an error.
+    """
+    carrier = {key.lower(): value for key, value in headers.items()}
+    parent = propagate.extract(carrier)
+    tracer = trace.get_tracer(_TRACER)
+    with tracer.start_as_current_span(
+        f"{method} {path}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path},
+    ) as span:
+        record_request_id(span, carrier.get("x-request-id"))
+        yield span
+
+
+@contextmanager
+def attempt_span(instance_id: str, attempt: int) -> Iterator[Span]:
+    """One CLIENT span per upstream attempt, a child of the current span: a retry is a
+    second sibling with `attempt` 2. Call inject_trace_headers inside the block so the
+    upstream's server span becomes this attempt's child; finish with end_attempt."""
+    tracer = trace.get_tracer(_TRACER)
+    with tracer.start_as_current_span(
+        f"attempt {attempt} {instance_id}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "switchyard.instance.id": instance_id,
+            "switchyard.attempt": attempt,
+        },
+        record_exception=False,  # the outcome says what happened, end_attempt sets it
+    ) as span:
+        yield span
+
+
+def end_attempt(span: Span, outcome: str, status: int | None = None) -> None:
+    """Record how an attempt ended: `outcome` ("ok", "connect_error", "timeout", ...) and the
+    upstream's HTTP status when one came back. A 5xx or no answer is an error span."""
+    span.set_attribute("switchyard.outcome", outcome)
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if status is None or status >= 500:
+        span.set_status(Status(StatusCode.ERROR, outcome))
+
+
+def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
+    """Set the current span's `traceparent` (and `tracestate`) in outgoing `headers`, in
+    place of any the client sent, whatever their case. Call it inside server_span (and the
+    attempt's span): with tracing off, that context is the incoming traceparent, which is
+    then passed on unchanged."""
+    for key in [k for k in headers if k.lower() in ("traceparent", "tracestate")]:
+        del headers[key]
+    propagate.inject(headers, context=context.get_current())

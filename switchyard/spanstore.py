@@ -1,0 +1,124 @@
+"""The spans the local stack sent, kept in one SQLite file under the data directory.
+
+One row per span, keyed by (trace id, span id): an exporter that sends a batch twice (a retry
+after a lost answer) changes nothing. Every call opens its own connection, so the receiver's
+threads and a `switchyard traces` in another terminal can use the file at once.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FILE_NAME = "traces.db"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    service TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    request_id TEXT,
+    attributes TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_by_request_id ON spans (request_id);
+CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns);
+"""
+COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "name",
+    "service",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status",
+    "request_id",
+    "attributes",
+)
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_id: str  # 16 hex digits, or "" for a root
+    name: str
+    service: str
+    kind: str  # server, client, internal, producer, consumer, unspecified
+    start_ns: int
+    end_ns: int
+    status: str  # ok, error, unset
+    attributes: dict = field(default_factory=dict)
+    request_id: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+class SpanStore:
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / FILE_NAME
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=10)
+        connection.executescript(SCHEMA)
+        return connection
+
+    def add(self, spans: Iterable[SpanRecord]) -> None:
+        rows = [
+            {**asdict(span), "attributes": json.dumps(span.attributes, sort_keys=True)}
+            for span in spans
+        ]
+        with closing(self._connect()) as connection, connection:
+            connection.executemany(
+                f"INSERT OR REPLACE INTO spans ({', '.join(COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c for c in COLUMNS)})",
+                rows,
+            )
+
+    def trace(self, trace_id: str) -> list[SpanRecord]:
+        rows = self._rows(
+            f"SELECT {', '.join(COLUMNS)} FROM spans WHERE trace_id = ? ORDER BY start_ns",
+            (trace_id,),
+        )
+        return [_record(dict(zip(COLUMNS, row))) for row in rows]
+
+    def trace_ids_for_request(self, request_id: str) -> list[str]:
+        """Traces whose spans carry this X-Request-ID, most recent first."""
+        rows = self._rows(
+            "SELECT trace_id FROM spans WHERE request_id = ? "
+            "GROUP BY trace_id ORDER BY MAX(start_ns) DESC",
+            (request_id,),
+        )
+        return [trace_id for (trace_id,) in rows]
+
+    def recent(self, limit: int) -> list[list[SpanRecord]]:
+        """The spans of the `limit` most recently started traces, newest first."""
+        rows = self._rows(
+            "SELECT trace_id FROM spans GROUP BY trace_id "
+            "ORDER BY MIN(start_ns) DESC LIMIT ?",
+            (limit,),
+        )
+        return [self.trace(trace_id) for (trace_id,) in rows]
+
+    def _rows(self, query: str, params: tuple) -> list[tuple]:
+        # Reading creates nothing: `switchyard traces` before any stack ran leaves no file.
+        if not self.path.exists():
+            return []
+        with closing(self._connect()) as connection:
+            return connection.execute(query, params).fetchall()
+
+
+def _record(row: dict) -> SpanRecord:
+    return SpanRecord(**{**row, "attributes": json.loads(row["attributes"])})

@@ -1,0 +1,350 @@
+"""chassis.tracing in this process: configuration from OTEL_*, the request-root sampler, the
+dropped-span count, and the helpers the gateway will use. The services' spans across real
+processes are checked in tests/integration/test_tracing.py."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.trace import SpanKind, StatusCode
+
+from chassis import tracing
+from chassis.env import ConfigError
+from tests.support.processes import wait_until
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+
+
+@pytest.mark.parametrize(
+    "environ, enabled",
+    [
+        ({}, False),
+        (ENDPOINT, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, True),
+        ({**ENDPOINT, "OTEL_SDK_DISABLED": "true"}, False),
+        ({**ENDPOINT, "OTEL_SDK_DISABLED": "TRUE"}, False),
+        ({**ENDPOINT, "OTEL_SDK_DISABLED": "false"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+    ],
+)
+def test_tracing_is_on_with_an_endpoint_unless_disabled(environ, enabled):
+    assert tracing.tracing_enabled(environ) is enabled
+
+
+@pytest.mark.parametrize(
+    "environ, description",
+    [
+        ({}, "ParentBased{root:AlwaysOnSampler"),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, "AlwaysOffSampler"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"},
+            "TraceIdRatioBased{0.25}",
+        ),
+        (
+            {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"},
+            "ParentBased{root:TraceIdRatioBased{1.0}",
+        ),
+    ],
+)
+def test_the_sampler_is_the_one_otel_traces_sampler_names(environ, description):
+    assert tracing.sampler_from_env(environ).get_description().startswith(description)
+
+
+@pytest.mark.parametrize(
+    "environ, variable",
+    [
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"},
+            "OTEL_TRACES_SAMPLER_ARG",
+        ),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+            "OTEL_TRACES_SAMPLER_ARG",
+        ),
+    ],
+)
+def test_a_bad_sampler_setting_names_its_variable(environ, variable):
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        tracing.sampler_from_env(environ)
+
+
+def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
+    for name in tracing.ENDPOINT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    app = Flask(__name__)
+    app.config.update(
+        INSTANCE_ID="svc-h-1", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db"
+    )
+    db = SQLAlchemy(app)
+    wsgi_app = app.wsgi_app
+    tracing.instrument_service_app(app, db, "svc", "1.0")
+    assert app.wsgi_app == wsgi_app  # the same bound method: nothing wraps it
+    assert not hasattr(requests.Session.send, "__wrapped__")
+    assert tracing.configure_tracing("svc", "svc-h-1", "1.0") is False
+    assert tracing._configured_pid is None  # no SDK provider was set up
+
+
+def run_python(code: str, **otel: str) -> str:
+    """The output of `code` run by a fresh interpreter with only these OTEL_* variables:
+    the global provider can be set once per process, and this one has its own."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**environ, **otel},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_the_resource_names_the_instance_as_consul_does():
+    code = (
+        "from opentelemetry import trace\n"
+        "from chassis import tracing\n"
+        "tracing.configure_tracing('user-service', 'user-service-10.0.0.5-8001', '1.2')\n"
+        "attributes = trace.get_tracer_provider().resource.attributes\n"
+        "for key in ('service.name', 'service.instance.id', 'service.version', 'team'):\n"
+        "    print(key, attributes[key])\n"
+    )
+    output = run_python(
+        code,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_RESOURCE_ATTRIBUTES="team=payments,service.name=other",
+    )
+    assert output.splitlines() == [
+        "service.name user-service",  # the Consul name wins over the variable
+        "service.instance.id user-service-10.0.0.5-8001",
+        "service.version 1.2",
+        "team payments",  # the variable's other attributes are kept
+    ]
+
+
+def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
+    # In a process of its own: this one has an SDK provider (set below, once and for all).
+    incoming = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    code = (
+        "from chassis import tracing\n"
+        f"with tracing.server_span({{'traceparent': {incoming!r}}}, 'GET', '/api/x'):\n"
+        "    with tracing.attempt_span('svc-h-1', 1):\n"
+        "        headers = {}\n"
+        "        tracing.inject_trace_headers(headers)\n"
+        "print(headers['traceparent'])\n"
+    )
+    assert run_python(code) == incoming + "\n"
+
+
+def test_concurrent_first_calls_wait_for_the_one_set_up():
+    # A worker's threads serving its first requests at once: none may go on before the SDK
+    # is there (they would record nothing). In a process of its own, for the global provider.
+    code = """
+import threading, time
+from opentelemetry import trace
+from chassis import tracing
+
+set_up, calls = tracing._set_up_sdk, []
+def slow_set_up(*args):
+    calls.append(args)
+    time.sleep(0.5)
+    set_up(*args)
+tracing._set_up_sdk = slow_set_up
+
+seen = []
+def first_request():
+    tracing.configure_tracing("svc", "svc-h-1", "1.0")
+    seen.append(type(trace.get_tracer_provider()).__name__)
+threads = [threading.Thread(target=first_request) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len(calls), sorted(set(seen)))
+"""
+    # the endpoint is never reached: nothing is traced here
+    output = run_python(code, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert output == "1 ['TracerProvider']\n"
+
+
+# -- the sampler and the dropped-span count, on a provider of the test's own --------------
+
+
+def spans_of(sampler, make_spans) -> list:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    make_spans(provider.get_tracer("test"))
+    return [(s.name, s.kind) for s in exporter.get_finished_spans()]
+
+
+def test_only_a_server_span_may_start_a_trace():
+    def make_spans(tracer):
+        # a watcher's Consul call, a health check's database ping: no parent, not a server
+        tracer.start_span("GET consul", kind=SpanKind.CLIENT).end()
+        tracer.start_span("SELECT", kind=SpanKind.CLIENT).end()
+        with tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER):
+            tracer.start_span("GET user-service", kind=SpanKind.CLIENT).end()
+
+    assert spans_of(tracing.RequestRootSampler(ALWAYS_ON), make_spans) == [
+        ("GET user-service", SpanKind.CLIENT),
+        ("POST /orders", SpanKind.SERVER),
+    ]
+
+
+class BlockingExporter(SpanExporter):
+    """Holds the first export until released; fails every export when told to."""
+
+    def __init__(self, result=SpanExportResult.SUCCESS):
+        self.result = result
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans):
+        self.entered.set()
+        self.release.wait(10)
+        return self.result
+
+
+def end_spans(processor, count: int) -> None:
+    tracer = TracerProvider(shutdown_on_exit=False)
+    tracer.add_span_processor(processor)
+    for _ in range(count):
+        tracer.get_tracer("test").start_span("s", kind=SpanKind.SERVER).end()
+
+
+def test_spans_that_do_not_fit_the_queue_are_counted_as_dropped():
+    exporter = BlockingExporter()
+    processor = tracing.counting_batch_processor(
+        exporter, max_queue_size=1, max_export_batch_size=1
+    )
+    before = tracing.dropped_spans()
+    end_spans(processor, 1)
+    assert exporter.entered.wait(10)  # that span is out of the queue, being exported
+    end_spans(processor, 3)  # one fits the queue, two do not
+    assert tracing.dropped_spans() - before == 2
+    exporter.release.set()
+    processor.shutdown()
+
+
+def test_spans_whose_export_fails_are_counted_as_dropped():
+    exporter = BlockingExporter(SpanExportResult.FAILURE)
+    exporter.release.set()
+    processor = tracing.counting_batch_processor(exporter, max_export_batch_size=512)
+    before = tracing.dropped_spans()
+    end_spans(processor, 3)
+    processor.force_flush()
+    wait_until(lambda: tracing.dropped_spans() - before == 3, what="3 dropped")
+    processor.shutdown()
+
+
+# -- the gateway's helpers, on the process's tracer provider -------------------------------
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    """This test process's global provider (set once: OpenTelemetry refuses a second)."""
+    exporter = InMemorySpanExporter()
+    sampler = tracing.RequestRootSampler(ParentBased(ALWAYS_ON))  # the default
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def finished(exporter):
+    exporter.clear()
+    return exporter.get_finished_spans
+
+
+def test_a_valid_traceparent_is_continued_and_the_request_id_recorded(finished):
+    headers = {
+        "Traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+        "X-Request-ID": "req-1",
+    }
+    with tracing.server_span(headers, "POST", "/api/orders") as span:
+        ids = tracing.trace_ids(span)
+    [server] = finished()
+    assert ids[0] == TRACE_ID
+    assert format(server.parent.span_id, "016x") == PARENT_ID
+    assert server.kind is SpanKind.SERVER
+    assert server.attributes[tracing.REQUEST_ID_ATTRIBUTE] == ("req-1",)
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        f"00-{'0' * 32}-{PARENT_ID}-01",  # all-zero trace id
+        f"00-{TRACE_ID}-{'0' * 16}-01",  # all-zero parent id
+        "00-xyz-abc-01",
+        f"ff-{TRACE_ID}-{PARENT_ID}-01",  # version ff is forbidden
+    ],
+)
+def test_an_invalid_traceparent_starts_a_new_trace(finished, traceparent):
+    with tracing.server_span({"traceparent": traceparent}, "GET", "/api/users"):
+        pass
+    [server] = finished()
+    assert server.parent is None
+    assert format(server.context.trace_id, "032x") != TRACE_ID
+
+
+def test_each_attempt_is_a_child_span_and_carries_its_own_traceparent(finished):
+    sent = []
+    with tracing.server_span({}, "GET", "/api/users") as server:
+        for attempt, (outcome, status) in enumerate(
+            [("connect_error", None), ("ok", 200)], start=1
+        ):
+            with tracing.attempt_span(f"user-service-h-{attempt}", attempt) as span:
+                headers = {"TraceParent": "00-client-own-01", "Accept": "*/*"}
+                tracing.inject_trace_headers(headers)
+                assert set(headers) == {"traceparent", "Accept"}
+                sent.append((headers["traceparent"], tracing.trace_ids(span)))
+                tracing.end_attempt(span, outcome, status)
+    first, second, root = finished()
+    assert root.context.span_id == server.get_span_context().span_id
+    assert [first.parent.span_id, second.parent.span_id] == [root.context.span_id] * 2
+    assert [
+        first.attributes["switchyard.attempt"],
+        second.attributes["switchyard.attempt"],
+    ] == [1, 2]
+    assert first.status.status_code is StatusCode.ERROR
+    assert second.attributes["http.response.status_code"] == 200
+    assert second.status.status_code is StatusCode.UNSET
+    for traceparent, (trace_id, span_id) in sent:
+        version, sent_trace, sent_parent, flags = traceparent.split("-")
+        assert (version, sent_trace, sent_parent) == ("00", trace_id, span_id)
+        assert int(flags, 16) & 1  # sampled (the SDK may set the "random" bit too)
+
+
+def test_a_sampled_out_request_records_nothing_and_passes_its_traceparent_on(
+    finished,
+):
+    incoming = f"00-{TRACE_ID}-{PARENT_ID}-00"
+    headers = {}
+    with (
+        tracing.server_span({"traceparent": incoming}, "GET", "/api/users"),
+        tracing.attempt_span("user-service-h-1", 1),
+    ):
+        tracing.inject_trace_headers(headers)
+    assert finished() == ()
+    assert headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+    assert headers["traceparent"].endswith("-00")

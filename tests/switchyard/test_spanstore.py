@@ -1,0 +1,33 @@
+from dataclasses import replace
+
+from switchyard.spanstore import SpanStore
+from tests.switchyard.test_traces import order_trace
+
+
+def test_an_empty_data_directory_has_no_traces_and_gets_no_file(tmp_path):
+    store = SpanStore(tmp_path / "var")
+    assert store.recent(10) == []
+    assert store.trace("0" * 32) == []
+    assert store.trace_ids_for_request("r") == []
+    assert not (tmp_path / "var").exists()
+
+
+def test_spans_round_trip_and_a_repeated_span_is_stored_once(tmp_path):
+    store = SpanStore(tmp_path)
+    spans = order_trace()
+    store.add(spans)
+    store.add(spans[:2])
+    assert store.trace(spans[0].trace_id) == sorted(spans, key=lambda s: s.start_ns)
+
+
+def test_recent_lists_the_newest_traces_first_up_to_the_limit(tmp_path):
+    store = SpanStore(tmp_path)
+    for n in range(3):
+        trace_id = f"{n + 1:032x}"
+        store.add(
+            replace(s, trace_id=trace_id, start_ns=s.start_ns + n, end_ns=s.end_ns + n)
+            for s in order_trace()
+        )
+    newest = store.recent(2)
+    assert [spans[0].trace_id for spans in newest] == [f"{3:032x}", f"{2:032x}"]
+    assert [len(spans) for spans in newest] == [5, 5]
