@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, event, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,10 +81,7 @@ def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
     with app.app_context():
         install_sqlite_pragmas(db)
         create_tables(db)
-        # The same pool; built once here rather than per request.
-        app.extensions[READS] = db.engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
+        app.extensions[READS] = reads_engine(db.engine)
     app.register_error_handler(OperationalError, _database_unavailable)
 
 
@@ -102,10 +99,11 @@ def _database_unavailable(exc: OperationalError):
 def engine_options(url: str | URL) -> dict:
     if make_url(url).drivername.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    return {
-        "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
-    }
+    # No pool_pre_ping: it is a round trip before every checkout, a second one for a read
+    # that is one SELECT. After a PostgreSQL restart the first statement on an old pooled
+    # connection fails instead (503 with Retry-After, see init_database), and SQLAlchemy's
+    # disconnect detection then drops every connection opened before it.
+    return {"connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}}
 
 
 def install_sqlite_pragmas(db: SQLAlchemy) -> None:
@@ -143,6 +141,18 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
                 type(exc.orig).__name__,
             )
             time.sleep(0.05 * 2**attempt)
+
+
+def reads_engine(engine: Engine) -> Engine:
+    """The engine reading() uses: the same pool, built once at boot.
+
+    PostgreSQL: autocommit, so a read is its one round trip, without BEGIN and ROLLBACK.
+    SQLite needs no such setting: the driver begins no transaction for a SELECT, and
+    switching the isolation level would cost a PRAGMA per checkout and per return.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def reading() -> Connection:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
@@ -17,9 +17,10 @@ from chassis.storage import (
     init_database,
     iso_utc,
     ping,
+    reading,
 )
 from tests.support.processes import free_port
-from tests.support.services import DATABASE_KINDS, fresh_database
+from tests.support.services import DATABASE_KINDS, POSTGRES_URL, fresh_database
 
 
 @pytest.fixture(params=DATABASE_KINDS)
@@ -75,7 +76,8 @@ def test_bad_database_url_names_the_variable(url):
     ("url", "keys"),
     [
         ("sqlite:///x.db", {"connect_args"}),
-        ("postgresql+psycopg://db/x", {"pool_pre_ping", "connect_args"}),
+        # no pool_pre_ping: a round trip per request (see engine_options)
+        ("postgresql+psycopg://db/x", {"connect_args"}),
     ],
 )
 def test_engine_options(url, keys):
@@ -191,3 +193,53 @@ def test_ping_is_false_when_postgresql_does_not_answer():
     db.init_app(app)
     with app.app_context():
         assert not ping(db)
+
+
+def test_reading_sees_commits_and_leaves_the_pool_as_it_found_it(database_url):
+    """reading() borrows the session's pool in autocommit (PostgreSQL): a connection it
+    returns must be transactional again for the next session, or a rollback would undo
+    nothing."""
+    app, db = bound_app(database_url)
+    with app.app_context():
+        db.session.execute(text("CREATE TABLE t (n INTEGER)"))
+        db.session.execute(text("INSERT INTO t VALUES (1)"))
+        db.session.commit()
+        with reading() as connection:
+            assert connection.execute(text("SELECT n FROM t")).scalars().all() == [1]
+        db.session.execute(text("INSERT INTO t VALUES (2)"))
+        db.session.rollback()
+        with reading() as connection:
+            assert connection.execute(text("SELECT n FROM t")).scalars().all() == [1]
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_postgresql_dropped_costs_one_503_then_reads_recover(tmp_path):
+    """Without pool_pre_ping (engine_options) a stale pooled connection fails once, as a 503
+    with Retry-After, and SQLAlchemy's disconnect detection replaces it for the next request."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        app, db = bound_app(url)
+
+        @app.get("/backend")
+        def backend():
+            with reading() as connection:
+                return {
+                    "pid": connection.execute(text("SELECT pg_backend_pid()")).scalar()
+                }
+
+        client = app.test_client()
+        pid = client.get("/backend").json["pid"]
+        admin = create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.dispose()
+        failed = client.get("/backend")
+        assert failed.status_code == 503
+        assert failed.json["error"]["code"] == "database_unavailable"
+        assert failed.headers["Retry-After"] == "1"
+        recovered = client.get("/backend")
+        assert recovered.status_code == 200
+        assert recovered.json["pid"] != pid
+        with app.app_context():
+            db.engine.dispose()
