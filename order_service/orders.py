@@ -3,7 +3,7 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
@@ -27,6 +27,12 @@ orders = Blueprint("orders", __name__, url_prefix="/orders")
 # Reads are Core statements on the model's table, built once (chassis.storage.reading).
 ORDERS = Order.__table__
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
+KEYS = IdempotencyKey.__table__
+REPLAY = (
+    select(KEYS.c.request_hash, ORDERS)
+    .join(ORDERS, ORDERS.c.id == KEYS.c.order_id)
+    .where(KEYS.c.key == bindparam("key"))
+)
 
 
 @orders.get("")
@@ -141,9 +147,15 @@ def not_found(order_id: int) -> APIError:
     return APIError(404, "not_found", f"order {order_id} not found")
 
 
-def find_replay(key: str, fingerprint: str) -> Order | None:
-    """The order created earlier under `key`; 409 when the key came with a different body."""
-    record = db.session.get(IdempotencyKey, key)
+def find_replay(key: str, fingerprint: str) -> Row | None:
+    """The order created earlier under `key`; 409 when the key came with a different body.
+
+    Read outside the session (one SELECT, no transaction): the user check that follows a
+    first use then runs with no transaction open, and after a lost race the winner's
+    committed rows are what a fresh read sees.
+    """
+    with reading() as connection:
+        record = connection.execute(REPLAY, {"key": key}).first()
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -153,7 +165,7 @@ def find_replay(key: str, fingerprint: str) -> Order | None:
             "this Idempotency-Key was used with a different request body",
             {"Idempotency-Key": "already used for another request"},
         )
-    return db.session.get(Order, record.order_id)
+    return record
 
 
 def require_user(user_id: int) -> None:
@@ -186,8 +198,8 @@ def transition_conflict(current: str, target: str) -> APIError:
     )
 
 
-def order_response(order: Order, status: int, replayed: bool = False):
-    response = jsonify(order.to_json())
+def order_response(order: Order | Row, status: int, replayed: bool = False):
+    response = jsonify(Order.to_json(order))
     response.status_code = status
     response.headers["Location"] = url_for("orders.get_order", order_id=order.id)
     if replayed:
