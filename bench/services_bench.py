@@ -10,7 +10,8 @@ Each is loaded with wrk at c=16 (needed: `apt-get install wrk`), the three inter
 and CPU per request. Then `POST /orders` (order-service asking user-service whether the
 user exists, over pooled keep-alive connections): its rate under wrk, and its cost broken
 down in-process with cProfile (validation, idempotency lookup, user check, insert, commit,
-the rest), with how many connections the user checks opened.
+the rest), with how many connections the user checks opened. Last, the list endpoints at
+100,000 rows, in-process: the first and the last page, and the count inside them.
 
 `--profile` prints instead where a GET's time goes in-process (cProfile, the WSGI app
 called directly, no server), grouped by library.
@@ -329,6 +330,82 @@ def breakdown(orders_url: str, users_base: str, user_id: int, args):
         app.extensions["sqlalchemy"].engine.dispose()
 
 
+# -- list endpoints at 100,000 rows ------------------------------------------------------
+
+LIST_ROWS = 100_000
+
+
+def bench_lists(kind: str, directory: str) -> None:
+    """What a page costs at the start and at the end of 100,000 rows, and the count in it."""
+    from datetime import UTC, datetime
+
+    from order_service import create_app as orders_app
+    from order_service.orders import ORDERS
+    from order_service.settings import Settings as OrderSettings
+    from user_service import create_app as users_app
+    from user_service.settings import Settings as UserSettings
+    from user_service.users import COUNT, USERS
+
+    now = datetime.now(UTC)
+    with (
+        database(kind, directory, "users") as users_url,
+        database(kind, directory, "orders") as orders_url,
+    ):
+        users = users_app(UserSettings(database_url=users_url))
+        orders = orders_app(
+            OrderSettings(
+                database_url=orders_url, user_service_url="http://127.0.0.1:9"
+            )
+        )
+        fill(users, USERS, lambda i: {"name": f"u{i}", "email": f"u{i}@example.com",
+                                      "created_at": now, "updated_at": now})  # fmt: skip
+        fill(orders, ORDERS, lambda i: {"user_id": i % 100 + 1, "status": "pending",
+                                        "total_amount": Decimal("12.50"),
+                                        "created_at": now, "updated_at": now})  # fmt: skip
+        last = LIST_ROWS - 50
+        print(f"\n[{kind}] lists at {LIST_ROWS:,} rows, in-process, ms per request:")
+        for label, app, path in (
+            ("GET /users first page", users, "/users?limit=50"),
+            (f"GET /users offset {last:,}", users, f"/users?limit=50&offset={last}"),
+            ("GET /orders?user_id= (1,000 of theirs)", orders, "/orders?user_id=7"),
+            ("  its last page", orders, "/orders?user_id=7&offset=950"),
+        ):
+            client = app.test_client()
+            ms = per_call(lambda c=client, p=path: c.get(p))
+            print(f"  {label:40} {ms:8.2f}")
+        with users.app_context():
+            engine = users.extensions["sqlalchemy"].engine
+            with engine.connect() as connection:
+                count_ms = per_call(lambda: connection.execute(COUNT).scalar())
+            print(f"  {'of which the unfiltered users count':40} {count_ms:8.2f}")
+        for app in (users, orders):
+            with app.app_context():
+                app.extensions["sqlalchemy"].engine.dispose()
+
+
+def fill(app: Flask, table, row) -> None:
+    from sqlalchemy import insert
+
+    db = app.extensions["sqlalchemy"]
+    with app.app_context(), db.engine.begin() as connection:
+        for start in range(0, LIST_ROWS, 10_000):
+            batch = [row(i) for i in range(start, start + 10_000)]
+            connection.execute(insert(table), batch)
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def per_call(call, repeats: int = 20) -> float:
+    """Milliseconds per call, median of `repeats` after one warm-up."""
+    call()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
 # -- in-process profile of the GETs --------------------------------------------------------
 
 
@@ -439,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
                     profile_gets(kind, run_directory, 2000)
                 else:
                     bench_database(kind, run_directory, args)
+                    bench_lists(kind, run_directory)
     print(f"  load average {os.getloadavg()[0]:.1f} after (includes this bench)")
     return 0
 
