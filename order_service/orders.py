@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, reading, utcnow
+from chassis.storage import MAX_ID, read_by_id, reading, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -49,10 +49,7 @@ def list_user_orders(user_id: int):
 
 @orders.get("/<int:order_id>")
 def get_order(order_id: int):
-    row = None
-    if order_id <= MAX_ID:
-        with reading() as connection:
-            row = connection.execute(ORDER_BY_ID, {"id": order_id}).first()
+    row = read_by_id(ORDER_BY_ID, order_id)
     if row is None:
         raise not_found(order_id)
     return Order.to_json(row)

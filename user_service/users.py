@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, reading
+from chassis.storage import MAX_ID, read_by_id, reading
 from user_service.models import User, db
 from user_service.validation import clean_user
 
@@ -41,10 +41,7 @@ def list_users():
 
 @users.get("/<int:user_id>")
 def get_user(user_id: int):
-    row = None
-    if user_id <= MAX_ID:
-        with reading() as connection:
-            row = connection.execute(USER_BY_ID, {"id": user_id}).first()
+    row = read_by_id(USER_BY_ID, user_id)
     if row is None:
         raise not_found(user_id)
     return User.to_json(row)
