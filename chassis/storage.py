@@ -132,6 +132,7 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
     for attempt in range(1, attempts + 1):
         try:
             db.create_all()
+            create_missing_indexes(db)
             return
         except DBAPIError as exc:
             if attempt == attempts:
@@ -142,6 +143,15 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
                 type(exc.orig).__name__,
             )
             time.sleep(0.05 * 2**attempt)
+
+
+def create_missing_indexes(db: SQLAlchemy) -> None:
+    """Indexes a model gained after its table was created: create_all only creates missing
+    tables, and a list endpoint without its index reads the whole table."""
+    with db.engine.begin() as connection:
+        for table in db.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
 
 
 def reads_engine(engine: Engine) -> Engine:
@@ -167,7 +177,8 @@ def reads_engine(engine: Engine) -> Engine:
 
 
 def reading() -> Connection:
-    """A pooled connection in autocommit for read-only Core statements, outside the ORM session:
+    """A pooled connection for read-only Core statements, outside the ORM session and any
+    transaction (see reads_engine):
     `with reading() as connection: row = connection.execute(STATEMENT, params).first()`.
 
     A GET needs neither the session's identity map and object loading (half of a request's

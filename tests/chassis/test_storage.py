@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
@@ -96,6 +96,9 @@ def test_iso_utc_treats_naive_times_as_utc():
 
 class FlakyDatabase:
     """create_all loses the race `failures` times, as when another instance creates the tables."""
+
+    metadata = MetaData()  # no model, so no index to add afterwards
+    engine = create_engine("sqlite://")
 
     def __init__(self, failures: int):
         self.failures = failures
@@ -243,3 +246,29 @@ def test_a_connection_postgresql_dropped_costs_one_503_then_reads_recover(tmp_pa
         assert recovered.json["pid"] != pid
         with app.app_context():
             db.engine.dispose()
+
+
+def test_create_tables_adds_an_index_a_model_gained_after_its_table(database_url):
+    """create_all skips existing tables; their new indexes must still appear (a list
+    endpoint reads the whole table without its index)."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE thing (id INTEGER PRIMARY KEY, name VARCHAR(10))")
+        )
+    engine.dispose()
+    db = SQLAlchemy()
+
+    class Thing(db.Model):
+        __tablename__ = "thing"
+        id = db.Column(db.Integer, primary_key=True)
+        name = db.Column(db.String(10), index=True)
+
+    app = Flask(__name__, static_folder=None)
+    init_database(app, db, database_url)
+    with app.app_context():
+        indexes = inspect(db.engine).get_indexes("thing")
+        assert [(i["name"], i["column_names"]) for i in indexes] == [
+            ("ix_thing_name", ["name"])
+        ]
+        db.engine.dispose()
