@@ -3,7 +3,13 @@
 import importlib
 import sys
 
-MODULES = ("bench.devconsul_bench", "bench.gateway_bench", "bench.failover")
+MODULES = (
+    "bench.devconsul_bench",
+    "bench.gateway_bench",
+    "bench.services_bench",
+    "bench.system_bench",
+    "bench.failover",
+)
 
 
 def main() -> int:

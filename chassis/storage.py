@@ -1,5 +1,5 @@
 """Database plumbing the services share: DATABASE_URL parsing, per-dialect engine options,
-race-safe table creation at start-up, and the health ping.
+session settings, race-safe table creation at start-up, the read path, and the health ping.
 
 SQLite is tuned for several gunicorn workers and several instances sharing one file: WAL lets
 readers proceed while one writer commits, and the busy timeout makes writers queue for the lock
@@ -11,10 +11,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import DateTime, Row, Select, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,7 @@ from chassis.responses import api_error
 
 __all__ = [
     "MAX_ID",
+    "SESSION_OPTIONS",
     "Timestamps",
     "create_tables",
     "database_url_from_env",
@@ -31,6 +32,8 @@ __all__ = [
     "install_sqlite_pragmas",
     "iso_utc",
     "ping",
+    "read_by_id",
+    "reading",
     "utcnow",
 ]
 
@@ -40,6 +43,11 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # INTEGER is 32-bit on PostgreSQL: larger ids cannot exist, so asking for one is a 404.
 MAX_ID = 2**31 - 1
 POSTGRES_CONNECT_TIMEOUT_S = 3
+# Every write path commits and then answers with what it wrote: expiring the objects on
+# commit would make that answer a second SELECT of the row just written. Defaults are
+# computed in Python (chassis.storage.utcnow), so the objects already hold what was stored.
+SESSION_OPTIONS = {"expire_on_commit": False}
+READS = "storage.reads"  # app.extensions key of the engine for reading()
 
 
 def database_url_from_env(service: str, environ=None) -> str:
@@ -74,6 +82,7 @@ def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
     with app.app_context():
         install_sqlite_pragmas(db)
         create_tables(db)
+        app.extensions[READS] = reads_engine(db.engine)
     app.register_error_handler(OperationalError, _database_unavailable)
 
 
@@ -91,12 +100,15 @@ def _database_unavailable(exc: OperationalError):
 def engine_options(url: str | URL) -> dict:
     if make_url(url).drivername.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    # No pool_pre_ping: it is a round trip before every checkout, a second one for a read
+    # that is one SELECT. After a PostgreSQL restart the first statement on an old pooled
+    # connection fails instead (503 with Retry-After, see init_database), and SQLAlchemy's
+    # disconnect detection then drops every connection opened before it.
     return {
-        "pool_pre_ping": True,
         "connect_args": {
             "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
             **postgres_client_encoding(),
-        },
+        }
     }
 
 
@@ -137,6 +149,7 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
     for attempt in range(1, attempts + 1):
         try:
             db.create_all()
+            create_missing_indexes(db)
             return
         except DBAPIError as exc:
             if attempt == attempts:
@@ -147,6 +160,59 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
                 type(exc.orig).__name__,
             )
             time.sleep(0.05 * 2**attempt)
+
+
+def create_missing_indexes(db: SQLAlchemy) -> None:
+    """Indexes a model gained after its table was created: create_all only creates missing
+    tables, and a list endpoint without its index reads the whole table."""
+    with db.engine.begin() as connection:
+        for table in db.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
+
+
+def reads_engine(engine: Engine) -> Engine:
+    """The engine reading() uses, built once at boot.
+
+    SQLite: the app's own. The driver begins no transaction for a SELECT, so there is
+    nothing to switch off (and switching the isolation level costs a PRAGMA each way).
+    PostgreSQL: a pool of its own whose connections stay in autocommit, so a read is its
+    one round trip, without BEGIN and ROLLBACK. Switching the shared pool's connections to
+    autocommit and back on every checkout, as `execution_options` does, doubled the
+    Python work of a read. It is disposed with the app's engine.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    reads = create_engine(
+        engine.url,
+        **engine_options(engine.url),
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,  # autocommit: no transaction to roll back
+    )
+    event.listen(engine, "engine_disposed", lambda _engine: reads.dispose())
+    return reads
+
+
+def reading() -> Connection:
+    """A pooled connection for read-only Core statements, outside the ORM session and any
+    transaction (see reads_engine):
+    `with reading() as connection: row = connection.execute(STATEMENT, params).first()`.
+
+    A GET needs neither the session's identity map and object loading (half of a request's
+    time when measured) nor a transaction: on PostgreSQL a transaction is a BEGIN and a
+    ROLLBACK round trip around the one SELECT. Rows have the columns as attributes, so a
+    model's to_json serializes them too.
+    """
+    return current_app.extensions[READS].connect()
+
+
+def read_by_id(statement: Select, row_id: int) -> Row | None:
+    """The row `statement` selects for its `id` parameter, or None (also for ids too large
+    to exist, see MAX_ID)."""
+    if row_id > MAX_ID:
+        return None
+    with reading() as connection:
+        return connection.execute(statement, {"id": row_id}).first()
 
 
 def ping(db: SQLAlchemy) -> bool:

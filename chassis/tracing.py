@@ -52,6 +52,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from chassis.env import ConfigError, env_choice, env_float
+from chassis.storage import READS
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
@@ -295,7 +296,10 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
         ),
     )
     with app.app_context():
-        _trace_statements(db.engine)
+        # Writes go through the session's engine, reads through storage.reading()'s own
+        # (on PostgreSQL a separate autocommit pool): both carry the statements' spans.
+        for engine in {db.engine, app.extensions.get(READS, db.engine)}:
+            _trace_statements(engine)
     RequestsInstrumentor().instrument()  # global; no-op when already installed
     instance_id = app.config["INSTANCE_ID"]
     app.wsgi_app = _ConfigureOnFirstRequest(

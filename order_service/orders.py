@@ -3,12 +3,12 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, utcnow
+from chassis.storage import MAX_ID, read_by_id, reading, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -23,6 +23,16 @@ from order_service.validation import (
 log = logging.getLogger("orders")
 
 orders = Blueprint("orders", __name__, url_prefix="/orders")
+
+# Reads are Core statements on the model's table, built once (chassis.storage.reading).
+ORDERS = Order.__table__
+ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
+KEYS = IdempotencyKey.__table__
+REPLAY = (
+    select(KEYS.c.request_hash, ORDERS)
+    .join(ORDERS, ORDERS.c.id == KEYS.c.order_id)
+    .where(KEYS.c.key == bindparam("key"))
+)
 
 
 @orders.get("")
@@ -39,7 +49,10 @@ def list_user_orders(user_id: int):
 
 @orders.get("/<int:order_id>")
 def get_order(order_id: int):
-    return find_order(order_id).to_json()
+    row = read_by_id(ORDER_BY_ID, order_id)
+    if row is None:
+        raise not_found(order_id)
+    return Order.to_json(row)
 
 
 @orders.post("")
@@ -95,31 +108,51 @@ def change_status(order_id: int):
 
 def order_page(filters: dict):
     limit, offset = page_params()
-    conditions = [getattr(Order, name) == value for name, value in filters.items()]
-    total = db.session.scalar(
-        select(func.count()).select_from(Order).where(*conditions)
+    total, page = page_statements(filters, limit, offset)
+    with reading() as connection:
+        total = connection.scalar(total)
+        items = [Order.to_json(row) for row in connection.execute(page)]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def page_statements(filters: dict, limit: int, offset: int) -> tuple[Select, Select]:
+    """The count of the orders matching `filters`, and one page of them in id order.
+
+    The index on (user_id, id) serves a user's orders in order, so neither statement reads
+    other users' orders (tests check the plans).
+    """
+    conditions = [ORDERS.c[name] == value for name, value in filters.items()]
+    count = select(func.count()).select_from(ORDERS).where(*conditions)
+    page = (
+        select(ORDERS)
+        .where(*conditions)
+        .order_by(ORDERS.c.id)
+        .limit(limit)
+        .offset(offset)
     )
-    page = db.session.scalars(
-        select(Order).where(*conditions).order_by(Order.id).limit(limit).offset(offset)
-    )
-    return {
-        "items": [order.to_json() for order in page],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return count, page
 
 
 def find_order(order_id: int) -> Order:
     order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
     if order is None:
-        raise APIError(404, "not_found", f"order {order_id} not found")
+        raise not_found(order_id)
     return order
 
 
-def find_replay(key: str, fingerprint: str) -> Order | None:
-    """The order created earlier under `key`; 409 when the key came with a different body."""
-    record = db.session.get(IdempotencyKey, key)
+def not_found(order_id: int) -> APIError:
+    return APIError(404, "not_found", f"order {order_id} not found")
+
+
+def find_replay(key: str, fingerprint: str) -> Row | None:
+    """The order created earlier under `key`; 409 when the key came with a different body.
+
+    Read outside the session (one SELECT, no transaction): the user check that follows a
+    first use then runs with no transaction open, and after a lost race the winner's
+    committed rows are what a fresh read sees.
+    """
+    with reading() as connection:
+        record = connection.execute(REPLAY, {"key": key}).first()
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -129,7 +162,7 @@ def find_replay(key: str, fingerprint: str) -> Order | None:
             "this Idempotency-Key was used with a different request body",
             {"Idempotency-Key": "already used for another request"},
         )
-    return db.session.get(Order, record.order_id)
+    return record
 
 
 def require_user(user_id: int) -> None:
@@ -162,8 +195,8 @@ def transition_conflict(current: str, target: str) -> APIError:
     )
 
 
-def order_response(order: Order, status: int, replayed: bool = False):
-    response = jsonify(order.to_json())
+def order_response(order: Order | Row, status: int, replayed: bool = False):
+    response = jsonify(Order.to_json(order))
     response.status_code = status
     response.headers["Location"] = url_for("orders.get_order", order_id=order.id)
     if replayed:

@@ -5,9 +5,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from chassis.storage import Timestamps, iso_utc
+from chassis.storage import SESSION_OPTIONS, Timestamps, iso_utc
 
-db = SQLAlchemy()
+db = SQLAlchemy(session_options=SESSION_OPTIONS)
 
 
 class User(Timestamps, db.Model):
@@ -18,6 +18,7 @@ class User(Timestamps, db.Model):
     email: Mapped[str] = mapped_column(String(254), nullable=False, unique=True)
 
     def to_json(self) -> dict:
+        """The API's user; also called as User.to_json(row) on a Core row of the table."""
         return {
             "id": self.id,
             "name": self.name,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -20,6 +20,7 @@ from chassis.storage import (
     init_database,
     iso_utc,
     ping,
+    reading,
 )
 from tests.support.processes import free_port
 from tests.support.services import (
@@ -85,7 +86,8 @@ def test_bad_database_url_names_the_variable(url):
     ("url", "keys"),
     [
         ("sqlite:///x.db", {"connect_args"}),
-        ("postgresql+psycopg://db/x", {"pool_pre_ping", "connect_args"}),
+        # no pool_pre_ping: a round trip per request (see engine_options)
+        ("postgresql+psycopg://db/x", {"connect_args"}),
     ],
 )
 def test_engine_options(url, keys):
@@ -104,6 +106,9 @@ def test_iso_utc_treats_naive_times_as_utc():
 
 class FlakyDatabase:
     """create_all loses the race `failures` times, as when another instance creates the tables."""
+
+    metadata = MetaData()  # no model, so no index to add afterwards
+    engine = create_engine("sqlite://")
 
     def __init__(self, failures: int):
         self.failures = failures
@@ -258,3 +263,79 @@ def test_a_service_boots_and_keeps_non_ascii_text_on_a_sql_ascii_database():
             assert (encoding, stored) == ("SQL_ASCII", 4)
         finally:
             dispose(app, db)
+
+
+def test_reading_sees_commits_and_leaves_the_pool_as_it_found_it(database_url):
+    """reading() borrows the session's pool in autocommit (PostgreSQL): a connection it
+    returns must be transactional again for the next session, or a rollback would undo
+    nothing."""
+    app, db = bound_app(database_url)
+    with app.app_context():
+        db.session.execute(text("CREATE TABLE t (n INTEGER)"))
+        db.session.execute(text("INSERT INTO t VALUES (1)"))
+        db.session.commit()
+        with reading() as connection:
+            assert connection.execute(text("SELECT n FROM t")).scalars().all() == [1]
+        db.session.execute(text("INSERT INTO t VALUES (2)"))
+        db.session.rollback()
+        with reading() as connection:
+            assert connection.execute(text("SELECT n FROM t")).scalars().all() == [1]
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_postgresql_dropped_costs_one_503_then_reads_recover(tmp_path):
+    """Without pool_pre_ping (engine_options) a stale pooled connection fails once, as a 503
+    with Retry-After, and SQLAlchemy's disconnect detection replaces it for the next request."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        app, db = bound_app(url)
+
+        @app.get("/backend")
+        def backend():
+            with reading() as connection:
+                return {
+                    "pid": connection.execute(text("SELECT pg_backend_pid()")).scalar()
+                }
+
+        client = app.test_client()
+        pid = client.get("/backend").json["pid"]
+        admin = create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.dispose()
+        failed = client.get("/backend")
+        assert failed.status_code == 503
+        assert failed.json["error"]["code"] == "database_unavailable"
+        assert failed.headers["Retry-After"] == "1"
+        recovered = client.get("/backend")
+        assert recovered.status_code == 200
+        assert recovered.json["pid"] != pid
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_create_tables_adds_an_index_a_model_gained_after_its_table(database_url):
+    """create_all skips existing tables; their new indexes must still appear (a list
+    endpoint reads the whole table without its index)."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE thing (id INTEGER PRIMARY KEY, name VARCHAR(10))")
+        )
+    engine.dispose()
+    db = SQLAlchemy()
+
+    class Thing(db.Model):
+        __tablename__ = "thing"
+        id = db.Column(db.Integer, primary_key=True)
+        name = db.Column(db.String(10), index=True)
+
+    app = Flask(__name__, static_folder=None)
+    init_database(app, db, database_url)
+    with app.app_context():
+        indexes = inspect(db.engine).get_indexes("thing")
+        assert [(i["name"], i["column_names"]) for i in indexes] == [
+            ("ix_thing_name", ["name"])
+        ]
+        db.engine.dispose()

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 
@@ -7,8 +8,10 @@ import requests
 
 from order_service.models import db
 from order_service.openapi import DOCUMENT
+from order_service.orders import ORDERS, page_statements
 from tests.order_service.conftest import INSTANCE_ID, make_app
 from tests.support.openapi import conforming_client
+from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
 from tests.support.processes import free_port
 from tests.support.services import dispose, json_error, start_service, stop_now
 from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
@@ -431,3 +434,33 @@ def test_order_json_is_what_the_document_says(client, new_user):
     order = post_order(client, new_user(), "3.10").json
     assert set(order) == set(DOCUMENT["components"]["schemas"]["Order"]["properties"])
     assert json.dumps(order)  # plain JSON types only
+
+
+def test_a_users_orders_come_from_the_user_id_index_at_100k_orders(app, client):
+    """Counting and paging one user's orders read that user's index entries only, in id
+    order, with no sort (plans, not timings): 100,000 orders of 100 users."""
+    now = datetime.now(UTC)
+    rows = (
+        {
+            "user_id": i % 100 + 1,
+            "total_amount": Decimal("12.50"),
+            "status": "pending",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(BULK_ROWS)
+    )
+    with app.app_context(), db.engine.begin() as connection:
+        bulk_insert(connection, ORDERS, rows)
+        plans = [
+            query_plan(connection, statement)
+            for filters in ({"user_id": 7}, {"user_id": 7, "status": "pending"})
+            for statement in page_statements(filters, 50, 0)
+        ]
+    for plan in plans:
+        assert "ix_orders_user_id_id" in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+        assert "Seq Scan" not in plan, plan
+    page = client.get("/orders?user_id=7&limit=50&offset=950").json
+    assert page["total"] == BULK_ROWS // 100
+    assert [o["id"] for o in page["items"]] == list(range(95_007, 100_001, 100))

@@ -1,12 +1,16 @@
 import json
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
 import requests
 
+from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
 from tests.support.services import json_error, start_instances, start_service, stop_now
 from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
 from tests.user_service.conftest import INSTANCE_ID
+from user_service.models import db
+from user_service.users import USERS, page_statement
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
 
@@ -267,3 +271,28 @@ def test_sigkill_mid_write_loses_no_acknowledged_user_and_leaves_no_partial_row(
         writer, item = email.removesuffix("@kill.test").removeprefix("w").split("-")
         assert name == f"writer {writer} item {item}"
         assert created_at is not None and updated_at is not None
+
+
+def test_pages_come_in_primary_key_order_at_100k_users(app, client):
+    """A page never sorts the table: the primary key's order serves it (plans, not timings).
+    OFFSET still walks the skipped keys: O(offset), see the README."""
+    now = datetime.now(UTC)
+    rows = (
+        {
+            "name": f"user {i}",
+            "email": f"u{i}@example.com",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(BULK_ROWS)
+    )
+    with app.app_context(), db.engine.begin() as connection:
+        bulk_insert(connection, USERS, rows)
+        plan = query_plan(connection, page_statement(50, 99_950))
+    if "SCAN" in plan:  # SQLite: a walk of the rowid, which is the id
+        assert plan == "SCAN users", plan
+    else:
+        assert "Sort" not in plan and "Index Scan users_pkey users" in plan, plan
+    page = client.get("/users?limit=50&offset=99950").json
+    assert page["total"] == BULK_ROWS
+    assert [u["id"] for u in page["items"]] == list(range(99_951, 100_001))

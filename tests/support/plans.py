@@ -1,0 +1,46 @@
+"""Query plans, for tests that keep list endpoints O(page) at scale: assertions about which
+index a statement uses, not about timings."""
+
+import json
+
+from sqlalchemy import Select, Table, insert
+from sqlalchemy.engine import Connection
+
+BULK_ROWS = 100_000
+
+
+def bulk_insert(connection: Connection, table: Table, rows) -> None:
+    """Insert many rows quickly: one executemany per batch, no ORM."""
+    rows = list(rows)
+    for start in range(0, len(rows), 10_000):
+        connection.execute(insert(table), rows[start : start + 10_000])
+    if connection.dialect.name == "postgresql":
+        # Statistics now, as autovacuum would do later: the planner must know the table.
+        connection.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def query_plan(connection: Connection, statement: Select) -> str:
+    """The database's plan for `statement`, as text: EXPLAIN QUERY PLAN's lines on SQLite,
+    the node types and index names of EXPLAIN (FORMAT JSON) on PostgreSQL."""
+    sql = str(
+        statement.compile(
+            dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+        )
+    )
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
+        return "\n".join(row[-1] for row in rows)
+    [[document]] = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").all()
+    if isinstance(document, str):
+        document = json.loads(document)
+    return "\n".join(_nodes(document[0]["Plan"]))
+
+
+def _nodes(node: dict):
+    yield " ".join(
+        filter(
+            None, [node["Node Type"], node.get("Index Name"), node.get("Relation Name")]
+        )
+    )
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
