@@ -5,6 +5,7 @@ import random
 import time
 
 import pytest
+import uvloop
 
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import make_strategy
@@ -60,8 +61,21 @@ def forwarder(clock=None, **settings):
     return Forwarder(s, ejector)
 
 
+@pytest.fixture(autouse=True)
+def loop():
+    """The forwarder runs on an event loop; its pooled connections belong to one."""
+    global _loop
+    _loop = uvloop.new_event_loop()
+    yield _loop
+    _loop.close()
+
+
+_loop = None
+
+
 def get(fw, state, method="GET", path="/echo/x", headers=(), body=b"", key=False):
-    return fw.forward(state, method, path, list(headers), body, idempotency_key=key)
+    forwarding = fw.forward(state, method, path, list(headers), body, key)
+    return _loop.run_until_complete(forwarding)
 
 
 @pytest.mark.parametrize(
