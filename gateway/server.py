@@ -26,6 +26,7 @@ from email.utils import formatdate
 
 import httptools
 
+from gateway.flow import WriteFlow
 from gateway.messages import Body, Request, Response, json_error, status_line
 from gateway.settings import GatewaySettings
 
@@ -81,7 +82,7 @@ class Server:
             connection.close_when_idle()
 
 
-class Connection(asyncio.Protocol):
+class Connection(WriteFlow, asyncio.Protocol):
     def __init__(self, server: Server):
         self.server = server
         self.settings = server.settings
@@ -103,7 +104,6 @@ class Connection(asyncio.Protocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._writing = False  # an answer's bytes have started to leave
-        self._writable: asyncio.Future | None = None
 
     # -- asyncio ------------------------------------------------------------------------
 
@@ -124,8 +124,7 @@ class Connection(asyncio.Protocol):
         self._disarm()
         if self._body_timer is not None:
             self._body_timer.cancel()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.release_writers()
         for request in (self._parsing, self._current, *self._queue):
             if request is not None:
                 request.body.fail(
@@ -154,14 +153,6 @@ class Connection(asyncio.Protocol):
                 self._refuse(cause.status, cause.code, cause.message)
             else:
                 self._refuse(400, "bad_request", f"malformed request: {exc}")
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
 
     # -- httptools ----------------------------------------------------------------------
 
@@ -332,9 +323,8 @@ class Connection(asyncio.Protocol):
             self.transport.write(
                 b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
             )
-            if self._writable is not None:
-                async with asyncio.timeout(self.settings.client_timeout):
-                    await self._writable
+            async with asyncio.timeout(self.settings.client_timeout):
+                await self.drain()
         if chunked:
             self.transport.write(b"0\r\n\r\n")
 

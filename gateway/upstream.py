@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import httptools
 
+from gateway.flow import WriteFlow
+
 __all__ = [
     "ConnectFailed",
     "Upstream",
@@ -49,7 +51,7 @@ class _Stale(UpstreamBroken):
     """A kept-alive connection closed before any byte of the answer: maybe never read."""
 
 
-class _Link(asyncio.Protocol):
+class _Link(WriteFlow, asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
 
     def __init__(self, pool: "_Pool"):
@@ -59,7 +61,6 @@ class _Link(asyncio.Protocol):
         self.closed = False
         self.response: UpstreamResponse | None = None  # the exchange in progress
         self.parser = _parser(self)
-        self._writable: asyncio.Future | None = None
 
     # -- asyncio ------------------------------------------------------------------------
 
@@ -85,22 +86,9 @@ class _Link(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
+        self.release_writers()
         if self.response is not None:
             self.response.lost()
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    async def drain(self) -> None:
-        if self._writable is not None:
-            await self._writable
 
     # -- httptools ----------------------------------------------------------------------
 

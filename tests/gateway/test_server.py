@@ -3,11 +3,11 @@ pipelining, bodies that stream both ways. Slow and idle clients must cost nothin
 
 import json
 import socket
-import threading
 
 import pytest
 
 from tests.gateway.fakes import echo_instance
+from tests.gateway.slow_clients import dripping
 from tests.support.processes import wait_until
 
 FAST = {"header_timeout": 0.5, "keepalive_timeout": 60.0, "client_timeout": 1.0}
@@ -60,24 +60,12 @@ def test_slow_head_gets_408_at_the_deadline_while_another_client_is_served(gw):
         sock, stream = connect(w.served.port)
         sock.sendall(b"GET /api/echo/slow HTTP/1.1\r\nHost: x\r\n")
         slow.append((sock, stream))
-    stop = threading.Event()
-
-    def trickle():  # a header line now and then, never the blank line
-        while not stop.wait(0.1):
-            for sock, _ in slow:
-                try:
-                    sock.sendall(b"X-A: b\r\n")
-                except OSError:
-                    pass
-
-    dripper = threading.Thread(target=trickle, daemon=True)
-    dripper.start()
     try:
-        assert w.client.get("/api/echo/other").status_code == 200
-        answers = [read_response(stream) for _, stream in slow]
+        # A header line now and then, never the blank line that ends the head.
+        with dripping([sock for sock, _ in slow], b"X-A: b\r\n", 0.1):
+            assert w.client.get("/api/echo/other").status_code == 200
+            answers = [read_response(stream) for _, stream in slow]
     finally:
-        stop.set()
-        dripper.join(5)
         for sock, stream in slow:
             stream.close()
             sock.close()
