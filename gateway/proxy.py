@@ -6,6 +6,8 @@ Rules (issue 5):
   GET, HEAD, OPTIONS, PUT, DELETE or a request carrying `Idempotency-Key`;
 - at most `max_attempts`, never the same instance twice, all within one deadline, and each
   retry must fit the service's retry budget;
+- a body too large to hold (it streams) is sent again only after a connect failure: none
+  of it was read yet;
 - a failure (connect error, timeout, dropped connection, 5xx) counts towards ejection.
 Final answers: the upstream's own response when there is one; otherwise 504 if time ran out
 or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no instance was left.
@@ -31,7 +33,9 @@ from gateway.upstream import (
 __all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-PRELOAD_LIMIT = 1 << 20  # bodies up to this size are read at once; larger ones stream
+PRELOAD_LIMIT = (
+    1 << 20
+)  # bodies up to this size are held (both ways); larger ones stream
 
 
 class Outcome:

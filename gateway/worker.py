@@ -18,6 +18,7 @@ import asyncio
 import importlib
 import logging
 import os
+import resource
 
 import uvloop
 from gunicorn.workers.base import Worker
@@ -48,6 +49,7 @@ class GatewayWorker(Worker):
 
     async def _serve(self) -> None:
         app = self.wsgi  # gateway.wsgi:app, the Gateway
+        _room_for(app.settings.max_connections)
         app.start()
         await self._wait_for_consul(app)
         loop = asyncio.get_running_loop()
@@ -85,3 +87,20 @@ class GatewayWorker(Worker):
             await asyncio.sleep(0.05)
         for connection in list(server.connections):
             connection.transport.abort()
+
+
+def _room_for(connections: int) -> None:
+    """Raise this process's open-file limit (up to the hard one) so the connection cap, not
+    the kernel, decides who is refused: each client may hold an upstream socket too."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        if ceiling < wanted:
+            log.warning(
+                "open-file limit %d is below what GATEWAY_MAX_CONNECTIONS=%d needs (%d)",
+                ceiling,
+                connections,
+                wanted,
+            )
