@@ -258,9 +258,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             and not self.server.closing
         )
         try:
-            await self._write(request, response, keep_alive)
-        except (ConnectionError, TimeoutError):
-            keep_alive = False
+            keep_alive = await self._write(request, response, keep_alive)
+        except OSError:  # the client went away, or the upstream broke mid-body
+            keep_alive = False  # closing tells the client its answer is cut short
         finally:
             if response.stream is not None:
                 await response.stream.aclose()
@@ -287,7 +287,8 @@ class Connection(WriteFlow, asyncio.Protocol):
         else:
             self._arm(self.settings.keepalive_timeout, self.transport.close)
 
-    async def _write(self, request: Request, response: Response, keep_alive) -> None:
+    async def _write(self, request: Request, response: Response, keep_alive) -> bool:
+        """Write the answer; whether the connection may carry another request."""
         self._writing = True
         status = response.status
         bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
@@ -315,7 +316,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         head.append(b"\r\n")
         if bodiless or stream is None:
             self.transport.write(b"".join(head) + (b"" if bodiless else response.body))
-            return
+            return keep_alive
         self.transport.write(b"".join(head))
         async for chunk in stream:
             if self.closed:
@@ -327,6 +328,7 @@ class Connection(WriteFlow, asyncio.Protocol):
                 await self.drain()
         if chunked:
             self.transport.write(b"0\r\n\r\n")
+        return keep_alive
 
     # -- refusals and timers ------------------------------------------------------------
 

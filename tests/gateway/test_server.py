@@ -3,6 +3,7 @@ pipelining, bodies that stream both ways. Slow and idle clients must cost nothin
 
 import json
 import socket
+import threading
 
 import pytest
 
@@ -221,3 +222,29 @@ def test_a_body_that_arrives_too_slowly_is_408(gw):
         status, headers, body = read_response(stream)
     assert (status, json.loads(body)["error"]["code"]) == (408, "request_timeout")
     assert headers["connection"] == "close"
+
+
+def test_an_upstream_breaking_mid_body_ends_the_clients_connection(world):
+    listener = socket.create_server(("127.0.0.1", 0))
+    announced = 4 << 20
+
+    def serve():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % announced
+                conn.sendall(head + b"x" * (2 << 20))  # half, then gone
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    w = world()
+    w.publish("echo", echo_instance("r", listener.getsockname()[1]))
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(get("/api/echo/big"))
+        status, headers = read_head(stream)
+        assert (status, int(headers["content-length"])) == (200, announced)
+        assert len(stream.read()) < announced  # cut short, and closed: not left hanging
+    thread.join(5)
+    assert w.client.get("/api/echo/after").status_code in (502, 503)  # nothing there
