@@ -132,10 +132,6 @@ class Request:
     body: Body
     keep_alive: bool = True
 
-    def header(self, name: str) -> str | None:
-        lower = name.lower()
-        return next((v for n, v in self.headers if n.lower() == lower), None)
-
 
 @dataclass
 class Response:

@@ -90,8 +90,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client_addr = ""
         self.closed = False
-        self.turned_away = False
-        self.upgraded = False
+        self.finished = False  # no further request is read from this client
         self.in_head = False  # bytes of a head arrived, its end has not
         self.head_bytes = 0
         self._url = b""
@@ -134,7 +133,7 @@ class Connection(WriteFlow, asyncio.Protocol):
             self._task.cancel()  # nobody to answer: free the upstream side at once
 
     def data_received(self, data: bytes) -> None:
-        if self.turned_away or self.upgraded:
+        if self.finished:
             return
         if self.in_head or self._parsing is None:
             self.head_bytes += len(data)
@@ -254,7 +253,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         keep_alive = (
             request.keep_alive
             and request.body.complete
-            and not self.upgraded
+            and not self.finished
             and not self.server.closing
         )
         try:
@@ -345,7 +344,7 @@ class Connection(WriteFlow, asyncio.Protocol):
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer a request that cannot be parsed or is over a limit, and close."""
-        self.upgraded = True  # read nothing more
+        self.finished = True
         if self._writing:
             # An answer is being written: a refusal now would interleave with it.
             self.transport.close()
@@ -359,7 +358,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._linger_then_close()
 
     def _turn_away(self) -> None:
-        self.turned_away = True
+        self.finished = True
         self.transport.write(
             self._error_bytes(
                 503,
@@ -374,7 +373,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         # Closing with unread request bytes would make the kernel send RST, which can
         # destroy the answer before the client reads it: half-close, drop what comes.
         self._disarm()
-        self.turned_away = True
+        self.finished = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._timer = asyncio.get_running_loop().call_later(
@@ -384,7 +383,7 @@ class Connection(WriteFlow, asyncio.Protocol):
     def _upgrade(self) -> None:
         # No protocol switch through the gateway: the request is answered as a plain one
         # (Upgrade is hop-by-hop) and the connection ends with it.
-        self.upgraded = True
+        self.finished = True
         if self._parsing is not None:
             self._parsing.body.finish()
             self._parsing = None
