@@ -33,6 +33,9 @@ MAX_HEAD = 1 << 20  # bytes of one response head, as Go's MaxResponseHeaderBytes
 MAX_HEADER_LINES = 200
 MAX_POOLS = 512
 HIGH_WATER = 256 * 1024  # buffered body bytes past which the upstream is not read
+# A body announced this small is awaited whole before the head's reader wakes: upstreams
+# often send head and body in two writes, and one wake-up per answer costs less than two.
+SMALL_BODY = 64 * 1024
 
 
 class ConnectFailed(OSError):
@@ -163,6 +166,7 @@ class UpstreamResponse:
         self._reusable = False
         self._close_delimited = False
         self._head_done = False
+        self._small = False  # a small body: the reader wakes when it is complete
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._complete = False
@@ -189,6 +193,7 @@ class UpstreamResponse:
         self._close_delimited = not (no_body or chunked or self.length is not None)
         self._reusable = parser.should_keep_alive() and not self._close_delimited
         self._head_done = True
+        self._small = self.length is not None and self.length <= SMALL_BODY
         if no_body:
             self.length = 0
             # httptools cannot be told the body is empty: this parser would read the next
@@ -196,7 +201,8 @@ class UpstreamResponse:
             # beyond the head makes it unusable (data_received with no exchange).
             self.link.parser = _parser(self.link)
             self._finish()
-        self._wake()
+        if not self._small or self._complete:
+            self._wake()
 
     def on_body(self, data: bytes) -> None:
         if self._complete:
@@ -205,7 +211,8 @@ class UpstreamResponse:
         self._buffered += len(data)
         if self._buffered > HIGH_WATER:
             self.link.transport.pause_reading()
-        self._wake()
+        if not self._small:
+            self._wake()
 
     def on_complete(self) -> None:
         if self._head_done and not self._complete:
@@ -268,7 +275,8 @@ class UpstreamResponse:
         return next((v for n, v in self.headers if n.lower() == lower), None)
 
     async def head(self) -> None:
-        while not self._head_done:
+        """Wait for the head (and a small body: see SMALL_BODY)."""
+        while not self._head_done or (self._small and not self._complete):
             if self._error is not None:
                 raise self._error
             await self._wait(self.read_timeout)
