@@ -49,7 +49,7 @@ READ_METHODS = ("GET", "HEAD")
 
 
 class Gateway:
-    """The parts one app owns; reachable from views as `current_app.extensions["gateway"]`."""
+    """One gateway app: what it knows and owns, and `handle(request)`, which the server calls."""
 
     def __init__(
         self,
