@@ -248,3 +248,16 @@ def test_an_upstream_breaking_mid_body_ends_the_clients_connection(world):
         assert len(stream.read()) < announced  # cut short, and closed: not left hanging
     thread.join(5)
     assert w.client.get("/api/echo/after").status_code in (502, 503)  # nothing there
+
+
+def test_an_upgrade_is_answered_as_a_plain_request_and_ends_the_connection(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            get("/api/echo/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        )
+        status, headers, body = read_response(stream)
+        assert status == 200 and headers["connection"] == "close"
+        assert "upgrade" not in json.loads(body)["headers"]  # hop-by-hop: not passed on
+        assert stream.read() == b""

@@ -304,3 +304,13 @@ def test_a_streamed_body_goes_out_as_it_comes(transport, length, framing, wire):
         sent += server.requests.pop(1) if len(server.requests) > 1 else b""
         break
     assert wire.startswith(sent)
+
+
+def test_an_instance_registered_by_name_is_reached(transport):
+    # The loop's resolver looks the name up (never blocking the loop), then connects.
+    server = Scripted(OK)
+    sending = transport.upstream.send(
+        "localhost", server.port, "GET", "/", [], b"", 0.5, 2.0, True
+    )
+    response = transport.loop.run_until_complete(sending)
+    assert transport.loop.run_until_complete(response.read()) == b"ok"
