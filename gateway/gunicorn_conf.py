@@ -31,7 +31,8 @@ def on_starting(server) -> None:
     """With several workers, prometheus_client's multiprocess mode: each worker writes its
     counters under one directory of this master's, and a scrape sums them."""
     if server.cfg.workers > 1:
-        _metrics_dir.append(tempfile.mkdtemp(prefix="gateway-metrics-"))
+        prefix = f"gateway-metrics-{os.getpid()}-"  # whose it is, for whoever looks
+        _metrics_dir.append(tempfile.mkdtemp(prefix=prefix))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir[0]
     else:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -80,6 +80,7 @@ class GatewayWorker(Worker):
         for listener in listeners:
             listener.close()
         server.close_idle()
+        log.info("stopping; %d connection(s) still open", len(server.connections))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.graceful_timeout
         while server.connections and loop.time() < deadline:

@@ -13,7 +13,13 @@ import time
 import pytest
 import requests
 
-from tests.gateway.stack import quick_stop, start_gateway, start_upstream, wait_routable
+from tests.gateway.stack import (
+    quick_stop,
+    register_static,
+    start_gateway,
+    start_upstream,
+    wait_routable,
+)
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -74,34 +80,36 @@ def test_the_first_request_finds_routes_and_instances(devconsul, started):
 
 
 def test_sigterm_lets_a_request_in_flight_finish(devconsul, started):
-    process, _ = start_upstream(devconsul.addr, "echo", "/echo")
-    started.append(process)
+    upstream = socket.create_server(("127.0.0.1", 0))  # answers when the test says
+    register_static(devconsul.url, "held", "/held", upstream.getsockname()[1])
     gateway, url = start_gateway(devconsul.addr)
     started.append(gateway)
-    wait_routable(url, "echo", 1)
+    wait_routable(url, "held", 1)
     answers = []
-    slow = threading.Thread(
-        target=lambda: answers.append(
-            requests.get(f"{url}/api/echo/slow/1", timeout=10)
-        )
+    client = threading.Thread(
+        target=lambda: answers.append(requests.get(f"{url}/api/held/x", timeout=20))
     )
-    slow.start()
-    time.sleep(0.3)  # the request is with the upstream, which answers after 1 s
-    gateway.signal(signal.SIGTERM)
-    slow.join(15)
-    assert answers and answers[0].status_code == 200
+    client.start()
+    upstream.settimeout(10)
+    conn, _ = upstream.accept()
+    with upstream, conn:
+        conn.recv(65536)  # the request is in flight
+        gateway.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping;" in gateway.output(), 15, what="the stop")
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
+        client.join(15)
+    assert answers and (answers[0].status_code, answers[0].text) == (200, "late")
     assert gateway.wait(15) == 0
 
 
 def test_several_workers_report_metrics_for_the_whole_gateway(devconsul, started):
     process, _ = start_upstream(devconsul.addr, "echo", "/echo")
     started.append(process)
-    pattern = os.path.join(tempfile.gettempdir(), "gateway-metrics-*")
-    before = set(glob.glob(pattern))
     gateway, url = start_gateway(devconsul.addr, WEB_CONCURRENCY="2")
     started.append(gateway)
     wait_routable(url, "echo", 1)
-    [metrics_dir] = set(glob.glob(pattern)) - before  # the master's own
+    pattern = f"gateway-metrics-{gateway.pid}-*"  # the master's own
+    [metrics_dir] = glob.glob(os.path.join(tempfile.gettempdir(), pattern))
     for n in range(20):  # a new connection each: either worker may take it
         assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
 
