@@ -41,7 +41,8 @@ def serve(app) -> Served:
     server = Server(app.settings, app.handle, app.served_by)
 
     async def listen():
-        return await asyncio.get_running_loop().create_server(server, "127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(server, "127.0.0.1", 0, backlog=1024)
 
     listener = asyncio.run_coroutine_threadsafe(listen(), loop).result(10)
     return Served(app, loop, server, listener)

@@ -86,7 +86,8 @@ def test_hundreds_of_idle_connections_do_not_stop_a_request(gw):
             with sock.makefile("rb") as stream:
                 assert read_response(stream)[0] == 200
         assert w.client.get("/api/echo/during").status_code == 200
-        assert len(w.served.server.connections) >= 400
+        open_ones = w.served.server.connections
+        wait_until(lambda: len(open_ones) >= 400, 10, what="400 open connections")
     finally:
         for sock in idle:
             sock.close()
