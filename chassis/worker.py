@@ -6,7 +6,7 @@ sees them, and answers an exception that escapes the app with a bare 500 -- each
 a small HTML page written by `gunicorn.util.write_error`. DESIGN.md promises that no HTML
 error page ever leaves a service or the gateway, so this worker hands gunicorn a socket
 stand-in that rewrites that page into the shared error shape (chassis.responses.api_error),
-same status. `service_hooks` makes it every service's worker; the gateway subclasses it.
+same status. `service_hooks` makes it every service's worker (the gateway has its own, gateway.worker).
 """
 
 from gunicorn.workers.gthread import ThreadWorker

@@ -1,5 +1,6 @@
-"""Switchyard API gateway: Consul-routed proxy with strategies, safe retries and ejection."""
+"""Switchyard API gateway: Consul-routed proxy with strategies, safe retries and ejection.
 
-from gateway.app import create_app
-
-__all__ = ["create_app"]
+The app is `gateway.app.create_app`; this package imports nothing at import time, so the
+gunicorn master (which reads gateway.gunicorn_conf) loads no metrics library before it
+chooses prometheus_client's mode for its workers.
+"""

@@ -1,45 +1,55 @@
-"""The gateway's app factory: own endpoints in Flask, `/api/...` proxied in front of it.
+"""The gateway app: its own endpoints, the aggregation view, and `/api/...` proxied.
 
     GET /health            own status, Consul reachability, per service passing/total
                            (Consul state only: byte-stable whichever worker answers)
     GET /metrics           Prometheus text
     GET /admin/instances   every instance and why it is (not) routable
     GET /openapi.json      this API, proxy routes included
-    GET /api/views/users/<id>   user + orders, fetched in parallel
+    GET /api/views/users/<id>   user + orders, fetched concurrently
     *   /api/<prefix>/...  proxied to the service claiming <prefix>
 
-Nothing starts at import or in `create_app`: Consul is followed from the first request on,
-so each gunicorn worker starts its own watchers after the fork.
+`handle(request) -> Response` is all the server (gateway.server) calls. Nothing starts at
+import or in `create_app`: the worker calls `start()` at boot, in each process, and serves
+once the route table and every service's instances are known (`wait_ready`), so the first
+request and the first health check find them.
 """
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from chassis.identity import instance_id_from_env
-from chassis.responses import init_service_app
 from discovery.consul_client import ConsulSettings
+from gateway.accesslog import AccessLog
 from gateway.directory import Directory, admits
-from gateway.metrics import GatewayMetrics
+from gateway.headers import (
+    downstream_response_headers,
+    request_id,
+    traceparent,
+    upstream_request_headers,
+)
+from gateway.messages import BodyError, Request, Response, json_error
+from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.openapi import openapi_document
-from gateway.proxy import Forwarder
+from gateway.paths import API_PREFIX, BadPath, clean_target
+from gateway.proxy import PRELOAD_LIMIT, Forwarder, Result
 from gateway.resilience import Ejector
 from gateway.settings import DEFAULT_PORT, GatewaySettings
-from gateway.views import views
-from gateway.wsgi_proxy import ProxyMiddleware
+from gateway.views import VIEWS_PREFIX, user_with_orders
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["METHODS", "Gateway", "create_app"]
 
 log = logging.getLogger("gateway")
+access_log = AccessLog(logging.getLogger("gateway.access"))
 
 SERVICE_NAME = "gateway"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+READ_METHODS = ("GET", "HEAD")
 
 
 class Gateway:
-    """The parts one app owns; reachable from views as `current_app.extensions["gateway"]`."""
+    """One gateway app: what it knows and owns, and `handle(request)`, which the server calls."""
 
     def __init__(
         self,
@@ -59,6 +69,68 @@ class Gateway:
         self.metrics = GatewayMetrics(self.directory)
         self.directory.on_forget(self.metrics.forget)
         self.forwarder = Forwarder(settings, self.ejector, self.metrics)
+        self._own = {
+            "/health": self._health,
+            "/metrics": self._metrics,
+            "/admin/instances": self._instances,
+            "/openapi.json": self._openapi,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow Consul from now on (its threads hand snapshots to the loop)."""
+        self.directory.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether the route table and every service's instances arrived within `timeout`
+        (blocking: call it off the loop)."""
+        return self.directory.wait_ready(timeout)
+
+    def stop(self) -> None:
+        self.directory.stop()
+        self.forwarder.upstream.close()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        target = request.target
+        path = target.partition("?")[0]
+        if path.startswith(API_PREFIX + "/") and not path.startswith(VIEWS_PREFIX):
+            return await self._proxy(request)
+        if not target.startswith("/"):  # absolute-form (`GET http://host/...`)
+            return self._error(
+                400, "bad_path", "request target must be an absolute path"
+            )
+        if path.startswith(VIEWS_PREFIX):
+            response = await user_with_orders(self, request, path)
+        elif path in self._own:
+            if request.method not in READ_METHODS:
+                response = json_error(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here",
+                    headers=[("Allow", ", ".join(READ_METHODS))],
+                )
+            else:
+                response = self._own[path]()
+        else:
+            response = json_error(404, "not_found", f"nothing at {path}")
+        response.headers.append(("X-Served-By", self.served_by))
+        return response
+
+    def _health(self) -> Response:
+        body, status = self.health()
+        return _json_response(body, status)
+
+    def _metrics(self) -> Response:
+        return Response(200, [("Content-Type", CONTENT_TYPE)], self.metrics.render())
+
+    def _instances(self) -> Response:
+        return _json_response(_stable_json(self.instances_report()))
+
+    def _openapi(self) -> Response:
+        return _json_response(_stable_json(openapi_document()))
 
     def health(self) -> tuple[bytes, int]:
         """Byte-stable: counts and flags only, no ages or timestamps.
@@ -151,40 +223,118 @@ class Gateway:
             "consecutive_failures": ejection.consecutive_failures,
         }
 
+    # -- proxying ----------------------------------------------------------------------
+
+    async def _proxy(self, request: Request) -> Response:
+        """One proxied request from start to end: its X-Request-ID and traceparent are
+        decided here, and its outcome recorded here."""
+        started = time.perf_counter()
+        names = {n.lower(): v for n, v in request.headers}
+        rid = request_id(names.get("x-request-id"))
+        trace = traceparent(names.get("traceparent"))
+        service, result = "-", None
+        try:
+            service, result = await self._forward(request, names, rid, trace)
+            response = self._response(result)
+        except BodyError as exc:
+            response = self._error(exc.status, exc.code, exc.message)
+        except BadPath as exc:
+            response = self._error(400, "bad_path", str(exc))
+        if not response.has("X-Request-ID"):
+            response.headers.append(("X-Request-ID", rid))
+        if result is not None and names.get("x-gateway-debug") == "1":
+            attempts = ", ".join(a.describe() for a in result.attempts) or "none"
+            response.headers.append(("X-Gateway-Attempts", attempts))
+        self._record(request, service, result, response, started, rid, trace)
+        return response
+
+    async def _forward(self, request, names, rid, trace) -> tuple[str, Result]:
+        method = request.method
+        path, query = clean_target(request.target)
+        if method not in METHODS:
+            return "-", Result(
+                405,
+                headers=[("Allow", ", ".join(METHODS))],
+                error_code="method_not_allowed",
+                message=f"method {method} is not proxied",
+            )
+        upstream_path = path[len(API_PREFIX) :]
+        view = self.directory.view()
+        route = view.table.match(upstream_path)
+        if route is None:
+            return "-", Result(
+                404, error_code="no_route", message=f"no service claims {path}"
+            )
+        body = request.body
+        if body.too_large():
+            raise BodyError(
+                413, "body_too_large", f"request body over {body.limit} bytes"
+            )
+        # Held in memory, a body can be sent again on a retry; a large one streams.
+        held = body.length is not None and body.length <= PRELOAD_LIMIT
+        payload = (await body.read() if held else body) if body.expected else b""
+        headers = upstream_request_headers(
+            request.headers,
+            client_addr=request.client_addr,
+            scheme="http",
+            request_id=rid,
+            traceparent=trace,
+            trust_forwarded=self.settings.trust_forwarded,
+        )
+        target = f"{upstream_path}?{query}" if query else upstream_path
+        result = await self.forwarder.forward(
+            view.services[route.service],
+            method,
+            target,
+            headers,
+            payload,
+            idempotency_key="idempotency-key" in names,
+        )
+        return route.service, result
+
+    def _response(self, result: Result) -> Response:
+        if result.error_code is not None:
+            return self._error(
+                result.status, result.error_code, result.message, result.headers
+            )
+        headers = downstream_response_headers(result.headers)
+        if result.stream is not None:
+            return Response(
+                result.status, headers, stream=result.stream, length=result.length
+            )
+        return Response(result.status, headers, result.body or b"")
+
+    def _error(self, status, code, message, headers=()) -> Response:
+        response = json_error(status, code, message, headers=headers)
+        response.headers.append(("X-Served-By", self.served_by))
+        return response
+
+    def _record(self, request, service, result, response, started, rid, trace):
+        elapsed = time.perf_counter() - started
+        instance = result.instance if result is not None else "-"
+        status = response.status
+        if service != "-":
+            m = self.metrics
+            m.child(m.requests, service, str(status), instance).inc()
+            m.child(m.latency, service).observe(elapsed)
+        if not access_log.enabled():
+            return
+        if result is not None and len(result.attempts) > 1:
+            tried = ", ".join(a.describe() for a in result.attempts)
+        else:
+            tried = instance
+        access_log.info(
+            f"{request.method} {request.target} -> {service} {tried} {status}"
+            f" {elapsed * 1000:.1f}ms request_id={rid} traceparent={trace}"
+        )
+
 
 def _stable_json(body) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-own = Blueprint("gateway", __name__)
-
-
-@own.before_app_request
-def follow_consul():
-    current_app.extensions["gateway"].directory.start()
-
-
-@own.get("/health")
-def health():
-    body, status = current_app.extensions["gateway"].health()
-    return Response(body, status=status, mimetype="application/json")
-
-
-@own.get("/metrics")
-def metrics():
-    registry = current_app.extensions["gateway"].metrics.registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-
-
-@own.get("/admin/instances")
-def admin_instances():
-    report = current_app.extensions["gateway"].instances_report()
-    return Response(_stable_json(report), mimetype="application/json")
-
-
-@own.get("/openapi.json")
-def openapi():
-    return Response(_stable_json(openapi_document()), mimetype="application/json")
+def _json_response(body: bytes, status: int = 200) -> Response:
+    return Response(status, [("Content-Type", "application/json")], body)
 
 
 def create_app(
@@ -192,29 +342,11 @@ def create_app(
     consul_settings: ConsulSettings | None = None,
     instance_id: str | None = None,
     **directory_options,
-) -> Flask:
+) -> Gateway:
     """`directory_options` (`catalog`, `watcher_factory`) replace Consul in tests."""
     settings = settings or GatewaySettings.from_env()
-    app = Flask(__name__)
     # The id the master registers (PORT defaulting to the gateway's 8000, not 0).
-    app.config["INSTANCE_ID"] = instance_id or instance_id_from_env(
+    served_by = instance_id or instance_id_from_env(
         SERVICE_NAME, default_port=DEFAULT_PORT
     )
-    # `//x` must not be answered with werkzeug's HTML redirect.
-    app.url_map.merge_slashes = False
-    init_service_app(app, SERVICE_NAME)
-    gateway = Gateway(
-        settings, consul_settings, app.config["INSTANCE_ID"], **directory_options
-    )
-    app.extensions["gateway"] = gateway
-    app.register_blueprint(own)
-    app.register_blueprint(views)
-    app.wsgi_app = ProxyMiddleware(
-        app.wsgi_app,
-        settings,
-        gateway.directory,
-        gateway.forwarder,
-        gateway.metrics,
-        gateway.served_by,
-    )
-    return app
+    return Gateway(settings, consul_settings, served_by, **directory_options)

@@ -25,7 +25,7 @@ __all__ = ["Directory", "ServiceState", "View", "routable"]
 log = logging.getLogger("gateway.directory")
 
 CATALOG_WAIT = "30s"
-READY_TIMEOUT = 3.0  # first request of a worker waits at most this for Consul's answers
+READY_TIMEOUT = 3.0  # a new service's watcher is waited for at most this
 
 
 @dataclass(frozen=True)
@@ -99,16 +99,18 @@ class Directory:
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Start following Consul (once per process); the first caller waits for an answer."""
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._follow_catalog, name="gateway-catalog", daemon=True
-                    )
-                    self._thread.start()
-        if not self._ready.is_set():
-            self._ready.wait(READY_TIMEOUT)
+        """Start following Consul (once per process, in the process that serves)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._follow_catalog, name="gateway-catalog", daemon=True
+                )
+                self._thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether Consul answered (the catalog, and each service's first snapshot) or
+        failed for the first time, within `timeout`: blocks, so never on the loop."""
+        return self._ready.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()

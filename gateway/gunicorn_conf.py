@@ -1,11 +1,13 @@
 """gunicorn settings for the gateway: `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`.
 
 Registration in Consul as `gateway` (from the master), SIGTERM drain and the bind come from
-discovery's shared hooks, as does the worker's JSON for gunicorn's own error pages; the
-gateway sets its own worker and thread counts, its request limits, and a worker that serves
-a kept-alive connection's next request on the thread that answered the last one
-(gateway.worker).
+discovery's shared hooks; the gateway runs its own worker class (gateway.worker: an asyncio
+event loop per process) and checks its GATEWAY_* settings here, so a bad one stops the boot.
 """
+
+import os
+import shutil
+import tempfile
 
 from chassis.env import env_int
 from discovery.gunicorn_hooks import service_hooks
@@ -14,15 +16,29 @@ from gateway.settings import DEFAULT_PORT, GatewaySettings
 # The gateway claims no prefix: it is the router, not a route.
 globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_PORT))
 
-_settings = GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
-# One process by default: metrics, ejections and retry budgets are per process, and one
-# process makes them the gateway's -- a scrape of /metrics sees every request, and an
-# instance is ejected after GATEWAY_EJECT_AFTER failures, not that many per worker. Its
-# threads carry the concurrency; scale out with more gateway instances.
+GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
+# One process by default: ejections and retry budgets are per process, and one process
+# makes them the gateway's. Its event loop carries the concurrency; with more workers
+# (WEB_CONCURRENCY) metrics are summed over them (below), the rest stays per process.
 workers = env_int("WEB_CONCURRENCY", 1, minimum=1)
-worker_class = "gateway.worker.LingeringWorker"
-threads = env_int("GUNICORN_THREADS", 16, minimum=1)
-limit_request_line = _settings.max_request_line
-limit_request_fields = _settings.max_headers
-limit_request_field_size = _settings.max_header_bytes
-keepalive = 5
+worker_class = "gateway.worker.GatewayWorker"
+
+_registration_exit = on_exit  # noqa: F821 - from service_hooks above
+_metrics_dir: list[str] = []
+
+
+def on_starting(server) -> None:
+    """With several workers, prometheus_client's multiprocess mode: each worker writes its
+    counters under one directory of this master's, and a scrape sums them."""
+    if server.cfg.workers > 1:
+        prefix = f"gateway-metrics-{os.getpid()}-"  # whose it is, for whoever looks
+        _metrics_dir.append(tempfile.mkdtemp(prefix=prefix))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir[0]
+    else:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def on_exit(server) -> None:
+    _registration_exit(server)
+    for path in _metrics_dir:
+        shutil.rmtree(path, ignore_errors=True)

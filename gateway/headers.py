@@ -5,7 +5,7 @@ Pure functions over lists of (name, value) pairs so they are table-tested withou
 
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 
 from gateway.paths import API_PREFIX
 
@@ -16,7 +16,6 @@ __all__ = [
     "request_id",
     "traceparent",
     "upstream_request_headers",
-    "wsgi_request_headers",
 ]
 
 HOP_BY_HOP = frozenset(
@@ -37,7 +36,7 @@ _REPLACED_REQUEST = frozenset(
     {
         "host",
         "content-length",
-        "expect",  # the body is already read: the upstream gets it at once
+        "expect",  # the gateway answers 100-continue itself, as it reads the body
         "x-request-id",
         "traceparent",
         "x-gateway-debug",
@@ -45,30 +44,12 @@ _REPLACED_REQUEST = frozenset(
 )
 _FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 _PREFIX_HEADER = "x-forwarded-prefix"
-# gunicorn writes its own Date and Server; passing the upstream's would duplicate them.
+# The gateway's server writes its own Date; the upstream's Server is not the client's business.
 _REPLACED_RESPONSE = frozenset({"date", "server"})
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
-
-
-def wsgi_request_headers(environ: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    """The request headers of a WSGI environ, named as werkzeug's EnvironHeaders names them
-    (`X-Request-Id`), without building that object on every proxied request."""
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key not in _ENVIRON_CONTENT:
-                yield key[5:].replace("_", "-").title(), value
-        elif key in _ENVIRON_CONTENT_NAMES and value:
-            yield _ENVIRON_CONTENT_NAMES[key], value
-
-
-_ENVIRON_CONTENT = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
-_ENVIRON_CONTENT_NAMES = {
-    "CONTENT_TYPE": "Content-Type",
-    "CONTENT_LENGTH": "Content-Length",
-}
 
 
 def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:

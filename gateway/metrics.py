@@ -1,20 +1,32 @@
 """Prometheus metrics of one gateway app, in its own CollectorRegistry (tests build many apps).
 
-Counters are per process. The gateway runs one worker process by default, so they count
-every request; with WEB_CONCURRENCY > 1 each worker answers /metrics for itself (no
-multiprocess aggregation: it cannot forget the series of departed instances).
+The gateway runs one worker process by default, so its counters count every request. With
+WEB_CONCURRENCY > 1 the master points PROMETHEUS_MULTIPROC_DIR at a directory of its own
+(gateway.gunicorn_conf) and prometheus_client's multiprocess mode sums every worker's
+counters at each scrape, whichever worker answers. In that mode the series of departed
+instances stay until the gateway restarts (the files cannot forget them).
 
 The request path goes through `child()`: prometheus_client's `.labels()` validates and
 locks on every call, which cost more than the increment itself; the labelled children are
 looked up once per label combination and kept.
 """
 
+import os
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 
-__all__ = ["GatewayMetrics"]
+__all__ = ["CONTENT_TYPE", "GatewayMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 NO_INSTANCE = "-"  # the `instance` label of answers no instance gave (e.g. 503)
 
@@ -73,12 +85,22 @@ class GatewayMetrics:
             ["service", "instance"],
             registry=r,
         )
-        r.register(_DirectoryCollector(directory))
+        self._directory = _DirectoryCollector(directory)
+        r.register(self._directory)
         self._children: dict[tuple, object] = {}
         # Metrics whose last label is `instance`, and their cached label sets.
         self._by_instance = (self.requests, self.ejections)
         self._labelled: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
+
+    def render(self) -> bytes:
+        """The Prometheus text of the whole gateway: every worker's, when there are several."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(self._directory)  # Consul's state: the same in every worker
+        return generate_latest(registry)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the series of instances Consul no longer lists (churn would grow them forever)."""

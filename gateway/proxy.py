@@ -6,22 +6,25 @@ Rules (issue 5):
   GET, HEAD, OPTIONS, PUT, DELETE or a request carrying `Idempotency-Key`;
 - at most `max_attempts`, never the same instance twice, all within one deadline, and each
   retry must fit the service's retry budget;
+- a body too large to hold (it streams) is sent again only after a connect failure: none
+  of it was read yet;
 - a failure (connect error, timeout, dropped connection, 5xx) counts towards ejection.
 Final answers: the upstream's own response when there is one; otherwise 504 if time ran out
 or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no instance was left.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from discovery.instances import Instance
 from gateway.directory import ServiceState, admits, routable
 from gateway.resilience import Ejector, RetryBudget
 from gateway.settings import GatewaySettings
-from gateway.transport import (
+from gateway.upstream import (
     ConnectFailed,
-    Transport,
+    RequestBody,
+    Upstream,
     UpstreamBroken,
     UpstreamResponse,
     UpstreamTimeout,
@@ -30,7 +33,9 @@ from gateway.transport import (
 __all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-PRELOAD_LIMIT = 1 << 20  # bodies up to this size are read at once; larger ones stream
+PRELOAD_LIMIT = (
+    1 << 20
+)  # bodies up to this size are held (both ways); larger ones stream
 
 
 class Outcome:
@@ -73,7 +78,8 @@ class Result:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes | None = None
-    stream: Callable | None = None  # iterator factory for a large upstream body
+    stream: AsyncIterator[bytes] | None = None  # a large upstream body, as it arrives
+    length: int | None = None  # of the stream, when the upstream said
     instance: str = "-"
     error_code: str | None = None
     message: str = ""
@@ -85,7 +91,7 @@ class Forwarder:
         self.settings = settings
         self.ejector = ejector
         self.metrics = metrics
-        self.transport = Transport(settings.pool_size)
+        self.upstream = Upstream(settings.pool_size)
         self._budgets: dict[str, RetryBudget] = {}
 
     def budget(self, service: str) -> RetryBudget:
@@ -100,20 +106,23 @@ class Forwarder:
             )
         return budget
 
-    def forward(
+    async def forward(
         self,
         state: ServiceState,
         method: str,
         target: str,
         headers: list[tuple[str, str]],
-        body: bytes,
+        body: bytes | RequestBody,
         idempotency_key: bool = False,
     ) -> Result:
+        """`body` in memory may be sent again; a streamed one (too large to hold) only
+        while none of it was read -- after a connect failure."""
         s = self.settings
         deadline = time.monotonic() + s.deadline
         budget = self.budget(state.name)
         budget.request()
-        replayable = method in IDEMPOTENT or idempotency_key
+        held = isinstance(body, bytes)
+        replayable = (method in IDEMPOTENT or idempotency_key) and held
         attempts: list[Attempt] = []
         last: Result | None = None  # the latest 502/503 an upstream answered
         while len(attempts) < s.max_attempts:
@@ -129,7 +138,7 @@ class Forwarder:
                 self._count("retries", state.name)
             instance = state.strategy.choose(candidates)
             with state.strategy.track(instance):
-                result = self._attempt(
+                result = await self._attempt(
                     instance, method, target, headers, body, remaining, replayable
                 )
             attempt = result.attempts[0]
@@ -137,7 +146,9 @@ class Forwarder:
             self._judge(state, instance, attempt.outcome)
             if result.error_code is None:
                 last = result
-            if not retryable(attempt.outcome, method, idempotency_key):
+            if not retryable(attempt.outcome, method, idempotency_key) or (
+                not held and attempt.outcome != Outcome.CONNECT_FAILED
+            ):
                 if result.error_code is not None:
                     result = self._failure(state, attempts, deadline)
                 return _with_attempts(result, attempts)
@@ -145,12 +156,14 @@ class Forwarder:
             last or self._failure(state, attempts, deadline), attempts
         )
 
-    def _attempt(
+    async def _attempt(
         self, instance, method, target, headers, body, remaining, replayable
     ) -> Result:
+        """One attempt on one instance: the one place where an upstream exchange starts
+        and ends (instance, outcome, status)."""
         s = self.settings
         try:
-            response = self.transport.send(
+            response = await self.upstream.send(
                 instance.address,
                 instance.port,
                 method,
@@ -161,7 +174,7 @@ class Forwarder:
                 min(s.read_timeout, remaining),
                 replayable,
             )
-            return _upstream_result(instance, response, method)
+            return await _upstream_result(instance, response)
         except ConnectFailed:
             return _failed(instance, Outcome.CONNECT_FAILED)
         except UpstreamTimeout:
@@ -224,7 +237,7 @@ def _with_attempts(result: Result, attempts: list[Attempt]) -> Result:
     return result
 
 
-def _upstream_result(instance: Instance, response: UpstreamResponse, method) -> Result:
+async def _upstream_result(instance: Instance, response: UpstreamResponse) -> Result:
     outcome = classify_status(response.status)
     attempt = Attempt(instance.id, outcome, response.status)
     length = response.length
@@ -233,14 +246,15 @@ def _upstream_result(instance: Instance, response: UpstreamResponse, method) -> 
         return Result(
             response.status,
             response.headers,
-            response.read(),
+            await response.read(),
             instance=instance.id,
             attempts=[attempt],
         )
     return Result(
         response.status,
         response.headers,
-        stream=response.stream,
+        stream=response.stream(),
+        length=length,
         instance=instance.id,
         attempts=[attempt],
     )

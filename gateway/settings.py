@@ -3,16 +3,18 @@
 | variable | default | meaning |
 |---|---|---|
 | `PORT` | `8000` | listening port (gunicorn bind and the registered port) |
-| `WEB_CONCURRENCY` | `1` | gunicorn worker processes; each keeps its own metrics, ejections and retry budgets |
-| `GUNICORN_THREADS` | `16` | threads per worker (the gateway mostly waits on upstreams) |
+| `WEB_CONCURRENCY` | `1` | gunicorn worker processes (one event loop each); metrics are summed over them, ejections and retry budgets stay per process |
 | `LOG_LEVEL` | `INFO` | `INFO` logs one access line per proxied request |
 | `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |
 | `GATEWAY_LB_STRATEGY` | `round_robin` | default strategy; a service's Meta `lb_strategy` overrides it |
 | `GATEWAY_MAX_BODY_BYTES` | `10485760` | request bodies above this get 413 |
-| `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (gunicorn `limit_request_field_size`) |
-| `GATEWAY_MAX_HEADERS` | `100` | number of request headers (gunicorn `limit_request_fields`) |
-| `GATEWAY_MAX_REQUEST_LINE` | `8190` | request line incl. URI (gunicorn `limit_request_line`) |
+| `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (431 beyond) |
+| `GATEWAY_MAX_HEADERS` | `100` | number of request headers (431 beyond) |
+| `GATEWAY_MAX_REQUEST_LINE` | `8190` | request target (414 beyond) |
+| `GATEWAY_HEADER_TIMEOUT` | `10` | seconds a client may take to send a request's head (then 408, closed) |
 | `GATEWAY_CLIENT_TIMEOUT` | `10` | seconds a client may take to send its whole body (then 408) |
+| `GATEWAY_KEEPALIVE_TIMEOUT` | `5` | seconds an idle kept-alive client connection stays open |
+| `GATEWAY_MAX_CONNECTIONS` | `4096` | open client connections per worker; past it, 503 at once |
 | `GATEWAY_CONNECT_TIMEOUT` | `1.0` | seconds to open an upstream connection |
 | `GATEWAY_READ_TIMEOUT` | `10.0` | seconds to wait for upstream bytes |
 | `GATEWAY_DEADLINE` | `15.0` | seconds for all attempts of one request together |
@@ -48,7 +50,10 @@ class GatewaySettings:
     max_header_bytes: int = 8190
     max_headers: int = 100
     max_request_line: int = 8190
+    header_timeout: float = 10.0
     client_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 4096
     connect_timeout: float = 1.0
     read_timeout: float = 10.0
     deadline: float = 15.0
@@ -74,7 +79,10 @@ class GatewaySettings:
             max_header_bytes=env_int("GATEWAY_MAX_HEADER_BYTES", 8190, 256, environ=e),
             max_headers=env_int("GATEWAY_MAX_HEADERS", 100, 10, environ=e),
             max_request_line=env_int("GATEWAY_MAX_REQUEST_LINE", 8190, 256, environ=e),
+            header_timeout=env_float("GATEWAY_HEADER_TIMEOUT", 10.0, 0.1, e),
             client_timeout=env_float("GATEWAY_CLIENT_TIMEOUT", 10.0, 0.1, e),
+            keepalive_timeout=env_float("GATEWAY_KEEPALIVE_TIMEOUT", 5.0, 0.1, e),
+            max_connections=env_int("GATEWAY_MAX_CONNECTIONS", 4096, 1, environ=e),
             connect_timeout=env_float("GATEWAY_CONNECT_TIMEOUT", 1.0, 0.01, e),
             read_timeout=env_float("GATEWAY_READ_TIMEOUT", 10.0, 0.01, e),
             deadline=env_float("GATEWAY_DEADLINE", 15.0, 0.01, e),

@@ -1,48 +1,39 @@
-"""Aggregation views: one gateway request, several upstream calls in parallel.
+"""Aggregation views: one gateway request, several upstream calls at once on the loop.
 
 `GET /api/views/users/<id>` -> the user (user-service `/users/<id>`) and their orders
-(order-service `/orders/user/<id>`, its first 500). The user decides the status (404 when unknown); orders
-are best effort: when they cannot be had the answer is still 200, with `"orders": null`
-and an `errors` entry naming the service. Services are found by the prefixes they claim,
-through the same forwarding (retries, ejection) as proxied requests.
+(order-service `/orders/user/<id>`, its first 500). The user decides the status (404 when
+unknown); orders are best effort: when they cannot be had the answer is still 200, with
+`"orders": null` and an `errors` entry naming the service. Services are found by the
+prefixes they claim, through the same forwarding (retries, ejection) as proxied requests.
 """
 
+import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
+import re
 
-from flask import Blueprint, current_app, jsonify, request
-
-from chassis.errors import APIError
 from gateway.headers import request_id, traceparent, upstream_request_headers
+from gateway.messages import Request, Response, json_error
+from gateway.paths import API_PREFIX
 from gateway.proxy import Result
 
-__all__ = ["fetch_json", "views"]
+__all__ = ["VIEWS_PREFIX", "fetch_json", "user_with_orders"]
 
-views = Blueprint("views", __name__)
-
+VIEWS_PREFIX = API_PREFIX + "/views/"
 ORDERS_LIMIT = 500  # order-service's largest page
 
-_executor: ThreadPoolExecutor | None = None
+_USER_VIEW = re.compile(r"/api/views/users/([0-9]+)")
 
 
-def executor() -> ThreadPoolExecutor:
-    # Created on first use, so each gunicorn worker has its own threads.
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="gateway-views"
-        )
-    return _executor
-
-
-def fetch_json(gateway, path: str, headers) -> tuple[str, int, object, dict | None]:
+async def fetch_json(
+    gateway, path: str, headers
+) -> tuple[str, int, object, dict | None]:
     """(service, status, JSON body, error) of GET `path` on the service claiming it."""
     view = gateway.directory.view()
     route = view.table.match(path.partition("?")[0])
     if route is None:
         prefix = "/" + path.split("/")[1]
         return prefix, 503, None, _problem("no_route", f"no service claims {prefix}")
-    result: Result = gateway.forwarder.forward(
+    result: Result = await gateway.forwarder.forward(
         view.services[route.service], "GET", path, headers, b""
     )
     if result.error_code is not None:
@@ -52,7 +43,10 @@ def fetch_json(gateway, path: str, headers) -> tuple[str, int, object, dict | No
             None,
             _problem(result.error_code, result.message),
         )
-    raw = result.body if result.stream is None else b"".join(result.stream())
+    if result.stream is None:
+        raw = result.body
+    else:
+        raw = b"".join([chunk async for chunk in result.stream])
     try:
         body = json.loads(raw)
     except ValueError:
@@ -64,28 +58,40 @@ def _problem(code: str, message: str) -> dict:
     return {"code": code, "message": message}
 
 
-@views.get("/api/views/users/<int:user_id>")
-def user_with_orders(user_id: int):
-    gateway = current_app.extensions["gateway"]
+async def user_with_orders(gateway, request: Request, path: str) -> Response:
+    match = _USER_VIEW.fullmatch(path)
+    if match is None:
+        return json_error(404, "not_found", f"nothing at {path}")
+    if request.method not in ("GET", "HEAD"):
+        return json_error(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here",
+            headers=[("Allow", "GET, HEAD")],
+        )
+    user_id = int(match.group(1))
+    names = {n.lower(): v for n, v in request.headers}
     headers = upstream_request_headers(
-        [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"],
-        client_addr=request.remote_addr or "",
-        scheme=request.scheme,
-        request_id=request_id(request.headers.get("X-Request-ID")),
-        traceparent=traceparent(request.headers.get("traceparent")),
+        [(n, v) for n, v in request.headers if n.lower() != "content-length"],
+        client_addr=request.client_addr,
+        scheme="http",
+        request_id=request_id(names.get("x-request-id")),
+        traceparent=traceparent(names.get("traceparent")),
         trust_forwarded=gateway.settings.trust_forwarded,
     )
-    orders_call = executor().submit(
-        fetch_json, gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers
+    (service, status, user, problem), orders_call = await asyncio.gather(
+        fetch_json(gateway, f"/users/{user_id}", headers),
+        fetch_json(gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers),
     )
-    service, status, user, problem = fetch_json(gateway, f"/users/{user_id}", headers)
-    orders_service, orders_status, orders, orders_problem = orders_call.result()
+    orders_service, orders_status, orders, orders_problem = orders_call
     if status == 404:
-        raise APIError(404, "user_not_found", f"user {user_id} does not exist")
+        return json_error(404, "user_not_found", f"user {user_id} does not exist")
     if problem is not None or status != 200:
         problem = problem or _problem("bad_gateway", f"{service} answered {status}")
         code = status if status in (502, 503, 504) else 502
-        raise APIError(code, problem["code"], problem["message"], {"service": service})
+        return json_error(
+            code, problem["code"], problem["message"], {"service": service}
+        )
     items = orders.get("items") if isinstance(orders, dict) else None
     if orders_problem is None and orders_status != 200:
         orders_problem = _problem("bad_gateway", f"answered {orders_status}")
@@ -95,4 +101,7 @@ def user_with_orders(user_id: int):
     if orders_problem is not None:
         errors.append({"service": orders_service, **orders_problem})
         items = None
-    return jsonify({"user": user, "orders": items, "errors": errors})
+    body = {"user": user, "orders": items, "errors": errors}
+    return Response(
+        200, [("Content-Type", "application/json")], json.dumps(body).encode()
+    )

@@ -1,137 +1,107 @@
-"""gunicorn worker for the gateway: kept-alive connections served by the thread that
-answered them, on top of chassis.worker.JSONErrorWorker (gunicorn's own error pages as
-JSON, as in every service).
+"""gunicorn worker for the gateway: one asyncio event loop (uvloop) per worker process.
 
-Lingering: stock gthread hands every kept-alive connection back to its main loop after each
-response (epoll register, a pipe write to wake the loop, a thread-pool submit when the next
-request arrives) -- three thread hand-offs and half a dozen syscalls per request, which cost
-more CPU than the proxying itself. Here the thread that answered waits a short while for
-the next request on the same connection and serves it directly. It gives the connection
-back to the loop as soon as another connection is queued for a thread, when the worker
-stops, or after `LINGER` seconds of silence, so lingering never keeps anyone waiting
-longer than one `LINGER_SLICE`, and idle keep-alive connections still cost no thread.
+gunicorn stays the process manager -- settings, hooks, registration from the master, drain
+on SIGTERM (discovery.gunicorn_hooks), worker restarts -- and this worker serves the
+gateway app (gateway.app) through gateway.server on its listening sockets:
 
-Every syscall of a request releases the GIL and, with a thread per busy connection, hands
-it to another thread: futex calls and context switches that cost more than the syscall.
-So the worker also spares the ones that do no work: a response goes out in one send
-(gunicorn writes its head and its body separately), and a fully read request is not
-"drained" again (two socket mode changes each time).
+- at boot it starts following Consul and serves only once the route table and every
+  service's instances are known (bounded by BOOT_WAIT), so neither the first request nor
+  the first health check finds the gateway without them;
+- it tells the master it is alive (`notify`) every HEARTBEAT seconds, so gunicorn's
+  `timeout` never kills a worker whose loop is busy or idle;
+- when told to stop (`alive` turns False: SIGTERM after the drain, or the master gone) it
+  stops accepting, closes idle connections, and lets requests in flight finish within
+  gunicorn's `graceful_timeout`.
 """
 
-import contextlib
-import select
-import threading
+import asyncio
+import importlib
+import logging
+import os
+import resource
 
-from gunicorn.http.body import LengthReader
+import uvloop
+from gunicorn.workers.base import Worker
 
-from chassis.worker import JSONErrorWorker
+from gateway.server import Server
 
-__all__ = ["LingeringWorker", "OneSend"]
+__all__ = ["GatewayWorker"]
 
-LINGER = 0.1  # seconds a thread waits for the next request on its connection
-LINGER_SLICE = 0.002  # how often a lingering thread looks for queued connections
-COALESCE_LIMIT = 64 * 1024  # a larger body is not copied to join its head
+log = logging.getLogger("gateway.worker")
 
-
-class OneSend:
-    """A client socket that holds a response's head -- gunicorn's first write of a final
-    response -- back until the body's first write, and sends both in one syscall.
-    Interim answers (1xx: 103 Early Hints) leave at once; other ways of sending (send,
-    sendfile) and `flush()` send what is held first; the rest is the socket's own."""
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._held: bytes | None = None  # None: nothing written yet
-
-    def sendall(self, data) -> None:
-        if self._held is None and not _interim(data):
-            self._held = bytes(data)
-            return
-        if self._held and len(data) <= COALESCE_LIMIT:
-            data, self._held = self._held + data, b""
-        self.flush()
-        self._sock.sendall(data)
-
-    def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, b""
-            self._sock.sendall(held)
-
-    def send(self, data, *flags) -> int:
-        self.flush()
-        return self._sock.send(data, *flags)
-
-    def sendfile(self, *args, **kwargs):
-        self.flush()
-        return self._sock.sendfile(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
+HEARTBEAT = 0.5  # seconds between notifications to the master (and looks at `alive`)
+BOOT_WAIT = 10.0  # seconds to wait for Consul at boot before serving without it
 
 
-def _interim(data) -> bool:
-    """Whether bytes are an interim (1xx) answer's head: b"HTTP/1.1 103 ..." """
-    return bytes(data[:5]) == b"HTTP/" and bytes(data[9:10]) == b"1"
+class GatewayWorker(Worker):
+    def load_wsgi(self) -> None:
+        # gunicorn's loader insists on a WSGI callable; the gateway app is not one.
+        module, _, name = self.app.app_uri.partition(":")
+        self.wsgi = getattr(importlib.import_module(module), name or "app")
 
-
-class LingeringWorker(JSONErrorWorker):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._queued = 0  # connections submitted to the pool, not yet picked up
-        self._queued_lock = threading.Lock()
-
-    def enqueue_req(self, conn):
-        with self._queued_lock:
-            self._queued += 1
-        super().enqueue_req(conn)
-
-    def handle(self, conn):
-        with self._queued_lock:
-            self._queued -= 1
-        result = super().handle(conn)
-        while result is True and self._next_request_arrives(conn):
-            result = super().handle(conn)
-        return result
-
-    def handle_request(self, req, conn):
-        sock, conn.sock = conn.sock, OneSend(conn.sock)
+    def run(self) -> None:
+        loop = uvloop.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
-            return super().handle_request(req, conn)
+            loop.run_until_complete(self._serve())
         finally:
-            with contextlib.suppress(OSError):  # a gone client: gunicorn's to notice
-                conn.sock.flush()  # a head without a body (HEAD, 204, 304)
-            conn.sock = sock
+            loop.close()
 
-    def _keepalive_after(self, conn, keepalive):
-        # gunicorn drains an unread body under a deadline it sets as a socket timeout,
-        # and its parser drains again before the next request, restoring the socket's
-        # timeout in a `finally`: socket mode changes (syscalls) even when there is
-        # nothing to drain. A length-framed body whose bytes are all off the socket
-        # needs neither, so the parser also forgets the finished message.
-        body = getattr(conn.parser.mesg, "body", None)
-        reader = getattr(body, "reader", None)
-        if (
-            keepalive
-            and isinstance(reader, LengthReader)
-            and reader.length == 0
-            and not body.failed
-        ):
-            conn.parser.mesg = None
-            return True
-        return super()._keepalive_after(conn, keepalive)
+    async def _serve(self) -> None:
+        app = self.wsgi  # gateway.wsgi:app, the Gateway
+        _room_for(app.settings.max_connections)
+        app.start()
+        await self._wait_for_consul(app)
+        loop = asyncio.get_running_loop()
+        server = Server(app.settings, app.handle, app.served_by)
+        listeners = [
+            await loop.create_server(server, sock=s.sock, backlog=self.cfg.backlog)
+            for s in self.sockets
+        ]
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                log.info("master %s gone, stopping", self.ppid)
+                break
+            await asyncio.sleep(HEARTBEAT)
+        await self._stop(listeners, server)
+        app.stop()
 
-    def _next_request_arrives(self, conn) -> bool:
-        """Whether this thread should serve the connection's next request itself."""
-        if conn.parser.unreader.buf.getvalue():
-            return self.alive  # pipelined: the next request is already read
-        try:
-            poller = select.poll()
-            poller.register(conn.sock, select.POLLIN)
-        except (OSError, ValueError):
-            return False  # closed under us: the main loop sorts it out
+    async def _wait_for_consul(self, app) -> None:
         waited = 0.0
-        while waited < LINGER and self.alive and not self._queued:
-            if poller.poll(LINGER_SLICE * 1000):
-                return True  # data, or a hang-up that the parser will notice
-            waited += LINGER_SLICE
-        return False
+        while self.alive and not await asyncio.to_thread(app.wait_ready, HEARTBEAT):
+            self.notify()
+            waited += HEARTBEAT
+            if waited >= BOOT_WAIT:
+                log.warning("no answer from Consul yet; serving without routes")
+                return
+
+    async def _stop(self, listeners, server: Server) -> None:
+        for listener in listeners:
+            listener.close()
+        server.close_idle()
+        log.info("stopping; %d connection(s) still open", len(server.connections))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.graceful_timeout
+        while server.connections and loop.time() < deadline:
+            self.notify()
+            await asyncio.sleep(0.05)
+        for connection in list(server.connections):
+            connection.transport.abort()
+
+
+def _room_for(connections: int) -> None:
+    """Raise this process's open-file limit (up to the hard one) so the connection cap, not
+    the kernel, decides who is refused: each client may hold an upstream socket too."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        if ceiling < wanted:
+            log.warning(
+                "open-file limit %d is below what GATEWAY_MAX_CONNECTIONS=%d needs (%d)",
+                ceiling,
+                connections,
+                wanted,
+            )

@@ -1,4 +1,4 @@
-"""The gateway app in-process (Flask test client), Consul replaced by fakes, real upstreams."""
+"""The gateway app served in-process by its server, Consul replaced by fakes, real upstreams."""
 
 import time
 
@@ -7,64 +7,10 @@ import pytest
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
-from tests.gateway.upstream import ThreadedUpstream
+from tests.gateway.serving import Client, serve
 from tests.support.processes import free_port, wait_until
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def upstream():
-    started = []
-
-    def start(name, **kwargs):
-        server = ThreadedUpstream(name, **kwargs)
-        started.append(server)
-        return server.port
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-class World:
-    def __init__(self, **settings):
-        self.catalog = FakeCatalog()
-        self.watchers = FakeWatchers()
-        self.app = create_app(
-            GatewaySettings(
-                **{"connect_timeout": 0.5, "read_timeout": 2.0, **settings}
-            ),
-            instance_id="gateway-test",
-            catalog=self.catalog,
-            watcher_factory=self.watchers,
-        )
-        self.client = self.app.test_client()
-        self.gateway = self.app.extensions["gateway"]
-
-    def publish(self, service, *instances, stale=False):
-        self.gateway.directory.start()
-        self.watchers.set(service, *instances, stale=stale)
-        names = self.catalog.names | {service}
-        if names != self.catalog.names:
-            self.catalog.set(*names)
-        wait_until(
-            lambda: service in self.gateway.directory.view().services, 5, what=service
-        )
-
-
-@pytest.fixture
-def world():
-    worlds = []
-
-    def make(**settings):
-        w = World(**settings)
-        worlds.append(w)
-        return w
-
-    yield make
-    for w in worlds:
-        w.gateway.directory.stop()
 
 
 @pytest.fixture
@@ -78,7 +24,7 @@ def echo(world, upstream):
 
 def error_code(response):
     assert response.mimetype == "application/json"
-    return response.get_json()["error"]["code"]
+    return response.json()["error"]["code"]
 
 
 def test_unclaimed_prefix_is_404_json(echo):
@@ -99,22 +45,22 @@ def test_claimed_route_without_healthy_instance_is_503(world):
 def test_path_and_query_reach_the_upstream_exactly(echo):
     r = echo.client.get("/api/echo/a%20b/c%3Fd;p?x=%2B1&y&z=%C3%A9")
     assert r.status_code == 200
-    assert r.get_json()["target"] == "/echo/a%20b/c%3Fd;p?x=%2B1&y&z=%C3%A9"
+    assert r.json()["target"] == "/echo/a%20b/c%3Fd;p?x=%2B1&y&z=%C3%A9"
 
 
 def test_body_bytes_and_content_type_are_untouched(echo):
     body = bytes(range(256))
     r = echo.client.post(
-        "/api/echo/x", data=body, content_type="application/octet-stream"
+        "/api/echo/x", body, {"Content-Type": "application/octet-stream"}
     )
-    assert r.get_json()["body"].encode("latin-1") == body
-    assert r.get_json()["content_type"] == "application/octet-stream"
+    assert r.json()["body"].encode("latin-1") == body
+    assert r.json()["content_type"] == "application/octet-stream"
 
 
 def test_forwarding_headers(echo):
     r = echo.client.get(
         "/api/echo/x",
-        headers={
+        {
             "Connection": "X-Secret",
             "X-Secret": "1",
             "Keep-Alive": "300",
@@ -124,7 +70,7 @@ def test_forwarding_headers(echo):
             "Host": "gw.example",
         },
     )
-    seen = r.get_json()["headers"]
+    seen = r.json()["headers"]
     assert "x-secret" not in seen and "keep-alive" not in seen
     assert seen["x-custom"] == "kept"
     assert seen["x-forwarded-for"] == "127.0.0.1"
@@ -140,7 +86,7 @@ def test_forwarding_headers(echo):
 
 def test_request_id_generated_when_absent(echo):
     r = echo.client.get("/api/echo/x")
-    assert r.get_json()["headers"]["x-request-id"] == r.headers["X-Request-ID"]
+    assert r.json()["headers"]["x-request-id"] == r.headers["X-Request-ID"]
 
 
 def test_upstream_status_and_headers_come_back(echo):
@@ -148,7 +94,7 @@ def test_upstream_status_and_headers_come_back(echo):
     assert r.status_code == 418 and r.headers["X-Served-By"] in ("a", "b")
     head = echo.client.head("/api/echo/x")
     assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0
-    assert head.data == b""
+    assert head.content == b""
 
 
 @pytest.mark.parametrize(
@@ -167,19 +113,19 @@ def test_path_tricks_are_rejected(echo, path):
 
 def test_merged_slashes_still_route(echo):
     r = echo.client.get("/api//echo///x")
-    assert r.status_code == 200 and r.get_json()["target"] == "/echo/x"
+    assert r.status_code == 200 and r.json()["target"] == "/echo/x"
 
 
 def test_unsupported_method_is_405(echo):
-    r = echo.client.open("/api/echo/x", method="TRACE")
+    r = echo.client.open("/api/echo/x", "TRACE")
     assert r.status_code == 405 and error_code(r) == "method_not_allowed"
 
 
 def test_body_over_the_limit_is_413(world, upstream):
     w = world(max_body_bytes=100)
     w.publish("echo", echo_instance("a", upstream("a")))
-    assert w.client.post("/api/echo/x", data=b"x" * 100).status_code == 200
-    r = w.client.post("/api/echo/x", data=b"x" * 101)
+    assert w.client.post("/api/echo/x", b"x" * 100).status_code == 200
+    r = w.client.post("/api/echo/x", b"x" * 101)
     assert r.status_code == 413 and error_code(r) == "body_too_large"
 
 
@@ -189,7 +135,7 @@ def test_debug_header_lists_attempts(world, upstream):
         "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
     )
     seen = {
-        w.client.get("/api/echo/x", headers={"X-Gateway-Debug": "1"}).headers[
+        w.client.get("/api/echo/x", {"X-Gateway-Debug": "1"}).headers[
             "X-Gateway-Attempts"
         ]
         for _ in range(2)
@@ -222,7 +168,7 @@ def test_service_meta_overrides_the_strategy(world, upstream):
             "c", upstream("c"), service="bad", prefix="/bad", lb_strategy="nope"
         ),
     )
-    report = w.client.get("/admin/instances").get_json()["services"]
+    report = w.client.get("/admin/instances").json()["services"]
     assert report["echo"]["strategy"] == "random"
     assert report["bad"]["strategy"] == "round_robin"
     assert "nope" in report["bad"]["strategy_problem"]
@@ -246,7 +192,7 @@ def test_admin_shows_ejection(world, upstream):
     )
     for _ in range(2):
         w.client.get("/api/echo/x")
-    report = w.client.get("/admin/instances").get_json()["services"]["echo"]
+    report = w.client.get("/admin/instances").json()["services"]["echo"]
     reasons = {i["id"]: i["reason"] for i in report["instances"]}
     assert reasons["a"].startswith("ejected until ")
     assert reasons["b"] == "passing"
@@ -261,7 +207,7 @@ def test_health_counts_and_is_byte_stable(world, upstream):
     )
     first = w.client.get("/health")
     assert first.status_code == 200
-    assert first.get_json() == {
+    assert first.json() == {
         "service": "gateway",
         "status": "ok",
         "consul": {"reachable": True, "stale": False},
@@ -269,7 +215,7 @@ def test_health_counts_and_is_byte_stable(world, upstream):
             "echo": {"passing": 1, "total": 2, "routable": 1, "prefix": "/echo"}
         },
     }
-    assert w.client.get("/health").data == first.data
+    assert w.client.get("/health").content == first.content
 
 
 def test_health_body_does_not_depend_on_this_workers_ejections(world, upstream):
@@ -283,8 +229,8 @@ def test_health_body_does_not_depend_on_this_workers_ejections(world, upstream):
     assert w.gateway.ejector.is_ejected("a")
     after = w.client.get("/health")
     assert after.status_code == before.status_code == 200
-    assert after.data == before.data
-    assert after.get_json()["services"]["echo"]["routable"] == 2
+    assert after.content == before.content
+    assert after.json()["services"]["echo"]["routable"] == 2
 
 
 def test_health_is_503_when_nothing_can_be_routed(world):
@@ -299,14 +245,14 @@ def test_consul_down_keeps_routing_on_the_stale_snapshot(echo):
     wait_until(lambda: echo.gateway.directory.catalog_error, 5, what="catalog error")
     health = echo.client.get("/health")
     assert health.status_code == 200
-    assert health.get_json()["status"] == "degraded"
-    assert health.get_json()["consul"] == {"reachable": False, "stale": True}
+    assert health.json()["status"] == "degraded"
+    assert health.json()["consul"] == {"reachable": False, "stale": True}
     assert echo.client.get("/api/echo/x").status_code == 200
 
 
 def test_metrics(echo):
     echo.client.get("/api/echo/x")
-    text = echo.client.get("/metrics").data.decode()
+    text = echo.client.get("/metrics").content.decode()
     assert 'gateway_requests_total{instance="' in text
     assert 'service="echo",status="200"' in text
     assert "gateway_request_duration_seconds_bucket" in text
@@ -320,7 +266,7 @@ def test_each_app_has_its_own_registry(world):
 
 
 def test_openapi_document(echo):
-    doc = echo.client.get("/openapi.json").get_json()
+    doc = echo.client.get("/openapi.json").json()
     assert {
         "/health",
         "/metrics",
@@ -354,7 +300,7 @@ def test_view_user_with_orders(shop, upstream):
         echo_instance("o", upstream("o"), service="order-service", prefix="/orders"),
     )
     r = shop.client.get("/api/views/users/7")
-    body = r.get_json()
+    body = r.json()
     assert r.status_code == 200 and body["errors"] == []
     assert body["user"]["target"] == "/users/7"
     assert [o["target"] for o in body["orders"]] == ["/orders/user/7?limit=500"]
@@ -366,7 +312,7 @@ def test_view_with_order_service_down_still_answers(shop):
         echo_instance("o", free_port(), service="order-service", prefix="/orders"),
     )
     r = shop.client.get("/api/views/users/7")
-    body = r.get_json()
+    body = r.json()
     assert r.status_code == 200
     assert body["orders"] is None
     assert body["errors"][0]["service"] == "order-service"
@@ -410,10 +356,16 @@ def test_served_by_without_port_is_the_registered_id(monkeypatch):
     app = create_app(
         GatewaySettings(), catalog=FakeCatalog(), watcher_factory=FakeWatchers()
     )
-    assert app.config["INSTANCE_ID"] == "gateway-10.0.0.7-8000"
-    assert app.test_client().get("/nowhere").headers["X-Served-By"] == (
-        "gateway-10.0.0.7-8000"
-    )
+    assert app.served_by == "gateway-10.0.0.7-8000"
+    served = serve(app)
+    client = Client(served.port)
+    try:
+        answer = client.get("/nowhere")
+    finally:
+        client.close()
+        served.stop()
+    assert answer.status_code == 404
+    assert answer.headers["X-Served-By"] == "gateway-10.0.0.7-8000"
 
 
 def test_metrics_forget_instances_consul_forgets(world, upstream):
@@ -422,13 +374,13 @@ def test_metrics_forget_instances_consul_forgets(world, upstream):
     w.publish("echo", echo_instance("a", upstream("a", status=500)), b)
     for _ in range(4):
         w.client.get("/api/echo/x")
-    text = w.client.get("/metrics").data.decode()
+    text = w.client.get("/metrics").content.decode()
     assert 'instance="a"' in text and 'instance="b"' in text
     w.watchers.set("echo", b)
     wait_until(
-        lambda: 'instance="a"' not in w.client.get("/metrics").data.decode(),
+        lambda: 'instance="a"' not in w.client.get("/metrics").content.decode(),
         5,
         what="instance a's series dropped",
     )
-    assert 'instance="b"' in w.client.get("/metrics").data.decode()
+    assert 'instance="b"' in w.client.get("/metrics").content.decode()
     assert all("a" not in labels for _, labels in w.gateway.metrics._children)

@@ -3,12 +3,13 @@ and the gateway keeps serving everyone else."""
 
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+
+from tests.gateway.slow_clients import dripping
 
 pytestmark = pytest.mark.integration
 
@@ -98,25 +99,13 @@ def test_slow_bodies_are_cut_and_other_clients_are_served(gw):
         sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
         sock.sendall(request("/api/echo/slow", "Content-Length: 100", body=b"ab"))
         slow.append(sock)
-    stop = threading.Event()
-
-    def drip():
-        while not stop.wait(0.3):
-            for sock in slow:
-                try:
-                    sock.sendall(b"a")
-                except OSError:
-                    pass
-
-    dripper = threading.Thread(target=drip, daemon=True)
-    dripper.start()
     started = time.monotonic()
     try:
-        r = requests.get(f"{gw.url}/api/echo/other", timeout=8)
-        assert r.status_code == 200
-        answers = [sock.recv(4096) for sock in slow]
+        with dripping(slow, b"a", 0.3):
+            r = requests.get(f"{gw.url}/api/echo/other", timeout=8)
+            assert r.status_code == 200
+            answers = [sock.recv(4096) for sock in slow]
     finally:
-        stop.set()
         for sock in slow:
             sock.close()
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), answers

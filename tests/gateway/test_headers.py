@@ -1,7 +1,6 @@
 import re
 
 import pytest
-from werkzeug.datastructures import EnvironHeaders
 
 from gateway.headers import (
     downstream_response_headers,
@@ -9,7 +8,6 @@ from gateway.headers import (
     request_id,
     traceparent,
     upstream_request_headers,
-    wsgi_request_headers,
 )
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -140,18 +138,3 @@ def test_response_headers_lose_hop_by_hop_and_server_set_ones():
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2"),
     ]
-
-
-def test_wsgi_request_headers_are_named_as_werkzeug_names_them():
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": "",
-        "HTTP_CONTENT_LENGTH": "5",
-        "HTTP_X_REQUEST_ID": "abc",
-        "HTTP_ACCEPT_ENCODING": "gzip",
-        "HTTP_TRACEPARENT": TRACE,
-        "wsgi.url_scheme": "http",
-    }
-    assert list(wsgi_request_headers(environ)) == list(EnvironHeaders(environ))
-    assert ("X-Request-Id", "abc") in wsgi_request_headers(environ)

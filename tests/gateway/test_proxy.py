@@ -5,6 +5,7 @@ import random
 import time
 
 import pytest
+import uvloop
 
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import make_strategy
@@ -12,6 +13,7 @@ from gateway.directory import ServiceState
 from gateway.proxy import Forwarder, Outcome, retryable
 from gateway.resilience import Ejector
 from gateway.settings import GatewaySettings
+from gateway.upstream import RequestBody
 from tests.gateway.upstream import ThreadedUpstream
 from tests.support.processes import free_port
 
@@ -60,8 +62,21 @@ def forwarder(clock=None, **settings):
     return Forwarder(s, ejector)
 
 
+@pytest.fixture(autouse=True)
+def loop():
+    """The forwarder runs on an event loop; its pooled connections belong to one."""
+    global _loop
+    _loop = uvloop.new_event_loop()
+    yield _loop
+    _loop.close()
+
+
+_loop = None
+
+
 def get(fw, state, method="GET", path="/echo/x", headers=(), body=b"", key=False):
-    return fw.forward(state, method, path, list(headers), body, idempotency_key=key)
+    forwarding = fw.forward(state, method, path, list(headers), body, key)
+    return _loop.run_until_complete(forwarding)
 
 
 @pytest.mark.parametrize(
@@ -227,3 +242,27 @@ def test_critical_peers_do_not_make_room_for_ejecting_the_last_passing_one(upstr
     for _ in range(3):
         assert get(fw, state).status == 500
     assert not fw.ejector.is_ejected("a-500")
+
+
+class Streamed(RequestBody):
+    """A request body too large to hold: it can be read once."""
+
+    def __init__(self, data: bytes):
+        self.data, self.length, self.reads = data, len(data), 0
+
+    async def chunks(self):
+        self.reads += 1
+        yield self.data
+
+
+def test_a_streamed_body_is_retried_after_a_connect_failure_only(upstreams):
+    fw = forwarder(eject_after=100)
+    state = service([dead("a-dead"), upstreams("b")])
+    results = [get(fw, state, "PUT", body=Streamed(b"big")) for _ in range(2)]
+    assert [r.status for r in results] == [200, 200]
+    assert any(len(r.attempts) == 2 for r in results)  # nothing was read: resent
+    state = service([upstreams("c-503", status=503), upstreams("d")])
+    results = [get(fw, state, "PUT", body=Streamed(b"big")) for _ in range(2)]
+    refused = [r for r in results if r.attempts[0].instance == "c-503"]
+    assert refused and refused[0].status == 503  # read once, cannot be sent again
+    assert len(refused[0].attempts) == 1

@@ -19,6 +19,8 @@ def test_values_are_read():
             "GATEWAY_MAX_BODY_BYTES": "100",
             "GATEWAY_DEADLINE": "2.5",
             "GATEWAY_TRUST_FORWARDED": "true",
+            "GATEWAY_HEADER_TIMEOUT": "3",
+            "GATEWAY_MAX_CONNECTIONS": "50",
         }
     )
     assert (s.strategy, s.max_body_bytes, s.deadline, s.trust_forwarded) == (
@@ -27,6 +29,7 @@ def test_values_are_read():
         2.5,
         True,
     )
+    assert (s.header_timeout, s.max_connections) == (3.0, 50)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,9 @@ def test_values_are_read():
         ("GATEWAY_MAX_ATTEMPTS", "0", "GATEWAY_MAX_ATTEMPTS"),
         ("GATEWAY_CONNECT_TIMEOUT", "-1", "GATEWAY_CONNECT_TIMEOUT"),
         ("GATEWAY_TRUST_FORWARDED", "maybe", "GATEWAY_TRUST_FORWARDED"),
+        ("GATEWAY_HEADER_TIMEOUT", "0", "GATEWAY_HEADER_TIMEOUT"),
+        ("GATEWAY_KEEPALIVE_TIMEOUT", "soon", "GATEWAY_KEEPALIVE_TIMEOUT"),
+        ("GATEWAY_MAX_CONNECTIONS", "0", "GATEWAY_MAX_CONNECTIONS"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(name, value, says):

@@ -1,167 +1,137 @@
-"""The gateway's gunicorn worker with one thread: kept-alive connections are served by the
-thread that answered them, yet an idle one never keeps another client waiting."""
+"""The gateway's gunicorn worker (one event loop per process) under a real gunicorn: it
+holds Consul's state before it serves, stops gracefully, stays alive for the master, and
+with several workers reports metrics for the whole gateway."""
 
-import json
+import glob
+import os
+import signal
 import socket
+import tempfile
+import threading
+import time
 
 import pytest
+import requests
 
-from gateway.worker import COALESCE_LIMIT, OneSend
-from tests.support.processes import ManagedProcess, free_port, python_module
+from tests.gateway.stack import (
+    quick_stop,
+    register_static,
+    start_gateway,
+    start_upstream,
+    wait_routable,
+)
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def port():
-    port = free_port()
-    process = ManagedProcess(
-        python_module(
-            "gunicorn", "-k", "gateway.worker.LingeringWorker", "--threads", "1",
-            "-b", f"127.0.0.1:{port}", "tests.gateway.upstream:app",
-        ),
-        {"UPSTREAM_NAME": "one-thread"},
-        name="worker",
-    ).start()  # fmt: skip
-    process.wait_http(f"http://127.0.0.1:{port}/health", status=200)
-    yield port
-    process.stop()
+@pytest.fixture
+def started():
+    processes = []
+    yield processes
+    for process in reversed(processes):
+        quick_stop(process)
 
 
-def get(path: str, extra: str = "") -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+def passing(consul_url: str, service: str) -> int:
+    return len(
+        requests.get(
+            f"{consul_url}/v1/health/service/{service}?passing", timeout=5
+        ).json()
+    )
 
 
-def read_response(stream) -> tuple[int, dict]:
-    """One response from a socket file: (status, the echo's JSON body)."""
-    status = int(stream.readline().split(b" ")[1])
-    length = 0
-    while (line := stream.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, json.loads(stream.read(length))
+def first_answer(port: int, raw: bytes) -> bytes:
+    """Connect as soon as the port accepts (the master binds before any worker serves),
+    send `raw` at once, and return the status line of the answer."""
+
+    def accepted():
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except ConnectionRefusedError:
+            return None
+
+    sock = None
+
+    def connect():
+        nonlocal sock
+        sock = accepted()
+        return sock is not None
+
+    wait_until(connect, 30, what="the gateway's port")
+    with sock, sock.makefile("rb") as stream:
+        sock.sendall(raw)
+        return stream.readline()
 
 
-def connect(port: int) -> tuple[socket.socket, object]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    return sock, sock.makefile("rb")
+def test_the_first_request_finds_routes_and_instances(devconsul, started):
+    process, _ = start_upstream(devconsul.addr, "echo", "/echo")
+    started.append(process)
+    wait_until(lambda: passing(devconsul.url, "echo") == 1, 15, what="echo passing")
+    gateway, url = start_gateway(devconsul.addr, wait=False)
+    started.append(gateway)
+    port = int(url.rsplit(":", 1)[1])
+    line = first_answer(port, b"GET /api/echo/first HTTP/1.1\r\nHost: gw\r\n\r\n")
+    assert line.startswith(b"HTTP/1.1 200 "), (line, gateway.output())
+    # Its own check passes as soon as it serves: the instances were there before.
+    health = requests.get(f"{url}/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["services"]["echo"]["routable"] == 1
 
 
-def test_sequential_and_pipelined_requests_on_one_connection(port):
-    sock, stream = connect(port)
-    with sock, stream:
-        for n in range(3):
-            sock.sendall(get(f"/seq/{n}"))
-            assert read_response(stream)[1]["target"] == f"/seq/{n}"
-        body = b"x" * 10
-        post = b"POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n" + body
-        sock.sendall(post + get("/after-post") + get("/last"))
-        assert [read_response(stream)[1]["target"] for _ in range(3)] == [
-            "/post",
-            "/after-post",
-            "/last",
-        ]
+def test_sigterm_lets_a_request_in_flight_finish(devconsul, started):
+    upstream = socket.create_server(("127.0.0.1", 0))  # answers when the test says
+    register_static(devconsul.url, "held", "/held", upstream.getsockname()[1])
+    gateway, url = start_gateway(devconsul.addr)
+    started.append(gateway)
+    wait_routable(url, "held", 1)
+    answers = []
+    client = threading.Thread(
+        target=lambda: answers.append(requests.get(f"{url}/api/held/x", timeout=20))
+    )
+    client.start()
+    upstream.settimeout(10)
+    conn, _ = upstream.accept()
+    with upstream, conn:
+        conn.recv(65536)  # the request is in flight
+        gateway.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping;" in gateway.output(), 15, what="the stop")
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate")
+        client.join(15)
+    assert answers and (answers[0].status_code, answers[0].text) == (200, "late")
+    assert gateway.wait(15) == 0
 
 
-def test_an_idle_kept_alive_connection_does_not_hold_the_only_thread(port):
-    idle, idle_stream = connect(port)
-    with idle, idle_stream:
-        idle.sendall(get("/first"))
-        assert read_response(idle_stream)[0] == 200
-        # `idle` stays open and silent; the worker's only thread must serve others.
-        other, other_stream = connect(port)
-        with other, other_stream:
-            other.sendall(get("/other"))
-            assert read_response(other_stream)[1]["target"] == "/other"
-        idle.sendall(get("/again"))
-        assert read_response(idle_stream)[1]["target"] == "/again"
+def test_several_workers_report_metrics_for_the_whole_gateway(devconsul, started):
+    process, _ = start_upstream(devconsul.addr, "echo", "/echo")
+    started.append(process)
+    gateway, url = start_gateway(devconsul.addr, WEB_CONCURRENCY="2")
+    started.append(gateway)
+    wait_routable(url, "echo", 1)
+    pattern = f"gateway-metrics-{gateway.pid}-*"  # the master's own
+    [metrics_dir] = glob.glob(os.path.join(tempfile.gettempdir(), pattern))
+    for n in range(20):  # a new connection each: either worker may take it
+        assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
+
+    def counted() -> float:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("gateway_requests_total{")
+        )
+
+    assert [counted() for _ in range(6)] == [20.0] * 6  # whichever worker answers
+    quick_stop(gateway)
+    assert not os.path.exists(metrics_dir)  # the master cleaned up
 
 
-def read_head(stream) -> int:
-    """The status of a response without a body (HEAD, 204); its head is all there is."""
-    status = int(stream.readline().split(b" ")[1])
-    while stream.readline() not in (b"\r\n", b""):
-        pass
-    return status
-
-
-def test_answers_without_a_body_still_leave(port):
-    # The worker holds each head back for its body (OneSend): these have none.
-    sock, stream = connect(port)
-    with sock, stream:
-        sock.sendall(get("/status/204") + b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert [read_head(stream), read_head(stream)] == [204, 200]
-        sock.sendall(get("/after"))
-        assert read_response(stream)[1]["target"] == "/after"
-
-
-def test_connection_close_is_honoured(port):
-    sock, stream = connect(port)
-    with sock, stream:
-        sock.sendall(get("/bye", "Connection: close\r\n"))
-        assert read_response(stream)[0] == 200
-        assert stream.read() == b""  # closed by the server
-
-
-class Recorder:
-    """A socket stand-in that records each send."""
-
-    def __init__(self):
-        self.sent: list[tuple[str, bytes]] = []
-
-    def sendall(self, data):
-        self.sent.append(("sendall", bytes(data)))
-
-    def sendfile(self, file, offset=0, count=None):
-        self.sent.append(("sendfile", file))
-
-    def getpeername(self):
-        return ("127.0.0.1", 1)
-
-
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
-
-
-def test_a_head_and_its_body_leave_in_one_send():
-    sock = Recorder()
-    one = OneSend(sock)
-    one.sendall(HEAD)
-    one.sendall(b"ok")
-    one.sendall(b"more")  # later writes go straight through
-    one.flush()
-    assert sock.sent == [("sendall", HEAD + b"ok"), ("sendall", b"more")]
-
-
-def test_a_head_alone_leaves_on_flush_and_large_bodies_are_not_copied():
-    sock = Recorder()
-    one = OneSend(sock)
-    one.sendall(HEAD)
-    assert sock.sent == []
-    one.flush()
-    assert sock.sent == [("sendall", HEAD)]
-    sock, big = Recorder(), b"x" * (COALESCE_LIMIT + 1)
-    one = OneSend(sock)
-    one.sendall(HEAD)
-    one.sendall(big)
-    assert sock.sent == [("sendall", HEAD), ("sendall", big)]
-
-
-def test_other_ways_of_sending_go_after_the_held_head():
-    sock = Recorder()
-    one = OneSend(sock)
-    one.sendall(HEAD)
-    one.sendfile("file")
-    assert sock.sent == [("sendall", HEAD), ("sendfile", "file")]
-    assert one.getpeername() == ("127.0.0.1", 1)  # the rest is the socket's
-
-
-def test_an_interim_answer_leaves_at_once():
-    sock = Recorder()
-    one = OneSend(sock)
-    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-    one.sendall(hints)
-    assert sock.sent == [("sendall", hints)]  # not held for the final answer
-    one.sendall(HEAD)
-    one.sendall(b"ok")
-    assert sock.sent[1:] == [("sendall", HEAD + b"ok")]
+def test_an_idle_worker_is_not_killed_by_gunicorns_timeout(devconsul, started):
+    gateway, url = start_gateway(devconsul.addr, GUNICORN_CMD_ARGS="--timeout 1")
+    started.append(gateway)
+    assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
+    time.sleep(
+        3
+    )  # three of gunicorn's timeouts without a request: only waiting shows it
+    assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
+    assert "WORKER TIMEOUT" not in gateway.output()

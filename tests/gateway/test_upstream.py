@@ -1,20 +1,20 @@
-"""The upstream HTTP/1.1 client against scripted raw-socket servers."""
+"""The upstream HTTP/1.1 client on an event loop, against scripted raw-socket servers."""
 
+import asyncio
 import select
 import socket
 import threading
 import time
 
 import pytest
+import uvloop
 
-from gateway.transport import (
+from gateway.upstream import (
     ConnectFailed,
-    Transport,
+    RequestBody,
+    Upstream,
     UpstreamBroken,
     UpstreamTimeout,
-    _chunks,
-    _Conn,
-    _Stale,
 )
 from tests.support.processes import free_port
 
@@ -24,9 +24,10 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: s\r\n\r\nok"
 class Scripted:
     """Accepts connections; answers each request with the next scripted reply (None: close)."""
 
-    def __init__(self, *replies, close=False):
+    def __init__(self, *replies, close=False, piece=0):
         self.replies = list(replies)
         self.close = close  # close the connection after each reply
+        self.piece = piece  # send each reply in pieces of this size
         self.requests: list[bytes] = []
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -51,22 +52,65 @@ class Scripted:
             reply = self.replies.pop(0)
             if reply is None:
                 return
-            conn.sendall(reply)
+            step = self.piece or len(reply)
+            for start in range(0, len(reply), step):
+                conn.sendall(reply[start : start + step])
+                if self.piece:
+                    time.sleep(0.002)
             if self.close:
                 return
 
 
+class Client:
+    """An Upstream and the loop it runs on; `send` and `read` block until done."""
+
+    def __init__(self):
+        self.loop = uvloop.new_event_loop()
+        self.upstream = Upstream(4)
+
+    def send(self, port, method="GET", target="/x", headers=(), body=b"", **options):
+        read, replayable = options.get("read", 2.0), options.get("replayable", True)
+        sending = self.upstream.send(
+            "127.0.0.1",
+            port,
+            method,
+            target,
+            list(headers),
+            body,
+            0.5,
+            read,
+            replayable,
+        )
+        return Answer(self, self.loop.run_until_complete(sending))
+
+    def close(self):
+        self.upstream.close()
+        self.loop.run_until_complete(asyncio.sleep(0.01))  # let the closes complete
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
+class Answer:
+    def __init__(self, client, response):
+        self.client, self.response = client, response
+        self.status, self.length = response.status, response.length
+
+    def header(self, name):
+        return self.response.header(name)
+
+    def read(self):
+        return self.client.loop.run_until_complete(self.response.read())
+
+
 @pytest.fixture
 def transport():
-    t = Transport(4)
-    yield t
-    t.close()
+    client = Client()
+    yield client
+    client.close()
 
 
 def send(transport, server, method="GET", target="/x", headers=(), body=b"", read=2.0):
-    return transport.send(
-        "127.0.0.1", server.port, method, target, list(headers), body, 0.5, read, True
-    )
+    return transport.send(server.port, method, target, headers, body, read=read)
 
 
 def test_target_and_headers_are_sent_exactly_and_nothing_else(transport):
@@ -132,9 +176,9 @@ def test_silence_is_a_timeout_and_refusal_a_connect_failure(transport):
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
         with pytest.raises(UpstreamTimeout):
-            transport.send("127.0.0.1", port, "GET", "/", [], b"", 0.5, 0.2, True)
+            transport.send(port, read=0.2)
     with pytest.raises(ConnectFailed):
-        transport.send("127.0.0.1", free_port(), "GET", "/", [], b"", 0.5, 0.2, True)
+        transport.send(free_port(), read=0.2)
 
 
 @pytest.mark.parametrize("replayable", [True, False], ids=["get", "post"])
@@ -163,14 +207,12 @@ def test_a_pooled_connection_that_turned_readable_is_never_reused(
                     second.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
 
     threading.Thread(target=serve, daemon=True).start()
-    assert transport.send("127.0.0.1", port, "GET", "/", [], b"", 0.5, 2.0, True).read()
+    assert transport.send(port).read()
     released.set()
-    pooled = transport._pools["127.0.0.1", port].idle[-1].sock
+    pooled = transport.upstream._pools["127.0.0.1", port].idle[-1].fd
     assert select.select([pooled], [], [], 5)[0]  # the FIN or the stray bytes are here
     method = "GET" if replayable else "POST"
-    response = transport.send(
-        "127.0.0.1", port, method, "/x", [], b"", 0.5, 2.0, replayable
-    )
+    response = transport.send(port, method, replayable=replayable)
     assert response.read() == b"fresh"
 
 
@@ -196,7 +238,7 @@ def test_an_upstream_reading_slowly_cannot_stretch_the_upload_past_the_timeout(
     thread.start()
     try:
         with pytest.raises(UpstreamTimeout):
-            transport.send("127.0.0.1", port, "PUT", "/", [], body, 0.5, 0.3, True)
+            transport.send(port, "PUT", body=body, read=0.3)
     finally:
         slow.clear()
     thread.join(10)  # the gateway closed the connection: the reader sees its end
@@ -211,37 +253,64 @@ def test_bytes_beyond_the_answer_keep_the_connection_out_of_the_pool(transport):
     assert server.connections == 2
 
 
-class Pieces:
-    """A socket stand-in whose recv hands out scripted pieces, then end of stream."""
-
-    def __init__(self, *pieces: bytes):
-        self.pieces = list(pieces)
-
-    def settimeout(self, timeout):
-        pass
-
-    def recv(self, size: int) -> bytes:
-        return self.pieces.pop(0) if self.pieces else b""
-
-
 @pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
-def test_a_head_arriving_in_pieces_is_read_whole_and_the_rest_kept(eol):
-    head = b"HTTP/1.1 200 OK" + eol + b"A: 1" + eol + eol
-    conn = _Conn(Pieces(*(head[i : i + 3] for i in range(0, len(head), 3)), b"body"))
-    assert conn.head() == head
-    assert conn.read_exactly(4) == b"body"
+def test_a_head_arriving_in_pieces_is_read_whole(transport, eol):
+    reply = b"HTTP/1.1 200 OK" + eol + b"Content-Length: 4" + eol + eol + b"body"
+    response = send(transport, Scripted(reply, piece=3))
+    assert (response.status, response.read()) == (200, b"body")
 
 
-def test_a_stream_ending_inside_the_head_is_broken_and_before_it_stale():
+def test_a_stream_ending_inside_the_head_is_broken(transport):
     with pytest.raises(UpstreamBroken):
-        _Conn(Pieces(b"HTTP/1.1 200 OK\r\nA: 1")).head()
-    with pytest.raises(_Stale):
-        _Conn(Pieces()).head()
+        send(transport, Scripted(b"HTTP/1.1 200 OK\r\nA: 1", close=True))
 
 
 @pytest.mark.parametrize("size", [1, 5, 7])
-def test_a_chunked_body_arriving_in_pieces_is_decoded(size):
-    body = b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
-    conn = _Conn(Pieces(*(body[i : i + size] for i in range(0, len(body), size))))
-    assert b"".join(_chunks(conn)) == b"abcde"
-    assert conn.buf == b""  # nothing beyond the body was consumed
+def test_a_chunked_body_arriving_in_pieces_is_decoded(transport, size):
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    server = Scripted(reply, OK, piece=size)
+    assert send(transport, server).read() == b"abcde"
+    assert send(transport, server).read() == b"ok"  # nothing beyond the body was eaten
+    assert server.connections == 1
+
+
+class Streamed(RequestBody):
+    def __init__(self, *parts, length=None):
+        self.parts, self.length = parts, length
+
+    async def chunks(self):
+        for part in self.parts:
+            yield part
+
+
+@pytest.mark.parametrize(
+    ("length", "framing", "wire"),
+    [
+        (6, b"Content-Length: 6", b"abcdef"),
+        (None, b"Transfer-Encoding: chunked", b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"),
+    ],
+    ids=["length", "chunked"],
+)
+def test_a_streamed_body_goes_out_as_it_comes(transport, length, framing, wire):
+    server = Scripted(OK)
+    body = Streamed(b"abc", b"def", length=length)
+    assert send(transport, server, "POST", body=body).read() == b"ok"
+    head, _, sent = server.requests[0].partition(b"\r\n\r\n")
+    assert framing in head.split(b"\r\n")
+    while len(sent) < len(wire):  # the rest may come in a later recv
+        sent += server.requests.pop(1) if len(server.requests) > 1 else b""
+        break
+    assert wire.startswith(sent)
+
+
+def test_an_instance_registered_by_name_is_reached(transport):
+    # The loop's resolver looks the name up (never blocking the loop), then connects.
+    server = Scripted(OK)
+    sending = transport.upstream.send(
+        "localhost", server.port, "GET", "/", [], b"", 0.5, 2.0, True
+    )
+    response = transport.loop.run_until_complete(sending)
+    assert transport.loop.run_until_complete(response.read()) == b"ok"

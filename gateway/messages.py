@@ -1,0 +1,164 @@
+"""What the gateway's server and its handlers exchange: a parsed request with a body that
+arrives over time, and a response to write (bytes, or a stream of them).
+
+Plain objects, no framework: the server (gateway.server) fills requests in and writes
+responses out; the app (gateway.app) turns one into the other.
+"""
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from gateway.upstream import RequestBody
+
+__all__ = ["Body", "BodyError", "Request", "Response", "json_error", "status_line"]
+
+HIGH_WATER = 256 * 1024  # body bytes buffered before the client is not read any more
+
+_STATUS_LINES = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    return _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+
+
+class BodyError(Exception):
+    """The request body cannot be had: too large (413), too slow (408), client gone (400)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Body(RequestBody):
+    """A request body as the connection receives it, read once by the handler.
+
+    Fed by the connection (`feed`, `finish`, `fail`); read with `read()` (all of it, for
+    bodies small enough to keep for retries) or `chunks()` (as it arrives, for large
+    ones). Past HIGH_WATER buffered bytes the connection stops reading the client, so a
+    fast client cannot fill the gateway's memory with a body nobody reads yet.
+    """
+
+    def __init__(self, connection, length: int | None, chunked: bool, limit: int):
+        self.connection = connection
+        self.length = length  # Content-Length; None when chunked
+        self.limit = limit
+        self.expected = chunked or bool(length)
+        self.complete = not self.expected
+        self.expect_continue = False
+        self.received = 0
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._error: BodyError | None = None
+        self._waiter: asyncio.Future | None = None
+
+    # -- fed by the connection ----------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received > self.limit:
+            self.fail(413, "body_too_large", f"request body over {self.limit} bytes")
+            return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER:
+            self.connection.pause_reading()
+        self._wake()
+
+    def finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def fail(self, status: int, code: str, message: str) -> None:
+        if self._error is None and not self.complete:
+            self._error = BodyError(status, code, message)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- read by the handler ------------------------------------------------------------
+
+    def too_large(self) -> bool:
+        return self.length is not None and self.length > self.limit
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self.too_large():
+            raise BodyError(
+                413, "body_too_large", f"request body over {self.limit} bytes"
+            )
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._chunks:
+                data = self._chunks.popleft()
+                self._buffered -= len(data)
+                if self._buffered <= HIGH_WATER:
+                    self.connection.resume_reading()
+                yield data
+            elif self.complete:
+                return
+            else:
+                await self._more()
+
+    async def _more(self) -> None:
+        if self.expect_continue:
+            self.expect_continue = False  # the client waits for this before sending
+            self.connection.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.connection.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+@dataclass
+class Request:
+    method: str
+    target: str  # the raw request target, as the client sent it
+    version: str  # "1.1" or "1.0"
+    headers: list[tuple[str, str]]
+    client_addr: str
+    body: Body
+    keep_alive: bool = True
+
+
+@dataclass
+class Response:
+    """`body` bytes, or `stream` (an async iterator of bytes, `length` long when known)."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    length: int | None = None
+
+    def has(self, name: str) -> bool:
+        lower = name.lower()
+        return any(n.lower() == lower for n, _ in self.headers)
+
+
+def json_error(
+    status: int,
+    code: str,
+    message: str,
+    details=None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> Response:
+    """The shared error shape: {"error": {"code", "message", "details"}}."""
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return Response(
+        status,
+        [("Content-Type", "application/json"), *headers],
+        json.dumps(body).encode(),
+    )

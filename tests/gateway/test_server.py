@@ -1,0 +1,264 @@
+"""The gateway's server on its event loop, in-process: deadlines, limits, keep-alive,
+pipelining, bodies that stream both ways. Slow and idle clients must cost nothing."""
+
+import json
+import socket
+import threading
+
+import pytest
+
+from tests.gateway.fakes import echo_instance
+from tests.gateway.slow_clients import dripping
+from tests.support.processes import wait_until
+
+FAST = {"header_timeout": 0.5, "keepalive_timeout": 60.0, "client_timeout": 1.0}
+
+
+@pytest.fixture
+def gw(world, upstream):
+    def make(**settings):
+        w = world(**{**FAST, **settings})
+        w.publish("echo", echo_instance("a", upstream("a")))
+        return w
+
+    return make
+
+
+def get(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+
+
+def connect(port: int) -> tuple[socket.socket, object]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return sock, sock.makefile("rb")
+
+
+def read_response(stream) -> tuple[int, dict, bytes]:
+    """One response from a socket file: (status, lower-cased headers, body)."""
+    status = int(stream.readline().split(b" ")[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int(stream.readline(), 16):
+            body += stream.read(size)
+            stream.readline()
+        stream.readline()
+        return status, headers, body
+    return status, headers, stream.read(int(headers.get("content-length", 0)))
+
+
+def target_of(body: bytes) -> str:
+    return json.loads(body)["target"]
+
+
+def test_slow_head_gets_408_at_the_deadline_while_another_client_is_served(gw):
+    w = gw()
+    slow = []
+    for _ in range(8):
+        sock, stream = connect(w.served.port)
+        sock.sendall(b"GET /api/echo/slow HTTP/1.1\r\nHost: x\r\n")
+        slow.append((sock, stream))
+    try:
+        # A header line now and then, never the blank line that ends the head.
+        with dripping([sock for sock, _ in slow], b"X-A: b\r\n", 0.1):
+            assert w.client.get("/api/echo/other").status_code == 200
+            answers = [read_response(stream) for _, stream in slow]
+    finally:
+        for sock, stream in slow:
+            stream.close()
+            sock.close()
+    assert {status for status, _, _ in answers} == {408}
+    assert all(json.loads(b)["error"]["code"] == "request_timeout" for *_, b in answers)
+    assert all(h["connection"] == "close" for _, h, _ in answers)
+
+
+def test_hundreds_of_idle_connections_do_not_stop_a_request(gw):
+    w = gw(header_timeout=30.0)
+    idle = [socket.create_connection(("127.0.0.1", w.served.port)) for _ in range(400)]
+    try:
+        for sock in idle[
+            :200
+        ]:  # kept-alive after one answer each; the rest never spoke
+            sock.sendall(get("/api/echo/first"))
+            with sock.makefile("rb") as stream:
+                assert read_response(stream)[0] == 200
+        assert w.client.get("/api/echo/during").status_code == 200
+        open_ones = w.served.server.connections
+        wait_until(lambda: len(open_ones) >= 400, 10, what="400 open connections")
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_past_the_connection_cap_a_client_is_refused_at_once_and_cleanly(gw):
+    w = gw(max_connections=3)
+    held = [connect(w.served.port) for _ in range(3)]
+    try:
+        wait_until(lambda: len(w.served.server.connections) == 3, 5, what="3 open")
+        sock, stream = connect(w.served.port)
+        with sock, stream:
+            sock.sendall(get("/api/echo/x"))
+            status, headers, body = read_response(stream)
+            assert (status, json.loads(body)["error"]["code"]) == (
+                503,
+                "too_many_connections",
+            )
+            assert headers["connection"] == "close" and headers["retry-after"] == "1"
+            assert stream.read() == b""  # closed
+        # One of the held connections is served as usual.
+        held_sock, held_stream = held[0]
+        held_sock.sendall(get("/api/echo/held"))
+        assert read_response(held_stream)[0] == 200
+    finally:
+        for sock, stream in held:
+            stream.close()
+            sock.close()
+    wait_until(lambda: not w.served.server.connections, 5, what="all closed")
+    assert w.client.get("/api/echo/after").status_code == 200
+
+
+def test_a_silent_connection_is_closed_without_an_answer(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        assert stream.read() == b""  # at the header deadline, nothing to answer
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_its_timeout(gw):
+    w = gw(keepalive_timeout=0.3)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(get("/api/echo/once"))
+        assert read_response(stream)[0] == 200
+        assert stream.read() == b""
+
+
+def test_sequential_and_pipelined_requests_on_one_connection(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        for n in range(3):
+            sock.sendall(get(f"/api/echo/seq/{n}"))
+            assert target_of(read_response(stream)[2]) == f"/echo/seq/{n}"
+        body = b"x" * 10
+        post = b"POST /api/echo/post HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+        sock.sendall(post + body + get("/api/echo/after-post") + get("/api/echo/last"))
+        assert [target_of(read_response(stream)[2]) for _ in range(3)] == [
+            "/echo/post",
+            "/echo/after-post",
+            "/echo/last",
+        ]
+
+
+def read_head(stream) -> tuple[int, dict]:
+    """A response that has no body (HEAD, 204): its head is all there is."""
+    status = int(stream.readline().split(b" ")[1])
+    headers = {}
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+def test_answers_without_a_body_and_connection_close(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        head = b"HEAD /api/echo/h HTTP/1.1\r\nHost: t\r\n\r\n"
+        sock.sendall(get("/api/echo/status/204") + head)
+        assert read_head(stream)[0] == 204
+        status, headers = read_head(stream)
+        assert status == 200
+        assert int(headers["content-length"]) > 0  # the upstream's, and no body follows
+        sock.sendall(get("/api/echo/bye", "Connection: close\r\n"))
+        assert target_of(read_response(stream)[2]) == "/echo/bye"
+        assert stream.read() == b""  # closed by the server
+
+
+def test_http_10_gets_its_answer_and_the_end_of_the_connection(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(b"GET /api/echo/old HTTP/1.0\r\n\r\n")
+        assert target_of(read_response(stream)[2]) == "/echo/old"
+        assert stream.read() == b""
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            b"POST /api/echo/e HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        assert stream.readline() == b"HTTP/1.1 100 Continue\r\n"
+        assert stream.readline() == b"\r\n"
+        sock.sendall(b"hi")
+        status, _, body = read_response(stream)
+        assert (status, json.loads(body)["body"]) == (200, "hi")
+
+
+def test_large_bodies_stream_both_ways(gw):
+    w = gw(max_body_bytes=8 << 20)
+    body = bytes(range(256)) * (12 << 10)  # 3 MiB: above what is held for retries
+    r = w.client.post(
+        "/api/echo/big", body, {"Content-Type": "application/octet-stream"}
+    )
+    assert r.status_code == 200
+    assert r.json()["body"].encode("latin-1") == body
+    assert int(r.headers["Content-Length"]) == len(r.content)  # the upstream's length
+
+
+def test_a_body_that_arrives_too_slowly_is_408(gw):
+    w = gw(client_timeout=0.3)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            b"POST /api/echo/b HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab"
+        )
+        status, headers, body = read_response(stream)
+    assert (status, json.loads(body)["error"]["code"]) == (408, "request_timeout")
+    assert headers["connection"] == "close"
+
+
+def test_an_upstream_breaking_mid_body_ends_the_clients_connection(world):
+    listener = socket.create_server(("127.0.0.1", 0))
+    announced = 4 << 20
+
+    def serve():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % announced
+                conn.sendall(head + b"x" * (2 << 20))  # half, then gone
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    w = world()
+    w.publish("echo", echo_instance("r", listener.getsockname()[1]))
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(get("/api/echo/big"))
+        status, headers = read_head(stream)
+        assert (status, int(headers["content-length"])) == (200, announced)
+        assert len(stream.read()) < announced  # cut short, and closed: not left hanging
+    thread.join(5)
+    assert w.client.get("/api/echo/after").status_code in (502, 503)  # nothing there
+
+
+def test_an_upgrade_is_answered_as_a_plain_request_and_ends_the_connection(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            get("/api/echo/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        )
+        status, headers, body = read_response(stream)
+        assert status == 200 and headers["connection"] == "close"
+        assert "upgrade" not in json.loads(body)["headers"]  # hop-by-hop: not passed on
+        assert stream.read() == b""
