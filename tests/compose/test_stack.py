@@ -29,6 +29,8 @@ class ComposeStack:
             **os.environ,
             "GATEWAY_PORT": str(self.gateway_port),
             "CONSUL_PORT": str(self.consul_port),
+            # Its own image tag: another checkout's stack may be building on this engine.
+            "SWITCHYARD_IMAGE": f"{self.project}:latest",
         }
         self.gateway = f"http://127.0.0.1:{self.gateway_port}"
         self.consul = f"http://127.0.0.1:{self.consul_port}"
@@ -86,6 +88,7 @@ def compose_stack():
         yield stack
     finally:
         run([*stack.command, "down", "-v", "--remove-orphans"], 300, env=stack.env)
+        run(["docker", "rmi", stack.env["SWITCHYARD_IMAGE"]], 120)
 
 
 def test_users_orders_idempotency_and_the_view(compose_stack):
