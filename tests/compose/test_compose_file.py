@@ -1,5 +1,6 @@
 """docker-compose.yml: valid for the installed Compose, and shaped as the issue asks."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,9 @@ def test_published_ports(resolved):
 
 def test_one_image_for_every_application_service(resolved):
     apps = [resolved["services"][n] for n in (*DOMAIN_SERVICES, "gateway")]
-    assert {s["image"] for s in apps} == {"switchyard:latest"}
+    assert {s["image"] for s in apps} == {
+        os.environ.get("SWITCHYARD_IMAGE", "switchyard:latest")
+    }
     assert all(Path(s["build"]["context"]) == REPO for s in apps)
     commands = [s["command"][-1] for s in apps]
     assert commands == [
@@ -90,6 +93,19 @@ def test_one_image_for_every_application_service(resolved):
         "order_service.wsgi:app",
         "gateway.wsgi:app",
     ]
+
+
+def test_switchyard_image_names_the_one_image():
+    """What keeps two stacks built from different checkouts on one engine apart."""
+    for command in compose_commands():
+        result = run(
+            [*command, "-f", str(COMPOSE_FILE), "config"],
+            env={**os.environ, "SWITCHYARD_IMAGE": "switchyard-test:abc"},
+        )
+        services = yaml.safe_load(result.stdout)["services"]
+        assert {services[n]["image"] for n in (*DOMAIN_SERVICES, "gateway")} == {
+            "switchyard-test:abc"
+        }, command
 
 
 def test_configuration_is_environment_only(resolved):

@@ -29,6 +29,8 @@ class ComposeStack:
             **os.environ,
             "GATEWAY_PORT": str(self.gateway_port),
             "CONSUL_PORT": str(self.consul_port),
+            # Its own image tag: another checkout's stack may be building on this engine.
+            "SWITCHYARD_IMAGE": f"{self.project}:latest",
         }
         self.gateway = f"http://127.0.0.1:{self.gateway_port}"
         self.consul = f"http://127.0.0.1:{self.consul_port}"
@@ -86,6 +88,7 @@ def compose_stack():
         yield stack
     finally:
         run([*stack.command, "down", "-v", "--remove-orphans"], 300, env=stack.env)
+        run(["docker", "rmi", stack.env["SWITCHYARD_IMAGE"]], 120)
 
 
 def test_users_orders_idempotency_and_the_view(compose_stack):
@@ -138,22 +141,39 @@ def test_killing_a_replica_under_get_load_fails_no_request(compose_stack):
 
 
 def test_consul_outage_then_return(compose_stack):
-    user = create_user(compose_stack.gateway)
+    """Consul stops before order-service has served any order (issue 12), then returns.
+
+    Restarting order-service first makes every one of its workers fresh, so the outage
+    always meets workers that never looked user-service up: a worker that finds its
+    instances lazily, on first use, has nothing to fall back on and answers 503. Without
+    the restart, the result would depend on which workers earlier tests happened to warm.
+    """
+    gateway = compose_stack.gateway
+    user = create_user(gateway)
+    compose_stack.compose("restart", "order-service")
+    wait_until(compose_stack.gateway_routes_to_everyone, 120, 1.0, "order-service back")
     compose_stack.compose("stop", "consul")
     try:
         wait_until(
-            lambda: requests.get(f"{compose_stack.gateway}/health", timeout=5).json()[
-                "consul"
-            ]["stale"],
+            lambda: requests.get(f"{gateway}/health", timeout=5).json()["consul"][
+                "stale"
+            ],
             60,
             1.0,
             "gateway reports stale",
         )
-        resp = requests.get(
-            f"{compose_stack.gateway}/api/users/{user['id']}", timeout=TIMEOUT
-        )
+        resp = requests.get(f"{gateway}/api/users/{user['id']}", timeout=TIMEOUT)
         assert resp.status_code == 200
-        assert create_order(compose_stack.gateway, user["id"]).status_code == 201
+        # Enough orders to reach all four order-service workers (2 replicas x 2) many times over.
+        statuses = [
+            create_order(gateway, user["id"], key=str(uuid.uuid4())).status_code
+            for _ in range(16)
+        ]
+        assert statuses == [201] * 16, statuses
+        view = requests.get(f"{gateway}/api/views/users/{user['id']}", timeout=TIMEOUT)
+        body = view.json()
+        assert (view.status_code, body["errors"]) == (200, []), body
+        assert len(body["orders"]) == 16
     finally:
         compose_stack.compose("start", "consul")
     wait_until(
