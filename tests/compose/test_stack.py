@@ -24,16 +24,19 @@ class ComposeStack:
     def __init__(self, command: list[str]):
         self.project = f"switchyard-test-{uuid.uuid4().hex[:8]}"
         self.gateway_port, self.consul_port = free_port(), free_port()
+        self.jaeger_port = free_port()
         self.command = [*command, "-f", str(COMPOSE_FILE), "-p", self.project]
         self.env = {
             **os.environ,
             "GATEWAY_PORT": str(self.gateway_port),
             "CONSUL_PORT": str(self.consul_port),
+            "JAEGER_PORT": str(self.jaeger_port),
             # Its own image tag: another checkout's stack may be building on this engine.
             "SWITCHYARD_IMAGE": f"{self.project}:latest",
         }
         self.gateway = f"http://127.0.0.1:{self.gateway_port}"
         self.consul = f"http://127.0.0.1:{self.consul_port}"
+        self.jaeger = f"http://127.0.0.1:{self.jaeger_port}"
 
     def compose(self, *args: str, timeout: float = 120) -> str:
         result = run([*self.command, *args], timeout, env=self.env)
@@ -138,6 +141,62 @@ def test_killing_a_replica_under_get_load_fails_no_request(compose_stack):
     # Whether or not the restart policy already did (a kill may count as a manual stop).
     run(["docker", "start", victim], 60)
     wait_until(compose_stack.gateway_routes_to_everyone, 120, 1.0, "replica back")
+
+
+def test_a_request_through_the_gateway_leaves_its_trace_in_jaeger(compose_stack):
+    """Asked as one would ask real Jaeger: its query API, by service.
+
+    The gateway makes no spans of its own yet: it passes the caller's trace on with a new
+    span id (gateway/headers.py traceparent), so the trace is the caller's, order-service's
+    server span is a child of a span Jaeger never receives, and user-service's span (the
+    user check) is a grandchild of it through order-service's client span.
+    """
+    user = create_user(compose_stack.gateway)
+    trace_id = uuid.uuid4().hex
+    resp = requests.post(
+        f"{compose_stack.gateway}/api/orders",
+        json={"user_id": user["id"], "total_amount": "3.00"},
+        headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},
+        timeout=TIMEOUT,
+    )
+    assert resp.status_code == 201, resp.text
+
+    def the_trace() -> dict | None:
+        found = requests.get(
+            f"{compose_stack.jaeger}/api/traces",
+            params={"service": "order-service", "limit": 1000},
+            timeout=5,
+        )
+        assert found.status_code == 200, found.text
+        traces = [t for t in found.json()["data"] if t["traceID"] == trace_id]
+        services = {p["serviceName"] for t in traces for p in t["processes"].values()}
+        # Each process exports on its own schedule: wait for both services' spans.
+        return traces[0] if {"order-service", "user-service"} <= services else None
+
+    trace = wait_until(the_trace, 60, 0.5, "the order's trace in Jaeger")
+    spans = {s["spanID"]: s for s in trace["spans"]}
+    assert all(s["traceID"] == trace_id for s in spans.values())
+
+    def service(span: dict) -> str:
+        return trace["processes"][span["processID"]]["serviceName"]
+
+    def parent(span: dict) -> str | None:
+        (reference,) = span["references"] or [{"refType": "CHILD_OF", "spanID": None}]
+        assert reference["refType"] == "CHILD_OF"
+        return reference["spanID"]
+
+    # One span whose parent is not in the trace: order-service's server span, under the
+    # span id the gateway sent it.
+    (root,) = [s for s in spans.values() if parent(s) not in spans]
+    assert service(root) == "order-service" and parent(root) is not None
+    # user-service's spans hang under it, through order-service's client span.
+    users = [s for s in spans.values() if service(s) == "user-service"]
+    for span in users:
+        ancestors = []
+        while parent(span) in spans:
+            span = spans[parent(span)]
+            ancestors.append(service(span))
+        assert span is root and "order-service" in ancestors, trace
 
 
 def test_consul_outage_then_return(compose_stack):
