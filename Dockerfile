@@ -14,6 +14,8 @@ RUN pip install '.[postgres]' \
 USER switchyard
 
 # Defaults only; every setting comes from the environment (see README).
+# No EXPOSE: each service listens on the PORT its environment sets (in docker-compose.yml
+# the gateway on 8000, the domain services on 8080, each exposing its own), so one fixed
+# port here would be wrong for most of the containers this image runs.
 ENV PORT=8000
-EXPOSE 8000
 CMD ["gunicorn", "-c", "python:gateway.gunicorn_conf", "gateway.wsgi:app"]

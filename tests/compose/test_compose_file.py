@@ -81,6 +81,17 @@ def test_published_ports(resolved):
     assert published("jaeger") == {16686}
 
 
+@pytest.mark.parametrize("name", [*DOMAIN_SERVICES, "gateway"])
+def test_each_service_exposes_the_port_it_listens_on(name, resolved):
+    """The image exposes no port of its own: one fixed EXPOSE would misdescribe (in
+    `docker ps`, and to tools reading the image) every service run on another PORT."""
+    service = resolved["services"][name]
+    exposed = {str(p) for p in service.get("expose", [])}
+    exposed |= {str(p["target"]) for p in service.get("ports", [])}
+    assert exposed == {service["environment"]["PORT"]}
+    assert "\nEXPOSE" not in (REPO / "Dockerfile").read_text()
+
+
 def test_one_image_for_every_application_service(resolved):
     apps = [resolved["services"][n] for n in (*DOMAIN_SERVICES, "gateway")]
     assert {s["image"] for s in apps} == {
