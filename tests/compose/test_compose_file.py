@@ -150,6 +150,26 @@ def test_postgres_creates_one_database_per_service():
     assert "CREATE DATABASE orders" in init
 
 
+def test_local_state_stays_out_of_the_build_context():
+    """What git ignores is local state (caches, builds, hypothesis' database): in the build
+    context it would invalidate the `COPY . .` layer, and so the pip install, at every test
+    run. And .env, where Compose finds its variables, may hold a token."""
+    ignored = set((REPO / ".dockerignore").read_text().split("\n"))
+
+    def covered(pattern: str) -> bool:
+        pattern = pattern.rstrip("/")
+        top = pattern.split("/")[0]
+        return bool({pattern, f"**/{pattern}", top} & ignored)
+
+    git_ignored = [
+        line
+        for line in (REPO / ".gitignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert [p for p in git_ignored if not covered(p)] == []
+    assert ".env" in ignored
+
+
 def test_dockerfile_builds_one_non_root_image():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
