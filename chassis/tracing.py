@@ -31,14 +31,15 @@ For the gateway (an asyncio server of its own, not Flask), per request:
                 inject_trace_headers(upstream_headers)     # traceparent of the attempt
                 ...send...
                 end_attempt(attempt, outcome, status)
-        span.set_attribute("http.response.status_code", status)
+        end_server_span(span, status)
     trace_ids(span)                                         # for its access log line
 
 The current span lives in contextvars, so it follows a request across awaits, and each task
 created inside `server_span` starts with it: the view's two concurrent fetches, each an
 attempt_span in its own task, are two children of the server span. `dropped_spans()` is the
 count for the gateway's /metrics. With tracing off these helpers are the API's no-ops: nothing
-is recorded, and inject_trace_headers passes the incoming traceparent on unchanged.
+is recorded, and inject_trace_headers passes the incoming traceparent on unchanged. (The
+gateway itself does not call them when tracing is off: even a no-op span costs microseconds.)
 """
 
 import atexit
@@ -52,7 +53,6 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from chassis.env import ConfigError, env_choice, env_float
-from chassis.storage import READS
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
@@ -61,6 +61,7 @@ __all__ = [
     "configure_tracing",
     "dropped_spans",
     "end_attempt",
+    "end_server_span",
     "inject_trace_headers",
     "instrument_service_app",
     "record_request_id",
@@ -285,8 +286,11 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     if not tracing_enabled():
         return
     sampler_from_env()  # a bad OTEL_TRACES_SAMPLER stops the boot, not the first request
+    # Here, not at the top: the gateway uses this module and has no Flask or SQLAlchemy.
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    from chassis.storage import READS
 
     FlaskInstrumentor.instrument_app(
         app,
@@ -415,6 +419,14 @@ def end_attempt(span: Span, outcome: str, status: int | None = None) -> None:
         span.set_attribute("http.response.status_code", status)
     if status is None or status >= 500:
         span.set_status(Status(StatusCode.ERROR, outcome))
+
+
+def end_server_span(span: Span, status: int) -> None:
+    """Record the status the gateway answered with; a 5xx is an error span (a 4xx is the
+    client's, not the server's, in the semantic conventions)."""
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
 
 
 def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
