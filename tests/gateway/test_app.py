@@ -267,7 +267,8 @@ def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
     def scrape():
         return echo.client.get("/metrics").content.decode()
 
-    assert "gateway_tracing_dropped_spans_total 0.0" in scrape()
+    monkeypatch.setattr("gateway.metrics.dropped_spans", lambda: 3)
+    assert "gateway_tracing_dropped_spans_total 3.0" in scrape()
     monkeypatch.setattr("gateway.metrics.dropped_spans", lambda: 7)
     assert "gateway_tracing_dropped_spans_total 7.0" in scrape()
     assert "gateway_tracing_dropped_spans_total 7.0" in scrape()  # not added twice
