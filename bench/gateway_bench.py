@@ -14,20 +14,30 @@ request is each process group's utime+stime (/proc) over a c=16 run, divided by 
 Slow clients (bench.slow_clients): 1,000 connections held open to the gateway, some
 trickling a request head, the rest idle on keep-alive, while probes are sent through it.
 
-Figures are printed beside their targets (issue 11), never judged: the machine is shared.
+Tracing (issue 14): a second gateway beside the first, tracing every request (sampling 1.0)
+to switchyard's OTLP receiver, run in this bench process as `switchyard up` runs it; the
+untraced gateway (OTEL_SDK_DISABLED) and the traced one alternate at c=16, round by round.
+The spans that arrived and those the gateway dropped are printed with the ratio: a gateway
+that dropped its spans would look cheaper than one that sent them.
+
+Figures are printed beside their targets (issues 11, 14), never judged: the machine is shared.
 
     python -m bench.gateway_bench [--seconds 5] [--repeats 3]
-                                  [--scenario speed --scenario slow-clients]
+                                  [--scenario speed --scenario slow-clients
+                                   --scenario tracing]
                                   [--clients 1000] [--tricklers 250]
                                   [--probe-rate 20] [--probe-seconds 10]
 """
 
 import argparse
+import contextlib
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +46,10 @@ import requests
 from bench import nginx, slow_clients
 from bench.load import children_cpu_seconds, generator, wrk
 from bench.processes import Process, cpu_seconds, sigterm_as_interrupt
+from switchyard.otlp import OTLPReceiver
 from switchyard.plan import free_port
 from switchyard.render import table
+from switchyard.spanstore import SpanStore
 
 PATHS = ("direct", "gateway", "nginx")
 HIGH = 16  # the concurrency of the throughput target
@@ -49,6 +61,9 @@ ITEM = "/bench/item"
 TARGET_NGINX_RATIO = 0.8  # gateway/nginx req/s at c=16, at least
 TARGET_ADDED_P50_MS = 0.25  # over direct at c=1, at most
 TARGET_CPU_US = 150  # gateway CPU per proxied GET, at most
+TARGET_TRACING_RATIO = 0.85  # traced/untraced gateway req/s at c=16, at least
+SCENARIOS = ("speed", "slow-clients", "tracing")
+ROUTING_CHECKS = 4 * INSTANCES  # GETs that see the gateway balance over every instance
 
 
 # -- the stack -----------------------------------------------------------------------------
@@ -57,6 +72,7 @@ TARGET_CPU_US = 150  # gateway CPU per proxied GET, at most
 @dataclass
 class Stack:
     consul: Process
+    consul_addr: str
     gateway: Process
     gateway_port: int
     upstreams: list[Process] = field(default_factory=list)
@@ -104,8 +120,23 @@ def start_upstream(consul_url: str) -> tuple[Process, int]:
     return process, port
 
 
+def start_gateway(consul_addr: str, env: dict[str, str]) -> tuple[Process, int]:
+    """`python -m gateway` with its defaults and `env`, on a free port."""
+    port = free_port()
+    gateway_env = {
+        "CONSUL_HTTP_ADDR": consul_addr,
+        "PORT": str(port),
+        "SERVICE_ADDRESS": "127.0.0.1",
+        "BIND_HOST": "127.0.0.1",
+        "DRAIN_SECONDS": "0",
+        **env,
+    }
+    name = "gateway-traced" if "OTEL_EXPORTER_OTLP_ENDPOINT" in env else "gateway"
+    return Process([sys.executable, "-m", "gateway"], gateway_env, name), port
+
+
 def start_stack(nginx_prefix: Path | None) -> Stack:
-    consul_port, gw_port = free_port(), free_port()
+    consul_port = free_port()
     consul_addr = f"127.0.0.1:{consul_port}"
     consul = Process(
         [sys.executable, "-m", "devconsul", "agent", "-dev", "-client", "127.0.0.1",
@@ -118,15 +149,8 @@ def start_stack(nginx_prefix: Path | None) -> Stack:
         consul.wait_until(
             lambda: requests.get(f"{consul_url}/v1/status/leader").ok, 20, "devconsul"
         )
-        gateway_env = {
-            "CONSUL_HTTP_ADDR": consul_addr,
-            "PORT": str(gw_port),
-            "SERVICE_ADDRESS": "127.0.0.1",
-            "BIND_HOST": "127.0.0.1",
-            "DRAIN_SECONDS": "0",
-        }
-        gateway = Process([sys.executable, "-m", "gateway"], gateway_env, "gateway")
-        stack = Stack(consul, gateway, gw_port)
+        gateway, gw_port = start_gateway(consul_addr, {"OTEL_SDK_DISABLED": "true"})
+        stack = Stack(consul, consul_addr, gateway, gw_port)
         ports = []
         for _ in range(INSTANCES):
             process, port = start_upstream(consul_url)
@@ -154,7 +178,8 @@ def start_stack(nginx_prefix: Path | None) -> Stack:
 def routed_to_all(url: str, instances: int) -> bool:
     """The gateway balances over every instance, so it and nginx spread load alike."""
     served_by = {
-        requests.get(url).headers.get("X-Served-By") for _ in range(4 * instances)
+        requests.get(url).headers.get("X-Served-By")
+        for _ in range(ROUTING_CHECKS // INSTANCES * instances)
     }
     return len(served_by - {None}) >= instances
 
@@ -301,6 +326,107 @@ def report_speed(runs: dict, tool: str, nginx_note: str) -> None:
         print(f"  {line}")
 
 
+# -- tracing -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def traced_gateway(stack: Stack):
+    """A second gateway on the stack's Consul and upstreams, tracing every request to
+    switchyard's receiver in this process; yields (gateway, its URL, the span store)."""
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-spans-") as directory:
+        store = SpanStore(Path(directory))
+        receiver = OTLPReceiver(store).start()
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_SDK_DISABLED": "false",
+        }
+        gateway, port = start_gateway(stack.consul_addr, env)
+        try:
+            url = f"http://127.0.0.1:{port}/api{ITEM}"
+            gateway.wait_until(
+                lambda: routed_to_all(url, INSTANCES), 30, "the traced gateway"
+            )
+            yield gateway, url, store
+        finally:
+            gateway.stop()
+            receiver.stop()
+
+
+def dropped_spans(gateway_url: str) -> int:
+    metrics = requests.get(gateway_url.split("/api/")[0] + "/metrics").text
+    found = re.search(
+        r"^gateway_tracing_dropped_spans_total (\S+)$", metrics, re.MULTILINE
+    )
+    return int(float(found.group(1))) if found else 0
+
+
+def bench_tracing(load, stack: Stack, args) -> None:
+    with traced_gateway(stack) as (traced, traced_url, store):
+        urls = {"off": stack.urls["gateway"], "on": traced_url}
+        pids = {"off": [stack.gateway.pid], "on": [traced.pid]}
+        # Every GET the traced gateway answered makes two spans: its server span and one
+        # attempt (the upstreams are plain, untraced): the check, the warm-up, the runs.
+        traced_requests = ROUTING_CHECKS
+        for url in urls.values():
+            traced_requests += load(url, HIGH, WARM_UP_SECONDS).requests * (
+                url == traced_url
+            )
+        runs = {(mode, HIGH): [] for mode in urls}
+        for round_ in range(args.repeats):
+            progress(f"tracing round {round_ + 1} of {args.repeats}")
+            for mode in rotated(round_, list(urls)):
+                runs[mode, HIGH].append(
+                    measure(load, urls[mode], HIGH, args.seconds, pids)
+                )
+        traced_requests += sum(r.requests for r in runs["on", HIGH])
+        progress("waiting for the last spans")
+        expected = 2 * traced_requests
+        arrived = wait_for_spans(store, expected)
+        dropped = dropped_spans(traced_url)
+    report_tracing(runs, arrived, expected, dropped)
+
+
+def wait_for_spans(store: SpanStore, expected: int) -> int:
+    """Spans arrived, once `expected` did or they stop coming."""
+    arrived, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = store.count()
+        if now >= expected or now == arrived:  # all here, or none in the last while
+            return now
+        arrived = now
+        time.sleep(6)  # longer than the exporter's default 5 s schedule
+    return arrived
+
+
+def report_tracing(runs: dict, arrived: int, expected: int, dropped: int) -> None:
+    rps = {mode: median(runs[mode, HIGH], "rps") for mode in ("off", "on")}
+    rows = [
+        [mode, figure(rps[mode], ",.0f"), f"{cpu_us(runs, mode, mode):.0f}",
+         ", ".join(f"{r.rps:,.0f}" for r in runs[mode, HIGH])]
+        for mode in ("off", "on")
+    ]  # fmt: skip
+    print()
+    print(table(["tracing", f"c={HIGH} req/s", "CPU us/GET", "runs"], rows))
+    print(
+        f"  (off: OTEL_SDK_DISABLED=true; on: sampling 1.0 to switchyard's receiver in"
+        f" this process. Errors: {sum(r.errors for r in runs['on', HIGH])} on,"
+        f" {sum(r.errors for r in runs['off', HIGH])} off.)\n"
+    )
+    print(
+        f"  traced/untraced req/s at c={HIGH}: {rps['on'] / rps['off']:.2f} "
+        f"(target >= {TARGET_TRACING_RATIO})"
+    )
+    print(
+        f"  untraced gateway CPU per proxied GET: {cpu_us(runs, 'off', 'off'):.0f} us "
+        f"(target <= {TARGET_CPU_US} us)"
+    )
+    print(
+        f"  spans received: {arrived:,} of about {expected:,} (2 per GET the traced "
+        f"gateway answered); the gateway counted {dropped:,} dropped"
+    )
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -309,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5, help="per load run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument(
-        "--scenario", action="append", choices=("speed", "slow-clients"),
-        help="repeatable; default both",
+        "--scenario", action="append", choices=SCENARIOS,
+        help="repeatable; default all",
     )  # fmt: skip
     parser.add_argument("--clients", type=int, default=1000, help="slow clients held")
     parser.add_argument("--tricklers", type=int, default=250, help="of the clients")
@@ -318,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     sigterm_as_interrupt()
-    scenarios = args.scenario or ["speed", "slow-clients"]
+    scenarios = args.scenario or list(SCENARIOS)
     load, tool = generator()
     clients = args.clients
     if "slow-clients" in scenarios:  # before the gateway starts: it inherits the limit
@@ -329,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway bench: nginx {nginx_note}")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as prefix:
-        stack = start_stack(Path(prefix) if nginx.available() else None)
+        with_nginx = nginx.available() and {"speed", "slow-clients"} & set(scenarios)
+        stack = start_stack(Path(prefix) if with_nginx else None)
         try:
             print(
                 f"gateway bench: load by {tool} (not pinned), {os.cpu_count()} CPUs "
@@ -357,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
                             rate=args.probe_rate, seconds=args.probe_seconds,
                         )  # fmt: skip
                         slow_clients.report(outcome, server)
+            if "tracing" in scenarios:
+                print(
+                    f"tracing: {args.seconds:g} s per run, medians of {args.repeats} "
+                    f"rounds", flush=True,
+                )  # fmt: skip
+                bench_tracing(load, stack, args)
         finally:
             stack.stop()
     print(f"\n  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -1,4 +1,4 @@
-"""The access line of every proxied request, written in batches.
+"""The access line of every request under /api (proxied, or a view), written in batches.
 
 One line through `logging` costs about 40 us of CPU per request (a LogRecord with caller,
 thread and process lookups, the handler lock, a write syscall each) -- as much as all the

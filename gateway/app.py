@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 
 from chassis.identity import instance_id_from_env
+from chassis.tracing import end_server_span, server_span, trace_ids
 from discovery.consul_client import ConsulSettings
 from gateway.accesslog import AccessLog
 from gateway.directory import Directory, admits
@@ -69,6 +70,7 @@ class Gateway:
         self.metrics = GatewayMetrics(self.directory)
         self.directory.on_forget(self.metrics.forget)
         self.forwarder = Forwarder(settings, self.ejector, self.metrics)
+        self.tracing = False  # see trace_requests
         self._own = {
             "/health": self._health,
             "/metrics": self._metrics,
@@ -87,6 +89,12 @@ class Gateway:
         (blocking: call it off the loop)."""
         return self.directory.wait_ready(timeout)
 
+    def trace_requests(self) -> None:
+        """Give every request under /api a server span and each upstream attempt one of
+        its own: once chassis.tracing.configure_tracing set the SDK up in this process."""
+        self.tracing = True
+        self.forwarder.tracing = True
+
     def stop(self) -> None:
         self.directory.stop()
         self.forwarder.upstream.close()
@@ -96,15 +104,13 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         target = request.target
         path = target.partition("?")[0]
-        if path.startswith(API_PREFIX + "/") and not path.startswith(VIEWS_PREFIX):
-            return await self._proxy(request)
+        if path.startswith(API_PREFIX + "/"):
+            return await self._api(request, path)
         if not target.startswith("/"):  # absolute-form (`GET http://host/...`)
             return self._error(
                 400, "bad_path", "request target must be an absolute path"
             )
-        if path.startswith(VIEWS_PREFIX):
-            response = await user_with_orders(self, request, path)
-        elif path in self._own:
+        if path in self._own:
             if request.method not in READ_METHODS:
                 response = json_error(
                     405,
@@ -225,17 +231,41 @@ class Gateway:
 
     # -- proxying ----------------------------------------------------------------------
 
-    async def _proxy(self, request: Request) -> Response:
-        """One proxied request from start to end: its X-Request-ID and traceparent are
-        decided here, and its outcome recorded here."""
+    async def _api(self, request: Request, path: str) -> Response:
+        """One request under /api (proxied, or a view) from start to end: its X-Request-ID
+        and traceparent are decided here, its server span is here, its outcome recorded
+        here. Untraced, the only cost of tracing is the `if`."""
         started = time.perf_counter()
         names = {n.lower(): v for n, v in request.headers}
         rid = request_id(names.get("x-request-id"))
-        trace = traceparent(names.get("traceparent"))
+        if not self.tracing:
+            trace = traceparent(names.get("traceparent"))
+            service, result, response = await self._answer(
+                request, path, names, rid, trace
+            )
+            ids = trace[3:35], trace[36:52]  # what the upstream sees as its parent
+        else:
+            with server_span(names, request.method, path) as span:
+                service, result, response = await self._answer(
+                    request, path, names, rid, None
+                )
+                end_server_span(span, response.status)
+            ids = trace_ids(span)
+        self._record(request, service, result, response, started, rid, ids)
+        return response
+
+    async def _answer(self, request, path, names, rid, trace):
+        """(service, forwarding result, response) of a request under /api; `trace` is the
+        traceparent to send on, None when each attempt's span sets its own."""
         service, result = "-", None
         try:
-            service, result = await self._forward(request, names, rid, trace)
-            response = self._response(result)
+            if path.startswith(VIEWS_PREFIX):
+                service = "views"
+                response = await user_with_orders(self, request, path, rid, trace)
+                response.headers.append(("X-Served-By", self.served_by))
+            else:
+                service, result = await self._forward(request, names, rid, trace)
+                response = self._response(result)
         except BodyError as exc:
             response = self._error(exc.status, exc.code, exc.message)
         except BadPath as exc:
@@ -245,8 +275,7 @@ class Gateway:
         if result is not None and names.get("x-gateway-debug") == "1":
             attempts = ", ".join(a.describe() for a in result.attempts) or "none"
             response.headers.append(("X-Gateway-Attempts", attempts))
-        self._record(request, service, result, response, started, rid, trace)
-        return response
+        return service, result, response
 
     async def _forward(self, request, names, rid, trace) -> tuple[str, Result]:
         method = request.method
@@ -309,11 +338,11 @@ class Gateway:
         response.headers.append(("X-Served-By", self.served_by))
         return response
 
-    def _record(self, request, service, result, response, started, rid, trace):
+    def _record(self, request, service, result, response, started, rid, ids):
         elapsed = time.perf_counter() - started
         instance = result.instance if result is not None else "-"
         status = response.status
-        if service != "-":
+        if result is not None and service != "-":
             m = self.metrics
             m.child(m.requests, service, str(status), instance).inc()
             m.child(m.latency, service).observe(elapsed)
@@ -325,7 +354,8 @@ class Gateway:
             tried = instance
         access_log.info(
             f"{request.method} {request.target} -> {service} {tried} {status}"
-            f" {elapsed * 1000:.1f}ms request_id={rid} traceparent={trace}"
+            f" {elapsed * 1000:.1f}ms request_id={rid} trace_id={ids[0]}"
+            f" span_id={ids[1]}"
         )
 
 

@@ -42,6 +42,8 @@ _REPLACED_REQUEST = frozenset(
         "x-gateway-debug",
     }
 )
+# Traced, each attempt's span sets traceparent and tracestate (chassis.tracing).
+_REPLACED_TRACED = _REPLACED_REQUEST | {"tracestate"}
 _FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 _PREFIX_HEADER = "x-forwarded-prefix"
 # The gateway's server writes its own Date; the upstream's Server is not the client's business.
@@ -106,17 +108,21 @@ def upstream_request_headers(
     client_addr: str,
     scheme: str,
     request_id: str,
-    traceparent: str,
+    traceparent: str | None,
     trust_forwarded: bool = False,
 ) -> list[tuple[str, str]]:
-    """End-to-end request headers plus the gateway's X-Forwarded-*, X-Request-ID, traceparent."""
+    """End-to-end request headers plus the gateway's X-Forwarded-*, X-Request-ID, traceparent.
+
+    `traceparent` None: the request is traced, and neither traceparent nor the client's
+    tracestate is passed on -- each attempt adds its own span's (gateway.proxy)."""
     kept, host, prior = [], "", {}
+    replaced = _REPLACED_REQUEST if traceparent else _REPLACED_TRACED
     for lower, name, value in _end_to_end(headers):
         if lower == "host":
             host = value
         if lower in _FORWARDED or lower == _PREFIX_HEADER:
             prior.setdefault(lower, value)
-        elif lower not in _REPLACED_REQUEST:
+        elif lower not in replaced:
             kept.append((name, value))
     forwarded_for = client_addr
     if trust_forwarded and prior.get("x-forwarded-for"):
@@ -129,8 +135,9 @@ def upstream_request_headers(
         ("X-Forwarded-Proto", scheme),
         ("X-Forwarded-Prefix", API_PREFIX),
         ("X-Request-ID", request_id),
-        ("traceparent", traceparent),
     ]
+    if traceparent:
+        kept.append(("traceparent", traceparent))
     if _HOST.fullmatch(host):
         kept.append(("X-Forwarded-Host", host))
     return kept

@@ -24,6 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from chassis.tracing import dropped_spans
+
 __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -85,6 +87,12 @@ class GatewayMetrics:
             ["service", "instance"],
             registry=r,
         )
+        self.dropped_spans = Counter(
+            "gateway_tracing_dropped_spans",
+            "Spans ended but never exported: the queue was full or the export failed",
+            registry=r,
+        )
+        self._dropped_counted = 0
         self._directory = _DirectoryCollector(directory)
         r.register(self._directory)
         self._children: dict[tuple, object] = {}
@@ -93,8 +101,18 @@ class GatewayMetrics:
         self._labelled: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
+    def count_dropped_spans(self) -> None:
+        """Bring the dropped-spans counter up to chassis.tracing's count. Called at each
+        scrape and by the worker's heartbeat: with several workers each one writes its own
+        count (to its multiprocess file), whichever worker answers the scrape."""
+        dropped = dropped_spans()
+        if dropped > self._dropped_counted:
+            self.dropped_spans.inc(dropped - self._dropped_counted)
+            self._dropped_counted = dropped
+
     def render(self) -> bytes:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
+        self.count_dropped_spans()
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from chassis.tracing import attempt_span, end_attempt, inject_trace_headers
 from discovery.instances import Instance
 from gateway.directory import ServiceState, admits, routable
 from gateway.resilience import Ejector, RetryBudget
@@ -93,6 +94,8 @@ class Forwarder:
         self.metrics = metrics
         self.upstream = Upstream(settings.pool_size)
         self._budgets: dict[str, RetryBudget] = {}
+        # Whether each attempt is a span of its own (Gateway.trace_requests).
+        self.tracing = False
 
     def budget(self, service: str) -> RetryBudget:
         budget = self._budgets.get(service)
@@ -139,7 +142,14 @@ class Forwarder:
             instance = state.strategy.choose(candidates)
             with state.strategy.track(instance):
                 result = await self._attempt(
-                    instance, method, target, headers, body, remaining, replayable
+                    instance,
+                    len(attempts) + 1,
+                    method,
+                    target,
+                    headers,
+                    body,
+                    remaining,
+                    replayable,
                 )
             attempt = result.attempts[0]
             attempts.append(attempt)
@@ -157,10 +167,27 @@ class Forwarder:
         )
 
     async def _attempt(
-        self, instance, method, target, headers, body, remaining, replayable
+        self, instance, number, method, target, headers, *rest
     ) -> Result:
         """One attempt on one instance: the one place where an upstream exchange starts
-        and ends (instance, outcome, status)."""
+        and ends (instance, outcome, status). Traced, it is a CLIENT span, a child of the
+        request's, whose traceparent the upstream gets: its server span is the attempt's
+        child. A retry is the next sibling."""
+        if not self.tracing:
+            return await self._exchange(instance, method, target, headers, *rest)
+        with attempt_span(instance.id, number) as span:
+            trace_headers: dict[str, str] = {}
+            inject_trace_headers(trace_headers)
+            result = await self._exchange(
+                instance, method, target, [*headers, *trace_headers.items()], *rest
+            )
+            attempt = result.attempts[0]
+            end_attempt(span, attempt.outcome, attempt.status)
+            return result
+
+    async def _exchange(
+        self, instance, method, target, headers, body, remaining, replayable
+    ) -> Result:
         s = self.settings
         try:
             response = await self.upstream.send(

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 
-from gateway.headers import request_id, traceparent, upstream_request_headers
+from gateway.headers import upstream_request_headers
 from gateway.messages import Request, Response, json_error
 from gateway.paths import API_PREFIX
 from gateway.proxy import Result
@@ -58,7 +58,11 @@ def _problem(code: str, message: str) -> dict:
     return {"code": code, "message": message}
 
 
-async def user_with_orders(gateway, request: Request, path: str) -> Response:
+async def user_with_orders(
+    gateway, request: Request, path: str, rid: str, trace: str | None
+) -> Response:
+    """The view at `path`; `rid` and `trace` are the request's X-Request-ID and the
+    traceparent to send on (None: each attempt's span sends its own, gateway.proxy)."""
     match = _USER_VIEW.fullmatch(path)
     if match is None:
         return json_error(404, "not_found", f"nothing at {path}")
@@ -70,15 +74,16 @@ async def user_with_orders(gateway, request: Request, path: str) -> Response:
             headers=[("Allow", "GET, HEAD")],
         )
     user_id = int(match.group(1))
-    names = {n.lower(): v for n, v in request.headers}
     headers = upstream_request_headers(
         [(n, v) for n, v in request.headers if n.lower() != "content-length"],
         client_addr=request.client_addr,
         scheme="http",
-        request_id=request_id(names.get("x-request-id")),
-        traceparent=traceparent(names.get("traceparent")),
+        request_id=rid,
+        traceparent=trace,
         trust_forwarded=gateway.settings.trust_forwarded,
     )
+    # Two tasks, each started with a copy of this context (asyncio's rule): traced, the
+    # request's server span is current in both, so their attempts are its two children.
     (service, status, user, problem), orders_call = await asyncio.gather(
         fetch_json(gateway, f"/users/{user_id}", headers),
         fetch_json(gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers),

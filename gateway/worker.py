@@ -7,8 +7,9 @@ gateway app (gateway.app) through gateway.server on its listening sockets:
 - at boot it starts following Consul and serves only once the route table and every
   service's instances are known (bounded by BOOT_WAIT), so neither the first request nor
   the first health check finds the gateway without them;
+- it sets up tracing (chassis.tracing, OTEL_*) in itself, after the fork, when it is on;
 - it tells the master it is alive (`notify`) every HEARTBEAT seconds, so gunicorn's
-  `timeout` never kills a worker whose loop is busy or idle;
+  `timeout` never kills a worker whose loop is busy or idle (and counts dropped spans);
 - when told to stop (`alive` turns False: SIGTERM after the drain, or the master gone) it
   stops accepting, closes idle connections, and lets requests in flight finish within
   gunicorn's `graceful_timeout`.
@@ -23,6 +24,8 @@ import resource
 import uvloop
 from gunicorn.workers.base import Worker
 
+from chassis.identity import service_version_from_env
+from chassis.tracing import configure_tracing
 from gateway.server import Server
 
 __all__ = ["GatewayWorker"]
@@ -50,6 +53,9 @@ class GatewayWorker(Worker):
     async def _serve(self) -> None:
         app = self.wsgi  # gateway.wsgi:app, the Gateway
         _room_for(app.settings.max_connections)
+        # Here, after the fork: the SDK's export thread would not survive one.
+        if configure_tracing("gateway", app.served_by, service_version_from_env()):
+            app.trace_requests()
         app.start()
         await self._wait_for_consul(app)
         loop = asyncio.get_running_loop()
@@ -60,6 +66,7 @@ class GatewayWorker(Worker):
         ]
         while self.alive:
             self.notify()
+            app.metrics.count_dropped_spans()
             if self.ppid != os.getppid():
                 log.info("master %s gone, stopping", self.ppid)
                 break

@@ -112,6 +112,11 @@ class SpanStore:
         )
         return [self.trace(trace_id) for (trace_id,) in rows]
 
+    def count(self) -> int:
+        """Spans stored (the gateway bench checks every traced request's spans arrived)."""
+        rows = self._rows("SELECT COUNT(*) FROM spans", ())
+        return rows[0][0] if rows else 0
+
     def _rows(self, query: str, params: tuple) -> list[tuple]:
         # Reading creates nothing: `switchyard traces` before any stack ran leaves no file.
         if not self.path.exists():

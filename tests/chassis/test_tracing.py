@@ -11,7 +11,6 @@ import pytest
 import requests
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
@@ -21,12 +20,13 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chassis import tracing
 from chassis.env import ConfigError
 from tests.support.processes import wait_until
+from tests.support.tracing import process_exporter
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -259,19 +259,9 @@ def test_spans_whose_export_fails_are_counted_as_dropped():
 # -- the gateway's helpers, on the process's tracer provider -------------------------------
 
 
-@pytest.fixture(scope="module")
-def exporter():
-    """This test process's global provider (set once: OpenTelemetry refuses a second)."""
-    exporter = InMemorySpanExporter()
-    sampler = tracing.RequestRootSampler(ParentBased(ALWAYS_ON))  # the default
-    provider = TracerProvider(sampler=sampler)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
-
-
 @pytest.fixture
-def finished(exporter):
+def finished():
+    exporter = process_exporter()
     exporter.clear()
     return exporter.get_finished_spans
 

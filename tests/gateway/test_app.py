@@ -1,14 +1,17 @@
 """The gateway app served in-process by its server, Consul replaced by fakes, real upstreams."""
 
+import logging
 import time
 
 import pytest
+from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.app import create_app
+from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
 from tests.gateway.serving import Client, serve
 from tests.support.processes import free_port, wait_until
+from tests.support.tracing import process_exporter
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -260,6 +263,17 @@ def test_metrics(echo):
     assert 'gateway_watcher_errors{watch="catalog"} 0.0' in text
 
 
+def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
+    def scrape():
+        return echo.client.get("/metrics").content.decode()
+
+    monkeypatch.setattr("gateway.metrics.dropped_spans", lambda: 3)
+    assert "gateway_tracing_dropped_spans_total 3.0" in scrape()
+    monkeypatch.setattr("gateway.metrics.dropped_spans", lambda: 7)
+    assert "gateway_tracing_dropped_spans_total 7.0" in scrape()
+    assert "gateway_tracing_dropped_spans_total 7.0" in scrape()  # not added twice
+
+
 def test_each_app_has_its_own_registry(world):
     a, b = world(), world()
     assert a.gateway.metrics.registry is not b.gateway.metrics.registry
@@ -384,3 +398,129 @@ def test_metrics_forget_instances_consul_forgets(world, upstream):
     )
     assert 'instance="b"' in w.client.get("/metrics").content.decode()
     assert all("a" not in labels for _, labels in w.gateway.metrics._children)
+
+
+# -- tracing (the process's in-memory provider: tests.support.tracing) --------------------
+
+TRACE_ID, CLIENT_SPAN = TRACE.split("-")[1:3]
+
+
+@pytest.fixture
+def spans():
+    exporter = process_exporter()
+    exporter.clear()
+    return exporter.get_finished_spans
+
+
+@pytest.fixture
+def access_lines(caplog, capsys):
+    """The access lines the gateway writes from now on (INFO on for its logger)."""
+    caplog.set_level(logging.INFO, "gateway.access")
+
+    def lines():
+        access_log.flush()
+        return [x for x in capsys.readouterr().err.splitlines() if "access" in x]
+
+    return lines
+
+
+def hex_ids(span) -> tuple[str, str]:
+    return format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")
+
+
+def test_a_traced_request_continues_the_trace_and_is_the_upstreams_parent(
+    echo, spans, access_lines
+):
+    echo.gateway.trace_requests()
+    r = echo.client.get(
+        "/api/echo/x",
+        {"traceparent": TRACE, "tracestate": "k=v", "X-Request-ID": "req-traced"},
+    )
+    attempt, server = spans()
+    assert (server.name, server.kind) == ("GET /api/echo/x", SpanKind.SERVER)
+    assert hex_ids(server)[0] == TRACE_ID
+    assert format(server.parent.span_id, "016x") == CLIENT_SPAN
+    assert server.attributes["http.request.header.x-request-id"] == ("req-traced",)
+    assert server.attributes["http.response.status_code"] == 200
+    assert attempt.parent.span_id == server.context.span_id
+    seen = r.json()["headers"]
+    assert seen["traceparent"] == f"00-{TRACE_ID}-{hex_ids(attempt)[1]}-01"
+    assert seen["tracestate"] == "k=v"  # once, from the span's context
+    assert r.headers["X-Request-ID"] == "req-traced"
+    [line] = access_lines()
+    assert line.endswith(
+        f" request_id=req-traced trace_id={TRACE_ID} span_id={hex_ids(server)[1]}"
+    )
+
+
+@pytest.mark.parametrize(
+    "incoming", ["00-xyz-abc-01", f"00-{'0' * 32}-{CLIENT_SPAN}-01"]
+)
+def test_an_invalid_traceparent_starts_a_new_trace(echo, spans, incoming):
+    echo.gateway.trace_requests()
+    r = echo.client.get("/api/echo/x", {"traceparent": incoming})
+    _, server = spans()
+    assert server.parent is None
+    assert r.json()["headers"]["traceparent"].split("-")[1] == hex_ids(server)[0]
+
+
+def test_a_5xx_answer_makes_the_server_span_an_error(echo, spans):
+    echo.gateway.trace_requests()
+    assert echo.client.get("/api/echo/status/500").status_code == 500
+    server = spans()[-1]
+    assert server.status.status_code is StatusCode.ERROR
+
+
+def test_a_sampled_out_request_records_nothing_and_passes_its_trace_on(
+    echo, spans, access_lines
+):
+    echo.gateway.trace_requests()
+    r = echo.client.get("/api/echo/x", {"traceparent": TRACE[:-2] + "00"})
+    assert spans() == ()
+    version, trace_id, parent, flags = r.json()["headers"]["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
+    assert parent != CLIENT_SPAN  # the gateway's (unrecorded) attempt
+    [line] = access_lines()
+    assert f" trace_id={TRACE_ID} span_id=" in line
+
+
+def test_untraced_the_access_line_names_the_span_id_sent_upstream(
+    echo, spans, access_lines
+):
+    r = echo.client.get("/api/echo/x", {"traceparent": TRACE, "X-Request-ID": "r-1"})
+    assert spans() == ()
+    _, trace_id, span_id, _ = r.json()["headers"]["traceparent"].split("-")
+    assert trace_id == TRACE_ID and span_id != CLIENT_SPAN
+    [line] = access_lines()
+    assert line.startswith("INFO gateway.access: GET /api/echo/x -> echo ")
+    assert line.endswith(f" request_id=r-1 trace_id={trace_id} span_id={span_id}")
+
+
+def test_the_views_fetches_are_two_concurrent_children_of_its_span(
+    world, upstream, spans, access_lines
+):
+    w = world()
+    for name, service, prefix in (("u", "user", "/users"), ("o", "order", "/orders")):
+        port = upstream(name, delay=0.3)
+        w.publish(
+            f"{service}-service",
+            echo_instance(name, port, service=f"{service}-service", prefix=prefix),
+        )
+    w.gateway.trace_requests()
+    r = w.client.get("/api/views/users/1", {"X-Request-ID": "view-1"})
+    assert r.status_code == 200 and r.headers["X-Request-ID"] == "view-1"
+    *fetches, server = spans()
+    assert server.name == "GET /api/views/users/1"
+    assert sorted(f.attributes["switchyard.instance.id"] for f in fetches) == ["o", "u"]
+    assert {f.parent.span_id for f in fetches} == {server.context.span_id}
+    first, second = sorted(fetches, key=lambda f: f.start_time)
+    assert second.start_time < first.end_time  # concurrent, not one after the other
+    # each upstream's parent is its own fetch
+    body = r.json()
+    sent = {
+        tuple(body["user"]["headers"]["traceparent"].split("-")[1:3]),
+        tuple(body["orders"][0]["headers"]["traceparent"].split("-")[1:3]),
+    }
+    assert sent == {hex_ids(f) for f in fetches}
+    [line] = access_lines()
+    assert "GET /api/views/users/1 -> views - 200 " in line

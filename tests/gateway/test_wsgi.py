@@ -71,6 +71,18 @@ def test_invalid_strategy_fails_at_boot_naming_the_valid_ones(stack):
     assert "least_connections, random, round_robin, weighted" in process.output()
 
 
+def test_a_bad_sampler_fails_at_boot_naming_its_variable(stack):
+    process, _ = stack.gateway(
+        wait=False,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        OTEL_TRACES_SAMPLER="sometimes",
+    )
+    assert process.wait(15) != 0
+    # from the master's config check: no worker started (none would boot)
+    assert "Error: OTEL_TRACES_SAMPLER: unknown value 'sometimes'" in process.output()
+    assert "Booting worker" not in process.output()
+
+
 def test_new_service_becomes_routable_and_consul_outage_is_survived(stack):
     _, url = stack.gateway()
     assert requests.get(f"{url}/api/late/x").status_code == 404

@@ -3,6 +3,8 @@ switchyard's OTLP receiver, and the traces are checked from what the receiver st
 
 order-service reaches user-service through a recording proxy, so the test also sees the
 `traceparent` order-service sends on (for a sampled-out request there is no span to see).
+Then the whole path: the gateway under gunicorn in front of both services, all found through
+a devconsul agent, all exporting to one receiver.
 """
 
 import contextlib
@@ -20,6 +22,13 @@ import requests
 from switchyard.otlp import OTLPReceiver
 from switchyard.spanstore import SpanRecord, SpanStore
 from switchyard.traces import find_trace, roots
+from tests.conftest import Agent
+from tests.gateway.stack import (
+    quick_stop,
+    register_static,
+    start_gateway,
+    wait_routable,
+)
 from tests.support.processes import ManagedProcess, free_port, wait_until
 from tests.support.services import fresh_database, start_service, stop_now
 
@@ -158,14 +167,16 @@ def post_order(orders_url: str, user_id: int, **headers) -> requests.Response:
     return response
 
 
-def complete_trace(store: SpanStore, trace_id: str) -> list[SpanRecord]:
-    """The trace once both services' server spans are stored: each process exports its
+def complete_trace(
+    store: SpanStore, trace_id: str, servers=("order-service", "user-service")
+) -> list[SpanRecord]:
+    """The trace once the server spans of `servers` are stored: each process exports its
     spans in the order they end, and a server span ends after all its children."""
 
     def both_servers():
         spans = store.trace(trace_id)
         services = {s.service for s in spans if s.kind == "server"}
-        return spans if services == {"order-service", "user-service"} else None
+        return spans if services == set(servers) else None
 
     try:
         return wait_until(both_servers, timeout=30, what=f"the spans of {trace_id}")
@@ -188,15 +199,19 @@ def tree(spans: list[SpanRecord], parent_id: str) -> list:
 
 
 def check_order_trace(spans: list[SpanRecord]) -> SpanRecord:
-    """Exactly order-service server -> (its statements, user-service call -> user-service
-    server -> its statement), continuing the gateway's span; returns the root."""
+    """Exactly order-service's subtree (check_order_service), continuing the gateway's
+    span; returns its root."""
     # continued: the gateway's span (not stored) is the parent of order-service's
     [root] = roots(spans)
-    assert (root.service, root.kind, root.parent_id) == (
-        "order-service",
-        "server",
-        GATEWAY_SPAN_ID,
-    )
+    assert root.parent_id == GATEWAY_SPAN_ID
+    check_order_service(spans, root)
+    return root
+
+
+def check_order_service(spans: list[SpanRecord], root: SpanRecord) -> None:
+    """Under `root`, order-service's server span: exactly its statements and its call ->
+    user-service server -> its statement."""
+    assert (root.service, root.kind) == ("order-service", "server")
     assert root.attributes["http.target"] == "/orders"
     statements = sum(
         1 for s in spans if is_statement(s) and s.parent_id == root.span_id
@@ -212,7 +227,6 @@ def check_order_trace(spans: list[SpanRecord]) -> SpanRecord:
         [("order-service", "client", False, [user_lookup])]
         + [("order-service", "client", True, [])] * statements
     )
-    return root
 
 
 def test_one_order_is_one_trace_through_both_services_and_their_databases(traced):
@@ -374,3 +388,214 @@ def test_postgresql_statements_are_traced_alike(tmp_path):
     assert {s.attributes["db.system"] for s in spans if is_statement(s)} == {
         "postgresql"
     }
+
+
+# -- through the gateway ------------------------------------------------------------------
+
+
+@dataclass
+class Stacked:
+    store: SpanStore
+    consul: Agent
+    gateway: ManagedProcess
+    url: str  # the gateway's
+    user_id: int
+
+
+def start_traced_gateway(consul: Agent, **env: str) -> tuple[ManagedProcess, str]:
+    gateway, url = start_gateway(consul.addr, **env)
+    for service in ("user-service", "order-service"):
+        wait_routable(url, service, 1, timeout=30)
+    return gateway, url
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory):
+    """The gateway and both services, found through devconsul, exporting to one receiver."""
+    directory = tmp_path_factory.mktemp("gateway-tracing")
+    store = SpanStore(directory)
+    receiver = OTLPReceiver(store).start()
+    consul = Agent(free_port())
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, **FAST_EXPORT}
+    env = {**otel, "CONSUL_HTTP_ADDR": consul.addr, "CHECK_INTERVAL": "1s"}
+    try:
+        with both_services(directory, env, lambda url: {}) as running:
+            gateway, url = start_traced_gateway(consul, **otel)
+            try:
+                yield Stacked(store, consul, gateway, url, running.user_id)
+                output = before_stopping(gateway)
+            finally:
+                quick_stop(gateway)
+            assert "Traceback" not in output
+    finally:
+        receiver.stop()
+        consul.process.stop()
+
+
+def before_stopping(gateway: ManagedProcess) -> str:
+    """The gateway's output so far. Read before the stop: gunicorn's SIGINT handler exits
+    from whichever callback the worker's loop is running, and uvloop may log that exit as a
+    transport's fatal error with a traceback (the worker's, nothing to do with tracing)."""
+    return gateway.output()
+
+
+def order_through(gateway_url: str, user_id: int, **headers) -> requests.Response:
+    return post_order(gateway_url + "/api", user_id, **headers)
+
+
+def children(spans: list[SpanRecord], parent: SpanRecord) -> list[SpanRecord]:
+    return sorted(
+        (s for s in spans if s.parent_id == parent.span_id), key=lambda s: s.start_ns
+    )
+
+
+def traced_request(store: SpanStore, request_id: str, *servers: str) -> list:
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    return complete_trace(store, trace_id, ("gateway", *servers))
+
+
+def test_an_order_through_the_gateway_is_one_trace_rooted_at_its_span(stacked):
+    request_id = f"req-{uuid.uuid4().hex}"
+    order_through(stacked.url, stacked.user_id, **{"X-Request-ID": request_id})
+    spans = traced_request(stacked.store, request_id, "order-service", "user-service")
+
+    [root] = roots(spans)
+    assert (root.service, root.kind, root.name) == (
+        "gateway",
+        "server",
+        "POST /api/orders",
+    )
+    assert (root.parent_id, root.request_id) == ("", request_id)
+    [attempt] = children(spans, root)
+    assert (attempt.service, attempt.kind) == ("gateway", "client")
+    assert attempt.attributes["switchyard.outcome"] == "ok"
+    assert attempt.attributes["http.response.status_code"] == 201
+    [order_service] = children(spans, attempt)
+    check_order_service(spans, order_service)
+    assert attempt.attributes["switchyard.instance.id"].startswith("order-service-")
+    # its access line joins the trace
+    line = f"request_id={request_id} trace_id={root.trace_id} span_id={root.span_id}"
+    wait_until(
+        lambda: line in stacked.gateway.output(), timeout=10, what="the access line"
+    )
+    # the gateway's Consul calls (its watchers) are in no trace: every trace is a request's
+    assert {t[0].kind for t in map(roots, stacked.store.recent(100))} == {"server"}
+
+
+def test_a_retried_attempt_is_a_second_sibling_span(stacked):
+    """A stopped order-service instance that Consul still lists: a connect failure, which
+    the gateway retries on the live one, whatever the method."""
+    consul, url = stacked.consul, stacked.url
+    stopped = register_static(consul.url, "order-service", "/orders", free_port())
+    try:
+        wait_routable(url, "order-service", 2)
+        for _ in range(4):  # round robin: the stopped one comes first once in two
+            request_id = f"req-{uuid.uuid4().hex}"
+            r = order_through(
+                url,
+                stacked.user_id,
+                **{"X-Request-ID": request_id, "X-Gateway-Debug": "1"},
+            )
+            if r.headers["X-Gateway-Attempts"].startswith(stopped):
+                break
+        else:
+            pytest.fail("the stopped instance was never tried first")
+    finally:
+        requests.put(
+            f"{consul.url}/v1/agent/service/deregister/{stopped}", timeout=5
+        ).raise_for_status()
+        wait_routable(url, "order-service", 1)
+    spans = traced_request(stacked.store, request_id, "order-service", "user-service")
+
+    [root] = roots(spans)
+    failed, succeeded = children(spans, root)
+    assert [
+        (a.kind, a.attributes["switchyard.attempt"]) for a in (failed, succeeded)
+    ] == [
+        ("client", 1),
+        ("client", 2),
+    ]
+    assert failed.attributes["switchyard.instance.id"] == stopped
+    assert failed.attributes["switchyard.outcome"] == "connect_failed"
+    assert failed.status == "error"
+    assert children(spans, failed) == []
+    assert succeeded.attributes["switchyard.outcome"] == "ok"
+    [order_service] = children(spans, succeeded)
+    check_order_service(spans, order_service)
+
+
+def test_the_view_is_two_concurrent_children_of_the_gateway_span(stacked):
+    request_id = f"req-{uuid.uuid4().hex}"
+    r = requests.get(
+        f"{stacked.url}/api/views/users/{stacked.user_id}",
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    spans = traced_request(stacked.store, request_id, "order-service", "user-service")
+
+    [root] = roots(spans)
+    assert root.name == f"GET /api/views/users/{stacked.user_id}"
+    fetches = children(spans, root)
+    assert [s.kind for s in fetches] == ["client", "client"]
+    assert fetches[1].start_ns < fetches[0].end_ns  # concurrent
+    reached = sorted(
+        (server.service, server.attributes["http.target"])
+        for fetch in fetches
+        for server in children(spans, fetch)
+    )
+    assert reached == [
+        ("order-service", f"/orders/user/{stacked.user_id}?limit=500"),
+        ("user-service", f"/users/{stacked.user_id}"),
+    ]
+
+
+def test_a_request_sampled_out_at_the_gateway_leaves_no_span_anywhere(stacked):
+    store, url, user_id = stacked.store, stacked.url, stacked.user_id
+    unsampled = uuid.uuid4().hex
+    order_through(url, user_id, traceparent=f"00-{unsampled}-{GATEWAY_SPAN_ID}-00")
+    # A sampled request after it: once its spans are stored, so would be any of the
+    # first one's (one worker per process, each exporting in order).
+    marker = uuid.uuid4().hex
+    order_through(url, user_id, traceparent=f"00-{marker}-{GATEWAY_SPAN_ID}-01")
+    complete_trace(store, marker, ("gateway", "order-service", "user-service"))
+    assert store.trace(unsampled) == []
+    # the gateway continued it (its propagation to the upstream: tests/gateway/test_app.py)
+    wait_until(
+        lambda: f"trace_id={unsampled} " in stacked.gateway.output(),
+        timeout=10,
+        what="the access line of the sampled-out request",
+    )
+
+
+def dropped_by(gateway_url: str) -> float:
+    text = requests.get(f"{gateway_url}/metrics", timeout=5).text
+    [value] = re.findall(
+        r"^gateway_tracing_dropped_spans_total (\S+)$", text, re.MULTILINE
+    )
+    return float(value)
+
+
+@pytest.mark.parametrize("exporter", ["nothing listens", "never answers"])
+def test_a_gateway_exporter_down_or_hanging_leaves_requests_unaffected(
+    stacked, exporter, silent_port
+):
+    """A second gateway, beside the first, whose spans go nowhere: its queue fills."""
+    port = free_port() if exporter == "nothing listens" else silent_port
+    gateway, url = start_traced_gateway(
+        stacked.consul,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_BSP_MAX_QUEUE_SIZE="8",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8",
+        **FAST_EXPORT,
+    )
+    try:
+        for _ in range(20):
+            order_through(url, stacked.user_id)
+        wait_until(lambda: dropped_by(url) > 0, timeout=15, what="dropped spans")
+        output = before_stopping(gateway)
+    finally:
+        quick_stop(gateway)
+    assert "Traceback" not in output

@@ -220,6 +220,14 @@ def assert_traces_kept(data_dir, out: str) -> None:
     )
     assert created.status_code == 201
 
+    # the gateway's span is the root: its attempt, user-service's request, its statement
+    tree = [
+        r"gateway POST /api/users +\S+ ms  \|#+ *\|",
+        r"  gateway attempt 1 user-service-127\.0\.0\.1-\d+ +\S+ ms  \|.*\|",
+        r"    user-service POST /users +\S+ ms  \|.*\|",
+        r"      user-service sqlite INSERT +\S+ ms  \|.*\|",
+    ]
+
     def waterfall():
         result = subprocess.run(
             python_module("switchyard", "traces", request_id, "--data-dir", data_dir),
@@ -228,11 +236,15 @@ def assert_traces_kept(data_dir, out: str) -> None:
             text=True,
             timeout=30,
         )
-        return result.stdout if result.returncode == 0 else None
+        # spans arrive from each process in its own time: wait for the whole tree
+        drawn = result.stdout.splitlines()[2:] if result.returncode == 0 else []
+        if len(drawn) == len(tree):
+            return drawn
+        return None
 
     drawn = wait_until(waterfall, 15, 0.2, f"the trace of {request_id}")
-    assert re.search(r"^user-service POST /users .* ms  \|#+ *\|$", drawn, re.MULTILINE)
-    assert "user-service sqlite INSERT" in drawn
+    for line, pattern in zip(drawn, tree, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
 
 
 @pytest.mark.integration

@@ -9,6 +9,7 @@ def test_an_empty_data_directory_has_no_traces_and_gets_no_file(tmp_path):
     assert store.recent(10) == []
     assert store.trace("0" * 32) == []
     assert store.trace_ids_for_request("r") == []
+    assert store.count() == 0
     assert not (tmp_path / "var").exists()
 
 
@@ -18,6 +19,7 @@ def test_spans_round_trip_and_a_repeated_span_is_stored_once(tmp_path):
     store.add(spans)
     store.add(spans[:2])
     assert store.trace(spans[0].trace_id) == sorted(spans, key=lambda s: s.start_ns)
+    assert store.count() == len(spans)
 
 
 def test_recent_lists_the_newest_traces_first_up_to_the_limit(tmp_path):
