@@ -81,7 +81,6 @@ class HealthWatcher:
         self._loaded = threading.Event()
         # Since when the last instances stand in for answers without a passing one.
         self._held_since: float | None = None
-        self._pid = os.getpid()
         self._stopped = False
         _WATCHERS.add(self)
 
@@ -89,8 +88,9 @@ class HealthWatcher:
 
     def snapshot(self) -> Snapshot:
         """The current snapshot. Starts the thread if it is not running yet, e.g. in a
-        forked child that inherited this watcher from its parent."""
-        if not self._stopped and (self._thread is None or self._pid != os.getpid()):
+        forked child that inherited this watcher from its parent (the at-fork hook below
+        forgot the parent's thread there, so no pid check is needed on this hot path)."""
+        if self._thread is None and not self._stopped:
             self.start()
         return self._snapshot
 
@@ -109,8 +109,6 @@ class HealthWatcher:
 
     def start(self) -> "HealthWatcher":
         with self._lock:
-            if self._pid != os.getpid():
-                self._after_fork()
             # A stopped thread may still sit in its last blocking query: replace it.
             running = self._thread is not None and self._thread.is_alive()
             if not running or self._stopping.is_set():
@@ -143,7 +141,6 @@ class HealthWatcher:
         # is what the parent knew, and serves until this process's own thread answers.
         self._lock = threading.Lock()
         self._thread = None
-        self._pid = os.getpid()
         self._ready = threading.Event()
         self._loaded = threading.Event()
         if self._snapshot.loaded:

@@ -169,6 +169,8 @@ def user_created_directly(stack: Stack) -> int:
 # -- Consul: killed, hung, slow, restarted empty -------------------------------------------
 
 WHEN = ("before_any_request", "after_warm_up")
+
+
 @pytest.mark.parametrize("when", WHEN)
 @pytest.mark.parametrize("fault", CONSUL_FAULTS)
 def test_a_consul_outage_fails_no_request(stack, faulty, fault, when):
