@@ -34,6 +34,10 @@ __all__ = ["Directory", "ServiceState", "View", "routable"]
 log = logging.getLogger("gateway.directory")
 
 CATALOG_WAIT = 30.0  # seconds; shorter while services are held (so they go on time)
+# Blocking-query wait of the gateway's watchers: short, so that a hung agent shows as an
+# overdue answer (HealthWatcher.overdue) within seconds, at the cost of one answer per
+# service every few seconds when nothing changes.
+WATCH_WAIT = 5.0
 READY_TIMEOUT = 3.0  # a new service's watcher is waited for at most this
 
 
@@ -134,7 +138,7 @@ class Directory:
     @property
     def consul_reachable(self) -> bool:
         return self.catalog_error is None and not any(
-            w.snapshot().stale for w in list(self._watchers.values())
+            w.snapshot().stale or w.overdue() for w in list(self._watchers.values())
         )
 
     # -- request path ------------------------------------------------------------
@@ -184,7 +188,9 @@ class Directory:
 
     def _health_watcher(self, service: str) -> HealthWatcher:
         consul = make_consul(self.consul_settings)
-        return HealthWatcher(service, consul=consul, passing_only=False)
+        return HealthWatcher(
+            service, consul=consul, passing_only=False, wait=WATCH_WAIT
+        )
 
     def _follow_catalog(self) -> None:
         catalog = self._catalog or make_consul(self.consul_settings).catalog

@@ -348,6 +348,13 @@ def test_reading_a_running_watcher_makes_no_system_call(
     assert watcher.snapshot().loaded
 
 
+def test_an_answer_late_past_the_blocking_wait_is_overdue(make_watcher):
+    watcher = make_watcher(wait=0.05)  # the fake holds each blocking query 2 s
+    assert watcher.wait_loaded(2)
+    wait_until(watcher.overdue, 5, what="the blocking query overdue")
+    wait_until(lambda: not watcher.overdue(), 5, what="the answer, at last")
+
+
 def test_the_registry_survives_fork(monkeypatch):
     monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:1")
     parent = watch("fork-svc")

@@ -111,3 +111,24 @@ def test_after_an_outage_a_service_still_missing_goes_when_the_hold_ends():
     finally:
         directory.stop()
     assert held == {"users", "orders"}
+
+
+def test_an_overdue_consul_answer_makes_consul_unreachable_at_once():
+    catalog = QueryLog()
+    catalog.set("users")
+    watchers = FakeWatchers()
+    directory = Directory(
+        ConsulSettings.from_env({}),
+        "round_robin",
+        Ejector(),
+        watcher_factory=watchers,
+        catalog=catalog,
+    )
+    directory.start()
+    try:
+        catalog.applied(2)
+        assert directory.consul_reachable
+        watchers.overdue.add("users")  # a hung agent: the blocking query never returns
+        assert not directory.consul_reachable
+    finally:
+        directory.stop()

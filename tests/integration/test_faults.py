@@ -201,6 +201,10 @@ def test_a_consul_outage_fails_no_request(stack, faulty, fault, when):
                 )
                 wait_until(lambda: gateway_stale(stack), 15, what="gateway stale")
             else:
+                if fault == "hung":
+                    # The gateway's watchers' answers are overdue within seconds (its
+                    # blocking queries wait 5 s), long before their HTTP timeout.
+                    wait_until(lambda: gateway_stale(stack), 15, what="gateway stale")
                 # Load for a while: blocking queries are cut off, late, or meet the empty
                 # agent; nothing observable marks the moment, hence a plain sleep.
                 time.sleep(max(0.0, started + FAULT_SECONDS - time.monotonic()))
