@@ -30,36 +30,30 @@ class RecordingCatalog(QueryLog):
         return super().services(index, wait)
 
 
-def test_catalog_query_after_a_failure_starts_without_an_index():
-    catalog = RecordingCatalog()
-    catalog.index = 7
+def following(catalog, watchers=None, reset_hold=30.0) -> Directory:
+    """A started directory following `catalog`, with fake watchers."""
     directory = Directory(
         ConsulSettings.from_env({}),
         "round_robin",
         Ejector(),
-        watcher_factory=FakeWatchers(),
+        watcher_factory=watchers or FakeWatchers(),
         catalog=catalog,
+        reset_hold=reset_hold,
     )
     directory.start()
+    return directory
+
+
+def test_catalog_query_after_a_failure_starts_without_an_index():
+    catalog = RecordingCatalog()
+    catalog.index = 7
+    directory = following(catalog)
     try:
         wait_until(lambda: len(catalog.queries) >= 3, 5, what="a query after failing")
     finally:
         directory.stop()
     # A restarted agent's index starts low again: a kept one would mean a blocked wait.
     assert catalog.queries[:3] == [None, 7, None]
-
-
-def following(catalog, reset_hold=30.0) -> Directory:
-    directory = Directory(
-        ConsulSettings.from_env({}),
-        "round_robin",
-        Ejector(),
-        watcher_factory=FakeWatchers(),
-        catalog=catalog,
-        reset_hold=reset_hold,
-    )
-    directory.start()
-    return directory
 
 
 def watched(directory: Directory) -> set[str]:
@@ -117,14 +111,7 @@ def test_an_overdue_consul_answer_makes_consul_unreachable_at_once():
     catalog = QueryLog()
     catalog.set("users")
     watchers = FakeWatchers()
-    directory = Directory(
-        ConsulSettings.from_env({}),
-        "round_robin",
-        Ejector(),
-        watcher_factory=watchers,
-        catalog=catalog,
-    )
-    directory.start()
+    directory = following(catalog, watchers)
     try:
         catalog.applied(2)
         assert directory.consul_reachable
