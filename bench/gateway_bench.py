@@ -2,8 +2,9 @@
 
 Starts devconsul, two instances of a plain Flask JSON app (bench.upstream, gunicorn gthread
 1 worker x 4 threads, registered by hand with Meta gateway_prefix=/bench), the gateway with
-its defaults (`python -m gateway`: whichever server is checked out), and nginx in front of the
-same two instances when `nginx` is on PATH (bench.nginx).
+its defaults (`python -m gateway`: one gunicorn worker of its own asyncio class, one event
+loop, pooled keep-alive upstream connections; GATEWAY_* from the environment), and nginx in
+front of the same two instances when `nginx` is on PATH (bench.nginx).
 
 Speed: every URL is warmed up, then each round runs c=1 and c=16 on the three paths -- one
 instance directly, the gateway, nginx -- the order rotating from round to round; medians of
@@ -12,7 +13,9 @@ installed (a Python generator otherwise, without the c=256 run), not pinned to C
 request is each process group's utime+stime (/proc) over a c=16 run, divided by requests.
 
 Slow clients (bench.slow_clients): 1,000 connections held open to the gateway, some
-trickling a request head, the rest idle on keep-alive, while probes are sent through it.
+trickling a request head, the rest idle on keep-alive, while probes are sent through it. They
+are held under the gateway's connection cap (GATEWAY_MAX_CONNECTIONS, 4096 by default) and
+open-file limit with room for the probes, so what is measured is serving, not refusing.
 
 Tracing (issue 14): a second gateway beside the first, tracing every request (sampling 1.0)
 to switchyard's OTLP receiver, run in this bench process as `switchyard up` runs it; the
@@ -34,6 +37,7 @@ import contextlib
 import math
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -46,6 +50,7 @@ import requests
 from bench import nginx, slow_clients
 from bench.load import children_cpu_seconds, generator, wrk
 from bench.processes import Process, cpu_seconds, sigterm_as_interrupt
+from gateway.settings import GatewaySettings
 from switchyard.otlp import OTLPReceiver
 from switchyard.plan import free_port
 from switchyard.render import table
@@ -427,6 +432,19 @@ def report_tracing(runs: dict, arrived: int, expected: int, dropped: int) -> Non
     )
 
 
+def slow_clients_held(wanted: int, probe_rate: float, max_connections: int) -> int:
+    """How many of `wanted` slow clients to hold: with the probes in flight at once, under
+    the gateway's connection cap (past it the gateway refuses, probes too) and the open-file
+    limit it will have (it raises its own to two per connection, as gateway.worker does)."""
+    probes = math.ceil(probe_rate * slow_clients.PROBE_TIMEOUT)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nofile = slow_clients.nofile_target(2 * max_connections + 256, soft, hard)
+    room = max_connections
+    if nofile != resource.RLIM_INFINITY:
+        room = min(room, (nofile - slow_clients.FD_SPARE) // 2)
+    return max(0, min(wanted, room - probes))
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -449,7 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     clients = args.clients
     if "slow-clients" in scenarios:  # before the gateway starts: it inherits the limit
         limit = slow_clients.raise_nofile(args.clients + slow_clients.FD_SPARE)
-        clients = slow_clients.clients_within(limit, args.clients)
+        cap = GatewaySettings.from_env().max_connections
+        clients = slow_clients_held(
+            slow_clients.clients_within(limit, args.clients), args.probe_rate, cap
+        )
+        if clients < args.clients:
+            print(
+                f"slow clients: {clients} of {args.clients}, to fit the bench's open-file "
+                f"limit and the gateway's GATEWAY_MAX_CONNECTIONS={cap} beside the probes"
+            )
     nginx_note = "skipped: nginx not on PATH (apt-get install nginx-light)"
     if not nginx.available():
         print(f"gateway bench: nginx {nginx_note}")
@@ -463,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"shared by all; load average {load_before[0]:.2f} "
                 f"{load_before[1]:.2f} {load_before[2]:.2f} before starting; upstream "
                 f"{INSTANCES} x Flask under gunicorn gthread 1 worker x "
-                f"{UPSTREAM_THREADS} threads; the gateway with its defaults"
+                f"{UPSTREAM_THREADS} threads; the gateway with its defaults (1 gunicorn "
+                f"worker of its asyncio class)"
                 + (", nginx 1 worker with a keep-alive pool" if stack.nginx else "")
             )
             if "speed" in scenarios:

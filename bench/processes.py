@@ -2,7 +2,9 @@
 
 Every process gets its own session, so a Ctrl-C in the terminal reaches only the bench, whose
 `finally` blocks stop each process by its group (a gunicorn master and its workers, nginx and
-its worker) -- never by name, since other people's servers run on the same machine.
+its worker) -- never by name, since other people's servers run on the same machine. Each
+process's output goes to a temporary log, deleted when it is stopped, kept (and its path
+printed) when the process failed: it died by itself, or never became ready.
 """
 
 import os
@@ -20,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 class Process:
     def __init__(self, argv: list[str], env: dict[str, str], name: str):
         self.name = name
+        self.failed = False
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -40,6 +43,7 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.failed = True
                 tail = self.log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(
                     f"{self.name} exited ({self.proc.returncode}):\n{tail}"
@@ -50,6 +54,7 @@ class Process:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        self.failed = True
         raise RuntimeError(f"timed out waiting for {what} (log: {self.log})")
 
     def stop(self) -> None:
@@ -60,6 +65,12 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        elif self.proc.returncode != 0:
+            self.failed = True  # it died before we stopped it
+        if self.failed:
+            print(f"{self.name} failed (exit {self.proc.returncode}): log {self.log}")
+        else:
+            self.log.unlink(missing_ok=True)
 
 
 def sigterm_as_interrupt() -> None:

@@ -42,6 +42,9 @@ LOG_EVERY_SECONDS = 30.0  # while failing, repeat the warning at most this often
 # passing one: anti-entropy re-registers within seconds, and a new check passes within its
 # interval (10 s by default).
 RESET_HOLD_SECONDS = 30.0
+# Consul adds up to wait/16 of jitter to a blocking query; an answer later than that plus this
+# slack is overdue: the agent hangs (accepts, never answers) or is too slow to count on.
+OVERDUE_SLACK_SECONDS = 1.0
 
 
 class Backoff:
@@ -81,7 +84,8 @@ class HealthWatcher:
         self._loaded = threading.Event()
         # Since when the last instances stand in for answers without a passing one.
         self._held_since: float | None = None
-        self._pid = os.getpid()
+        # When the query in flight was sent; None between queries.
+        self._asking_since: float | None = None
         self._stopped = False
         _WATCHERS.add(self)
 
@@ -89,10 +93,19 @@ class HealthWatcher:
 
     def snapshot(self) -> Snapshot:
         """The current snapshot. Starts the thread if it is not running yet, e.g. in a
-        forked child that inherited this watcher from its parent."""
-        if not self._stopped and (self._thread is None or self._pid != os.getpid()):
+        forked child that inherited this watcher from its parent (the at-fork hook below
+        forgot the parent's thread there, so no pid check is needed on this hot path)."""
+        if self._thread is None and not self._stopped:
             self.start()
         return self._snapshot
+
+    def overdue(self) -> bool:
+        """Whether the query in flight is late past any blocking wait. A hung agent shows
+        here well before the HTTP timeout (the wait plus CONSUL_TIMEOUT) ends the query
+        and marks the snapshot stale; so the shorter the wait, the sooner."""
+        since = self._asking_since
+        limit = self.wait * 17 / 16 + OVERDUE_SLACK_SECONDS
+        return since is not None and time.monotonic() - since > limit
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait for the first answer (or failure) from Consul; True if one arrived."""
@@ -109,8 +122,6 @@ class HealthWatcher:
 
     def start(self) -> "HealthWatcher":
         with self._lock:
-            if self._pid != os.getpid():
-                self._after_fork()
             # A stopped thread may still sit in its last blocking query: replace it.
             running = self._thread is not None and self._thread.is_alive()
             if not running or self._stopping.is_set():
@@ -143,7 +154,6 @@ class HealthWatcher:
         # is what the parent knew, and serves until this process's own thread answers.
         self._lock = threading.Lock()
         self._thread = None
-        self._pid = os.getpid()
         self._ready = threading.Event()
         self._loaded = threading.Event()
         if self._snapshot.loaded:
@@ -199,12 +209,16 @@ class HealthWatcher:
                 stopping.wait(MIN_LOOP_SECONDS)
 
     def _query(self, index: int) -> tuple[int, list]:
-        raw_index, entries = self._consul.health.service(
-            self.service,
-            index=index or None,
-            wait=f"{int(self.wait * 1000)}ms",
-            passing=self.passing_only,
-        )
+        self._asking_since = time.monotonic()
+        try:
+            raw_index, entries = self._consul.health.service(
+                self.service,
+                index=index or None,
+                wait=f"{int(self.wait * 1000)}ms",
+                passing=self.passing_only,
+            )
+        finally:
+            self._asking_since = None
         # py-consul maps a 404 to None; Consul answers [] for unknown names.
         if entries is None:
             raise ValueError("404 from health endpoint")

@@ -5,18 +5,27 @@ HealthWatcher (all instances, not only passing ones, so /admin/instances can exp
 per service. The request path calls `view()`, which returns an immutable View rebuilt only
 when a watcher swapped in a new snapshot -- the fabio pattern of an atomically swapped table.
 When Consul is unreachable, watchers keep their last snapshot (stale) and so does the table.
+
+An agent that restarted with empty state lists no service until their instances register
+again, within seconds. Taken at its word, that catalog would stop every watcher and clear the
+table, and the fresh watchers built on re-registration would see the instances critical until
+their first checks pass: seconds of 503s while every instance is alive. So after an outage or
+an index reset, a service the catalog omits keeps its watcher -- which keeps its last
+instances through the same kind of reset (discovery.watcher) -- until the catalog lists every
+service again, for at most RESET_HOLD_SECONDS; one still missing then is gone.
 """
 
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from discovery.consul_client import ConsulSettings, make_consul
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import STRATEGIES, Strategy, make_strategy
-from discovery.watcher import HealthWatcher
+from discovery.watcher import RESET_HOLD_SECONDS, HealthWatcher
 from gateway.resilience import Ejector
 from gateway.routes import RouteTable, build_table, claimed_prefixes
 
@@ -24,7 +33,11 @@ __all__ = ["Directory", "ServiceState", "View", "routable"]
 
 log = logging.getLogger("gateway.directory")
 
-CATALOG_WAIT = "30s"
+CATALOG_WAIT = 30.0  # seconds; shorter while services are held (so they go on time)
+# Blocking-query wait of the gateway's watchers: short, so that a hung agent shows as an
+# overdue answer (HealthWatcher.overdue) within seconds, at the cost of one answer per
+# service every few seconds when nothing changes.
+WATCH_WAIT = 5.0
 READY_TIMEOUT = 3.0  # a new service's watcher is waited for at most this
 
 
@@ -71,6 +84,7 @@ class Directory:
         ejector: Ejector,
         watcher_factory: Callable[[str], HealthWatcher] | None = None,
         catalog=None,
+        reset_hold: float = RESET_HOLD_SECONDS,
     ):
         """`catalog` (py-consul's `Consul.catalog` shape) and `watcher_factory` are
         injectable so tests can drive the directory without an agent."""
@@ -81,6 +95,10 @@ class Directory:
         self._forgetters: list[Callable[[set[str]], None]] = [ejector.forget]
         self._watcher_factory = watcher_factory or self._health_watcher
         self._catalog = catalog
+        self.reset_hold = reset_hold
+        # While set, services the catalog omits are kept until then (see the docstring).
+        self._hold_until: float | None = None
+        self._kept: set[str] = set()
         self._watchers: dict[str, HealthWatcher] = {}
         self._strategies: dict[tuple[str, str], Strategy] = {}
         self._view = View(RouteTable(), {})
@@ -120,7 +138,7 @@ class Directory:
     @property
     def consul_reachable(self) -> bool:
         return self.catalog_error is None and not any(
-            w.snapshot().stale for w in list(self._watchers.values())
+            w.snapshot().stale or w.overdue() for w in list(self._watchers.values())
         )
 
     # -- request path ------------------------------------------------------------
@@ -170,14 +188,18 @@ class Directory:
 
     def _health_watcher(self, service: str) -> HealthWatcher:
         consul = make_consul(self.consul_settings)
-        return HealthWatcher(service, consul=consul, passing_only=False)
+        return HealthWatcher(
+            service, consul=consul, passing_only=False, wait=WATCH_WAIT
+        )
 
     def _follow_catalog(self) -> None:
         catalog = self._catalog or make_consul(self.consul_settings).catalog
         index, backoff = None, 0.25
         while not self._stop.is_set():
             try:
-                new_index, services = catalog.services(index=index, wait=CATALOG_WAIT)
+                new_index, services = catalog.services(
+                    index=index, wait=f"{int(self._catalog_wait() * 1000)}ms"
+                )
             except Exception as exc:  # noqa: BLE001 - keep the last table, retry later
                 self.catalog_errors += 1
                 if self.catalog_error is None:
@@ -191,23 +213,60 @@ class Directory:
                 self._stop.wait(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, 5.0)
                 continue
+            came_back = self.catalog_error is not None or (
+                index is not None and int(new_index) < int(index)
+            )
             if self.catalog_error is not None:
                 log.info("consul catalog reachable again")
             self.catalog_error, backoff = None, 0.25
+            if came_back and self.catalog_loaded and self._watchers:
+                self._hold_until = time.monotonic() + self.reset_hold
             # A restarted agent starts its index low again: follow it down.
             index = new_index
-            self._sync(set(services) - {"consul"})
+            names = set(services) - {"consul"}
+            self._sync(names, keep=self._held(names))
             self.catalog_loaded = True
             self._ready.set()
 
-    def _sync(self, names: set[str]) -> None:
+    def _catalog_wait(self) -> float:
+        if self._hold_until is None:
+            return CATALOG_WAIT
+        return min(CATALOG_WAIT, max(0.1, self._hold_until - time.monotonic()))
+
+    def _held(self, names: set[str]) -> set[str]:
+        """The watched services absent from `names` that stay watched for now."""
+        if self._hold_until is None:
+            return set()
+        missing = set(self._watchers) - names
+        if missing and time.monotonic() < self._hold_until:
+            if missing - self._kept:
+                log.warning(
+                    "consul catalog omits %s after a reset or an outage: keeping "
+                    "them while they re-register, for up to %gs",
+                    sorted(missing - self._kept),
+                    self.reset_hold,
+                )
+            self._kept = missing
+            return missing
+        self._hold_until, self._kept = None, set()
+        if missing:
+            log.warning(
+                "consul still omits %s %gs after a reset or an outage: dropping",
+                sorted(missing),
+                self.reset_hold,
+            )
+        else:
+            log.info("consul catalog lists every service again")
+        return set()
+
+    def _sync(self, names: set[str], keep: set[str] = frozenset()) -> None:
         current = self._watchers
         added = {name: self._watcher_factory(name) for name in names - set(current)}
         for watcher in added.values():
             watcher.start()
         for watcher in added.values():
             watcher.wait_ready(READY_TIMEOUT)
-        removed = set(current) - names
+        removed = set(current) - names - keep
         if not added and not removed:
             return
         # Copy-on-write: the request path reads `_watchers` without a lock.

@@ -87,6 +87,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.server = server
         self.settings = server.settings
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client_addr = ""
         self.closed = False
@@ -99,7 +100,11 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._current: Request | None = None  # the request being answered
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
         self._task: asyncio.Task | None = None
+        # One deadline at a time (head, keep-alive, linger), on a lazily moved timer: see _arm.
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline = 0.0
+        self._on_late: Callable[[], object] | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._writing = False  # an answer's bytes have started to leave
@@ -108,6 +113,7 @@ class Connection(WriteFlow, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
         server = self.server
         if server.closing or len(server.connections) >= self.settings.max_connections:
             self._turn_away()
@@ -121,6 +127,9 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.closed = True
         self.server.connections.discard(self)
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()  # not left to fire: it would hold this connection
+            self._timer = None
         if self._body_timer is not None:
             self._body_timer.cancel()
         self.release_writers()
@@ -228,14 +237,14 @@ class Connection(WriteFlow, asyncio.Protocol):
     def _start(self, request: Request) -> None:
         self._current = request
         if not request.body.complete:
-            self._body_timer = asyncio.get_running_loop().call_later(
+            self._body_timer = self.loop.call_later(
                 self.settings.client_timeout,
                 request.body.fail,
                 408,
                 "request_timeout",
                 "request body arrived too slowly",
             )
-        self._task = asyncio.get_running_loop().create_task(self._serve(request))
+        self._task = self.loop.create_task(self._serve(request))
 
     async def _serve(self, request: Request) -> None:
         try:
@@ -292,11 +301,14 @@ class Connection(WriteFlow, asyncio.Protocol):
         status = response.status
         bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
         stream = response.stream
-        head = [status_line(status)]
-        for name, value in response.headers:
-            if not (not bodiless and name.lower() == "content-length"):
-                head.append(f"{name}: {value}\r\n".encode("latin-1"))
-        head.append(self.server.date_header())
+        lines = "".join(
+            [
+                f"{name}: {value}\r\n"
+                for name, value in response.headers
+                if bodiless or name.lower() != "content-length"
+            ]
+        )
+        head = [status_line(status), lines.encode("latin-1"), self.server.date_header()]
         chunked = False
         if not bodiless:
             if stream is None:
@@ -376,9 +388,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.finished = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._timer = asyncio.get_running_loop().call_later(
-            TURN_AWAY_LINGER, self.transport.close
-        )
+        self._arm(TURN_AWAY_LINGER, self.transport.close)
 
     def _upgrade(self) -> None:
         # No protocol switch through the gateway: the request is answered as a plain one
@@ -400,13 +410,31 @@ class Connection(WriteFlow, asyncio.Protocol):
             self.transport.close()
 
     def _arm(self, seconds: float, callback) -> None:
-        self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(seconds, callback)
+        """Call `callback` in `seconds`, unless disarmed or armed again before. Each
+        request disarms and arms twice; rather than a timer handle each time, one timer is
+        kept and moved only when it would fire too late -- firing early, it waits on."""
+        deadline = self.loop.time() + seconds
+        self._deadline, self._on_late = deadline, callback
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        callback = self._on_late
+        if callback is None:
+            return
+        if self.loop.time() < self._deadline:
+            self._timer_at = self._deadline
+            self._timer = self.loop.call_at(self._deadline, self._fire)
+            return
+        self._on_late = None
+        callback()
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._on_late = None
 
     # -- used by the body and the server ------------------------------------------------
 

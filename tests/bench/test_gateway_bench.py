@@ -1,4 +1,7 @@
-"""bench.gateway_bench: the order of the interleaved rounds, the figures it prints."""
+"""bench.gateway_bench: the order of the interleaved rounds, the figures it prints, how
+many slow clients it holds."""
+
+import resource
 
 import pytest
 
@@ -7,6 +10,7 @@ from bench.gateway_bench import (
     MANY,
     Run,
     rotated,
+    slow_clients_held,
     speed_figures,
     speed_table,
 )
@@ -71,3 +75,29 @@ def test_speed_figures_without_nginx_say_why():
     )
     assert "nginx" not in figures[2] + figures[4]
     assert "gateway" in speed_table(runs, ["direct", "gateway"], "wrk")
+
+
+@pytest.fixture
+def nofile(monkeypatch):
+    """Set the (soft, hard) open-file limits the bench sees."""
+
+    def set_limits(soft, hard):
+        monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, hard))
+
+    return set_limits
+
+
+def test_the_default_thousand_slow_clients_fit_under_the_gateway_defaults(nofile):
+    nofile(1024, 1 << 20)  # the gateway raises its own soft limit to what it needs
+    assert slow_clients_held(1000, probe_rate=20, max_connections=4096) == 1000
+
+
+def test_slow_clients_leave_room_for_the_probes_under_the_connection_cap(nofile):
+    nofile(1024, 1 << 20)
+    # 20 probes a second, each up to 5 s: 100 in flight at most.
+    assert slow_clients_held(1000, probe_rate=20, max_connections=600) == 500
+
+
+def test_slow_clients_fit_the_gateway_open_file_limit(nofile):
+    nofile(1024, 1024)  # two descriptors per connection, some spare, then the probes
+    assert slow_clients_held(1000, probe_rate=20, max_connections=4096) == 284

@@ -329,11 +329,30 @@ def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(
                 parent.wait_loaded(0)
                 and ids(parent) == ["a"]
                 and parent._thread.is_alive()
-                and parent._pid == os.getpid()
             )
         )
     finally:
         fake.health.error = None
+
+
+def test_reading_a_running_watcher_makes_no_system_call(
+    fake, make_watcher, monkeypatch
+):
+    watcher = make_watcher()
+    assert watcher.wait_ready(2)
+
+    def no_getpid():
+        raise AssertionError("os.getpid() on the read path")
+
+    monkeypatch.setattr(os, "getpid", no_getpid)
+    assert watcher.snapshot().loaded
+
+
+def test_an_answer_late_past_the_blocking_wait_is_overdue(make_watcher):
+    watcher = make_watcher(wait=0.05)  # the fake holds each blocking query 2 s
+    assert watcher.wait_loaded(2)
+    wait_until(watcher.overdue, 5, what="the blocking query overdue")
+    wait_until(lambda: not watcher.overdue(), 5, what="the answer, at last")
 
 
 def test_the_registry_survives_fork(monkeypatch):

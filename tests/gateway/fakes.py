@@ -57,6 +57,9 @@ class FakeWatcher:
     def wait_ready(self, timeout):
         return True
 
+    def overdue(self):
+        return self.service in self.watchers.overdue
+
     def snapshot(self):
         return self.watchers.snapshots.setdefault(
             self.service, Snapshot((), 1, time.monotonic(), False)
@@ -68,6 +71,7 @@ class FakeWatchers:
 
     def __init__(self):
         self.snapshots: dict[str, Snapshot] = {}
+        self.overdue: set[str] = set()  # services whose Consul answer is late
 
     def __call__(self, service):
         return FakeWatcher(service, self)

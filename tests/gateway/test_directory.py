@@ -7,8 +7,8 @@ from tests.gateway.fakes import FakeCatalog, FakeWatchers
 from tests.support.processes import wait_until
 
 
-class RecordingCatalog(FakeCatalog):
-    """Fails once after its first answer; records the index of every query."""
+class QueryLog(FakeCatalog):
+    """Records the index of every query: one with index N means answer N was applied."""
 
     def __init__(self):
         super().__init__()
@@ -16,24 +16,106 @@ class RecordingCatalog(FakeCatalog):
 
     def services(self, index=None, wait=None):
         self.queries.append(index)
-        self.fail = len(self.queries) == 2
         return super().services(index, wait)
+
+    def applied(self, index) -> None:
+        wait_until(lambda: index in self.queries, 5, what=f"answer {index} applied")
+
+
+class RecordingCatalog(QueryLog):
+    """Fails once after its first answer."""
+
+    def services(self, index=None, wait=None):
+        self.fail = len(self.queries) == 1
+        return super().services(index, wait)
+
+
+def following(catalog, watchers=None, reset_hold=30.0) -> Directory:
+    """A started directory following `catalog`, with fake watchers."""
+    directory = Directory(
+        ConsulSettings.from_env({}),
+        "round_robin",
+        Ejector(),
+        watcher_factory=watchers or FakeWatchers(),
+        catalog=catalog,
+        reset_hold=reset_hold,
+    )
+    directory.start()
+    return directory
 
 
 def test_catalog_query_after_a_failure_starts_without_an_index():
     catalog = RecordingCatalog()
     catalog.index = 7
-    directory = Directory(
-        ConsulSettings.from_env({}),
-        "round_robin",
-        Ejector(),
-        watcher_factory=FakeWatchers(),
-        catalog=catalog,
-    )
-    directory.start()
+    directory = following(catalog)
     try:
         wait_until(lambda: len(catalog.queries) >= 3, 5, what="a query after failing")
     finally:
         directory.stop()
     # A restarted agent's index starts low again: a kept one would mean a blocked wait.
     assert catalog.queries[:3] == [None, 7, None]
+
+
+def watched(directory: Directory) -> set[str]:
+    return set(directory.view().services)
+
+
+def restart_empty(catalog: FakeCatalog) -> None:
+    """What a restarted agent shows: its index starts low again, nothing registered."""
+    with catalog._changed:
+        catalog.names, catalog.index = set(), 1
+        catalog._changed.notify_all()
+
+
+def test_a_restarted_empty_catalog_keeps_services_until_they_re_register():
+    catalog = QueryLog()
+    catalog.index = 40
+    catalog.set("users", "orders")
+    directory = following(catalog)
+    try:
+        catalog.applied(41)
+        restart_empty(catalog)
+        catalog.applied(1)
+        assert watched(directory) == {"users", "orders"}
+        catalog.set("users")  # one re-registered, the other not yet
+        catalog.applied(2)
+        assert watched(directory) == {"users", "orders"}
+        catalog.set("users", "orders")  # every service back: the hold is over
+        catalog.applied(3)
+        catalog.set("users")  # so one that leaves now is gone at once
+        catalog.applied(4)
+        assert watched(directory) == {"users"}
+    finally:
+        directory.stop()
+
+
+def test_after_an_outage_a_service_still_missing_goes_when_the_hold_ends():
+    catalog = FakeCatalog()
+    catalog.set("users", "orders")
+    directory = following(catalog, reset_hold=0.5)
+    try:
+        wait_until(lambda: watched(directory) == {"users", "orders"}, 5, what="both")
+        catalog.fail = True
+        wait_until(lambda: directory.catalog_error is not None, 5, what="an error")
+        catalog.names = {"users"}
+        catalog.fail = False
+        wait_until(lambda: directory.catalog_error is None, 5, what="back")
+        held = watched(directory)
+        wait_until(lambda: watched(directory) == {"users"}, 5, what="orders gone")
+    finally:
+        directory.stop()
+    assert held == {"users", "orders"}
+
+
+def test_an_overdue_consul_answer_makes_consul_unreachable_at_once():
+    catalog = QueryLog()
+    catalog.set("users")
+    watchers = FakeWatchers()
+    directory = following(catalog, watchers)
+    try:
+        catalog.applied(2)
+        assert directory.consul_reachable
+        watchers.overdue.add("users")  # a hung agent: the blocking query never returns
+        assert not directory.consul_reachable
+    finally:
+        directory.stop()
