@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Iterable
 
 import requests
@@ -90,7 +91,7 @@ class ServiceClient:
         self.timeout = (connect_timeout, read_timeout)
         self.max_attempts = max_attempts
         self._local = threading.local()
-        self._pid = os.getpid()
+        _CLIENTS.add(self)
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         """Send to one chosen instance; on a retryable connection failure, to another.
@@ -120,13 +121,23 @@ class ServiceClient:
 
     def _session(self) -> requests.Session:
         # One Session (and connection pool) per thread: Session is not documented thread-safe.
-        # After a fork the parent's pooled sockets must not be shared, hence the pid check.
-        if self._pid != os.getpid():
-            self._local, self._pid = threading.local(), os.getpid()
+        # A forked child starts with none (_forget_sessions_after_fork), so it never shares the
+        # parent's pooled sockets; checking the pid here would be a syscall per request.
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
         return session
+
+
+_CLIENTS: "weakref.WeakSet[ServiceClient]" = weakref.WeakSet()
+
+
+def _forget_sessions_after_fork() -> None:
+    for client in list(_CLIENTS):
+        client._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_sessions_after_fork)
 
 
 def retryable(method: str, exc: requests.RequestException) -> bool:

@@ -18,7 +18,13 @@ from tests.discovery.stubs import (
     answer,
     closed_port_url,
 )
-from tests.support.processes import ManagedProcess, free_port, python_module, wait_until
+from tests.support.processes import (
+    ManagedProcess,
+    free_port,
+    python_module,
+    true_in_a_forked_child,
+    wait_until,
+)
 
 
 class EmptySource:
@@ -229,3 +235,13 @@ def test_orders_keep_working_while_a_user_service_instance_is_killed(
             proc.signal(signal.SIGINT)  # quick stop, deregistering without a drain
         for proc in procs:
             proc.stop()
+
+
+def test_a_forked_child_never_uses_the_parents_pooled_session():
+    # gunicorn forks workers from a master that may have called already: sharing the
+    # parent's pooled sockets would interleave two processes' requests on one connection.
+    client = client_for("http://127.0.0.1:1")
+    parents = client._session()
+    assert client._session() is parents  # one per thread, kept
+    assert true_in_a_forked_child(lambda: client._session() is not parents)
+    assert client._session() is parents

@@ -16,7 +16,7 @@ from discovery.watcher import (
     watch,
 )
 from tests.discovery.stubs import StubServer
-from tests.support.processes import wait_until
+from tests.support.processes import true_in_a_forked_child, wait_until
 
 
 def entry(sid, port=80, address="10.0.0.1", checks=(), weights=None, meta=None):
@@ -297,23 +297,6 @@ def test_watch_registry_is_per_service_and_mode(monkeypatch):
         stop_all()
     assert watch("reg-svc") is not a
     stop_all()
-
-
-def true_in_a_forked_child(check) -> bool:
-    """Fork; whether `check()` is true in the child (which leaves without pytest's teardown)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, b"1" if check() else b"0")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    try:
-        return os.read(read_end, 1) == b"1"
-    finally:
-        os.waitpid(pid, 0)
-        os.close(read_end)
 
 
 def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(

@@ -117,3 +117,20 @@ class ManagedProcess:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def true_in_a_forked_child(check) -> bool:
+    """Fork; whether `check()` is true in the child (which leaves without pytest's teardown)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, b"1" if check() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        return os.read(read_end, 1) == b"1"
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_end)
