@@ -17,7 +17,6 @@ from gateway.proxy import Forwarder, Outcome, retryable
 from gateway.resilience import Ejector
 from gateway.settings import GatewaySettings
 from gateway.upstream import RequestBody
-from tests.gateway.upstream import ThreadedUpstream
 from tests.support.processes import free_port
 from tests.support.tracing import process_exporter
 
@@ -30,17 +29,9 @@ class Clock:
 
 
 @pytest.fixture
-def upstreams():
-    started = []
-
-    def start(name, **kwargs):
-        upstream = ThreadedUpstream(name, **kwargs)
-        started.append(upstream)
-        return instance(name, upstream.port)
-
-    yield start
-    for upstream in started:
-        upstream.stop()
+def upstreams(upstream):
+    """conftest's `upstream`, answering with the Instance a snapshot would list."""
+    return lambda name, **kwargs: instance(name, upstream(name, **kwargs))
 
 
 def instance(name, port, status="passing"):
