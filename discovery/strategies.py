@@ -38,15 +38,25 @@ class Strategy:
 
     @contextmanager
     def track(self, instance: Instance) -> Iterator[None]:
-        with self._lock:
-            self._in_flight[instance.id] += 1
+        self.begin(instance)
         try:
             yield
         finally:
-            with self._lock:
-                self._in_flight[instance.id] -= 1
-                if self._in_flight[instance.id] <= 0:
-                    del self._in_flight[instance.id]
+            self.end(instance)
+
+    def begin(self, instance: Instance) -> None:
+        """A request to `instance` starts: `track` without a generator, for hot paths
+        (the gateway's), which must call `end` in a `finally`."""
+        with self._lock:
+            self._in_flight[instance.id] = self._in_flight.get(instance.id, 0) + 1
+
+    def end(self, instance: Instance) -> None:
+        with self._lock:
+            left = self._in_flight[instance.id] - 1
+            if left > 0:
+                self._in_flight[instance.id] = left
+            else:
+                self._in_flight.pop(instance.id, None)
 
     def in_flight(self, instance_id: str) -> int:
         with self._lock:

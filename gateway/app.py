@@ -47,6 +47,8 @@ access_log = AccessLog(logging.getLogger("gateway.access"))
 SERVICE_NAME = "gateway"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 READ_METHODS = ("GET", "HEAD")
+_PROXIED = frozenset(METHODS)
+_API_PATHS = API_PREFIX + "/"
 
 
 class Gateway:
@@ -104,7 +106,7 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         target = request.target
         path = target.partition("?")[0]
-        if path.startswith(API_PREFIX + "/"):
+        if path.startswith(_API_PATHS):
             return await self._api(request, path)
         if not target.startswith("/"):  # absolute-form (`GET http://host/...`)
             return self._error(
@@ -236,7 +238,7 @@ class Gateway:
         and traceparent are decided here, its server span is here, its outcome recorded
         here. Untraced, the only cost of tracing is the `if`."""
         started = time.perf_counter()
-        names = {n.lower(): v for n, v in request.headers}
+        names = request.names
         rid = request_id(names.get("x-request-id"))
         if not self.tracing:
             trace = traceparent(names.get("traceparent"))
@@ -280,7 +282,7 @@ class Gateway:
     async def _forward(self, request, names, rid, trace) -> tuple[str, Result]:
         method = request.method
         path, query = clean_target(request.target)
-        if method not in METHODS:
+        if method not in _PROXIED:
             return "-", Result(
                 405,
                 headers=[("Allow", ", ".join(METHODS))],
@@ -343,9 +345,7 @@ class Gateway:
         instance = result.instance if result is not None else "-"
         status = response.status
         if result is not None and service != "-":
-            m = self.metrics
-            m.child(m.requests, service, str(status), instance).inc()
-            m.child(m.latency, service).observe(elapsed)
+            self.metrics.request(service, status, instance, elapsed)
         if not access_log.enabled():
             return
         if result is not None and len(result.attempts) > 1:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import is_
 
 from discovery.consul_client import ConsulSettings, make_consul
 from discovery.instances import Instance, Snapshot
@@ -145,10 +146,11 @@ class Directory:
 
     def view(self) -> View:
         watchers = self._watchers
-        snapshots = tuple(w.snapshot() for w in watchers.values())
+        snapshots = tuple([w.snapshot() for w in watchers.values()])
         cached = self._view
+        # On every request: identity compared in C (map), no generator.
         if len(cached.snapshots) == len(snapshots) and all(
-            a is b for a, b in zip(cached.snapshots, snapshots, strict=True)
+            map(is_, cached.snapshots, snapshots)
         ):
             return cached
         view = self._build(dict(zip(watchers, snapshots, strict=True)), snapshots)

@@ -3,9 +3,9 @@
 Pure functions over lists of (name, value) pairs so they are table-tested without a server.
 """
 
-import random
 import re
 from collections.abc import Iterable
+from random import getrandbits
 
 from gateway.paths import API_PREFIX
 
@@ -44,8 +44,10 @@ _REPLACED_REQUEST = frozenset(
 )
 # Traced, each attempt's span sets traceparent and tracestate (chassis.tracing).
 _REPLACED_TRACED = _REPLACED_REQUEST | {"tracestate"}
-_FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
-_PREFIX_HEADER = "x-forwarded-prefix"
+# The client's own forwarding headers: replaced, or extended when trusted.
+_FORWARDED = frozenset(
+    {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
+)
 # The gateway's server writes its own Date; the upstream's Server is not the client's business.
 _REPLACED_RESPONSE = frozenset({"date", "server"})
 
@@ -55,22 +57,20 @@ _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 
 
 def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    """(lower-cased name, name, value) of the headers `end_to_end` keeps: each name is
-    lower-cased once, the callers match on it."""
-    lowered = [(name.lower(), name, value) for name, value in headers]
-    named = {
-        token.strip().lower()
-        for lower, _, value in lowered
-        if lower == "connection"
-        for token in value.split(",")
-    }
-    return [
-        item
-        for item in lowered
-        if (lower := item[0]) not in HOP_BY_HOP
-        and lower not in named
-        and not lower.startswith("proxy-")
-    ]
+    """(lower-cased name, name, value) of the headers `end_to_end` keeps, in one pass:
+    each name is lower-cased once, the callers match on it."""
+    kept, named = [], None
+    for name, value in headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower.startswith("proxy-"):
+            if lower == "connection":  # it may name more (all its lines count)
+                named = named or set()
+                named.update(token.strip().lower() for token in value.split(","))
+        else:
+            kept.append((lower, name, value))
+    if named:
+        kept = [item for item in kept if item[0] not in named]
+    return kept
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -78,28 +78,27 @@ def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, value) for _, name, value in _end_to_end(headers)]
 
 
-def _random_hex(bits: int) -> str:
+def _random_hex128() -> str:
     """Identifiers, not secrets: the `random` generator (reseeded in each forked worker)
     makes them without a getrandom syscall, which would release the GIL on every request."""
-    return f"{random.getrandbits(bits):0{bits // 4}x}"
+    return f"{getrandbits(128):032x}"
 
 
 def request_id(incoming: str | None) -> str:
     """The client's X-Request-ID when it is a sane token, else 128 fresh random bits in hex."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return _random_hex(128)
+    return _random_hex128()
 
 
 def traceparent(incoming: str | None) -> str:
     """W3C traceparent for the upstream hop: same trace, a new span id for the gateway."""
-    match = _TRACEPARENT.fullmatch(incoming or "")
-    trace_id = match.group(1) if match else ""
-    if not trace_id.strip("0"):
-        trace_id, flags = _random_hex(128), "01"
+    match = _TRACEPARENT.fullmatch(incoming) if incoming else None
+    if match is None or not match.group(1).strip("0"):
+        trace_id, flags = _random_hex128(), "01"
     else:
-        flags = match.group(3)
-    return f"00-{trace_id}-{_random_hex(64)}-{flags}"
+        trace_id, flags = match.group(1), match.group(3)
+    return f"00-{trace_id}-{getrandbits(64):016x}-{flags}"
 
 
 def upstream_request_headers(
@@ -120,7 +119,7 @@ def upstream_request_headers(
     for lower, name, value in _end_to_end(headers):
         if lower == "host":
             host = value
-        if lower in _FORWARDED or lower == _PREFIX_HEADER:
+        if lower in _FORWARDED:
             prior.setdefault(lower, value)
         elif lower not in replaced:
             kept.append((name, value))

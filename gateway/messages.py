@@ -128,6 +128,7 @@ class Request:
     target: str  # the raw request target, as the client sent it
     version: str  # "1.1" or "1.0"
     headers: list[tuple[str, str]]
+    names: dict[str, str]  # lower-cased header name -> its (last) value
     client_addr: str
     body: Body
     keep_alive: bool = True
@@ -144,8 +145,8 @@ class Response:
     length: int | None = None
 
     def has(self, name: str) -> bool:
-        lower = name.lower()
-        return any(n.lower() == lower for n, _ in self.headers)
+        lower, size = name.lower(), len(name)
+        return any(len(n) == size and n.lower() == lower for n, _ in self.headers)
 
 
 def json_error(

@@ -6,13 +6,19 @@ WEB_CONCURRENCY > 1 the master points PROMETHEUS_MULTIPROC_DIR at a directory of
 counters at each scrape, whichever worker answers. In that mode the series of departed
 instances stay until the gateway restarts (the files cannot forget them).
 
-The request path goes through `child()`: prometheus_client's `.labels()` validates and
-locks on every call, which cost more than the increment itself; the labelled children are
-looked up once per label combination and kept.
+What every proxied request counts (its outcome, its latency, its attempts) is tallied in
+plain ints on the event loop and moved into the Prometheus metrics by `flush()`: at each
+scrape, at the worker's heartbeat, and -- in multiprocess mode, where another worker may
+answer the next scrape -- at the end of each request. prometheus_client takes a lock and
+validates on every `inc()`/`observe()`: three of those per request cost more than the
+counting. Rare events (retries, ejections) go to the metrics at once, through `child()`:
+`.labels()` validates and locks on every call, so labelled children are looked up once
+per label combination and kept.
 """
 
 import os
-import threading
+from bisect import bisect_left
+from collections import defaultdict
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -99,7 +105,13 @@ class GatewayMetrics:
         # Metrics whose last label is `instance`, and their cached label sets.
         self._by_instance = (self.requests, self.ejections)
         self._labelled: dict[tuple, tuple] = {}
-        self._lock = threading.Lock()
+        # Tallies since the last flush (see the docstring); all touched on the loop only.
+        self._requests: defaultdict[tuple, int] = defaultdict(int)
+        self._attempts: defaultdict[tuple, int] = defaultdict(int)
+        self._latency: dict[str, list] = {}  # service -> [count per bucket..., sum]
+        self._forgotten: list[set[str]] = []  # forget() calls not applied yet
+        # prometheus_client chose its multiprocess values at import, from the same variable.
+        self._flush_each = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     def count_dropped_spans(self) -> None:
         """Bring the dropped-spans counter up to chassis.tracing's count. Called at each
@@ -110,8 +122,45 @@ class GatewayMetrics:
             self.dropped_spans.inc(dropped - self._dropped_counted)
             self._dropped_counted = dropped
 
+    def request(self, service: str, status: int, instance: str, seconds: float) -> None:
+        """One proxied request's answer and latency."""
+        self._requests[service, status, instance] += 1
+        buckets = self._latency.get(service)
+        if buckets is None:
+            buckets = self._latency[service] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le`: bounds inclusive
+        buckets[-1] += seconds
+        if self._flush_each:
+            self.flush()
+
+    def attempt(self, service: str, outcome: str) -> None:
+        """One attempt on an upstream instance (counted before its request's answer)."""
+        self._attempts[service, outcome] += 1
+
+    def flush(self) -> None:
+        """Move the tallies into the Prometheus metrics, then drop the series of instances
+        Consul forgot meanwhile. On the loop, like the tallying."""
+        requests, self._requests = self._requests, defaultdict(int)
+        attempts, self._attempts = self._attempts, defaultdict(int)
+        latency, self._latency = self._latency, {}
+        for (service, status, instance), n in requests.items():
+            self.child(self.requests, service, str(status), instance).inc(n)
+        for labels, n in attempts.items():
+            self.child(self.attempts, *labels).inc(n)
+        for service, counts in latency.items():
+            # Many observations at once: prometheus_client has no call for that, so its
+            # own per-bucket values (what `observe` increments) are added to directly.
+            child = self.child(self.latency, service)
+            for value, n in zip(child._buckets, counts, strict=False):
+                if n:
+                    value.inc(n)
+            child._sum.inc(counts[-1])
+        while self._forgotten:
+            self._drop_departed(self._forgotten.pop(0))
+
     def render(self) -> bytes:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
+        self.flush()
         self.count_dropped_spans()
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             return generate_latest(self.registry)
@@ -121,28 +170,30 @@ class GatewayMetrics:
         return generate_latest(registry)
 
     def forget(self, keep: set[str]) -> None:
-        """Drop the series of instances Consul no longer lists (churn would grow them forever)."""
-        with self._lock:
-            for key, (metric, labels) in list(self._labelled.items()):
-                instance = labels[-1]
-                if instance in keep or instance == NO_INSTANCE:
-                    continue
-                del self._labelled[key]
-                self._children.pop(key, None)
-                try:
-                    metric.remove(*labels)
-                except KeyError:
-                    pass
+        """Drop the series of instances Consul no longer lists (churn would grow them
+        forever). Called from the directory's thread: done by the next flush, on the loop."""
+        self._forgotten.append(keep)
+
+    def _drop_departed(self, keep: set[str]) -> None:
+        for key, (metric, labels) in list(self._labelled.items()):
+            instance = labels[-1]
+            if instance in keep or instance == NO_INSTANCE:
+                continue
+            del self._labelled[key]
+            self._children.pop(key, None)
+            try:
+                metric.remove(*labels)
+            except KeyError:
+                pass
 
     def child(self, metric, *labels: str):
         """`metric.labels(*labels)`, cached; `forget` drops those of departed instances."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
-            with self._lock:
-                found = self._children.setdefault(key, metric.labels(*labels))
-                if metric in self._by_instance:
-                    self._labelled[key] = (metric, labels)
+            found = self._children[key] = metric.labels(*labels)
+            if metric in self._by_instance:
+                self._labelled[key] = (metric, labels)
         return found
 
 

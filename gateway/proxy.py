@@ -16,6 +16,7 @@ or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no insta
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from chassis.tracing import attempt_span, end_attempt, inject_trace_headers
 from discovery.instances import Instance
@@ -62,8 +63,7 @@ def classify_status(status: int) -> str:
     return Outcome.SERVER_ERROR if status >= 500 else Outcome.OK
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):  # a tuple: made on every request, cheaper than a dataclass
     instance: str
     outcome: str
     status: int | None = None
@@ -129,8 +129,10 @@ class Forwarder:
         attempts: list[Attempt] = []
         last: Result | None = None  # the latest 502/503 an upstream answered
         while len(attempts) < s.max_attempts:
-            tried = {a.instance for a in attempts}
-            candidates = [i for i in routable(state, self.ejector) if i.id not in tried]
+            candidates = routable(state, self.ejector)
+            if attempts:
+                tried = {a.instance for a in attempts}
+                candidates = [i for i in candidates if i.id not in tried]
             remaining = deadline - time.monotonic()
             if not candidates or remaining <= 0:
                 break
@@ -139,8 +141,10 @@ class Forwarder:
                 break
             if attempts:
                 self._count("retries", state.name)
-            instance = state.strategy.choose(candidates)
-            with state.strategy.track(instance):
+            strategy = state.strategy
+            instance = strategy.choose(candidates)
+            strategy.begin(instance)
+            try:
                 result = await self._attempt(
                     instance,
                     len(attempts) + 1,
@@ -151,6 +155,8 @@ class Forwarder:
                     remaining,
                     replayable,
                 )
+            finally:
+                strategy.end(instance)
             attempt = result.attempts[0]
             attempts.append(attempt)
             self._judge(state, instance, attempt.outcome)
@@ -211,7 +217,7 @@ class Forwarder:
 
     def _judge(self, state: ServiceState, instance: Instance, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.child(self.metrics.attempts, state.name, outcome).inc()
+            self.metrics.attempt(state.name, outcome)
         if outcome == Outcome.OK:
             self.ejector.success(instance.id)
             return

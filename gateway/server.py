@@ -191,24 +191,24 @@ class Connection(WriteFlow, asyncio.Protocol):
         if self._current is None:
             self._disarm()
         parser = self.parser
-        length, chunked, expect = None, False, False
-        for name, value in self._headers:
-            lower = name.lower()
-            if lower == "content-length":
-                length = int(value)  # llhttp checked it: digits, one value
-            elif lower == "transfer-encoding":
-                chunked = True  # llhttp accepts only codings ending in chunked
-            elif lower == "expect":
-                expect = value.lower() == "100-continue"
+        names = {name.lower(): value for name, value in self._headers}
+        length = names.get("content-length")  # llhttp checked it: digits, one value
+        # llhttp accepts only codings ending in chunked
+        chunked = "transfer-encoding" in names
         body = Body(
-            self, None if chunked else length, chunked, self.settings.max_body_bytes
+            self,
+            None if chunked or length is None else int(length),
+            chunked,
+            self.settings.max_body_bytes,
         )
-        body.expect_continue = expect and body.expected
+        if body.expected and "expect" in names:
+            body.expect_continue = names["expect"].lower() == "100-continue"
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),
             parser.get_http_version(),
             self._headers,
+            names,
             self.client_addr,
             body,
             parser.should_keep_alive(),

@@ -9,7 +9,7 @@ gateway app (gateway.app) through gateway.server on its listening sockets:
   the first health check finds the gateway without them;
 - it sets up tracing (chassis.tracing, OTEL_*) in itself, after the fork, when it is on;
 - it tells the master it is alive (`notify`) every HEARTBEAT seconds, so gunicorn's
-  `timeout` never kills a worker whose loop is busy or idle (and counts dropped spans);
+  `timeout` never kills a worker whose loop is busy or idle (and flushes its metrics);
 - when told to stop (`alive` turns False: SIGTERM after the drain, or the master gone) it
   stops accepting, closes idle connections, and lets requests in flight finish within
   gunicorn's `graceful_timeout`.
@@ -66,6 +66,7 @@ class GatewayWorker(Worker):
         ]
         while self.alive:
             self.notify()
+            app.metrics.flush()
             app.metrics.count_dropped_spans()
             if self.ppid != os.getppid():
                 log.info("master %s gone, stopping", self.ppid)

@@ -1,0 +1,78 @@
+"""Tallies moved into Prometheus in bulk read as the same text as one call per event."""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from gateway.directory import View
+from gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
+from gateway.routes import RouteTable
+
+# On a bound, between bounds, past the last one, zero.
+SECONDS = [0.001, 0.0007, 0.003, 0.003, 0.25, 42.0, 0.0]
+
+
+class _Directory:
+    catalog_errors = 0
+
+    def view(self):
+        return View(RouteTable(), {})
+
+
+def _lines(text: bytes, prefix: str) -> list[str]:
+    return [
+        line
+        for line in text.decode().splitlines()
+        if line.startswith(prefix) and "_created" not in line
+    ]
+
+
+def test_requests_and_latency_read_as_if_observed_one_by_one():
+    metrics = GatewayMetrics(_Directory())
+    for seconds in SECONDS:
+        metrics.request("echo", 200, "a", seconds)
+    metrics.request("echo", 503, "-", 0.5)
+    text = metrics.render()
+
+    registry = CollectorRegistry()
+    requests = Counter("gateway_requests", "", ["service", "status", "instance"],
+                       registry=registry)  # fmt: skip
+    latency = Histogram("gateway_request_duration_seconds", "", ["service"],
+                        buckets=LATENCY_BUCKETS, registry=registry)  # fmt: skip
+    for seconds in SECONDS:
+        requests.labels("echo", "200", "a").inc()
+        latency.labels("echo").observe(seconds)
+    requests.labels("echo", "503", "-").inc()
+    latency.labels("echo").observe(0.5)
+    expected = generate_latest(registry)
+
+    for prefix in ("gateway_requests_total", "gateway_request_duration_seconds"):
+        assert _lines(text, prefix) == _lines(expected, prefix)
+
+
+def test_attempts_are_counted_at_the_next_scrape():
+    metrics = GatewayMetrics(_Directory())
+    metrics.attempt("echo", "ok")
+    metrics.attempt("echo", "ok")
+    metrics.attempt("echo", "timeout")
+    text = metrics.render().decode()
+    assert 'gateway_upstream_attempts_total{outcome="ok",service="echo"} 2.0' in text
+    assert (
+        'gateway_upstream_attempts_total{outcome="timeout",service="echo"} 1.0' in text
+    )
+    metrics.attempt("echo", "ok")
+    assert (
+        'gateway_upstream_attempts_total{outcome="ok",service="echo"} 3.0'
+        in metrics.render().decode()
+    )
+
+
+def test_forgetting_waits_for_the_flush_and_keeps_answers_of_no_instance():
+    metrics = GatewayMetrics(_Directory())
+    metrics.request("echo", 200, "a", 0.01)
+    metrics.request("echo", 200, "b", 0.01)
+    metrics.request("echo", 503, "-", 0.01)
+    metrics.flush()
+    metrics.request("echo", 200, "a", 0.01)  # in flight as Consul forgets `a`
+    metrics.forget({"b"})
+    text = metrics.render().decode()
+    assert 'instance="a"' not in text
+    assert 'instance="b"' in text and 'instance="-"' in text
