@@ -10,11 +10,14 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import attrgetter
 from typing import ClassVar
 
 from chassis.env import ConfigError
 from chassis.errors import NoHealthyInstance
 from discovery.instances import Instance
+
+_BY_ID = attrgetter("id")
 
 
 class Strategy:
@@ -29,7 +32,7 @@ class Strategy:
         if not instances:
             raise NoHealthyInstance()
         # Sorting makes the choice depend on membership only, not on Consul's answer order.
-        ordered = sorted(instances, key=lambda i: i.id)
+        ordered = sorted(instances, key=_BY_ID)
         with self._lock:
             return self._pick(ordered)
 

@@ -19,8 +19,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from operator import is_
 
 from discovery.consul_client import ConsulSettings, make_consul
@@ -50,6 +51,14 @@ class ServiceState:
     strategy: Strategy = field(compare=False)
     strategy_problem: str | None = None
 
+    @cached_property
+    def admitted(self) -> tuple[Instance, ...]:
+        """The instances Consul lets the gateway route to (before ejection): read on every
+        request, worked out once per snapshot."""
+        return tuple(
+            i for i in self.snapshot.instances if admits(i, self.strategy_name)
+        )
+
 
 @dataclass(frozen=True)
 class View:
@@ -69,12 +78,10 @@ def admits(instance: Instance, strategy_name: str) -> bool:
     )
 
 
-def routable(state: ServiceState, ejector: Ejector) -> list[Instance]:
-    return [
-        i
-        for i in state.snapshot.instances
-        if admits(i, state.strategy_name) and not ejector.is_ejected(i.id)
-    ]
+def routable(state: ServiceState, ejector: Ejector) -> Sequence[Instance]:
+    if not ejector.any_ejected():  # the usual case: one clock read
+        return state.admitted
+    return [i for i in state.admitted if not ejector.is_ejected(i.id)]
 
 
 class Directory:

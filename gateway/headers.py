@@ -81,7 +81,7 @@ def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 def _random_hex128() -> str:
     """Identifiers, not secrets: the `random` generator (reseeded in each forked worker)
     makes them without a getrandom syscall, which would release the GIL on every request."""
-    return f"{getrandbits(128):032x}"
+    return getrandbits(128).to_bytes(16, "big").hex()  # faster than a format spec
 
 
 def request_id(incoming: str | None) -> str:
@@ -98,7 +98,7 @@ def traceparent(incoming: str | None) -> str:
         trace_id, flags = _random_hex128(), "01"
     else:
         trace_id, flags = match.group(1), match.group(3)
-    return f"00-{trace_id}-{getrandbits(64):016x}-{flags}"
+    return f"00-{trace_id}-{getrandbits(64).to_bytes(8, 'big').hex()}-{flags}"
 
 
 def upstream_request_headers(

@@ -44,18 +44,20 @@ class Body(RequestBody):
     fast client cannot fill the gateway's memory with a body nobody reads yet.
     """
 
+    # Defaults at class level: one body is made per request, most keep them.
+    expect_continue = False
+    received = 0
+    _buffered = 0
+    _error: BodyError | None = None
+    _waiter: asyncio.Future | None = None
+
     def __init__(self, connection, length: int | None, chunked: bool, limit: int):
         self.connection = connection
         self.length = length  # Content-Length; None when chunked
         self.limit = limit
         self.expected = chunked or bool(length)
         self.complete = not self.expected
-        self.expect_continue = False
-        self.received = 0
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._error: BodyError | None = None
-        self._waiter: asyncio.Future | None = None
 
     # -- fed by the connection ----------------------------------------------------------
 

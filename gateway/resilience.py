@@ -40,11 +40,16 @@ class Ejector:
         self.after, self.base, self.maximum, self.clock = after, base, maximum, clock
         self._states: dict[str, EjectionState] = {}
         self._lock = threading.Lock()
+        self._last_until = 0.0  # when the latest ejection ends
 
     def state(self, instance_id: str) -> EjectionState:
         with self._lock:
             found = self._states.get(instance_id)
             return EjectionState(**vars(found)) if found else EjectionState()
+
+    def any_ejected(self) -> bool:
+        """Whether some instance may be ejected now: one clock read, not one per instance."""
+        return self._last_until > self.clock()
 
     def is_ejected(self, instance_id: str) -> bool:
         found = self._states.get(instance_id)
@@ -81,6 +86,7 @@ class Ejector:
             state.consecutive_failures = 0
             hold = min(self.base * 2 ** (state.ejections - 1), self.maximum)
             state.ejected_until = now + hold
+            self._last_until = max(self._last_until, state.ejected_until)
             return True
 
     def forget(self, keep: set[str]) -> None:

@@ -161,23 +161,25 @@ def _parser(link: _Link) -> httptools.HttpResponseParser:
 class UpstreamResponse:
     """Status, headers and a body to read once (`read()` or `stream()`)."""
 
+    # Defaults at class level: one response is made per request, most keep them.
+    status = 0
+    length: int | None = None
+    received = 0
+    _reusable = False
+    _close_delimited = False
+    _head_done = False
+    _small = False  # a small body: the reader wakes when it is complete
+    _buffered = 0
+    _complete = False
+    _error: BaseException | None = None
+    _waiter: asyncio.Future | None = None
+
     def __init__(self, link: _Link, method: str, read_timeout: float):
         self.link = link
         self.method = method
         self.read_timeout = read_timeout
-        self.status = 0
         self.headers: list[tuple[str, str]] = []
-        self.length: int | None = None
-        self.received = 0
-        self._reusable = False
-        self._close_delimited = False
-        self._head_done = False
-        self._small = False  # a small body: the reader wakes when it is complete
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._complete = False
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future | None = None
 
     # -- fed by the link ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ gateway app (gateway.app) through gateway.server on its listening sockets:
   service's instances are known (bounded by BOOT_WAIT), so neither the first request nor
   the first health check finds the gateway without them;
 - it sets up tracing (chassis.tracing, OTEL_*) in itself, after the fork, when it is on;
+- it freezes what boot allocated out of the garbage collector's full passes;
 - it tells the master it is alive (`notify`) every HEARTBEAT seconds, so gunicorn's
   `timeout` never kills a worker whose loop is busy or idle (and flushes its metrics);
 - when told to stop (`alive` turns False: SIGTERM after the drain, or the master gone) it
@@ -16,6 +17,7 @@ gateway app (gateway.app) through gateway.server on its listening sockets:
 """
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -58,6 +60,10 @@ class GatewayWorker(Worker):
             app.trace_requests()
         app.start()
         await self._wait_for_consul(app)
+        # What boot made (imported modules, the app, its first snapshots) lives as long as
+        # the process: out of the collector's sight, its full passes, which requests set
+        # off now and then, no longer walk all of it (~8% of the CPU of a proxied GET).
+        gc.freeze()
         loop = asyncio.get_running_loop()
         server = Server(app.settings, app.handle, app.served_by)
         listeners = [

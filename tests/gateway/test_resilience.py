@@ -85,3 +85,17 @@ def test_retry_budget_window_slides(clock):
     assert not budget.try_retry()
     clock.now += 10.01
     assert budget.try_retry()
+
+
+def test_any_ejected_holds_while_some_ejection_lasts(clock):
+    ejector = Ejector(after=1, base=5, maximum=60, clock=clock)
+    assert not ejector.any_ejected()
+    assert not ejector.failure("a", ["a"])  # never more than half of a service: kept
+    assert not ejector.any_ejected()
+    assert ejector.failure("a", PEERS)
+    clock.now += 2
+    assert ejector.failure("b", PEERS)  # ends 2 s after a's
+    clock.now += 4
+    assert ejector.any_ejected() and not ejector.is_ejected("a")
+    clock.now += 2
+    assert not ejector.any_ejected()
