@@ -1,6 +1,7 @@
 """bench.nginx: the generated config, checked by nginx itself, and a real nginx proxying."""
 
 import json
+import re
 import shutil
 import subprocess
 from http.server import BaseHTTPRequestHandler
@@ -59,7 +60,10 @@ class EchoPath(BaseHTTPRequestHandler):
 
     def do_GET(self):
         body = json.dumps(
-            {"path": self.path, "request_id": self.headers.get("X-Request-ID")}
+            {
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -86,6 +90,13 @@ def test_nginx_rewrites_api_prefix_like_the_gateway_and_stops_cleanly(tmp_path):
     finally:
         shut(upstream)
     assert answer["path"] == "/bench/item?x=1"
-    assert answer["request_id"]  # nginx adds one, as the gateway does
+    # The headers the gateway adds, so the upstreams parse as much behind either proxy.
+    headers = answer["headers"]
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", headers["traceparent"])
+    assert headers["x-forwarded-host"] == f"127.0.0.1:{port}"
+    assert headers["x-forwarded-prefix"] == "/api"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
     assert process.proc.returncode is not None
     assert not (tmp_path / "nginx.pid").exists()  # nginx removed it: a clean shutdown
