@@ -305,7 +305,7 @@ class Connection(WriteFlow, asyncio.Protocol):
             [
                 f"{name}: {value}\r\n"
                 for name, value in response.headers
-                if bodiless or name.lower() != "content-length"
+                if bodiless or len(name) != 14 or name.lower() != "content-length"
             ]
         )
         head = [status_line(status), lines.encode("latin-1"), self.server.date_header()]

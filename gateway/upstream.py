@@ -62,6 +62,7 @@ class _Link(WriteFlow, asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.fd = -1
+        self.poller: select.poll | None = None
         self.closed = False
         self.response: UpstreamResponse | None = None  # the exchange in progress
         self.parser = _parser(self)
@@ -70,8 +71,10 @@ class _Link(WriteFlow, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        self.fd = sock.fileno()
+        # For `usable`: a poll object asks the kernel without building select's lists.
+        self.fd = transport.get_extra_info("socket").fileno()
+        self.poller = select.poll()
+        self.poller.register(self.fd, select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         response = self.response
@@ -139,10 +142,9 @@ class _Link(WriteFlow, asyncio.Protocol):
         if self.closed:
             return False
         try:
-            readable, _, _ = select.select([self.fd], [], [], 0)
+            return not self.poller.poll(0)  # readable, hung up or failed: not usable
         except (OSError, ValueError):
             return False
-        return not readable
 
     def close(self) -> None:
         """At once: an unsent request body is dropped, not flushed first."""
@@ -188,11 +190,17 @@ class UpstreamResponse:
             self.headers = []  # interim answers (100 Continue, 103) are not forwarded
             return
         self.status = status
-        names = {n.lower(): v for n, v in self.headers}
+        coding = length = None  # the last of each, as a dict of them would keep
+        for name, value in self.headers:
+            size = len(name)  # cheaper than lower-casing every name
+            if size == 14 and name.lower() == "content-length":
+                length = value
+            elif size == 17 and name.lower() == "transfer-encoding":
+                coding = value
         no_body = self.method == "HEAD" or status in (204, 304)
-        chunked = "chunked" in names.get("transfer-encoding", "").lower()
-        if not no_body and not chunked and "content-length" in names:
-            self.length = int(names["content-length"])  # llhttp checked it
+        chunked = coding is not None and "chunked" in coding.lower()
+        if not no_body and not chunked and length is not None:
+            self.length = int(length)  # llhttp checked it
         self._close_delimited = not (no_body or chunked or self.length is not None)
         self._reusable = parser.should_keep_alive() and not self._close_delimited
         self._head_done = True
