@@ -14,7 +14,15 @@ from http import HTTPStatus
 
 from gateway.upstream import RequestBody
 
-__all__ = ["Body", "BodyError", "Request", "Response", "json_error", "status_line"]
+__all__ = [
+    "NO_BODY",
+    "Body",
+    "BodyError",
+    "Request",
+    "Response",
+    "json_error",
+    "status_line",
+]
 
 HIGH_WATER = 256 * 1024  # body bytes buffered before the client is not read any more
 
@@ -122,6 +130,11 @@ class Body(RequestBody):
             await self._waiter
         finally:
             self._waiter = None
+
+
+# The body of every request that has none (most): complete from the start, so nothing
+# feeds, fails or reads it, and one instance serves them all.
+NO_BODY = Body(None, None, False, 0)
 
 
 @dataclass

@@ -27,7 +27,14 @@ from email.utils import formatdate
 import httptools
 
 from gateway.flow import WriteFlow
-from gateway.messages import Body, Request, Response, json_error, status_line
+from gateway.messages import (
+    NO_BODY,
+    Body,
+    Request,
+    Response,
+    json_error,
+    status_line,
+)
 from gateway.settings import GatewaySettings
 
 __all__ = ["Server"]
@@ -192,17 +199,17 @@ class Connection(WriteFlow, asyncio.Protocol):
             self._disarm()
         parser = self.parser
         names = {name.lower(): value for name, value in self._headers}
-        length = names.get("content-length")  # llhttp checked it: digits, one value
-        # llhttp accepts only codings ending in chunked
+        # llhttp accepts only codings ending in chunked, and checked Content-Length: digits,
+        # one value, never beside Transfer-Encoding.
         chunked = "transfer-encoding" in names
-        body = Body(
-            self,
-            None if chunked or length is None else int(length),
-            chunked,
-            self.settings.max_body_bytes,
-        )
-        if body.expected and "expect" in names:
-            body.expect_continue = names["expect"].lower() == "100-continue"
+        declared = names.get("content-length")
+        length = None if chunked or declared is None else int(declared)
+        if chunked or length:
+            body = Body(self, length, chunked, self.settings.max_body_bytes)
+            if "expect" in names:
+                body.expect_continue = names["expect"].lower() == "100-continue"
+        else:
+            body = NO_BODY
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),
