@@ -9,7 +9,7 @@ instances stay until the gateway restarts (the files cannot forget them).
 What every proxied request counts (its outcome, its latency, its attempts) is tallied in
 plain ints on the event loop and moved into the Prometheus metrics by `flush()`: at each
 scrape, at the worker's heartbeat, and -- in multiprocess mode, where another worker may
-answer the next scrape -- at the end of each request. prometheus_client takes a lock and
+answer the next scrape -- at once. prometheus_client takes a lock and
 validates on every `inc()`/`observe()`: three of those per request cost more than the
 counting. Rare events (retries, ejections) go to the metrics at once, through `child()`:
 `.labels()` validates and locks on every call, so labelled children are looked up once
@@ -136,6 +136,8 @@ class GatewayMetrics:
     def attempt(self, service: str, outcome: str) -> None:
         """One attempt on an upstream instance (counted before its request's answer)."""
         self._attempts[service, outcome] += 1
+        if self._flush_each:
+            self.flush()
 
     def flush(self) -> None:
         """Move the tallies into the Prometheus metrics, then drop the series of instances
