@@ -60,6 +60,13 @@ def test_body_bytes_and_content_type_are_untouched(echo):
     assert r.json()["content_type"] == "application/octet-stream"
 
 
+def test_requests_without_a_body_share_nothing_with_the_next(echo):
+    for data in (b"", b"", b"abc", b""):  # one connection: the empty ones share NO_BODY
+        r = echo.client.post("/api/echo/x", data)
+        assert r.status_code == 200
+        assert (r.json()["method"], r.json()["body"]) == ("POST", data.decode())
+
+
 def test_forwarding_headers(echo):
     r = echo.client.get(
         "/api/echo/x",
