@@ -3,12 +3,12 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, read_by_id, reading, utcnow
+from chassis.storage import MAX_ID, read_by_id, read_row, reading, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -24,7 +24,8 @@ log = logging.getLogger("orders")
 
 orders = Blueprint("orders", __name__, url_prefix="/orders")
 
-# Reads are Core statements on the model's table, built once (chassis.storage.reading).
+# Reads are Core statements on the model's table, built once (chassis.storage: read_row
+# and read_by_id compile them once per app, lists go through reading()).
 ORDERS = Order.__table__
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
 KEYS = IdempotencyKey.__table__
@@ -144,15 +145,14 @@ def not_found(order_id: int) -> APIError:
     return APIError(404, "not_found", f"order {order_id} not found")
 
 
-def find_replay(key: str, fingerprint: str) -> Row | None:
+def find_replay(key: str, fingerprint: str) -> tuple | None:
     """The order created earlier under `key`; 409 when the key came with a different body.
 
     Read outside the session (one SELECT, no transaction): the user check that follows a
     first use then runs with no transaction open, and after a lost race the winner's
     committed rows are what a fresh read sees.
     """
-    with reading() as connection:
-        record = connection.execute(REPLAY, {"key": key}).first()
+    record = read_row(REPLAY, {"key": key})
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -195,7 +195,8 @@ def transition_conflict(current: str, target: str) -> APIError:
     )
 
 
-def order_response(order: Order | Row, status: int, replayed: bool = False):
+def order_response(order, status: int, replayed: bool = False):
+    """`order`: an Order, or a record of the orders table's columns (read_row)."""
     response = jsonify(Order.to_json(order))
     response.status_code = status
     response.headers["Location"] = url_for("orders.get_order", order_id=order.id)

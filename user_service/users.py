@@ -18,7 +18,8 @@ from user_service.validation import clean_user
 
 users = Blueprint("users", __name__, url_prefix="/users")
 
-# Reads are Core statements on the model's table, built once (chassis.storage.reading).
+# Reads are Core statements on the model's table, built once (chassis.storage: read_row
+# and read_by_id compile them once per app, lists go through reading()).
 USERS = User.__table__
 USER_BY_ID = select(USERS).where(USERS.c.id == bindparam("id"))
 COUNT = select(func.count()).select_from(USERS)
