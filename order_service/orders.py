@@ -3,12 +3,13 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, read_by_id, read_row, reading, utcnow
+from chassis.pages import read_page
+from chassis.storage import MAX_ID, read_by_id, read_row, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -108,30 +109,11 @@ def change_status(order_id: int):
 
 
 def order_page(filters: dict):
-    limit, offset = page_params()
-    total, page = page_statements(filters, limit, offset)
-    with reading() as connection:
-        total = connection.scalar(total)
-        items = [Order.to_json(row) for row in connection.execute(page)]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-def page_statements(filters: dict, limit: int, offset: int) -> tuple[Select, Select]:
-    """The count of the orders matching `filters`, and one page of them in id order.
-
-    The index on (user_id, id) serves a user's orders in order, so neither statement reads
-    other users' orders (tests check the plans).
-    """
+    """The orders matching `filters` (column: value), a page in id order. The index on
+    (user_id, id) serves a user's orders in order, so no statement reads other users'
+    orders (chassis.pages; tests check the plans)."""
     conditions = [ORDERS.c[name] == value for name, value in filters.items()]
-    count = select(func.count()).select_from(ORDERS).where(*conditions)
-    page = (
-        select(ORDERS)
-        .where(*conditions)
-        .order_by(ORDERS.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return count, page
+    return read_page(ORDERS, conditions, page_params(), Order.to_json)
 
 
 def find_order(order_id: int) -> Order:
