@@ -119,6 +119,9 @@ def test_iso_utc_treats_naive_times_as_utc():
         == "2026-01-02T01:04:05Z"
     )
     assert iso_utc(naive.replace(tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    precise = naive.replace(microsecond=678900)
+    assert iso_utc(precise) == iso_utc(precise.replace(tzinfo=UTC))
+    assert iso_utc(precise) == "2026-01-02T03:04:05.678900Z"
 
 
 class FlakyDatabase:
