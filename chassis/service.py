@@ -69,7 +69,7 @@ class ForwardedPrefix:
 
     def __call__(self, environ, start_response):
         prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
-        if prefix and (values := parse_list_header(prefix)):
+        if prefix and (values := parse_list_header(prefix)) and values[-1]:
             environ["SCRIPT_NAME"] = values[-1]
         return self.wsgi_app(environ, start_response)
 
