@@ -25,8 +25,8 @@ log = logging.getLogger("orders")
 
 orders = Blueprint("orders", __name__, url_prefix="/orders")
 
-# Reads are Core statements on the model's table, built once (chassis.storage: read_row
-# and read_by_id compile them once per app, lists go through reading()).
+# Reads are Core statements on the model's table, outside the ORM session (chassis.storage:
+# read_by_id and read_row compile these once per app; lists: chassis.pages).
 ORDERS = Order.__table__
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
 KEYS = IdempotencyKey.__table__

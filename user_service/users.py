@@ -20,7 +20,7 @@ from user_service.validation import clean_user
 users = Blueprint("users", __name__, url_prefix="/users")
 
 # Reads are Core statements on the model's table, outside the ORM session (chassis.storage:
-# read_by_id compiles this one once per app).
+# read_by_id compiles this one once per app; lists: chassis.pages).
 USERS = User.__table__
 USER_BY_ID = select(USERS).where(USERS.c.id == bindparam("id"))
 
