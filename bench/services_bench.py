@@ -11,7 +11,8 @@ and CPU per request. Then `POST /orders` (order-service asking user-service whet
 user exists, over pooled keep-alive connections): its rate under wrk, and its cost broken
 down in-process with cProfile (validation, idempotency lookup, user check, insert, commit,
 the rest), with how many connections the user checks opened. Last, the list endpoints at
-100,000 rows, in-process: the first and the last page, and the count inside them.
+100,000 rows, in-process: the first page, the last one by `offset` and by `after`
+(keyset, which also leaves the count out), and the count inside the offset pages.
 
 `--profile` prints instead where a GET's time goes in-process (cProfile, the WSGI app
 called directly, no server), grouped by library.
@@ -340,12 +341,14 @@ def bench_lists(kind: str, directory: str) -> None:
     """What a page costs at the start and at the end of 100,000 rows, and the count in it."""
     from datetime import UTC, datetime
 
+    from chassis.inputs import PageRequest
+    from chassis.pages import page_statements
     from order_service import create_app as orders_app
     from order_service.orders import ORDERS
     from order_service.settings import Settings as OrderSettings
     from user_service import create_app as users_app
     from user_service.settings import Settings as UserSettings
-    from user_service.users import COUNT, USERS
+    from user_service.users import USERS
 
     now = datetime.now(UTC)
     with (
@@ -364,20 +367,25 @@ def bench_lists(kind: str, directory: str) -> None:
                                         "total_amount": Decimal("12.50"),
                                         "created_at": now, "updated_at": now})  # fmt: skip
         last = LIST_ROWS - 50
+        # User 7's orders are 7, 107, ..., 99,907: their last page starts after 94,907.
         print(f"\n[{kind}] lists at {LIST_ROWS:,} rows, in-process, ms per request:")
         for label, app, path in (
             ("GET /users first page", users, "/users?limit=50"),
             (f"GET /users offset {last:,}", users, f"/users?limit=50&offset={last}"),
+            (f"GET /users after {last:,} (keyset)", users, f"/users?limit=50&after={last}"),
             ("GET /orders?user_id= (1,000 of theirs)", orders, "/orders?user_id=7"),
-            ("  its last page", orders, "/orders?user_id=7&offset=950"),
-        ):
+            ("  its last page by offset", orders, "/orders?user_id=7&offset=950"),
+            ("  its last page by after (keyset)", orders,
+             "/orders?user_id=7&after=94907"),
+        ):  # fmt: skip
             client = app.test_client()
             ms = per_call(lambda c=client, p=path: c.get(p))
             print(f"  {label:40} {ms:8.2f}")
+        count, _ = page_statements(USERS, [], PageRequest(50))
         with users.app_context():
             engine = users.extensions["sqlalchemy"].engine
             with engine.connect() as connection:
-                count_ms = per_call(lambda: connection.execute(COUNT).scalar())
+                count_ms = per_call(lambda: connection.execute(count).scalar())
             print(f"  {'of which the unfiltered users count':40} {count_ms:8.2f}")
         for app in (users, orders):
             with app.app_context():

@@ -10,7 +10,9 @@ Modules (import them directly; this package imports nothing, so `chassis.env` st
 - health     GET /health with a byte-stable body
 - logs       LOG_LEVEL and `LEVEL subsystem: message` log lines
 - identity   instance ids (`<service>-<host>-<port>`) and the address to advertise
-- storage    database URL, engine options, table creation, the database ping
+- storage    database URL, engine options, table creation, the read path (reading, read_row,
+             read_by_id), the database ping
+- pages      lists in pages: offset or keyset (`after`), the count, the `next` link
 - openapi    the building blocks both services' OpenAPI documents share, and /openapi.json
 - service    ServiceSettings and create_service_app: the services' app skeleton
 - worker     JSONErrorWorker: gunicorn's own error pages (400, 414, 431, ...) as JSON

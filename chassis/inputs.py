@@ -5,15 +5,19 @@ Every problem is an APIError with the shared error shape, so a client's mistake 
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import request
 
 from chassis.errors import APIError
+from chassis.storage import MAX_ID
 
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "MAX_OFFSET",
+    "PageRequest",
     "json_body",
     "page_params",
     "require_fields",
@@ -22,6 +26,7 @@ __all__ = [
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+MAX_OFFSET = 2**62
 
 
 def _reject_constant(name: str):
@@ -60,25 +65,38 @@ def json_body(parse_float=Decimal) -> dict:
     return value
 
 
-def page_params(args: Mapping[str, str] | None = None) -> tuple[int, int]:
-    """(`limit`, `offset`) from the query string: limit 1..500 (default 50), offset >= 0."""
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a list a request asks for: `limit` rows, after the row whose id is
+    `after` (keyset: O(page) to serve) if given, then after skipping `offset` rows
+    (O(offset))."""
+
+    limit: int
+    offset: int = 0
+    after: int | None = None
+
+
+def page_params(args: Mapping[str, str] | None = None) -> PageRequest:
+    """The page asked for in the query string: `limit` 1..500 (default 50), `offset` >= 0
+    (default 0) and `after`, the last id of the page before (0..MAX_ID; none by default)."""
     args = request.args if args is None else args
     problems = {}
     limit = _int_param(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, problems)
-    offset = _int_param(args, "offset", 0, 0, 2**62, problems)
+    offset = _int_param(args, "offset", 0, 0, MAX_OFFSET, problems)
+    after = _int_param(args, "after", None, 0, MAX_ID, problems)
     if problems:
         raise APIError(400, "validation_failed", "invalid query parameters", problems)
-    return limit, offset
+    return PageRequest(limit, offset, after)
 
 
 def _int_param(
     args: Mapping[str, str],
     name: str,
-    default: int,
+    default: int | None,
     low: int,
     high: int,
     problems: dict,
-) -> int:
+) -> int | None:
     raw = args.get(name)
     if raw is None:
         return default

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from flask import Flask, Response
 
 from chassis.health import CHECK_RESULTS
-from chassis.inputs import DEFAULT_LIMIT, MAX_LIMIT
+from chassis.inputs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from chassis.storage import MAX_ID
 
 __all__ = [
@@ -62,7 +62,22 @@ PAGE_PARAMETERS = [
     {
         "name": "offset",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0},
+        "description": "Rows to skip (after `after`, if given); costs O(offset)",
+        "schema": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_OFFSET,
+            "default": 0,
+        },
+    },
+    {
+        "name": "after",
+        "in": "query",
+        "description": (
+            "Keyset pagination: the page after the row with this id (the last one seen), "
+            "O(page) wherever it is; a page's `next` link carries it"
+        ),
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
     },
 ]
 SERVED_BY = {"X-Served-By": {"$ref": "#/components/headers/X-Served-By"}}
@@ -183,13 +198,26 @@ def object_schema(properties: dict, *, partial: bool = False) -> dict:
 
 
 def page_schema(item_schema_name: str) -> dict:
-    """The body of a paginated list, as chassis.inputs.page_params callers answer it."""
+    """The body of a paginated list, as chassis.pages.read_page answers it."""
     return object_schema(
         {
             "items": {"type": "array", "items": schema_ref(item_schema_name)},
-            "total": {"type": "integer", "minimum": 0},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "nullable": True,
+                "description": "All matching rows; null on pages asked for with `after` "
+                "(an exact count reads every matching index entry)",
+            },
             "limit": {"type": "integer"},
             "offset": {"type": "integer"},
+            "after": {"type": "integer", "nullable": True},
+            "next": {
+                "type": "string",
+                "nullable": True,
+                "description": "Path and query of the next page (by `after`); null on "
+                "the last page",
+            },
         }
     )
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from chassis.errors import APIError
 from chassis.identity import instance_id_from_env
 
-__all__ = ["api_error", "init_service_app"]
+__all__ = ["ServedBy", "api_error", "init_service_app"]
 
 log = logging.getLogger("web")
 
@@ -32,15 +32,28 @@ def init_service_app(app: Flask, service_name: str) -> None:
     """Install JSON errors and the X-Served-By header on `app`."""
     served_by = app.config.get("INSTANCE_ID") or instance_id_from_env(service_name)
     app.config["INSTANCE_ID"] = served_by
-
-    @app.after_request
-    def add_served_by(response: Response) -> Response:
-        response.headers["X-Served-By"] = served_by
-        return response
-
+    app.wsgi_app = ServedBy(app.wsgi_app, served_by)
     app.register_error_handler(APIError, _api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
     app.register_error_handler(Exception, _unexpected_error_response)
+
+
+class ServedBy:
+    """WSGI middleware adding `X-Served-By` to every response the app makes, error pages
+    included. Here rather than in an after_request hook: Flask's hooks cost a GET more
+    than the header does (each is looked up and checked for being a coroutine per request).
+    """
+
+    def __init__(self, wsgi_app, served_by: str):
+        self.wsgi_app = wsgi_app
+        self.header = ("X-Served-By", served_by)
+
+    def __call__(self, environ, start_response):
+        def start_served(status, headers, exc_info=None):
+            headers.append(self.header)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start_served)
 
 
 def _api_error_response(exc: APIError) -> Response:

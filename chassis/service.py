@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Self
 
 from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
-from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.http import parse_list_header
 
 from chassis.env import env_int
 from chassis.health import install_health
@@ -57,6 +57,23 @@ class ServiceSettings:
         }
 
 
+class ForwardedPrefix:
+    """WSGI middleware: behind the gateway (X-Forwarded-Prefix: /api) url_for, and so every
+    Location header, must name the path the client used. Only the prefix is trusted (the
+    last one, as werkzeug's ProxyFix(x_prefix=1) reads it): the remote address and scheme
+    stay as they are. ProxyFix itself also copies the original environ on every request,
+    which no one here reads."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        prefix = environ.get("HTTP_X_FORWARDED_PREFIX")
+        if prefix and (values := parse_list_header(prefix)) and values[-1]:
+            environ["SCRIPT_NAME"] = values[-1]
+        return self.wsgi_app(environ, start_response)
+
+
 def create_service_app(
     import_name: str,
     settings: ServiceSettings,
@@ -70,10 +87,7 @@ def create_service_app(
     /health checks the database, plus `checks` (see chassis.health)."""
     configure_logging(settings.log_level)
     app = Flask(import_name, static_folder=None)  # an API: no static files
-    # Behind the gateway (X-Forwarded-Prefix: /api) url_for, and so every Location header,
-    # must name the path the client used. Only the prefix is trusted: direct calls, and
-    # the remote address and scheme, stay as they are.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=0, x_prefix=1)
+    app.wsgi_app = ForwardedPrefix(app.wsgi_app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id
     )

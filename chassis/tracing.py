@@ -303,7 +303,7 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     with app.app_context():
         # Writes go through the session's engine, reads through storage.reading()'s own
         # (on PostgreSQL a separate autocommit pool): both carry the statements' spans.
-        for engine in {db.engine, app.extensions.get(READS, db.engine)}:
+        for engine in {db.engine, app.extensions[READS].engine}:
             _trace_statements(engine)
     RequestsInstrumentor().instrument()  # global; no-op when already installed
     instance_id = app.config["INSTANCE_ID"]

@@ -3,12 +3,13 @@
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, read_by_id, reading, utcnow
+from chassis.pages import read_page
+from chassis.storage import MAX_ID, read_by_id, read_row, utcnow
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -24,7 +25,8 @@ log = logging.getLogger("orders")
 
 orders = Blueprint("orders", __name__, url_prefix="/orders")
 
-# Reads are Core statements on the model's table, built once (chassis.storage.reading).
+# Reads are Core statements on the model's table, outside the ORM session (chassis.storage:
+# read_by_id and read_row compile these once per app; lists: chassis.pages).
 ORDERS = Order.__table__
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
 KEYS = IdempotencyKey.__table__
@@ -107,30 +109,11 @@ def change_status(order_id: int):
 
 
 def order_page(filters: dict):
-    limit, offset = page_params()
-    total, page = page_statements(filters, limit, offset)
-    with reading() as connection:
-        total = connection.scalar(total)
-        items = [Order.to_json(row) for row in connection.execute(page)]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-def page_statements(filters: dict, limit: int, offset: int) -> tuple[Select, Select]:
-    """The count of the orders matching `filters`, and one page of them in id order.
-
-    The index on (user_id, id) serves a user's orders in order, so neither statement reads
-    other users' orders (tests check the plans).
-    """
+    """The orders matching `filters` (column: value), a page in id order. The index on
+    (user_id, id) serves a user's orders in order, so no statement reads other users'
+    orders (chassis.pages; tests check the plans)."""
     conditions = [ORDERS.c[name] == value for name, value in filters.items()]
-    count = select(func.count()).select_from(ORDERS).where(*conditions)
-    page = (
-        select(ORDERS)
-        .where(*conditions)
-        .order_by(ORDERS.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return count, page
+    return read_page(ORDERS, conditions, page_params(), Order.to_json)
 
 
 def find_order(order_id: int) -> Order:
@@ -144,15 +127,14 @@ def not_found(order_id: int) -> APIError:
     return APIError(404, "not_found", f"order {order_id} not found")
 
 
-def find_replay(key: str, fingerprint: str) -> Row | None:
+def find_replay(key: str, fingerprint: str) -> tuple | None:
     """The order created earlier under `key`; 409 when the key came with a different body.
 
     Read outside the session (one SELECT, no transaction): the user check that follows a
     first use then runs with no transaction open, and after a lost race the winner's
     committed rows are what a fresh read sees.
     """
-    with reading() as connection:
-        record = connection.execute(REPLAY, {"key": key}).first()
+    record = read_row(REPLAY, {"key": key})
     if record is None:
         return None
     if record.request_hash != fingerprint:
@@ -195,7 +177,8 @@ def transition_conflict(current: str, target: str) -> APIError:
     )
 
 
-def order_response(order: Order | Row, status: int, replayed: bool = False):
+def order_response(order, status: int, replayed: bool = False):
+    """`order`: an Order, or a record of the orders table's columns (read_row)."""
     response = jsonify(Order.to_json(order))
     response.status_code = status
     response.headers["Location"] = url_for("orders.get_order", order_id=order.id)

@@ -7,36 +7,28 @@ and movable; order-service refuses new orders for the deleted user (its check ge
 """
 
 from flask import Blueprint, Response, jsonify, url_for
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
-from chassis.storage import MAX_ID, read_by_id, reading
+from chassis.pages import read_page
+from chassis.storage import MAX_ID, read_by_id
 from user_service.models import User, db
 from user_service.validation import clean_user
 
 users = Blueprint("users", __name__, url_prefix="/users")
 
-# Reads are Core statements on the model's table, built once (chassis.storage.reading).
+# Reads are Core statements on the model's table, outside the ORM session (chassis.storage:
+# read_by_id compiles this one once per app; lists: chassis.pages).
 USERS = User.__table__
 USER_BY_ID = select(USERS).where(USERS.c.id == bindparam("id"))
-COUNT = select(func.count()).select_from(USERS)
-
-
-def page_statement(limit: int, offset: int) -> Select:
-    """A page in id order: the primary key's index serves it (tests check the plan)."""
-    return select(USERS).order_by(USERS.c.id).limit(limit).offset(offset)
 
 
 @users.get("")
 def list_users():
-    limit, offset = page_params()
-    with reading() as connection:
-        total = connection.scalar(COUNT)
-        page = connection.execute(page_statement(limit, offset))
-        items = [User.to_json(row) for row in page]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    # In id order from the primary key (chassis.pages).
+    return read_page(USERS, [], page_params(), User.to_json)
 
 
 @users.get("/<int:user_id>")

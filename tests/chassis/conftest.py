@@ -1,5 +1,7 @@
 """One small Flask app with every chassis helper installed, for the chassis tests."""
 
+import dataclasses
+
 import pytest
 from flask import Flask, request
 
@@ -41,7 +43,7 @@ def app():
 
     @app.get("/page")
     def page():
-        return dict(zip(("limit", "offset"), page_params(), strict=True))
+        return dataclasses.asdict(page_params())
 
     install_health(
         app,

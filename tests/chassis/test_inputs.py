@@ -51,15 +51,18 @@ def test_json_body_rejections(client, body, content_type, status, code):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", (50, 0)),
-        ("?limit=1", (1, 0)),
-        ("?limit=500&offset=7", (500, 7)),
-        ("?offset=0", (50, 0)),
+        ("", (50, 0, None)),
+        ("?limit=1", (1, 0, None)),
+        ("?limit=500&offset=7", (500, 7, None)),
+        ("?offset=0", (50, 0, None)),
+        ("?after=0", (50, 0, 0)),
+        ("?limit=3&after=2147483647", (3, 0, 2147483647)),
+        ("?after=3&offset=2", (50, 2, 3)),
     ],
 )
 def test_page_params(client, query, expected):
     assert client.get(f"/page{query}").json == dict(
-        zip(("limit", "offset"), expected, strict=True)
+        zip(("limit", "offset", "after"), expected, strict=True)
     )
 
 
@@ -72,6 +75,15 @@ def test_page_params(client, query, expected):
         ("?limit=-1&offset=x", {"limit", "offset"}),
         ("?offset=99999999999999999999999", {"offset"}),
         ("?limit=", {"limit"}),
+        ("?after=abc", {"after"}),
+        ("?after=-1", {"after"}),
+        ("?after=1.5", {"after"}),
+        ("?after=", {"after"}),
+        (
+            "?after=2147483648",
+            {"after"},
+        ),  # no id is that large (chassis.storage.MAX_ID)
+        ("?after=x&limit=0", {"after", "limit"}),
     ],
 )
 def test_page_params_errors_name_each_parameter(client, query, bad):

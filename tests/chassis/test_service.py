@@ -1,12 +1,14 @@
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 from flask import Blueprint
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chassis.env import ConfigError, env_str
 from chassis.openapi import openapi_document
-from chassis.service import ServiceSettings, create_service_app
+from chassis.service import ForwardedPrefix, ServiceSettings, create_service_app
 from tests.support.services import dispose
 
 
@@ -77,3 +79,32 @@ def test_app_answers_json_and_serves_no_static_files(app):
     response = app.test_client().get("/static/x.css")
     assert (response.status_code, response.mimetype) == (404, "application/json")
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("header", "script_name"),
+    [
+        (None, "/mounted"),
+        ("/api", "/api"),
+        ("/outer, /api", "/api"),  # the last proxy's
+        ("/api, ", "/api"),
+        ("", "/mounted"),
+        (",", "/mounted"),
+    ],
+)
+def test_the_forwarded_prefix_becomes_the_script_name_as_with_proxy_fix(
+    header, script_name
+):
+    """What werkzeug's ProxyFix(x_prefix=1) made of it, without its per-request copy."""
+    results = []
+    for middleware in (
+        ForwardedPrefix,
+        partial(ProxyFix, x_for=0, x_proto=0, x_prefix=1),
+    ):
+        environ = {"SCRIPT_NAME": "/mounted", "REMOTE_ADDR": "10.0.0.1"}
+        if header is not None:
+            environ["HTTP_X_FORWARDED_PREFIX"] = header
+        seen = {}
+        middleware(lambda e, _start, seen=seen: seen.update(e) or [])(environ, None)
+        results.append((seen["SCRIPT_NAME"], seen["REMOTE_ADDR"]))
+    assert results == [(script_name, "10.0.0.1")] * 2

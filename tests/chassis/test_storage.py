@@ -1,5 +1,6 @@
 import contextlib
 import shutil
+import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +9,22 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -20,6 +36,7 @@ from chassis.storage import (
     init_database,
     iso_utc,
     ping,
+    read_row,
     reading,
 )
 from tests.support.processes import free_port
@@ -102,6 +119,9 @@ def test_iso_utc_treats_naive_times_as_utc():
         == "2026-01-02T01:04:05Z"
     )
     assert iso_utc(naive.replace(tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    precise = naive.replace(microsecond=678900)
+    assert iso_utc(precise) == iso_utc(precise.replace(tzinfo=UTC))
+    assert iso_utc(precise) == "2026-01-02T03:04:05.678900Z"
 
 
 class FlakyDatabase:
@@ -313,6 +333,115 @@ def test_a_connection_postgresql_dropped_costs_one_503_then_reads_recover(tmp_pa
         assert recovered.json["pid"] != pid
         with app.app_context():
             db.engine.dispose()
+
+
+THINGS = Table(
+    "things",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20)),
+    Column("at", DateTime(timezone=True)),
+)
+THING_BY_ID = select(THINGS).where(THINGS.c.id == bindparam("id"))
+MOMENT = datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def things_app(url):
+    """A bound app with the things table and thing 1 in it, inside its app context."""
+    app, db = bound_app(url)
+    with app.app_context():
+        THINGS.create(db.engine)
+        with db.engine.begin() as connection:
+            connection.execute(insert(THINGS), {"id": 1, "name": "one", "at": MOMENT})
+        try:
+            yield app, db
+        finally:
+            db.engine.dispose()
+
+
+def test_read_row_gives_what_sqlalchemy_gives(database_url):
+    """The short path (compiled once, a pooled DBAPI connection) must hand back the same
+    values as a Core read, the column types' conversions included (SQLite stores the
+    time as text)."""
+    with things_app(database_url):
+        row = read_row(THING_BY_ID, {"id": 1})
+        read_again = read_row(THING_BY_ID, {"id": 1})  # compiled and typed once
+        with reading() as connection:
+            expected = connection.execute(THING_BY_ID, {"id": 1}).first()
+        assert tuple(row) == tuple(read_again) == tuple(expected)
+        assert (row.id, row.name, iso_utc(row.at)) == (1, "one", iso_utc(MOMENT))
+        assert read_row(THING_BY_ID, {"id": 2}) is None
+
+
+def test_read_row_takes_named_parameters_only(database_url):
+    with (
+        things_app(database_url),
+        pytest.raises(ValueError, match="named parameters only"),
+    ):
+        read_row(select(THINGS).where(THINGS.c.id == 1), {})
+
+
+def test_read_row_goes_through_sqlalchemy_when_statements_are_listened_to(
+    database_url,
+):
+    """Tracing's database spans come from the engine's statement events: with a listener
+    the read must fire them."""
+    with things_app(database_url) as (app, _):
+        seen = []
+        engine = app.extensions["storage.reads"].engine
+        event.listen(
+            engine,
+            "after_cursor_execute",
+            lambda _c, _cursor, statement, *_: seen.append(statement),
+        )
+        assert read_row(THING_BY_ID, {"id": 1}).name == "one"
+        assert len(seen) == 1 and "things" in seen[0]
+
+
+def test_read_row_leaves_no_sqlite_read_transaction_open(tmp_path):
+    """The pooled connection goes back idle: a read transaction left open would keep
+    every checkpoint from emptying the WAL, which would then grow for ever."""
+    with things_app(f"sqlite:///{tmp_path}/wal.db"):
+        read_row(THING_BY_ID, {"id": 1})
+        checkpointer = create_engine(f"sqlite:///{tmp_path}/wal.db")
+        with checkpointer.connect() as connection:
+            busy, _, _ = connection.execute(
+                text("PRAGMA wal_checkpoint(TRUNCATE)")
+            ).one()
+        checkpointer.dispose()
+        assert busy == 0
+
+
+def test_read_row_answers_a_failed_connect_as_sqlalchemy_would(tmp_path, monkeypatch):
+    """The database unreachable: an OperationalError the services answer with a 503."""
+    with things_app(f"sqlite:///{tmp_path}/gone.db") as (app, _):
+        engine = app.extensions["storage.reads"].engine
+
+        def refuse():
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(engine, "raw_connection", refuse)
+        with pytest.raises(OperationalError):
+            read_row(THING_BY_ID, {"id": 1})
+
+
+@pytest.mark.postgres
+def test_a_connection_postgresql_dropped_costs_read_row_nothing(tmp_path):
+    """The short path retries a read that failed on a stale pooled connection, through
+    SQLAlchemy, which replaces the connection."""
+    backend = select(func.pg_backend_pid().label("pid"))
+    with (
+        fresh_database("postgresql", tmp_path, "storage") as url,
+        things_app(url),
+    ):
+        pid = read_row(backend, {}).pid
+        admin = create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.dispose()
+        assert read_row(backend, {}).pid != pid
+        assert read_row(THING_BY_ID, {"id": 1}).name == "one"
 
 
 def test_create_tables_adds_an_index_a_model_gained_after_its_table(database_url):

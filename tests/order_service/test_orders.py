@@ -6,9 +6,11 @@ from functools import partial
 import pytest
 import requests
 
+from chassis.inputs import PageRequest
+from chassis.pages import page_statements
 from order_service.models import db
 from order_service.openapi import DOCUMENT
-from order_service.orders import ORDERS, page_statements
+from order_service.orders import ORDERS
 from tests.order_service.conftest import INSTANCE_ID, make_app
 from tests.support.openapi import conforming_client
 from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
@@ -213,7 +215,41 @@ def test_lists_filter_by_user_and_status_and_paginate(client, new_user):
         "total": 0,
         "limit": 50,
         "offset": 0,
+        "after": None,
+        "next": None,
     }
+
+
+@pytest.mark.parametrize(
+    "path", ["/orders?user_id={user}&limit=2", "/orders/user/{user}?limit=2"]
+)
+def test_a_users_orders_page_by_keyset_through_next(client, new_user, path):
+    alice, bob = new_user(), new_user()
+    ids = []
+    for _ in range(5):
+        ids.append(post_order(client, alice).json["id"])
+        post_order(client, bob)
+    seen, url, totals = [], path.format(user=alice), []
+    while url is not None:
+        page = client.get(url).json
+        seen += [o["id"] for o in page["items"]]
+        totals.append(page["total"])
+        url = page["next"]
+    assert seen == ids
+    assert totals == [5, None, None]  # counted once, on the first page
+    assert client.get(f"/orders?after={ids[-1]}").json["items"] == [
+        client.get(f"/orders/{ids[-1] + 1}").json  # bob's last
+    ]
+
+
+def test_keyset_pages_keep_the_status_filter(client, new_user):
+    alice = new_user()
+    ids = [post_order(client, alice).json["id"] for _ in range(4)]
+    assert client.patch(f"/orders/{ids[1]}", json={"status": "paid"}).status_code == 200
+    first = client.get(f"/orders?user_id={alice}&status=pending&limit=2").json
+    assert [o["id"] for o in first["items"]] == [ids[0], ids[2]]
+    rest = client.get(first["next"]).json
+    assert ([o["id"] for o in rest["items"]], rest["next"]) == ([ids[3]], None)
 
 
 @pytest.mark.parametrize(
@@ -223,6 +259,8 @@ def test_lists_filter_by_user_and_status_and_paginate(client, new_user):
         ("user_id=0", "user_id"),
         ("status=lost", "status"),
         ("limit=501", "limit"),
+        ("after=x", "after"),
+        ("after=2147483648", "after"),
     ],
 )
 def test_bad_filters_are_400(client, query, bad):
@@ -438,7 +476,9 @@ def test_order_json_is_what_the_document_says(client, new_user):
 
 def test_a_users_orders_come_from_the_user_id_index_at_100k_orders(app, client):
     """Counting and paging one user's orders read that user's index entries only, in id
-    order, with no sort (plans, not timings): 100,000 orders of 100 users."""
+    order, with no sort (plans, not timings): 100,000 orders of 100 users. A keyset page
+    starts at its key in the index; near the end of a user's orders PostgreSQL may fetch
+    the few left (about a page) by bitmap and sort them, still reading no other entries."""
     now = datetime.now(UTC)
     rows = (
         {
@@ -454,13 +494,28 @@ def test_a_users_orders_come_from_the_user_id_index_at_100k_orders(app, client):
         bulk_insert(connection, ORDERS, rows)
         plans = [
             query_plan(connection, statement)
-            for filters in ({"user_id": 7}, {"user_id": 7, "status": "pending"})
-            for statement in page_statements(filters, 50, 0)
+            for conditions in (
+                [ORDERS.c.user_id == 7],
+                [ORDERS.c.user_id == 7, ORDERS.c.status == "pending"],
+            )
+            for page in (PageRequest(50), PageRequest(50, after=50_000))
+            for statement in page_statements(ORDERS, conditions, page)
+            if statement is not None
         ]
+        _, near_the_end = page_statements(
+            ORDERS, [ORDERS.c.user_id == 7], PageRequest(50, after=95_000)
+        )
+        last_plan = query_plan(connection, near_the_end)
     for plan in plans:
         assert "ix_orders_user_id_id" in plan, plan
         assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
         assert "Seq Scan" not in plan, plan
+    assert "ix_orders_user_id_id" in last_plan and "Seq Scan" not in last_plan
     page = client.get("/orders?user_id=7&limit=50&offset=950").json
     assert page["total"] == BULK_ROWS // 100
     assert [o["id"] for o in page["items"]] == list(range(95_007, 100_001, 100))
+    page = client.get("/orders/user/7?limit=50&after=94907").json
+    assert (page["total"], page["next"]) == (None, None)
+    assert [o["id"] for o in page["items"]] == list(range(95_007, 100_001, 100))
+    unfiltered = client.get("/orders?limit=50&after=99950").json
+    assert [o["id"] for o in unfiltered["items"]] == list(range(99_951, 100_001))

@@ -1,16 +1,19 @@
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 
 import pytest
 import requests
 
+from chassis.inputs import PageRequest
+from chassis.pages import page_statements
 from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
 from tests.support.services import json_error, start_instances, start_service, stop_now
 from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
 from tests.user_service.conftest import INSTANCE_ID
 from user_service.models import db
-from user_service.users import USERS, page_statement
+from user_service.users import USERS
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com"}
 
@@ -61,9 +64,58 @@ def test_list_is_paginated_in_id_order(client):
     page = client.get("/users?limit=2&offset=1").json
     assert [u["id"] for u in page["items"]] == ids[1:3]
     assert (page["total"], page["limit"], page["offset"]) == (5, 2, 1)
+    assert page["next"] == f"/users?limit=2&after={ids[2]}"  # continues by keyset
     default = client.get("/users").json
     assert (len(default["items"]), default["limit"], default["offset"]) == (5, 50, 0)
+    assert default["next"] is None
     assert client.get("/users?offset=10").json["items"] == []
+
+
+def test_keyset_pages_follow_next_to_the_end_without_a_count(client):
+    ids = [create(client, f"user {i}", f"u{i}@example.com")["id"] for i in range(5)]
+    first = client.get("/users?limit=2").json
+    assert ([u["id"] for u in first["items"]], first["total"]) == (ids[:2], 5)
+    second = client.get(first["next"]).json
+    assert [u["id"] for u in second["items"]] == ids[2:4]
+    assert (second["total"], second["after"], second["offset"]) == (None, ids[1], 0)
+    last = client.get(second["next"]).json
+    assert ([u["id"] for u in last["items"]], last["next"]) == (ids[4:], None)
+    assert client.get(f"/users?after={ids[-1]}").json["items"] == []
+    skipping = client.get(f"/users?after={ids[0]}&offset=2&limit=1").json
+    assert ([u["id"] for u in skipping["items"]], skipping["offset"]) == (ids[3:4], 2)
+    assert skipping["next"] == f"/users?limit=1&after={ids[3]}"  # no offset after that
+
+
+def test_next_carries_the_gateway_prefix(client):
+    for i in range(3):
+        create(client, f"user {i}", f"u{i}@example.com")
+    page = client.get("/users?limit=2", headers={"X-Forwarded-Prefix": "/api"}).json
+    assert page["next"].startswith("/api/users?")
+
+
+def test_keyset_pages_cover_every_user_once_in_order_while_users_are_added(app):
+    """Users added while a client pages get larger ids, so they land after the pages
+    already read: no page repeats a user or skips one that existed."""
+    client = app.test_client()
+    existing = [
+        create(client, f"user {i}", f"u{i}@example.com")["id"] for i in range(30)
+    ]
+
+    def add_users():
+        writer = app.test_client()
+        for i in range(30):
+            create(writer, f"late {i}", f"late{i}@example.com")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        adding = pool.submit(add_users)
+        seen, path = [], "/users?limit=3"
+        while path is not None:
+            page = client.get(path).json
+            seen += [u["id"] for u in page["items"]]
+            path = page["next"]
+        adding.result()
+    assert seen == sorted(set(seen))  # in id order, each once
+    assert set(existing) <= set(seen)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +126,9 @@ def test_list_is_paginated_in_id_order(client):
         ("limit=abc", "limit"),
         ("offset=-1", "offset"),
         ("limit=1.5", "limit"),
+        ("after=abc", "after"),
+        ("after=-1", "after"),
+        ("after=2147483648", "after"),
     ],
 )
 def test_bad_pagination_is_400_naming_the_parameter(client, query, bad):
@@ -275,7 +330,8 @@ def test_sigkill_mid_write_loses_no_acknowledged_user_and_leaves_no_partial_row(
 
 def test_pages_come_in_primary_key_order_at_100k_users(app, client):
     """A page never sorts the table: the primary key's order serves it (plans, not timings).
-    OFFSET still walks the skipped keys: O(offset), see the README."""
+    OFFSET still walks the skipped keys: O(offset), see the README; `after` starts at its
+    key (a search of the index, not a scan)."""
     now = datetime.now(UTC)
     rows = (
         {
@@ -288,11 +344,20 @@ def test_pages_come_in_primary_key_order_at_100k_users(app, client):
     )
     with app.app_context(), db.engine.begin() as connection:
         bulk_insert(connection, USERS, rows)
-        plan = query_plan(connection, page_statement(50, 99_950))
-    if "SCAN" in plan:  # SQLite: a walk of the rowid, which is the id
-        assert plan == "SCAN users", plan
+        _, by_offset = page_statements(USERS, [], PageRequest(50, offset=99_950))
+        _, by_key = page_statements(USERS, [], PageRequest(50, after=99_950))
+        offset_plan = query_plan(connection, by_offset)
+        key_plan = query_plan(connection, by_key)
+    if connection.dialect.name == "sqlite":  # the rowid is the id
+        assert offset_plan == "SCAN users", offset_plan
+        assert key_plan == "SEARCH users USING INTEGER PRIMARY KEY (rowid>?)", key_plan
     else:
-        assert "Sort" not in plan and "Index Scan users_pkey users" in plan, plan
+        for plan in (offset_plan, key_plan):
+            assert "Sort" not in plan and "Index Scan users_pkey users" in plan, plan
+        assert "Seq Scan" not in key_plan, key_plan
     page = client.get("/users?limit=50&offset=99950").json
     assert page["total"] == BULK_ROWS
+    assert [u["id"] for u in page["items"]] == list(range(99_951, 100_001))
+    page = client.get("/users?limit=50&after=99950").json
+    assert (page["total"], page["next"]) == (None, None)
     assert [u["id"] for u in page["items"]] == list(range(99_951, 100_001))
