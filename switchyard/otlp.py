@@ -197,6 +197,7 @@ class OTLPReceiver:
     """The receiver on a loopback port (0: a free one), served by a daemon thread."""
 
     def __init__(self, store: SpanStore, host: str = "127.0.0.1", port: int = 0):
+        self._store = store
         self._server = _Server((host, port), store)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="otlp-receiver", daemon=True
@@ -214,3 +215,4 @@ class OTLPReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._store.close()

@@ -1,12 +1,14 @@
 """The spans the local stack sent, kept in one SQLite file under the data directory.
 
 One row per span, keyed by (trace id, span id): an exporter that sends a batch twice (a retry
-after a lost answer) changes nothing. Every call opens its own connection, so the receiver's
-threads and a `switchyard traces` in another terminal can use the file at once.
+after a lost answer) changes nothing. Writes go through one kept connection (the receiver's
+threads take turns); every read opens its own, so a `switchyard traces` in another terminal
+reads while the stack writes.
 """
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -75,11 +77,25 @@ class SpanRecord:
 class SpanStore:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / FILE_NAME
+        self._writer: sqlite3.Connection | None = None
+        self._writing = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, **options) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10)
+        connection = sqlite3.connect(self.path, timeout=10, **options)
         connection.executescript(SCHEMA)
+        return connection
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        """The one connection that writes, kept (its page cache stays warm, the schema is
+        checked once) and shared by the receiver's threads under a lock. Write-ahead log:
+        a batch's pages are written once, not copied to a rollback journal first, and
+        readers in other processes (`switchyard traces`) still read while it writes;
+        synchronous=NORMAL, as WAL allows: a power cut may lose the last batches, never
+        the file."""
+        connection = self._connect(check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
     def add(self, spans: Iterable[SpanRecord]) -> None:
@@ -92,8 +108,18 @@ class SpanStore:
              s.end_ns, s.status, s.request_id, dumps(s.attributes))
             for s in spans
         ]  # fmt: skip
-        with closing(self._connect()) as connection, connection:
-            connection.executemany(_INSERT, rows)
+        with self._writing:
+            if self._writer is None:
+                self._writer = self._writer_connection()
+            with self._writer:
+                self._writer.executemany(_INSERT, rows)
+
+    def close(self) -> None:
+        """Close the writing connection (the next add opens another)."""
+        with self._writing:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def trace(self, trace_id: str) -> list[SpanRecord]:
         rows = self._rows(
