@@ -23,6 +23,7 @@ certificates -- means what it means to the services' exporters, retries included
 """
 
 import collections
+import functools
 import logging
 import struct
 import threading
@@ -219,12 +220,6 @@ def _status(error: str | None) -> bytes:
     return _field(b"\x7a", message + b"\x18" + _VARINTS[_ERROR])
 
 
-def _status_code(status: int | None) -> bytes:
-    if status is None:
-        return b""
-    return _attribute(_STATUS_CODE, b"\x18" + _varint(status))
-
-
 def _ids(trace_id: int, span_id: int) -> bytes:
     return (
         b"\x0a\x10"
@@ -238,52 +233,83 @@ def _trace_state(trace_state: str) -> bytes:
     return _string(b"\x1a", trace_state) if trace_state else b""
 
 
+# The bytes that repeat from span to span -- a route's name and attributes, an instance's,
+# an outcome and its status -- are made once (bounded: paths may carry ids).
+_repeated = functools.lru_cache(maxsize=1024)
+
+
+@_repeated
+def _server_constants(method: str, path: str) -> tuple[bytes, bytes]:
+    """(name and kind, method and path attributes) of a server span."""
+    return (
+        _string(b"\x2a", f"{method} {path}") + b"\x30" + _VARINTS[_SERVER],
+        _attribute(_METHOD, _string(b"\x0a", method))
+        + _attribute(_PATH, _string(b"\x0a", path)),
+    )
+
+
+@_repeated
+def _attempt_constants(number: int, instance_id: str) -> tuple[bytes, bytes]:
+    """(name and kind, instance and attempt attributes) of an attempt span."""
+    return (
+        _string(b"\x2a", f"attempt {number} {instance_id}")
+        + b"\x30"
+        + _VARINTS[_CLIENT],
+        _attribute(_INSTANCE, _string(b"\x0a", instance_id))
+        + _attribute(_ATTEMPT, b"\x18" + _varint(number)),
+    )
+
+
+@_repeated
+def _ending(outcome: str | None, status: int | None, error: str | None) -> bytes:
+    """The outcome and status code attributes (when there are), then the span's status."""
+    parts = []
+    if outcome is not None:
+        parts.append(_attribute(_OUTCOME, _string(b"\x0a", outcome)))
+    if status is not None:
+        parts.append(_attribute(_STATUS_CODE, b"\x18" + _varint(status)))
+    parts.append(_status(error))
+    return b"".join(parts)
+
+
 def encode_server(span) -> bytes:
     """A chassis.spans.ServerSpan as an OTLP Span."""
-    parts = [
-        _ids(span.trace_id, span.span_id),
-        _trace_state(span.trace_state),
-    ]
-    if span.parent_id:
-        parts.append(b"\x22\x08" + span.parent_id.to_bytes(8, "big"))
-    parts += [
-        _string(b"\x2a", f"{span.method} {span.path}"),
-        b"\x30" + _VARINTS[_SERVER],
-        _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-        _attribute(_METHOD, _string(b"\x0a", span.method)),
-        _attribute(_PATH, _string(b"\x0a", span.path)),
-    ]
+    head, attributes = _server_constants(span.method, span.path)
+    parent = b"\x22\x08" + span.parent_id.to_bytes(8, "big") if span.parent_id else b""
+    request_id = b""
     if span.request_id:  # a list of values, as captured headers are
-        parts.append(_attribute(_REQUEST_ID, _any_value((span.request_id,))))
-    parts += [
-        _status_code(span.status),
-        _status(span.error),
-        _REMOTE_FLAGS if span.parent_id else _LOCAL_FLAGS,
-    ]
-    return b"".join(parts)
+        request_id = _attribute(_REQUEST_ID, _any_value((span.request_id,)))
+    return b"".join(
+        (
+            _ids(span.trace_id, span.span_id),
+            _trace_state(span.trace_state),
+            parent,
+            head,
+            _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
+            attributes,
+            request_id,
+            _ending(None, span.status, span.error),
+            _REMOTE_FLAGS if span.parent_id else _LOCAL_FLAGS,
+        )
+    )
 
 
 def encode_attempt(span) -> bytes:
     """A chassis.spans.AttemptSpan as an OTLP Span."""
-    parent = span.parent
-    parts = [
-        _ids(parent.trace_id, span.span_id),
-        _trace_state(parent.trace_state),
-        b"\x22\x08" + parent.span_id.to_bytes(8, "big"),
-        _string(b"\x2a", f"attempt {span.number} {span.instance_id}"),
-        b"\x30" + _VARINTS[_CLIENT],
-        _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-        _attribute(_INSTANCE, _string(b"\x0a", span.instance_id)),
-        _attribute(_ATTEMPT, b"\x18" + _varint(span.number)),
-    ]
-    if span.outcome is not None:
-        parts.append(_attribute(_OUTCOME, _string(b"\x0a", span.outcome)))
-    parts += [
-        _status_code(span.status),
-        _status(span.error),
-        _LOCAL_FLAGS,
-    ]
-    return b"".join(parts)
+    server = span.parent
+    head, attributes = _attempt_constants(span.number, span.instance_id)
+    return b"".join(
+        (
+            _ids(server.trace_id, span.span_id),
+            _trace_state(server.trace_state),
+            b"\x22\x08" + server.span_id.to_bytes(8, "big"),
+            head,
+            _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
+            attributes,
+            _ending(span.outcome, span.status, span.error),
+            _LOCAL_FLAGS,
+        )
+    )
 
 
 class OTLPEncoder:

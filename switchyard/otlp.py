@@ -102,12 +102,23 @@ def _record(span, service: str) -> SpanRecord:
 
 
 def attributes(key_values) -> dict:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    values = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Most attributes are strings: those without another call, on every span received.
+        values[kv.key] = (
+            value.string_value if kind == "string_value" else _any_value(value, kind)
+        )
+    return values
 
 
 def any_value(value):
-    kind = value.WhichOneof("value")
-    if kind == "string_value":  # most attributes: the one test before the general case
+    return _any_value(value, value.WhichOneof("value"))
+
+
+def _any_value(value, kind: str | None):
+    if kind == "string_value":
         return value.string_value
     if kind == "array_value":
         return [any_value(v) for v in value.array_value.values]
