@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from chassis.env import ConfigError, env_int
-from chassis.spans import AttemptSpan
+from chassis.spans import REQUEST_ID_ATTRIBUTE, AttemptSpan
 
 __all__ = ["OTLPEncoder", "SpanExport", "otlp_sender", "settings_from_env"]
 
@@ -205,7 +205,7 @@ def key_values(attributes: Mapping) -> bytes:
 
 _METHOD = _key("http.request.method")
 _PATH = _key("url.path")
-_REQUEST_ID = _key("http.request.header.x-request-id")
+_REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
 _STATUS_CODE = _key("http.response.status_code")
 _INSTANCE = _key("switchyard.instance.id")
 _ATTEMPT = _key("switchyard.attempt")

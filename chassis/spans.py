@@ -42,6 +42,7 @@ from typing import Self
 from chassis.env import ConfigError, env_choice, env_float
 
 __all__ = [
+    "REQUEST_ID_ATTRIBUTE",
     "SAMPLERS",
     "AttemptSpan",
     "Sampling",
@@ -58,6 +59,8 @@ SAMPLERS = (
     "parentbased_always_off",
     "parentbased_traceidratio",
 )
+# The semantic conventions' name for a captured request header (a list of values).
+REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
 SAMPLED = 0x01  # W3C trace flags
 RANDOM_TRACE_ID = (
     0x02  # W3C Trace Context level 2: the trace id's right bits are random

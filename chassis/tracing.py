@@ -47,7 +47,7 @@ from collections.abc import Mapping, MutableMapping
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from chassis.spans import Sampling, SpanRecorder, sampler_setting
+from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_setting
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
@@ -69,8 +69,6 @@ ENDPOINT_VARIABLES = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-# The semantic conventions' name for a captured request header (a list of values).
-REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
 # Health checks hit /health every second and nobody reads their traces.
 DEFAULT_EXCLUDED_URLS = r"/health(\?|$),/openapi\.json"
 # At exit, pending spans get this long to leave; an exporter that hangs must not hold the
