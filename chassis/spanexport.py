@@ -1,9 +1,14 @@
-"""The export of chassis.spans' records: a bounded queue, one thread, OTLP/HTTP protobuf.
+"""The export of chassis.spans' records: OTLP protobuf, a bounded queue, one thread.
 
-    export = SpanExport(encoder.encode, send, count_dropped, **settings_from_env())
+    encoder = OTLPEncoder(resource_attributes, "switchyard")
+    export = SpanExport(encoder.request, send, count_dropped, **settings_from_env())
     export.start()
-    recorder = SpanRecorder(sampling, export.add)     # ended spans join the queue
+    recorder = SpanRecorder(sampling, queue_encoded(encoder, export))
     export.shutdown(seconds)                          # at exit: what is queued, bounded
+
+A span is encoded as it ends, on the request path, and waits as bytes: the same work as
+encoding batches in the thread, minus the garbage collections that hundreds of waiting span
+objects cost (bytes are not tracked by the collector; the records die with their request).
 
 The queue and the thread follow the SDK's BatchSpanProcessor: at most OTEL_BSP_MAX_QUEUE_SIZE
 spans wait (a full queue drops its oldest); the thread sends a batch of up to
@@ -56,8 +61,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict:
 
 
 class SpanExport:
-    """The queue and its export thread. `encode(spans) -> bytes`; `send(bytes) -> bool`
-    (delivered); `count_dropped(n)` hears of every span lost."""
+    """The queue and its export thread. `encode(batch) -> bytes` (a list of what was added);
+    `send(bytes) -> bool` (delivered); `count_dropped(n)` hears of every span lost."""
 
     def __init__(
         self,
@@ -68,7 +73,7 @@ class SpanExport:
         schedule_delay_ms: int = 5000,
         max_batch_size: int = 512,
     ):
-        self._encode, self._send, self._count_dropped = encode, send, count_dropped
+        self._encode, self._send, self.count_dropped = encode, send, count_dropped
         self._queue: collections.deque = collections.deque(maxlen=max_queue_size)
         self._max_queue_size = max_queue_size
         self._batch_size = max_batch_size
@@ -87,7 +92,7 @@ class SpanExport:
         """Queue an ended span (on the request path: an append, nothing that waits)."""
         queue = self._queue
         if len(queue) == self._max_queue_size:
-            self._count_dropped(1)  # the append below pushes the oldest out
+            self.count_dropped(1)  # the append below pushes the oldest out
         queue.append(span)
         if len(queue) >= self._batch_size and not self._awake.is_set():
             self._awake.set()
@@ -121,7 +126,7 @@ class SpanExport:
                 log.exception("span export failed")
                 delivered = False
             if not delivered:
-                self._count_dropped(count)
+                self.count_dropped(count)
             if not every_batch and len(queue) < self._batch_size:
                 return
 
@@ -314,20 +319,37 @@ def encode_attempt(span) -> bytes:
 
 class OTLPEncoder:
     """ExportTraceServiceRequest bytes of ServerSpans and AttemptSpans, under one resource
-    (its attributes: a mapping, e.g. an SDK Resource's) and the scope `scope`."""
+    (its attributes: a mapping, e.g. an SDK Resource's) and the scope `scope`: each span on
+    its own (`span`), then those of a batch together (`request`)."""
 
     def __init__(self, resource_attributes: Mapping, scope: str):
         resource = _field(b"\x0a", key_values(resource_attributes))
         self._resource = resource  # ResourceSpans.resource (1)
         self._scope = _field(b"\x0a", _string(b"\x0a", scope))  # ScopeSpans.scope (1)
 
-    def encode(self, spans: list) -> bytes:
-        encoded = b"".join(
-            _field(
-                b"\x12",
-                encode_attempt(s) if type(s) is AttemptSpan else encode_server(s),
-            )
-            for s in spans
-        )  # ScopeSpans.spans (2)
-        scope_spans = _field(b"\x12", self._scope + encoded)
+    @staticmethod
+    def span(span) -> bytes:
+        """One span, as an element of ScopeSpans.spans (2)."""
+        if type(span) is AttemptSpan:
+            return _field(b"\x12", encode_attempt(span))
+        return _field(b"\x12", encode_server(span))
+
+    def request(self, spans: list[bytes]) -> bytes:
+        """The request of spans encoded by `span`."""
+        scope_spans = _field(b"\x12", self._scope + b"".join(spans))
         return _field(b"\x0a", self._resource + scope_spans)
+
+
+def queue_encoded(encoder: OTLPEncoder, export: SpanExport) -> Callable:
+    """The sink of a SpanRecorder: each ended span encoded and queued. Encoding cannot fail
+    a request: a span it fails on is logged and counted as dropped."""
+    encode, add = encoder.span, export.add
+
+    def record(span) -> None:
+        try:
+            add(encode(span))
+        except Exception:
+            log.exception("span not encoded")
+            export.count_dropped(1)
+
+    return record

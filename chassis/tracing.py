@@ -277,19 +277,18 @@ def span_recorder(
         OTLPEncoder,
         SpanExport,
         otlp_sender,
+        queue_encoded,
         settings_from_env,
     )
 
     resource = _resource(service_name, instance_id, version)
+    encoder = OTLPEncoder(resource.attributes, _TRACER)
     export = SpanExport(
-        OTLPEncoder(resource.attributes, _TRACER).encode,
-        otlp_sender(),
-        count_dropped,
-        **settings_from_env(),
+        encoder.request, otlp_sender(), count_dropped, **settings_from_env()
     ).start()
     atexit.register(export.shutdown, EXIT_FLUSH_SECONDS)
     log.info("exporting traces of %s as %s", service_name, instance_id)
-    return SpanRecorder(Sampling.from_env(), export.add)
+    return SpanRecorder(Sampling.from_env(), queue_encoded(encoder, export))
 
 
 def _shutdown_within(provider, seconds: float) -> None:

@@ -11,7 +11,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.resources import Resource
 
 from chassis.env import ConfigError
-from chassis.spanexport import OTLPEncoder, SpanExport, otlp_sender, settings_from_env
+from chassis.spanexport import (
+    OTLPEncoder,
+    SpanExport,
+    otlp_sender,
+    queue_encoded,
+    settings_from_env,
+)
 from switchyard.otlp import OTLPReceiver
 from switchyard.spanstore import SpanStore
 from tests.chassis.sdk_gateway import Request, light_spans, sdk_spans
@@ -59,8 +65,9 @@ def test_the_bytes_decode_to_what_the_sdk_encoder_makes(request_):
     expected = encode_spans(sdk)
     for span in expected.resource_spans[0].scope_spans[0].spans:
         del span.events[:]  # the SDK's exception event, which chassis.spans leaves out
+    encoder = OTLPEncoder(RESOURCE.attributes, "switchyard")
     actual = ExportTraceServiceRequest.FromString(
-        OTLPEncoder(RESOURCE.attributes, "switchyard").encode(light)
+        encoder.request([encoder.span(s) for s in light])
     )
     [resource_spans] = actual.resource_spans
     [expected_resource_spans] = expected.resource_spans
@@ -170,6 +177,20 @@ def test_the_exit_does_not_wait_for_a_hanging_exporter():
     collector.release.set()
 
 
+def test_a_span_that_does_not_encode_is_counted_not_raised():
+    collector, dropped = Collector(), []
+    export = export_to(collector, dropped, max_batch_size=1)
+    record = queue_encoded(OTLPEncoder({}, "switchyard"), export)
+    made = light_spans(Request({}), {}, seed=1)
+    attempt, server = made.spans
+    record(attempt)
+    server.status = "200"  # not an int: no varint for it
+    record(server)
+    assert dropped == [1]
+    export.shutdown(10)
+    assert len(collector.batches) == 1
+
+
 # -- the SDK exporter's client ----------------------------------------------------------
 
 
@@ -192,7 +213,8 @@ def test_the_sdk_exporters_client_sends_as_the_otel_variables_say(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     made = light_spans(REQUESTS["continued, tracestate, retried"], {}, seed=5)
-    body = OTLPEncoder(RESOURCE.attributes, "switchyard").encode(made.spans)
+    encoder = OTLPEncoder(RESOURCE.attributes, "switchyard")
+    body = encoder.request([encoder.span(s) for s in made.spans])
     assert otlp_sender()(body) is True
     stored = store.trace(made.ids[0])
     assert sorted(s.name for s in stored) == [
