@@ -154,8 +154,10 @@ _REMOTE_FLAGS = _FLAGS.pack(b"\x85\x01", _HAS_IS_REMOTE | _IS_REMOTE)
 
 
 def _varint(n: int) -> bytes:
-    if n < 0x80:
+    if 0 <= n < 0x80:
         return _VARINTS[n]
+    if 0 < n < 0x4000:  # a span's length: two bytes
+        return bytes((n & 0x7F | 0x80, n >> 7))
     n &= (1 << 64) - 1  # a negative int64 is ten bytes of two's complement
     out = bytearray()
     while n >= 0x80:
@@ -225,19 +227,6 @@ def _status(error: str | None) -> bytes:
     return _field(b"\x7a", message + b"\x18" + _VARINTS[_ERROR])
 
 
-def _ids(trace_id: int, span_id: int) -> bytes:
-    return (
-        b"\x0a\x10"
-        + trace_id.to_bytes(16, "big")
-        + b"\x12\x08"
-        + span_id.to_bytes(8, "big")
-    )
-
-
-def _trace_state(trace_state: str) -> bytes:
-    return _string(b"\x1a", trace_state) if trace_state else b""
-
-
 # The bytes that repeat from span to span -- a route's name and attributes, an instance's,
 # an outcome and its status -- are made once (bounded: paths may carry ids).
 _repeated = functools.lru_cache(maxsize=1024)
@@ -277,37 +266,63 @@ def _ending(outcome: str | None, status: int | None, error: str | None) -> bytes
     return b"".join(parts)
 
 
+_KEY_LENGTH = len(_REQUEST_ID)
+_SHORT = 0x7F - 7 - _KEY_LENGTH  # a request id this long or shorter: one-byte lengths
+
+
+def _request_id(request_id: str) -> bytes:
+    """The X-Request-ID attribute: an array of one string, as captured headers are. On
+    every request: a short id's nested lengths are written at once."""
+    data = request_id.encode()
+    n = len(data)
+    if n > _SHORT:
+        value = _field(b"\x2a", _field(b"\x0a", _field(b"\x0a", data)))
+        return _attribute(_REQUEST_ID, value)
+    # Span.attributes > KeyValue.value > AnyValue.array_value > ArrayValue.values >
+    # AnyValue.string_value: each a tag and the length of what it holds.
+    return (
+        bytes((0x4A, _KEY_LENGTH + n + 7))
+        + _REQUEST_ID
+        + bytes((n + 6, 0x2A, n + 4, 0x0A, n + 2, 0x0A, n))
+        + data
+    )
+
+
 def encode_server(span) -> bytes:
-    """A chassis.spans.ServerSpan as an OTLP Span."""
+    """A chassis.spans.ServerSpan as an OTLP Span (its fields in number order)."""
     head, attributes = _server_constants(span.method, span.path)
-    parent = b"\x22\x08" + span.parent_id.to_bytes(8, "big") if span.parent_id else b""
-    request_id = b""
-    if span.request_id:  # a list of values, as captured headers are
-        request_id = _attribute(_REQUEST_ID, _any_value((span.request_id,)))
+    parent_id = span.parent_id
     return b"".join(
         (
-            _ids(span.trace_id, span.span_id),
-            _trace_state(span.trace_state),
-            parent,
+            b"\x0a\x10",
+            span.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            span.span_id.to_bytes(8, "big"),
+            _string(b"\x1a", span.trace_state) if span.trace_state else b"",
+            b"\x22\x08" + parent_id.to_bytes(8, "big") if parent_id else b"",
             head,
             _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
             attributes,
-            request_id,
+            _request_id(span.request_id) if span.request_id else b"",
             _ending(None, span.status, span.error),
-            _REMOTE_FLAGS if span.parent_id else _LOCAL_FLAGS,
+            _REMOTE_FLAGS if parent_id else _LOCAL_FLAGS,
         )
     )
 
 
 def encode_attempt(span) -> bytes:
-    """A chassis.spans.AttemptSpan as an OTLP Span."""
+    """A chassis.spans.AttemptSpan as an OTLP Span (its fields in number order)."""
     server = span.parent
     head, attributes = _attempt_constants(span.number, span.instance_id)
     return b"".join(
         (
-            _ids(server.trace_id, span.span_id),
-            _trace_state(server.trace_state),
-            b"\x22\x08" + server.span_id.to_bytes(8, "big"),
+            b"\x0a\x10",
+            server.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            span.span_id.to_bytes(8, "big"),
+            _string(b"\x1a", server.trace_state) if server.trace_state else b"",
+            b"\x22\x08",
+            server.span_id.to_bytes(8, "big"),
             head,
             _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
             attributes,
@@ -330,9 +345,8 @@ class OTLPEncoder:
     @staticmethod
     def span(span) -> bytes:
         """One span, as an element of ScopeSpans.spans (2)."""
-        if type(span) is AttemptSpan:
-            return _field(b"\x12", encode_attempt(span))
-        return _field(b"\x12", encode_server(span))
+        encode = encode_attempt if type(span) is AttemptSpan else encode_server
+        return _field(b"\x12", encode(span))
 
     def request(self, spans: list[bytes]) -> bytes:
         """The request of spans encoded by `span`."""

@@ -32,11 +32,11 @@ The current request span lives in a ContextVar, so it follows the request across
 into the tasks it creates: the view's two concurrent fetches are two children of its span.
 """
 
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from random import getrandbits
 from typing import Self
 
 from chassis.env import ConfigError, env_choice, env_float
@@ -140,7 +140,7 @@ class ServerSpan:
 
     def __init__(self, sink, trace_id, parent_id, flags, trace_state, sampled):
         self.trace_id, self.parent_id = trace_id, parent_id
-        self.span_id = _span_id()
+        self.span_id = getrandbits(64) or _nonzero(64)
         self.flags, self.trace_state, self.sampled = flags, trace_state, sampled
         self.trace_hex = f"{trace_id:032x}"
         self.span_hex = f"{self.span_id:016x}"
@@ -187,7 +187,7 @@ class AttemptSpan:
 
     def __init__(self, parent: ServerSpan, instance_id: str, number: int):
         self.parent, self.instance_id, self.number = parent, instance_id, number
-        self.span_id = _span_id()
+        self.span_id = getrandbits(64) or _nonzero(64)
         self.outcome = self.status = self.error = self.end_ns = None
         self.headers = [
             (
@@ -268,7 +268,7 @@ def _parent(headers: Mapping[str, str]) -> tuple[int, int, int | None, str]:
         if valid:
             state = _trace_state(headers.get("tracestate"))
             return int(trace_hex, 16), int(span_hex, 16), int(flags, 16), state
-    return _trace_id(), 0, None, ""
+    return getrandbits(128) or _nonzero(128), 0, None, ""
 
 
 def _trace_state(header: str | None) -> str:
@@ -280,15 +280,10 @@ def _trace_state(header: str | None) -> str:
     return TraceState.from_header([header]).to_header()
 
 
-def _trace_id() -> int:
-    trace_id = random.getrandbits(128)
-    while not trace_id:
-        trace_id = random.getrandbits(128)
-    return trace_id
-
-
-def _span_id() -> int:
-    span_id = random.getrandbits(64)
-    while not span_id:
-        span_id = random.getrandbits(64)
-    return span_id
+def _nonzero(bits: int) -> int:
+    """Random bits that are not all zero (an all-zero id is invalid), as RandomIdGenerator
+    draws them: again, from the same generator."""
+    value = getrandbits(bits)
+    while not value:
+        value = getrandbits(bits)
+    return value

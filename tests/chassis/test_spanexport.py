@@ -8,12 +8,15 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceMessage
 from opentelemetry.sdk.resources import Resource
 
 from chassis.env import ConfigError
 from chassis.spanexport import (
     OTLPEncoder,
     SpanExport,
+    key_values,
     otlp_sender,
     queue_encoded,
     settings_from_env,
@@ -53,6 +56,11 @@ REQUESTS = {
     ),
     "an exception escapes": Request({}, escapes=KeyError("x")),
     "no attempt, a long path": Request({}, path="/api/" + "é" * 200, attempts=[]),
+    # request ids either side of the longest whose nested lengths all take one byte
+    **{
+        f"a request id of {n} bytes": Request({}, request_id="r" * n)
+        for n in (85, 86, 300)
+    },
 }
 
 
@@ -81,6 +89,29 @@ def test_the_bytes_decode_to_what_the_sdk_encoder_makes(request_):
         assert str(span) == str(expected_span)  # field by field, readable when not
         assert span == expected_span
     assert actual == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 127, 128, 300, 16383, 16384, 2**40, 2**63 - 1, -1, -(2**63), True, False,
+     0.5, "", "x" * 200, ("a", "b"), [1, 2], ()],
+)  # fmt: skip
+def test_a_resource_attribute_decodes_to_its_value(value):
+    [decoded] = ResourceMessage.FromString(key_values({"k": value})).attributes
+    expected = KeyValue(key="k", value=_sdk_any_value(value))
+    assert decoded == expected
+
+
+def _sdk_any_value(value) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    return AnyValue(array_value=ArrayValue(values=[_sdk_any_value(v) for v in value]))
 
 
 def test_the_batch_settings_are_the_sdks_variables_checked():
