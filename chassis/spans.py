@@ -5,8 +5,8 @@ and made cheaply: an SDK span costs tens of microseconds (bounded attributes beh
 the sampler, contextvars attach/detach, the processor hooks) and the gateway makes two per
 request. A request's spans are a few slotted objects instead -- ids from random.getrandbits
 as the SDK's RandomIdGenerator makes them, times from time.time_ns(), the attributes as plain
-fields -- handed, once ended, to a sink (chassis.spanexport's queue) that encodes them off
-the request path. What reaches a collector is what the SDK would send for the same spans
+fields -- handed, once ended, to a sink (chassis.spanexport: encoded to bytes and queued
+for its export thread). What reaches a collector is what the SDK would send for the same spans
 (names, kinds, attributes, status, parentage, OTLP flags; tests/chassis/test_spanexport.py
 compares the two field by field). Deliberately missing: the SDK's `exception` event on a
 span an exception escaped (its status still says what escaped).
