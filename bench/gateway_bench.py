@@ -21,7 +21,8 @@ Tracing (issue 14): a second gateway beside the first, tracing every request (sa
 to switchyard's OTLP receiver, run in this bench process as `switchyard up` runs it; the
 untraced gateway (OTEL_SDK_DISABLED) and the traced one alternate at c=16, round by round.
 The spans that arrived and those the gateway dropped are printed with the ratio: a gateway
-that dropped its spans would look cheaper than one that sent them.
+that dropped its spans would look cheaper than one that sent them. The collector's CPU
+(this process, over the traced runs) is printed beside the gateway's: it shares the machine.
 
 Figures are printed beside their targets (issues 11, 14), never judged: the machine is shared.
 
@@ -369,7 +370,12 @@ def dropped_spans(gateway_url: str) -> int:
 def bench_tracing(load, stack: Stack, args) -> None:
     with traced_gateway(stack) as (traced, traced_url, store):
         urls = {"off": stack.urls["gateway"], "on": traced_url}
-        pids = {"off": [stack.gateway.pid], "on": [traced.pid]}
+        # The collector is this process: its receiver's threads decode and store the spans.
+        pids = {
+            "off": [stack.gateway.pid],
+            "on": [traced.pid],
+            "collector": [os.getpid()],
+        }
         # Every GET the traced gateway answered makes two spans: its server span and one
         # attempt (the upstreams are plain, untraced): the check, the warm-up, the runs.
         traced_requests = ROUTING_CHECKS
@@ -425,6 +431,11 @@ def report_tracing(runs: dict, arrived: int, expected: int, dropped: int) -> Non
     print(
         f"  untraced gateway CPU per proxied GET: {cpu_us(runs, 'off', 'off'):.0f} us "
         f"(target <= {TARGET_CPU_US} us)"
+    )
+    collector = cpu_us(runs, "on", "collector")
+    print(
+        f"  collector (switchyard's receiver, in this bench process) CPU per traced GET:"
+        f" {collector:.0f} us, {collector / 2:.0f} us per span"
     )
     print(
         f"  spans received: {arrived:,} of about {expected:,} (2 per GET the traced "

@@ -6,7 +6,7 @@
 | OTEL_SDK_DISABLED | `true`: tracing off whatever else is set |
 | OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG | sampler (default parentbased_always_on) and its ratio |
 | OTEL_RESOURCE_ATTRIBUTES | extra resource attributes (service.* come from the instance) |
-| OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_SCHEDULE_DELAY | the batch processor's bounded queue and delay |
+| OTEL_BSP_MAX_QUEUE_SIZE, _SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE | the bounded queue, its delay and batch |
 | OTEL_PYTHON_FLASK_EXCLUDED_URLS | paths not traced (default: /health, /openapi.json) |
 
 Tracing off costs nothing: no SDK provider is set up and no instrumentation is installed, so
@@ -14,60 +14,51 @@ every OpenTelemetry call in the process is the API's no-op. Tracing on, an expor
 down or slow never touches a request: ended spans go to a bounded queue that a background
 thread exports; what cannot be queued or exported is counted (`dropped_spans()`), not waited for.
 
-Only requests start traces (RequestRootSampler): a span with no parent that is not a SERVER
-span is never recorded, so Consul calls from the watcher and registration threads, and the
-health check's database ping, never make traces of their own nor join a request's.
+The services (Flask) are traced by the SDK and the official instrumentations (Flask,
+requests, SQLAlchemy): `instrument_service_app`. Only requests start traces
+(RequestRootSampler): a span with no parent that is not a SERVER span is never recorded, so
+Consul calls from the watcher and registration threads, and the health check's database
+ping, never make traces of their own nor join a request's. The SDK is set up in the serving
+process itself -- on a service's first request -- never in a gunicorn master before it
+forks: the batch processor's export thread does not survive a fork.
 
-The SDK is set up in the serving process itself -- on a service's first request, or by the
-gateway in its worker -- never in a gunicorn master before it forks: the batch processor's
-export thread does not survive a fork.
+The gateway (an asyncio server of its own, which no instrumentation fits) makes its spans by
+hand, and without SDK spans, which would cost it more than the rest of a request:
+`span_recorder` sets up chassis.spans (light records of its server and attempt spans, the
+same sampling and W3C propagation) and chassis.spanexport (the batch queue and thread, OTLP
+encoding, the SDK exporter's HTTP client) in its worker, after the fork:
 
-For the gateway (an asyncio server of its own, not Flask), per request:
+    recorder = span_recorder("gateway", instance_id, version)   # None: tracing off
+    with recorder.server_span(lower_case_headers, method, path, request_id) as span:
+        with attempt_span(instance.id, attempt_number) as attempt:   # chassis.spans
+            ...send, with attempt.headers (its traceparent)...
+            attempt.finish(outcome, status)
+        span.finish(status)
 
-    configure_tracing("gateway", instance_id, version)     # once, in the worker
-    with server_span(request_headers, method, path) as span:
-        for each upstream attempt:
-            with attempt_span(instance.id, attempt_number) as attempt:
-                inject_trace_headers(upstream_headers)     # traceparent of the attempt
-                ...send...
-                end_attempt(attempt, outcome, status)
-        end_server_span(span, status)
-    trace_ids(span)                                         # for its access log line
-
-The current span lives in contextvars, so it follows a request across awaits, and each task
-created inside `server_span` starts with it: the view's two concurrent fetches, each an
-attempt_span in its own task, are two children of the server span. `dropped_spans()` is the
-count for the gateway's /metrics. With tracing off these helpers are the API's no-ops: nothing
-is recorded, and inject_trace_headers passes the incoming traceparent on unchanged. (The
-gateway itself does not call them when tracing is off: even a no-op span costs microseconds.)
+`dropped_spans()` counts for both, and is on the gateway's /metrics.
 """
 
 import atexit
-import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping, MutableMapping
 
-from opentelemetry import context, propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 
-from chassis.env import ConfigError, env_choice, env_float
+from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_setting
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
     "RequestRootSampler",
-    "attempt_span",
+    "check_settings",
     "configure_tracing",
     "dropped_spans",
-    "end_attempt",
-    "end_server_span",
-    "inject_trace_headers",
     "instrument_service_app",
     "record_request_id",
     "sampler_from_env",
-    "server_span",
+    "span_recorder",
     "trace_ids",
     "tracing_enabled",
 ]
@@ -78,16 +69,6 @@ ENDPOINT_VARIABLES = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
-# The semantic conventions' name for a captured request header (a list of values).
-REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
 # Health checks hit /health every second and nobody reads their traces.
 DEFAULT_EXCLUDED_URLS = r"/health(\?|$),/openapi\.json"
 # At exit, pending spans get this long to leave; an exporter that hangs must not hold the
@@ -113,21 +94,26 @@ def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def sampler_from_env(environ: Mapping[str, str] | None = None):
-    """The sampler OTEL_TRACES_SAMPLER (+ _ARG) names, checked: a typo is a ConfigError at
-    boot rather than the SDK's silent fall-back to sampling everything."""
+    """The SDK sampler OTEL_TRACES_SAMPLER (+ _ARG) names, checked: a typo is a ConfigError
+    at boot rather than the SDK's silent fall-back to sampling everything."""
     from opentelemetry.sdk.trace import sampling
 
-    name = env_choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", SAMPLERS, environ)
+    name, ratio = sampler_setting(environ)
     if name.endswith("traceidratio"):
-        ratio = env_float("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0, environ=environ)
-        if ratio > 1.0:
-            raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG: must be <= 1, got {ratio}")
         root = sampling.TraceIdRatioBased(ratio)
     else:
         root = (
             sampling.ALWAYS_OFF if name.endswith("always_off") else sampling.ALWAYS_ON
         )
     return sampling.ParentBased(root) if name.startswith("parentbased") else root
+
+
+def check_settings(environ: Mapping[str, str] | None = None) -> None:
+    """A bad OTEL_TRACES_SAMPLER or OTEL_BSP_* stops the boot (call it in the master)."""
+    from chassis.spanexport import settings_from_env
+
+    sampler_setting(environ)
+    settings_from_env(environ)
 
 
 class RequestRootSampler:
@@ -168,7 +154,7 @@ def dropped_spans() -> int:
     return _dropped
 
 
-def _count_dropped(count: int) -> None:
+def count_dropped(count: int) -> None:
     global _dropped
     with _dropped_lock:
         _dropped += count
@@ -185,7 +171,7 @@ class _CountingExporter:
 
         result = self._exporter.export(spans)
         if result is not SpanExportResult.SUCCESS:
-            _count_dropped(len(spans))
+            count_dropped(len(spans))
         return result
 
     def shutdown(self):
@@ -205,7 +191,7 @@ class _CountingProcessorMetrics:
         self._metrics.register_queue_size(get_queue_size)
 
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        _count_dropped(count)
+        count_dropped(count)
         self._metrics.drop_items(count, error_type)
 
     def finish_items(self, count: int) -> None:
@@ -252,18 +238,10 @@ def configure_tracing(service_name: str, instance_id: str, version: str) -> bool
 def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
     global _configured_pid
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    resource = Resource.create(
-        {
-            "service.name": service_name,
-            "service.instance.id": instance_id,
-            "service.version": version,
-        }
-    )
     provider = TracerProvider(
-        resource=resource,
+        resource=_resource(service_name, instance_id, version),
         sampler=RequestRootSampler(sampler_from_env()),
         shutdown_on_exit=False,  # ours below is bounded; the SDK's waits up to 30 s
     )
@@ -272,6 +250,45 @@ def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
     atexit.register(_shutdown_within, provider, EXIT_FLUSH_SECONDS)
     _configured_pid = os.getpid()
     log.info("exporting traces of %s as %s", service_name, instance_id)
+
+
+def _resource(service_name: str, instance_id: str, version: str):
+    """The SDK's Resource: OTEL_RESOURCE_ATTRIBUTES and the SDK's own telemetry.sdk.*, under
+    the instance's Consul name, ID and version."""
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create(
+        {
+            "service.name": service_name,
+            "service.instance.id": instance_id,
+            "service.version": version,
+        }
+    )
+
+
+def span_recorder(
+    service_name: str, instance_id: str, version: str
+) -> SpanRecorder | None:
+    """The gateway's spans when tracing is on (None when off): a recorder whose ended spans
+    an export thread of this process sends. Call it in the process that serves."""
+    if not tracing_enabled():
+        return None
+    from chassis.spanexport import (
+        OTLPEncoder,
+        SpanExport,
+        otlp_sender,
+        queue_encoded,
+        settings_from_env,
+    )
+
+    resource = _resource(service_name, instance_id, version)
+    encoder = OTLPEncoder(resource.attributes, _TRACER)
+    export = SpanExport(
+        encoder.request, otlp_sender(), count_dropped, **settings_from_env()
+    ).start()
+    atexit.register(export.shutdown, EXIT_FLUSH_SECONDS)
+    log.info("exporting traces of %s as %s", service_name, instance_id)
+    return SpanRecorder(Sampling.from_env(), queue_encoded(encoder, export))
 
 
 def _shutdown_within(provider, seconds: float) -> None:
@@ -354,19 +371,12 @@ def _on_server_request(span: Span, environ: MutableMapping) -> None:
     environ[ENVIRON_TRACE_ID], environ[ENVIRON_SPAN_ID] = trace_ids(span)
 
 
-# -- helpers for hand-made spans (the gateway) -------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _tracer_of(provider):
-    """The gateway's tracer, once per provider: the SDK's get_tracer builds a new one, with
-    its scope and a deprecation check, on every call -- a fifth of a traced request's cost."""
-    return provider.get_tracer(_TRACER)
+# -- the services' server spans ----------------------------------------------------------
 
 
 def record_request_id(span: Span, request_id: str | None) -> None:
     """Put the request's X-Request-ID on `span`, so `switchyard traces <request id>` and any
-    backend's search by attribute find the trace. The gateway calls it on its server span."""
+    backend's search by attribute find the trace."""
     if request_id:
         span.set_attribute(REQUEST_ID_ATTRIBUTE, (request_id,))
 
@@ -377,71 +387,3 @@ def trace_ids(span: Span) -> tuple[str, str]:
     if not ids.is_valid:
         return "-", "-"
     return format(ids.trace_id, "032x"), format(ids.span_id, "016x")
-
-
-@contextmanager
-def server_span(headers: Mapping[str, str], method: str, path: str) -> Iterator[Span]:
-    """The gateway's SERVER span for one request, current for the block.
-
-    Continues the trace of a valid incoming `traceparent` (an invalid one starts a new trace,
-    as W3C Trace Context says); records X-Request-ID. `headers` must be a mapping with
-    case-insensitive lookup, or have lower-case keys. An exception leaving the block marks
-    the span as an error.
-    """
-    carrier = {key.lower(): value for key, value in headers.items()}
-    parent = propagate.extract(carrier)
-    tracer = _tracer_of(trace.get_tracer_provider())
-    with tracer.start_as_current_span(
-        f"{method} {path}",
-        context=parent,
-        kind=SpanKind.SERVER,
-        attributes={"http.request.method": method, "url.path": path},
-    ) as span:
-        record_request_id(span, carrier.get("x-request-id"))
-        yield span
-
-
-@contextmanager
-def attempt_span(instance_id: str, attempt: int) -> Iterator[Span]:
-    """One CLIENT span per upstream attempt, a child of the current span: a retry is a
-    second sibling with `attempt` 2. Call inject_trace_headers inside the block so the
-    upstream's server span becomes this attempt's child; finish with end_attempt."""
-    tracer = _tracer_of(trace.get_tracer_provider())
-    with tracer.start_as_current_span(
-        f"attempt {attempt} {instance_id}",
-        kind=SpanKind.CLIENT,
-        attributes={
-            "switchyard.instance.id": instance_id,
-            "switchyard.attempt": attempt,
-        },
-        record_exception=False,  # the outcome says what happened, end_attempt sets it
-    ) as span:
-        yield span
-
-
-def end_attempt(span: Span, outcome: str, status: int | None = None) -> None:
-    """Record how an attempt ended: `outcome` ("ok", "connect_error", "timeout", ...) and the
-    upstream's HTTP status when one came back. A 5xx or no answer is an error span."""
-    span.set_attribute("switchyard.outcome", outcome)
-    if status is not None:
-        span.set_attribute("http.response.status_code", status)
-    if status is None or status >= 500:
-        span.set_status(Status(StatusCode.ERROR, outcome))
-
-
-def end_server_span(span: Span, status: int) -> None:
-    """Record the status the gateway answered with; a 5xx is an error span (a 4xx is the
-    client's, not the server's, in the semantic conventions)."""
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500:
-        span.set_status(Status(StatusCode.ERROR))
-
-
-def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
-    """Set the current span's `traceparent` (and `tracestate`) in outgoing `headers`, in
-    place of any the client sent, whatever their case. Call it inside server_span (and the
-    attempt's span): with tracing off, that context is the incoming traceparent, which is
-    then passed on unchanged."""
-    for key in [k for k in headers if k.lower() in ("traceparent", "tracestate")]:
-        del headers[key]
-    propagate.inject(headers, context=context.get_current())

@@ -20,7 +20,6 @@ import time
 from datetime import UTC, datetime
 
 from chassis.identity import instance_id_from_env
-from chassis.tracing import end_server_span, server_span, trace_ids
 from discovery.consul_client import ConsulSettings
 from gateway.accesslog import AccessLog
 from gateway.directory import Directory, admits
@@ -91,10 +90,11 @@ class Gateway:
         (blocking: call it off the loop)."""
         return self.directory.wait_ready(timeout)
 
-    def trace_requests(self) -> None:
+    def trace_requests(self, recorder) -> None:
         """Give every request under /api a server span and each upstream attempt one of
-        its own: once chassis.tracing.configure_tracing set the SDK up in this process."""
-        self.tracing = True
+        its own, made by `recorder` (chassis.tracing.span_recorder), which `tracing` is
+        from now on."""
+        self.tracing = recorder
         self.forwarder.tracing = True
 
     def stop(self) -> None:
@@ -247,12 +247,12 @@ class Gateway:
             )
             ids = trace[3:35], trace[36:52]  # what the upstream sees as its parent
         else:
-            with server_span(names, request.method, path) as span:
+            with self.tracing.server_span(names, request.method, path, rid) as span:
                 service, result, response = await self._answer(
                     request, path, names, rid, None
                 )
-                end_server_span(span, response.status)
-            ids = trace_ids(span)
+                span.finish(response.status)
+            ids = span.trace_hex, span.span_hex
         self._record(request, service, result, response, started, rid, ids)
         return response
 

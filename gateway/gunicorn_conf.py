@@ -10,7 +10,7 @@ import shutil
 import tempfile
 
 from chassis.env import env_int
-from chassis.tracing import sampler_from_env, tracing_enabled
+from chassis.tracing import check_settings, tracing_enabled
 from discovery.gunicorn_hooks import service_hooks
 from gateway.settings import DEFAULT_PORT, GatewaySettings
 
@@ -19,7 +19,7 @@ globals().update(service_hooks(name="gateway", prefix="", default_port=DEFAULT_P
 
 GatewaySettings.from_env()  # a bad GATEWAY_* variable stops the boot here
 if tracing_enabled():
-    sampler_from_env()  # and a bad OTEL_TRACES_SAMPLER, rather than every worker's start
+    check_settings()  # and a bad OTEL_TRACES_SAMPLER or OTEL_BSP_*, not each worker's start
 # One process by default: ejections and retry budgets are per process, and one process
 # makes them the gateway's. Its event loop carries the concurrency; with more workers
 # (WEB_CONCURRENCY) metrics are summed over them (below), the rest stays per process.

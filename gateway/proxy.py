@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from chassis.tracing import attempt_span, end_attempt, inject_trace_headers
+from chassis.spans import attempt_span
 from discovery.instances import Instance
 from gateway.directory import ServiceState, admits, routable
 from gateway.resilience import Ejector, RetryBudget
@@ -182,13 +182,11 @@ class Forwarder:
         if not self.tracing:
             return await self._exchange(instance, method, target, headers, *rest)
         with attempt_span(instance.id, number) as span:
-            trace_headers: dict[str, str] = {}
-            inject_trace_headers(trace_headers)
             result = await self._exchange(
-                instance, method, target, [*headers, *trace_headers.items()], *rest
+                instance, method, target, [*headers, *span.headers], *rest
             )
             attempt = result.attempts[0]
-            end_attempt(span, attempt.outcome, attempt.status)
+            span.finish(attempt.outcome, attempt.status)
             return result
 
     async def _exchange(

@@ -83,7 +83,8 @@ async def user_with_orders(
         trust_forwarded=gateway.settings.trust_forwarded,
     )
     # Two tasks, each started with a copy of this context (asyncio's rule): traced, the
-    # request's server span is current in both, so their attempts are its two children.
+    # request's server span (chassis.spans) is current in both, so their attempts are its
+    # two children.
     (service, status, user, problem), orders_call = await asyncio.gather(
         fetch_json(gateway, f"/users/{user_id}", headers),
         fetch_json(gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers),

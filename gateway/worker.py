@@ -27,7 +27,7 @@ import uvloop
 from gunicorn.workers.base import Worker
 
 from chassis.identity import service_version_from_env
-from chassis.tracing import configure_tracing
+from chassis.tracing import span_recorder
 from gateway.server import Server
 
 __all__ = ["GatewayWorker"]
@@ -55,9 +55,10 @@ class GatewayWorker(Worker):
     async def _serve(self) -> None:
         app = self.wsgi  # gateway.wsgi:app, the Gateway
         _room_for(app.settings.max_connections)
-        # Here, after the fork: the SDK's export thread would not survive one.
-        if configure_tracing("gateway", app.served_by, service_version_from_env()):
-            app.trace_requests()
+        # Here, after the fork: the spans' export thread would not survive one.
+        recorder = span_recorder("gateway", app.served_by, service_version_from_env())
+        if recorder is not None:
+            app.trace_requests(recorder)
         app.start()
         await self._wait_for_consul(app)
         # What boot made (imported modules, the app, its first snapshots) lives as long as

@@ -38,6 +38,7 @@ REQUEST_ID_KEYS = (
 )
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUSES = ("unset", "ok", "error")
+NO_TRACE_ID, NO_SPAN_ID = bytes(16), bytes(8)
 
 
 class MalformedSpans(ValueError):
@@ -61,39 +62,64 @@ def decode_spans(body: bytes) -> list[SpanRecord]:
 
 
 def _record(span, service: str) -> SpanRecord:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
-        raise MalformedSpans(f"span {span.name!r}: trace_id must be 16 non-zero bytes")
-    if len(span.span_id) != 8 or not any(span.span_id):
-        raise MalformedSpans(f"span {span.name!r}: span_id must be 8 non-zero bytes")
-    if len(span.parent_span_id) not in (0, 8):
-        raise MalformedSpans(f"span {span.name!r}: parent_span_id must be 8 bytes")
-    if span.end_time_unix_nano < span.start_time_unix_nano:
-        raise MalformedSpans(f"span {span.name!r}: ends before it starts")
+    # Each field read once: every read of a upb message's field makes a Python object.
+    name, trace_id, span_id = span.name, span.trace_id, span.span_id
+    parent_id, start, end = (
+        span.parent_span_id,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+    )
+    if len(trace_id) != 16 or trace_id == NO_TRACE_ID:
+        raise MalformedSpans(f"span {name!r}: trace_id must be 16 non-zero bytes")
+    if len(span_id) != 8 or span_id == NO_SPAN_ID:
+        raise MalformedSpans(f"span {name!r}: span_id must be 8 non-zero bytes")
+    if len(parent_id) not in (0, 8):
+        raise MalformedSpans(f"span {name!r}: parent_span_id must be 8 bytes")
+    if end < start:
+        raise MalformedSpans(f"span {name!r}: ends before it starts")
     values = attributes(span.attributes)
-    request_id = next((values[k] for k in REQUEST_ID_KEYS if k in values), None)
+    request_id = None
+    for key in REQUEST_ID_KEYS:
+        if key in values:
+            request_id = values[key]
+            break
     if isinstance(request_id, list):  # captured headers are lists of values
         request_id = request_id[0] if request_id else None
+    kind, status = span.kind, span.status.code
     return SpanRecord(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_id=span.parent_span_id.hex(),
-        name=span.name,
+        trace_id=trace_id.hex(),
+        span_id=span_id.hex(),
+        parent_id=parent_id.hex(),
+        name=name,
         service=service,
-        kind=KINDS[span.kind] if 0 <= span.kind < len(KINDS) else "unspecified",
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        status=STATUSES[span.status.code] if span.status.code < 3 else "unset",
+        kind=KINDS[kind] if 0 <= kind < len(KINDS) else "unspecified",
+        start_ns=start,
+        end_ns=end,
+        status=STATUSES[status] if 0 <= status < len(STATUSES) else "unset",
         attributes=values,
         request_id=None if request_id is None else str(request_id),
     )
 
 
 def attributes(key_values) -> dict:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    values = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Most attributes are strings: those without another call, on every span received.
+        values[kv.key] = (
+            value.string_value if kind == "string_value" else _any_value(value, kind)
+        )
+    return values
 
 
 def any_value(value):
-    kind = value.WhichOneof("value")
+    return _any_value(value, value.WhichOneof("value"))
+
+
+def _any_value(value, kind: str | None):
+    if kind == "string_value":
+        return value.string_value
     if kind == "array_value":
         return [any_value(v) for v in value.array_value.values]
     if kind == "kvlist_value":
@@ -182,6 +208,7 @@ class OTLPReceiver:
     """The receiver on a loopback port (0: a free one), served by a daemon thread."""
 
     def __init__(self, store: SpanStore, host: str = "127.0.0.1", port: int = 0):
+        self._store = store
         self._server = _Server((host, port), store)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="otlp-receiver", daemon=True
@@ -199,3 +226,4 @@ class OTLPReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._store.close()

@@ -1,6 +1,6 @@
 """chassis.tracing in this process: configuration from OTEL_*, the request-root sampler, the
-dropped-span count, and the helpers the gateway will use. The services' spans across real
-processes are checked in tests/integration/test_tracing.py."""
+dropped-span count. The gateway's own spans: test_spans.py and test_spanexport.py; everyone's
+spans across real processes: tests/integration/test_tracing.py."""
 
 import os
 import subprocess
@@ -21,15 +21,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 
 from chassis import tracing
 from chassis.env import ConfigError
 from tests.support.processes import wait_until
-from tests.support.tracing import process_exporter
 
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT_ID = "00f067aa0ba902b7"
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 
 
@@ -140,20 +137,6 @@ def test_the_resource_names_the_instance_as_consul_does():
     ]
 
 
-def test_with_tracing_off_the_helpers_pass_the_incoming_traceparent_on():
-    # In a process of its own: this one has an SDK provider (set below, once and for all).
-    incoming = f"00-{TRACE_ID}-{PARENT_ID}-01"
-    code = (
-        "from chassis import tracing\n"
-        f"with tracing.server_span({{'traceparent': {incoming!r}}}, 'GET', '/api/x'):\n"
-        "    with tracing.attempt_span('svc-h-1', 1):\n"
-        "        headers = {}\n"
-        "        tracing.inject_trace_headers(headers)\n"
-        "print(headers['traceparent'])\n"
-    )
-    assert run_python(code) == incoming + "\n"
-
-
 def test_concurrent_first_calls_wait_for_the_one_set_up():
     # A worker's threads serving its first requests at once: none may go on before the SDK
     # is there (they would record nothing). In a process of its own, for the global provider.
@@ -254,87 +237,3 @@ def test_spans_whose_export_fails_are_counted_as_dropped():
     processor.force_flush()
     wait_until(lambda: tracing.dropped_spans() - before == 3, what="3 dropped")
     processor.shutdown()
-
-
-# -- the gateway's helpers, on the process's tracer provider -------------------------------
-
-
-@pytest.fixture
-def finished():
-    exporter = process_exporter()
-    exporter.clear()
-    return exporter.get_finished_spans
-
-
-def test_a_valid_traceparent_is_continued_and_the_request_id_recorded(finished):
-    headers = {
-        "Traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
-        "X-Request-ID": "req-1",
-    }
-    with tracing.server_span(headers, "POST", "/api/orders") as span:
-        ids = tracing.trace_ids(span)
-    [server] = finished()
-    assert ids[0] == TRACE_ID
-    assert format(server.parent.span_id, "016x") == PARENT_ID
-    assert server.kind is SpanKind.SERVER
-    assert server.attributes[tracing.REQUEST_ID_ATTRIBUTE] == ("req-1",)
-
-
-@pytest.mark.parametrize(
-    "traceparent",
-    [
-        f"00-{'0' * 32}-{PARENT_ID}-01",  # all-zero trace id
-        f"00-{TRACE_ID}-{'0' * 16}-01",  # all-zero parent id
-        "00-xyz-abc-01",
-        f"ff-{TRACE_ID}-{PARENT_ID}-01",  # version ff is forbidden
-    ],
-)
-def test_an_invalid_traceparent_starts_a_new_trace(finished, traceparent):
-    with tracing.server_span({"traceparent": traceparent}, "GET", "/api/users"):
-        pass
-    [server] = finished()
-    assert server.parent is None
-    assert format(server.context.trace_id, "032x") != TRACE_ID
-
-
-def test_each_attempt_is_a_child_span_and_carries_its_own_traceparent(finished):
-    sent = []
-    with tracing.server_span({}, "GET", "/api/users") as server:
-        for attempt, (outcome, status) in enumerate(
-            [("connect_error", None), ("ok", 200)], start=1
-        ):
-            with tracing.attempt_span(f"user-service-h-{attempt}", attempt) as span:
-                headers = {"TraceParent": "00-client-own-01", "Accept": "*/*"}
-                tracing.inject_trace_headers(headers)
-                assert set(headers) == {"traceparent", "Accept"}
-                sent.append((headers["traceparent"], tracing.trace_ids(span)))
-                tracing.end_attempt(span, outcome, status)
-    first, second, root = finished()
-    assert root.context.span_id == server.get_span_context().span_id
-    assert [first.parent.span_id, second.parent.span_id] == [root.context.span_id] * 2
-    assert [
-        first.attributes["switchyard.attempt"],
-        second.attributes["switchyard.attempt"],
-    ] == [1, 2]
-    assert first.status.status_code is StatusCode.ERROR
-    assert second.attributes["http.response.status_code"] == 200
-    assert second.status.status_code is StatusCode.UNSET
-    for traceparent, (trace_id, span_id) in sent:
-        version, sent_trace, sent_parent, flags = traceparent.split("-")
-        assert (version, sent_trace, sent_parent) == ("00", trace_id, span_id)
-        assert int(flags, 16) & 1  # sampled (the SDK may set the "random" bit too)
-
-
-def test_a_sampled_out_request_records_nothing_and_passes_its_traceparent_on(
-    finished,
-):
-    incoming = f"00-{TRACE_ID}-{PARENT_ID}-00"
-    headers = {}
-    with (
-        tracing.server_span({"traceparent": incoming}, "GET", "/api/users"),
-        tracing.attempt_span("user-service-h-1", 1),
-    ):
-        tracing.inject_trace_headers(headers)
-    assert finished() == ()
-    assert headers["traceparent"].startswith(f"00-{TRACE_ID}-")
-    assert headers["traceparent"].endswith("-00")

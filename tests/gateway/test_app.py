@@ -4,14 +4,13 @@ import logging
 import time
 
 import pytest
-from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
 from tests.gateway.serving import Client, serve
 from tests.support.processes import free_port, wait_until
-from tests.support.tracing import process_exporter
+from tests.support.tracing import keeping_recorder
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -407,16 +406,21 @@ def test_metrics_forget_instances_consul_forgets(world, upstream):
     assert all("a" not in labels for _, labels in w.gateway.metrics._children)
 
 
-# -- tracing (the process's in-memory provider: tests.support.tracing) --------------------
+# -- tracing (chassis.spans' records, kept by tests.support.tracing) -----------------------
 
 TRACE_ID, CLIENT_SPAN = TRACE.split("-")[1:3]
 
 
 @pytest.fixture
-def spans():
-    exporter = process_exporter()
-    exporter.clear()
-    return exporter.get_finished_spans
+def traced():
+    """trace(gateway): trace its requests from now on; returns the list of ended spans."""
+
+    def trace(gateway, sampler="parentbased_always_on"):
+        recorder, ended = keeping_recorder(sampler)
+        gateway.trace_requests(recorder)
+        return ended
+
+    return trace
 
 
 @pytest.fixture
@@ -431,59 +435,61 @@ def access_lines(caplog, capsys):
     return lines
 
 
-def hex_ids(span) -> tuple[str, str]:
-    return format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")
-
-
 def test_a_traced_request_continues_the_trace_and_is_the_upstreams_parent(
-    echo, spans, access_lines
+    echo, traced, access_lines
 ):
-    echo.gateway.trace_requests()
+    spans = traced(echo.gateway)
     r = echo.client.get(
         "/api/echo/x",
         {"traceparent": TRACE, "tracestate": "k=v", "X-Request-ID": "req-traced"},
     )
-    attempt, server = spans()
-    assert (server.name, server.kind) == ("GET /api/echo/x", SpanKind.SERVER)
-    assert hex_ids(server)[0] == TRACE_ID
-    assert format(server.parent.span_id, "016x") == CLIENT_SPAN
-    assert server.attributes["http.request.header.x-request-id"] == ("req-traced",)
-    assert server.attributes["http.response.status_code"] == 200
-    assert attempt.parent.span_id == server.context.span_id
+    attempt, server = spans
+    assert (server.method, server.path) == ("GET", "/api/echo/x")
+    assert server.trace_hex == TRACE_ID
+    assert f"{server.parent_id:016x}" == CLIENT_SPAN
+    assert server.request_id == "req-traced"
+    assert (server.status, server.error) == (200, None)
+    assert attempt.parent is server
     seen = r.json()["headers"]
-    assert seen["traceparent"] == f"00-{TRACE_ID}-{hex_ids(attempt)[1]}-01"
-    assert seen["tracestate"] == "k=v"  # once, from the span's context
+    assert seen["traceparent"] == f"00-{TRACE_ID}-{attempt.span_id:016x}-01"
+    assert seen["tracestate"] == "k=v"  # once, the span's
     assert r.headers["X-Request-ID"] == "req-traced"
     [line] = access_lines()
     assert line.endswith(
-        f" request_id=req-traced trace_id={TRACE_ID} span_id={hex_ids(server)[1]}"
+        f" request_id=req-traced trace_id={TRACE_ID} span_id={server.span_hex}"
     )
+
+
+def test_the_server_span_records_the_request_id_the_gateway_made(echo, traced):
+    spans = traced(echo.gateway)
+    r = echo.client.get("/api/echo/x")
+    assert spans[-1].request_id == r.headers["X-Request-ID"]
 
 
 @pytest.mark.parametrize(
     "incoming", ["00-xyz-abc-01", f"00-{'0' * 32}-{CLIENT_SPAN}-01"]
 )
-def test_an_invalid_traceparent_starts_a_new_trace(echo, spans, incoming):
-    echo.gateway.trace_requests()
+def test_an_invalid_traceparent_starts_a_new_trace(echo, traced, incoming):
+    spans = traced(echo.gateway)
     r = echo.client.get("/api/echo/x", {"traceparent": incoming})
-    _, server = spans()
-    assert server.parent is None
-    assert r.json()["headers"]["traceparent"].split("-")[1] == hex_ids(server)[0]
+    _, server = spans
+    assert server.parent_id == 0
+    assert r.json()["headers"]["traceparent"].split("-")[1] == server.trace_hex
 
 
-def test_a_5xx_answer_makes_the_server_span_an_error(echo, spans):
-    echo.gateway.trace_requests()
+def test_a_5xx_answer_makes_the_server_span_an_error(echo, traced):
+    spans = traced(echo.gateway)
     assert echo.client.get("/api/echo/status/500").status_code == 500
-    server = spans()[-1]
-    assert server.status.status_code is StatusCode.ERROR
+    server = spans[-1]
+    assert (server.status, server.error) == (500, "")  # an error, no description
 
 
 def test_a_sampled_out_request_records_nothing_and_passes_its_trace_on(
-    echo, spans, access_lines
+    echo, traced, access_lines
 ):
-    echo.gateway.trace_requests()
+    spans = traced(echo.gateway)
     r = echo.client.get("/api/echo/x", {"traceparent": TRACE[:-2] + "00"})
-    assert spans() == ()
+    assert spans == []
     version, trace_id, parent, flags = r.json()["headers"]["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", TRACE_ID, "00")
     assert parent != CLIENT_SPAN  # the gateway's (unrecorded) attempt
@@ -491,11 +497,8 @@ def test_a_sampled_out_request_records_nothing_and_passes_its_trace_on(
     assert f" trace_id={TRACE_ID} span_id=" in line
 
 
-def test_untraced_the_access_line_names_the_span_id_sent_upstream(
-    echo, spans, access_lines
-):
+def test_untraced_the_access_line_names_the_span_id_sent_upstream(echo, access_lines):
     r = echo.client.get("/api/echo/x", {"traceparent": TRACE, "X-Request-ID": "r-1"})
-    assert spans() == ()
     _, trace_id, span_id, _ = r.json()["headers"]["traceparent"].split("-")
     assert trace_id == TRACE_ID and span_id != CLIENT_SPAN
     [line] = access_lines()
@@ -504,7 +507,7 @@ def test_untraced_the_access_line_names_the_span_id_sent_upstream(
 
 
 def test_the_views_fetches_are_two_concurrent_children_of_its_span(
-    world, upstream, spans, access_lines
+    world, upstream, traced, access_lines
 ):
     w = world()
     for name, service, prefix in (("u", "user", "/users"), ("o", "order", "/orders")):
@@ -513,21 +516,21 @@ def test_the_views_fetches_are_two_concurrent_children_of_its_span(
             f"{service}-service",
             echo_instance(name, port, service=f"{service}-service", prefix=prefix),
         )
-    w.gateway.trace_requests()
+    spans = traced(w.gateway)
     r = w.client.get("/api/views/users/1", {"X-Request-ID": "view-1"})
     assert r.status_code == 200 and r.headers["X-Request-ID"] == "view-1"
-    *fetches, server = spans()
-    assert server.name == "GET /api/views/users/1"
-    assert sorted(f.attributes["switchyard.instance.id"] for f in fetches) == ["o", "u"]
-    assert {f.parent.span_id for f in fetches} == {server.context.span_id}
-    first, second = sorted(fetches, key=lambda f: f.start_time)
-    assert second.start_time < first.end_time  # concurrent, not one after the other
+    *fetches, server = spans
+    assert server.path == "/api/views/users/1"
+    assert sorted(f.instance_id for f in fetches) == ["o", "u"]
+    assert all(f.parent is server for f in fetches)
+    first, second = sorted(fetches, key=lambda f: f.start_ns)
+    assert second.start_ns < first.end_ns  # concurrent, not one after the other
     # each upstream's parent is its own fetch
     body = r.json()
     sent = {
         tuple(body["user"]["headers"]["traceparent"].split("-")[1:3]),
         tuple(body["orders"][0]["headers"]["traceparent"].split("-")[1:3]),
     }
-    assert sent == {hex_ids(f) for f in fetches}
+    assert sent == {(server.trace_hex, f"{f.span_id:016x}") for f in fetches}
     [line] = access_lines()
     assert "GET /api/views/users/1 -> views - 200 " in line
