@@ -42,7 +42,7 @@ _REPLACED_REQUEST = frozenset(
         "x-gateway-debug",
     }
 )
-# Traced, each attempt's span sets traceparent and tracestate (chassis.tracing).
+# Traced, each attempt's span sets traceparent and tracestate (chassis.spans).
 _REPLACED_TRACED = _REPLACED_REQUEST | {"tracestate"}
 # The client's own forwarding headers: replaced, or extended when trusted.
 _FORWARDED = frozenset(
