@@ -47,6 +47,7 @@ from collections.abc import Mapping, MutableMapping
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
+from chassis.env import ConfigError
 from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_setting
 
 __all__ = [
@@ -71,6 +72,8 @@ ENDPOINT_VARIABLES = (
 )
 # Health checks hit /health every second and nobody reads their traces.
 DEFAULT_EXCLUDED_URLS = r"/health(\?|$),/openapi\.json"
+# The propagators the gateway honours (see check_settings).
+GATEWAY_PROPAGATORS = frozenset({"tracecontext", "baggage"})
 # At exit, pending spans get this long to leave; an exporter that hangs must not hold the
 # process (gunicorn would wait for the worker until its graceful timeout).
 EXIT_FLUSH_SECONDS = 2.0
@@ -109,11 +112,30 @@ def sampler_from_env(environ: Mapping[str, str] | None = None):
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> None:
-    """A bad OTEL_TRACES_SAMPLER or OTEL_BSP_* stops the boot (call it in the master)."""
+    """The gateway's tracing settings, checked in its master: a bad OTEL_TRACES_SAMPLER or
+    OTEL_BSP_*, or an OTEL_PROPAGATORS it does not speak, stops the boot."""
     from chassis.spanexport import settings_from_env
 
     sampler_setting(environ)
     settings_from_env(environ)
+    _check_propagators(os.environ if environ is None else environ)
+
+
+def _check_propagators(environ: Mapping[str, str]) -> None:
+    """The gateway writes W3C `traceparent`/`tracestate` itself (chassis.spans) and passes
+    a client's `baggage` on like any header; asked for another propagation (b3, jaeger,
+    none), it would silently not do it, so it refuses to start instead."""
+    named = {
+        name.strip().lower()
+        for name in environ.get("OTEL_PROPAGATORS", "").split(",")
+        if name.strip()
+    }
+    unsupported = sorted(named - GATEWAY_PROPAGATORS)
+    if unsupported:
+        raise ConfigError(
+            f"OTEL_PROPAGATORS: the gateway propagates tracecontext (and passes baggage"
+            f" on), not {', '.join(unsupported)}"
+        )
 
 
 class RequestRootSampler:

@@ -44,6 +44,14 @@ def start_devconsul(port: int, *extra: str) -> ManagedProcess:
     return proc
 
 
+@pytest.fixture(scope="session", autouse=True)
+def process_logs(tmp_path_factory):
+    """Every test process's log in this run's temporary directory (see ManagedProcess)."""
+    ManagedProcess.log_dir = tmp_path_factory.mktemp("process-logs")
+    yield ManagedProcess.log_dir
+    ManagedProcess.log_dir = None
+
+
 @pytest.fixture
 def devconsul():
     """A fresh devconsul agent for one test."""

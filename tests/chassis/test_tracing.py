@@ -84,6 +84,20 @@ def test_a_bad_sampler_setting_names_its_variable(environ, variable):
         tracing.sampler_from_env(environ)
 
 
+@pytest.mark.parametrize("value", ["", "tracecontext", "tracecontext, baggage"])
+def test_the_gateway_starts_with_the_propagators_it_speaks(value):
+    tracing.check_settings({**ENDPOINT, "OTEL_PROPAGATORS": value})
+
+
+@pytest.mark.parametrize(
+    "value, named",
+    [("b3", "b3"), ("tracecontext,b3multi", "b3multi"), ("none", "none")],
+)
+def test_the_gateway_refuses_a_propagator_it_does_not_speak(value, named):
+    with pytest.raises(ConfigError, match=f"^OTEL_PROPAGATORS: .*not {named}$"):
+        tracing.check_settings({**ENDPOINT, "OTEL_PROPAGATORS": value})
+
+
 def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
     for name in tracing.ENDPOINT_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -44,7 +44,14 @@ def wait_until(
 
 
 class ManagedProcess:
-    """A child process whose output goes to a log file, stopped (and killed if need be) on `stop()`."""
+    """A child process whose output goes to a log file, stopped (and killed if need be) on `stop()`.
+
+    The logs go to `log_dir`: under a pytest run, the run's own temporary directory (the
+    root conftest sets it; pytest keeps the last three runs' and removes older ones), so a
+    suite of several hundred processes does not leave several hundred files in /tmp.
+    """
+
+    log_dir: Path | None = None  # None: the system's temporary directory
 
     def __init__(
         self, argv: Sequence[str], env: dict[str, str] | None = None, name: str = "proc"
@@ -52,7 +59,9 @@ class ManagedProcess:
         self.argv = list(argv)
         self.name = name
         self.env = {**os.environ, **(env or {})}
-        self.log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self.log = Path(
+            tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=self.log_dir)[1]
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ManagedProcess":
