@@ -154,7 +154,7 @@ class Gateway:
             services[name] = {
                 "passing": sum(1 for i in instances if i.status == "passing"),
                 "total": len(instances),
-                "routable": sum(1 for i in instances if admits(i, state.strategy_name)),
+                "routable": len(state.admitted),
                 "prefix": view.table.prefix_of(name),
             }
         claimed = [s for s in services.values() if s["prefix"]]

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from chassis.spans import attempt_span
 from discovery.instances import Instance
-from gateway.directory import ServiceState, admits, routable
+from gateway.directory import ServiceState, routable
 from gateway.resilience import Ejector, RetryBudget
 from gateway.settings import GatewaySettings
 from gateway.upstream import (
@@ -220,9 +220,7 @@ class Forwarder:
             self.ejector.success(instance.id)
             return
         # Only instances Consul lets us route to can stand in for an ejected one.
-        peers = [
-            i.id for i in state.snapshot.instances if admits(i, state.strategy_name)
-        ]
+        peers = [i.id for i in state.admitted]
         ejected = self.ejector.failure(instance.id, peers)
         if ejected and self.metrics is not None:
             m = self.metrics
