@@ -75,7 +75,7 @@ async def user_with_orders(
         )
     user_id = int(match.group(1))
     headers = upstream_request_headers(
-        [(n, v) for n, v in request.headers if n.lower() != "content-length"],
+        request.headers,  # its Content-Length is dropped there, like the proxy's
         client_addr=request.client_addr,
         scheme="http",
         request_id=rid,
