@@ -297,10 +297,7 @@ class Gateway:
                 404, error_code="no_route", message=f"no service claims {path}"
             )
         body = request.body
-        if body.too_large():
-            raise BodyError(
-                413, "body_too_large", f"request body over {body.limit} bytes"
-            )
+        body.check_length()  # before any upstream is contacted
         # Held in memory, a body can be sent again on a retry; a large one streams.
         held = body.length is not None and body.length <= PRELOAD_LIMIT
         payload = (await body.read() if held else body) if body.expected else b""

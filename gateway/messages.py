@@ -95,17 +95,18 @@ class Body(RequestBody):
 
     # -- read by the handler ------------------------------------------------------------
 
-    def too_large(self) -> bool:
-        return self.length is not None and self.length > self.limit
+    def check_length(self) -> None:
+        """413 at once when the announced Content-Length is over the limit."""
+        if self.length is not None and self.length > self.limit:
+            raise BodyError(
+                413, "body_too_large", f"request body over {self.limit} bytes"
+            )
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        if self.too_large():
-            raise BodyError(
-                413, "body_too_large", f"request body over {self.limit} bytes"
-            )
+        self.check_length()
         while True:
             if self._error is not None:
                 raise self._error
