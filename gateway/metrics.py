@@ -109,7 +109,6 @@ class GatewayMetrics:
         self._requests: defaultdict[tuple, int] = defaultdict(int)
         self._attempts: defaultdict[tuple, int] = defaultdict(int)
         self._latency: dict[str, list] = {}  # service -> [count per bucket..., sum]
-        self._forgotten: list[set[str]] = []  # forget() calls not applied yet
         # prometheus_client chose its multiprocess values at import, from the same variable.
         self._flush_each = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -140,8 +139,7 @@ class GatewayMetrics:
             self.flush()
 
     def flush(self) -> None:
-        """Move the tallies into the Prometheus metrics, then drop the series of instances
-        Consul forgot meanwhile. On the loop, like the tallying."""
+        """Move the tallies into the Prometheus metrics. On the loop, like the tallying."""
         requests, self._requests = self._requests, defaultdict(int)
         attempts, self._attempts = self._attempts, defaultdict(int)
         latency, self._latency = self._latency, {}
@@ -157,8 +155,6 @@ class GatewayMetrics:
                 if n:
                     value.inc(n)
             child._sum.inc(counts[-1])
-        while self._forgotten:
-            self._drop_departed(self._forgotten.pop(0))
 
     def render(self) -> bytes:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
@@ -173,10 +169,9 @@ class GatewayMetrics:
 
     def forget(self, keep: set[str]) -> None:
         """Drop the series of instances Consul no longer lists (churn would grow them
-        forever). Called from the directory's thread: done by the next flush, on the loop."""
-        self._forgotten.append(keep)
-
-    def _drop_departed(self, keep: set[str]) -> None:
+        forever). On the loop (Directory.view); tallies of theirs are flushed first, or
+        the next flush would bring the series back."""
+        self.flush()
         for key, (metric, labels) in list(self._labelled.items()):
             instance = labels[-1]
             if instance in keep or instance == NO_INSTANCE:

@@ -65,13 +65,13 @@ def test_attempts_are_counted_at_the_next_scrape():
     )
 
 
-def test_forgetting_waits_for_the_flush_and_keeps_answers_of_no_instance():
+def test_forgetting_flushes_first_and_keeps_answers_of_no_instance():
     metrics = GatewayMetrics(_Directory())
     metrics.request("echo", 200, "a", 0.01)
     metrics.request("echo", 200, "b", 0.01)
     metrics.request("echo", 503, "-", 0.01)
     metrics.flush()
-    metrics.request("echo", 200, "a", 0.01)  # in flight as Consul forgets `a`
+    metrics.request("echo", 200, "a", 0.01)  # not flushed as Consul forgets `a`
     metrics.forget({"b"})
     text = metrics.render().decode()
     assert 'instance="a"' not in text
