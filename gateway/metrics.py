@@ -149,9 +149,11 @@ class GatewayMetrics:
             self.child(self.attempts, *labels).inc(n)
         for service, counts in latency.items():
             # Many observations at once: prometheus_client has no call for that, so its
-            # own per-bucket values (what `observe` increments) are added to directly.
+            # own per-bucket values (what `observe` increments) are added to directly --
+            # private attributes, so tests/gateway/test_metrics.py compares the result
+            # with `observe`'s, and `strict` fails loudly if their shape ever changes.
             child = self.child(self.latency, service)
-            for value, n in zip(child._buckets, counts, strict=False):
+            for value, n in zip(child._buckets, counts[:-1], strict=True):
                 if n:
                     value.inc(n)
             child._sum.inc(counts[-1])

@@ -25,13 +25,17 @@ def _lines(text: bytes, prefix: str) -> list[str]:
     ]
 
 
-def test_requests_and_latency_read_as_if_observed_one_by_one():
+def _bulk_text(flush_every: int) -> bytes:
     metrics = GatewayMetrics(_Directory())
-    for seconds in SECONDS:
+    for n, seconds in enumerate(SECONDS, 1):
         metrics.request("echo", 200, "a", seconds)
+        if n % flush_every == 0:
+            metrics.flush()
     metrics.request("echo", 503, "-", 0.5)
-    text = metrics.render()
+    return metrics.render()
 
+
+def _one_by_one_text() -> bytes:
     registry = CollectorRegistry()
     requests = Counter("gateway_requests", "", ["service", "status", "instance"],
                        registry=registry)  # fmt: skip
@@ -42,8 +46,18 @@ def test_requests_and_latency_read_as_if_observed_one_by_one():
         latency.labels("echo").observe(seconds)
     requests.labels("echo", "503", "-").inc()
     latency.labels("echo").observe(0.5)
-    expected = generate_latest(registry)
+    return generate_latest(registry)
 
+
+def test_requests_and_latency_read_as_if_observed_one_by_one():
+    text, expected = _bulk_text(len(SECONDS) + 1), _one_by_one_text()
+    for prefix in ("gateway_requests_total", "gateway_request_duration_seconds"):
+        assert _lines(text, prefix) == _lines(expected, prefix)
+
+
+def test_flushes_add_up():
+    """Each flush adds to the bucket values, and the buckets stay cumulative."""
+    text, expected = _bulk_text(2), _one_by_one_text()
     for prefix in ("gateway_requests_total", "gateway_request_duration_seconds"):
         assert _lines(text, prefix) == _lines(expected, prefix)
 

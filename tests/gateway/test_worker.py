@@ -113,15 +113,18 @@ def test_several_workers_report_metrics_for_the_whole_gateway(devconsul, started
     for n in range(20):  # a new connection each: either worker may take it
         assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
 
-    def counted() -> float:
+    def counted(series: str = "gateway_requests_total{") -> float:
         text = requests.get(f"{url}/metrics", timeout=5).text
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("gateway_requests_total{")
+            if line.startswith(series)
         )
 
     assert [counted() for _ in range(6)] == [20.0] * 6  # whichever worker answers
+    # The latency histogram, filled in bulk (GatewayMetrics.flush), in the workers' files.
+    assert counted("gateway_request_duration_seconds_count{") == 20.0
+    assert counted('gateway_request_duration_seconds_bucket{le="+Inf"') == 20.0
     quick_stop(gateway)
     assert not os.path.exists(metrics_dir)  # the master cleaned up
 
