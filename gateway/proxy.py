@@ -35,9 +35,8 @@ from gateway.upstream import (
 __all__ = ["Attempt", "Forwarder", "Outcome", "Result", "retryable"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-PRELOAD_LIMIT = (
-    1 << 20
-)  # bodies up to this size are held (both ways); larger ones stream
+# Bodies up to this size are held (both ways); larger ones stream.
+PRELOAD_LIMIT = 1 << 20
 
 
 class Outcome:
@@ -232,13 +231,13 @@ class Forwarder:
             return Result(
                 504,
                 error_code="upstream_timeout",
-                message=(f"{state.name} did not answer in time"),
+                message=f"{state.name} did not answer in time",
             )
         if attempts:
             return Result(
                 502,
                 error_code="bad_gateway",
-                message=(f"every attempt to reach {state.name} failed"),
+                message=f"every attempt to reach {state.name} failed",
             )
         return Result(
             503,

@@ -41,9 +41,8 @@ __all__ = ["Server"]
 
 log = logging.getLogger("gateway.server")
 
-TURN_AWAY_LINGER = (
-    1.0  # seconds a refused connection is read (and dropped) before closing
-)
+# Seconds a refused connection is read (and dropped) before closing.
+TURN_AWAY_LINGER = 1.0
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
