@@ -110,7 +110,7 @@ class GatewayMetrics:
         self._attempts: defaultdict[tuple, int] = defaultdict(int)
         self._latency: dict[str, list] = {}  # service -> [count per bucket..., sum]
         # prometheus_client chose its multiprocess values at import, from the same variable.
-        self._flush_each = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     def count_dropped_spans(self) -> None:
         """Bring the dropped-spans counter up to chassis.tracing's count. Called at each
@@ -129,13 +129,13 @@ class GatewayMetrics:
             buckets = self._latency[service] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
         buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le`: bounds inclusive
         buckets[-1] += seconds
-        if self._flush_each:
+        if self._multiprocess:  # another worker may answer the next scrape
             self.flush()
 
     def attempt(self, service: str, outcome: str) -> None:
         """One attempt on an upstream instance (counted before its request's answer)."""
         self._attempts[service, outcome] += 1
-        if self._flush_each:
+        if self._multiprocess:  # another worker may answer the next scrape
             self.flush()
 
     def flush(self) -> None:
@@ -162,7 +162,7 @@ class GatewayMetrics:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
         self.flush()
         self.count_dropped_spans()
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if not self._multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
