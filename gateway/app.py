@@ -29,7 +29,13 @@ from gateway.headers import (
     traceparent,
     upstream_request_headers,
 )
-from gateway.messages import BodyError, Request, Response, json_error
+from gateway.messages import (
+    BodyError,
+    Request,
+    Response,
+    json_error,
+    method_not_allowed,
+)
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.paths import API_PREFIX, BadPath, clean_target
@@ -114,12 +120,7 @@ class Gateway:
             )
         if path in self._own:
             if request.method not in READ_METHODS:
-                response = json_error(
-                    405,
-                    "method_not_allowed",
-                    f"{request.method} is not allowed here",
-                    headers=[("Allow", ", ".join(READ_METHODS))],
-                )
+                response = method_not_allowed(request.method, READ_METHODS)
             else:
                 response = self._own[path]()
         else:

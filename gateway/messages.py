@@ -21,6 +21,7 @@ __all__ = [
     "Request",
     "Response",
     "json_error",
+    "method_not_allowed",
     "status_line",
 ]
 
@@ -72,7 +73,7 @@ class Body(RequestBody):
     def feed(self, data: bytes) -> None:
         self.received += len(data)
         if self.received > self.limit:
-            self.fail(413, "body_too_large", f"request body over {self.limit} bytes")
+            self.fail(*self._too_large())
             return
         self._chunks.append(data)
         self._buffered += len(data)
@@ -98,9 +99,11 @@ class Body(RequestBody):
     def check_length(self) -> None:
         """413 at once when the announced Content-Length is over the limit."""
         if self.length is not None and self.length > self.limit:
-            raise BodyError(
-                413, "body_too_large", f"request body over {self.limit} bytes"
-            )
+            raise BodyError(*self._too_large())
+
+    def _too_large(self) -> tuple[int, str, str]:
+        """The 413 of a body over the limit: announced, or found so as it arrives."""
+        return 413, "body_too_large", f"request body over {self.limit} bytes"
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])
@@ -163,6 +166,16 @@ class Response:
     def has(self, name: str) -> bool:
         lower, size = name.lower(), len(name)
         return any(len(n) == size and n.lower() == lower for n, _ in self.headers)
+
+
+def method_not_allowed(method: str, allowed: Sequence[str]) -> Response:
+    """405 for a path that answers only `allowed` methods, naming them in Allow."""
+    return json_error(
+        405,
+        "method_not_allowed",
+        f"{method} is not allowed here",
+        headers=[("Allow", ", ".join(allowed))],
+    )
 
 
 def json_error(

@@ -376,7 +376,6 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._linger_then_close()
 
     def _turn_away(self) -> None:
-        self.finished = True
         self.transport.write(
             self._error_bytes(
                 503,

@@ -12,7 +12,7 @@ import json
 import re
 
 from gateway.headers import upstream_request_headers
-from gateway.messages import Request, Response, json_error
+from gateway.messages import Request, Response, json_error, method_not_allowed
 from gateway.paths import API_PREFIX
 from gateway.proxy import Result
 
@@ -67,12 +67,7 @@ async def user_with_orders(
     if match is None:
         return json_error(404, "not_found", f"nothing at {path}")
     if request.method not in ("GET", "HEAD"):
-        return json_error(
-            405,
-            "method_not_allowed",
-            f"{request.method} is not allowed here",
-            headers=[("Allow", "GET, HEAD")],
-        )
+        return method_not_allowed(request.method, ("GET", "HEAD"))
     user_id = int(match.group(1))
     headers = upstream_request_headers(
         request.headers,  # its Content-Length is dropped there, like the proxy's
