@@ -294,47 +294,58 @@ def _request_id(request_id: str) -> bytes:
     )
 
 
-def encode_server(span) -> bytes:
-    """A chassis.spans.ServerSpan as an OTLP Span (its fields in number order)."""
-    head, attributes = _server_constants(span.method, span.path)
-    parent_id = span.parent_id
+def _span(trace_id, span_id, trace_state, parent_id, head, start, end, rest, flags):
+    """An OTLP Span: its ids, name and kind (`head`), times, then `rest` (attributes and
+    status, made by the caller) and the flags -- the fields in number order."""
     return b"".join(
         (
             b"\x0a\x10",
-            span.trace_id.to_bytes(16, "big"),
+            trace_id.to_bytes(16, "big"),
             b"\x12\x08",
-            span.span_id.to_bytes(8, "big"),
-            _string(b"\x1a", span.trace_state) if span.trace_state else b"",
+            span_id.to_bytes(8, "big"),
+            _string(b"\x1a", trace_state) if trace_state else b"",
             b"\x22\x08" + parent_id.to_bytes(8, "big") if parent_id else b"",
             head,
-            _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-            attributes,
-            _request_id(span.request_id) if span.request_id else b"",
-            _ending(None, span.status, span.error),
-            _REMOTE_FLAGS if parent_id else _LOCAL_FLAGS,
+            _TIMES.pack(0x39, start, 0x41, end),
+            rest,
+            flags,
         )
     )
 
 
+def encode_server(span) -> bytes:
+    """A chassis.spans.ServerSpan as an OTLP Span."""
+    head, attributes = _server_constants(span.method, span.path)
+    if span.request_id:
+        attributes += _request_id(span.request_id)
+    parent_id = span.parent_id
+    return _span(
+        span.trace_id,
+        span.span_id,
+        span.trace_state,
+        parent_id,
+        head,
+        span.start_ns,
+        span.end_ns,
+        attributes + _ending(None, span.status, span.error),
+        _REMOTE_FLAGS if parent_id else _LOCAL_FLAGS,
+    )
+
+
 def encode_attempt(span) -> bytes:
-    """A chassis.spans.AttemptSpan as an OTLP Span (its fields in number order)."""
+    """A chassis.spans.AttemptSpan as an OTLP Span: a local child of its server span."""
     server = span.parent
     head, attributes = _attempt_constants(span.number, span.instance_id)
-    return b"".join(
-        (
-            b"\x0a\x10",
-            server.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
-            span.span_id.to_bytes(8, "big"),
-            _string(b"\x1a", server.trace_state) if server.trace_state else b"",
-            b"\x22\x08",
-            server.span_id.to_bytes(8, "big"),
-            head,
-            _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
-            attributes,
-            _ending(span.outcome, span.status, span.error),
-            _LOCAL_FLAGS,
-        )
+    return _span(
+        server.trace_id,
+        span.span_id,
+        server.trace_state,
+        server.span_id,
+        head,
+        span.start_ns,
+        span.end_ns,
+        attributes + _ending(span.outcome, span.status, span.error),
+        _LOCAL_FLAGS,
     )
 
 
