@@ -33,3 +33,4 @@ def test_recent_lists_the_newest_traces_first_up_to_the_limit(tmp_path):
     newest = store.recent(2)
     assert [spans[0].trace_id for spans in newest] == [f"{3:032x}", f"{2:032x}"]
     assert [len(spans) for spans in newest] == [5, 5]
+    assert newest == [store.trace(spans[0].trace_id) for spans in newest]
