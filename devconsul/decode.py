@@ -108,6 +108,15 @@ def json_kind(value) -> str:
     return "object"
 
 
+def field_type_error(value, field: str, go_type: str) -> HTTPError:
+    """Go's error for a JSON value of the wrong type in struct field `field`
+    (``Struct.Field``) of type `go_type`."""
+    return decode_failed(
+        f"json: cannot unmarshal {json_kind(value)} into Go struct field {field} "
+        f"of type {go_type}"
+    )
+
+
 def json_object(value) -> dict:
     """A decoded body as Go decodes it into ``map[string]interface{}`` (config
     entries, discovery-chain overrides): any object, ``null`` as empty."""
@@ -162,10 +171,7 @@ class Fields:
         if kind is int and isinstance(value, float) and value.is_integer():
             value, ok = int(value), True
         if not ok:
-            raise decode_failed(
-                f"json: cannot unmarshal {json_kind(value)} into Go struct field "
-                f"{self.struct}.{name} of type {_GO_TYPES[kind]}"
-            )
+            raise field_type_error(value, f"{self.struct}.{name}", _GO_TYPES[kind])
         return value
 
     def str(self, name: str, default: str = "") -> str:
@@ -181,20 +187,14 @@ class Fields:
         values = self._typed(name, list, [])
         for value in values:
             if not isinstance(value, str):
-                raise decode_failed(
-                    f"json: cannot unmarshal {json_kind(value)} into Go struct "
-                    f"field {self.struct}.{name} of type string"
-                )
+                raise field_type_error(value, f"{self.struct}.{name}", "string")
         return list(values)
 
     def str_map(self, name: str) -> dict[str, str]:
         values = self._typed(name, dict, {})
         for value in values.values():
             if not isinstance(value, str):
-                raise decode_failed(
-                    f"json: cannot unmarshal {json_kind(value)} into Go struct "
-                    f"field {self.struct}.{name} of type string"
-                )
+                raise field_type_error(value, f"{self.struct}.{name}", "string")
         return dict(values)
 
     def obj(self, name: str) -> dict | None:

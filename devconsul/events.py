@@ -7,6 +7,7 @@ not a raft index but derived from the newest event's ID (uuidToUint64 in
 agent/event_endpoint.go), so blocking waits for the index to *differ*.
 """
 
+import base64
 import re
 import threading
 import time
@@ -34,11 +35,14 @@ class UserEvent:
     tag_filter: str = ""
     ltime: int = 0
 
-    def to_json(self, payload_encoder) -> dict:
+    def to_json(self) -> dict:
+        """api.UserEvent: the payload as base64 ([]byte in Go's JSON)."""
         return {
             "ID": self.id,
             "Name": self.name,
-            "Payload": payload_encoder(self.payload) if self.payload else None,
+            "Payload": base64.b64encode(self.payload).decode()
+            if self.payload
+            else None,
             "NodeFilter": self.node_filter,
             "ServiceFilter": self.service_filter,
             "TagFilter": self.tag_filter,

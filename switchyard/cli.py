@@ -132,9 +132,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         console.say(f"ERROR switchyard: {exc}")
         return 2
-    if (
-        console.gone()
-    ):  # `switchyard up >&-`: a stack nobody could see or stop by Ctrl-C
+    # `switchyard up >&-`: a stack nobody could see or stop by Ctrl-C.
+    if console.gone():
         with contextlib.suppress(OSError, AttributeError, ValueError):
             sys.stderr.write(
                 "ERROR switchyard: stdout or stderr is closed; not starting\n"

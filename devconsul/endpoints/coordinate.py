@@ -9,7 +9,7 @@ node.
 import math
 
 from devconsul import schemas, selfinfo
-from devconsul.decode import Fields, decode_failed, json_kind
+from devconsul.decode import Fields, field_type_error
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, empty_response, json_response
 from devconsul.queries import blocking_read, check_datacenter
@@ -75,10 +75,7 @@ def _number(value, field: str) -> float:
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise decode_failed(
-            f"json: cannot unmarshal {json_kind(value)} into Go struct field "
-            f"Coordinate.Coord.{field} of type float64"
-        )
+        raise field_type_error(value, f"Coordinate.Coord.{field}", "float64")
     return float(value)
 
 
@@ -88,10 +85,7 @@ def _coordinate(raw: dict | None) -> dict:
     fields = Fields(raw, "coordinate.Coordinate", schemas.COORDINATE)
     vec = fields.raw("Vec") or []
     if not isinstance(vec, list):
-        raise decode_failed(
-            f"json: cannot unmarshal {json_kind(vec)} into Go struct field "
-            "Coordinate.Coord.Vec of type []float64"
-        )
+        raise field_type_error(vec, "Coordinate.Coord.Vec", "[]float64")
     coord = {
         "Vec": [_number(x, "Vec") for x in vec],
         **{k: _number(fields.raw(k), k) for k in ("Error", "Adjustment", "Height")},

@@ -1,16 +1,10 @@
 """/v1/event/fire/:name and /v1/event/list (agent/event_endpoint.go)."""
 
-import base64
-
 from devconsul.errors import HTTPError
 from devconsul.events import InvalidEvent, UserEvent
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import check_datacenter, parse_blocking
 from devconsul.routing import GET, PUT, Route
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _local_services(app) -> dict[str, list[str]]:
@@ -39,7 +33,7 @@ def fire(app, req: Request) -> Response:
         app.events.fire(event, app.agent.node, _local_services(app))
     except InvalidEvent as exc:
         raise HTTPError(500, str(exc)) from None
-    return json_response(req, event.to_json(_b64))
+    return json_response(req, event.to_json())
 
 
 def event_list(app, req: Request) -> Response:
@@ -47,7 +41,7 @@ def event_list(app, req: Request) -> Response:
     found, current = app.events.list(req.param("name", ""), index, timeout)
     return json_response(
         req,
-        [e.to_json(_b64) for e in found],
+        [e.to_json() for e in found],
         headers={"X-Consul-Index": str(current)},
     )
 

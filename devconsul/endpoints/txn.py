@@ -9,8 +9,8 @@ from devconsul import schemas, transactions
 from devconsul.decode import (
     Fields,
     decode_failed,
+    field_type_error,
     go_base64,
-    json_kind,
     load_json,
     worded,
 )
@@ -71,10 +71,7 @@ def _value(raw) -> bytes:
     if raw is None:
         return b""
     if not isinstance(raw, str):
-        raise decode_failed(
-            f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
-            "KVTxnOp.KV.Value of type []uint8"
-        )
+        raise field_type_error(raw, "KVTxnOp.KV.Value", "[]uint8")
     try:
         return go_base64(raw)
     except ValueError as exc:

@@ -1,3 +1,4 @@
+import sqlite3
 from dataclasses import replace
 
 from switchyard.spanstore import SpanStore
@@ -11,6 +12,18 @@ def test_an_empty_data_directory_has_no_traces_and_gets_no_file(tmp_path):
     assert store.trace_ids_for_request("r") == []
     assert store.count() == 0
     assert not (tmp_path / "var").exists()
+
+
+def test_reading_a_file_the_writer_has_not_made_a_table_in_yet_changes_nothing(
+    tmp_path,
+):
+    sqlite3.connect(tmp_path / "traces.db").close()  # the file, and no table yet
+    store = SpanStore(tmp_path)
+    assert store.recent(10) == []
+    assert store.count() == 0
+    with sqlite3.connect(tmp_path / "traces.db") as connection:
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == []  # the schema is the writer's to make
 
 
 def test_spans_round_trip_and_a_repeated_span_is_stored_once(tmp_path):
@@ -33,3 +46,4 @@ def test_recent_lists_the_newest_traces_first_up_to_the_limit(tmp_path):
     newest = store.recent(2)
     assert [spans[0].trace_id for spans in newest] == [f"{3:032x}", f"{2:032x}"]
     assert [len(spans) for spans in newest] == [5, 5]
+    assert newest == [store.trace(spans[0].trace_id) for spans in newest]

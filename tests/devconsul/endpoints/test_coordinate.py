@@ -67,6 +67,22 @@ def test_update_stores_a_catalog_nodes_coordinate_and_wakes_watchers(client, api
             "Request decode failed: ",
         ),
         ([], 400, "Request decode failed: json: cannot unmarshal array"),
+        (
+            {"Node": "test-node", "Coord": {"Vec": "x"}},
+            400,
+            (
+                "Request decode failed: json: cannot unmarshal string into Go struct "
+                "field Coordinate.Coord.Vec of type []float64"
+            ),
+        ),
+        (
+            {"Node": "test-node", "Coord": {"Vec": [0.0] * 8, "Height": "x"}},
+            400,
+            (
+                "Request decode failed: json: cannot unmarshal string into Go struct "
+                "field Coordinate.Coord.Height of type float64"
+            ),
+        ),
     ],
 )
 def test_bad_updates(api, body, status, text):

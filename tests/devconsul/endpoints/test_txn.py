@@ -161,6 +161,14 @@ def test_pre_checks_run_before_anything(module_api):
         (b'[{"KV": {"Verb": "set", "Key": "k", "Value": "%%%"}}]', 400, "Failed to"),
         (b'[{"KV": {"Verb": 1}}]', 400, "Failed to parse body: json: cannot"),
         (
+            b'[{"KV": {"Verb": "set", "Key": "k", "Value": 1}}]',
+            400,
+            (
+                "Failed to parse body: json: cannot unmarshal number into Go struct "
+                "field KVTxnOp.KV.Value of type []uint8"
+            ),
+        ),
+        (
             b"[" + b",".join([b'{"KV": {"Verb": "get", "Key": "k"}}'] * 65) + b"]",
             413,
             "Transaction contains too many operations (65 > 64)",
