@@ -245,3 +245,20 @@ def test_a_forked_child_never_uses_the_parents_pooled_session():
     assert client._session() is parents  # one per thread, kept
     assert true_in_a_forked_child(lambda: client._session() is not parents)
     assert client._session() is parents
+
+
+def test_calls_from_one_thread_reuse_one_keep_alive_connection():
+    # order-service checks the user on every POST /orders: a TCP connection opened for
+    # each check would be an avoidable round trip.
+    client_ports = []
+
+    def remember(request):
+        client_ports.append(request.client_address[1])
+        return 200, {}, b"ok"
+
+    with StubServer(remember) as a:
+        client = client_for(a.url)
+        for _ in range(5):
+            assert client.request("GET", "/users/1").status_code == 200
+    assert len(client_ports) == 5
+    assert len(set(client_ports)) == 1
