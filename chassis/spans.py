@@ -49,6 +49,7 @@ __all__ = [
     "ServerSpan",
     "SpanRecorder",
     "attempt_span",
+    "parse_traceparent",
 ]
 
 SAMPLERS = (
@@ -251,23 +252,32 @@ def attempt_span(instance_id: str, number: int) -> AttemptSpan:
     return AttemptSpan(parent, instance_id, number)
 
 
+def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
+    """(trace id, parent span id, trace flags), in hex, of a traceparent the SDK's
+    TraceContextTextMapPropagator accepts -- a later version is read as version 00, as W3C
+    asks -- else None. The untraced gateway (gateway.headers) continues traces by it too."""
+    match = _TRACEPARENT.search(header) if header else None
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = match.groups()
+    if (
+        trace_hex == "0" * 32
+        or span_hex == "0" * 16
+        or version == "ff"
+        or (version == "00" and rest)
+    ):
+        return None
+    return trace_hex, span_hex, flags
+
+
 def _parent(headers: Mapping[str, str]) -> tuple[int, int, int | None, str]:
     """(trace id, parent span id, parent's trace flags, tracestate) from a valid incoming
-    traceparent, as the SDK's TraceContextTextMapPropagator accepts it; otherwise a new
-    trace: (new trace id, 0, None, "")."""
-    header = headers.get("traceparent")
-    match = _TRACEPARENT.search(header) if header else None
-    if match is not None:
-        version, trace_hex, span_hex, flags, rest = match.groups()
-        valid = (
-            trace_hex != "0" * 32
-            and span_hex != "0" * 16
-            and version != "ff"
-            and not (version == "00" and rest)
-        )
-        if valid:
-            state = _trace_state(headers.get("tracestate"))
-            return int(trace_hex, 16), int(span_hex, 16), int(flags, 16), state
+    traceparent; otherwise a new trace: (new trace id, 0, None, "")."""
+    parsed = parse_traceparent(headers.get("traceparent"))
+    if parsed is not None:
+        trace_hex, span_hex, flags = parsed
+        state = _trace_state(headers.get("tracestate"))
+        return int(trace_hex, 16), int(span_hex, 16), int(flags, 16), state
     return getrandbits(128) or _nonzero(128), 0, None, ""
 
 

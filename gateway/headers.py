@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from random import getrandbits
 
+from chassis.spans import parse_traceparent
 from gateway.paths import API_PREFIX
 
 __all__ = [
@@ -52,7 +53,6 @@ _FORWARDED = frozenset(
 _REPLACED_RESPONSE = frozenset({"date", "server"})
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 
 
@@ -92,12 +92,13 @@ def request_id(incoming: str | None) -> str:
 
 
 def traceparent(incoming: str | None) -> str:
-    """W3C traceparent for the upstream hop: same trace, a new span id for the gateway."""
-    match = _TRACEPARENT.fullmatch(incoming) if incoming else None
-    if match is None or not match.group(1).strip("0"):
+    """W3C traceparent for the upstream hop: same trace, a new span id for the gateway.
+    A trace is continued exactly when the traced gateway would continue it."""
+    parsed = parse_traceparent(incoming)
+    if parsed is None:
         trace_id, flags = _random_hex128(), "01"
     else:
-        trace_id, flags = match.group(1), match.group(3)
+        trace_id, _, flags = parsed
     return f"00-{trace_id}-{getrandbits(64).to_bytes(8, 'big').hex()}-{flags}"
 
 

@@ -1,6 +1,8 @@
 import re
 
 import pytest
+from opentelemetry.trace import get_current_span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.headers import (
     downstream_response_headers,
@@ -56,7 +58,13 @@ def test_request_id_kept_only_when_sane(incoming, kept):
     [
         (TRACE, True),
         ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
-        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", False),
+        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", False),
+        # W3C: a later version is read as version 00, its extra fields ignored.
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", True),
+        ("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", True),
         ("garbage", False),
         (None, False),
     ],
@@ -66,6 +74,30 @@ def test_traceparent_keeps_the_trace_and_makes_a_new_span(incoming, same_trace):
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", out)
     assert (out.split("-")[1] == TRACE.split("-")[1]) is same_trace
     assert out.split("-")[2] != "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        TRACE,
+        f" {TRACE}\t",
+        TRACE.upper(),
+        TRACE[:-2] + "00",
+        "01" + TRACE[2:] + "-future",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "ff" + TRACE[2:],
+        TRACE + "-extra",
+        "00-xyz-abc-01",
+    ],
+)
+def test_traceparent_continues_a_trace_exactly_when_the_sdk_does(incoming):
+    # Untraced, the gateway must keep the same traces as the traced gateway and the
+    # services, which read traceparent with the SDK's propagator.
+    context = TraceContextTextMapPropagator().extract({"traceparent": incoming})
+    parent = get_current_span(context).get_span_context()
+    continued = traceparent(incoming).split("-")[1] == f"{parent.trace_id:032x}"
+    assert continued is parent.is_valid
 
 
 def _upstream(headers, trust=False):
