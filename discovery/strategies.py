@@ -2,7 +2,8 @@
 
 Every strategy is thread-safe, reads only the list it is given (so membership changes between
 calls need no bookkeeping), and takes an injectable `random.Random` for reproducible tests.
-`track(instance)` counts in-flight requests; least_connections chooses by those counts.
+`track(instance)` (or `begin`/`end`) marks a request to an instance; least_connections counts
+them and chooses by the counts, the others need no count and keep none.
 """
 
 import random
@@ -26,7 +27,6 @@ class Strategy:
     def __init__(self, rng: random.Random | None = None):
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._in_flight: Counter[str] = Counter()
 
     def choose(self, instances: Sequence[Instance]) -> Instance:
         if not instances:
@@ -50,20 +50,9 @@ class Strategy:
     def begin(self, instance: Instance) -> None:
         """A request to `instance` starts: `track` without a generator, for hot paths
         (the gateway's), which must call `end` in a `finally`."""
-        with self._lock:
-            self._in_flight[instance.id] = self._in_flight.get(instance.id, 0) + 1
 
     def end(self, instance: Instance) -> None:
-        with self._lock:
-            left = self._in_flight[instance.id] - 1
-            if left > 0:
-                self._in_flight[instance.id] = left
-            else:
-                self._in_flight.pop(instance.id, None)
-
-    def in_flight(self, instance_id: str) -> int:
-        with self._lock:
-            return self._in_flight[instance_id]
+        """The request `begin` marked has ended."""
 
 
 class RoundRobin(Strategy):
@@ -94,9 +83,29 @@ class LeastConnections(Strategy):
 
     name = "least_connections"
 
+    def __init__(self, rng: random.Random | None = None):
+        super().__init__(rng)
+        self._in_flight: Counter[str] = Counter()
+
     def _pick(self, ordered: list[Instance]) -> Instance:
         fewest = min(self._in_flight[i.id] for i in ordered)
         return self._rng.choice([i for i in ordered if self._in_flight[i.id] == fewest])
+
+    def begin(self, instance: Instance) -> None:
+        with self._lock:
+            self._in_flight[instance.id] = self._in_flight.get(instance.id, 0) + 1
+
+    def end(self, instance: Instance) -> None:
+        with self._lock:
+            left = self._in_flight[instance.id] - 1
+            if left > 0:
+                self._in_flight[instance.id] = left
+            else:
+                self._in_flight.pop(instance.id, None)
+
+    def in_flight(self, instance_id: str) -> int:
+        with self._lock:
+            return self._in_flight[instance_id]
 
 
 class Weighted(Strategy):

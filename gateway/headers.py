@@ -56,17 +56,23 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 
 
-def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    """(lower-cased name, name, value) of the headers `end_to_end` keeps, in one pass:
-    each name is lower-cased once, the callers match on it."""
+def _end_to_end(
+    headers: Iterable[tuple[str, str]], drop: frozenset[str] = frozenset()
+) -> list[tuple[str, str, str]]:
+    """(lower-cased name, name, value) of the headers `end_to_end` keeps, less those named
+    in `drop`, in one pass: each name is lower-cased once, the callers match on it."""
     kept, named = [], None
     for name, value in headers:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower.startswith("proxy-"):
             if lower == "connection":  # it may name more (all its lines count)
-                named = named or set()
-                named.update(token.strip().lower() for token in value.split(","))
-        else:
+                for token in value.lower().split(","):
+                    token = token.strip()
+                    # Nearly always `keep-alive`, dropped anyway: no second pass.
+                    if token not in HOP_BY_HOP:
+                        named = named or set()
+                        named.add(token)
+        elif lower not in drop:
             kept.append((lower, name, value))
     if named:
         kept = [item for item in kept if item[0] not in named]
@@ -148,7 +154,5 @@ def downstream_response_headers(
 ) -> list[tuple[str, str]]:
     """The upstream's end-to-end response headers, minus those the server sets itself."""
     return [
-        (name, value)
-        for lower, name, value in _end_to_end(headers)
-        if lower not in _REPLACED_RESPONSE
+        (name, value) for _, name, value in _end_to_end(headers, _REPLACED_RESPONSE)
     ]
