@@ -433,21 +433,36 @@ class Upstream:
         pool = self._pool(address, port)
         host = pool.host_line
         link = pool.get()
-        if link is not None:
+        # A pooled connection found closed before the answer may be replaced, once.
+        replace = link is not None and replayable and isinstance(body, bytes)
+        if link is None:
+            link = await pool.connect(connect_timeout)
+        while True:
+            response = UpstreamResponse(link, method, read_timeout)
             try:
-                return await _exchange(
-                    link, method, target, host, headers, body, read_timeout
-                )
+                if link.closed:
+                    raise _Stale("connection closed while pooled")
+                link.response = response
+                if isinstance(body, bytes):
+                    head = _head(method, target, host, headers, len(body))
+                    link.transport.write(head + body)
+                else:
+                    await _send_stream(
+                        link, method, target, host, headers, body, read_timeout
+                    )
+                # Awaited here, not in a coroutine of the response's: one less to resume.
+                while not response.has_head:
+                    await response.next_event()
+                return response
             except _Stale as stale:
-                if not replayable or not isinstance(body, bytes):
+                response.discard()
+                if not replace:
                     raise UpstreamBroken(str(stale)) from None
-        link = await pool.connect(connect_timeout)
-        try:
-            return await _exchange(
-                link, method, target, host, headers, body, read_timeout
-            )
-        except _Stale as stale:
-            raise UpstreamBroken(str(stale)) from None
+            except BaseException:
+                response.discard()
+                raise
+            replace = False
+            link = await pool.connect(connect_timeout)
 
 
 class RequestBody:
@@ -458,24 +473,6 @@ class RequestBody:
 
     def chunks(self) -> AsyncIterator[bytes]:
         raise NotImplementedError
-
-
-async def _exchange(link, method, target, host, headers, body, read_timeout):
-    if link.closed:
-        raise _Stale("connection closed while pooled")
-    response = UpstreamResponse(link, method, read_timeout)
-    link.response = response
-    try:
-        if isinstance(body, bytes):
-            link.transport.write(_head(method, target, host, headers, len(body)) + body)
-        else:
-            await _send_stream(link, method, target, host, headers, body, read_timeout)
-        while not response.has_head:
-            await response.next_event()
-    except BaseException:
-        response.discard()
-        raise
-    return response
 
 
 async def _send_stream(link, method, target, host, headers, body, read_timeout):
