@@ -14,7 +14,7 @@ or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no insta
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -171,15 +171,21 @@ class Forwarder:
             last or self._failure(state, attempts, deadline), attempts
         )
 
-    async def _attempt(
+    def _attempt(
+        self, instance, number, method, target, headers, *rest
+    ) -> Awaitable[Result]:
+        """One attempt on one instance: the one place where an upstream exchange starts
+        and ends (instance, outcome, status). Untraced, it is the exchange itself (no
+        coroutine of its own to start and resume)."""
+        if not self.tracing:
+            return self._exchange(instance, method, target, headers, *rest)
+        return self._traced_exchange(instance, number, method, target, headers, *rest)
+
+    async def _traced_exchange(
         self, instance, number, method, target, headers, *rest
     ) -> Result:
-        """One attempt on one instance: the one place where an upstream exchange starts
-        and ends (instance, outcome, status). Traced, it is a CLIENT span, a child of the
-        request's, whose traceparent the upstream gets: its server span is the attempt's
-        child. A retry is the next sibling."""
-        if not self.tracing:
-            return await self._exchange(instance, method, target, headers, *rest)
+        """A CLIENT span, a child of the request's, whose traceparent the upstream gets:
+        its server span is the attempt's child. A retry is the next sibling."""
         with attempt_span(instance.id, number) as span:
             result = await self._exchange(
                 instance, method, target, [*headers, *span.headers], *rest
@@ -204,7 +210,18 @@ class Forwarder:
                 min(s.read_timeout, remaining),
                 replayable,
             )
-            return await _upstream_result(instance, response)
+            outcome = classify_status(response.status)
+            length = response.length
+            # A 502/503 is read whole: it may be answered after a retry fails.
+            if outcome == Outcome.UNAVAILABLE or (
+                length is not None and length <= PRELOAD_LIMIT
+            ):
+                return _upstream_result(
+                    instance, response, outcome, await response.read()
+                )
+            return _upstream_result(
+                instance, response, outcome, stream=response.stream()
+            )
         except ConnectFailed:
             return _failed(instance, Outcome.CONNECT_FAILED)
         except UpstreamTimeout:
@@ -265,24 +282,20 @@ def _with_attempts(result: Result, attempts: list[Attempt]) -> Result:
     return result
 
 
-async def _upstream_result(instance: Instance, response: UpstreamResponse) -> Result:
-    outcome = classify_status(response.status)
-    attempt = Attempt(instance.id, outcome, response.status)
-    length = response.length
-    small = length is not None and length <= PRELOAD_LIMIT
-    if small or outcome == Outcome.UNAVAILABLE:
-        return Result(
-            response.status,
-            response.headers,
-            await response.read(),
-            instance=instance.id,
-            attempts=[attempt],
-        )
+def _upstream_result(
+    instance: Instance,
+    response: UpstreamResponse,
+    outcome: str,
+    body: bytes | None = None,
+    stream: AsyncIterator[bytes] | None = None,
+) -> Result:
+    """The upstream's answer, its body held or streamed."""
     return Result(
         response.status,
         response.headers,
-        stream=response.stream(),
-        length=length,
-        instance=instance.id,
-        attempts=[attempt],
+        body,
+        stream,
+        response.length if stream is not None else None,
+        instance.id,
+        attempts=[Attempt(instance.id, outcome, response.status)],
     )

@@ -57,6 +57,9 @@ class _Stale(UpstreamBroken):
 class _Link(WriteFlow, asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
 
+    _timer: asyncio.TimerHandle | None = None
+    deadline = 0.0  # when the exchange's reader, if it waits, times out
+
     def __init__(self, pool: "_Pool"):
         self.pool = pool
         self.loop = asyncio.get_running_loop()
@@ -94,6 +97,8 @@ class _Link(WriteFlow, asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.release_writers()
+        if self._timer is not None:
+            self._timer.cancel()
         if self.response is not None:
             self.response.lost()
 
@@ -132,6 +137,29 @@ class _Link(WriteFlow, asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.response is not None:
             self.response.on_complete()
+
+    # -- read timeout -------------------------------------------------------------------
+
+    def watch(self, timeout: float) -> None:
+        """Time the reader out if nothing comes within `timeout`. One timer per connection
+        serves its successive waits: a timer costs more than the wait, so it is moved only
+        when it would fire too late, and one that fires early is armed again."""
+        loop = self.loop
+        self.deadline = deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.response is None:
+            return  # nobody waits: the next wait arms it again
+        if self.loop.time() < self.deadline:
+            self._timer = self.loop.call_at(self.deadline, self._on_timer)
+        else:
+            self.response.expire()
 
     # -- pool ---------------------------------------------------------------------------
 
@@ -258,26 +286,24 @@ class UpstreamResponse:
             link.close()
 
     def _wake(self) -> None:
-        waiter = self._waiter
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout: float) -> None:
-        loop = self.link.loop
-        self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, self._expire, self._waiter)
-        try:
-            await self._waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+    def expire(self) -> None:
+        """Nothing came within the read timeout (the link's timer)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(UpstreamTimeout("upstream read timed out"))
+
+    def next_event(self) -> asyncio.Future:
+        """A future the exchange's next event (head, body bytes, end, failure) resolves, or
+        the read timeout fails; a plain future, awaited with no coroutine of its own."""
         if self._error is not None:
             raise self._error
-
-    @staticmethod
-    def _expire(waiter: asyncio.Future) -> None:
-        if not waiter.done():
-            waiter.set_exception(UpstreamTimeout("upstream read timed out"))
+        self._waiter = waiter = self.link.loop.create_future()
+        self.link.watch(self.read_timeout)
+        return waiter
 
     # -- read by the proxy --------------------------------------------------------------
 
@@ -285,12 +311,10 @@ class UpstreamResponse:
         lower = name.lower()
         return next((v for n, v in self.headers if n.lower() == lower), None)
 
-    async def head(self) -> None:
-        """Wait for the head (and a small body: see SMALL_BODY)."""
-        while not self._head_done or (self._small and not self._complete):
-            if self._error is not None:
-                raise self._error
-            await self._wait(self.read_timeout)
+    @property
+    def has_head(self) -> bool:
+        """Whether the head is here (and a small body: see SMALL_BODY)."""
+        return self._head_done and (self._complete or not self._small)
 
     async def read(self) -> bytes:
         # A body already whole and never paused for (the usual small answer): no generator.
@@ -314,9 +338,7 @@ class UpstreamResponse:
                 elif self._complete:
                     return
                 else:
-                    if self._error is not None:
-                        raise self._error
-                    await self._wait(self.read_timeout)
+                    await self.next_event()
         except BaseException:
             self.discard()
             raise
@@ -411,21 +433,36 @@ class Upstream:
         pool = self._pool(address, port)
         host = pool.host_line
         link = pool.get()
-        if link is not None:
+        # A pooled connection found closed before the answer may be replaced, once.
+        replace = link is not None and replayable and isinstance(body, bytes)
+        if link is None:
+            link = await pool.connect(connect_timeout)
+        while True:
+            response = UpstreamResponse(link, method, read_timeout)
             try:
-                return await _exchange(
-                    link, method, target, host, headers, body, read_timeout
-                )
+                if link.closed:
+                    raise _Stale("connection closed while pooled")
+                link.response = response
+                if isinstance(body, bytes):
+                    head = _head(method, target, host, headers, len(body))
+                    link.transport.write(head + body)
+                else:
+                    await _send_stream(
+                        link, method, target, host, headers, body, read_timeout
+                    )
+                # Awaited here, not in a coroutine of the response's: one less to resume.
+                while not response.has_head:
+                    await response.next_event()
+                return response
             except _Stale as stale:
-                if not replayable or not isinstance(body, bytes):
+                response.discard()
+                if not replace:
                     raise UpstreamBroken(str(stale)) from None
-        link = await pool.connect(connect_timeout)
-        try:
-            return await _exchange(
-                link, method, target, host, headers, body, read_timeout
-            )
-        except _Stale as stale:
-            raise UpstreamBroken(str(stale)) from None
+            except BaseException:
+                response.discard()
+                raise
+            replace = False
+            link = await pool.connect(connect_timeout)
 
 
 class RequestBody:
@@ -436,23 +473,6 @@ class RequestBody:
 
     def chunks(self) -> AsyncIterator[bytes]:
         raise NotImplementedError
-
-
-async def _exchange(link, method, target, host, headers, body, read_timeout):
-    if link.closed:
-        raise _Stale("connection closed while pooled")
-    response = UpstreamResponse(link, method, read_timeout)
-    link.response = response
-    try:
-        if isinstance(body, bytes):
-            link.transport.write(_head(method, target, host, headers, len(body)) + body)
-        else:
-            await _send_stream(link, method, target, host, headers, body, read_timeout)
-        await response.head()
-    except BaseException:
-        response.discard()
-        raise
-    return response
 
 
 async def _send_stream(link, method, target, host, headers, body, read_timeout):
@@ -477,7 +497,7 @@ async def _send_stream(link, method, target, host, headers, body, read_timeout):
 
 def _head(method, target, host_line, headers, length: int | None) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", host_line]
-    lines += [f"{name}: {value}" for name, value in headers]
+    lines += map(": ".join, headers)  # "name: value" with no comprehension frame
     if length is None:
         lines.append("Transfer-Encoding: chunked")
     elif length or method in ("POST", "PUT", "PATCH"):

@@ -314,3 +314,39 @@ def test_an_instance_registered_by_name_is_reached(transport):
     )
     response = transport.loop.run_until_complete(sending)
     assert transport.loop.run_until_complete(response.read()) == b"ok"
+
+
+@pytest.mark.parametrize(
+    "first_read, pause",
+    [(5.0, 0.0), (0.3, 0.2)],
+    ids=["timer-set-later", "timer-set-earlier"],
+)
+def test_each_wait_on_a_kept_alive_connection_has_its_own_read_timeout(
+    transport, first_read, pause
+):
+    # The connection's one timer was armed by the first exchange: for a later moment than
+    # the second wait's deadline (it must be moved), or an earlier one (it must not fire
+    # the second wait's timeout early).
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    done = threading.Event()
+
+    def serve():
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(OK)
+                conn.recv(65536)  # the second request gets no answer
+                done.wait(5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        assert transport.send(port, read=first_read).read() == b"ok"
+        transport.loop.run_until_complete(asyncio.sleep(pause))
+        start = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            transport.send(port, read=0.5)
+        assert 0.45 <= time.monotonic() - start < 1.5
+    finally:
+        done.set()
