@@ -105,7 +105,8 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._parsing: Request | None = None  # the request whose bytes are arriving
         self._current: Request | None = None  # the request being answered
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None  # serves the requests: see _serve
+        self._idle: asyncio.Future | None = None  # what the task waits on between requests
         # One deadline at a time (head, keep-alive, linger), on a lazily moved timer: see _arm.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -250,9 +251,26 @@ class Connection(WriteFlow, asyncio.Protocol):
                 "request_timeout",
                 "request body arrived too slowly",
             )
-        self._task = self.loop.create_task(self._serve(request))
+        if self._task is None:
+            self._task = self.loop.create_task(self._serve())
+        elif self._idle is not None:
+            self._idle.set_result(None)
+            self._idle = None
 
-    async def _serve(self, request: Request) -> None:
+    async def _serve(self) -> None:
+        """Answer the connection's requests in turn, waiting for each while it is idle.
+        One task per connection rather than per request: asyncio registers every task in
+        a WeakSet, in Python (~10% of a canned answer's instructions)."""
+        while True:
+            keep_alive = await self._answer(self._current)
+            if not self._done(keep_alive):
+                return
+            if self._current is None:
+                self._idle = self.loop.create_future()
+                await self._idle  # until _start hands over the next request
+
+    async def _answer(self, request: Request) -> bool:
+        """Answer `request`; whether the connection may carry another one."""
         try:
             response = await self.server.handle(request)
         except Exception as exc:  # a bug must not leave the client hanging
@@ -272,34 +290,35 @@ class Connection(WriteFlow, asyncio.Protocol):
             and not self.server.closing
         )
         try:
-            keep_alive = await self._write(request, response, keep_alive)
+            return await self._write(request, response, keep_alive)
         except OSError:  # the client went away, or the upstream broke mid-body
-            keep_alive = False  # closing tells the client its answer is cut short
+            return False  # closing tells the client its answer is cut short
         finally:
             if response.stream is not None:
                 await response.stream.aclose()
-        self._done(keep_alive)
 
-    def _done(self, keep_alive: bool) -> None:
-        self._current = self._task = None
+    def _done(self, keep_alive: bool) -> bool:
+        """After an answer: the next request's turn; whether the connection goes on."""
+        self._current = None
         self._writing = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
         if self.closed:
-            return
+            return False
         if not keep_alive:
             self.transport.close()
-            return
+            return False
         if self._queue:
             self._start(self._queue.popleft())
             self.resume_reading()
-            return
+            return True
         self.resume_reading()
         if self.in_head:
             self._arm(self.settings.header_timeout, self._head_late)
         else:
             self._arm(self.settings.keepalive_timeout, self.transport.close)
+        return True
 
     async def _write(self, request: Request, response: Response, keep_alive) -> bool:
         """Write the answer; whether the connection may carry another request."""
@@ -368,8 +387,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             self.transport.close()
             return
         if self._task is not None:
-            # llhttp refuses some heads (an unknown Transfer-Encoding) only after their
-            # end, when the request was already handed over: it is not answered.
+            # No request is served after this one. llhttp refuses some heads (an unknown
+            # Transfer-Encoding) only after their end, when the request was already
+            # handed over: it is not answered.
             self._task.cancel()
             self._task = self._current = None
         self.transport.write(self._error_bytes(status, code, message))
