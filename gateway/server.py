@@ -210,15 +210,22 @@ class Connection(WriteFlow, asyncio.Protocol):
                 body.expect_continue = names["expect"].lower() == "100-continue"
         else:
             body = NO_BODY
+        keep_alive = parser.should_keep_alive()
+        # get_http_version formats two numbers, at a cost worth avoiding: llhttp keeps
+        # alive a request without a Connection header only when it is HTTP/1.1.
+        if keep_alive and "connection" not in names:
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),
-            parser.get_http_version(),
+            version,
             self._headers,
             names,
             self.client_addr,
             body,
-            parser.should_keep_alive(),
+            keep_alive,
         )
         self._parsing = request if body.expected else None
         if self._current is None:
