@@ -106,7 +106,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._current: Request | None = None  # the request being answered
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
         self._task: asyncio.Task | None = None  # serves the requests: see _serve
-        self._idle: asyncio.Future | None = None  # what the task waits on between requests
+        self._idle: asyncio.Future | None = None  # the task waits on it when idle
         # One deadline at a time (head, keep-alive, linger), on a lazily moved timer: see _arm.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
