@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 
 import httptools
@@ -296,8 +296,18 @@ class Connection(WriteFlow, asyncio.Protocol):
             and not self.finished
             and not self.server.closing
         )
+        self._writing = True
+        bodiless = request.method == "HEAD" or response.status in NO_BODY_STATUSES
         try:
-            return await self._write(request, response, keep_alive)
+            head, keep_alive, chunked = self._head(
+                request, response, bodiless, keep_alive
+            )
+            if bodiless or response.stream is None:
+                self.transport.write(head if bodiless else head + response.body)
+            else:
+                self.transport.write(head)
+                await self._stream(response.stream, chunked)
+            return keep_alive
         except OSError:  # the client went away, or the upstream broke mid-body
             return False  # closing tells the client its answer is cut short
         finally:
@@ -327,12 +337,11 @@ class Connection(WriteFlow, asyncio.Protocol):
             self._arm(self.settings.keepalive_timeout, self.transport.close)
         return True
 
-    async def _write(self, request: Request, response: Response, keep_alive) -> bool:
-        """Write the answer; whether the connection may carry another request."""
-        self._writing = True
-        status = response.status
-        bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
-        stream = response.stream
+    def _head(
+        self, request: Request, response: Response, bodiless: bool, keep_alive: bool
+    ) -> tuple[bytes, bool, bool]:
+        """The answer's head; whether the connection may carry another request after it,
+        and whether a streamed body goes chunked."""
         lines = "".join(
             [
                 f"{name}: {value}\r\n"
@@ -340,10 +349,14 @@ class Connection(WriteFlow, asyncio.Protocol):
                 if bodiless or len(name) != 14 or name.lower() != "content-length"
             ]
         )
-        head = [status_line(status), lines.encode("latin-1"), self.server.date_header()]
+        head = [
+            status_line(response.status),
+            lines.encode("latin-1"),
+            self.server.date_header(),
+        ]
         chunked = False
         if not bodiless:
-            if stream is None:
+            if response.stream is None:
                 head.append(b"Content-Length: %d\r\n" % len(response.body))
             elif response.length is not None:
                 head.append(b"Content-Length: %d\r\n" % response.length)
@@ -357,10 +370,9 @@ class Connection(WriteFlow, asyncio.Protocol):
         elif request.version == "1.0":
             head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
-        if bodiless or stream is None:
-            self.transport.write(b"".join(head) + (b"" if bodiless else response.body))
-            return keep_alive
-        self.transport.write(b"".join(head))
+        return b"".join(head), keep_alive, chunked
+
+    async def _stream(self, stream: AsyncIterator[bytes], chunked: bool) -> None:
         async for chunk in stream:
             if self.closed:
                 raise ConnectionError("client gone")
@@ -371,7 +383,6 @@ class Connection(WriteFlow, asyncio.Protocol):
                 await self.drain()
         if chunked:
             self.transport.write(b"0\r\n\r\n")
-        return keep_alive
 
     # -- refusals and timers ------------------------------------------------------------
 
