@@ -1,7 +1,8 @@
 """The gateway's HTTP/1.1 server on the event loop: one Protocol per client connection.
 
 A connection holds a socket and a parser, never a thread, so slow and idle clients cost a
-few hundred bytes each. Its deadlines are its own -- ready-made asyncio servers do not bound
+few hundred bytes each (a kept-alive one also keeps the task that served it, waiting:
+about 1 KB more, until its keep-alive timeout). Its deadlines are its own -- ready-made asyncio servers do not bound
 the time to receive a request (DESIGN.md):
 
 - the head (request line and headers) must be complete within `header_timeout` from its
