@@ -80,6 +80,18 @@ def test_slow_head_gets_408_at_the_deadline_while_another_client_is_served(gw):
     assert all(h["connection"] == "close" for _, h, _ in answers)
 
 
+def test_a_slow_head_on_a_kept_alive_connection_gets_408_from_its_first_byte(gw):
+    w = gw()  # the head deadline (0.5 s) is far shorter than the keep-alive one (60 s)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(get("/api/echo/first"))
+        assert read_response(stream)[0] == 200
+        sock.sendall(b"GET /api/echo/slow HTTP/1.1\r\nHost: x\r\n")
+        status, headers, body = read_response(stream)
+    assert (status, json.loads(body)["error"]["code"]) == (408, "request_timeout")
+    assert headers["connection"] == "close"
+
+
 def test_hundreds_of_idle_connections_do_not_stop_a_request(gw):
     w = gw(header_timeout=30.0)
     idle = [socket.create_connection(("127.0.0.1", w.served.port)) for _ in range(400)]
