@@ -104,6 +104,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.head_bytes = 0
         self._url = b""
         self._headers: list[tuple[str, str]] = []
+        self._names: dict[str, str] = {}  # Request.names of the head arriving
         self._parsing: Request | None = None  # the request whose bytes are arriving
         self._current: Request | None = None  # the request being answered
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
@@ -181,6 +182,7 @@ class Connection(WriteFlow, asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._names = {}
         if not self.in_head:
             self.in_head = True
             # On an idle kept-alive connection, the head's deadline runs from this first
@@ -199,7 +201,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             raise _Refusal(431, "header_too_large", "a request header is too large")
         if len(self._headers) >= s.max_headers:
             raise _Refusal(431, "too_many_headers", "too many request headers")
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        name, value = name.decode("latin-1"), value.decode("latin-1")
+        self._headers.append((name, value))
+        self._names[name.lower()] = value
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -207,7 +211,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         if self._current is None:
             self._disarm()
         parser = self.parser
-        names = {name.lower(): value for name, value in self._headers}
+        names = self._names
         # llhttp accepts only codings ending in chunked, and checked Content-Length: digits,
         # one value, never beside Transfer-Encoding.
         chunked = "transfer-encoding" in names
