@@ -355,16 +355,13 @@ class Connection(WriteFlow, asyncio.Protocol):
     ) -> tuple[bytes, bool, bool]:
         """The answer's head; whether the connection may carry another request after it,
         and whether a streamed body goes chunked."""
-        lines = "".join(
-            [
-                f"{name}: {value}\r\n"
-                for name, value in response.headers
-                if bodiless or len(name) != 14 or name.lower() != "content-length"
-            ]
-        )
+        lines = []
+        for name, value in response.headers:
+            if bodiless or len(name) != 14 or name.lower() != "content-length":
+                lines.append(f"{name}: {value}\r\n")
         head = [
             status_line(response.status),
-            lines.encode("latin-1"),
+            "".join(lines).encode("latin-1"),
             self.server.date_header(),
         ]
         chunked = False
