@@ -141,7 +141,7 @@ class Body(RequestBody):
 NO_BODY = Body(None, None, False, 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     method: str
     target: str  # the raw request target, as the client sent it
@@ -153,7 +153,7 @@ class Request:
     keep_alive: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     """`body` bytes, or `stream` (an async iterator of bytes, `length` long when known)."""
 

@@ -1,7 +1,8 @@
 """The gateway's HTTP/1.1 server on the event loop: one Protocol per client connection.
 
 A connection holds a socket and a parser, never a thread, so slow and idle clients cost a
-few hundred bytes each. Its deadlines are its own -- ready-made asyncio servers do not bound
+few hundred bytes each (a kept-alive one also keeps the task that served it, waiting:
+about 1 KB more, until its keep-alive timeout). Its deadlines are its own -- ready-made asyncio servers do not bound
 the time to receive a request (DESIGN.md):
 
 - the head (request line and headers) must be complete within `header_timeout` from its
@@ -21,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 
 import httptools
@@ -99,13 +100,16 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.closed = False
         self.finished = False  # no further request is read from this client
         self.in_head = False  # bytes of a head arrived, its end has not
+        self._woke = False  # it began on an idle connection: see on_message_begin
         self.head_bytes = 0
         self._url = b""
         self._headers: list[tuple[str, str]] = []
+        self._names: dict[str, str] = {}  # Request.names of the head arriving
         self._parsing: Request | None = None  # the request whose bytes are arriving
         self._current: Request | None = None  # the request being answered
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None  # serves the requests: see _serve
+        self._idle: asyncio.Future | None = None  # the task waits on it when idle
         # One deadline at a time (head, keep-alive, linger), on a lazily moved timer: see _arm.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -167,16 +171,24 @@ class Connection(WriteFlow, asyncio.Protocol):
                 self._refuse(cause.status, cause.code, cause.message)
             else:
                 self._refuse(400, "bad_request", f"malformed request: {exc}")
+        else:
+            if self._woke:
+                self._woke = False
+                if self.in_head:
+                    self._arm(self.settings.header_timeout, self._head_late)
 
     # -- httptools ----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._names = {}
         if not self.in_head:
             self.in_head = True
-            if self._current is None:  # an idle kept-alive connection woke up
-                self._arm(self.settings.header_timeout, self._head_late)
+            # On an idle kept-alive connection, the head's deadline runs from this first
+            # byte; data_received arms it only if the head does not end in the same bytes
+            # (most do, and arming costs a few percent of a request's instructions).
+            self._woke = self._current is None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -189,7 +201,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             raise _Refusal(431, "header_too_large", "a request header is too large")
         if len(self._headers) >= s.max_headers:
             raise _Refusal(431, "too_many_headers", "too many request headers")
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        name, value = name.decode("latin-1"), value.decode("latin-1")
+        self._headers.append((name, value))
+        self._names[name.lower()] = value
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -197,7 +211,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         if self._current is None:
             self._disarm()
         parser = self.parser
-        names = {name.lower(): value for name, value in self._headers}
+        names = self._names
         # llhttp accepts only codings ending in chunked, and checked Content-Length: digits,
         # one value, never beside Transfer-Encoding.
         chunked = "transfer-encoding" in names
@@ -209,15 +223,22 @@ class Connection(WriteFlow, asyncio.Protocol):
                 body.expect_continue = names["expect"].lower() == "100-continue"
         else:
             body = NO_BODY
+        keep_alive = parser.should_keep_alive()
+        # get_http_version formats two numbers, at a cost worth avoiding: llhttp keeps
+        # alive a request without a Connection header only when it is HTTP/1.1.
+        if keep_alive and "connection" not in names:
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),
-            parser.get_http_version(),
+            version,
             self._headers,
             names,
             self.client_addr,
             body,
-            parser.should_keep_alive(),
+            keep_alive,
         )
         self._parsing = request if body.expected else None
         if self._current is None:
@@ -250,9 +271,26 @@ class Connection(WriteFlow, asyncio.Protocol):
                 "request_timeout",
                 "request body arrived too slowly",
             )
-        self._task = self.loop.create_task(self._serve(request))
+        if self._task is None:
+            self._task = self.loop.create_task(self._serve())
+        elif self._idle is not None:
+            self._idle.set_result(None)
+            self._idle = None
 
-    async def _serve(self, request: Request) -> None:
+    async def _serve(self) -> None:
+        """Answer the connection's requests in turn, waiting for each while it is idle.
+        One task per connection rather than per request: asyncio registers every task in
+        a WeakSet, in Python (~7% of a canned answer's instructions)."""
+        while True:
+            keep_alive = await self._answer(self._current)
+            if not self._done(keep_alive):
+                return
+            if self._current is None:
+                self._idle = self.loop.create_future()
+                await self._idle  # until _start hands over the next request
+
+    async def _answer(self, request: Request) -> bool:
+        """Answer `request`; whether the connection may carry another one."""
         try:
             response = await self.server.handle(request)
         except Exception as exc:  # a bug must not leave the client hanging
@@ -271,53 +309,64 @@ class Connection(WriteFlow, asyncio.Protocol):
             and not self.finished
             and not self.server.closing
         )
+        self._writing = True
+        bodiless = request.method == "HEAD" or response.status in NO_BODY_STATUSES
         try:
-            keep_alive = await self._write(request, response, keep_alive)
+            head, keep_alive, chunked = self._head(
+                request, response, bodiless, keep_alive
+            )
+            if bodiless or response.stream is None:
+                self.transport.write(head if bodiless else head + response.body)
+            else:
+                self.transport.write(head)
+                await self._stream(response.stream, chunked)
+            return keep_alive
         except OSError:  # the client went away, or the upstream broke mid-body
-            keep_alive = False  # closing tells the client its answer is cut short
+            return False  # closing tells the client its answer is cut short
         finally:
             if response.stream is not None:
                 await response.stream.aclose()
-        self._done(keep_alive)
 
-    def _done(self, keep_alive: bool) -> None:
-        self._current = self._task = None
+    def _done(self, keep_alive: bool) -> bool:
+        """After an answer: the next request's turn; whether the connection goes on."""
+        self._current = None
         self._writing = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
         if self.closed:
-            return
+            return False
         if not keep_alive:
             self.transport.close()
-            return
+            return False
         if self._queue:
             self._start(self._queue.popleft())
             self.resume_reading()
-            return
+            return True
         self.resume_reading()
         if self.in_head:
             self._arm(self.settings.header_timeout, self._head_late)
         else:
             self._arm(self.settings.keepalive_timeout, self.transport.close)
+        return True
 
-    async def _write(self, request: Request, response: Response, keep_alive) -> bool:
-        """Write the answer; whether the connection may carry another request."""
-        self._writing = True
-        status = response.status
-        bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES
-        stream = response.stream
-        lines = "".join(
-            [
-                f"{name}: {value}\r\n"
-                for name, value in response.headers
-                if bodiless or len(name) != 14 or name.lower() != "content-length"
-            ]
-        )
-        head = [status_line(status), lines.encode("latin-1"), self.server.date_header()]
+    def _head(
+        self, request: Request, response: Response, bodiless: bool, keep_alive: bool
+    ) -> tuple[bytes, bool, bool]:
+        """The answer's head; whether the connection may carry another request after it,
+        and whether a streamed body goes chunked."""
+        lines = []
+        for name, value in response.headers:
+            if bodiless or len(name) != 14 or name.lower() != "content-length":
+                lines.append(f"{name}: {value}\r\n")
+        head = [
+            status_line(response.status),
+            "".join(lines).encode("latin-1"),
+            self.server.date_header(),
+        ]
         chunked = False
         if not bodiless:
-            if stream is None:
+            if response.stream is None:
                 head.append(b"Content-Length: %d\r\n" % len(response.body))
             elif response.length is not None:
                 head.append(b"Content-Length: %d\r\n" % response.length)
@@ -331,10 +380,9 @@ class Connection(WriteFlow, asyncio.Protocol):
         elif request.version == "1.0":
             head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
-        if bodiless or stream is None:
-            self.transport.write(b"".join(head) + (b"" if bodiless else response.body))
-            return keep_alive
-        self.transport.write(b"".join(head))
+        return b"".join(head), keep_alive, chunked
+
+    async def _stream(self, stream: AsyncIterator[bytes], chunked: bool) -> None:
         async for chunk in stream:
             if self.closed:
                 raise ConnectionError("client gone")
@@ -345,7 +393,6 @@ class Connection(WriteFlow, asyncio.Protocol):
                 await self.drain()
         if chunked:
             self.transport.write(b"0\r\n\r\n")
-        return keep_alive
 
     # -- refusals and timers ------------------------------------------------------------
 
@@ -368,8 +415,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             self.transport.close()
             return
         if self._task is not None:
-            # llhttp refuses some heads (an unknown Transfer-Encoding) only after their
-            # end, when the request was already handed over: it is not answered.
+            # No request is served after this one. llhttp refuses some heads (an unknown
+            # Transfer-Encoding) only after their end, when the request was already
+            # handed over: it is not answered.
             self._task.cancel()
             self._task = self._current = None
         self.transport.write(self._error_bytes(status, code, message))

@@ -1,12 +1,17 @@
 """The gateway's server on its event loop, in-process: deadlines, limits, keep-alive,
 pipelining, bodies that stream both ways. Slow and idle clients must cost nothing."""
 
+import asyncio
 import json
 import socket
 import threading
 
 import pytest
+import uvloop
 
+from gateway.messages import Response
+from gateway.server import Server
+from gateway.settings import GatewaySettings
 from tests.gateway.fakes import echo_instance
 from tests.gateway.slow_clients import dripping
 from tests.support.processes import wait_until
@@ -73,6 +78,18 @@ def test_slow_head_gets_408_at_the_deadline_while_another_client_is_served(gw):
     assert {status for status, _, _ in answers} == {408}
     assert all(json.loads(b)["error"]["code"] == "request_timeout" for *_, b in answers)
     assert all(h["connection"] == "close" for _, h, _ in answers)
+
+
+def test_a_slow_head_on_a_kept_alive_connection_gets_408_from_its_first_byte(gw):
+    w = gw()  # the head deadline (0.5 s) is far shorter than the keep-alive one (60 s)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(get("/api/echo/first"))
+        assert read_response(stream)[0] == 200
+        sock.sendall(b"GET /api/echo/slow HTTP/1.1\r\nHost: x\r\n")
+        status, headers, body = read_response(stream)
+    assert (status, json.loads(body)["error"]["code"]) == (408, "request_timeout")
+    assert headers["connection"] == "close"
 
 
 def test_hundreds_of_idle_connections_do_not_stop_a_request(gw):
@@ -187,6 +204,19 @@ def test_http_10_gets_its_answer_and_the_end_of_the_connection(gw):
         assert stream.read() == b""
 
 
+def test_http_10_keep_alive_is_kept_and_said_so(gw):
+    w = gw()
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        for n in range(2):
+            sock.sendall(
+                f"GET /api/echo/old/{n} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".encode()
+            )
+            status, headers, body = read_response(stream)
+            assert (status, target_of(body)) == (200, f"/echo/old/{n}")
+            assert headers["connection"] == "keep-alive"
+
+
 def test_expect_100_continue_is_answered_before_the_body_is_sent(gw):
     w = gw()
     sock, stream = connect(w.served.port)
@@ -262,3 +292,75 @@ def test_an_upgrade_is_answered_as_a_plain_request_and_ends_the_connection(gw):
         assert status == 200 and headers["connection"] == "close"
         assert "upgrade" not in json.loads(body)["headers"]  # hop-by-hop: not passed on
         assert stream.read() == b""
+
+
+def serve_recording(scenario, **settings):
+    """Run `scenario(port)` on a fresh loop against a Server whose handler answers 200 and
+    records each request; the requests it saw."""
+    seen = []
+
+    async def handle(request):
+        seen.append(request)
+        return Response(200, [("Content-Type", "text/plain")], b"ok")
+
+    async def main():
+        server = Server(GatewaySettings(**{**FAST, **settings}), handle, "gw-test")
+        listener = await asyncio.get_running_loop().create_server(
+            server, "127.0.0.1", 0
+        )
+        async with listener:
+            await scenario(listener.sockets[0].getsockname()[1])
+
+    uvloop.run(main())
+    return seen
+
+
+async def exchange_all(port: int, raw: bytes, answers: int) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    heads = []
+    for _ in range(answers):
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)  # the body, "ok"
+        heads.append(head)
+    writer.close()
+    await writer.wait_closed()
+    return heads
+
+
+def test_the_handler_sees_each_requests_http_version_and_keep_alive():
+    raw = (
+        b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /b HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"
+        b"GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        b"GET /d HTTP/1.0\r\n\r\n"
+    )
+
+    async def scenario(port):
+        await exchange_all(port, raw, 4)
+
+    seen = serve_recording(scenario)
+    assert [(r.target, r.version, r.keep_alive) for r in seen] == [
+        ("/a", "1.1", True),
+        ("/b", "1.1", True),
+        ("/c", "1.0", True),
+        ("/d", "1.0", False),
+    ]
+
+
+def test_a_closed_connection_leaves_no_task_behind():
+    async def scenario(port):
+        before = asyncio.all_tasks()
+        # Closed by the client after two answers; closed by the server when idle.
+        await exchange_all(port, get("/a") + get("/b"), 2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(get("/c"))
+        assert await reader.read() != b""  # read to the end: keep-alive timed out
+        writer.close()
+        for _ in range(100):
+            if asyncio.all_tasks() == before:
+                break
+            await asyncio.sleep(0.01)
+        assert asyncio.all_tasks() == before
+
+    assert len(serve_recording(scenario, keepalive_timeout=0.2)) == 3
