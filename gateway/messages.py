@@ -165,7 +165,10 @@ class Response:
 
     def has(self, name: str) -> bool:
         lower, size = name.lower(), len(name)
-        return any(len(n) == size and n.lower() == lower for n, _ in self.headers)
+        for n, _ in self.headers:  # a loop: asked on every answer, cheaper than any()
+            if len(n) == size and n.lower() == lower:
+                return True
+        return False
 
 
 def method_not_allowed(method: str, allowed: Sequence[str]) -> Response:
