@@ -108,11 +108,16 @@ def mixed_load(stack: Stack, user_id: int, keys: list[str], direct=()) -> Load:
 
 
 def wait_for_each_kind(load: Load, n: int, since: float, timeout: float = 30) -> None:
-    wait_until(
-        lambda: all(load.count(kind, since) >= n for kind in load.calls),
-        timeout,
-        what=f"{n} requests of each kind",
-    )
+    try:
+        wait_until(
+            lambda: all(load.count(kind, since) >= n for kind in load.calls),
+            timeout,
+            what=f"{n} requests of each kind",
+        )
+    except AssertionError as exc:  # say which kind lagged, and what the slow ones met
+        counts = {kind: load.count(kind, since) for kind in load.calls}
+        failures = [o for o in load.failures() if o.at >= since][:3]
+        raise AssertionError(f"{exc}; counts {counts}; failures {failures}") from None
 
 
 def health(url: str) -> dict:
