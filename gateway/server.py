@@ -27,6 +27,7 @@ from email.utils import formatdate
 
 import httptools
 
+from gateway.deadline import Deadline
 from gateway.flow import WriteFlow
 from gateway.messages import (
     NO_BODY,
@@ -110,11 +111,8 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._queue: deque[Request] = deque()  # pipelined, waiting for the current one
         self._task: asyncio.Task | None = None  # serves the requests: see _serve
         self._idle: asyncio.Future | None = None  # the task waits on it when idle
-        # One deadline at a time (head, keep-alive, linger), on a lazily moved timer: see _arm.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-        self._deadline = 0.0
-        self._on_late: Callable[[], object] | None = None
+        # One deadline at a time (head, keep-alive, linger): made in connection_made.
+        self._deadline: Deadline | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._writing = False  # an answer's bytes have started to leave
@@ -124,6 +122,7 @@ class Connection(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.loop = asyncio.get_running_loop()
+        self._deadline = Deadline(self.loop)
         server = self.server
         if server.closing or len(server.connections) >= self.settings.max_connections:
             self._turn_away()
@@ -131,15 +130,12 @@ class Connection(WriteFlow, asyncio.Protocol):
         server.connections.add(self)
         peer = transport.get_extra_info("peername")
         self.client_addr = peer[0] if peer else ""
-        self._arm(self.settings.header_timeout, self._head_late)
+        self._deadline.arm(self.settings.header_timeout, self._head_late)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        self._disarm()
-        if self._timer is not None:
-            self._timer.cancel()  # not left to fire: it would hold this connection
-            self._timer = None
+        self._deadline.cancel()
         if self._body_timer is not None:
             self._body_timer.cancel()
         self.release_writers()
@@ -175,7 +171,7 @@ class Connection(WriteFlow, asyncio.Protocol):
             if self._woke:
                 self._woke = False
                 if self.in_head:
-                    self._arm(self.settings.header_timeout, self._head_late)
+                    self._deadline.arm(self.settings.header_timeout, self._head_late)
 
     # -- httptools ----------------------------------------------------------------------
 
@@ -209,7 +205,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         if self._current is None:
-            self._disarm()
+            self._deadline.disarm()
         parser = self.parser
         names = self._names
         # llhttp accepts only codings ending in chunked, and checked Content-Length: digits,
@@ -345,9 +341,9 @@ class Connection(WriteFlow, asyncio.Protocol):
             return True
         self.resume_reading()
         if self.in_head:
-            self._arm(self.settings.header_timeout, self._head_late)
+            self._deadline.arm(self.settings.header_timeout, self._head_late)
         else:
-            self._arm(self.settings.keepalive_timeout, self.transport.close)
+            self._deadline.arm(self.settings.keepalive_timeout, self.transport.close)
         return True
 
     def _head(
@@ -437,11 +433,11 @@ class Connection(WriteFlow, asyncio.Protocol):
     def _linger_then_close(self) -> None:
         # Closing with unread request bytes would make the kernel send RST, which can
         # destroy the answer before the client reads it: half-close, drop what comes.
-        self._disarm()
+        self._deadline.disarm()
         self.finished = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._arm(TURN_AWAY_LINGER, self.transport.close)
+        self._deadline.arm(TURN_AWAY_LINGER, self.transport.close)
 
     def _upgrade(self) -> None:
         # No protocol switch through the gateway: the request is answered as a plain one
@@ -461,33 +457,6 @@ class Connection(WriteFlow, asyncio.Protocol):
             self._linger_then_close()
         else:
             self.transport.close()
-
-    def _arm(self, seconds: float, callback) -> None:
-        """Call `callback` in `seconds`, unless disarmed or armed again before. Each
-        request disarms and arms twice; rather than a timer handle each time, one timer is
-        kept and moved only when it would fire too late -- firing early, it waits on."""
-        deadline = self.loop.time() + seconds
-        self._deadline, self._on_late = deadline, callback
-        if self._timer is None or self._timer_at > deadline:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = deadline
-            self._timer = self.loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        callback = self._on_late
-        if callback is None:
-            return
-        if self.loop.time() < self._deadline:
-            self._timer_at = self._deadline
-            self._timer = self.loop.call_at(self._deadline, self._fire)
-            return
-        self._on_late = None
-        callback()
-
-    def _disarm(self) -> None:
-        self._on_late = None
 
     # -- used by the body and the server ------------------------------------------------
 

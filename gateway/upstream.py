@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httptools
 
+from gateway.deadline import Deadline
 from gateway.flow import WriteFlow
 
 __all__ = [
@@ -57,9 +58,6 @@ class _Stale(UpstreamBroken):
 class _Link(WriteFlow, asyncio.Protocol):
     """One upstream connection; carries one exchange at a time."""
 
-    _timer: asyncio.TimerHandle | None = None
-    deadline = 0.0  # when the exchange's reader, if it waits, times out
-
     def __init__(self, pool: "_Pool"):
         self.pool = pool
         self.loop = asyncio.get_running_loop()
@@ -68,6 +66,8 @@ class _Link(WriteFlow, asyncio.Protocol):
         self.poller: select.poll | None = None
         self.closed = False
         self.response: UpstreamResponse | None = None  # the exchange in progress
+        # Its successive waits share one timer (gateway.deadline).
+        self.read_deadline = Deadline(self.loop)
         self.parser = _parser(self)
 
     # -- asyncio ------------------------------------------------------------------------
@@ -97,8 +97,7 @@ class _Link(WriteFlow, asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.release_writers()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.read_deadline.cancel()
         if self.response is not None:
             self.response.lost()
 
@@ -141,24 +140,11 @@ class _Link(WriteFlow, asyncio.Protocol):
     # -- read timeout -------------------------------------------------------------------
 
     def watch(self, timeout: float) -> None:
-        """Time the reader out if nothing comes within `timeout`. One timer per connection
-        serves its successive waits: a timer costs more than the wait, so it is moved only
-        when it would fire too late, and one that fires early is armed again."""
-        loop = self.loop
-        self.deadline = deadline = loop.time() + timeout
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._on_timer)
+        """Time the exchange's reader out if it still waits in `timeout`."""
+        self.read_deadline.arm(timeout, self._read_late)
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self.response is None:
-            return  # nobody waits: the next wait arms it again
-        if self.loop.time() < self.deadline:
-            self._timer = self.loop.call_at(self.deadline, self._on_timer)
-        else:
+    def _read_late(self) -> None:
+        if self.response is not None:
             self.response.expire()
 
     # -- pool ---------------------------------------------------------------------------
