@@ -19,10 +19,12 @@ from gateway.upstream import (
 from tests.support.processes import free_port
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: s\r\n\r\nok"
+SILENT = b""  # a scripted reply: none, the connection held open until the client leaves
 
 
 class Scripted:
-    """Accepts connections; answers each request with the next scripted reply (None: close)."""
+    """Accepts connections; answers each request with the next scripted reply (None: close,
+    SILENT: no answer)."""
 
     def __init__(self, *replies, close=False, piece=0):
         self.replies = list(replies)
@@ -51,6 +53,9 @@ class Scripted:
             self.requests.append(data)
             reply = self.replies.pop(0)
             if reply is None:
+                return
+            if reply is SILENT:
+                conn.recv(65536)  # returns when the client gives up and closes
                 return
             step = self.piece or len(reply)
             for start in range(0, len(reply), step):
@@ -327,26 +332,10 @@ def test_each_wait_on_a_kept_alive_connection_has_its_own_read_timeout(
     # The connection's one timer was armed by the first exchange: for a later moment than
     # the second wait's deadline (it must be moved), or an earlier one (it must not fire
     # the second wait's timeout early).
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    done = threading.Event()
-
-    def serve():
-        with listener:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(OK)
-                conn.recv(65536)  # the second request gets no answer
-                done.wait(5)
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        assert transport.send(port, read=first_read).read() == b"ok"
-        transport.loop.run_until_complete(asyncio.sleep(pause))
-        start = time.monotonic()
-        with pytest.raises(UpstreamTimeout):
-            transport.send(port, read=0.5)
-        assert 0.45 <= time.monotonic() - start < 1.5
-    finally:
-        done.set()
+    port = Scripted(OK, SILENT).port  # the second request gets no answer
+    assert transport.send(port, read=first_read).read() == b"ok"
+    transport.loop.run_until_complete(asyncio.sleep(pause))
+    start = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        transport.send(port, read=0.5)
+    assert 0.45 <= time.monotonic() - start < 1.5
