@@ -11,6 +11,7 @@ user-service instance before the gateway gives up on order-service).
 import dataclasses
 import json
 import signal
+import sys
 import time
 from collections import Counter
 
@@ -33,12 +34,15 @@ from tests.support.faults import (
     CONSUL_FAULTS,
     SLOW_SECONDS,
     consul_fault,
+    freeze_between_writes,
     fresh_instances,
     instance_fault,
     restore_instances,
+    sqlite_write_locked,
+    thaw,
     thaw_all,
 )
-from tests.support.processes import wait_until
+from tests.support.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -223,6 +227,40 @@ def test_a_consul_outage_fails_no_request(stack, faulty, fault, when):
 
 
 # -- one instance: SIGKILL, SIGTERM, SIGSTOP -----------------------------------------------
+
+# Holds SQLite's write lock half of the time, in 50 ms writes.
+BUSY_WRITER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL")
+db.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+print("writing", flush=True)
+while True:
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO t VALUES (1)")
+    time.sleep(0.05)
+    db.execute("COMMIT")
+    time.sleep(0.05)
+"""
+
+
+def test_an_instance_is_frozen_between_its_sqlite_writes(tmp_path):
+    """The SIGSTOP scenarios freeze an instance where it holds no SQLite write lock (one
+    frozen inside a write stalls every writer: the database's limit, not routing's)."""
+    path = tmp_path / "busy.db"
+    writer = ManagedProcess(
+        [sys.executable, "-c", BUSY_WRITER, str(path)], name="writer"
+    )
+    writer.start()
+    try:
+        wait_until(lambda: "writing" in writer.output(), 10, what="the writer writing")
+        for _ in range(5):
+            freeze_between_writes(writer.pid, f"sqlite:///{path}")
+            assert not sqlite_write_locked(str(path))
+            thaw(writer.pid)
+    finally:
+        thaw(writer.pid)
+        writer.stop()
 
 
 @pytest.mark.parametrize("service", ["user-service", "order-service"])

@@ -5,12 +5,15 @@ from functools import partial
 
 import pytest
 import requests
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from chassis.inputs import PageRequest
 from chassis.pages import page_statements
 from order_service.models import db
 from order_service.openapi import DOCUMENT
-from order_service.orders import ORDERS
+from order_service.orders import KEYS, ORDERS
+from order_service.validation import request_fingerprint
 from tests.order_service.conftest import INSTANCE_ID, make_app
 from tests.support.openapi import conforming_client
 from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
@@ -466,6 +469,52 @@ def test_sigkill_mid_write_leaves_each_order_with_its_key_and_loses_no_acknowled
         assert Decimal(str(orders[order_id])) == Decimal(
             f"{writer + 1}.{i % 100:02d}"
         )  # the row is whole
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+def test_on_postgresql_an_instance_frozen_inside_a_write_holds_up_only_its_own_key(
+    database_url, user_service_url, new_user
+):
+    """What an instance frozen inside its write transaction leaves behind (README: When an
+    instance freezes) is an open transaction that wrote an order and its key. On PostgreSQL
+    other orders are written beside it; only its own key waits for it (here until the lock
+    timeout, then 503). On SQLite, every write would wait for its lock."""
+    user_id = new_user()
+    url = make_url(database_url)
+    options = f"{url.query['options']} -clock_timeout=1s"  # a wait becomes an error
+    app = make_app(
+        url.update_query_dict({"options": options}).render_as_string(False),
+        user_service_url,
+    )
+    client = conforming_client(app, DOCUMENT)
+    frozen = create_engine(database_url)
+    try:
+        assert post_order(client, user_id).status_code == 201  # tables in place
+        with frozen.connect() as connection, connection.begin():
+            order_id = connection.scalar(
+                ORDERS.insert()
+                .values(user_id=user_id, total_amount=Decimal("1.00"))
+                .returning(ORDERS.c.id)
+            )
+            connection.execute(
+                KEYS.insert().values(
+                    key="frozen",
+                    request_hash=request_fingerprint(user_id, Decimal("1.00")),
+                    order_id=order_id,
+                )
+            )
+            assert post_order(client, user_id, "1.00", key="another").status_code == 201
+            waited = post_order(client, user_id, "1.00", key="frozen")
+            assert waited.status_code == 503, waited.json
+            connection.rollback()  # the instance killed: its write never happened
+        assert post_order(client, user_id, "1.00", key="frozen").status_code == 201
+    finally:
+        dispose(app, db)
+        frozen.dispose()
 
 
 def test_order_json_is_what_the_document_says(client, new_user):

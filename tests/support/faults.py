@@ -7,18 +7,72 @@ no test leaves a frozen process behind, and `restore_instances` brings the stack
 import contextlib
 import os
 import signal
+import sqlite3
 import time
+from pathlib import Path
 
 from switchyard.stack import STOP_GRACE, Stack
 from tests.support.delay_proxy import DelayProxy
+from tests.support.processes import wait_until
 
 CONSUL_FAULTS = ("killed", "hung", "slow", "restarted")
 SLOW_SECONDS = 3.0  # below CONSUL_TIMEOUT (5 s): slow, not failing
+LOCK_PROBE_SECONDS = 0.2  # live writers hold SQLite's write lock for milliseconds
+FREEZE_TRIES = 20
 
 
 def freeze(pid: int) -> None:
     """SIGSTOP a process group: its sockets still accept (the kernel's backlog), nothing answers."""
     os.killpg(pid, signal.SIGSTOP)
+
+
+def stopped(pgid: int) -> bool:
+    """Every thread of every process in group `pgid` is stopped (SIGSTOP has taken hold)."""
+    for stat in Path("/proc").glob("[0-9]*/task/*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        state, group = fields[0], int(fields[3])
+        if group == pgid and state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
+def sqlite_write_locked(path: str) -> bool:
+    """Some connection holds `path`'s write lock for longer than LOCK_PROBE_SECONDS."""
+    connection = sqlite3.connect(path, timeout=LOCK_PROBE_SECONDS, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return True
+    finally:
+        connection.close()
+
+
+def freeze_between_writes(pid: int, database_url: str) -> None:
+    """SIGSTOP instance group `pid` at a moment it is not inside a write transaction.
+
+    SQLite lets one connection write at a time, across processes. An instance frozen inside
+    a write keeps that lock until it thaws, and every write of its service waits behind it,
+    on the other instances too: no instance can answer a POST, whatever the routing does
+    (README: When an instance freezes). That is the database's limit, not what these
+    scenarios test, so on SQLite the freeze is taken again until it lands between writes
+    (a CI run once froze an order-service instance inside one: its POSTs stalled)."""
+    path = database_url.removeprefix("sqlite:///")
+    for _ in range(FREEZE_TRIES):
+        freeze(pid)
+        wait_until(lambda: stopped(pid), 5, what=f"group {pid} stopped")
+        if path == database_url or not sqlite_write_locked(path):
+            return
+        # Let it finish that write (the others wait behind it), then freeze it again.
+        thaw(pid)
+        wait_until(lambda: not sqlite_write_locked(path), 10, what="the write done")
+    raise AssertionError(f"group {pid} was inside a write at {FREEZE_TRIES} freezes")
 
 
 def thaw(pid: int) -> None:
@@ -74,7 +128,9 @@ def instance_fault(stack: Stack, name: str, sig: int):
         if sig == signal.SIGKILL:
             stack.kill(name)
         elif sig == signal.SIGSTOP:
-            freeze(proc.pid)
+            freeze_between_writes(
+                proc.pid, stack.specs[name].env.get("DATABASE_URL", "")
+            )
         else:
             proc.signal(sig)
         yield
