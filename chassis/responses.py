@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from chassis.errors import APIError
 from chassis.identity import instance_id_from_env
 
-__all__ = ["ServedBy", "api_error", "init_service_app"]
+__all__ = ["ServedBy", "api_error", "init_service_app", "unexpected_error_response"]
 
 log = logging.getLogger("web")
 
@@ -35,7 +35,7 @@ def init_service_app(app: Flask, service_name: str) -> None:
     app.wsgi_app = ServedBy(app.wsgi_app, served_by)
     app.register_error_handler(APIError, _api_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
-    app.register_error_handler(Exception, _unexpected_error_response)
+    app.register_error_handler(Exception, unexpected_error_response)
 
 
 class ServedBy:
@@ -67,7 +67,7 @@ def _http_error_response(exc: HTTPException) -> Response:
     return api_error(exc.code or 500, code, exc.description or exc.name, None, headers)
 
 
-def _unexpected_error_response(exc: Exception) -> Response:
+def unexpected_error_response(exc: Exception) -> Response:
     log.error(
         "unhandled %s on %s %s",
         type(exc).__name__,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chassis.env import ConfigError, env_str
-from chassis.responses import api_error
+from chassis.responses import api_error, unexpected_error_response
 
 __all__ = [
     "MAX_ID",
@@ -28,6 +28,7 @@ __all__ = [
     "Timestamps",
     "create_tables",
     "database_url_from_env",
+    "end_idle_transactions",
     "engine_options",
     "init_database",
     "install_sqlite_pragmas",
@@ -45,6 +46,13 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # INTEGER is 32-bit on PostgreSQL: larger ids cannot exist, so asking for one is a 404.
 MAX_ID = 2**31 - 1
 POSTGRES_CONNECT_TIMEOUT_S = 3
+# A transaction of ours never waits on anything but the database (the user check runs
+# outside one), so a session idle inside one for this long belongs to a frozen or stuck
+# process: PostgreSQL ends it and frees the rows it wrote. An Idempotency-Key among them
+# would otherwise hold up every retry of that request until the process came back (README:
+# When an instance freezes). Below GATEWAY_READ_TIMEOUT's default (10 s), so the gateway's
+# retry on another instance finds the key free within its deadline.
+POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS = 5000
 # Every write path commits and then answers with what it wrote: expiring the objects on
 # commit would make that answer a second SELECT of the row just written. Defaults are
 # computed in Python (chassis.storage.utcnow), so the objects already hold what was stored.
@@ -84,12 +92,18 @@ def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
     db.init_app(app)
     with app.app_context():
         install_sqlite_pragmas(db)
+        end_idle_transactions(db.engine)
         create_tables(db)
         app.extensions[READS] = Reads(reads_engine(db.engine))
-    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_error)
 
 
-def _database_unavailable(exc: OperationalError):
+def _database_error(exc: DBAPIError):
+    """503 for what a retry may cure: the database unreachable (OperationalError), or our
+    session ended under us (PostgreSQL ending a session idle inside a transaction raises
+    an InternalError, and costs the connection). Anything else is a bug: 500."""
+    if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+        return unexpected_error_response(exc)
     log.warning("database unavailable: %s", type(exc.orig).__name__)
     return api_error(
         503,
@@ -140,6 +154,22 @@ def install_sqlite_pragmas(db: SQLAlchemy) -> None:
         # the last commits, and never corrupts the file.
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+
+
+def end_idle_transactions(
+    engine: Engine, after_ms: int = POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS
+) -> None:
+    """On PostgreSQL, each new connection of `engine` has the server end its session once
+    it sits idle inside a transaction for `after_ms`. A SET, not a startup option: poolers
+    such as PgBouncer refuse unknown startup options."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect")
+    def set_timeout(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {int(after_ms)}")
+        dbapi_connection.commit()
 
 
 def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     Column,
@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
 from chassis.storage import (
+    POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS,
     create_tables,
     database_url_from_env,
     engine_options,
@@ -39,7 +40,7 @@ from chassis.storage import (
     read_row,
     reading,
 )
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until
 from tests.support.services import (
     DATABASE_KINDS,
     POSTGRES_URL,
@@ -193,6 +194,59 @@ def bound_app(url):
     db = SQLAlchemy()
     init_database(app, db, url)
     return app, db
+
+
+@pytest.mark.postgres
+def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path):
+    """So a frozen or stuck instance cannot hold what it wrote for ever (README: When an
+    instance freezes)."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        app, db = bound_app(url)
+        with app.app_context():
+            setting = db.session.scalar(
+                text("SHOW idle_in_transaction_session_timeout")
+            )
+            db.session.remove()
+            db.engine.dispose()
+    assert setting == f"{POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS // 1000}s"
+
+
+@pytest.mark.postgres
+def test_a_session_postgresql_ended_mid_transaction_costs_one_503_then_writes_recover(
+    tmp_path,
+):
+    """What an instance frozen inside a transaction meets when it thaws: PostgreSQL ended
+    its session (an InternalError, not an OperationalError). A 503 with Retry-After, like
+    any lost connection, and the next request gets a new one."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        app, db = bound_app(url)
+        admin = create_engine(POSTGRES_URL)
+
+        def session_gone(pid: int) -> bool:
+            with admin.connect() as connection:
+                query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                return connection.scalar(query, {"pid": pid}) == 0
+
+        @app.post("/write")
+        def write():
+            pid = db.session.scalar(text("SELECT pg_backend_pid()"))  # begins
+            if request.args.get("freeze"):  # idle inside the transaction until ended
+                db.session.execute(
+                    text("SET idle_in_transaction_session_timeout = 100")
+                )
+                wait_until(lambda: session_gone(pid), 10, what="the session ended")
+            db.session.commit()
+            return {"pid": pid}
+
+        client = app.test_client()
+        failed = client.post("/write?freeze=1")
+        assert failed.status_code == 503
+        assert failed.json["error"]["code"] == "database_unavailable"
+        assert failed.headers["Retry-After"] == "1"
+        assert client.post("/write").status_code == 200
+        with app.app_context():
+            db.engine.dispose()
+        admin.dispose()
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path):

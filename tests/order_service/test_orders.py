@@ -1,3 +1,4 @@
+import contextlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -7,7 +8,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
+from chassis import storage
 from chassis.inputs import PageRequest
 from chassis.pages import page_statements
 from order_service.models import db
@@ -471,30 +474,38 @@ def test_sigkill_mid_write_leaves_each_order_with_its_key_and_loses_no_acknowled
         )  # the row is whole
 
 
-@pytest.mark.parametrize(
+ON_POSTGRESQL = pytest.mark.parametrize(
     "database_url",
     [pytest.param("postgresql", marks=pytest.mark.postgres)],
     indirect=True,
 )
-def test_on_postgresql_an_instance_frozen_inside_a_write_holds_up_only_its_own_key(
-    database_url, user_service_url, new_user
-):
-    """What an instance frozen inside its write transaction leaves behind (README: When an
-    instance freezes) is an open transaction that wrote an order and its key. On PostgreSQL
-    other orders are written beside it; only its own key waits for it (here until the lock
-    timeout, then 503). On SQLite, every write would wait for its lock."""
-    user_id = new_user()
+
+
+@pytest.fixture
+def waiting_client(database_url, user_service_url):
+    """A client of an order-service whose statements wait for a lock at most 2 s (then
+    503), so a test that would otherwise hang fails instead."""
     url = make_url(database_url)
-    options = f"{url.query['options']} -clock_timeout=1s"  # a wait becomes an error
+    options = f"{url.query['options']} -clock_timeout=2s"
     app = make_app(
         url.update_query_dict({"options": options}).render_as_string(False),
         user_service_url,
     )
-    client = conforming_client(app, DOCUMENT)
-    frozen = create_engine(database_url)
+    yield conforming_client(app, DOCUMENT)
+    dispose(app, db)
+
+
+@contextlib.contextmanager
+def frozen_writer(database_url: str, user_id: int, key: str, idle_ms: int | None):
+    """What an instance frozen inside its write transaction leaves behind (README: When an
+    instance freezes): an open transaction that wrote an order and its key. `idle_ms`: the
+    services' idle-transaction timeout, as chassis.storage sets it; None: none."""
+    engine = create_engine(database_url)
+    if idle_ms is not None:
+        storage.end_idle_transactions(engine, after_ms=idle_ms)
     try:
-        assert post_order(client, user_id).status_code == 201  # tables in place
-        with frozen.connect() as connection, connection.begin():
+        with engine.connect() as connection:
+            transaction = connection.begin()
             order_id = connection.scalar(
                 ORDERS.insert()
                 .values(user_id=user_id, total_amount=Decimal("1.00"))
@@ -502,19 +513,48 @@ def test_on_postgresql_an_instance_frozen_inside_a_write_holds_up_only_its_own_k
             )
             connection.execute(
                 KEYS.insert().values(
-                    key="frozen",
+                    key=key,
                     request_hash=request_fingerprint(user_id, Decimal("1.00")),
                     order_id=order_id,
                 )
             )
-            assert post_order(client, user_id, "1.00", key="another").status_code == 201
-            waited = post_order(client, user_id, "1.00", key="frozen")
-            assert waited.status_code == 503, waited.json
-            connection.rollback()  # the instance killed: its write never happened
-        assert post_order(client, user_id, "1.00", key="frozen").status_code == 201
+            yield transaction
     finally:
-        dispose(app, db)
-        frozen.dispose()
+        engine.dispose()
+
+
+@ON_POSTGRESQL
+def test_on_postgresql_a_writer_frozen_mid_transaction_holds_up_only_its_own_key(
+    database_url, waiting_client, new_user
+):
+    """Other orders are written beside the frozen transaction; its own key waits for it
+    (here until the lock timeout: 503). On SQLite every write would wait for its lock."""
+    user_id = new_user()
+    with frozen_writer(database_url, user_id, "frozen", idle_ms=None) as transaction:
+        another = post_order(waiting_client, user_id, "1.00", key="another")
+        assert another.status_code == 201
+        waited = post_order(waiting_client, user_id, "1.00", key="frozen")
+        assert waited.status_code == 503, waited.json
+        transaction.rollback()  # the instance killed: its write never happened
+    assert post_order(waiting_client, user_id, "1.00", key="frozen").status_code == 201
+
+
+@ON_POSTGRESQL
+def test_on_postgresql_the_server_ends_a_frozen_writers_session_and_frees_its_key(
+    database_url, waiting_client, new_user
+):
+    """The services' connections ask PostgreSQL to end a session idle inside a transaction
+    (5 s; 0.3 s here): a retry of the frozen writer's key then goes through within the
+    lock timeout, once, and the frozen writer, back, finds its work undone (its service
+    answers that with a 503: tests/chassis/test_storage.py)."""
+    user_id = new_user()
+    with frozen_writer(database_url, user_id, "frozen", idle_ms=300) as transaction:
+        retried = post_order(waiting_client, user_id, "1.00", key="frozen")
+        assert retried.status_code == 201, retried.json
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            transaction.commit()
+    orders = waiting_client.get(f"/orders?user_id={user_id}").json
+    assert [o["id"] for o in orders["items"]] == [retried.json["id"]]
 
 
 def test_order_json_is_what_the_document_says(client, new_user):
