@@ -87,6 +87,7 @@ def database_url_from_env(service: str, environ=None) -> str:
 
 def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
     """Bind `db` to `app`, create missing tables, and answer database outages with 503 JSON."""
+    url = named_for(url, app.config.get("INSTANCE_ID"))
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
     db.init_app(app)
@@ -112,6 +113,18 @@ def _database_error(exc: DBAPIError):
         None,
         {"Retry-After": "1"},
     )
+
+
+def named_for(url: str, instance_id: str | None) -> str:
+    """On PostgreSQL, `url` with application_name set to the instance's id (unless the URL
+    names one): pg_stat_activity then says which instance holds a session, a lock or a
+    transaction open."""
+    parsed = make_url(url)
+    postgres = parsed.drivername.startswith("postgresql")
+    if not instance_id or not postgres or "application_name" in parsed.query:
+        return url
+    named = parsed.update_query_dict({"application_name": instance_id})
+    return named.render_as_string(hide_password=False)
 
 
 def engine_options(url: str | URL) -> dict:

@@ -197,6 +197,30 @@ def bound_app(url):
 
 
 @pytest.mark.postgres
+def test_postgresql_sessions_are_named_after_the_instance(tmp_path):
+    """pg_stat_activity says which instance holds a session (and what it holds), for the
+    session's writes and reading()'s alike; a URL that names one keeps its own."""
+    query = text(
+        "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+    )
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        for given, expected in (
+            (url, "storage-1"),
+            (f"{url}&application_name=mine", "mine"),
+        ):
+            app = Flask(__name__, static_folder=None)
+            app.config["INSTANCE_ID"] = "storage-1"
+            db = SQLAlchemy()
+            init_database(app, db, given)
+            with app.app_context():
+                assert db.session.scalar(query) == expected
+                with reading() as connection:
+                    assert connection.scalar(query) == expected
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.mark.postgres
 def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path):
     """So a frozen or stuck instance cannot hold what it wrote for ever (README: When an
     instance freezes)."""

@@ -17,6 +17,7 @@ from collections import Counter
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from switchyard.agent import choose_agent
 from switchyard.plan import StackOptions, free_port
@@ -34,6 +35,7 @@ from tests.support.faults import (
     CONSUL_FAULTS,
     SLOW_SECONDS,
     consul_fault,
+    freeze,
     freeze_between_writes,
     fresh_instances,
     instance_fault,
@@ -43,6 +45,7 @@ from tests.support.faults import (
     thaw_all,
 )
 from tests.support.processes import ManagedProcess, wait_until
+from tests.support.services import POSTGRES_URL, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +58,9 @@ CHECK_INTERVAL = 1.0  # switchyard's local stack (CHECK_INTERVAL / CHECK_TIMEOUT
 FAULT_SECONDS = 2 * SLOW_SECONDS  # how long a hung, slow or restarted agent is loaded
 
 
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory):
-    """(stack, proxy): a local stack whose every process talks to Consul through `proxy`."""
+def fault_stack(tmp_path_factory, env: dict[str, dict[str, str]]):
+    """(stack, proxy): a local stack whose every process talks to Consul through `proxy`,
+    each service with TUNING and `env` on top."""
     agent = choose_agent(None, free_port(), prefer="devconsul")
     proxy = DelayProxy(agent.port).start()
     options = StackOptions(
@@ -68,12 +71,13 @@ def faulty(tmp_path_factory):
     )
     stack = Stack(options, agent, startup_timeout=90)
     for name, spec in list(stack.specs.items()):
-        env = {
+        spec_env = {
             **spec.env,
             "CONSUL_HTTP_ADDR": proxy.addr,
             **TUNING.get(spec.service, {}),
+            **env.get(spec.service, {}),
         }
-        stack.specs[name] = dataclasses.replace(spec, env=env)
+        stack.specs[name] = dataclasses.replace(spec, env=spec_env)
     try:
         stack.start()
     except StartupError as exc:
@@ -83,6 +87,31 @@ def faulty(tmp_path_factory):
     thaw_all(stack)
     stack.stop()
     proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    yield from fault_stack(tmp_path_factory, {})
+
+
+@pytest.fixture(scope="module")
+def faulty_on_postgresql(tmp_path_factory):
+    """The same stack, its services on PostgreSQL (a schema each)."""
+    where = tmp_path_factory.mktemp("postgresql")
+    with (
+        fresh_database("postgresql", where, "users") as users,
+        fresh_database("postgresql", where, "orders") as orders,
+    ):
+        yield from fault_stack(
+            tmp_path_factory,
+            {
+                "user-service": {"DATABASE_URL": users},
+                "order-service": {"DATABASE_URL": orders},
+                # A retry waiting for a frozen writer's key waits until PostgreSQL ends
+                # that session (5 s after its last statement): 4 s, then 4 s more.
+                "gateway": {"GATEWAY_READ_TIMEOUT": "4"},
+            },
+        )
 
 
 @pytest.fixture
@@ -300,4 +329,68 @@ def test_losing_an_instance_under_mixed_load_fails_no_request(stack, service, si
     assert_no_failures(load)
     created = [o for o in load.outcomes if o.kind in ("post", "direct")]
     # Retried POSTs carried their Idempotency-Key: one order each, none twice.
+    assert orders_total(stack.gateway_url, user_id) == len(created) == len(set(keys))
+
+
+# -- one instance frozen inside a write, on PostgreSQL ------------------------------------
+
+HOLDING_A_KEY = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+    " AND backend_xid IS NOT NULL AND query LIKE 'INSERT INTO idempotency_keys%'"
+)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_instance_frozen_holding_a_key_fails_no_request(
+    faulty_on_postgresql,
+):
+    """The freeze SQLite cannot take (freeze_between_writes): an order-service instance
+    frozen between writing an Idempotency-Key and committing, while the gateway retries
+    that POST on the other instance, whose insert of the same key waits. PostgreSQL ends
+    the frozen session after its idle timeout (chassis.storage), the retry goes through,
+    and no request fails or makes two orders."""
+    stack, _ = faulty_on_postgresql
+    user_id = create_user(stack.gateway_url)["id"]
+    victim = stack.instances("order-service")[0].name
+    pid = stack.processes[victim].pid
+    others = stack.instances("order-service")[1:]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+    def holding_a_key() -> bool:
+        with admin.connect() as connection:
+            return connection.scalar(HOLDING_A_KEY, {"name": victim}) > 0
+
+    keys: list[str] = []
+    try:
+        with mixed_load(stack, user_id, keys, direct=others) as load:
+            wait_for_each_kind(load, 10, since=0.0)
+            for _ in range(100):  # caught between its key's INSERT and its COMMIT
+                wait_until(holding_a_key, 10, interval=0.0005, what="a key written")
+                freeze(pid)
+                if holding_a_key():
+                    break
+                thaw(pid)
+            else:
+                pytest.fail(f"{victim} committed before every one of 100 freezes")
+            try:
+                wait_until(
+                    lambda: (
+                        stack.consul.instance_status("order-service").get(victim)
+                        != "passing"
+                    ),
+                    10 * CHECK_INTERVAL,
+                    what=f"{victim} out of the passing set",
+                )
+                # Still frozen when PostgreSQL ends its session: the timeout freed the key.
+                wait_until(
+                    lambda: not holding_a_key(), 10, what="the frozen session ended"
+                )
+                wait_for_each_kind(load, 10, since=time.monotonic())
+            finally:
+                thaw(pid)
+            wait_for_each_kind(load, 5, since=time.monotonic())
+    finally:
+        admin.dispose()
+    assert_no_failures(load)
+    created = [o for o in load.outcomes if o.kind in ("post", "direct")]
     assert orders_total(stack.gateway_url, user_id) == len(created) == len(set(keys))

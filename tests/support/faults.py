@@ -22,8 +22,10 @@ FREEZE_TRIES = 20
 
 
 def freeze(pid: int) -> None:
-    """SIGSTOP a process group: its sockets still accept (the kernel's backlog), nothing answers."""
+    """SIGSTOP a process group: its sockets still accept (the kernel's backlog), nothing
+    answers. Returns once every thread has stopped (one in a system call stops after it)."""
     os.killpg(pid, signal.SIGSTOP)
+    wait_until(lambda: stopped(pid), 5, what=f"group {pid} stopped")
 
 
 def stopped(pgid: int) -> bool:
@@ -66,7 +68,6 @@ def freeze_between_writes(pid: int, database_url: str) -> None:
     path = database_url.removeprefix("sqlite:///")
     for _ in range(FREEZE_TRIES):
         freeze(pid)
-        wait_until(lambda: stopped(pid), 5, what=f"group {pid} stopped")
         if path == database_url or not sqlite_write_locked(path):
             return
         # Let it finish that write (the others wait behind it), then freeze it again.
