@@ -364,7 +364,7 @@ def test_on_postgresql_an_instance_frozen_holding_a_key_fails_no_request(
     try:
         with mixed_load(stack, user_id, keys, direct=others) as load:
             wait_for_each_kind(load, 10, since=0.0)
-            for _ in range(100):  # caught between its key's INSERT and its COMMIT
+            for tries in range(1, 101):  # caught between its key's INSERT and COMMIT
                 wait_until(holding_a_key, 10, interval=0.0005, what="a key written")
                 freeze(pid)
                 if holding_a_key():
@@ -372,6 +372,7 @@ def test_on_postgresql_an_instance_frozen_holding_a_key_fails_no_request(
                 thaw(pid)
             else:
                 pytest.fail(f"{victim} committed before every one of 100 freezes")
+            print(f"\n{victim} frozen holding a key at freeze {tries}")
             try:
                 wait_until(
                     lambda: (
