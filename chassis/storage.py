@@ -28,10 +28,9 @@ __all__ = [
     "Timestamps",
     "create_tables",
     "database_url_from_env",
-    "end_idle_transactions",
     "engine_options",
     "init_database",
-    "install_sqlite_pragmas",
+    "install_session_settings",
     "iso_utc",
     "ping",
     "read_by_id",
@@ -92,8 +91,7 @@ def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
     db.init_app(app)
     with app.app_context():
-        install_sqlite_pragmas(db)
-        end_idle_transactions(db.engine)
+        install_session_settings(db.engine)
         create_tables(db)
         app.extensions[READS] = Reads(reads_engine(db.engine))
     app.register_error_handler(DBAPIError, _database_error)
@@ -154,35 +152,30 @@ def postgres_client_encoding() -> dict:
     return {"client_encoding": "UTF8"}
 
 
-def install_sqlite_pragmas(db: SQLAlchemy) -> None:
-    """Per-connection SQLite settings (call inside an app context, before the first query)."""
-    if db.engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(db.engine, "connect")
-    def set_pragmas(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # NORMAL is durable against a killed process in WAL mode; only an OS crash can lose
-        # the last commits, and never corrupts the file.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-
-def end_idle_transactions(
-    engine: Engine, after_ms: int = POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS
+def install_session_settings(
+    engine: Engine, idle_transaction_ms: int = POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS
 ) -> None:
-    """On PostgreSQL, each new connection of `engine` has the server end its session once
-    it sits idle inside a transaction for `after_ms`. A SET, not a startup option: poolers
-    such as PgBouncer refuse unknown startup options."""
-    if engine.dialect.name != "postgresql":
-        return
+    """Settings each new connection of `engine` takes before its first query.
+
+    SQLite: WAL, and synchronous NORMAL, durable against a killed process in WAL mode (only
+    an OS crash can lose the last commits, and never corrupts the file). PostgreSQL: the
+    server ends a session idle inside a transaction for `idle_transaction_ms` (see
+    POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS); a SET, not a startup option, as poolers such as
+    PgBouncer refuse unknown startup options."""
+    statements = {
+        "sqlite": ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"],
+        "postgresql": [
+            f"SET idle_in_transaction_session_timeout = {int(idle_transaction_ms)}"
+        ],
+    }.get(engine.dialect.name, [])
 
     @event.listens_for(engine, "connect")
-    def set_timeout(dbapi_connection, _record):
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET idle_in_transaction_session_timeout = {int(after_ms)}")
-        dbapi_connection.commit()
+    def apply(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.commit()  # psycopg began a transaction; SQLite's PRAGMAs did not
 
 
 def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:

@@ -502,7 +502,7 @@ def frozen_writer(database_url: str, user_id: int, key: str, idle_ms: int | None
     services' idle-transaction timeout, as chassis.storage sets it; None: none."""
     engine = create_engine(database_url)
     if idle_ms is not None:
-        storage.end_idle_transactions(engine, after_ms=idle_ms)
+        storage.install_session_settings(engine, idle_transaction_ms=idle_ms)
     try:
         with engine.connect() as connection:
             transaction = connection.begin()
