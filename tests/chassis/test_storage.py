@@ -189,8 +189,9 @@ def test_instances_starting_together_all_create_tables(database_url):
             assert {"thing", "other"} <= tables
 
 
-def bound_app(url):
+def bound_app(url, instance_id=None):
     app = Flask(__name__, static_folder=None)
+    app.config["INSTANCE_ID"] = instance_id
     db = SQLAlchemy()
     init_database(app, db, url)
     return app, db
@@ -208,10 +209,7 @@ def test_postgresql_sessions_are_named_after_the_instance(tmp_path):
             (url, "storage-1"),
             (f"{url}&application_name=mine", "mine"),
         ):
-            app = Flask(__name__, static_folder=None)
-            app.config["INSTANCE_ID"] = "storage-1"
-            db = SQLAlchemy()
-            init_database(app, db, given)
+            app, db = bound_app(given, instance_id="storage-1")
             with app.app_context():
                 assert db.session.scalar(query) == expected
                 with reading() as connection:
