@@ -35,7 +35,7 @@ from tests.support.faults import (
     CONSUL_FAULTS,
     SLOW_SECONDS,
     consul_fault,
-    freeze,
+    freeze_at,
     freeze_between_writes,
     fresh_instances,
     instance_fault,
@@ -151,6 +151,20 @@ def wait_for_each_kind(load: Load, n: int, since: float, timeout: float = 30) ->
         counts = {kind: load.count(kind, since) for kind in load.calls}
         failures = [o for o in load.failures() if o.at >= since][:3]
         raise AssertionError(f"{exc}; counts {counts}; failures {failures}") from None
+
+
+def wait_out_of_passing(stack: Stack, service: str, victim: str) -> None:
+    wait_until(
+        lambda: stack.consul.instance_status(service).get(victim, "gone") != "passing",
+        10 * CHECK_INTERVAL,
+        what=f"{victim} out of the passing set",
+    )
+
+
+def assert_one_order_per_post(stack: Stack, user_id: int, load: Load, keys) -> None:
+    """Retried POSTs carried their Idempotency-Key: one order each, none twice."""
+    created = [o for o in load.outcomes if o.kind in ("post", "direct")]
+    assert orders_total(stack.gateway_url, user_id) == len(created) == len(set(keys))
 
 
 def health(url: str) -> dict:
@@ -307,14 +321,7 @@ def test_losing_an_instance_under_mixed_load_fails_no_request(stack, service, si
         wait_for_each_kind(load, 10, since=0.0)
         with instance_fault(stack, victim, sig):
             hit = time.monotonic()
-            wait_until(
-                lambda: (
-                    stack.consul.instance_status(service).get(victim, "gone")
-                    != "passing"
-                ),
-                10 * CHECK_INTERVAL,
-                what=f"{victim} out of the passing set",
-            )
+            wait_out_of_passing(stack, service, victim)
             print(
                 f"\n{victim} {sig.name}: out of Consul's passing set after "
                 f"{time.monotonic() - hit:.1f}s"
@@ -327,9 +334,7 @@ def test_losing_an_instance_under_mixed_load_fails_no_request(stack, service, si
         restore_instances(stack)
         wait_for_each_kind(load, 5, since=time.monotonic())
     assert_no_failures(load)
-    created = [o for o in load.outcomes if o.kind in ("post", "direct")]
-    # Retried POSTs carried their Idempotency-Key: one order each, none twice.
-    assert orders_total(stack.gateway_url, user_id) == len(created) == len(set(keys))
+    assert_one_order_per_post(stack, user_id, load, keys)
 
 
 # -- one instance frozen inside a write, on PostgreSQL ------------------------------------
@@ -364,24 +369,11 @@ def test_on_postgresql_an_instance_frozen_holding_a_key_fails_no_request(
     try:
         with mixed_load(stack, user_id, keys, direct=others) as load:
             wait_for_each_kind(load, 10, since=0.0)
-            for tries in range(1, 101):  # caught between its key's INSERT and COMMIT
-                wait_until(holding_a_key, 10, interval=0.0005, what="a key written")
-                freeze(pid)
-                if holding_a_key():
-                    break
-                thaw(pid)
-            else:
-                pytest.fail(f"{victim} committed before every one of 100 freezes")
+            # Caught between its key's INSERT and its COMMIT.
+            tries = freeze_at(pid, holding_a_key, "a key written, uncommitted", 100)
             print(f"\n{victim} frozen holding a key at freeze {tries}")
             try:
-                wait_until(
-                    lambda: (
-                        stack.consul.instance_status("order-service").get(victim)
-                        != "passing"
-                    ),
-                    10 * CHECK_INTERVAL,
-                    what=f"{victim} out of the passing set",
-                )
+                wait_out_of_passing(stack, "order-service", victim)
                 # Still frozen when PostgreSQL ends its session: the timeout freed the key.
                 wait_until(
                     lambda: not holding_a_key(), 10, what="the frozen session ended"
@@ -393,5 +385,4 @@ def test_on_postgresql_an_instance_frozen_holding_a_key_fails_no_request(
     finally:
         admin.dispose()
     assert_no_failures(load)
-    created = [o for o in load.outcomes if o.kind in ("post", "direct")]
-    assert orders_total(stack.gateway_url, user_id) == len(created) == len(set(keys))
+    assert_one_order_per_post(stack, user_id, load, keys)

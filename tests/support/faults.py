@@ -9,7 +9,10 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from switchyard.stack import STOP_GRACE, Stack
 from tests.support.delay_proxy import DelayProxy
@@ -56,6 +59,20 @@ def sqlite_write_locked(path: str) -> bool:
         connection.close()
 
 
+def freeze_at(
+    pid: int, moment: Callable[[], bool], what: str, tries: int = FREEZE_TRIES
+) -> int:
+    """SIGSTOP group `pid` at a moment when `moment()` holds: wait for one, freeze, and
+    freeze again if it passed before the freeze took hold. Returns the freezes it took."""
+    for attempt in range(1, tries + 1):
+        wait_until(moment, 10, interval=0.0005, what=what)
+        freeze(pid)
+        if moment():
+            return attempt
+        thaw(pid)
+    raise AssertionError(f"group {pid}: {what} passed before each of {tries} freezes")
+
+
 def freeze_between_writes(pid: int, database_url: str) -> None:
     """SIGSTOP instance group `pid` at a moment it is not inside a write transaction.
 
@@ -65,15 +82,11 @@ def freeze_between_writes(pid: int, database_url: str) -> None:
     (README: When an instance freezes). That is the database's limit, not what these
     scenarios test, so on SQLite the freeze is taken again until it lands between writes
     (a CI run once froze an order-service instance inside one: its POSTs stalled)."""
-    path = database_url.removeprefix("sqlite:///")
-    for _ in range(FREEZE_TRIES):
+    url = make_url(database_url) if database_url else None
+    if url is None or not url.drivername.startswith("sqlite"):
         freeze(pid)
-        if path == database_url or not sqlite_write_locked(path):
-            return
-        # Let it finish that write (the others wait behind it), then freeze it again.
-        thaw(pid)
-        wait_until(lambda: not sqlite_write_locked(path), 10, what="the write done")
-    raise AssertionError(f"group {pid} was inside a write at {FREEZE_TRIES} freezes")
+        return
+    freeze_at(pid, lambda: not sqlite_write_locked(url.database), "no write under way")
 
 
 def thaw(pid: int) -> None:
