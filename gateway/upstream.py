@@ -271,16 +271,17 @@ class UpstreamResponse:
         else:
             link.close()
 
-    def _wake(self) -> None:
+    def _wake(self, error: BaseException | None = None) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
     def expire(self) -> None:
         """Nothing came within the read timeout (the link's timer)."""
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(UpstreamTimeout("upstream read timed out"))
+        self._wake(UpstreamTimeout("upstream read timed out"))
 
     def next_event(self) -> asyncio.Future:
         """A future the exchange's next event (head, body bytes, end, failure) resolves, or
@@ -292,10 +293,6 @@ class UpstreamResponse:
         return waiter
 
     # -- read by the proxy --------------------------------------------------------------
-
-    def header(self, name: str) -> str | None:
-        lower = name.lower()
-        return next((v for n, v in self.headers if n.lower() == lower), None)
 
     @property
     def has_head(self) -> bool:

@@ -101,7 +101,8 @@ class Answer:
         self.status, self.length = response.status, response.length
 
     def header(self, name):
-        return self.response.header(name)
+        lower = name.lower()
+        return next((v for n, v in self.response.headers if n.lower() == lower), None)
 
     def read(self):
         return self.client.loop.run_until_complete(self.response.read())
