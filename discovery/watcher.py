@@ -47,6 +47,24 @@ RESET_HOLD_SECONDS = 30.0
 OVERDUE_SLACK_SECONDS = 1.0
 
 
+# How many snapshots this process's watchers have swapped in: a reader of many watchers (the
+# gateway's Directory, on every request) compares this one number, not every snapshot.
+_swaps = 0
+_swaps_lock = threading.Lock()
+
+
+def swaps() -> int:
+    return _swaps
+
+
+def count_swap() -> None:
+    """One more snapshot swapped in; called after the swap, so a reader that saw the old
+    count before reading snapshots sees the new one."""
+    global _swaps
+    with _swaps_lock:
+        _swaps += 1
+
+
 class Backoff:
     """Exponential backoff with jitter: base * 2**(n-1), capped, times a factor in [0.5, 1)."""
 
@@ -199,6 +217,7 @@ class HealthWatcher:
                 failures, last_log = 0, -LOG_EVERY_SECONDS
             now = time.monotonic()
             self._snapshot = self._next_snapshot(instances, new_index, now)
+            count_swap()
             self._ready.set()
             self._loaded.set()
             # An index that went backwards (agent restarted, state lost) restarts the
@@ -264,6 +283,7 @@ class HealthWatcher:
         # The type names what failed, e.g. "ACLPermissionDenied: Permission denied".
         error = f"{type(exc).__name__}: {exc}"
         self._snapshot = Snapshot(old.instances, old.index, old.updated_at, True, error)
+        count_swap()
         self._ready.set()
 
 

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from operator import is_
 
 from discovery.consul_client import ConsulSettings, make_consul
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import STRATEGIES, Strategy, make_strategy
 from discovery.watcher import RESET_HOLD_SECONDS, HealthWatcher
+from discovery.watcher import swaps as watcher_swaps
 from gateway.resilience import Ejector
 from gateway.routes import RouteTable, build_table, claimed_prefixes
 
@@ -64,7 +64,10 @@ class ServiceState:
 class View:
     table: RouteTable
     services: Mapping[str, ServiceState]
-    snapshots: tuple = field(default=(), compare=False, repr=False)
+    # What it was built from: the watchers' swap count (read before their snapshots) and
+    # the directory's watchers (replaced whole when the catalog changes).
+    swaps: int = field(default=-1, compare=False, repr=False)
+    watchers: Mapping | None = field(default=None, compare=False, repr=False)
 
 
 def admits(instance: Instance, strategy_name: str) -> bool:
@@ -152,19 +155,19 @@ class Directory:
     # -- request path ------------------------------------------------------------
 
     def view(self) -> View:
-        watchers = self._watchers
-        snapshots = tuple([w.snapshot() for w in watchers.values()])
+        """The current view: on every request, so two comparisons while nothing changed.
+        Rebuilt here, on the request's thread (the loop), not by the watcher that swapped:
+        what a rebuild forgets (metrics series) belongs to the loop."""
+        swaps, watchers = watcher_swaps(), self._watchers
         cached = self._view
-        # On every request: identity compared in C (map), no generator.
-        if len(cached.snapshots) == len(snapshots) and all(
-            map(is_, cached.snapshots, snapshots)
-        ):
+        if cached.swaps == swaps and cached.watchers is watchers:
             return cached
-        view = self._build(dict(zip(watchers, snapshots, strict=True)), snapshots)
-        self._view = view
+        # The count was read first: a swap from now on changes it again.
+        snaps = {name: w.snapshot() for name, w in watchers.items()}
+        self._view = view = self._build(snaps, swaps, watchers)
         return view
 
-    def _build(self, snaps: dict[str, Snapshot], key: tuple) -> View:
+    def _build(self, snaps: dict[str, Snapshot], swaps: int, watchers) -> View:
         services = {name: self._state(name, snap) for name, snap in snaps.items()}
         table = build_table(
             {name: claimed_prefixes(s.instances) for name, s in snaps.items()}
@@ -172,7 +175,7 @@ class Directory:
         known = {i.id for s in snaps.values() for i in s.instances}
         for forget in self._forgetters:
             forget(known)
-        return View(table, services, key)
+        return View(table, services, swaps, watchers)
 
     def _state(self, name: str, snapshot: Snapshot) -> ServiceState:
         wanted = next(

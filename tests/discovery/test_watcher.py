@@ -13,6 +13,7 @@ from discovery.watcher import (
     aggregate_status,
     parse_entry,
     stop_all,
+    swaps,
     watch,
 )
 from tests.discovery.stubs import StubServer
@@ -155,6 +156,21 @@ def test_failure_keeps_last_snapshot_marked_stale_then_recovers(fake, make_watch
     fake.health.set([entry("a"), entry("b")])
     wait_until(lambda: not w.snapshot().stale, timeout=2, what="recovery")
     assert ids(w) == ["a", "b"] and w.snapshot().error is None
+
+
+def test_every_snapshot_swapped_in_is_counted_after_it_is_in_place(fake, make_watcher):
+    """The gateway's Directory rebuilds its view when swaps() moves, so every new snapshot
+    -- an answer, or the last one marked stale -- moves it, once it can be read."""
+    w = make_watcher()
+    assert w.wait_ready(2)
+    seen = swaps()
+    fake.health.set([entry("a")])
+    wait_until(lambda: swaps() != seen, timeout=2, what="a swap counted")
+    assert ids(w) == ["a"]
+    seen = swaps()
+    fake.health.fail(ConnectionError("agent down"))
+    wait_until(lambda: swaps() != seen, timeout=2, what="a stale swap counted")
+    assert w.snapshot().stale
 
 
 def test_failure_before_first_answer_is_ready_but_not_loaded(fake, make_watcher):

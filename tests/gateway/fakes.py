@@ -4,6 +4,7 @@ import threading
 import time
 
 from discovery.instances import Instance, Snapshot
+from discovery.watcher import count_swap
 
 __all__ = ["FakeCatalog", "FakeWatchers", "echo_instance"]
 
@@ -80,3 +81,4 @@ class FakeWatchers:
         self.snapshots[service] = Snapshot(
             tuple(instances), 1, time.monotonic(), stale, "down" if stale else None
         )
+        count_swap()  # as a real watcher does after a swap
