@@ -13,13 +13,18 @@ from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.http import parse_list_header
 
-from chassis.env import env_int
+from chassis.env import env_float, env_int
 from chassis.health import install_health
 from chassis.identity import instance_id_from_env, service_version_from_env
 from chassis.logs import configure_logging, log_level_from_env
 from chassis.openapi import install_openapi
 from chassis.responses import init_service_app
-from chassis.storage import database_url_from_env, init_database, ping
+from chassis.storage import (
+    IDLE_TRANSACTION_TIMEOUT_S,
+    database_url_from_env,
+    init_database,
+    ping,
+)
 from chassis.tracing import instrument_service_app
 
 __all__ = ["ServiceSettings", "create_service_app"]
@@ -33,6 +38,8 @@ class ServiceSettings:
     default_port: ClassVar[int]
 
     database_url: str
+    # seconds a PostgreSQL session may idle inside a transaction (chassis.storage)
+    idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT_S
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
     # None: `<name>-<SERVICE_ADDRESS>-<PORT>` at app creation
@@ -47,6 +54,12 @@ class ServiceSettings:
         """The fields' values from the environment; a service with more fields extends this."""
         return {
             "database_url": database_url_from_env(cls.service_name, environ),
+            "idle_transaction_timeout": env_float(
+                "DATABASE_IDLE_TRANSACTION_TIMEOUT",
+                IDLE_TRANSACTION_TIMEOUT_S,
+                minimum=0.0,
+                environ=environ,
+            ),
             "log_level": log_level_from_env(environ),
             "max_body_bytes": env_int(
                 "MAX_BODY_BYTES", 1024 * 1024, minimum=1024, environ=environ
@@ -92,7 +105,7 @@ def create_service_app(
         MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id
     )
     init_service_app(app, settings.service_name)
-    init_database(app, db, settings.database_url)
+    init_database(app, db, settings.database_url, settings.idle_transaction_timeout)
     app.register_blueprint(blueprint)
     install_health(
         app, settings.service_name, {"database": lambda: ping(db), **(checks or {})}

@@ -49,9 +49,10 @@ POSTGRES_CONNECT_TIMEOUT_S = 3
 # outside one), so a session idle inside one for this long belongs to a frozen or stuck
 # process: PostgreSQL ends it and frees the rows it wrote. An Idempotency-Key among them
 # would otherwise hold up every retry of that request until the process came back (README:
-# When an instance freezes). Below GATEWAY_READ_TIMEOUT's default (10 s), so the gateway's
-# retry on another instance finds the key free within its deadline.
-POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS = 5000
+# When an instance freezes). The default is below GATEWAY_READ_TIMEOUT's (10 s), so the
+# gateway's retry on another instance finds the key free within its deadline
+# (DATABASE_IDLE_TRANSACTION_TIMEOUT sets it; 0: never).
+IDLE_TRANSACTION_TIMEOUT_S = 5.0
 # Every write path commits and then answers with what it wrote: expiring the objects on
 # commit would make that answer a second SELECT of the row just written. Defaults are
 # computed in Python (chassis.storage.utcnow), so the objects already hold what was stored.
@@ -84,14 +85,20 @@ def database_url_from_env(service: str, environ=None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def init_database(app: Flask, db: SQLAlchemy, url: str) -> None:
-    """Bind `db` to `app`, create missing tables, and answer database outages with 503 JSON."""
+def init_database(
+    app: Flask,
+    db: SQLAlchemy,
+    url: str,
+    idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT_S,
+) -> None:
+    """Bind `db` to `app`, create missing tables, and answer database outages with 503 JSON.
+    `idle_transaction_timeout`: see install_session_settings."""
     url = named_for(url, app.config.get("INSTANCE_ID"))
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
     db.init_app(app)
     with app.app_context():
-        install_session_settings(db.engine)
+        install_session_settings(db.engine, idle_transaction_timeout)
         create_tables(db)
         app.extensions[READS] = Reads(reads_engine(db.engine))
     app.register_error_handler(DBAPIError, _database_error)
@@ -153,20 +160,24 @@ def postgres_client_encoding() -> dict:
 
 
 def install_session_settings(
-    engine: Engine, idle_transaction_ms: int = POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS
+    engine: Engine, idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT_S
 ) -> None:
     """Settings each new connection of `engine` takes before its first query.
 
     SQLite: WAL, and synchronous NORMAL, durable against a killed process in WAL mode (only
     an OS crash can lose the last commits, and never corrupts the file). PostgreSQL: the
-    server ends a session idle inside a transaction for `idle_transaction_ms` (see
-    POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS); a SET, not a startup option, as poolers such as
-    PgBouncer refuse unknown startup options."""
+    server ends a session idle inside a transaction for `idle_transaction_timeout` seconds
+    (see IDLE_TRANSACTION_TIMEOUT_S; 0: never); a SET, not a startup option, as poolers
+    such as PgBouncer refuse unknown startup options."""
+    # Milliseconds, as PostgreSQL counts: 0 is off, so a positive timeout is at least 1.
+    idle_ms = (
+        max(round(idle_transaction_timeout * 1000), 1)
+        if idle_transaction_timeout
+        else 0
+    )
     statements = {
         "sqlite": ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"],
-        "postgresql": [
-            f"SET idle_in_transaction_session_timeout = {int(idle_transaction_ms)}"
-        ],
+        "postgresql": [f"SET idle_in_transaction_session_timeout = {idle_ms}"],
     }.get(engine.dialect.name, [])
 
     @event.listens_for(engine, "connect")

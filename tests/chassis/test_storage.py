@@ -30,7 +30,6 @@ from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
 from chassis.storage import (
-    POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS,
     create_tables,
     database_url_from_env,
     engine_options,
@@ -189,11 +188,12 @@ def test_instances_starting_together_all_create_tables(database_url):
             assert {"thing", "other"} <= tables
 
 
-def bound_app(url, instance_id=None):
+def bound_app(url, instance_id=None, **options):
+    """`options`: init_database's."""
     app = Flask(__name__, static_folder=None)
     app.config["INSTANCE_ID"] = instance_id
     db = SQLAlchemy()
-    init_database(app, db, url)
+    init_database(app, db, url, **options)
     return app, db
 
 
@@ -219,18 +219,28 @@ def test_postgresql_sessions_are_named_after_the_instance(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        ({}, "5s"),
+        ({"idle_transaction_timeout": 2.5}, "2500ms"),
+        ({"idle_transaction_timeout": 0.0001}, "1ms"),
+        ({"idle_transaction_timeout": 0}, "0"),
+    ],
+)
+def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path, options, shown):
     """So a frozen or stuck instance cannot hold what it wrote for ever (README: When an
-    instance freezes)."""
+    instance freezes): after 5 s by default, or DATABASE_IDLE_TRANSACTION_TIMEOUT's
+    seconds (a positive one is never rounded down to PostgreSQL's "off"; 0 is off)."""
     with fresh_database("postgresql", tmp_path, "storage") as url:
-        app, db = bound_app(url)
+        app, db = bound_app(url, **options)
         with app.app_context():
             setting = db.session.scalar(
                 text("SHOW idle_in_transaction_session_timeout")
             )
             db.session.remove()
             db.engine.dispose()
-    assert setting == f"{POSTGRES_IDLE_TRANSACTION_TIMEOUT_MS // 1000}s"
+    assert setting == shown
 
 
 @pytest.mark.postgres

@@ -496,13 +496,13 @@ def waiting_client(database_url, user_service_url):
 
 
 @contextlib.contextmanager
-def frozen_writer(database_url: str, user_id: int, key: str, idle_ms: int | None):
+def frozen_writer(database_url: str, user_id: int, key: str, idle: float | None):
     """What an instance frozen inside its write transaction leaves behind (README: When an
-    instance freezes): an open transaction that wrote an order and its key. `idle_ms`: the
-    services' idle-transaction timeout, as chassis.storage sets it; None: none."""
+    instance freezes): an open transaction that wrote an order and its key. `idle`: the
+    services' idle-transaction timeout in seconds, as chassis.storage sets it; None: none."""
     engine = create_engine(database_url)
-    if idle_ms is not None:
-        storage.install_session_settings(engine, idle_transaction_ms=idle_ms)
+    if idle is not None:
+        storage.install_session_settings(engine, idle_transaction_timeout=idle)
     try:
         with engine.connect() as connection:
             transaction = connection.begin()
@@ -530,7 +530,7 @@ def test_on_postgresql_a_writer_frozen_mid_transaction_holds_up_only_its_own_key
     """Other orders are written beside the frozen transaction; its own key waits for it
     (here until the lock timeout: 503). On SQLite every write would wait for its lock."""
     user_id = new_user()
-    with frozen_writer(database_url, user_id, "frozen", idle_ms=None) as transaction:
+    with frozen_writer(database_url, user_id, "frozen", idle=None) as transaction:
         another = post_order(waiting_client, user_id, "1.00", key="another")
         assert another.status_code == 201
         waited = post_order(waiting_client, user_id, "1.00", key="frozen")
@@ -548,7 +548,7 @@ def test_on_postgresql_the_server_ends_a_frozen_writers_session_and_frees_its_ke
     lock timeout, once, and the frozen writer, back, finds its work undone (its service
     answers that with a 503: tests/chassis/test_storage.py)."""
     user_id = new_user()
-    with frozen_writer(database_url, user_id, "frozen", idle_ms=300) as transaction:
+    with frozen_writer(database_url, user_id, "frozen", idle=0.3) as transaction:
         retried = post_order(waiting_client, user_id, "1.00", key="frozen")
         assert retried.status_code == 201, retried.json
         with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
