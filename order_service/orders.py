@@ -111,7 +111,8 @@ def change_status(order_id: int):
 def order_page(filters: dict):
     """The orders matching `filters` (column: value), a page in id order. The index on
     (user_id, id) serves a user's orders in order, so no statement reads other users'
-    orders (chassis.pages; tests check the plans)."""
+    orders; on PostgreSQL the one on (status, id) does the same for a status (see
+    order_service.models; chassis.pages; tests check the plans)."""
     conditions = [ORDERS.c[name] == value for name, value in filters.items()]
     return read_page(ORDERS, conditions, page_params(), Order.to_json)
 
