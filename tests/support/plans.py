@@ -24,6 +24,13 @@ def bulk_insert(connection: Connection, table: Table, rows) -> None:
         connection.exec_driver_sql(f"ANALYZE {table.name}")
 
 
+def assert_served_by(plan: str, index: str) -> None:
+    """`plan` (query_plan's) reads `index`, with no sort and no scan of the table."""
+    assert index in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
 def query_plan(connection: Connection, statement: Select) -> str:
     """The database's plan for `statement`, as text: EXPLAIN QUERY PLAN's lines on SQLite,
     the node types and index names of EXPLAIN (FORMAT JSON) on PostgreSQL."""
