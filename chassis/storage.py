@@ -159,9 +159,7 @@ def postgres_client_encoding() -> dict:
     return {"client_encoding": "UTF8"}
 
 
-def install_session_settings(
-    engine: Engine, idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT_S
-) -> None:
+def install_session_settings(engine: Engine, idle_transaction_timeout: float) -> None:
     """Settings each new connection of `engine` takes before its first query.
 
     SQLite: WAL, and synchronous NORMAL, durable against a killed process in WAL mode (only
