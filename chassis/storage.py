@@ -178,13 +178,21 @@ def install_session_settings(engine: Engine, idle_transaction_timeout: float) ->
         "postgresql": [f"SET idle_in_transaction_session_timeout = {idle_ms}"],
     }.get(engine.dialect.name, [])
 
+    # psycopg would begin a transaction for the SET, and that transaction would then sit
+    # idle under the new timeout until its commit: a short timeout could end the session
+    # right there. Autocommit runs it outside any (SQLite's PRAGMAs begin none).
+    autocommit = engine.dialect.name == "postgresql"
+
     @event.listens_for(engine, "connect")
     def apply(dbapi_connection, _record):
+        if autocommit:
+            dbapi_connection.autocommit = True
         cursor = dbapi_connection.cursor()
         for statement in statements:
             cursor.execute(statement)
         cursor.close()
-        dbapi_connection.commit()  # psycopg began a transaction; SQLite's PRAGMAs did not
+        if autocommit:
+            dbapi_connection.autocommit = False
 
 
 def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:

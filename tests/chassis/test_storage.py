@@ -34,6 +34,7 @@ from chassis.storage import (
     database_url_from_env,
     engine_options,
     init_database,
+    install_session_settings,
     iso_utc,
     ping,
     read_row,
@@ -224,14 +225,13 @@ def test_postgresql_sessions_are_named_after_the_instance(tmp_path):
     [
         ({}, "5s"),
         ({"idle_transaction_timeout": 2.5}, "2500ms"),
-        ({"idle_transaction_timeout": 0.0001}, "1ms"),
         ({"idle_transaction_timeout": 0}, "0"),
     ],
 )
 def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path, options, shown):
     """So a frozen or stuck instance cannot hold what it wrote for ever (README: When an
     instance freezes): after 5 s by default, or DATABASE_IDLE_TRANSACTION_TIMEOUT's
-    seconds (a positive one is never rounded down to PostgreSQL's "off"; 0 is off)."""
+    seconds (0 is off)."""
     with fresh_database("postgresql", tmp_path, "storage") as url:
         app, db = bound_app(url, **options)
         with app.app_context():
@@ -241,6 +241,27 @@ def test_postgresql_ends_a_session_idle_inside_a_transaction(tmp_path, options, 
             db.session.remove()
             db.engine.dispose()
     assert setting == shown
+
+
+@pytest.mark.postgres
+def test_a_tiny_idle_transaction_timeout_is_one_millisecond_never_off(tmp_path):
+    """0.0001 s is PostgreSQL's 1 ms, not 0 (off). A session that short-lived dies in any
+    transaction that waits a millisecond between statements, so: the engine alone (no
+    create_all), the setting applied outside a transaction, and read outside one."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        engine = create_engine(url)
+        install_session_settings(engine, 0.0001)
+        try:
+            autocommit = engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+            with autocommit as connection:
+                setting = connection.scalar(
+                    text("SHOW idle_in_transaction_session_timeout")
+                )
+        finally:
+            engine.dispose()
+    assert setting == "1ms"
 
 
 @pytest.mark.postgres
