@@ -9,6 +9,7 @@ stand-in that rewrites that page into the shared error shape (chassis.responses.
 same status. `service_hooks` makes it every service's worker (the gateway has its own, gateway.worker).
 """
 
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 from chassis.responses import api_error
@@ -44,6 +45,23 @@ class _JSONErrorSocket:
 
 
 class JSONErrorWorker(ThreadWorker):
+    def handle_quit(self, sig, frame):
+        """SIGINT/SIGQUIT: stop at once, as gunicorn's base worker does, but without
+        gthread's first step, shutting its thread pool down: that takes the pool's lock,
+        which the main thread -- where the handler runs -- holds while it hands a new
+        connection to the pool. A quit landing there waited for ever (until the master's
+        SIGKILL, graceful_timeout later). `run` shuts the pool down instead."""
+        Worker.handle_quit(self, sig, frame)
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            # Past the pool's code, whatever ended the loop (a quit raises SystemExit
+            # anywhere in it). Shutting down wakes every thread of the pool, also one whose
+            # start a quit interrupted and that the interpreter's exit would wait for.
+            self.tpool.shutdown(wait=False)
+
     def handle_error(self, req, client, addr, exc):
         super().handle_error(
             req, _JSONErrorSocket(client, self._served_by()), addr, exc

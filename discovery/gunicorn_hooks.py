@@ -14,8 +14,7 @@ and gets bind/workers/threads from the environment plus these hooks:
   DRAIN_SECONDS, deregister -- and only then gunicorn's graceful stop of the workers;
 - workers that receive the SIGTERM too (a signal to the whole process group) keep serving
   until the master's drain is over;
-- on_exit: deregister if nothing did yet (SIGINT/SIGQUIT stop at once, without a drain;
-  workers ignore a second quit signal, which would otherwise deadlock gunicorn's handler).
+- on_exit: deregister if nothing did yet (SIGINT/SIGQUIT stop at once, without a drain).
 
 | variable | default | meaning |
 |---|---|---|
@@ -155,25 +154,14 @@ class ServiceLifecycle:
                 )
 
     def _install_signal_handlers(self, worker) -> None:
-        handle_exit, handle_quit = worker.handle_exit, worker.handle_quit
-        quitting = threading.Event()
-
         def on_sigterm(sig, frame):
             threading.Thread(
-                target=self._exit_after_drain, args=(handle_exit, sig), daemon=True
+                target=self._exit_after_drain,
+                args=(worker.handle_exit, sig),
+                daemon=True,
             ).start()
 
-        def on_quit(sig, frame):
-            # gunicorn's quit handler is not reentrant: Ctrl-C reaches the worker as SIGINT
-            # and, a moment later, as the master's SIGQUIT; the second call, landing inside
-            # the first, deadlocks on the thread pool's lock until the master SIGKILLs.
-            if not quitting.is_set():
-                quitting.set()
-                handle_quit(sig, frame)
-
         signal.signal(signal.SIGTERM, on_sigterm)
-        signal.signal(signal.SIGINT, on_quit)
-        signal.signal(signal.SIGQUIT, on_quit)
 
     def _exit_after_drain(self, handle_exit, sig) -> None:
         started = time.monotonic()

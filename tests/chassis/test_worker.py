@@ -1,13 +1,69 @@
-"""gunicorn's own error pages leave a service as JSON: the socket stand-in alone, then a real
-user-service under gunicorn (chassis.worker via service_hooks) fed raw requests."""
+"""The services' gunicorn worker. Its own error pages leave a service as JSON: the socket
+stand-in alone, then a real user-service under gunicorn (chassis.worker via service_hooks)
+fed raw requests. And a quit signal stops it at any moment."""
 
 import json
+import signal
 import socket
+import threading
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
-from chassis.worker import _JSONErrorSocket
+from chassis.worker import JSONErrorWorker, _JSONErrorSocket
 from tests.support.services import start_service, stop_now
+
+# -- unit: a quit at any moment --------------------------------------------------------
+
+
+@pytest.fixture
+def worker():
+    cfg = Config()
+    worker = JSONErrorWorker(1, 0, [], None, 30, cfg, Logger(cfg))
+    worker.tpool = worker.get_thread_pool()
+    worker.tpool.submit(lambda: None).result()  # one thread in the pool
+    yield worker
+    # No shutdown here: after a failed quit test a stuck thread holds the pool's lock. The
+    # pool's idle thread ends once the pool is collected (or at the interpreter's exit).
+    worker.tmp.close()
+
+
+def test_a_quit_landing_while_the_main_thread_hands_over_a_connection_exits(worker):
+    """A signal handler runs on the main thread, wherever it is: here inside the pool's
+    submit, which holds the pool's lock. gthread's own quit took that lock again and waited
+    for ever (seen in CI: a stop that only the master's SIGKILL ended)."""
+    exits = []
+
+    def quit_lands_inside_submit():
+        with worker.tpool._shutdown_lock:  # what submit holds (CPython's executor)
+            try:
+                worker.handle_quit(signal.SIGQUIT, None)
+            except SystemExit as exc:
+                exits.append(exc.code)
+
+    main = threading.Thread(target=quit_lands_inside_submit, daemon=True)
+    main.start()
+    main.join(5)
+    assert exits == [0]
+    assert not worker.alive
+
+
+def test_the_pool_is_shut_down_whatever_ends_the_loop(worker, monkeypatch):
+    """A quit raises SystemExit wherever the loop is; the pool's threads must still end, or
+    the interpreter's exit waits for one whose start the quit interrupted."""
+
+    def quit_mid_loop(self):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(ThreadWorker, "run", quit_mid_loop)
+    with pytest.raises(SystemExit):
+        worker.run()
+    for thread in list(worker.tpool._threads):
+        thread.join(5)
+        assert not thread.is_alive()
+
 
 # -- unit: the page gunicorn writes, rewritten --------------------------------------------
 

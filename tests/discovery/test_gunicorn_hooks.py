@@ -203,13 +203,16 @@ def instances(devconsul):
     # SIGINT: gunicorn's quick stop, which deregisters without a drain (faster teardown).
     for proc in started:
         proc.signal(signal.SIGINT)
-    for proc in started:
-        wait_until(
-            lambda p=proc: not p.alive(),
-            timeout=10,
-            what=f"{proc.name} exit; log:\n{proc.output()[-2000:]}",
-        )
-        proc.stop()
+    try:
+        for proc in started:
+            try:
+                wait_until(lambda p=proc: not p.alive(), timeout=10, what=proc.name)
+            except AssertionError as exc:
+                # with its log as it is now, not as it was at the signal
+                raise AssertionError(f"{exc}; log:\n{proc.output()[-2000:]}") from None
+    finally:
+        for proc in started:  # even when one did not exit: leave no process behind
+            proc.stop()
 
 
 def health(agent, passing=False):
