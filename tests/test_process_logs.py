@@ -1,8 +1,10 @@
-"""Where the processes tests start keep their output."""
+"""Where the processes tests start keep their output, and how a failed wait shows it."""
 
 import sys
 
-from tests.support.processes import ManagedProcess
+import pytest
+
+from tests.support.processes import ManagedProcess, wait_until
 
 
 def test_a_test_process_logs_into_the_runs_temporary_directory(
@@ -15,3 +17,17 @@ def test_a_test_process_logs_into_the_runs_temporary_directory(
     assert proc.log.parent == process_logs
     assert process_logs.is_relative_to(tmp_path_factory.getbasetemp())
     assert "hello" in proc.output()
+
+
+def test_a_wait_that_times_out_shows_the_log_as_it_is_then(tmp_path):
+    # A message built when the wait began would show a log as it was at the signal, not
+    # what the process wrote while the test waited (a CI failure read that way).
+    log = tmp_path / "proc.log"
+    log.write_text("")
+
+    def written_while_waiting():
+        log.write_text("late line")
+        return False
+
+    with pytest.raises(AssertionError, match="late line"):
+        wait_until(written_while_waiting, 0.2, what=log.read_text)

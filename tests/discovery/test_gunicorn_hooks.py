@@ -205,11 +205,11 @@ def instances(devconsul):
         proc.signal(signal.SIGINT)
     try:
         for proc in started:
-            try:
-                wait_until(lambda p=proc: not p.alive(), timeout=10, what=proc.name)
-            except AssertionError as exc:
-                # with its log as it is now, not as it was at the signal
-                raise AssertionError(f"{exc}; log:\n{proc.output()[-2000:]}") from None
+            wait_until(
+                lambda p=proc: not p.alive(),
+                timeout=10,
+                what=lambda p=proc: f"{p.name} exit; log:\n{p.output()[-2000:]}",
+            )
     finally:
         for proc in started:  # even when one did not exit: leave no process behind
             proc.stop()

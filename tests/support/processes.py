@@ -25,9 +25,10 @@ def wait_until(
     predicate: Callable[[], object],
     timeout: float = 10.0,
     interval: float = 0.05,
-    what: str = "",
+    what: str | Callable[[], str] = "",
 ):
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`
+    seconds (a callable: what it says then, such as a log as it is at the timeout)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -38,6 +39,7 @@ def wait_until(
         except Exception as exc:  # noqa: BLE001 - the condition is not met yet; remember why
             last_error = exc
         time.sleep(interval)
+    what = what() if callable(what) else what
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what or predicate}; last error: {last_error!r}"
     )

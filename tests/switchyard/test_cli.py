@@ -476,7 +476,7 @@ class UpRun:
             ),
             60,
             0.2,
-            f"every process gone: {pids}\n{self.output()[-3000:]}",
+            lambda: f"every process gone: {pids}\n{self.output()[-3000:]}",
         )
 
     def kill(self) -> None:
