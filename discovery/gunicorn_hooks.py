@@ -154,11 +154,11 @@ class ServiceLifecycle:
                 )
 
     def _install_signal_handlers(self, worker) -> None:
+        handle_exit = worker.handle_exit
+
         def on_sigterm(sig, frame):
             threading.Thread(
-                target=self._exit_after_drain,
-                args=(worker.handle_exit, sig),
-                daemon=True,
+                target=self._exit_after_drain, args=(handle_exit, sig), daemon=True
             ).start()
 
         signal.signal(signal.SIGTERM, on_sigterm)
