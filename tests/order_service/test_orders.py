@@ -496,13 +496,12 @@ def waiting_client(database_url, user_service_url):
 
 
 @contextlib.contextmanager
-def frozen_writer(database_url: str, user_id: int, key: str, idle: float | None):
+def frozen_writer(database_url: str, user_id: int, key: str, idle: float):
     """What an instance frozen inside its write transaction leaves behind (README: When an
     instance freezes): an open transaction that wrote an order and its key. `idle`: the
-    services' idle-transaction timeout in seconds, as chassis.storage sets it; None: none."""
+    services' idle-transaction timeout in seconds, as chassis.storage sets it (0: never)."""
     engine = create_engine(database_url)
-    if idle is not None:
-        storage.install_session_settings(engine, idle_transaction_timeout=idle)
+    storage.install_session_settings(engine, idle_transaction_timeout=idle)
     try:
         with engine.connect() as connection:
             transaction = connection.begin()
@@ -530,7 +529,7 @@ def test_on_postgresql_a_writer_frozen_mid_transaction_holds_up_only_its_own_key
     """Other orders are written beside the frozen transaction; its own key waits for it
     (here until the lock timeout: 503). On SQLite every write would wait for its lock."""
     user_id = new_user()
-    with frozen_writer(database_url, user_id, "frozen", idle=None) as transaction:
+    with frozen_writer(database_url, user_id, "frozen", idle=0) as transaction:
         another = post_order(waiting_client, user_id, "1.00", key="another")
         assert another.status_code == 201
         waited = post_order(waiting_client, user_id, "1.00", key="frozen")
