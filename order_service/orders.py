@@ -124,16 +124,13 @@ def order_conditions(filters: dict, dialect: str) -> list[ColumnElement]:
     read every order in that status for one user's. There the status term is written
     `+status`, SQLite's own way to keep a term from choosing an index, which leaves the
     user's. PostgreSQL chooses from its statistics (and has no unary + for text)."""
-    conditions = [ORDERS.c[name] == value for name, value in filters.items()]
-    if dialect == "sqlite" and {"user_id", "status"} <= filters.keys():
-        status = UnaryExpression(
-            ORDERS.c.status, operator=custom_op("+"), type_=ORDERS.c.status.type
-        )
-        conditions = [
-            ORDERS.c.user_id == filters["user_id"],
-            status == filters["status"],
-        ]
-    return conditions
+    status = ORDERS.c.status
+    if dialect == "sqlite" and "user_id" in filters:
+        status = UnaryExpression(status, operator=custom_op("+"), type_=status.type)
+    return [
+        (status if name == "status" else ORDERS.c[name]) == value
+        for name, value in filters.items()
+    ]
 
 
 def find_order(order_id: int) -> Order:

@@ -626,7 +626,9 @@ def test_a_users_orders_come_from_the_user_id_index_at_100k_orders(app, client):
             connection, {"user_id": 7}, {"user_id": 7, "status": "pending"}
         )
         _, near_the_end = page_statements(
-            ORDERS, [ORDERS.c.user_id == 7], PageRequest(50, after=95_000)
+            ORDERS,
+            order_conditions({"user_id": 7}, connection.dialect.name),
+            PageRequest(50, after=95_000),
         )
         last_plan = query_plan(connection, near_the_end)
     for plan in plans:
