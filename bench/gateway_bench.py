@@ -49,7 +49,7 @@ from pathlib import Path
 import requests
 
 from bench import nginx, slow_clients
-from bench.load import children_cpu_seconds, generator, wrk
+from bench.load import REQUEST_TIMEOUT, children_cpu_seconds, generator, wrk
 from bench.processes import Process, cpu_seconds, sigterm_as_interrupt
 from gateway.settings import GatewaySettings
 from switchyard.otlp import OTLPReceiver
@@ -200,6 +200,7 @@ class Run:
     errors: int
     requests: int
     cpu_us: dict  # process group name -> CPU microseconds per request
+    timeouts: int = 0  # of the errors: answered late or never (bench.load.Load)
 
 
 def measure(load, url: str, connections: int, seconds: float, pids: dict) -> Run:
@@ -216,7 +217,12 @@ def measure(load, url: str, connections: int, seconds: float, pids: dict) -> Run
     if load is wrk:
         spent["wrk"] = (children_cpu_seconds() - loader_before) / done * 1e6
     return Run(
-        result.requests / seconds, result.p50_ms, result.errors, result.requests, spent
+        result.requests / seconds,
+        result.p50_ms,
+        result.errors,
+        result.requests,
+        spent,
+        result.timeouts,
     )
 
 
@@ -271,7 +277,13 @@ def errors(runs: dict, path: str) -> str:
     many = runs[path, MANY]
     if not many:
         return "skipped (needs wrk)"
-    return f"{sum(r.errors for r in many)} of {sum(r.requests for r in many)}"
+    shown = f"{sum(r.errors for r in many)} of {sum(r.requests for r in many)}"
+    return shown + late(sum(r.timeouts for r in many))
+
+
+def late(timeouts: int) -> str:
+    """Which errors were timeouts: a request slower than the load's timeout, not a failure."""
+    return f", {timeouts} over {REQUEST_TIMEOUT:g} s" if timeouts else ""
 
 
 def speed_table(runs: dict, paths: list[str], tool: str) -> str:
@@ -315,7 +327,11 @@ def run_lines(runs: dict) -> list[str]:
     for (path, c), measured in runs.items():
         shown = ", ".join(
             (f"{r.p50_ms:.3f} ms" if c == 1 else f"{r.rps:,.0f}/s")
-            + (f" ({r.errors} errors)" if r.errors or c == MANY else "")
+            + (
+                f" ({r.errors} errors{late(r.timeouts)})"
+                if r.errors or c == MANY
+                else ""
+            )
             for r in measured
         )
         if measured:

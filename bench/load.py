@@ -22,6 +22,9 @@ class Load:
     requests: int  # answered, whatever the status
     p50_ms: float  # nan when nothing was answered
     errors: int  # connect/read/write errors, timeouts, and answers other than 2xx/3xx
+    # Of the errors, requests still unanswered after REQUEST_TIMEOUT: slow, not failed
+    # (wrk counts them and still takes the late answer; the Python generator gives up).
+    timeouts: int = 0
 
 
 def parse_wrk(out: str) -> Load:
@@ -35,7 +38,8 @@ def parse_wrk(out: str) -> Load:
     errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
     errors += int(non_2xx.group(1)) if non_2xx else 0
     p50_ms = float(p50.group(1)) * UNITS_MS[p50.group(2)] if done and p50 else math.nan
-    return Load(done, p50_ms, errors)
+    timeouts = int(socket_errors.group(4)) if socket_errors else 0
+    return Load(done, p50_ms, errors, timeouts)
 
 
 def wrk(url: str, connections: int, seconds: float) -> Load:
@@ -50,18 +54,21 @@ def wrk(url: str, connections: int, seconds: float) -> Load:
 def python_load(url: str, connections: int, seconds: float) -> Load:
     """Keep-alive sessions in threads, one per connection."""
     latencies: list[float] = []
-    errors = 0
+    errors = timeouts = 0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
     def client():
-        nonlocal errors
-        mine, failed = [], 0
+        nonlocal errors, timeouts
+        mine, failed, late = [], 0, 0
         with requests.Session() as s:
             while time.monotonic() < deadline:
                 started = time.perf_counter()
                 try:
                     ok = s.get(url, timeout=REQUEST_TIMEOUT).status_code < 400
+                except requests.Timeout:
+                    failed, late = failed + 1, late + 1
+                    continue
                 except requests.RequestException:
                     failed += 1
                     continue
@@ -70,6 +77,7 @@ def python_load(url: str, connections: int, seconds: float) -> Load:
         with lock:
             latencies.extend(mine)
             errors += failed
+            timeouts += late
 
     threads = [threading.Thread(target=client) for _ in range(connections)]
     for t in threads:
@@ -78,7 +86,7 @@ def python_load(url: str, connections: int, seconds: float) -> Load:
         t.join()
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000 if latencies else math.nan
-    return Load(len(latencies), p50, errors)
+    return Load(len(latencies), p50, errors, timeouts)
 
 
 def generator():

@@ -10,6 +10,7 @@ from bench.gateway_bench import (
     MANY,
     Run,
     rotated,
+    run_lines,
     slow_clients_held,
     speed_figures,
     speed_table,
@@ -35,14 +36,17 @@ def test_rotated_without_nginx():
     assert rotated(1, ["direct", "gateway"]) == ["gateway", "direct"]
 
 
-def runs_of(rps: dict, p50: dict, errors: dict, cpu: dict) -> dict:
+def runs_of(rps: dict, p50: dict, errors: dict, cpu: dict, timeouts=None) -> dict:
     """Runs as bench_speed returns them: one per (path, concurrency)."""
+    timeouts = timeouts or {}
     runs = {}
     for path, high_rps in rps.items():
         cpu_us = {path: cpu[path], "upstreams": 400.0, "wrk": 40.0}
         runs[path, 1] = [Run(1000.0, p50[path], 0, 5000, cpu_us)]
         runs[path, HIGH] = [Run(high_rps, 9.0, 0, 5000, cpu_us)]
-        runs[path, MANY] = [Run(500.0, 9.0, errors[path], 2500, cpu_us)]
+        runs[path, MANY] = [
+            Run(500.0, 9.0, errors[path], 2500, cpu_us, timeouts.get(path, 0))
+        ]
     return runs
 
 
@@ -60,6 +64,19 @@ def test_speed_figures_beside_their_targets():
         "gateway errors at c=256: 7 of 2500 (target 0)",
         "gateway CPU per proxied GET: 500 us (target <= 150 us); nginx 80 us",
     ]
+
+
+def test_errors_say_how_many_were_only_slower_than_the_timeout():
+    runs = runs_of(
+        rps={"direct": 1700.0, "gateway": 1500.0},
+        p50={"direct": 0.5, "gateway": 1.25},
+        errors={"direct": 61, "gateway": 3},
+        cpu={"direct": 0.0, "gateway": 500.0},
+        timeouts={"direct": 61, "gateway": 1},
+    )
+    figures = speed_figures(runs, ["direct", "gateway"], "no nginx")
+    assert figures[3] == "gateway errors at c=256: 3 of 2500, 1 over 2 s (target 0)"
+    assert "runs direct  c=256 500/s (61 errors, 61 over 2 s)" in run_lines(runs)
 
 
 def test_speed_figures_without_nginx_say_why():

@@ -1,9 +1,12 @@
 """bench.load: reading wrk's report."""
 
+import http.server
 import math
+import threading
 
 import pytest
 
+from bench import load
 from bench.load import Load, parse_wrk
 
 CLEAN = """\
@@ -47,18 +50,43 @@ Running 1s test @ http://127.0.0.1:1234/
 @pytest.mark.parametrize(
     "out, expected",
     [
-        (CLEAN, Load(8512, 9.12, 0)),
-        (ERRORS, Load(4100, 0.812, 50)),
+        (CLEAN, Load(8512, 9.12, 0, 0)),
+        (ERRORS, Load(4100, 0.812, 50, 40)),
     ],
 )
 def test_parse_wrk(out, expected):
     parsed = parse_wrk(out)
     assert parsed.requests == expected.requests
     assert parsed.errors == expected.errors
+    assert parsed.timeouts == expected.timeouts
     assert parsed.p50_ms == pytest.approx(expected.p50_ms)
 
 
 def test_parse_wrk_with_nothing_answered_has_no_p50():
     parsed = parse_wrk(NOTHING)
-    assert (parsed.requests, parsed.errors) == (0, 1)
+    assert (parsed.requests, parsed.errors, parsed.timeouts) == (0, 1, 1)
     assert math.isnan(parsed.p50_ms)
+
+
+def test_the_python_generator_counts_a_request_past_its_timeout(monkeypatch):
+    """A server that never answers in time: the one request is an error and a timeout."""
+    release = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(5)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(load, "REQUEST_TIMEOUT", 0.2)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        parsed = load.python_load(url, connections=1, seconds=0.1)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert (parsed.requests, parsed.errors, parsed.timeouts) == (0, 1, 1)
