@@ -15,7 +15,7 @@ from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
 from switchyard.lifeline import Lifeline, claim
 from switchyard.otlp import OTLPReceiver
-from switchyard.plan import StackOptions
+from switchyard.plan import DRAIN_SECONDS, MAX_DRAIN_SECONDS, StackOptions
 from switchyard.render import Console, table
 from switchyard.spanstore import SpanStore
 from switchyard.stack import Stack, StartupError
@@ -32,6 +32,16 @@ def positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def drain(value: str) -> float:
+    seconds = float(value)
+    # Bounded so that a stop still fits STOP_GRACE, which `down` and the reaper wait.
+    if not 0 <= seconds <= MAX_DRAIN_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be from 0 to {MAX_DRAIN_SECONDS:g} seconds, got {value}"
+        )
+    return seconds
 
 
 def port(value: str) -> int:
@@ -75,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="gateway load-balancing strategy (round_robin)",
     )
     up.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
+    up.add_argument(
+        "--drain-seconds",
+        type=drain,
+        default=DRAIN_SECONDS,
+        metavar="SECONDS",
+        help="on stop, each instance keeps serving this long out of the passing set "
+        f"({DRAIN_SECONDS:g})",
+    )
     up.add_argument(
         "--otlp-endpoint",
         metavar="URL",
@@ -162,6 +180,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         token=args.token,
         otlp_endpoint=args.otlp_endpoint or receiver.url,
+        drain_seconds=args.drain_seconds,
     )
     try:
         with lock, Lifeline(args.data_dir, lock):

@@ -24,14 +24,17 @@ PACKAGES = {
     "gateway": "gateway",
 }
 
+# A drain long enough for the gateway to stop routing to an instance before it exits,
+# short enough that Ctrl-C is quick (StackOptions.drain_seconds, `up --drain-seconds`).
+DRAIN_SECONDS = 3.0
+MAX_DRAIN_SECONDS = 10.0  # switchyard.stack.STOP_GRACE leaves room for it
+
 # Tuned for a laptop stack (names from discovery.registration): checks every second so
-# changes show up at once; a drain long enough for the gateway to stop routing to an
-# instance before it exits, short enough that Ctrl-C is quick; loopback only.
+# changes show up at once; loopback only.
 LOCAL_ENV = {
     "CHECK_INTERVAL": "1s",
     "CHECK_TIMEOUT": "1s",
     "DEREGISTER_CRITICAL_AFTER": "1m",
-    "DRAIN_SECONDS": "3",
     "BIND_HOST": ADDRESS,
     "WEB_CONCURRENCY": "1",
     "GUNICORN_THREADS": "8",
@@ -62,6 +65,7 @@ class StackOptions:
     token: str = ""
     log_level: str = "INFO"
     otlp_endpoint: str = ""  # where every process sends its spans; "" = no tracing
+    drain_seconds: float = DRAIN_SECONDS
 
 
 def free_port() -> int:
@@ -89,6 +93,7 @@ def service_spec(
 ) -> ProcessSpec:
     env = {
         **LOCAL_ENV,
+        "DRAIN_SECONDS": f"{options.drain_seconds:g}",
         "PORT": str(port),
         "SERVICE_ADDRESS": ADDRESS,
         "CONSUL_HTTP_ADDR": agent.addr,

@@ -19,6 +19,7 @@ import requests
 from switchyard.agent import AgentChoice
 from switchyard.consul_api import ConsulAPI
 from switchyard.plan import (
+    MAX_DRAIN_SECONDS,
     ProcessSpec,
     StackOptions,
     agent_spec,
@@ -36,7 +37,8 @@ from switchyard.state import (
 )
 
 POLL = 0.2
-STOP_GRACE = 15.0  # drain period plus gunicorn's graceful worker shutdown, with margin
+# The longest drain plus gunicorn's graceful worker shutdown of a local stack's requests.
+STOP_GRACE = MAX_DRAIN_SECONDS + 5.0
 
 
 class StartupError(RuntimeError):

@@ -47,6 +47,7 @@ def test_up_defaults():
         "auto",
     )
     assert args.data_dir == Path("var")
+    assert args.drain_seconds == 3.0
 
 
 def test_up_options():
@@ -66,8 +67,11 @@ def test_up_options():
         "/tmp/x",
         "--token",
         "t",
+        "--drain-seconds",
+        "0.5",
     )
     assert (args.users, args.orders, args.gateway_port) == (3, 1, 9000)
+    assert args.drain_seconds == 0.5
     assert (args.consul_addr, args.strategy, args.data_dir, args.token) == (
         "10.0.0.1:8500",
         "random",
@@ -88,6 +92,9 @@ def test_token_defaults_to_the_consul_environment_variable(monkeypatch):
         ["up", "--users", "0"],
         ["up", "--gateway-port", "70000"],
         ["up", "--strategy", "fastest"],
+        ["up", "--drain-seconds", "-1"],
+        ["up", "--drain-seconds", "11"],  # past what a stop waits for (STOP_GRACE)
+        ["up", "--drain-seconds", "soon"],
         ["up", "--consul-port", "8500", "--consul-addr", "127.0.0.1:8500"],
         ["sideways"],
         [],
@@ -296,7 +303,11 @@ def test_up_prints_the_table_status_sees_it_and_sigterm_stops_everything(
 
 @pytest.mark.integration
 def test_down_from_another_terminal_stops_the_stack_and_its_agent(tmp_path):
-    proc = up(tmp_path, "--consul-port", str(free_port()), "--agent", "devconsul")
+    proc = up(
+        tmp_path,
+        *("--consul-port", str(free_port()), "--agent", "devconsul"),
+        *("--drain-seconds", "0.5"),  # what `down` stops matters here, not the drain
+    )
     try:
         wait_up(proc)
         pids = started_pids(proc.output())
@@ -409,7 +420,10 @@ def descendants(root: int) -> dict[int, int | None]:
 
 
 class UpRun:
-    """`switchyard up` with 1 user and 1 order instance on devconsul, as a real process."""
+    """`switchyard up` with 1 user and 1 order instance on devconsul, as a real process.
+
+    Its instances drain for half a second: these tests are about what a stop leaves
+    behind, not how long it drains (the default drain is in the table-and-SIGTERM test)."""
 
     def __init__(
         self, tmp_path: Path, agent, terminal: bool = False, bug: bool = False
@@ -418,6 +432,7 @@ class UpRun:
         self.trigger = tmp_path / "bug"
         args = ["up", "--data-dir", str(self.data_dir), "--consul-addr", agent.addr]
         args += ["--gateway-port", str(free_port()), "--users", "1", "--orders", "1"]
+        args += ["--drain-seconds", "0.5"]
         argv = python_module("switchyard", *args)
         if bug:
             argv = [sys.executable, "-c", WITH_A_BUG, str(self.trigger), *args]

@@ -45,6 +45,13 @@ def test_service_environment():
     assert orders.env["DATABASE_URL"] == "sqlite:////tmp/sy/order-service.db"
     assert "DATABASE_URL" not in gateway.env
     assert gateway.env["GATEWAY_LB_STRATEGY"] == "round_robin"
+    assert {spec.env["DRAIN_SECONDS"] for spec in (users, orders, gateway)} == {"3"}
+
+
+def test_every_instance_drains_for_the_stack_s_drain_seconds():
+    options = StackOptions(users=1, orders=1, drain_seconds=0.5)
+    for spec in plan_stack(options, AGENT, ports(4001, 4002)):
+        assert spec.env["DRAIN_SECONDS"] == "0.5"
 
 
 def test_every_process_sends_its_spans_to_the_stack_s_endpoint():
