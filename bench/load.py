@@ -22,8 +22,8 @@ class Load:
     requests: int  # answered, whatever the status
     p50_ms: float  # nan when nothing was answered
     errors: int  # connect/read/write errors, timeouts, and answers other than 2xx/3xx
-    # Of the errors, requests still unanswered after REQUEST_TIMEOUT: slow, not failed
-    # (wrk counts them and still takes the late answer; the Python generator gives up).
+    # Of the errors, requests not answered within REQUEST_TIMEOUT. wrk counts them and
+    # still takes the late answer (slow, not failed); the Python generator gives up.
     timeouts: int = 0
 
 
