@@ -75,7 +75,10 @@ def running_stack(kind: str, directory: str):
         database(kind, directory, "orders") as orders_url,
     ):
         options = StackOptions(
-            gateway_port=free_port(), data_dir=Path(directory), log_level="WARNING"
+            gateway_port=free_port(),
+            data_dir=Path(directory),
+            log_level="WARNING",
+            drain_seconds=0.0,  # it stops after the measure: nothing is routed to it then
         )
         agent = choose_agent(None, free_port(), prefer="devconsul")
         stack = Stack(options, agent)
