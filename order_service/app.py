@@ -3,6 +3,7 @@
 from flask import Flask
 
 from chassis.service import create_service_app
+from order_service import idempotency
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.orders import orders
@@ -20,4 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         __name__, settings, db, orders, DOCUMENT, {USER_SERVICE: users.discovery_state}
     )
     app.extensions["user_directory"] = users
+    app.extensions[idempotency.EXTENSION] = idempotency.IdempotencyKeys(
+        settings.idempotency_key_ttl
+    )
     return app

@@ -74,10 +74,12 @@ class IdempotencyKey(db.Model):
     """One row per Idempotency-Key, written in the same transaction as its order.
 
     The primary key on `key` makes concurrent first uses race in the database: one commits,
-    the others get an IntegrityError and read the winner's order.
+    the others get an IntegrityError and read the winner's order. The index on `order_id`
+    gives the sweep of expired keys the oldest first (order_service.idempotency).
     """
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_order_id", "order_id"),)
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -59,7 +59,8 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "description": "Retry-safe creation: the same key and body return the original order (200); "
-    "the same key with another body is 409",
+    "the same key with another body is 409. A key is kept for IDEMPOTENCY_KEY_TTL seconds "
+    "from its order's creation (24 h by default); after that it makes a new order",
     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 

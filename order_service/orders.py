@@ -10,7 +10,9 @@ from sqlalchemy.sql.operators import custom_op
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
 from chassis.pages import read_page
-from chassis.storage import MAX_ID, read_by_id, read_row, utcnow
+from chassis.storage import MAX_ID, read_by_id, utcnow
+from order_service.idempotency import EXTENSION as KEYS_EXTENSION
+from order_service.idempotency import IdempotencyKeys
 from order_service.lifecycle import can_move
 from order_service.models import IdempotencyKey, Order, db
 from order_service.users import UserServiceUnavailable
@@ -27,15 +29,9 @@ log = logging.getLogger("orders")
 orders = Blueprint("orders", __name__, url_prefix="/orders")
 
 # Reads are Core statements on the model's table, outside the ORM session (chassis.storage:
-# read_by_id and read_row compile these once per app; lists: chassis.pages).
+# read_by_id compiles it once per app; lists: chassis.pages; keys: order_service.idempotency).
 ORDERS = Order.__table__
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
-KEYS = IdempotencyKey.__table__
-REPLAY = (
-    select(KEYS.c.request_hash, ORDERS)
-    .join(ORDERS, ORDERS.c.id == KEYS.c.order_id)
-    .where(KEYS.c.key == bindparam("key"))
-)
 
 
 @orders.get("")
@@ -63,14 +59,18 @@ def create_order():
     key = clean_idempotency_key(request.headers.get("Idempotency-Key"))
     user_id, amount = clean_new_order(json_body())
     fingerprint = request_fingerprint(user_id, amount)
-    if key is not None and (original := find_replay(key, fingerprint)) is not None:
-        return order_response(original, 200, replayed=True)
+    keys: IdempotencyKeys = current_app.extensions[KEYS_EXTENSION]
+    earlier = keys.find(key) if key is not None else None
+    if earlier is not None and keys.live(earlier):
+        return replay(earlier, fingerprint)
     require_user(user_id)
     order = Order(user_id=user_id, total_amount=amount, status="pending")
     db.session.add(order)
     try:
         if key is not None:
             db.session.flush()  # assigns order.id for the idempotency record
+            if earlier is not None:  # expired: the key is free for this order
+                keys.release(key, earlier)
             db.session.add(
                 IdempotencyKey(key=key, request_hash=fingerprint, order_id=order.id)
             )
@@ -78,11 +78,14 @@ def create_order():
     except IntegrityError:
         db.session.rollback()
         # Only the key's primary key can collide: a concurrent request with the same key won.
-        original = find_replay(key, fingerprint) if key is not None else None
-        if original is None:
+        original = keys.find(key) if key is not None else None
+        if original is None or not keys.live(original):
             raise
-        return order_response(original, 200, replayed=True)
-    return order_response(order, 201)
+        return replay(original, fingerprint)
+    response = order_response(order, 201)
+    if key is not None:
+        keys.sweep_after(response)
+    return response
 
 
 @orders.patch("/<int:order_id>")
@@ -144,16 +147,9 @@ def not_found(order_id: int) -> APIError:
     return APIError(404, "not_found", f"order {order_id} not found")
 
 
-def find_replay(key: str, fingerprint: str) -> tuple | None:
-    """The order created earlier under `key`; 409 when the key came with a different body.
-
-    Read outside the session (one SELECT, no transaction): the user check that follows a
-    first use then runs with no transaction open, and after a lost race the winner's
-    committed rows are what a fresh read sees.
-    """
-    record = read_row(REPLAY, {"key": key})
-    if record is None:
-        return None
+def replay(record, fingerprint: str):
+    """The answer to a live key's retry: its order, or 409 when it came with another body.
+    `record`: IdempotencyKeys.find's (the key's request fingerprint, its order's columns)."""
     if record.request_hash != fingerprint:
         raise APIError(
             409,
@@ -161,7 +157,7 @@ def find_replay(key: str, fingerprint: str) -> tuple | None:
             "this Idempotency-Key was used with a different request body",
             {"Idempotency-Key": "already used for another request"},
         )
-    return record
+    return order_response(record, 200, replayed=True)
 
 
 def require_user(user_id: int) -> None:

@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     # comma-separated base URLs; empty: find user-service in Consul
     user_service_url: str = ""
     user_service_timeout: float = 5.0
+    # seconds an Idempotency-Key is honoured from its order's creation; 0: for ever
+    idempotency_key_ttl: float = 86400.0
 
     @classmethod
     def fields_from_env(cls, environ: Mapping[str, str] | None) -> dict[str, Any]:
@@ -26,5 +28,8 @@ class Settings(ServiceSettings):
             "user_service_url": env_str("USER_SERVICE_URL", "", environ),
             "user_service_timeout": env_float(
                 "USER_SERVICE_TIMEOUT", 5.0, minimum=0.1, environ=environ
+            ),
+            "idempotency_key_ttl": env_float(
+                "IDEMPOTENCY_KEY_TTL", 86400.0, minimum=0, environ=environ
             ),
         }

@@ -49,6 +49,14 @@ def new_user(user_service_url):
     return create
 
 
+def keyed_order(url: str, body: dict, key: str = "same") -> tuple[int, int]:
+    """POST `body` with an Idempotency-Key to the order-service at `url`: (status, order id)."""
+    response = requests.post(
+        f"{url}/orders", json=body, headers={"Idempotency-Key": key}, timeout=60
+    )
+    return response.status_code, response.json()["id"]
+
+
 @pytest.fixture(params=DATABASE_KINDS)
 def database_url(request, tmp_path):
     with fresh_database(request.param, tmp_path, "order-service") as url:

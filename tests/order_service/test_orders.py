@@ -13,11 +13,12 @@ from sqlalchemy.exc import DBAPIError
 from chassis import storage
 from chassis.inputs import PageRequest
 from chassis.pages import page_statements
+from order_service.idempotency import KEYS
 from order_service.models import db
 from order_service.openapi import DOCUMENT
-from order_service.orders import KEYS, ORDERS, order_conditions
+from order_service.orders import ORDERS, order_conditions
 from order_service.validation import request_fingerprint
-from tests.order_service.conftest import INSTANCE_ID, make_app
+from tests.order_service.conftest import INSTANCE_ID, keyed_order, make_app
 from tests.support.openapi import conforming_client
 from tests.support.plans import BULK_ROWS, assert_served_by, bulk_insert, query_plan
 from tests.support.processes import free_port
@@ -404,16 +405,7 @@ def test_concurrent_requests_on_one_order_make_one_order_and_one_move(
     try:
         body = {"user_id": new_user(), "total_amount": "42.00"}
 
-        def post(_):
-            response = requests.post(
-                f"{url}/orders",
-                json=body,
-                headers={"Idempotency-Key": "same"},
-                timeout=60,
-            )
-            return response.status_code, response.json()["id"]
-
-        results = all_at_once(post, 20)
+        results = all_at_once(lambda _: keyed_order(url, body), 20)
         assert sorted(status for status, _ in results) == [200] * 19 + [201]
         assert len({order_id for _, order_id in results}) == 1
         assert requests.get(f"{url}/orders", timeout=10).json()["total"] == 1

@@ -10,6 +10,7 @@ def test_defaults(tmp_path, monkeypatch):
     assert settings.database_url == f"sqlite:///{tmp_path}/var/order-service.db"
     assert (settings.user_service_url, settings.user_service_timeout) == ("", 5.0)
     assert (settings.log_level, settings.max_body_bytes) == ("INFO", 1024 * 1024)
+    assert settings.idempotency_key_ttl == 86400.0  # 24 h
     assert settings.instance_id == "order-service-10.0.0.1-8002"
 
 
@@ -20,8 +21,10 @@ def test_values_from_env(tmp_path):
         "USER_SERVICE_TIMEOUT": "0.5",
         "SERVICE_ADDRESS": "h",
         "PORT": "9002",
+        "IDEMPOTENCY_KEY_TTL": "0",
     }
     settings = Settings.from_env(env)
+    assert settings.idempotency_key_ttl == 0  # for ever
     assert (settings.user_service_url, settings.user_service_timeout) == (
         "http://a:1,http://b:2",
         0.5,
@@ -34,6 +37,8 @@ def test_values_from_env(tmp_path):
     [
         ("USER_SERVICE_TIMEOUT", "soon"),
         ("USER_SERVICE_TIMEOUT", "0"),
+        ("IDEMPOTENCY_KEY_TTL", "-1"),
+        ("IDEMPOTENCY_KEY_TTL", "a day"),
         ("LOG_LEVEL", "x"),
         ("DATABASE_URL", "::"),
     ],
