@@ -273,7 +273,7 @@ PARTS = (
                     ("order_service/validation.py", "clean_new_order"),
                     ("order_service/validation.py", "clean_idempotency_key"),
                     ("order_service/validation.py", "request_fingerprint"))),
-    ("idempotency lookup", (("order_service/orders.py", "find_replay"),)),
+    ("idempotency lookup", (("order_service/idempotency.py", "find"),)),
     ("user check (HTTP)", (("order_service/orders.py", "require_user"),)),
     ("insert (flush)", (("sqlalchemy/orm/session.py", "flush"),)),
     ("COMMIT", (("sqlalchemy/engine/base.py", "_commit_impl"),)),
