@@ -82,6 +82,7 @@ class IdempotencyKeys:
         clock=time.monotonic,
     ):
         self.ttl = ttl
+        self._max_age = timedelta(seconds=ttl)
         self.sweep_every = sweep_every
         self.batch = batch
         self.clock = clock
@@ -99,7 +100,7 @@ class IdempotencyKeys:
     def live(self, record) -> bool:
         if not self.ttl:
             return True
-        return utcnow() - utc(record.created_at) < timedelta(seconds=self.ttl)
+        return utcnow() - utc(record.created_at) < self._max_age
 
     def release(self, key: str, expired) -> None:
         """Free `key`, whose `expired` record `find` read, for a new order: in the session's
@@ -123,7 +124,7 @@ class IdempotencyKeys:
         failure is logged, and the keys wait for the next sweep."""
         if not self.ttl:
             return 0
-        cutoff = utcnow() - timedelta(seconds=self.ttl)
+        cutoff = utcnow() - self._max_age
         try:
             with engine.begin() as connection:
                 oldest = connection.execute(self._oldest).all()

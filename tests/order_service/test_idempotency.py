@@ -3,11 +3,11 @@ deletes expired keys in bounded batches, after an answer (order_service.idempote
 
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+import requests
+from sqlalchemy import create_engine, select, update
 
 from order_service import create_app
 from order_service.idempotency import (
@@ -21,23 +21,23 @@ from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.orders import ORDERS
 from order_service.settings import Settings
-from tests.order_service.conftest import INSTANCE_ID, keyed_order
+from tests.order_service.conftest import (
+    INSTANCE_ID,
+    error_of,
+    insert_keyed_order,
+    insert_orders,
+    keyed_order,
+    order_count,
+    post_order,
+)
 from tests.support.openapi import conforming_client
 from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
 from tests.support.processes import wait_until
-from tests.support.services import dispose, json_error, start_service, stop_now
+from tests.support.services import dispose, start_service, stop_now
 from tests.support.stress import all_at_once
 
-error_of = partial(json_error, served_by=INSTANCE_ID)
 TTL = 86400.0  # the default
-
-
-def post_order(client, user_id, amount="12.50", key="k"):
-    return client.post(
-        "/orders",
-        json={"user_id": user_id, "total_amount": amount},
-        headers={"Idempotency-Key": key},
-    )
+post_keyed = partial(post_order, key="k")
 
 
 def age(engine, order_id: int, seconds: float) -> None:
@@ -55,11 +55,6 @@ def key_rows(engine) -> dict[str, int]:
         return dict(connection.execute(select(KEYS.c.key, KEYS.c.order_id)).all())
 
 
-def order_total(engine) -> int:
-    with engine.connect() as connection:
-        return connection.scalar(select(func.count()).select_from(ORDERS))
-
-
 @pytest.fixture
 def engine(app):
     with app.app_context():
@@ -70,13 +65,13 @@ def test_a_key_past_its_ttl_makes_a_new_order_which_it_then_replays(
     client, engine, new_user
 ):
     user_id = new_user()
-    first = post_order(client, user_id)
+    first = post_keyed(client, user_id)
     age(engine, first.json["id"], TTL + 1)
-    again = post_order(client, user_id)
+    again = post_keyed(client, user_id)
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json["id"] != first.json["id"]
     assert "Idempotent-Replayed" not in again.headers
-    replayed = post_order(client, user_id)
+    replayed = post_keyed(client, user_id)
     assert replayed.status_code == 200
     assert replayed.json == again.json
     assert key_rows(engine) == {"k": again.json["id"]}
@@ -86,9 +81,9 @@ def test_a_key_past_its_ttl_makes_a_new_order_which_it_then_replays(
 
 def test_a_key_past_its_ttl_may_come_with_another_body(client, engine, new_user):
     user_id = new_user()
-    first = post_order(client, user_id, "1.00")
+    first = post_keyed(client, user_id, "1.00")
     age(engine, first.json["id"], TTL + 1)
-    again = post_order(client, user_id, "2.00")
+    again = post_keyed(client, user_id, "2.00")
     assert again.status_code == 201
     assert again.json["total_amount"] == "2.00"
 
@@ -97,14 +92,14 @@ def test_a_key_within_its_ttl_replays_and_refuses_another_body(
     client, engine, new_user
 ):
     user_id = new_user()
-    first = post_order(client, user_id)
+    first = post_keyed(client, user_id)
     age(engine, first.json["id"], TTL - 60)
-    replayed = post_order(client, user_id)
+    replayed = post_keyed(client, user_id)
     assert (replayed.status_code, replayed.json["id"]) == (200, first.json["id"])
     assert replayed.headers["Idempotent-Replayed"] == "true"
-    refused = error_of(post_order(client, user_id, "99.00"), 409)
+    refused = error_of(post_keyed(client, user_id, "99.00"), 409)
     assert refused["code"] == "idempotency_key_reused"
-    assert order_total(engine) == 1
+    assert order_count(client) == 1
 
 
 def test_with_ttl_0_keys_are_honoured_for_ever_and_never_swept(
@@ -121,11 +116,11 @@ def test_with_ttl_0_keys_are_honoured_for_ever_and_never_swept(
     try:
         client = conforming_client(app, DOCUMENT)
         user_id = new_user()
-        first = post_order(client, user_id)
+        first = post_keyed(client, user_id)
         with app.app_context():
             engine = db.engine
             age(engine, first.json["id"], 10 * 365 * TTL)
-            assert post_order(client, user_id).status_code == 200
+            assert post_keyed(client, user_id).status_code == 200
             assert app.extensions[EXTENSION].sweep(engine) == 0
             assert key_rows(engine) == {"k": first.json["id"]}
     finally:
@@ -136,7 +131,7 @@ def keyed_orders(client, engine, user_id, ages) -> list[int]:
     """One keyed order per entry of `ages` (seconds; keys k0, k1, ...), in that order."""
     ids = []
     for i, seconds in enumerate(ages):
-        order_id = post_order(client, user_id, key=f"k{i}").json["id"]
+        order_id = post_keyed(client, user_id, key=f"k{i}").json["id"]
         age(engine, order_id, seconds)
         ids.append(order_id)
     return ids
@@ -154,7 +149,7 @@ def test_the_sweep_deletes_the_expired_among_the_oldest_keys_a_batch_at_a_time(
     assert keys.sweep(engine) == 1  # k2; k3 is live
     assert IdempotencyKeys(TTL, batch=1).sweep(engine) == 0  # k4 waits behind k3
     assert set(key_rows(engine)) == {"k3", "k4"}
-    assert order_total(engine) == len(ids)
+    assert order_count(client) == len(ids)
     assert IdempotencyKeys(TTL, batch=10).sweep(engine) == 1
     assert set(key_rows(engine)) == {"k3"}
 
@@ -169,7 +164,7 @@ class Clock:
 
 def post_and_close(client, *args, **kwargs):
     """POST, then close the response as a server does once it is sent (call_on_close)."""
-    response = post_order(client, *args, **kwargs)
+    response = post_keyed(client, *args, **kwargs)
     response.close()
     return response
 
@@ -220,22 +215,8 @@ def test_the_sweep_reads_the_oldest_keys_from_the_order_id_index_at_100k_keys(
 ):
     """The sweep's cost is its batch's, not the table's: 100,000 keyed orders, none
     expired. It reads the key index in order and the orders by their primary key."""
-    now = datetime.now(UTC)
     with engine.begin() as connection:
-        bulk_insert(
-            connection,
-            ORDERS,
-            (
-                {
-                    "user_id": 1,
-                    "total_amount": Decimal("1.00"),
-                    "status": "pending",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for _ in range(BULK_ROWS)
-            ),
-        )
+        insert_orders(connection)
         bulk_insert(
             connection,
             KEYS,
@@ -256,25 +237,6 @@ def test_the_sweep_reads_the_oldest_keys_from_the_order_id_index_at_100k_keys(
     assert IdempotencyKeys(TTL).sweep(engine) == 0
 
 
-def expired_key(engine, key: str, user_id: int) -> None:
-    """A key (and its order) written two TTLs ago, as if by an earlier process."""
-    made = datetime.now(UTC) - timedelta(seconds=2 * TTL)
-    with engine.begin() as connection:
-        order_id = connection.scalar(
-            ORDERS.insert()
-            .values(
-                user_id=user_id,
-                total_amount=Decimal("1.00"),
-                created_at=made,
-                updated_at=made,
-            )
-            .returning(ORDERS.c.id)
-        )
-        connection.execute(
-            KEYS.insert().values(key=key, request_hash="h", order_id=order_id)
-        )
-
-
 @pytest.mark.integration
 def test_under_gunicorn_a_key_past_its_ttl_makes_one_new_order_and_is_swept(
     database_url, user_service_url, new_user
@@ -288,7 +250,9 @@ def test_under_gunicorn_a_key_past_its_ttl_makes_one_new_order_and_is_swept(
     engine = create_engine(database_url)
     try:
         body = {"user_id": new_user(), "total_amount": "42.00"}
-        expired_key(engine, "left-behind", body["user_id"])
+        with engine.begin() as connection:  # as if by an earlier process
+            made = datetime.now(UTC) - timedelta(seconds=2 * TTL)
+            insert_keyed_order(connection, body["user_id"], "left-behind", made)
 
         first = keyed_order(url, body)
         wait_until(lambda: "left-behind" not in key_rows(engine), what="the sweep")
@@ -298,7 +262,7 @@ def test_under_gunicorn_a_key_past_its_ttl_makes_one_new_order_and_is_swept(
         [new_id] = {order_id for _, order_id in results}
         assert new_id != first[1]
         assert key_rows(engine) == {"same": new_id}
-        assert order_total(engine) == 3
+        assert requests.get(f"{url}/orders", timeout=10).json()["total"] == 3
     finally:
         engine.dispose()
         stop_now(service)

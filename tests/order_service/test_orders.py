@@ -1,8 +1,6 @@
 import contextlib
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
 
 import pytest
 import requests
@@ -13,38 +11,25 @@ from sqlalchemy.exc import DBAPIError
 from chassis import storage
 from chassis.inputs import PageRequest
 from chassis.pages import page_statements
-from order_service.idempotency import KEYS
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.orders import ORDERS, order_conditions
-from order_service.validation import request_fingerprint
-from tests.order_service.conftest import INSTANCE_ID, keyed_order, make_app
+from tests.order_service.conftest import (
+    INSTANCE_ID,
+    error_of,
+    insert_keyed_order,
+    insert_orders,
+    keyed_order,
+    make_app,
+    order_count,
+    post_order,
+    raw_post,
+)
 from tests.support.openapi import conforming_client
-from tests.support.plans import BULK_ROWS, assert_served_by, bulk_insert, query_plan
+from tests.support.plans import BULK_ROWS, assert_served_by, query_plan
 from tests.support.processes import free_port
-from tests.support.services import dispose, json_error, start_service, stop_now
+from tests.support.services import dispose, start_service, stop_now
 from tests.support.stress import all_at_once, rows_after_crash, sigkill_during_writes
-
-error_of = partial(json_error, served_by=INSTANCE_ID)
-
-
-def post_order(client, user_id, amount="12.50", key=None):
-    headers = {"Idempotency-Key": key} if key else {}
-    return client.post(
-        "/orders", json={"user_id": user_id, "total_amount": amount}, headers=headers
-    )
-
-
-def raw_post(client, body: str, key=None):
-    headers = {
-        "Content-Type": "application/json",
-        **({"Idempotency-Key": key} if key else {}),
-    }
-    return client.post("/orders", data=body, headers=headers)
-
-
-def order_count(client) -> int:
-    return client.get("/orders").json["total"]
 
 
 def test_create_returns_201_location_and_a_pending_order(client, new_user):
@@ -497,18 +482,7 @@ def frozen_writer(database_url: str, user_id: int, key: str, idle: float):
     try:
         with engine.connect() as connection:
             transaction = connection.begin()
-            order_id = connection.scalar(
-                ORDERS.insert()
-                .values(user_id=user_id, total_amount=Decimal("1.00"))
-                .returning(ORDERS.c.id)
-            )
-            connection.execute(
-                KEYS.insert().values(
-                    key=key,
-                    request_hash=request_fingerprint(user_id, Decimal("1.00")),
-                    order_id=order_id,
-                )
-            )
+            insert_keyed_order(connection, user_id, key)
             yield transaction
     finally:
         engine.dispose()
@@ -546,23 +520,6 @@ def test_on_postgresql_the_server_ends_a_frozen_writers_session_and_frees_its_ke
             transaction.commit()
     orders = waiting_client.get(f"/orders?user_id={user_id}").json
     assert [o["id"] for o in orders["items"]] == [retried.json["id"]]
-
-
-def insert_orders(connection, status_of=lambda i: "pending") -> None:
-    """BULK_ROWS orders of 100 users in turn (ids 1, 101, ... are user 1's); the i-th
-    (from 0) in status `status_of(i)`."""
-    now = datetime.now(UTC)
-    rows = (
-        {
-            "user_id": i % 100 + 1,
-            "total_amount": Decimal("12.50"),
-            "status": status_of(i),
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(BULK_ROWS)
-    )
-    bulk_insert(connection, ORDERS, rows)
 
 
 def first_page_plans(connection, *filter_sets) -> list[str]:
