@@ -26,6 +26,7 @@ __all__ = [
     "MAX_ID",
     "SESSION_OPTIONS",
     "Timestamps",
+    "as_utc",
     "create_tables",
     "database_url_from_env",
     "engine_options",
@@ -399,6 +400,11 @@ def ping(db: SQLAlchemy) -> bool:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored time, time-zone aware: SQLite hands back naive ones, all of them UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -16,13 +16,13 @@ table holds; a full batch makes the next keyed order sweep again, until the back
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import Response
 from sqlalchemy import Delete, Engine, Select, bindparam, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from chassis.storage import read_row, utcnow
+from chassis.storage import as_utc, read_row, utcnow
 from order_service.models import IdempotencyKey, Order, db
 
 __all__ = ["EXTENSION", "IdempotencyKeys"]
@@ -66,11 +66,6 @@ def forget(order_ids: list[int]) -> Delete:
     return delete(KEYS).where(KEYS.c.order_id.in_(order_ids))
 
 
-def utc(moment: datetime) -> datetime:
-    """SQLite hands back naive times, every one of them UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 class IdempotencyKeys:
     """The keys of one app: their records, read with expiry in mind, and the sweep."""
 
@@ -100,7 +95,7 @@ class IdempotencyKeys:
     def live(self, record) -> bool:
         if not self.ttl:
             return True
-        return utcnow() - utc(record.created_at) < self._max_age
+        return utcnow() - as_utc(record.created_at) < self._max_age
 
     def release(self, key: str, expired) -> None:
         """Free `key`, whose `expired` record `find` read, for a new order: in the session's
@@ -128,7 +123,7 @@ class IdempotencyKeys:
         try:
             with engine.begin() as connection:
                 oldest = connection.execute(self._oldest).all()
-                expired = [order for order, made in oldest if utc(made) < cutoff]
+                expired = [order for order, made in oldest if as_utc(made) < cutoff]
                 if expired:
                     connection.execute(forget(expired))
         except SQLAlchemyError as exc:

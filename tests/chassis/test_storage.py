@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from chassis.env import ConfigError
 from chassis.storage import (
+    as_utc,
     create_tables,
     database_url_from_env,
     engine_options,
@@ -110,6 +111,13 @@ def test_bad_database_url_names_the_variable(url):
 )
 def test_engine_options(url, keys):
     assert set(engine_options(url)) == keys
+
+
+def test_as_utc_treats_naive_times_as_utc_and_keeps_aware_ones():
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    assert as_utc(naive) == naive.replace(tzinfo=UTC)
+    plus_two = naive.replace(tzinfo=timezone(timedelta(hours=2)))
+    assert as_utc(plus_two) is plus_two
 
 
 def test_iso_utc_treats_naive_times_as_utc():
