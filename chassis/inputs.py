@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from chassis.errors import APIError
 from chassis.storage import MAX_ID
@@ -47,6 +48,8 @@ def json_body(parse_float=Decimal) -> dict:
             415, "unsupported_media_type", "Content-Type must be application/json"
         )
     raw = request.get_data(cache=True)
+    if _cut_short(raw):
+        raise RequestEntityTooLarge()
     try:
         value = json.loads(
             raw, parse_float=parse_float, parse_constant=_reject_constant
@@ -63,6 +66,20 @@ def json_body(parse_float=Decimal) -> dict:
             {"body": "expected an object"},
         )
     return value
+
+
+def _cut_short(raw: bytes) -> bool:
+    """Whether a chunked body went on past MAX_CONTENT_LENGTH. Werkzeug stops reading such a
+    body at the limit and hands back what it read, without an error (a declared
+    Content-Length over it is refused before any read): one byte more from the WSGI input
+    tells a body of exactly the limit from a longer one that would be parsed cut short."""
+    limit = request.max_content_length
+    return (
+        request.content_length is None
+        and limit is not None
+        and len(raw) >= limit
+        and bool(request.environ["wsgi.input"].read(1))
+    )
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,42 @@ def test_requests_gunicorn_cannot_parse_get_json_errors(service, raw, status):
     error = json.loads(body)["error"]
     assert error["code"] and error["message"] and error["details"] is None
     assert headers["x-served-by"] == f"user-service-127.0.0.1-{service}"
+
+
+LIMIT = 1024 * 1024  # the services' MAX_BODY_BYTES by default
+USER = b'{"name": "T", "email": "t@example.com"}'
+
+
+def chunked_post(port: int, body: bytes) -> tuple[str, dict, bytes]:
+    """POST /users with `body` sent chunked, 64 KiB a chunk (no Content-Length)."""
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part)
+        for part in (body[i : i + 65536] for i in range(0, len(body), 65536))
+    )
+    return exchange(
+        port,
+        b"POST /users HTTP/1.1\r\nHost: u\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n",
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("past", [1, 100 * 1024], ids=["one-byte-over", "100k-over"])
+def test_a_chunked_body_over_the_limit_is_413_not_parsed_cut_short(service, past):
+    """Werkzeug hands back a chunked body cut at MAX_CONTENT_LENGTH, without an error: a
+    valid JSON object at the front, anything after it, would have been stored."""
+    body = USER + b" " * (LIMIT - len(USER)) + b"X" * past
+    line, _, reply = chunked_post(service, body)
+    assert line.split(" ")[1] == "413", (line, reply)
+    assert json.loads(reply)["error"]["code"] == "request_entity_too_large"
+
+
+@pytest.mark.integration
+def test_a_chunked_body_of_exactly_the_limit_is_read(service):
+    user = USER.replace(b"t@", b"exact@")
+    body = user[:-1] + b" " * (LIMIT - len(user)) + b"}"
+    line, _, reply = chunked_post(service, body)
+    assert line.split(" ")[1] == "201", (line, reply)
+    assert json.loads(reply)["email"] == "exact@example.com"
