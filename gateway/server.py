@@ -333,7 +333,10 @@ class Connection(WriteFlow, asyncio.Protocol):
         if self.closed:
             return False
         if not keep_alive:
-            self.transport.close()
+            if self._parsing is not None:  # answered before its body came: see below
+                self._linger_then_close()
+            else:
+                self.transport.close()
             return False
         if self._queue:
             self._start(self._queue.popleft())
@@ -435,6 +438,9 @@ class Connection(WriteFlow, asyncio.Protocol):
         # destroy the answer before the client reads it: half-close, drop what comes.
         self._deadline.disarm()
         self.finished = True
+        if self._paused:  # read on, so what still comes is dropped, not left unread
+            self._paused = False
+            self.transport.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._deadline.arm(TURN_AWAY_LINGER, self.transport.close)

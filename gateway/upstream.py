@@ -153,12 +153,14 @@ class _Link(WriteFlow, asyncio.Protocol):
         """Whether a pooled connection is still quiet: one that turned readable was closed
         by the peer, or holds bytes nobody asked for (a late or stray answer) -- either way
         it cannot carry the next exchange. The loop may not have seen it yet: ask the kernel."""
-        if self.closed:
-            return False
+        return not self.closed and not self.has_input()
+
+    def has_input(self) -> bool:
+        """Whether the kernel holds bytes, the end or an error the loop has not read yet."""
         try:
-            return not self.poller.poll(0)  # readable, hung up or failed: not usable
+            return bool(self.poller.poll(0))
         except (OSError, ValueError):
-            return False
+            return True
 
     def close(self) -> None:
         """At once: an unsent request body is dropped, not flushed first."""
@@ -184,6 +186,7 @@ class UpstreamResponse:
     _reusable = False
     _close_delimited = False
     _head_done = False
+    _sending = False  # a streamed request body is still being written: see _send_stream
     _small = False  # a small body: the reader wakes when it is complete
     _buffered = 0
     _complete = False
@@ -266,7 +269,7 @@ class UpstreamResponse:
         self._complete = True
         link = self.link
         link.response = None
-        if self._reusable and not link.closed:
+        if self._reusable and not self._sending and not link.closed:
             link.pool.put(link)
         else:
             link.close()
@@ -293,6 +296,11 @@ class UpstreamResponse:
         return waiter
 
     # -- read by the proxy --------------------------------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        """Whether the final answer's head is here (interim 1xx heads do not count)."""
+        return self._head_done
 
     @property
     def has_head(self) -> bool:
@@ -431,7 +439,7 @@ class Upstream:
                     link.transport.write(head + body)
                 else:
                     await _send_stream(
-                        link, method, target, host, headers, body, read_timeout
+                        link, response, (method, target, host, headers), body
                     )
                 # Awaited here, not in a coroutine of the response's: one less to resume.
                 while not response.has_head:
@@ -458,24 +466,41 @@ class RequestBody:
         raise NotImplementedError
 
 
-async def _send_stream(link, method, target, host, headers, body, read_timeout):
+async def _send_stream(link, response, head, body):
     """Write a streamed body as it arrives, each write bounded by the read timeout (an
-    upstream that stops reading must not hold the request for ever)."""
+    upstream that stops reading must not hold the request for ever).
+
+    An upstream may answer before it has read the body (a 413, say) and then close: the
+    answer stands, the rest of the body is not sent (RFC 9112, section 9.5), and the
+    connection, its request cut short, never goes back to the pool."""
     length = body.length
-    link.transport.write(_head(method, target, host, headers, length))
-    async for chunk in body.chunks():
-        if link.closed:
-            raise UpstreamBroken("connection closed while sending the body")
-        link.transport.write(
-            chunk if length is not None else b"%x\r\n%s\r\n" % (len(chunk), chunk)
-        )
-        try:
-            async with asyncio.timeout(read_timeout):
-                await link.drain()
-        except TimeoutError as exc:
-            raise UpstreamTimeout("upstream write timed out") from exc
-    if length is None:
-        link.transport.write(b"0\r\n\r\n")
+    response._sending = True
+    link.transport.write(_head(*head, length))
+    chunks = body.chunks()
+    try:
+        async for chunk in chunks:
+            if link.has_input():
+                # An early answer may be waiting, and a write to an upstream that closed
+                # after answering fails at once, losing the answer: let the loop read it.
+                await asyncio.sleep(0)
+            if response.answered:
+                break
+            if link.closed:
+                raise UpstreamBroken("connection closed while sending the body")
+            link.transport.write(
+                chunk if length is not None else b"%x\r\n%s\r\n" % (len(chunk), chunk)
+            )
+            try:
+                async with asyncio.timeout(response.read_timeout):
+                    await link.drain()
+            except TimeoutError as exc:
+                raise UpstreamTimeout("upstream write timed out") from exc
+        else:
+            if length is None:
+                link.transport.write(b"0\r\n\r\n")
+            response._sending = False
+    finally:
+        await chunks.aclose()
 
 
 def _head(method, target, host_line, headers, length: int | None) -> bytes:

@@ -10,6 +10,7 @@ from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
 from tests.gateway.serving import Client, serve
 from tests.support.processes import free_port, wait_until
+from tests.support.services import start_service, stop_now
 from tests.support.tracing import keeping_recorder
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -534,3 +535,41 @@ def test_the_views_fetches_are_two_concurrent_children_of_its_span(
     assert sent == {(server.trace_hex, f"{f.span_id:016x}") for f in fetches}
     [line] = access_lines()
     assert "GET /api/views/users/1 -> views - 200 " in line
+
+
+@pytest.fixture(scope="module")
+def user_service(tmp_path_factory):
+    """A real user-service under gunicorn: it answers 413 to a body over its 1 MiB limit
+    before reading it, then stops reading and closes."""
+    database = tmp_path_factory.mktemp("early") / "users.db"
+    process, url = start_service("user_service", f"sqlite:///{database}", threads=2)
+    yield int(url.rsplit(":", 1)[1])
+    stop_now(process)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mib", [2, 9])
+def test_an_upstream_refusing_a_body_before_reading_it_is_answered_not_blamed(
+    world, user_service, mib
+):
+    """The service answers 413 while the gateway still streams the body to it, then stops
+    reading: the 413 is the client's answer (not a 502), and the instance is not blamed
+    for it. (A chunked upload, and the connection it leaves, are in test_upstream.)"""
+    w = world()
+    w.publish("users", echo_instance("u", user_service, "users", "/users"))
+    body = b'{"name": "' + b"a" * (mib << 20) + b'"}'
+    headers = {"Content-Type": "application/json", "X-Gateway-Debug": "1"}
+    client = Client(w.served.port)
+    try:
+        r = client.post("/api/users", body, headers)
+    finally:
+        client.close()
+    assert r.status_code == 413, r.headers["X-Gateway-Attempts"]
+    assert error_code(r) == "request_entity_too_large"
+    assert r.headers["X-Gateway-Attempts"] == "u=413"
+    [instance] = w.client.get("/admin/instances").json()["services"]["users"][
+        "instances"
+    ]
+    assert (instance["routable"], instance["consecutive_failures"]) == (True, 0)
+    listed = w.client.get("/api/users")
+    assert listed.status_code == 200 and listed.json()["items"] == []

@@ -340,3 +340,57 @@ def test_each_wait_on_a_kept_alive_connection_has_its_own_read_timeout(
     with pytest.raises(UpstreamTimeout):
         transport.send(port, read=0.5)
     assert 0.45 <= time.monotonic() - start < 1.5
+
+
+TOO_LARGE = b"HTTP/1.1 413 Too Large\r\nContent-Length: 3\r\n\r\nbig"
+
+
+class Endless(RequestBody):
+    """A streamed body of 64 KiB chunks, as many as are asked for (up to a bound)."""
+
+    length = None
+
+    def __init__(self, bound=1000):
+        self.bound, self.sent = bound, 0
+
+    async def chunks(self):
+        while self.sent < self.bound:
+            self.sent += 1
+            yield b"x" * 65536
+
+
+class EarlyAnswer:
+    """Answers 413 (kept alive) at a request's first bytes, then reads on, dropping the
+    rest of its body, until the client closes; every later connection is answered OK."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        with self.listener:
+            for reply in (TOO_LARGE, OK):
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+                    while conn.recv(65536):
+                        pass
+
+
+def test_an_answer_before_the_body_ends_stops_the_upload_and_the_connection(transport):
+    """An upstream may answer (413, say) before reading a streamed body and keep the
+    connection alive: the answer stands, the upload stops, and the connection -- its
+    request cut short -- never carries another one: a request written on it would land
+    inside the rest of the body."""
+    server = EarlyAnswer()
+    body = Endless()
+    response = send(transport, server, "POST", body=body)
+    assert (response.status, response.read()) == (413, b"big")
+    assert body.sent < body.bound
+    assert send(transport, server).read() == b"ok"
+    assert server.connections == 2
