@@ -12,9 +12,7 @@ from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
 from devconsul.queries import names_peer
 from devconsul.routing import GET, Route
-from devconsul.store import CHECKS, Check
-
-STATES = ("passing", "warning", "critical")
+from devconsul.store import CHECKS, Check, same_name
 
 
 def _passing_only(req: Request) -> bool:
@@ -73,10 +71,7 @@ def _entries_read(app, req: Request, connect: bool, index_fn) -> Response:
 
 
 def service(app, req: Request) -> Response:
-    name = req.arg
-    return _entries_read(
-        app, req, False, lambda: app.store.service_name_index.get(name, 0)
-    )
+    return _entries_read(app, req, False, lambda: app.store.service_index(req.arg))
 
 
 def connect(app, req: Request) -> Response:
@@ -108,21 +103,26 @@ def service_checks(app, req: Request) -> Response:
     return _checks_read(
         app,
         req,
-        lambda c: bool(c.service_id) and c.service_name == name,
-        lambda: app.store.service_name_index.get(name, 0),
+        lambda c: bool(c.service_id) and same_name(c.service_name, name),
+        lambda: app.store.service_index(name),
     )
 
 
 def state(app, req: Request) -> Response:
-    wanted = STATES if req.arg == "any" else (req.arg,)
-    return _checks_read(
-        app, req, lambda c: c.status in wanted, lambda: app.store.table_index[CHECKS]
-    )
+    # Only "any" exactly means every check (state.checksInStateTxn); any other
+    # state goes through the lowercased status index, so "ANY" finds nothing.
+    def keep(check: Check) -> bool:
+        return req.arg == "any" or same_name(check.status, req.arg)
+
+    return _checks_read(app, req, keep, lambda: app.store.table_index[CHECKS])
 
 
 def node(app, req: Request) -> Response:
     return _checks_read(
-        app, req, lambda c: c.node == req.arg, lambda: app.store.table_index[CHECKS]
+        app,
+        req,
+        lambda c: same_name(c.node, req.arg),
+        lambda: app.store.table_index[CHECKS],
     )
 
 
