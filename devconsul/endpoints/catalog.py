@@ -15,7 +15,7 @@ from devconsul.filter import (
 from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, names_peer, require_local
-from devconsul.routing import GET, PUT, Route
+from devconsul.routing import GET, PUT, Route, path_arg
 from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service, same_name
 
 
@@ -93,7 +93,7 @@ def services(app, req: Request) -> Response:
 
 def _service_nodes(app, req: Request, index_fn, connect: bool) -> Response:
     """/v1/catalog/service/:name or its Connect variant, as service-node rows."""
-    name = req.arg
+    name = path_arg(req, "Missing service name")
     return filtered_read(
         app,
         req,
@@ -143,13 +143,12 @@ def _node_read(app, req: Request, shape) -> Response:
     """A node and its services, ?filter applying to the services
     (structs.NodeService selectors); `shape(node, services)` makes the
     answer, both None for an unknown node."""
-    if not req.arg:
-        raise HTTPError(400, "Missing node name")
+    name = path_arg(req, "Missing node name")
     predicate = request_filter(req, NODE_SERVICE_SELECTORS)
     store = app.store
 
     def build():
-        found = store.node_named(req.arg)
+        found = store.node_named(name)
         if found is None or names_peer(req):
             return shape(None, None)
         rows = [

@@ -11,7 +11,7 @@ from devconsul.filter import HEALTH_CHECK_SELECTORS, SERVICE_ENTRY_SELECTORS
 from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
 from devconsul.queries import names_peer
-from devconsul.routing import GET, Route
+from devconsul.routing import GET, Route, path_arg
 from devconsul.store import CHECKS, Check, same_name
 
 
@@ -55,8 +55,8 @@ def service_entries(app, req: Request, name: str, connect: bool = False) -> list
 
 
 def _entries_read(app, req: Request, connect: bool, index_fn) -> Response:
+    name = path_arg(req, "Missing service name")
     passing = _passing_only(req)
-    name = req.arg
 
     def rows():
         entries = service_entries(app, req, name, connect)
@@ -99,7 +99,7 @@ def _checks_read(
 
 
 def service_checks(app, req: Request) -> Response:
-    name = req.arg
+    name = path_arg(req, "Missing service name")
     return _checks_read(
         app,
         req,
@@ -109,19 +109,22 @@ def service_checks(app, req: Request) -> Response:
 
 
 def state(app, req: Request) -> Response:
+    wanted = path_arg(req, "Missing check state")
+
     # Only "any" exactly means every check (state.checksInStateTxn); any other
     # state goes through the lowercased status index, so "ANY" finds nothing.
     def keep(check: Check) -> bool:
-        return req.arg == "any" or same_name(check.status, req.arg)
+        return wanted == "any" or same_name(check.status, wanted)
 
     return _checks_read(app, req, keep, lambda: app.store.table_index[CHECKS])
 
 
 def node(app, req: Request) -> Response:
+    name = path_arg(req, "Missing node name")
     return _checks_read(
         app,
         req,
-        lambda c: same_name(c.node, req.arg),
+        lambda c: same_name(c.node, name),
         lambda: app.store.table_index[CHECKS],
     )
 

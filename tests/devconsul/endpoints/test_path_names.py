@@ -1,10 +1,32 @@
-"""Names looked up case-insensitively, as Consul's state store indexes them
-lowercased (agent/consul/state/catalog_schema.go), while answers keep the
-names as registered."""
+"""The names in catalog and health paths: refused when empty, and looked up
+case-insensitively, as Consul's state store indexes them lowercased
+(agent/consul/state/catalog_schema.go), while answers keep the names as
+registered."""
 
 import pytest
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("/v1/health/service/", "Missing service name"),
+        ("/v1/health/checks/", "Missing service name"),
+        ("/v1/health/connect/", "Missing service name"),
+        ("/v1/health/state/", "Missing check state"),
+        ("/v1/health/node/", "Missing node name"),
+        ("/v1/catalog/service/", "Missing service name"),
+        ("/v1/catalog/connect/", "Missing service name"),
+        ("/v1/catalog/node/", "Missing node name"),
+        ("/v1/catalog/node-services/", "Missing node name"),
+    ],
+)
+def test_empty_name_is_refused(shared_api, path, text):
+    """agent/health_endpoint.go and agent/catalog_endpoint.go answer 400
+    before asking the state store."""
+    r = shared_api.get(path)
+    assert (r.status_code, r.text) == (400, text)
 
 
 def _register_web(api):
