@@ -242,6 +242,19 @@ def test_health_body_does_not_depend_on_this_workers_ejections(world, upstream):
     assert after.json()["services"]["echo"]["routable"] == 2
 
 
+def test_health_is_degraded_while_a_claimed_service_has_no_instance(world, upstream):
+    """Still 200 (the gateway serves the others, and Consul's check of it must pass), but
+    the status says that one prefix answers 503."""
+    w = world()
+    w.publish("echo", echo_instance("a", upstream("a")))
+    w.publish("down", echo_instance("d", free_port(), "down", "/down", "critical"))
+    health = w.client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["services"]["down"]["routable"] == 0
+    assert w.client.get("/api/echo/x").status_code == 200
+
+
 def test_health_is_503_when_nothing_can_be_routed(world):
     w = world()
     w.publish("echo", echo_instance("a", free_port(), status="critical"))
