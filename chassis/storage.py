@@ -1,5 +1,6 @@
 """Database plumbing the services share: DATABASE_URL parsing, per-dialect engine options,
-session settings, race-safe table creation at start-up, the read path, and the health ping.
+session settings, race-safe table creation (and upgrade) at start-up, the read path, and the
+health ping.
 
 SQLite is tuned for several gunicorn workers and several instances sharing one file: WAL lets
 readers proceed while one writer commits, and the busy timeout makes writers queue for the lock
@@ -7,6 +8,7 @@ instead of failing with "database is locked".
 """
 
 import logging
+import re
 import time
 from collections import namedtuple
 from datetime import UTC, datetime
@@ -14,10 +16,11 @@ from pathlib import Path
 
 from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Select, create_engine, event, text
+from sqlalchemy import DateTime, MetaData, Select, Table, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.schema import CreateTable
 
 from chassis.env import ConfigError, env_str
 from chassis.responses import api_error, unexpected_error_response
@@ -26,6 +29,7 @@ __all__ = [
     "MAX_ID",
     "SESSION_OPTIONS",
     "Timestamps",
+    "add_sqlite_autoincrement",
     "as_utc",
     "create_tables",
     "database_url_from_env",
@@ -206,6 +210,7 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
     for attempt in range(1, attempts + 1):
         try:
             db.create_all()
+            add_sqlite_autoincrement(db.engine, db.metadata)
             create_missing_indexes(db)
             return
         except DBAPIError as exc:
@@ -226,6 +231,111 @@ def create_missing_indexes(db: SQLAlchemy) -> None:
         for table in db.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(connection, checkfirst=True)
+
+
+def add_sqlite_autoincrement(engine: Engine, metadata: MetaData) -> None:
+    """Rebuild with AUTOINCREMENT the SQLite tables whose model asks for it
+    (`sqlite_autoincrement=True`) but that an earlier version created without it.
+
+    Without AUTOINCREMENT, SQLite numbers a new row max(id) + 1: delete the newest row and
+    the next one takes its id, and whatever still refers to the deleted row (orders keep
+    their user_id) then points at the newcomer. PostgreSQL's sequences never hand an id
+    out twice, so there is nothing to do there. A no-op once done, so it runs at every start.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    wanted = [
+        t
+        for t in metadata.sorted_tables
+        if t.dialect_options["sqlite"]["autoincrement"]
+    ]
+    if not wanted:
+        return
+    # Autocommit at the driver, so that our BEGIN IMMEDIATE and COMMIT are the only ones.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in wanted:
+            if lacks_autoincrement(connection, table.name):  # the usual answer: no
+                rebuild_with_autoincrement(connection, table)
+
+
+def lacks_autoincrement(connection: Connection, name: str) -> bool:
+    """True if the table exists and its CREATE TABLE has no AUTOINCREMENT (SQLite keeps the
+    statement as written; SQLAlchemy's own reflection reads the keyword the same way)."""
+    sql = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).scalar()
+    return sql is not None and not re.search(r"\bAUTOINCREMENT\b", sql, re.IGNORECASE)
+
+
+def rebuild_with_autoincrement(connection: Connection, table: Table) -> None:
+    """SQLite's own procedure for a change ALTER TABLE cannot make
+    (https://www.sqlite.org/lang_altertable.html#otheralter), in one transaction.
+
+    Several workers and instances may start at once on one file. BEGIN IMMEDIATE takes the
+    write lock first, so the others queue behind it (busy timeout) and, checking again
+    inside their own transaction, find the table rebuilt and leave it. A failure rolls back
+    to the old table, untouched.
+    """
+    # Enforced foreign keys would make DROP TABLE delete (or refuse) the rows other tables
+    # refer to; the pragma cannot change inside a transaction, hence here. The copy keeps
+    # every id, so references stay valid.
+    enforced = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    if enforced:
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        if lacks_autoincrement(connection, table.name):
+            copy_into_new_table(connection, table)
+        connection.exec_driver_sql("COMMIT")
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK")
+        raise
+    finally:
+        if enforced:
+            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+
+
+def copy_into_new_table(connection: Connection, table: Table) -> None:
+    """Create the model's table under a new name, copy the rows, drop the old table, rename
+    the new one and recreate the old one's indexes and triggers.
+
+    The old table is dropped, never renamed away: renaming it would rewrite the foreign keys
+    of other tables to name it instead, and dropping it would then leave them dangling. Copying
+    rows with their ids into an AUTOINCREMENT table sets its sqlite_sequence entry to the
+    largest id (renaming carries the entry along), so the next id is above every one kept.
+    """
+    quote = connection.dialect.identifier_preparer.quote
+    name, new = quote(table.name), quote(f"new_{table.name}")
+    columns = [
+        row[1] for row in connection.exec_driver_sql(f"PRAGMA table_info({name})")
+    ]
+    if set(columns) != {column.name for column in table.columns}:
+        # Not the table the model describes: copying could lose data; leave it be.
+        log.warning("table %s differs from its model; not adding AUTOINCREMENT", name)
+        return
+    others = (
+        connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master"
+            " WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+            (table.name,),
+        )
+        .scalars()
+        .all()
+    )
+    create = str(CreateTable(table).compile(dialect=connection.dialect))
+    header = f"CREATE TABLE {name} ("
+    if header not in create:
+        raise RuntimeError(f"unexpected DDL for {name}: {create!r}")
+    listed = ", ".join(quote(column) for column in columns)
+    connection.exec_driver_sql(create.replace(header, f"CREATE TABLE {new} (", 1))
+    connection.exec_driver_sql(
+        f"INSERT INTO {new} ({listed}) SELECT {listed} FROM {name}"
+    )
+    connection.exec_driver_sql(f"DROP TABLE {name}")
+    connection.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {name}")
+    for statement in others:
+        connection.exec_driver_sql(statement)
+    log.info("rebuilt table %s with AUTOINCREMENT: ids are never reused", name)
 
 
 def reads_engine(engine: Engine) -> Engine:

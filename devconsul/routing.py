@@ -39,6 +39,15 @@ class Router:
         return None
 
 
+def path_arg(req, missing: str) -> str:
+    """The name a prefix route's path ends with. Consul refuses an empty one
+    with a 400 of the endpoint's own wording (`missing`) rather than looking
+    up the name "" and answering an empty result."""
+    if not req.arg:
+        raise HTTPError(400, missing)
+    return req.arg
+
+
 def check_method(route: Route, method: str) -> None:
     if method not in route.methods:
         raise HTTPError(

@@ -27,6 +27,12 @@ MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two node, service or check-status names are one: Consul's state
+    store indexes them lowercased, so lookups ignore case."""
+    return a.lower() == b.lower()
+
+
 def unchanged(old, new) -> bool:
     """Like Consul's state store, an identical rewrite is skipped: no index bump,
     so periodic re-registration (anti-entropy) does not wake every watcher."""
@@ -153,7 +159,8 @@ class Store:
             (NODES, SERVICES, CHECKS, KV, SESSIONS, COORDINATES, CONFIG, AUTOPILOT), 0
         )
         # Highest index that touched anything a health/catalog query for a
-        # service name returns (kept after deregistration, so it never drops).
+        # service name returns (kept after deregistration, so it never drops),
+        # by lowercased name: see service_index.
         self.service_name_index: dict[str, int] = {}
         self._depth = 0
         self._txn_index: int | None = None
@@ -216,7 +223,7 @@ class Store:
         for table in self._touched_tables:
             self.table_index[table] = self._txn_index
         for name in self._touched_names:
-            self.service_name_index[name] = self._txn_index
+            self.service_name_index[name.lower()] = self._txn_index
         self._txn_index = None
         self._touched_tables.clear()
         self._touched_names.clear()
@@ -256,6 +263,16 @@ class Store:
             for session in [s for s in self.sessions.values() if s.node == name]:
                 self.session_destroy(session.id)
 
+    def node_named(self, name: str) -> Node | None:
+        """The node called `name` in any case, as Consul's lowercased node index
+        finds it."""
+        found = self.nodes.get(name)
+        if found is None:
+            found = next(
+                (n for n in self.nodes.values() if same_name(n.name, name)), None
+            )
+        return found
+
     def _names_on_node(self, node: str) -> set[str]:
         return {s.name for (n, _), s in self.services.items() if n == node}
 
@@ -284,6 +301,12 @@ class Store:
                 del self.checks[(node, check.id)]
                 self._invalidate_sessions(node, check.id)
             return True
+
+    def service_index(self, name: str) -> int:
+        """The index of a service name in any case: Consul keys its index
+        entries ("service.<name>") lowercased, so a watch on "Web" wakes when
+        "web" changes."""
+        return self.service_name_index.get(name.lower(), 0)
 
     def service_checks(self, node: str, service_id: str) -> list[Check]:
         return [

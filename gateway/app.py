@@ -163,12 +163,11 @@ class Gateway:
             not claimed or any(s["routable"] for s in claimed)
         )
         reachable = self.directory.consul_reachable
+        # Degraded, still 200: Consul is away (routing on the last snapshot), or a service
+        # that claims a prefix has no instance to route to while others do.
+        whole = reachable and all(s["routable"] for s in claimed)
         status = (
-            "ok"
-            if can_route and reachable
-            else "degraded"
-            if can_route
-            else "unavailable"
+            "ok" if can_route and whole else "degraded" if can_route else "unavailable"
         )
         body = {
             "service": SERVICE_NAME,

@@ -67,6 +67,41 @@ _HEALTH = {
     },
 }
 
+_USER_WITH_ORDERS = {
+    "type": "object",
+    "required": ["user", "orders", "orders_total", "orders_next", "errors"],
+    "properties": {
+        "user": {"type": "object"},
+        "orders": {
+            "type": "array",
+            "nullable": True,
+            "description": "the first page of the user's orders in id order, "
+            "at most 500",
+        },
+        "orders_total": {
+            "type": "integer",
+            "minimum": 0,
+            "nullable": True,
+            "description": "how many orders the user has; more than `orders` holds "
+            "when `orders_next` is set",
+        },
+        "orders_next": {
+            "type": "string",
+            "nullable": True,
+            "description": "path and query of the next page of the user's orders "
+            "through the gateway (`/api/orders/user/{user_id}?limit=500&after=...`), "
+            "a list page with its own `next`; null when `orders` holds them all",
+        },
+        "errors": {"type": "array"},
+    },
+}
+
+_RETRY_AFTER = {
+    "required": True,
+    "description": "seconds to wait (GATEWAY_RETRY_AFTER)",
+    "schema": {"type": "integer", "minimum": 0},
+}
+
 _PROXY_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 
@@ -177,20 +212,16 @@ def openapi_document() -> dict:
                     ],
                     "responses": {
                         "200": _json(
-                            "the user and their orders (orders null when unavailable)",
-                            {
-                                "type": "object",
-                                "required": ["user", "orders", "errors"],
-                                "properties": {
-                                    "user": {"type": "object"},
-                                    "orders": {"type": "array", "nullable": True},
-                                    "errors": {"type": "array"},
-                                },
-                            },
+                            "the user and the first page of their orders (the orders "
+                            "fields null when unavailable, with an `errors` entry)",
+                            _USER_WITH_ORDERS,
                         ),
                         "404": _error("no such user"),
                         "502": _error("user-service failed"),
-                        "503": _error("user-service has no healthy instance"),
+                        "503": {
+                            **_error("user-service has no healthy instance"),
+                            "headers": {"Retry-After": _RETRY_AFTER},
+                        },
                         "504": _error("user-service too slow"),
                     },
                 }

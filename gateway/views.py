@@ -1,22 +1,26 @@
 """Aggregation views: one gateway request, several upstream calls at once on the loop.
 
 `GET /api/views/users/<id>` -> the user (user-service `/users/<id>`) and their orders
-(order-service `/orders/user/<id>`, its first 500). The user decides the status (404 when
-unknown); orders are best effort: when they cannot be had the answer is still 200, with
-`"orders": null` and an `errors` entry naming the service. Services are found by the
+(order-service `/orders/user/<id>`, its first page of up to 500), with that page's
+`orders_total` and `orders_next` (the link to the rest, under /api, null when there is
+none): a user's orders are never fetched whole, and never cut short without saying so.
+The user decides the status (404 when unknown; a 503, like a proxied one, carries
+Retry-After); orders are best effort: when they cannot be had the answer is still 200,
+with `"orders": null` and an `errors` entry naming the service. Services are found by the
 prefixes they claim, through the same forwarding (retries, ejection) as proxied requests.
 """
 
 import asyncio
 import json
 import re
+from typing import NamedTuple
 
 from gateway.headers import upstream_request_headers
 from gateway.messages import Request, Response, json_error, method_not_allowed
 from gateway.paths import API_PREFIX
 from gateway.proxy import Result
 
-__all__ = ["VIEWS_PREFIX", "fetch_json", "user_with_orders"]
+__all__ = ["VIEWS_PREFIX", "Fetched", "fetch_json", "user_with_orders"]
 
 VIEWS_PREFIX = API_PREFIX + "/views/"
 ORDERS_LIMIT = 500  # order-service's largest page
@@ -24,25 +28,34 @@ ORDERS_LIMIT = 500  # order-service's largest page
 _USER_VIEW = re.compile(r"/api/views/users/([0-9]+)")
 
 
-async def fetch_json(
-    gateway, path: str, headers
-) -> tuple[str, int, object, dict | None]:
-    """(service, status, JSON body, error) of GET `path` on the service claiming it."""
+class Fetched(NamedTuple):
+    service: str
+    status: int
+    body: object  # the JSON, None when there is none
+    problem: dict | None
+    # The answer's own, when it has one: the forwarder's on its 503 (gateway.proxy), or
+    # the service's.
+    retry_after: str | None = None
+
+
+async def fetch_json(gateway, path: str, headers) -> Fetched:
+    """What GET `path` on the service claiming it answered."""
     view = gateway.directory.view()
     route = view.table.match(path.partition("?")[0])
     if route is None:
         prefix = "/" + path.split("/")[1]
-        return prefix, 503, None, _problem("no_route", f"no service claims {prefix}")
+        return Fetched(
+            prefix, 503, None, _problem("no_route", f"no service claims {prefix}")
+        )
     result: Result = await gateway.forwarder.forward(
         view.services[route.service], "GET", path, headers, b""
     )
+    retry_after = next(
+        (v for k, v in result.headers if k.lower() == "retry-after"), None
+    )
     if result.error_code is not None:
-        return (
-            route.service,
-            result.status,
-            None,
-            _problem(result.error_code, result.message),
-        )
+        problem = _problem(result.error_code, result.message)
+        return Fetched(route.service, result.status, None, problem, retry_after)
     if result.stream is None:
         raw = result.body
     else:
@@ -50,8 +63,10 @@ async def fetch_json(
     try:
         body = json.loads(raw)
     except ValueError:
-        return route.service, 502, None, _problem("bad_upstream_body", "not JSON")
-    return route.service, result.status, body, None
+        return Fetched(
+            route.service, 502, None, _problem("bad_upstream_body", "not JSON")
+        )
+    return Fetched(route.service, result.status, body, None, retry_after)
 
 
 def _problem(code: str, message: str) -> dict:
@@ -80,29 +95,62 @@ async def user_with_orders(
     # Two tasks, each started with a copy of this context (asyncio's rule): traced, the
     # request's server span (chassis.spans) is current in both, so their attempts are its
     # two children.
-    (service, status, user, problem), orders_call = await asyncio.gather(
+    user, orders = await asyncio.gather(
         fetch_json(gateway, f"/users/{user_id}", headers),
         fetch_json(gateway, f"/orders/user/{user_id}?limit={ORDERS_LIMIT}", headers),
     )
-    orders_service, orders_status, orders, orders_problem = orders_call
-    if status == 404:
+    if user.status == 404:
         return json_error(404, "user_not_found", f"user {user_id} does not exist")
-    if problem is not None or status != 200:
-        problem = problem or _problem("bad_gateway", f"{service} answered {status}")
-        code = status if status in (502, 503, 504) else 502
-        return json_error(
-            code, problem["code"], problem["message"], {"service": service}
-        )
-    items = orders.get("items") if isinstance(orders, dict) else None
-    if orders_problem is None and orders_status != 200:
-        orders_problem = _problem("bad_gateway", f"answered {orders_status}")
-    elif orders_problem is None and not isinstance(items, list):
-        orders_problem = _problem("bad_upstream_body", "expected a page of orders")
-    errors = []
-    if orders_problem is not None:
-        errors.append({"service": orders_service, **orders_problem})
-        items = None
-    body = {"user": user, "orders": items, "errors": errors}
+    if user.problem is not None or user.status != 200:
+        return _user_failure(gateway, user)
+    page, problem = _orders_page(orders)
+    errors = [] if problem is None else [{"service": orders.service, **problem}]
+    body = {
+        "user": user.body,
+        "orders": page.get("items"),
+        "orders_total": page.get("total"),
+        "orders_next": page.get("next"),
+        "errors": errors,
+    }
     return Response(
         200, [("Content-Type", "application/json")], json.dumps(body).encode()
     )
+
+
+def _user_failure(gateway, user: Fetched) -> Response:
+    """The view's answer when the user cannot be had: the 502 / 503 / 504 a proxied request
+    would get, a 503 always with Retry-After -- the answer's own (the forwarder's when it
+    found no instance), else GATEWAY_RETRY_AFTER's, as the forwarder sends it."""
+    problem = user.problem or _problem(
+        "bad_gateway", f"{user.service} answered {user.status}"
+    )
+    status = user.status if user.status in (502, 503, 504) else 502
+    headers = []
+    if status == 503:
+        retry_after = user.retry_after or str(gateway.settings.retry_after)
+        headers.append(("Retry-After", retry_after))
+    return json_error(
+        status,
+        problem["code"],
+        problem["message"],
+        {"service": user.service},
+        headers,
+    )
+
+
+def _orders_page(orders: Fetched) -> tuple[dict, dict | None]:
+    """The first page of orders (`items`, `total`, `next`; {} when there is none) and the
+    problem that left the view without it."""
+    if orders.problem is not None:
+        return {}, orders.problem
+    if orders.status != 200:
+        return {}, _problem("bad_gateway", f"answered {orders.status}")
+    page = orders.body
+    if not (
+        isinstance(page, dict)
+        and isinstance(page.get("items"), list)
+        and isinstance(page.get("total"), int)
+        and isinstance(page.get("next"), str | None)
+    ):
+        return {}, _problem("bad_upstream_body", "expected a page of orders")
+    return page, None

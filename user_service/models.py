@@ -12,6 +12,9 @@ db = SQLAlchemy(session_options=SESSION_OPTIONS)
 
 class User(Timestamps, db.Model):
     __tablename__ = "users"
+    # A deleted user's id is never given to another (orders keep their user_id as history):
+    # SQLite reuses the largest id without AUTOINCREMENT; chassis.storage upgrades old files.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)

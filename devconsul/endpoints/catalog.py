@@ -15,8 +15,8 @@ from devconsul.filter import (
 from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, names_peer, require_local
-from devconsul.routing import GET, PUT, Route
-from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service
+from devconsul.routing import GET, PUT, Route, path_arg
+from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service, same_name
 
 
 def node_meta_matches(req: Request, node: Node) -> bool:
@@ -29,7 +29,9 @@ def node_meta_matches(req: Request, node: Node) -> bool:
 
 
 def has_tags(service: Service, tags: list[str]) -> bool:
-    return all(tag in service.tags for tag in tags)
+    """Every ?tag, compared lowercased as Consul's serviceTagFilter does."""
+    own = {tag.lower() for tag in service.tags}
+    return all(tag.lower() in own for tag in tags)
 
 
 def serves_connect(service: Service, name: str) -> bool:
@@ -39,9 +41,10 @@ def serves_connect(service: Service, name: str) -> bool:
     connectServiceNodes: the connect index holds exactly these two)."""
     if service.kind == "connect-proxy":
         proxy = Fields(service.proxy, "ConnectProxyConfig")
-        return proxy.raw("DestinationServiceName") == name
+        destination = proxy.raw("DestinationServiceName")
+        return isinstance(destination, str) and same_name(destination, name)
     native = Fields(service.connect, "ServiceConnect").raw("Native")
-    return service.name == name and native is True
+    return same_name(service.name, name) and native is True
 
 
 def instances(
@@ -55,7 +58,7 @@ def instances(
     rows = []
     for (node_name, _), svc in sorted(store.services.items()):
         node = store.nodes.get(node_name)
-        wanted = serves_connect(svc, name) if connect else svc.name == name
+        wanted = serves_connect(svc, name) if connect else same_name(svc.name, name)
         if not wanted or node is None:
             continue
         if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
@@ -90,7 +93,7 @@ def services(app, req: Request) -> Response:
 
 def _service_nodes(app, req: Request, index_fn, connect: bool) -> Response:
     """/v1/catalog/service/:name or its Connect variant, as service-node rows."""
-    name = req.arg
+    name = path_arg(req, "Missing service name")
     return filtered_read(
         app,
         req,
@@ -104,8 +107,8 @@ def _service_nodes(app, req: Request, index_fn, connect: bool) -> Response:
 
 
 def service(app, req: Request) -> Response:
-    index = app.store.service_name_index
-    return _service_nodes(app, req, lambda: index.get(req.arg, 0), connect=False)
+    store = app.store
+    return _service_nodes(app, req, lambda: store.service_index(req.arg), connect=False)
 
 
 def connect_index(store) -> int:
@@ -140,13 +143,12 @@ def _node_read(app, req: Request, shape) -> Response:
     """A node and its services, ?filter applying to the services
     (structs.NodeService selectors); `shape(node, services)` makes the
     answer, both None for an unknown node."""
-    if not req.arg:
-        raise HTTPError(400, "Missing node name")
+    name = path_arg(req, "Missing node name")
     predicate = request_filter(req, NODE_SERVICE_SELECTORS)
     store = app.store
 
     def build():
-        found = store.nodes.get(req.arg)
+        found = store.node_named(name)
         if found is None or names_peer(req):
             return shape(None, None)
         rows = [

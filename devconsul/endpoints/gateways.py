@@ -9,24 +9,21 @@ They block on the config-entries table, where such links would come from.
 """
 
 from devconsul.endpoints.health import _passing_only
-from devconsul.errors import HTTPError
 from devconsul.filter import SERVICE_ENTRY_SELECTORS
 from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
 from devconsul.queries import blocking_read
-from devconsul.routing import GET, Route
+from devconsul.routing import GET, Route, path_arg
 from devconsul.store import CONFIG
 
 
 def gateway_services(app, req: Request) -> Response:
-    if not req.arg:
-        raise HTTPError(400, "Missing gateway name")
+    path_arg(req, "Missing gateway name")
     return blocking_read(app, req, lambda: app.store.table_index[CONFIG], lambda: None)
 
 
 def ingress_health(app, req: Request) -> Response:
-    if not req.arg:
-        raise HTTPError(400, "Missing service name")
+    path_arg(req, "Missing service name")
     _passing_only(req)
     return filtered_read(
         app,

@@ -11,10 +11,8 @@ from devconsul.filter import HEALTH_CHECK_SELECTORS, SERVICE_ENTRY_SELECTORS
 from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
 from devconsul.queries import names_peer
-from devconsul.routing import GET, Route
-from devconsul.store import CHECKS, Check
-
-STATES = ("passing", "warning", "critical")
+from devconsul.routing import GET, Route, path_arg
+from devconsul.store import CHECKS, Check, same_name
 
 
 def _passing_only(req: Request) -> bool:
@@ -57,8 +55,8 @@ def service_entries(app, req: Request, name: str, connect: bool = False) -> list
 
 
 def _entries_read(app, req: Request, connect: bool, index_fn) -> Response:
+    name = path_arg(req, "Missing service name")
     passing = _passing_only(req)
-    name = req.arg
 
     def rows():
         entries = service_entries(app, req, name, connect)
@@ -73,10 +71,7 @@ def _entries_read(app, req: Request, connect: bool, index_fn) -> Response:
 
 
 def service(app, req: Request) -> Response:
-    name = req.arg
-    return _entries_read(
-        app, req, False, lambda: app.store.service_name_index.get(name, 0)
-    )
+    return _entries_read(app, req, False, lambda: app.store.service_index(req.arg))
 
 
 def connect(app, req: Request) -> Response:
@@ -104,25 +99,33 @@ def _checks_read(
 
 
 def service_checks(app, req: Request) -> Response:
-    name = req.arg
+    name = path_arg(req, "Missing service name")
     return _checks_read(
         app,
         req,
-        lambda c: bool(c.service_id) and c.service_name == name,
-        lambda: app.store.service_name_index.get(name, 0),
+        lambda c: bool(c.service_id) and same_name(c.service_name, name),
+        lambda: app.store.service_index(name),
     )
 
 
 def state(app, req: Request) -> Response:
-    wanted = STATES if req.arg == "any" else (req.arg,)
-    return _checks_read(
-        app, req, lambda c: c.status in wanted, lambda: app.store.table_index[CHECKS]
-    )
+    wanted = path_arg(req, "Missing check state")
+
+    # Only "any" exactly means every check (state.checksInStateTxn); any other
+    # state goes through the lowercased status index, so "ANY" finds nothing.
+    def keep(check: Check) -> bool:
+        return wanted == "any" or same_name(check.status, wanted)
+
+    return _checks_read(app, req, keep, lambda: app.store.table_index[CHECKS])
 
 
 def node(app, req: Request) -> Response:
+    name = path_arg(req, "Missing node name")
     return _checks_read(
-        app, req, lambda c: c.node == req.arg, lambda: app.store.table_index[CHECKS]
+        app,
+        req,
+        lambda c: same_name(c.node, name),
+        lambda: app.store.table_index[CHECKS],
     )
 
 

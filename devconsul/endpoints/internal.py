@@ -88,7 +88,7 @@ def ui_node(app, req: Request) -> Response:
     store = app.store
 
     def build():
-        found = store.nodes.get(req.arg)
+        found = store.node_named(req.arg)
         return _node_info(store, found) if found else None
 
     return blocking_read(app, req, lambda: _catalog_index(store), build)

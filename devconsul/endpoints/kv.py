@@ -102,7 +102,7 @@ def write(app, req: Request) -> Response:
     check_datacenter(req, app.config.datacenter)
     if not req.arg:
         raise HTTPError(400, "Missing key name")
-    _reject_conflicts(req)
+    _reject_conflicts(req, "cas", "acquire", "release")
     if len(req.body) > MAX_VALUE:
         raise HTTPError(
             413,
@@ -136,13 +136,19 @@ def _acquire(store, entry: KVEntry, session: str) -> bool:
         raise HTTPError(500, f'invalid session "{session}"') from None
 
 
-def _reject_conflicts(req: Request) -> None:
-    if sum(req.has(flag) for flag in ("cas", "acquire", "release")) > 1:
-        params = sorted((k, v) for k, values in req.query.items() for v in values)
-        raise HTTPError(400, "Conflicting flags: " + urlencode(params))
+def _reject_conflicts(req: Request, *flags: str) -> None:
+    """Consul's conflictingFlags: more than one of `flags` is a 400 that
+    echoes the whole query as Go's url.Values.Encode writes it (keys sorted,
+    each key's values in the order sent), followed by a newline."""
+    if sum(req.has(flag) for flag in flags) > 1:
+        params = [(k, v) for k in sorted(req.query) for v in req.query[k]]
+        raise HTTPError(400, f"Conflicting flags: {urlencode(params)}\n")
 
 
 def delete(app, req: Request) -> Response:
+    # Checked first, as Consul does: a recursive delete cannot be a CAS delete,
+    # and ignoring ?cas would delete the whole subtree.
+    _reject_conflicts(req, "recurse", "cas")
     check_datacenter(req, app.config.datacenter)
     recurse = req.has("recurse")
     if not req.arg and not recurse:

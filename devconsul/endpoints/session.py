@@ -10,16 +10,14 @@ from devconsul import render
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter, parse_blocking
-from devconsul.routing import GET, PUT, Route
+from devconsul.routing import GET, PUT, Route, path_arg
 from devconsul.sessions import parse_create
 from devconsul.store import SESSIONS
 
 
 def _session_id(req: Request) -> str:
-    if not req.arg:
-        raise HTTPError(400, "Missing session")
     # Consul indexes session IDs lowercased; its UUIDs are lowercase.
-    return req.arg.lower()
+    return path_arg(req, "Missing session").lower()
 
 
 def create(app, req: Request) -> Response:
@@ -62,9 +60,8 @@ def info(app, req: Request) -> Response:
 
 
 def node(app, req: Request) -> Response:
-    if not req.arg:
-        raise HTTPError(400, "Missing node name")
-    return _sessions_read(app, req, lambda s: s.node == req.arg)
+    name = path_arg(req, "Missing node name")
+    return _sessions_read(app, req, lambda s: s.node == name)
 
 
 def list_all(app, req: Request) -> Response:

@@ -1,4 +1,5 @@
 import contextlib
+import logging
 import shutil
 import sqlite3
 import threading
@@ -12,6 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -26,10 +28,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from chassis.env import ConfigError
 from chassis.storage import (
+    add_sqlite_autoincrement,
     as_utc,
     create_tables,
     database_url_from_env,
@@ -583,3 +586,192 @@ def test_create_tables_adds_an_index_a_model_gained_after_its_table(database_url
             ("ix_thing_name", ["name"])
         ]
         db.engine.dispose()
+
+
+def autoincrement_models() -> MetaData:
+    """A parent whose model asks for AUTOINCREMENT and a child referring to it."""
+    metadata = MetaData()
+    Table(
+        "parent",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(10), nullable=False, unique=True),
+        Column("rank", Integer, index=True),
+        sqlite_autoincrement=True,
+    )
+    Table(
+        "child",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column(
+            "parent_id", ForeignKey("parent.id", ondelete="CASCADE"), nullable=False
+        ),
+    )
+    return metadata
+
+
+# Those tables as SQLAlchemy created them before the model asked for AUTOINCREMENT, with
+# an index no model knows of and a trigger, then rows.
+WITHOUT_AUTOINCREMENT = [
+    (
+        "CREATE TABLE parent (id INTEGER NOT NULL, name VARCHAR(10) NOT NULL,"
+        " rank INTEGER, PRIMARY KEY (id), UNIQUE (name))"
+    ),
+    "CREATE INDEX ix_parent_rank ON parent (rank)",
+    "CREATE INDEX by_hand ON parent (name, rank)",
+    (
+        "CREATE TRIGGER renamed AFTER UPDATE OF name ON parent"
+        " BEGIN UPDATE parent SET rank = -1 WHERE id = NEW.id; END"
+    ),
+    (
+        "CREATE TABLE child (id INTEGER NOT NULL, parent_id INTEGER NOT NULL,"
+        " PRIMARY KEY (id),"
+        " FOREIGN KEY(parent_id) REFERENCES parent (id) ON DELETE CASCADE)"
+    ),
+    "INSERT INTO parent VALUES (1, 'one', 1), (2, 'two', 2), (7, 'seven', 7)",
+    "INSERT INTO child VALUES (1, 7), (2, 2)",
+]
+
+
+def old_sqlite_file(tmp_path, statements=WITHOUT_AUTOINCREMENT, foreign_keys=False):
+    """An engine on a SQLite file holding `statements`' tables and rows."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = create_engine(url, **engine_options(url))
+    if foreign_keys:
+        event.listen(
+            engine,
+            "connect",
+            lambda connection, _: connection.execute("PRAGMA foreign_keys = ON"),
+        )
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    return engine
+
+
+def sqlite_schema(engine) -> dict:
+    """Every table, index and trigger: name -> its SQL (None for a constraint's index)."""
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT name, sql FROM sqlite_master")
+        return dict(rows.all())
+
+
+def sqlite_contents(engine) -> dict:
+    with engine.connect() as connection:
+        return {
+            table: connection.exec_driver_sql(f"SELECT * FROM {table}").all()
+            for table in ("parent", "child")
+        }
+
+
+def schema_version(engine) -> int:
+    """SQLite's counter of schema changes: unchanged means nothing was rebuilt."""
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("PRAGMA schema_version").scalar()
+
+
+@pytest.mark.parametrize("foreign_keys", [False, True])
+def test_an_old_sqlite_table_gets_autoincrement_with_all_it_had(tmp_path, foreign_keys):
+    """Rows, indexes (the model's and others), the unique constraint, the trigger and the
+    child's foreign key all survive; with foreign keys enforced, no child row goes with
+    the old table (ON DELETE CASCADE)."""
+    engine = old_sqlite_file(tmp_path, foreign_keys=foreign_keys)
+    schema, contents = sqlite_schema(engine), sqlite_contents(engine)
+    add_sqlite_autoincrement(engine, autoincrement_models())
+    rebuilt = sqlite_schema(engine)
+    assert "AUTOINCREMENT" in rebuilt.pop("parent")
+    assert "sqlite_sequence" in rebuilt.pop("sqlite_sequence")
+    del schema["parent"]
+    assert rebuilt == schema  # child, indexes (named alike), trigger: as they were
+    assert sqlite_contents(engine) == contents
+    with engine.begin() as connection:
+        run = connection.exec_driver_sql
+        assert run("PRAGMA foreign_key_check").all() == []
+        assert run("SELECT seq FROM sqlite_sequence").all() == [(7,)]
+        run("DELETE FROM parent WHERE id = 7")
+        run("INSERT INTO parent (name) VALUES ('eight')")
+        assert run("SELECT max(id) FROM parent").scalar() == 8
+        run("UPDATE parent SET name = 'uno' WHERE id = 1")
+        assert run("SELECT rank FROM parent WHERE id = 1").scalar() == -1
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO parent (name) VALUES ('two')")
+    engine.dispose()
+
+
+def test_the_autoincrement_upgrade_is_done_once(tmp_path, caplog):
+    engine = old_sqlite_file(tmp_path)
+    add_sqlite_autoincrement(engine, autoincrement_models())
+    version = schema_version(engine)
+    add_sqlite_autoincrement(engine, autoincrement_models())
+    assert schema_version(engine) == version
+    engine.dispose()
+    fresh = create_engine(f"sqlite:///{tmp_path}/new.db")  # a new file: made right
+    autoincrement_models().create_all(fresh)
+    version = schema_version(fresh)
+    add_sqlite_autoincrement(fresh, autoincrement_models())
+    assert schema_version(fresh) == version
+    assert "AUTOINCREMENT" in sqlite_schema(fresh)["parent"]
+    fresh.dispose()
+
+
+def test_instances_starting_together_upgrade_an_old_table_once(tmp_path, caplog):
+    """Every worker and instance runs the upgrade at start, on the same file."""
+    old_sqlite_file(tmp_path).dispose()
+    url = f"sqlite:///{tmp_path}/old.db"
+    barrier = threading.Barrier(6)
+
+    def start(_):
+        engine = create_engine(url, **engine_options(url))
+        barrier.wait(timeout=10)
+        try:
+            add_sqlite_autoincrement(engine, autoincrement_models())
+        finally:
+            engine.dispose()
+
+    with (
+        caplog.at_level(logging.INFO, logger="storage"),
+        ThreadPoolExecutor(max_workers=6) as pool,
+    ):
+        list(pool.map(start, range(6)))
+    rebuilt = [r for r in caplog.records if "AUTOINCREMENT" in r.getMessage()]
+    assert len(rebuilt) == 1
+    engine = create_engine(url)
+    assert "AUTOINCREMENT" in sqlite_schema(engine)["parent"]
+    assert sqlite_contents(engine)["parent"] == [
+        (1, "one", 1),
+        (2, "two", 2),
+        (7, "seven", 7),
+    ]
+    engine.dispose()
+
+
+def test_a_failed_autoincrement_upgrade_leaves_the_old_table(tmp_path):
+    """A row the model's table refuses (a NULL name) fails the copy: all is rolled back."""
+    statements = [
+        (
+            "CREATE TABLE parent (id INTEGER NOT NULL, name VARCHAR(10),"
+            " rank INTEGER, PRIMARY KEY (id))"
+        ),
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER)",
+        "INSERT INTO parent VALUES (1, NULL, 1)",
+    ]
+    engine = old_sqlite_file(tmp_path, statements)
+    schema, contents = sqlite_schema(engine), sqlite_contents(engine)
+    with pytest.raises(IntegrityError):
+        add_sqlite_autoincrement(engine, autoincrement_models())
+    assert (sqlite_schema(engine), sqlite_contents(engine)) == (schema, contents)
+    engine.dispose()
+
+
+def test_a_table_unlike_its_model_is_left_without_autoincrement(tmp_path, caplog):
+    statements = [
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(10), extra TEXT)",
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER)",
+    ]
+    engine = old_sqlite_file(tmp_path, statements)
+    version = schema_version(engine)
+    with caplog.at_level(logging.WARNING, logger="storage"):
+        add_sqlite_autoincrement(engine, autoincrement_models())
+    assert schema_version(engine) == version
+    assert "differs from its model" in caplog.text
+    engine.dispose()

@@ -243,6 +243,19 @@ def test_health_body_does_not_depend_on_this_workers_ejections(world, upstream):
     assert after.json()["services"]["echo"]["routable"] == 2
 
 
+def test_health_is_degraded_while_a_claimed_service_has_no_instance(world, upstream):
+    """Still 200 (the gateway serves the others, and Consul's check of it must pass), but
+    the status says that one prefix answers 503."""
+    w = world()
+    w.publish("echo", echo_instance("a", upstream("a")))
+    w.publish("down", echo_instance("d", free_port(), "down", "/down", "critical"))
+    health = w.client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["services"]["down"]["routable"] == 0
+    assert w.client.get("/api/echo/x").status_code == 200
+
+
 def test_health_is_503_when_nothing_can_be_routed(world):
     w = world()
     w.publish("echo", echo_instance("a", free_port(), status="critical"))
@@ -325,6 +338,25 @@ def test_view_user_with_orders(shop, upstream):
     assert r.status_code == 200 and body["errors"] == []
     assert body["user"]["target"] == "/users/7"
     assert [o["target"] for o in body["orders"]] == ["/orders/user/7?limit=500"]
+    assert (body["orders_total"], body["orders_next"]) == (1, None)  # all of them
+
+
+def test_view_with_more_orders_than_a_page_says_so_and_links_to_the_rest(
+    shop, upstream
+):
+    shop.publish(
+        "order-service",
+        echo_instance(
+            "o", upstream("o", rows=505), service="order-service", prefix="/orders"
+        ),
+    )
+    body = shop.client.get("/api/views/users/7").json()
+    assert len(body["orders"]) == 500 and body["errors"] == []
+    assert body["orders_total"] == 505
+    assert body["orders_next"] == "/api/orders/user/7?limit=500&after=500"
+    rest = shop.client.get(body["orders_next"])  # through the gateway, as it is
+    assert rest.status_code == 200
+    assert rest.json()["items"][0]["target"] == "/orders/user/7?limit=500&after=500"
 
 
 def test_view_with_order_service_down_still_answers(shop):
@@ -336,6 +368,7 @@ def test_view_with_order_service_down_still_answers(shop):
     body = r.json()
     assert r.status_code == 200
     assert body["orders"] is None
+    assert (body["orders_total"], body["orders_next"]) == (None, None)
     assert body["errors"][0]["service"] == "order-service"
     assert body["user"]["target"] == "/users/7"
 
@@ -350,6 +383,34 @@ def test_view_of_unknown_user_is_404(world, upstream):
     )
     r = w.client.get("/api/views/users/7")
     assert r.status_code == 404 and error_code(r) == "user_not_found"
+
+
+@pytest.mark.parametrize(
+    "users, code",
+    [
+        ("stopped", "no_healthy_instance"),  # registered, none passing
+        ("deregistered", "no_route"),  # no instance left to claim /users
+        ("unavailable", "bad_gateway"),  # user-service's own 503
+    ],
+)
+def test_every_503_of_the_view_carries_retry_after(world, upstream, users, code):
+    w = world(retry_after=7)
+    w.publish(
+        "order-service",
+        echo_instance("o", upstream("o"), service="order-service", prefix="/orders"),
+    )
+    if users != "deregistered":
+        port = upstream("u", status=503) if users == "unavailable" else free_port()
+        status = "passing" if users == "unavailable" else "critical"
+        w.publish(
+            "user-service",
+            echo_instance(
+                "u", port, service="user-service", prefix="/users", status=status
+            ),
+        )
+    r = w.client.get("/api/views/users/7")
+    assert r.status_code == 503 and error_code(r) == code
+    assert r.headers["Retry-After"] == "7"  # GATEWAY_RETRY_AFTER, as when proxied
 
 
 def test_view_timing_is_parallel(world, upstream):

@@ -30,6 +30,13 @@ def test_every_own_endpoint_is_documented():
     assert "/api/views/users/{user_id}" in documented
 
 
+def test_the_views_503_documents_retry_after_and_its_200_the_page_of_orders():
+    view = openapi_document()["paths"]["/api/views/users/{user_id}"]["get"]
+    assert view["responses"]["503"]["headers"]["Retry-After"]["required"]
+    schema = view["responses"]["200"]["content"]["application/json"]["schema"]
+    assert {"orders", "orders_total", "orders_next"} <= set(schema["required"])
+
+
 fuzzed = schemathesis.openapi.from_dict(openapi_document())
 
 

@@ -3,7 +3,8 @@
 GET  <any>/status/<n>      answers status n
 GET  <any>/slow/<seconds>  sleeps, then 200
      /health               200 (503 while the file named by UPSTREAM_HEALTH_FILE says "down")
-     <any>?...limit=...    200, the echo as the only item of a page (`items`, `total`)
+     <any>?...limit=...    200, a page as chassis.pages answers it (`items`, `total`, `next`):
+                           the echo, then {"id": 2}... up to `rows` rows, `limit` at a time
      anything else         200 JSON echo of method, raw target, headers, body
 Every answer carries `X-Served-By: <name>`.
 """
@@ -11,6 +12,7 @@ Every answer carries `X-Served-By: <name>`.
 import json
 import os
 import time
+from urllib.parse import parse_qs
 
 from werkzeug.serving import make_server
 
@@ -20,7 +22,11 @@ __all__ = ["ThreadedUpstream", "app", "echo_app"]
 
 
 def echo_app(
-    name: str, health_file: str = "", status: int | None = None, delay: float = 0.0
+    name: str,
+    health_file: str = "",
+    status: int | None = None,
+    delay: float = 0.0,
+    rows: int = 1,
 ):
     forced_status = status
 
@@ -66,7 +72,7 @@ def echo_app(
                 }
             )
             if "limit=" in environ.get("QUERY_STRING", ""):
-                payload = f'{{"items": [{payload}], "total": 1}}'
+                payload = _first_page(payload, rows, environ)
             payload = payload.encode()
         start_response(
             f"{status} X",
@@ -87,6 +93,18 @@ app = echo_app(
 )
 
 
+def _first_page(echo: str, rows: int, environ) -> str:
+    """The first page of `rows` rows; a `next` link, under the X-Forwarded-Prefix the
+    gateway sent, to the rest (as chassis.pages builds it)."""
+    limit = int(parse_qs(environ["QUERY_STRING"])["limit"][0])
+    items = [json.loads(echo), *({"id": i} for i in range(2, min(rows, limit) + 1))]
+    more = rows > limit
+    prefix = environ.get("HTTP_X_FORWARDED_PREFIX", "")
+    link = f"{prefix}{environ['PATH_INFO']}?limit={limit}&after={limit}"
+    page = {"items": items, "total": rows, "limit": limit, "offset": 0, "after": None}
+    return json.dumps({**page, "next": link if more else None})
+
+
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
@@ -95,10 +113,12 @@ def _read(path: str) -> str:
 class ThreadedUpstream:
     """`echo_app` on a free loopback port, in a daemon thread of the test process."""
 
-    def __init__(self, name: str, status: int | None = None, delay: float = 0.0):
+    def __init__(
+        self, name: str, status: int | None = None, delay: float = 0.0, rows: int = 1
+    ):
         self.name = name
         self.server = make_server(
-            "127.0.0.1", 0, echo_app(name, "", status, delay), threaded=True
+            "127.0.0.1", 0, echo_app(name, "", status, delay, rows), threaded=True
         )
         self.port = self.server.server_port
         serve_in_background(self.server)

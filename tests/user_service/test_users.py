@@ -214,6 +214,14 @@ def test_delete_is_204_then_404(client):
     create(client)  # the email is free again
 
 
+def test_a_deleted_users_id_is_never_given_to_another(client):
+    """Orders keep a deleted user's id: a new user with that id would own them."""
+    create(client, email="first@example.com")
+    newest = create(client, email="newest@example.com")
+    assert client.delete(f"/users/{newest['id']}").status_code == 204
+    assert create(client, email="next@example.com")["id"] > newest["id"]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "code"),
     [

@@ -200,3 +200,17 @@ def test_blocking_read_of_a_locked_key_wakes_on_release(module_api):
     (entry,) = r.json()
     assert "Session" not in entry
     assert int(r.headers["X-Consul-Index"]) > int(index)
+
+
+def test_recursive_delete_with_cas_conflicts_and_deletes_nothing(module_api):
+    module_api.put("/v1/kv/keep/a", data=b"1")
+    index = module_api.get("/v1/kv/keep/a").json()[0]["ModifyIndex"]
+    r = module_api.request("DELETE", f"/v1/kv/keep/?recurse&cas={index}")
+    # url.Values.Encode: keys sorted, every value written with "=".
+    assert (r.status_code, r.text) == (
+        400,
+        f"Conflicting flags: cas={index}&recurse=\n",
+    )
+    assert module_api.get("/v1/kv/keep/a").status_code == 200
+    r = module_api.put("/v1/kv/keep/a?release=s&cas=1&acquire=x&acquire=a", data=b"")
+    assert r.text == "Conflicting flags: acquire=x&acquire=a&cas=1&release=s\n"
