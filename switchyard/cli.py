@@ -13,13 +13,13 @@ import requests
 from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
-from switchyard.lifeline import Lifeline, claim
+from switchyard.lifeline import Lifeline, claim, running_holder
 from switchyard.otlp import OTLPReceiver
 from switchyard.plan import DRAIN_SECONDS, MAX_DRAIN_SECONDS, StackOptions
 from switchyard.render import Console, table
 from switchyard.spanstore import SpanStore
 from switchyard.stack import Stack, StartupError
-from switchyard.state import read_state, state_path
+from switchyard.state import StackState, UnreadableState, read_state, state_path
 from switchyard.traces import find_trace, trace_table, waterfall
 
 # Every way to ask `switchyard up` to stop: Ctrl-C, kill, a closed terminal, Ctrl-\.
@@ -158,7 +158,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         return OUTPUT_GONE
     stop_on_signals()
-    lock = claim(args.data_dir, console)
+    try:
+        lock = claim(args.data_dir, console)
+    except OSError as exc:  # not a directory, not writable, ...
+        console.say(
+            f"ERROR switchyard: cannot use the data directory {args.data_dir}/: {exc}"
+        )
+        return 1
     if lock is None:
         return 1
     # Spans go to the user's collector, or to our receiver, which lives as long as we do.
@@ -184,7 +190,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     try:
         with lock, Lifeline(args.data_dir, lock):
-            stack = Stack(options, agent, console, startup_timeout=args.startup_timeout)
+            stack = Stack(
+                options,
+                agent,
+                console,
+                startup_timeout=args.startup_timeout,
+                on_stop=ignore_stop_signals,
+            )
             return run(stack, console)
     finally:
         if receiver is not None:
@@ -204,12 +216,18 @@ def stop_on_signals() -> None:
     ]
 
     def handler(signum, frame):
-        for sig in signals:
-            signal.signal(sig, signal.SIG_IGN)
+        ignore_stop_signals()
         raise KeyboardInterrupt
 
     for sig in signals:
         signal.signal(sig, handler)
+
+
+def ignore_stop_signals() -> None:
+    """Once stopping has begun, for a signal or after a failed start-up, nothing may cut
+    it short: what it would leave running, and why it stopped, matter more."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def run(stack: Stack, console: Console) -> int:
@@ -283,15 +301,21 @@ def summary(stack: Stack) -> str:
     )
 
 
+def load_state(data_dir: Path) -> tuple[StackState | None, UnreadableState | None]:
+    """The state file's stack, or why it cannot be used."""
+    try:
+        return read_state(data_dir), None
+    except UnreadableState as problem:
+        return None, problem
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    state = read_state(args.data_dir)
+    state, problem = load_state(args.data_dir)
+    if problem is not None:
+        print(f"WARNING switchyard: {problem}", file=sys.stderr)
     addr = args.consul_addr or (state.consul_addr if state else None)
     if addr is None:
-        print(
-            f"no stack running from {args.data_dir}/ (no {state_path(args.data_dir)}); "
-            "pass --consul-addr to ask an agent directly",
-            file=sys.stderr,
-        )
+        print(no_address(args.data_dir, problem), file=sys.stderr)
         return 1
     token = args.token or (state.consul_token if state else "")
     report = status.collect(addr, token, state)
@@ -299,13 +323,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if report["reachable"] else 1
 
 
+def no_address(data_dir: Path, problem: UnreadableState | None) -> str:
+    """Why status has no agent to ask: no stack, one still starting, or no usable state."""
+    holder = running_holder(data_dir)
+    if holder is None:
+        missing = "" if problem else f" (no {state_path(data_dir)})"
+        return (
+            f"no stack running from {data_dir}/{missing}; "
+            "pass --consul-addr to ask an agent directly"
+        )
+    # Until its first process starts, a starting stack has written no state file.
+    doing = "running" if problem else "starting"
+    return (
+        f"a stack from {data_dir}/ is {doing} (switchyard pid {holder.pid}, "
+        f"started {holder.since}); pass --consul-addr to ask its agent directly"
+    )
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     console = Console()
-    state = read_state(args.data_dir)
-    if state is None:
+    state, problem = load_state(args.data_dir)
+    holder = running_holder(args.data_dir)
+    if holder is not None and (state is None or state.supervisor_pid != holder.pid):
+        # Still starting (no state file yet), or a state file that is unreadable or a
+        # previous stack's: the lock names who runs here, and SIGTERM stops it all.
+        if problem is not None:
+            console.say(f"WARNING switchyard: {problem}")
+        graceful = shutdown.stop_supervisor(holder.record(), console)
+    elif state is not None:
+        graceful = shutdown.stop_stack(state, args.data_dir, console)
+    elif problem is not None:
+        shutdown.discard_state(args.data_dir, problem, console)
+        return 0
+    else:
         console.say(f"no stack running from {args.data_dir}/")
         return 0
-    graceful = shutdown.stop_stack(state, args.data_dir, console)
     console.say("switchyard: stopped" if graceful else "switchyard: stopped (forced)")
     return 0
 

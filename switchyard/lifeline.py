@@ -33,8 +33,8 @@ from typing import Self
 
 from switchyard.process import process_start_time, same_process
 from switchyard.render import Console
-from switchyard.shutdown import SUPERVISOR_TIMEOUT, stop_records
-from switchyard.state import read_state, remove_state
+from switchyard.shutdown import SUPERVISOR_TIMEOUT, discard_state, stop_records
+from switchyard.state import ProcessRecord, UnreadableState, read_state, remove_state
 
 LOCK_NAME = "switchyard.lock"
 POLL = 0.2
@@ -51,6 +51,38 @@ class Holder:
 
     def alive(self) -> bool:
         return same_process(self.pid, self.started)
+
+    def record(self) -> ProcessRecord:
+        return ProcessRecord("switchyard", "switchyard", 0, self.pid, self.started)
+
+
+def read_holder(path: Path) -> Holder | None:
+    """None while the holder is still writing its name (or the file is not ours)."""
+    try:
+        return Holder(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def running_holder(data_dir: Path) -> Holder | None:
+    """The `switchyard up` that holds `data_dir` now, starting or running; creates nothing.
+
+    The lock file keeps naming its last holder once that has ended, and names the dead
+    supervisor while its reaper holds the lock: only a live holder of a held lock counts.
+    """
+    path = Path(data_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # nobody holds it (ours goes with the descriptor)
+    except BlockingIOError:
+        holder = read_holder(path)
+        return holder if holder is not None and holder.alive() else None
+    finally:
+        os.close(fd)
 
 
 class DataDirLock:
@@ -74,11 +106,7 @@ class DataDirLock:
         return True
 
     def holder(self) -> Holder | None:
-        """None while the holder is still writing its name (or the file is not ours)."""
-        try:
-            return Holder(**json.loads(self.path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_holder(self.path)
 
     def fileno(self) -> int:
         return self._fd
@@ -100,7 +128,8 @@ def claim(
 
     A dead holder whose reaper is still stopping its stack is waited for (up to `timeout`).
     What a stack left running with nothing to stop it (its reaper died too) is stopped here,
-    recorded pids checked against their start times, so its ports are free again.
+    recorded pids checked against their start times, so its ports are free again. A state
+    file that cannot be read lists nothing we can trust: it is removed, with a warning.
     """
     lock = DataDirLock(data_dir)
     deadline = time.monotonic() + timeout
@@ -129,7 +158,11 @@ def claim(
                 "(ended without stopping it) is stopped"
             )
         time.sleep(POLL)
-    previous = read_state(data_dir)
+    try:
+        previous = read_state(data_dir)
+    except UnreadableState as problem:
+        discard_state(data_dir, problem, console)
+        return lock
     if previous is not None:
         console.say("switchyard: stopping what a previous stack left running")
         stop_records(previous, console)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from switchyard.render import Console
 from switchyard.shutdown import stop_records
-from switchyard.state import read_state, remove_state
+from switchyard.state import UnreadableState, read_state, remove_state
 
 
 def main(argv: list[str]) -> int:
@@ -16,10 +16,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sys.stdin.buffer.read()  # returns at EOF: the supervisor has ended, whichever way
-    state = read_state(data_dir)
+    console = Console()
+    try:
+        state = read_state(data_dir)
+    except UnreadableState as problem:  # what to stop is unknown: say so, stop nothing
+        console.say(f"WARNING switchyard: {problem}; could not stop the stack")
+        return 1
     if state is None or state.supervisor_pid != supervisor:
         return 0  # it stopped its stack itself
-    console = Console()
     console.say(
         f"WARNING switchyard: switchyard (pid {supervisor}) ended without stopping "
         "its stack; stopping it"

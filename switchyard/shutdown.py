@@ -17,7 +17,7 @@ from switchyard.consul_api import ConsulAPI
 from switchyard.process import kill_group
 from switchyard.render import Console
 from switchyard.stack import STOP_GRACE
-from switchyard.state import ProcessRecord, StackState, remove_state
+from switchyard.state import ProcessRecord, StackState, UnreadableState, remove_state
 
 POLL = 0.2
 SUPERVISOR_TIMEOUT = 2 * STOP_GRACE + 10
@@ -35,20 +35,40 @@ def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
 def stop_stack(state: StackState, data_dir: Path, console: Console) -> bool:
     """Returns True when everything stopped through the supervisor, False if forced."""
     supervisor = state.supervisor()
-    if supervisor.alive():
-        console.say(f"stopping switchyard (pid {supervisor.pid})...")
-        os.kill(supervisor.pid, signal.SIGTERM)
-        if wait_gone([supervisor], SUPERVISOR_TIMEOUT):
-            return True
-        console.say(
-            f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing"
-        )
-        # Not kill_group: under `make up` the supervisor shares make's process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(supervisor.pid, signal.SIGKILL)
+    if supervisor.alive() and stop_supervisor(supervisor, console):
+        return True
     stop_records(state, console)
     remove_state(data_dir)
     return False
+
+
+def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
+    """SIGTERM a running `switchyard up`, which stops its stack as Ctrl-C would.
+
+    Returns False when it had to be killed instead: what it started is then left to its
+    reaper, or to the caller.
+    """
+    console.say(f"stopping switchyard (pid {supervisor.pid})...")
+    os.kill(supervisor.pid, signal.SIGTERM)
+    if wait_gone([supervisor], SUPERVISOR_TIMEOUT):
+        return True
+    console.say(f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing")
+    # Not kill_group: under `make up` the supervisor shares make's process group.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(supervisor.pid, signal.SIGKILL)
+    return False
+
+
+def discard_state(data_dir: Path, problem: UnreadableState, console: Console) -> None:
+    """Remove a state file nobody can use (no `switchyard up` holds the directory).
+
+    What it listed is unknown, so nothing is stopped: the user has to know that.
+    """
+    remove_state(data_dir)
+    console.say(
+        f"WARNING switchyard: {problem}; removed it "
+        "(processes it may list were not stopped)"
+    )
 
 
 def stop_records(state: StackState, console: Console) -> None:

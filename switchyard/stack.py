@@ -76,11 +76,13 @@ class Stack:
         console: Console | None = None,
         pick_port: Callable[[], int] = free_port,
         startup_timeout: float = 60.0,
+        on_stop: Callable[[], None] = lambda: None,
     ):
         self.options = options
         self.agent = agent
         self.console = console or Console(quiet=True)
         self.startup_timeout = startup_timeout
+        self.on_stop = on_stop  # called once stopping begins (the CLI ignores signals)
         self.specs = {s.name: s for s in plan_stack(options, agent, pick_port)}
         self.processes: dict[str, Supervised] = {}
         self._stopped = False
@@ -161,7 +163,10 @@ class Stack:
             self.console.log_line,
         )
         self.processes[spec.name] = proc
-        proc.start(record=lambda _: self._record())
+        try:
+            proc.start(record=lambda _: self._record())
+        except OSError as exc:  # its log or the state file cannot be written, say
+            raise StartupError(spec.name, f"could not be started: {exc}") from exc
         self.console.step("[started]", spec.name, f"pid {proc.pid}, port {spec.port}")
         return proc
 
@@ -182,11 +187,18 @@ class Stack:
             time.sleep(POLL)
 
     def _raise_if_exited(self, name: str) -> None:
-        proc = self.processes.get(name)
-        if proc is not None and not proc.alive():
-            raise StartupError(
-                name, f"exited with code {proc.returncode} while starting", proc.tail()
-            )
+        """`name` exited, or the agent that everything waits on: no use waiting longer.
+
+        The agent first: an instance that fails because the agent is gone is not the cause.
+        """
+        for each in dict.fromkeys(("consul", name)):
+            proc = self.processes.get(each)
+            if proc is not None and not proc.alive():
+                raise StartupError(
+                    each,
+                    f"exited with code {proc.returncode} while starting",
+                    proc.tail(),
+                )
 
     def _tail(self, name: str) -> list[str]:
         proc = self.processes.get(name)
@@ -294,6 +306,7 @@ class Stack:
         if self._stopped:
             return
         self._stopped = True
+        self.on_stop()
         groups = [
             [p for n, p in self.processes.items() if self._service(n) == "gateway"],
             [

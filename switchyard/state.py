@@ -17,6 +17,11 @@ FILE_NAME = "switchyard.json"
 VERSION = 1
 
 
+class UnreadableState(ValueError):
+    """The state file is there but says nothing usable (empty, cut short, edited, another
+    version): what it listed is unknown, so only the lock's holder can be relied on."""
+
+
 @dataclass
 class ProcessRecord:
     name: str
@@ -55,6 +60,8 @@ class StackState:
     @classmethod
     def from_json(cls, text: str) -> "StackState":
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
         if data.get("version") != VERSION:
             raise ValueError(f"unsupported state file version {data.get('version')!r}")
         data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
@@ -76,10 +83,14 @@ def write_state(data_dir: Path, state: StackState) -> None:
 
 
 def read_state(data_dir: Path) -> StackState | None:
+    """The state of the stack, None when there is none; raises UnreadableState."""
+    path = state_path(data_dir)
     try:
-        return StackState.from_json(state_path(data_dir).read_text())
+        return StackState.from_json(path.read_text())
     except FileNotFoundError:
         return None
+    except (ValueError, TypeError) as exc:  # TypeError: fields missing or unknown
+        raise UnreadableState(f"cannot read {path}: {exc}") from exc
 
 
 def remove_state(data_dir: Path) -> None:

@@ -17,7 +17,7 @@ import requests
 from switchyard.cli import build_parser, main
 from switchyard.process import pid_alive, process_start_time, same_process
 from switchyard.spanstore import SpanStore
-from switchyard.state import read_state
+from switchyard.state import read_state, state_path
 from switchyard.traces import trace_table
 from tests.support.processes import (
     REPO,
@@ -115,6 +115,21 @@ def test_status_without_a_stack_says_so(tmp_path, capsys):
 def test_down_without_a_stack_is_a_no_op(tmp_path, capsys):
     assert main(["down", "--data-dir", str(tmp_path)]) == 0
     assert "no stack running" in capsys.readouterr().out
+
+
+def test_an_unreadable_state_file_is_reported_and_down_removes_it(tmp_path, capsys):
+    path = state_path(tmp_path)
+    path.write_text("{not json")
+    problem = f"cannot read {path}: Expecting property name enclosed in double quotes"
+    assert main(["status", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"WARNING switchyard: {problem}")
+    assert f"no stack running from {tmp_path}/" in err
+    assert main(["down", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"WARNING switchyard: {problem}")
+    assert out.endswith("; removed it (processes it may list were not stopped)\n")
+    assert not path.exists()
 
 
 def test_up_sends_spans_to_its_own_receiver_unless_given_an_endpoint():
@@ -319,15 +334,27 @@ def test_down_from_another_terminal_stops_the_stack_and_its_agent(tmp_path):
     assert_nothing_left(pids)
 
 
+def draining(agent) -> bool:
+    """Some instance is out of the passing set for its drain (maintenance on)."""
+    entries = requests.get(f"{agent.url}/v1/health/state/any", timeout=5).json()
+    return any(e["CheckID"].startswith("_service_maintenance:") for e in entries)
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    "ctrl_c", [False, True], ids=["alone", "ctrl-c-while-stopping"]
+)
 def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
-    tmp_path, devconsul
+    tmp_path, devconsul, ctrl_c
 ):
     # A setting only the gateway reads, so the services are up when it fails.
     proc = up(
         tmp_path, "--consul-addr", devconsul.addr, env={"GATEWAY_MAX_ATTEMPTS": "0"}
     )
     try:
+        if ctrl_c:  # once stopping has begun, a stop signal must not cut it short
+            wait_until(lambda: draining(devconsul), 90, what="the services draining")
+            proc.signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 1
     finally:
         proc.stop()
@@ -341,6 +368,77 @@ def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
     assert "start-up failed; everything else was stopped" in out
     assert_nothing_left(pids)
     assert registered(devconsul).isdisjoint(pids)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "state_file", [None, "", "{not json"], ids=["none-yet", "empty", "corrupt"]
+)
+def test_down_and_status_see_a_stack_that_is_still_starting(
+    tmp_path, capsys, state_file
+):
+    # Nothing answers there: `up` waits for the agent and has written no state file.
+    proc = up(tmp_path, "--consul-addr", f"127.0.0.1:{free_port()}")
+    try:
+        wait_until(lambda: "switchyard: starting" in proc.output(), 30)
+        if state_file is not None:
+            state_path(tmp_path).write_text(state_file)
+        assert main(["status", "--data-dir", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert f"(switchyard pid {proc.pid}, started " in err
+        assert ("is starting" in err) == (state_file is None)
+        assert main(["down", "--data-dir", str(tmp_path)]) == 0
+        assert f"stopping switchyard (pid {proc.pid})" in capsys.readouterr().out
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.stop()
+    assert "interrupted during start-up; everything was stopped" in proc.output()
+    assert not state_path(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    "unusable",
+    [
+        "a-file",
+        "logs-a-file",
+        pytest.param(
+            "read-only",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes anyway"),
+        ),
+    ],
+)
+def test_an_unusable_data_directory_is_an_error_naming_it(tmp_path, unusable):
+    data_dir = tmp_path / "data"
+    culprit, problem = data_dir, "File exists"
+    if unusable == "a-file":
+        data_dir.write_text("")
+    elif unusable == "logs-a-file":
+        culprit = data_dir / "logs"
+        data_dir.mkdir()
+        culprit.write_text("")
+    else:
+        culprit, problem = data_dir / "switchyard.lock", "Permission denied"
+        data_dir.mkdir(mode=0o500)
+    result = subprocess.run(
+        python_module(
+            "switchyard",
+            *("up", "--data-dir", str(data_dir), "--startup-timeout", "20"),
+            *("--agent", "devconsul", "--consul-port", str(free_port())),
+            *("--gateway-port", str(free_port())),
+        ),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert re.search(
+        rf"^ERROR switchyard: .*{problem}: '{re.escape(str(culprit))}'$",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout
+    assert "[started]" not in result.stdout
 
 
 # -- however `switchyard up` ends, nothing of its stack is left (issue 12) -----------------

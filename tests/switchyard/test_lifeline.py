@@ -6,10 +6,16 @@ import subprocess
 import sys
 import threading
 
-from switchyard.lifeline import LOCK_NAME, DataDirLock, Lifeline, claim
+from switchyard.lifeline import (
+    LOCK_NAME,
+    DataDirLock,
+    Lifeline,
+    claim,
+    running_holder,
+)
 from switchyard.process import pid_alive
 from switchyard.render import Console
-from switchyard.state import ProcessRecord, read_state, write_state
+from switchyard.state import ProcessRecord, read_state, state_path, write_state
 from tests.support.processes import wait_until
 from tests.switchyard.standins import (
     SLEEPER,
@@ -69,6 +75,26 @@ def test_a_second_stack_on_the_same_data_dir_is_refused_naming_the_first(tmp_pat
         assert lock.holder().pid == os.getpid()
 
 
+def test_the_running_holder_is_the_live_process_the_lock_file_names_while_locked(
+    tmp_path,
+):
+    assert running_holder(tmp_path) is None  # no lock file: none, and none made
+    assert list(tmp_path.iterdir()) == []
+    with claim(tmp_path, Console(quiet=True)) as lock:
+        assert running_holder(tmp_path) == lock.holder()
+        assert running_holder(tmp_path).pid == os.getpid()
+    # The file still names this (live) process, but nothing holds the lock any more.
+    assert running_holder(tmp_path) is None
+    reaper = hold_the_lock(tmp_path)  # locked by another, but the one named is gone
+    (tmp_path / LOCK_NAME).write_text(
+        json.dumps({"pid": dead_pid(), "started": None, "since": "earlier"})
+    )
+    try:
+        assert running_holder(tmp_path) is None
+    finally:
+        let_go(reaper)
+
+
 def test_a_dead_holders_lock_is_waited_for_while_its_stack_is_stopped(tmp_path):
     gone = dead_pid()
     (tmp_path / LOCK_NAME).write_text(
@@ -120,6 +146,19 @@ def test_leftovers_of_a_crashed_stack_are_stopped_and_their_ports_freed(tmp_path
     assert read_state(tmp_path) is None
     stranger.kill()
     reap(stranger)
+
+
+def test_a_state_file_that_cannot_be_read_is_reported_and_replaced(tmp_path):
+    state_path(tmp_path).write_text("")
+    out = io.StringIO()
+    with claim(tmp_path, Console(out)) as lock:
+        assert lock is not None
+    assert out.getvalue() == (
+        f"WARNING switchyard: cannot read {state_path(tmp_path)}: Expecting value: "
+        "line 1 column 1 (char 0); removed it (processes it may list were not "
+        "stopped)\n"
+    )
+    assert not state_path(tmp_path).exists()
 
 
 def test_when_the_supervisor_ends_without_stopping_the_reaper_does(tmp_path):

@@ -2,12 +2,14 @@ import os
 import subprocess
 
 from switchyard.process import pid_alive
-from switchyard.state import read_state, write_state
+from switchyard.state import read_state, state_path, write_state
 from tests.support.processes import python_module
 from tests.switchyard.standins import SLEEPER, reap, record, spawn, state_for
 
 
-def reaper_sees_eof(data_dir, supervisor: int) -> subprocess.CompletedProcess:
+def reaper_sees_eof(
+    data_dir, supervisor: int, check: bool = True
+) -> subprocess.CompletedProcess:
     """The reaper as the lifeline starts it, its supervisor already gone (stdin at EOF)."""
     return subprocess.run(
         python_module("switchyard.reaper", str(data_dir), str(supervisor)),
@@ -15,7 +17,7 @@ def reaper_sees_eof(data_dir, supervisor: int) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
+        check=check,
     )
 
 
@@ -48,3 +50,13 @@ def test_it_leaves_a_stack_of_another_supervisor_alone(tmp_path):
 
 def test_after_a_clean_stop_it_does_nothing(tmp_path):
     assert reaper_sees_eof(tmp_path, os.getpid()).stdout == ""
+
+
+def test_an_unreadable_state_file_is_reported_and_nothing_stopped(tmp_path):
+    state_path(tmp_path).write_text("")
+    result = reaper_sees_eof(tmp_path, os.getpid(), check=False)
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"WARNING switchyard: cannot read {state_path(tmp_path)}: Expecting value: "
+        "line 1 column 1 (char 0); could not stop the stack\n"
+    )

@@ -9,6 +9,7 @@ from switchyard.process import process_start_time
 from switchyard.state import (
     ProcessRecord,
     StackState,
+    UnreadableState,
     read_state,
     remove_state,
     state_path,
@@ -41,10 +42,24 @@ def test_missing_file_reads_as_none_and_remove_is_idempotent(tmp_path):
     remove_state(tmp_path)
 
 
-def test_unknown_version_is_rejected(tmp_path):
-    state_path(tmp_path).write_text('{"version": 99}')
-    with pytest.raises(ValueError, match="version 99"):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"version": 99}', "unsupported state file version 99"),
+        ("", "Expecting value: line 1 column 1"),
+        ('{"supervisor_pid": 1', "Expecting ',' delimiter"),
+        ("[]", "not a JSON object"),
+        ('{"version": 1}', "missing 3 required positional arguments"),
+        ('{"version": 1, "colour": "red"}', "unexpected keyword argument 'colour'"),
+    ],
+    ids=["version", "empty", "cut-short", "list", "missing-fields", "unknown-field"],
+)
+def test_a_state_file_that_cannot_be_trusted_says_why(tmp_path, text, problem):
+    state_path(tmp_path).write_text(text)
+    with pytest.raises(UnreadableState) as exc:
         read_state(tmp_path)
+    assert str(exc.value).startswith(f"cannot read {state_path(tmp_path)}: ")
+    assert problem in str(exc.value)
 
 
 def test_record_lookup():
