@@ -13,7 +13,13 @@ from werkzeug.exceptions import HTTPException
 from chassis.errors import APIError
 from chassis.identity import instance_id_from_env
 
-__all__ = ["ServedBy", "api_error", "init_service_app", "unexpected_error_response"]
+__all__ = [
+    "ServedBy",
+    "ServiceResponse",
+    "api_error",
+    "init_service_app",
+    "unexpected_error_response",
+]
 
 log = logging.getLogger("web")
 
@@ -28,8 +34,16 @@ def api_error(
     return response
 
 
+class ServiceResponse(Response):
+    """A response names a type only when it has a body of one: Flask's default, text/html,
+    went out on a JSON API's 204s and on its automatic answers to OPTIONS."""
+
+    default_mimetype = None
+
+
 def init_service_app(app: Flask, service_name: str) -> None:
     """Install JSON errors and the X-Served-By header on `app`."""
+    app.response_class = ServiceResponse
     served_by = app.config.get("INSTANCE_ID") or instance_id_from_env(service_name)
     app.config["INSTANCE_ID"] = served_by
     app.wsgi_app = ServedBy(app.wsgi_app, served_by)

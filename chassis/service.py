@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self
 from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.http import parse_list_header
+from werkzeug.routing import IntegerConverter
 
 from chassis.env import env_float, env_int
 from chassis.health import install_health
@@ -87,6 +88,13 @@ class ForwardedPrefix:
         return self.wsgi_app(environ, start_response)
 
 
+class AsciiInteger(IntegerConverter):
+    """`<int:...>` takes ASCII digits only. Werkzeug's `\\d+` also matches other scripts'
+    digits, which int() reads: /users/ followed by U+FF11 (a full-width 1) was user 1."""
+
+    regex = r"[0-9]+"
+
+
 def create_service_app(
     import_name: str,
     settings: ServiceSettings,
@@ -100,6 +108,7 @@ def create_service_app(
     /health checks the database, plus `checks` (see chassis.health)."""
     configure_logging(settings.log_level)
     app = Flask(import_name, static_folder=None)  # an API: no static files
+    app.url_map.converters["int"] = AsciiInteger  # before the blueprint's rules use it
     app.wsgi_app = ForwardedPrefix(app.wsgi_app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes, INSTANCE_ID=settings.instance_id

@@ -6,13 +6,14 @@ deletes depend on order-service being up. Orders keep the user_id as history and
 and movable; order-service refuses new orders for the deleted user (its check gets 404 -> 422).
 """
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, jsonify, url_for
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import APIError
 from chassis.inputs import json_body, page_params
 from chassis.pages import read_page
+from chassis.responses import ServiceResponse
 from chassis.storage import MAX_ID, read_by_id
 from user_service.models import User, db
 from user_service.validation import clean_user
@@ -65,7 +66,7 @@ def delete_user(user_id: int):
     # Orders are kept: see the module docstring.
     db.session.delete(find_user(user_id))
     db.session.commit()
-    return Response(status=204)
+    return ServiceResponse(status=204)
 
 
 def update_user(user_id: int, partial: bool):

@@ -369,3 +369,20 @@ def test_pages_come_in_primary_key_order_at_100k_users(app, client):
     page = client.get("/users?limit=50&after=99950").json
     assert (page["total"], page["next"]) == (None, None)
     assert [u["id"] for u in page["items"]] == list(range(99_951, 100_001))
+
+
+@pytest.mark.parametrize("path", ["/users/\uff11", "/users/\u0661", "/users/1\u0662"])
+def test_ids_in_paths_are_ascii_digits_only(client, path):
+    """Other scripts' digits read as numbers would give one user a second path."""
+    create(client)
+    assert error_of(client.get(path), 404)["code"] == "not_found"
+
+
+def test_bodiless_answers_name_no_content_type(client):
+    user = create(client)
+    deleted = client.delete(f"/users/{user['id']}")
+    options = client.options("/users")
+    assert (deleted.status_code, options.status_code) == (204, 200)
+    assert "Content-Type" not in deleted.headers
+    assert "Content-Type" not in options.headers and options.data == b""
+    assert set(options.headers["Allow"].split(", ")) >= {"GET", "POST", "OPTIONS"}
