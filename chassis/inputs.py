@@ -30,8 +30,19 @@ DEFAULT_LIMIT = 50
 MAX_OFFSET = 2**62
 
 
+MAX_DIGITS = 100  # no number a service reads comes near (ids < 2**63, amounts < 1e9)
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    # Python refuses past 4300 digits itself, with advice about sys.set_int_max_str_digits
+    # that means nothing to a client; a bound of our own says what is wrong.
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number has more than {MAX_DIGITS} digits")
+    return int(text)
 
 
 def json_body(parse_float=Decimal) -> dict:
@@ -52,7 +63,10 @@ def json_body(parse_float=Decimal) -> dict:
         raise RequestEntityTooLarge()
     try:
         value = json.loads(
-            raw, parse_float=parse_float, parse_constant=_reject_constant
+            raw,
+            parse_float=parse_float,
+            parse_int=_bounded_int,
+            parse_constant=_reject_constant,
         )
     except (ValueError, RecursionError) as exc:
         raise APIError(

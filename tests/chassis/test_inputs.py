@@ -101,3 +101,15 @@ def test_page_params_errors_name_each_parameter(client, query, bad):
 )
 def test_require_fields(payload, required, allowed, problems):
     assert require_fields(payload, required, allowed) == problems
+
+
+def test_a_number_too_long_is_named_as_such(client):
+    response = client.post(
+        "/body", data=b'{"a": ' + b"9" * 5000 + b"}", content_type="application/json"
+    )
+    details = error_of(response, 400)["details"]["body"]
+    assert details == "a number has more than 100 digits"
+    ok = client.post(
+        "/body", data=b'{"a": -' + b"9" * 99 + b"}", content_type="application/json"
+    )
+    assert ok.json == {"parsed": repr({"a": -int("9" * 99)})}
