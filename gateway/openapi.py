@@ -120,7 +120,11 @@ def _proxy_operation(method: str) -> dict:
                 "name": "rest",
                 "in": "path",
                 "required": True,
-                "description": "the rest of the path, passed on byte for byte",
+                "description": (
+                    "the rest of the path, passed on byte for byte; it may hold more "
+                    "segments (/api/orders/user/1), which an OpenAPI path template "
+                    "cannot express, so the pattern shows one"
+                ),
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_~-]+$"},
             },
             {

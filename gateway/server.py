@@ -226,6 +226,10 @@ class Connection(WriteFlow, asyncio.Protocol):
             version = "1.1"
         else:
             version = parser.get_http_version()
+        if "host" not in names and version == "1.1":  # RFC 9112, section 3.2
+            raise _Refusal(
+                400, "missing_host", "an HTTP/1.1 request needs a Host header"
+            )
         request = Request(
             parser.get_method().decode("ascii"),
             self._url.decode("latin-1"),

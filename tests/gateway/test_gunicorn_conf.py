@@ -142,6 +142,22 @@ def test_malformed_header_lines_are_400(gw, header):
     error_of(headers, body)
 
 
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /api/echo/x HTTP/1.1\r\n\r\n", 400),
+        (b"GET /api/echo/x HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /api/echo/x HTTP/1.0\r\n\r\n", 200),
+    ],
+    ids=["1.1", "1.1-close", "1.0"],
+)
+def test_an_http11_request_without_host_is_400(gw, raw, status):
+    got, headers, body = exchange(gw.port, raw)
+    assert got == status, body
+    if status == 400:
+        assert error_of(headers, body) == "missing_host"
+
+
 def test_host_spoofing_changes_nothing_about_where_it_goes(gw):
     raw = b"GET /api/echo/x HTTP/1.1\r\nHost: evil.example\r\n\r\n"
     status, headers, body = exchange(gw.port, raw)
