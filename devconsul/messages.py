@@ -3,17 +3,22 @@
 import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from devconsul.decode import load_json
 
 
 class Request:
     def __init__(self, method: str, target: str, headers, body: bytes):
-        parts = urlsplit(target)
+        if target.startswith("/"):
+            # Split by hand: urlsplit reads "//v1/kv" as host "v1", and Go's
+            # ParseRequestURI takes it as a path (then redirected).
+            path, _, self.raw_query = target.partition("?")
+        else:  # absolute-form, http://host/path
+            path, self.raw_query = urlsplit(target)[2:4]
         self.method = method
-        self.path = unquote(parts.path)
-        self.query = parse_qs(parts.query, keep_blank_values=True)
+        self.path = unquote(path)
+        self.query = parse_qs(self.raw_query, keep_blank_values=True)
         self.headers = headers
         self.body = body
         # The URL-decoded remainder after the matched route's prefix.
@@ -70,6 +75,30 @@ def json_response(req: Request, data, status: int = 200, headers=None) -> Respon
 def text_response(status: int, message: str, headers=None) -> Response:
     body = message.encode()
     return Response(status, body, "text/plain; charset=utf-8", dict(headers or {}))
+
+
+# Go's url.URL.EscapedPath keeps these as they are in a path.
+_PATH_SAFE = "/$&+,:;=@"
+# Go's net/http htmlEscape (not Python's html.escape, which writes &quot;).
+_HTML_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"}
+)
+
+
+def redirect_response(req: Request, path: str, keep_query: bool = True) -> Response:
+    """A 301 to `path` (decoded) as Go's http.Redirect writes it: an HTML
+    link body for GET, the Content-Type also for HEAD, neither for other
+    methods. ServeMux's redirects keep the query."""
+    location = quote(path, safe=_PATH_SAFE)
+    if keep_query and req.raw_query:
+        location += "?" + req.raw_query
+    resp = Response(301, headers={"Location": location})
+    if req.method in ("GET", "HEAD"):
+        resp.content_type = "text/html; charset=utf-8"
+    if req.method == "GET":
+        link = location.translate(_HTML_ESCAPES)
+        resp.body = f'<a href="{link}">Moved Permanently</a>.\n\n'.encode()
+    return resp
 
 
 def empty_response() -> Response:

@@ -29,6 +29,22 @@ class Router:
             (r for r in routes if r.prefix), key=lambda r: len(r.path), reverse=True
         )
 
+    def canonical(self, path: str) -> str:
+        """Where Consul's router, Go's http.ServeMux, sends a request for `path`.
+
+        Consul 1.17 is built with Go < 1.22, whose ServeMux cleans the decoded
+        path (cleanPath) and, when only a prefix pattern ("/v1/kv/") exists
+        for it, adds the slash (redirectToPathSlash). A request for any other
+        path gets a 301 to this one, whatever its method, and no handler runs:
+        a ``PUT /v1/kv/a//b`` stores nothing.
+        """
+        path = clean_path(path)
+        if path not in self._exact and any(
+            r.path == path + "/" for r in self._prefixes
+        ):
+            path += "/"
+        return path
+
     def match(self, path: str) -> tuple[Route, str] | None:
         route = self._exact.get(path)
         if route:
@@ -37,6 +53,22 @@ class Router:
             if path.startswith(route.path):
                 return route, path[len(route.path) :]
         return None
+
+
+def clean_path(path: str) -> str:
+    """Go's net/http cleanPath: path.Clean (no empty, "." or ".." segments,
+    ".." stopping at the root), keeping a trailing slash."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    cleaned = "/" + "/".join(segments)
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
 
 
 def path_arg(req, missing: str) -> str:

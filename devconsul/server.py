@@ -13,7 +13,7 @@ from devconsul.config import AgentConfig
 from devconsul.endpoints import all_routes
 from devconsul.errors import HTTPError
 from devconsul.events import UserEvents
-from devconsul.messages import Request, Response, text_response
+from devconsul.messages import Request, Response, redirect_response, text_response
 from devconsul.queries import AnswerCache
 from devconsul.routing import Router, check_method
 
@@ -44,10 +44,14 @@ class App:
             return text_response(500, "Internal error")
 
     def _dispatch(self, req: Request) -> Response:
+        canonical = self.router.canonical(req.path)
+        if canonical != req.path:
+            return redirect_response(req, canonical)
         if req.path == "/ui" or req.path.startswith("/ui/"):
             return static.serve(req)
         if req.path == "/":
-            return static.redirect("/ui/")
+            # Consul's Index handler: http.Redirect to the UI, query dropped.
+            return redirect_response(req, "/ui/", keep_query=False)
         if not req.path.startswith("/v1/"):
             return static.not_found()
         matched = self.router.match(req.path)
@@ -77,7 +81,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        req = Request(self.command, self.path, self.headers, body)
+        # The target as sent: http.server reduces a leading "//" in self.path,
+        # which Consul's router would answer with a redirect.
+        target = self.requestline.split()[1]
+        req = Request(self.command, target, self.headers, body)
         resp = self.server.app.handle(req)
         self._write(resp, head_only=self.command == "HEAD")
 

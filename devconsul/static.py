@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from devconsul.messages import Request, Response, text_response
+from devconsul.messages import Request, Response, redirect_response, text_response
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 CONTENT_TYPES = {
@@ -21,15 +21,11 @@ def not_found() -> Response:
     return text_response(404, "404 page not found\n")
 
 
-def redirect(location: str) -> Response:
-    return Response(301, b"", None, {"Location": location})
-
-
 def serve(req: Request, ui_dir: Path = UI_DIR) -> Response:
     if req.method not in ("GET", "HEAD"):
         return text_response(405, f"method {req.method} not allowed")
     if req.path == "/ui":
-        return redirect("/ui/")
+        return redirect_response(req, "/ui/")
     name = req.path[len("/ui/") :] or "index.html"
     target = (ui_dir / name).resolve()
     # Refuse anything that escapes the UI directory (../, symlinks).

@@ -20,10 +20,9 @@ from devconsul.messages import (
     Response,
     empty_response,
     json_response,
-    text_response,
 )
 from devconsul.queries import parse_blocking
-from devconsul.routing import GET, PUT, Route
+from devconsul.routing import GET, PUT, Route, path_arg
 
 # -- services -------------------------------------------------------------------
 
@@ -179,14 +178,15 @@ _STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance":
 
 
 def _local_health(app, service) -> dict:
+    """State.ChecksForService(id, true): the agent's own checks of the service
+    and of the node; serfHealth lives in the catalog only."""
     store = app.store
-    node_checks = [
+    checks = [
         c
         for c in store.checks.values()
-        if c.node == app.agent.node and not c.service_id
+        if c.node == app.agent.node and c.local and c.service_id in ("", service.id)
     ]
-    own = store.service_checks(app.agent.node, service.id)
-    rows = [render.health_check(c, store) for c in sorted(node_checks + own, key=_key)]
+    rows = [render.health_check(c, store) for c in sorted(checks, key=_key)]
     return {
         "AggregatedStatus": render.aggregate_status(rows),
         "Service": render.agent_service(service, app.config.datacenter),
@@ -198,34 +198,42 @@ def _key(check):
     return (bool(check.service_id), check.id)
 
 
-def _health_answer(req: Request, status: str, data) -> Response:
-    code = _STATUS_CODES[status]
-    text = req.param("format") == "text" or "text/plain" in (
-        req.headers.get("Accept") or ""
-    )
-    return text_response(code, status) if text else json_response(req, data, code)
+def _health_answer(req: Request, code: int, reason: str, data) -> Response:
+    """Consul's CodeWithPayloadError: the status code with the reason in
+    X-Consul-Reason, and the body as JSON or, when asked for text, the
+    reason alone as "text/plain" (no charset)."""
+    headers = {"X-Consul-Reason": reason}
+    accept = req.headers.get("Accept") or ""
+    if accept.startswith("text/plain") or req.param("format") == "text":
+        return Response(code, reason.encode(), "text/plain", headers)
+    return json_response(req, data, code, headers)
 
 
 def health_by_id(app, req: Request) -> Response:
+    service_id = path_arg(req, "Missing serviceID")
     with app.store.lock:
-        found = app.agent.local_service(req.arg)
-        if found is None:
-            raise HTTPError(404, f"ServiceId {req.arg} not found")
-        data = _local_health(app, found)
-    return _health_answer(req, data["AggregatedStatus"], data)
+        found = app.agent.local_service(service_id)
+        data = _local_health(app, found) if found else None
+    if data is None:
+        missing = {"AggregatedStatus": "critical", "Service": None, "Checks": None}
+        return _health_answer(req, 404, f"ServiceId {service_id} not found", missing)
+    status = data["AggregatedStatus"]
+    return _health_answer(req, _STATUS_CODES[status], status, data)
 
 
 def health_by_name(app, req: Request) -> Response:
+    name = path_arg(req, "Missing service Name")
     with app.store.lock:
         rows = [
             _local_health(app, s)
             for (node, _), s in sorted(app.store.services.items())
-            if node == app.agent.node and s.local and s.name == req.arg
+            if node == app.agent.node and s.local and s.name == name
         ]
     if not rows:
-        raise HTTPError(404, f"ServiceName {req.arg} Not Found")
-    worst = render.aggregate_status([c for r in rows for c in r["Checks"]])
-    return _health_answer(req, worst, rows)
+        return _health_answer(req, 404, f"ServiceName {name} Not Found", [])
+    # The worst instance decides: passing 200 < warning 429 < critical 503.
+    worst = max((r["AggregatedStatus"] for r in rows), key=_STATUS_CODES.get)
+    return _health_answer(req, _STATUS_CODES[worst], worst, rows)
 
 
 # -- self and members -----------------------------------------------------------

@@ -427,11 +427,21 @@ function kvCrumbs(path) {
   return h("p", { class: "crumbs" }, crumbs);
 }
 
+// Consul's router (Go's ServeMux) answers a path with an empty, "." or ".."
+// segment with a redirect to the cleaned path, and browsers resolve "." and
+// ".." themselves: such a key (written through /v1/txn) has no URL of its own.
+function unreachableKey(path) {
+  const segments = path.replace(/\/$/, "").split("/");
+  return segments.some((s) => s === "." || s === ".." || (s === "" && segments.length > 1));
+}
+
 function kvView(root, signal, path) {
   const body = h("div", {}, empty("Loading…"));
   const isFolder = path === "" || path.endsWith("/");
   replace(root, kvCrumbs(path), section(isFolder ? (path || "Key/Value") : path.split("/").pop()), body);
-  if (isFolder) {
+  if (unreachableKey(path)) {
+    replace(body, empty("Consul's HTTP API cannot read this name: its path has an empty, \".\" or \"..\" segment."));
+  } else if (isFolder) {
     follow(`/v1/kv/${encodePath(path)}?keys&separator=/`, signal,
       (keys) => replace(body, kvListing(path, keys || [])), (err) => replace(body, errorBox(err)));
   } else {

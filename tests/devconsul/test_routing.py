@@ -31,3 +31,32 @@ def test_wrong_method_is_405_with_allow():
     assert err.value.status == 405
     assert err.value.message == "method GET not allowed"
     assert err.value.headers == {"Allow": "OPTIONS,PUT"}
+
+
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        ("/v1/kv/foo//bar", "/v1/kv/foo/bar"),
+        ("/v1/kv//lead", "/v1/kv/lead"),
+        ("//v1/kv/x", "/v1/kv/x"),
+        ("/v1/kv/a/./b", "/v1/kv/a/b"),
+        ("/v1/kv/a/../b", "/v1/kv/b"),
+        ("/v1/kv/a/b/..", "/v1/kv/a"),
+        ("/../v1/kv/a", "/v1/kv/a"),
+        ("/v1/kv/dir//", "/v1/kv/dir/"),
+        ("/v1/kv/dir/./", "/v1/kv/dir/"),
+        ("/v1/kv/dir/", "/v1/kv/dir/"),
+        # Go's redirectToPathSlash: only the prefix pattern exists.
+        ("/v1/kv", "/v1/kv/"),
+        ("/v1//kv", "/v1/kv/"),
+        ("/v1/agent/services", "/v1/agent/services"),
+    ],
+)
+def test_canonical_path_is_go_servemux_cleanpath(path, canonical):
+    router = Router(
+        [
+            Route("/v1/kv/", ("GET",), handler, prefix=True),
+            Route("/v1/agent/services", ("GET",), handler),
+        ]
+    )
+    assert router.canonical(path) == canonical

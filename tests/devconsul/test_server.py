@@ -164,3 +164,55 @@ def test_a_watcher_that_hangs_up_is_not_an_error():
         assert "Traceback" not in agent.process.output()
     finally:
         agent.process.stop()
+
+
+def _raw(agent, method: str, target: str, body: bytes | None = None):
+    """A request sent as written: requests/urllib3 would resolve /./ and /../."""
+    conn = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=5)
+    try:
+        conn.request(method, target, body=body)
+        resp = conn.getresponse()
+        return resp, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "location"),
+    [
+        ("PUT", "/v1/kv/foo//bar", "/v1/kv/foo/bar"),
+        ("PUT", "/v1/kv//lead?cas=0", "/v1/kv/lead?cas=0"),
+        ("PUT", "//v1/kv/lead", "/v1/kv/lead"),
+        ("GET", "/v1/kv/a/./b?raw", "/v1/kv/a/b?raw"),
+        ("DELETE", "/v1/kv/a/../b", "/v1/kv/b"),
+        ("GET", "/v1/kv/dir//?keys", "/v1/kv/dir/?keys"),
+        ("GET", "/v1/kv/sp%20ace//x%2F%2Fy", "/v1/kv/sp%20ace/x/y"),
+        ("OPTIONS", "/v1/agent//services", "/v1/agent/services"),
+        ("GET", "/v1/kv", "/v1/kv/"),
+    ],
+)
+def test_non_canonical_paths_are_redirected_as_go_servemux_does(
+    shared_devconsul, method, target, location
+):
+    """Consul 1.17 is built with Go 1.20, whose ServeMux answers any method on a
+    path that is not clean (or lacks the slash of a prefix pattern) with a 301
+    to the cleaned path, the query kept, and runs no handler."""
+    resp, body = _raw(
+        shared_devconsul, method, target, b"v" if method == "PUT" else None
+    )
+    assert (resp.status, resp.getheader("Location")) == (301, location)
+    if method == "GET":
+        assert resp.getheader("Content-Type") == "text/html; charset=utf-8"
+        escaped = location.replace("&", "&amp;")
+        assert body == f'<a href="{escaped}">Moved Permanently</a>.\n\n'.encode()
+    else:
+        assert (resp.getheader("Content-Type"), body) == (None, b"")
+    if method == "PUT":
+        nothing, _ = _raw(shared_devconsul, "GET", location.split("?")[0])
+        assert nothing.status == 404
+
+
+def test_redirect_body_escapes_like_go(shared_devconsul):
+    resp, body = _raw(shared_devconsul, "GET", "//v1/kv/a?x=1&y='\"")
+    assert resp.getheader("Location") == "/v1/kv/a?x=1&y='\""
+    assert body == b'<a href="/v1/kv/a?x=1&amp;y=&#39;&#34;">Moved Permanently</a>.\n\n'

@@ -292,12 +292,76 @@ def test_service_by_id_with_content_hash(module_api):
 
 
 def test_local_health_endpoints(module_api):
+    """agent_endpoint.go: the answer's status rides in X-Consul-Reason
+    (CodeWithPayloadError), and ?format=text or Accept: text/plain gives it
+    alone as a text/plain body."""
     module_api.register({"Name": "lh", "Check": {"TTL": "30s", "Status": "warning"}})
     r = module_api.get("/v1/agent/health/service/id/lh")
     assert (r.status_code, r.json()["AggregatedStatus"]) == (429, "warning")
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["X-Consul-Reason"] == "warning"
     r = module_api.get("/v1/agent/health/service/name/lh", params={"format": "text"})
+    assert (r.status_code, r.text, r.headers["Content-Type"]) == (
+        429,
+        "warning",
+        "text/plain",
+    )
+    assert r.headers["X-Consul-Reason"] == "warning"
+    r = module_api.get(
+        "/v1/agent/health/service/id/lh", headers={"Accept": "text/plain"}
+    )
     assert (r.status_code, r.text) == (429, "warning")
-    assert module_api.get("/v1/agent/health/service/id/none").status_code == 404
+
+
+def test_local_health_holds_only_the_agents_checks(api):
+    """State.ChecksForService(id, true): the service's checks and the agent's
+    node checks, never the catalog's serfHealth."""
+    api.register({"Name": "own", "Check": {"TTL": "30s", "Status": "passing"}})
+    api.put(
+        "/v1/agent/check/register",
+        json={"Name": "disk", "TTL": "30s", "Status": "passing"},
+    )
+    (entry,) = api.get("/v1/agent/health/service/name/own").json()
+    assert {c["CheckID"] for c in entry["Checks"]} == {"service:own", "disk"}
+    body = api.get("/v1/agent/health/service/id/own").json()
+    assert {c["CheckID"] for c in body["Checks"]} == {"service:own", "disk"}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason", "body"),
+    [
+        (
+            "id/none",
+            "ServiceId none not found",
+            {"AggregatedStatus": "critical", "Service": None, "Checks": None},
+        ),
+        ("name/none", "ServiceName none Not Found", []),
+    ],
+)
+def test_local_health_of_unknown_service(shared_api, path, reason, body):
+    r = shared_api.get(f"/v1/agent/health/service/{path}")
+    assert (r.status_code, r.json(), r.headers["Content-Type"]) == (
+        404,
+        body,
+        "application/json",
+    )
+    assert r.headers["X-Consul-Reason"] == reason
+    r = shared_api.get(f"/v1/agent/health/service/{path}?format=text")
+    assert (r.status_code, r.text, r.headers["Content-Type"]) == (
+        404,
+        reason,
+        "text/plain",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [("id/", "Missing serviceID"), ("name/", "Missing service Name")],
+)
+def test_local_health_needs_a_name(shared_api, path, text):
+    r = shared_api.get(f"/v1/agent/health/service/{path}")
+    assert (r.status_code, r.text) == (400, text)
+    assert "X-Consul-Reason" not in r.headers
 
 
 def test_self_and_members(shared_api):
