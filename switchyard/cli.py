@@ -13,7 +13,7 @@ import requests
 from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
-from switchyard.lifeline import Lifeline, claim, running_holder
+from switchyard.lifeline import Lifeline, claim, finish_stopping, running_holder
 from switchyard.otlp import OTLPReceiver
 from switchyard.plan import DRAIN_SECONDS, MAX_DRAIN_SECONDS, StackOptions
 from switchyard.render import Console, table
@@ -349,16 +349,21 @@ def cmd_down(args: argparse.Namespace) -> int:
         # previous stack's: the lock names who runs here, and SIGTERM stops it all.
         if problem is not None:
             console.say(f"WARNING switchyard: {problem}")
-        graceful = shutdown.stop_supervisor(holder.record(), console)
+        supervisor = holder.record()
     elif state is not None:
-        graceful = shutdown.stop_stack(state, args.data_dir, console)
+        supervisor = state.supervisor()
     elif problem is not None:
         shutdown.discard_state(args.data_dir, problem, console)
         return 0
     else:
         console.say(f"no stack running from {args.data_dir}/")
         return 0
-    console.say("switchyard: stopped" if graceful else "switchyard: stopped (forced)")
+    if supervisor.alive() and shutdown.stop_supervisor(supervisor, console):
+        console.say("switchyard: stopped")
+        return 0
+    if not finish_stopping(args.data_dir, console, shutdown.RECORDS_TIMEOUT):
+        return 1
+    console.say("switchyard: stopped (forced)")
     return 0
 
 

@@ -4,7 +4,11 @@ Plain `requests` rather than the service-side discovery package: switchyard only
 Consul from the outside, the way an operator would with curl.
 """
 
+from collections.abc import Mapping
+
 import requests
+
+from switchyard.render import Console
 
 TIMEOUT = 3.0
 
@@ -49,6 +53,25 @@ class ConsulAPI:
         )
         if resp.status_code != 404:
             resp.raise_for_status()
+
+
+def deregister_leftovers(
+    api: ConsulAPI, instances: Mapping[str, str], console: Console
+) -> None:
+    """Deregister those of `instances` (id -> service name) that Consul still lists.
+
+    Instances that died without deregistering (SIGKILL, crash) must not linger: whoever
+    stops a stack (its supervisor, `switchyard down`, the reaper) calls this once the
+    instances are stopped and before the agent is.
+    """
+    try:
+        for service in set(instances.values()):
+            for instance_id in api.instance_status(service):
+                if instance_id in instances:
+                    api.deregister(instance_id)
+                    console.step("[deregistered]", instance_id, "left behind")
+    except requests.RequestException as exc:
+        console.say(f"WARNING switchyard: could not check Consul for leftovers: {exc}")
 
 
 _SEVERITY = {"passing": 0, "warning": 1, "critical": 2, "maintenance": 3}

@@ -91,11 +91,14 @@ class DataDirLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, announce: bool = True) -> bool:
+        """Take the lock; `announce` names us its holder (a `switchyard up`)."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        if not announce:
+            return True
         me = Holder(
             os.getpid(),
             process_start_time(os.getpid()),
@@ -122,7 +125,10 @@ class DataDirLock:
 
 
 def claim(
-    data_dir: Path, console: Console, timeout: float = SUPERVISOR_TIMEOUT
+    data_dir: Path,
+    console: Console,
+    timeout: float = SUPERVISOR_TIMEOUT,
+    announce: bool = True,
 ) -> DataDirLock | None:
     """Take `data_dir` for a new stack, or say who has it and return None.
 
@@ -134,7 +140,7 @@ def claim(
     lock = DataDirLock(data_dir)
     deadline = time.monotonic() + timeout
     waiting = False
-    while not lock.try_acquire():
+    while not lock.try_acquire(announce):
         holder = lock.holder()
         if holder is not None and holder.alive():
             lock.close()
@@ -168,6 +174,21 @@ def claim(
         stop_records(previous, console)
         remove_state(data_dir)
     return lock
+
+
+def finish_stopping(data_dir: Path, console: Console, timeout: float) -> bool:
+    """For `switchyard down`, once the supervisor is gone (dead, or killed by down): its
+    reaper is stopping the stack, holding the lock; let it finish rather than stop the same
+    processes beside it, then stop what the state file still lists (the reaper died too).
+
+    Holds the lock meanwhile without naming itself, so that nobody takes `down` for a
+    running stack. False when the lock was not released in `timeout`.
+    """
+    lock = claim(data_dir, console, timeout, announce=False)
+    if lock is None:
+        return False
+    lock.close()
+    return True
 
 
 class Lifeline:

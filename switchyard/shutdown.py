@@ -1,8 +1,9 @@
 """`switchyard down`: stop a stack that another terminal started.
 
 The polite way is to SIGTERM the supervisor, which stops everything in order exactly as
-Ctrl-C would. If the supervisor is gone (killed, terminal closed) the processes recorded in
-the state file are stopped directly, and their instances deregistered from Consul.
+Ctrl-C would. If the supervisor is gone (killed, terminal closed) its reaper stops the
+processes recorded in the state file, and deregisters their instances from Consul; `down`
+waits for it (switchyard.lifeline) and stops them itself only if nobody else does.
 """
 
 import contextlib
@@ -11,9 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-import requests
-
-from switchyard.consul_api import ConsulAPI
+from switchyard.consul_api import ConsulAPI, deregister_leftovers
 from switchyard.process import kill_group
 from switchyard.render import Console
 from switchyard.stack import STOP_GRACE
@@ -21,6 +20,8 @@ from switchyard.state import ProcessRecord, StackState, UnreadableState, remove_
 
 POLL = 0.2
 SUPERVISOR_TIMEOUT = 2 * STOP_GRACE + 10
+# stop_records at worst: three groups, each given STOP_GRACE, and a few Consul calls.
+RECORDS_TIMEOUT = 3 * STOP_GRACE + 10
 
 
 def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
@@ -32,21 +33,11 @@ def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
     return True
 
 
-def stop_stack(state: StackState, data_dir: Path, console: Console) -> bool:
-    """Returns True when everything stopped through the supervisor, False if forced."""
-    supervisor = state.supervisor()
-    if supervisor.alive() and stop_supervisor(supervisor, console):
-        return True
-    stop_records(state, console)
-    remove_state(data_dir)
-    return False
-
-
 def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
     """SIGTERM a running `switchyard up`, which stops its stack as Ctrl-C would.
 
     Returns False when it had to be killed instead: what it started is then left to its
-    reaper, or to the caller.
+    reaper, which the caller waits for.
     """
     console.say(f"stopping switchyard (pid {supervisor.pid})...")
     os.kill(supervisor.pid, signal.SIGTERM)
@@ -56,6 +47,7 @@ def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
     # Not kill_group: under `make up` the supervisor shares make's process group.
     with contextlib.suppress(ProcessLookupError):
         os.kill(supervisor.pid, signal.SIGKILL)
+    wait_gone([supervisor], POLL * 25)  # so that nobody takes it for alive after this
     return False
 
 
@@ -74,30 +66,31 @@ def discard_state(data_dir: Path, problem: UnreadableState, console: Console) ->
 def stop_records(state: StackState, console: Console) -> None:
     """Stop recorded processes ourselves: gateways, services, then the agent.
 
-    Each group at once, so the services drain together. A record whose pid now belongs to
-    another process (its start time differs) is not ours and is left alone.
+    Before the agent stops, every instance of the stack that Consul still lists is
+    deregistered, alive or not: one that died unstopped (SIGKILL, crash) would otherwise
+    linger in an external agent.
     """
-    order = {"gateway": 0, "consul": 2}
-    groups: dict[int, list[ProcessRecord]] = {}
-    for record in state.processes:
-        if record.alive():
-            groups.setdefault(order.get(record.service, 1), []).append(record)
-    for _, group in sorted(groups.items()):
-        for record in group:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(record.pid, signal.SIGTERM)
-        if not wait_gone(group, STOP_GRACE):
-            console.say(f"still running after {STOP_GRACE:.0f}s: killing")
-        for record in group:
-            kill_group(record.pid, signal.SIGKILL)
-            console.step("[stopped]", record.name, f"pid {record.pid}")
-            if record.service != "consul":
-                deregister(state, record.name, console)
+    instances = [r for r in state.processes if r.service != "consul"]
+    stop_group([r for r in instances if r.service == "gateway"], console)
+    stop_group([r for r in instances if r.service != "gateway"], console)
+    deregister_leftovers(
+        ConsulAPI(f"http://{state.consul_addr}", state.consul_token),
+        {r.name: r.service for r in instances},
+        console,
+    )
+    stop_group([r for r in state.processes if r.service == "consul"], console)
 
 
-def deregister(state: StackState, instance_id: str, console: Console) -> None:
-    api = ConsulAPI(f"http://{state.consul_addr}", state.consul_token)
-    try:
-        api.deregister(instance_id)
-    except requests.RequestException as exc:
-        console.say(f"WARNING switchyard: could not deregister {instance_id}: {exc}")
+def stop_group(records: list[ProcessRecord], console: Console) -> None:
+    """SIGTERM the live ones at once (services drain together), kill what outlives
+    STOP_GRACE. A record whose pid now belongs to another process (its start time
+    differs) is not ours and is left alone."""
+    running = [r for r in records if r.alive()]
+    for record in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+    if not wait_gone(running, STOP_GRACE):
+        console.say(f"still running after {STOP_GRACE:.0f}s: killing")
+    for record in running:
+        kill_group(record.pid, signal.SIGKILL)
+        console.step("[stopped]", record.name, f"pid {record.pid}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from switchyard.agent import AgentChoice
-from switchyard.consul_api import ConsulAPI
+from switchyard.consul_api import ConsulAPI, deregister_leftovers
 from switchyard.plan import (
     MAX_DRAIN_SECONDS,
     ProcessSpec,
@@ -341,18 +341,9 @@ class Stack:
                 )
 
     def _deregister_leftovers(self) -> None:
-        """Instances that died without deregistering (SIGKILL, crash) must not linger."""
-        names = {n for n in self.processes if self._service(n) != "consul"}
-        try:
-            for service in {self._service(n) for n in names}:
-                for instance_id in self.consul.instance_status(service):
-                    if instance_id in names:
-                        self.consul.deregister(instance_id)
-                        self.console.step("[deregistered]", instance_id, "left behind")
-        except requests.RequestException as exc:
-            self.console.say(
-                f"WARNING switchyard: could not check Consul for leftovers: {exc}"
-            )
+        services = {name: self._service(name) for name in self.processes}
+        instances = {n: s for n, s in services.items() if s != "consul"}
+        deregister_leftovers(self.consul, instances, self.console)
 
     def _record(self) -> None:
         self.state.processes = [

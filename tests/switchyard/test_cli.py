@@ -683,3 +683,52 @@ def test_up_with_its_output_closed_starts_nothing(tmp_path, stream):
     )
     assert closed.returncode == 141
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_after_sigkill_the_reaper_deregisters_instances_that_had_died_too(
+    tmp_path, shared_devconsul
+):
+    run = UpRun(tmp_path, shared_devconsul)
+    try:
+        run.wait_up()
+        pids, instances = run.stack()
+        state = read_state(run.data_dir)
+        crashed = next(r for r in state.processes if r.service == "user-service")
+        os.killpg(crashed.pid, signal.SIGKILL)  # dies registered, as in an OOM kill
+        wait_until(lambda: f"{crashed.name} exited" in run.out.text(), 10)
+        assert crashed.name in registered(shared_devconsul)
+    finally:
+        run.kill()
+    run.gone(pids)
+    assert registered(shared_devconsul).isdisjoint(instances)
+    assert f"[deregistered] {crashed.name}" in " ".join(run.out.text().split())
+
+
+@pytest.mark.integration
+def test_down_against_a_hung_supervisor_stops_the_stack_once(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr("switchyard.shutdown.SUPERVISOR_TIMEOUT", 1.0)
+    proc = up(
+        tmp_path,
+        *("--consul-port", str(free_port()), "--agent", "devconsul"),
+        *("--drain-seconds", "0.5"),
+    )
+    try:
+        wait_up(proc)
+        pids = started_pids(proc.output())
+        os.kill(proc.pid, signal.SIGSTOP)  # hung: not even SIGTERM gets through
+        assert main(["down", "--data-dir", str(tmp_path)]) == 0
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.stop()
+    assert_nothing_left(pids)
+    down = capsys.readouterr().out
+    # The reaper (its output is switchyard's) does the stopping; `down` waits for it.
+    both = " ".join((down + proc.output()).split())
+    assert "ended without stopping its stack; stopping it" in both
+    assert all(both.count(f"[stopped] {name}") == 1 for name in pids), both
+    assert "could not" not in both  # no warning of a stop made twice
+    assert down.endswith("switchyard: stopped (forced)\n"), down
+    assert not state_path(tmp_path).exists()

@@ -11,6 +11,7 @@ from switchyard.lifeline import (
     DataDirLock,
     Lifeline,
     claim,
+    finish_stopping,
     running_holder,
 )
 from switchyard.process import pid_alive
@@ -193,3 +194,47 @@ def test_after_a_clean_stop_the_reaper_just_leaves(tmp_path):
     assert pid_alive(bystander.pid)
     bystander.kill()
     reap(bystander)
+
+
+def test_down_lets_the_reaper_of_a_killed_supervisor_finish_before_checking(tmp_path):
+    gone = dead_pid()
+    (tmp_path / LOCK_NAME).write_text(
+        json.dumps({"pid": gone, "started": None, "since": "earlier"})
+    )
+    reaper = hold_the_lock(tmp_path)
+    out, finished = io.StringIO(), []
+    waiter = threading.Thread(
+        target=lambda: finished.append(finish_stopping(tmp_path, Console(out), 30))
+    )
+    waiter.start()
+    wait_until(lambda: f"switchyard pid {gone} " in out.getvalue(), 10)
+    assert not finished  # the reaper still holds the lock: nothing stopped beside it
+    let_go(reaper)
+    waiter.join(timeout=10)
+    assert finished == [True]
+    # `down` held the lock without naming itself: the lock file still names the dead one.
+    assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == gone
+
+
+def test_down_stops_what_the_state_file_lists_when_no_reaper_did(tmp_path):
+    gateway, service = spawn(SLEEPER), spawn(SLEEPER)
+    write_state(
+        tmp_path,
+        state_for(
+            dead_pid(), record(service, "user-service"), record(gateway, "gateway")
+        ),
+    )
+    assert finish_stopping(tmp_path, Console(quiet=True), 5) is True
+    reap(gateway, service)
+    assert read_state(tmp_path) is None
+
+
+def test_down_gives_up_on_a_reaper_that_does_not_finish(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("not ours")
+    stranger = hold_the_lock(tmp_path)
+    out = io.StringIO()
+    try:
+        assert finish_stopping(tmp_path, Console(out), 0.5) is False
+    finally:
+        let_go(stranger)
+    assert "is still locked after" in out.getvalue()

@@ -1,10 +1,14 @@
+import io
 import subprocess
 import sys
+from dataclasses import replace
+
+import requests
 
 from switchyard.process import pid_alive
 from switchyard.render import Console
-from switchyard.shutdown import stop_records, stop_stack
-from switchyard.state import ProcessRecord, read_state, write_state
+from switchyard.shutdown import stop_records, stop_supervisor
+from switchyard.state import ProcessRecord
 from tests.switchyard.standins import (
     SLEEPER,
     SUPERVISOR,
@@ -15,12 +19,11 @@ from tests.switchyard.standins import (
 )
 
 
-def test_down_asks_the_supervisor_first(tmp_path):
+def test_down_asks_the_supervisor_first():
     supervisor = spawn(SUPERVISOR)
     state = state_for(supervisor.pid)
-    write_state(tmp_path, state)
     # Our child turns zombie when it exits; pid_alive() counts zombies as gone.
-    assert stop_stack(state, tmp_path, Console(quiet=True)) is True
+    assert stop_supervisor(state.supervisor(), Console(quiet=True)) is True
     assert supervisor.wait(timeout=5) == 0
 
 
@@ -28,9 +31,7 @@ def test_down_asks_the_supervisor_first(tmp_path):
 STUCK_SUPERVISOR = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(60)"
 
 
-def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(
-    tmp_path, monkeypatch
-):
+def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(monkeypatch):
     monkeypatch.setattr("switchyard.shutdown.SUPERVISOR_TIMEOUT", 0.5)
     supervisor = subprocess.Popen(
         [sys.executable, "-c", STUCK_SUPERVISOR], stdout=subprocess.PIPE
@@ -38,19 +39,8 @@ def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(
     supervisor.stdout.readline()
     supervisor.stdout.close()
     state = state_for(supervisor.pid)
-    write_state(tmp_path, state)
-    assert stop_stack(state, tmp_path, Console(quiet=True)) is False
+    assert stop_supervisor(state.supervisor(), Console(quiet=True)) is False
     assert supervisor.wait(timeout=5) == -9
-
-
-def test_down_without_a_supervisor_stops_recorded_processes(tmp_path):
-    gateway, service = spawn(SLEEPER), spawn(SLEEPER)
-    state = state_for(None, record(service, "user-service"), record(gateway, "gateway"))
-    write_state(tmp_path, state)
-    assert stop_stack(state, tmp_path, Console(quiet=True)) is False
-    assert not pid_alive(gateway.pid) and not pid_alive(service.pid)
-    reap(gateway, service)
-    assert read_state(tmp_path) is None
 
 
 def test_records_of_dead_processes_are_skipped():
@@ -68,3 +58,34 @@ def test_a_record_whose_pid_now_belongs_to_another_process_is_left_alone():
     assert pid_alive(stranger.pid)
     stranger.kill()
     reap(stranger)
+
+
+def register(agent, instance: ProcessRecord) -> None:
+    requests.put(
+        f"{agent.url}/v1/agent/service/register",
+        json={"ID": instance.name, "Name": instance.service, "Port": instance.port},
+        timeout=5,
+    ).raise_for_status()
+
+
+def registered(agent) -> set[str]:
+    return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())
+
+
+def test_instances_still_registered_are_deregistered_dead_or_alive(devconsul):
+    # Against an external agent: one instance was SIGKILLed while the stack ran and never
+    # deregistered; the other is stopped here but stands in for one that does not
+    # deregister itself either.
+    gone, running = spawn(SLEEPER), spawn(SLEEPER)
+    dead = record(gone, "user-service")
+    alive = record(running, "order-service")
+    gone.kill()
+    reap(gone)
+    for instance in (dead, alive):
+        register(devconsul, instance)
+    state = replace(state_for(None, dead, alive), consul_addr=devconsul.addr)
+    out = io.StringIO()
+    stop_records(state, Console(out))
+    reap(running)
+    assert registered(devconsul).isdisjoint({dead.name, alive.name})
+    assert "WARNING" not in out.getvalue()
