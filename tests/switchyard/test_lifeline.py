@@ -96,12 +96,18 @@ def test_the_running_holder_is_the_live_process_the_lock_file_names_while_locked
         let_go(reaper)
 
 
-def test_a_dead_holders_lock_is_waited_for_while_its_stack_is_stopped(tmp_path):
+def dead_holder_and_its_reaper(tmp_path):
+    """A lock file naming a switchyard that is dead, the lock held meanwhile by a stand-in
+    for its reaper: the pid named, and the holder to let go."""
     gone = dead_pid()
     (tmp_path / LOCK_NAME).write_text(
         json.dumps({"pid": gone, "started": None, "since": "earlier"})
     )
-    reaper = hold_the_lock(tmp_path)
+    return gone, hold_the_lock(tmp_path)
+
+
+def test_a_dead_holders_lock_is_waited_for_while_its_stack_is_stopped(tmp_path):
+    gone, reaper = dead_holder_and_its_reaper(tmp_path)
     out, claimed = io.StringIO(), []
     waiter = threading.Thread(
         target=lambda: claimed.append(claim(tmp_path, Console(out), timeout=30))
@@ -197,11 +203,7 @@ def test_after_a_clean_stop_the_reaper_just_leaves(tmp_path):
 
 
 def test_down_lets_the_reaper_of_a_killed_supervisor_finish_before_checking(tmp_path):
-    gone = dead_pid()
-    (tmp_path / LOCK_NAME).write_text(
-        json.dumps({"pid": gone, "started": None, "since": "earlier"})
-    )
-    reaper = hold_the_lock(tmp_path)
+    gone, reaper = dead_holder_and_its_reaper(tmp_path)
     out, finished = io.StringIO(), []
     waiter = threading.Thread(
         target=lambda: finished.append(finish_stopping(tmp_path, Console(out), 30))
