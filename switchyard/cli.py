@@ -22,6 +22,8 @@ from switchyard.stack import Stack, StartupError
 from switchyard.state import StackState, UnreadableState, read_state, state_path
 from switchyard.traces import find_trace, trace_table, waterfall
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 # Every way to ask `switchyard up` to stop: Ctrl-C, kill, a closed terminal, Ctrl-\.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 OUTPUT_GONE = 141  # as if SIGPIPE had ended us, the way `| head` ends other tools
@@ -149,6 +151,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         agent = choose_agent(args.consul_addr, args.consul_port, args.token, args.agent)
     except ValueError as exc:
         console.say(f"ERROR switchyard: {exc}")
+        return 2
+    if agent.port == args.gateway_port and agent.host in LOOPBACK:
+        # Caught here, not by a gateway failing to bind after its retries and a rollback.
+        console.say(
+            f"ERROR switchyard: --gateway-port {args.gateway_port} is the Consul agent's port"
+        )
         return 2
     # `switchyard up >&-`: a stack nobody could see or stop by Ctrl-C.
     if console.gone():

@@ -170,6 +170,18 @@ def test_up_rejects_a_malformed_consul_address(tmp_path, capsys):
     assert "HOST:PORT" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "agent",
+    [["--consul-port", "8600"], ["--consul-addr", "127.0.0.1:8600"]],
+    ids=["managed", "external"],
+)
+def test_up_refuses_a_gateway_port_that_is_the_agents(tmp_path, capsys, agent):
+    argv = ["up", "--data-dir", str(tmp_path), "--gateway-port", "8600", *agent]
+    assert main(argv) == 2
+    assert "--gateway-port 8600 is the Consul agent's port" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # refused before anything was claimed
+
+
 # -- `switchyard up` as a user runs it: a real stack on free ports -------------------------
 
 STARTED = re.compile(r"\[started\]\s+(\S+)\s+pid (\d+)")
