@@ -13,6 +13,7 @@ loop's resolver threads (instances are registered by address, so it rarely has t
 """
 
 import asyncio
+import os
 import select
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -74,8 +75,10 @@ class _Link(WriteFlow, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        # For `usable`: a poll object asks the kernel without building select's lists.
-        self.fd = transport.get_extra_info("socket").fileno()
+        # A descriptor of our own for the same socket: `usable` polls it (a poll object
+        # asks the kernel without building select's lists), and `_read_what_is_left` reads
+        # through it after uvloop has closed its own.
+        self.fd = os.dup(transport.get_extra_info("socket").fileno())
         self.poller = select.poll()
         self.poller.register(self.fd, select.POLLIN)
 
@@ -98,8 +101,21 @@ class _Link(WriteFlow, asyncio.Protocol):
         self.closed = True
         self.release_writers()
         self.read_deadline.cancel()
+        if self.response is not None and exc is not None:
+            self._read_what_is_left()
         if self.response is not None:
             self.response.lost()
+        os.close(self.fd)
+
+    def _read_what_is_left(self) -> None:
+        """An upstream may answer early (a 413 before the body) and reset the connection
+        while the body is still going out. A write that meets the reset makes uvloop close
+        its descriptor at once, leaving the answer unread in the kernel: read it here."""
+        try:
+            while self.response is not None and (data := os.read(self.fd, 65536)):
+                self.data_received(data)
+        except OSError:  # the reset itself, once the answer's bytes are read
+            pass
 
     # -- httptools ----------------------------------------------------------------------
 

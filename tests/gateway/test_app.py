@@ -608,18 +608,26 @@ def user_service(tmp_path_factory):
     stop_now(process)
 
 
+def chunked(body: bytes) -> bytes:
+    pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("framing", ["length", "chunked"])
 @pytest.mark.parametrize("mib", [2, 9])
 def test_an_upstream_refusing_a_body_before_reading_it_is_answered_not_blamed(
-    world, user_service, mib
+    world, user_service, mib, framing
 ):
     """The service answers 413 while the gateway still streams the body to it, then stops
-    reading: the 413 is the client's answer (not a 502), and the instance is not blamed
-    for it. (A chunked upload, and the connection it leaves, are in test_upstream.)"""
+    reading and resets the connection: the 413 is the client's answer (not a 502), and the
+    instance is not blamed for it. (The connection it leaves: test_upstream.)"""
     w = world()
     w.publish("users", echo_instance("u", user_service, "users", "/users"))
     body = b'{"name": "' + b"a" * (mib << 20) + b'"}'
     headers = {"Content-Type": "application/json", "X-Gateway-Debug": "1"}
+    if framing == "chunked":
+        body, headers = chunked(body), {**headers, "Transfer-Encoding": "chunked"}
     client = Client(w.served.port)
     try:
         r = client.post("/api/users", body, headers)

@@ -15,6 +15,7 @@ from gateway.upstream import (
     Upstream,
     UpstreamBroken,
     UpstreamTimeout,
+    _Link,
 )
 from tests.support.processes import free_port
 
@@ -394,3 +395,53 @@ def test_an_answer_before_the_body_ends_stops_the_upload_and_the_connection(tran
     assert body.sent < body.bound
     assert send(transport, server).read() == b"ok"
     assert server.connections == 2
+
+
+def test_an_early_answer_survives_a_reset_met_by_the_next_write(transport, monkeypatch):
+    """The upstream answers, then closes with the body unread (the kernel sends RST), and
+    the gateway's next write meets the reset before its loop has read the answer -- as when
+    it is preempted between its check for input and the write. uvloop then closes the
+    socket at once; the answer is still read, through the link's own descriptor."""
+    links = []
+
+    def blind(link):
+        # Nothing seen waiting, and the loop does not read the link meanwhile: as if the
+        # answer and the reset both came between this check and the write.
+        if not links:
+            links.append(link)
+            link.transport.pause_reading()
+        return False
+
+    monkeypatch.setattr(_Link, "has_input", blind)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_then_reset():
+        with listener:
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(TOO_LARGE)
+            while not select.select([conn], [], [], 5)[0]:
+                pass  # more of the body is waiting: closing now sends RST
+            conn.close()
+
+    threading.Thread(target=answer_then_reset, daemon=True).start()
+
+    class AfterTheReset(RequestBody):
+        length = None
+
+        async def chunks(self):
+            yield b"x" * 65536
+            yield b"x" * 65536  # the write after it checks for input: the link is known
+            poller = select.poll()
+            poller.register(links[0].fd, select.POLLIN)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # until the reset is here
+                if any(events & select.POLLHUP for _, events in poller.poll(0)):
+                    break
+                await asyncio.sleep(0.001)
+            for _ in range(100):
+                yield b"x" * 65536
+
+    port = listener.getsockname()[1]
+    response = transport.send(port, "POST", body=AfterTheReset())
+    assert (response.status, response.read()) == (413, b"big")
