@@ -169,14 +169,12 @@ class _Link(WriteFlow, asyncio.Protocol):
         """Whether a pooled connection is still quiet: one that turned readable was closed
         by the peer, or holds bytes nobody asked for (a late or stray answer) -- either way
         it cannot carry the next exchange. The loop may not have seen it yet: ask the kernel."""
-        return not self.closed and not self.has_input()
-
-    def has_input(self) -> bool:
-        """Whether the kernel holds bytes, the end or an error the loop has not read yet."""
+        if self.closed:
+            return False
         try:
-            return bool(self.poller.poll(0))
+            return not self.poller.poll(0)  # readable, hung up or failed: not usable
         except (OSError, ValueError):
-            return True
+            return False
 
     def close(self) -> None:
         """At once: an unsent request body is dropped, not flushed first."""
@@ -495,10 +493,8 @@ async def _send_stream(link, response, head, body):
     chunks = body.chunks()
     try:
         async for chunk in chunks:
-            if link.has_input():
-                # An early answer may be waiting, and a write to an upstream that closed
-                # after answering fails at once, losing the answer: let the loop read it.
-                await asyncio.sleep(0)
+            # A write that meets the reset behind an early answer loses nothing: see
+            # _Link._read_what_is_left.
             if response.answered:
                 break
             if link.closed:
