@@ -28,6 +28,7 @@ class Router:
         self._prefixes = sorted(
             (r for r in routes if r.prefix), key=lambda r: len(r.path), reverse=True
         )
+        self._prefix_paths = {r.path for r in self._prefixes}
 
     def canonical(self, path: str) -> str:
         """Where Consul's router, Go's http.ServeMux, sends a request for `path`.
@@ -39,9 +40,7 @@ class Router:
         a ``PUT /v1/kv/a//b`` stores nothing.
         """
         path = clean_path(path)
-        if path not in self._exact and any(
-            r.path == path + "/" for r in self._prefixes
-        ):
+        if path not in self._exact and path + "/" in self._prefix_paths:
             path += "/"
         return path
 

@@ -99,8 +99,7 @@ def _enable_flag(req: Request) -> bool:
 
 
 def service_maintenance(app, req: Request) -> Response:
-    if not req.arg:
-        raise HTTPError(400, "Missing service ID")
+    path_arg(req, "Missing service ID")
     enable = _enable_flag(req)
     app.agent.set_service_maintenance(req.arg, enable, req.param("reason", ""))
     return empty_response()

@@ -17,7 +17,7 @@ from devconsul.durations import SECOND, format_duration, parse_duration
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response
 from devconsul.queries import blocking_read
-from devconsul.routing import GET, POST, Route
+from devconsul.routing import GET, POST, Route, path_arg
 from devconsul.store import CONFIG
 
 DEFAULT_CONNECT_TIMEOUT = 5 * SECOND
@@ -128,8 +128,7 @@ def compile_chain(app, service: str, datacenter: str, overrides: dict) -> dict:
 
 
 def read(app, req: Request) -> Response:
-    if not req.arg:
-        raise HTTPError(400, "Missing chain name")
+    path_arg(req, "Missing chain name")
     with worded(DECODING_FAILED):
         overrides = _overrides(req)
     datacenter = req.param("compile-dc") or app.config.datacenter

@@ -4,7 +4,7 @@ from devconsul.errors import HTTPError
 from devconsul.events import InvalidEvent, UserEvent
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import check_datacenter, parse_blocking
-from devconsul.routing import GET, PUT, Route
+from devconsul.routing import GET, PUT, Route, path_arg
 
 
 def _local_services(app) -> dict[str, list[str]]:
@@ -19,8 +19,7 @@ def _local_services(app) -> dict[str, list[str]]:
 
 def fire(app, req: Request) -> Response:
     check_datacenter(req, app.config.datacenter)
-    if not req.arg:
-        raise HTTPError(400, "Missing name")
+    path_arg(req, "Missing name")
     event = UserEvent(
         id="",
         name=req.arg,

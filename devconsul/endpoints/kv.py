@@ -8,7 +8,7 @@ from devconsul.decode import parse_uint
 from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter
-from devconsul.routing import Route
+from devconsul.routing import Route, path_arg
 from devconsul.store import KVEntry, UnknownSession
 
 MAX_VALUE = 512 * 1024
@@ -100,8 +100,7 @@ def _uint_param(req: Request, name: str) -> int | None:
 
 def write(app, req: Request) -> Response:
     check_datacenter(req, app.config.datacenter)
-    if not req.arg:
-        raise HTTPError(400, "Missing key name")
+    path_arg(req, "Missing key name")
     _reject_conflicts(req, "cas", "acquire", "release")
     if len(req.body) > MAX_VALUE:
         raise HTTPError(
