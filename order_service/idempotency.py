@@ -42,10 +42,6 @@ RECORD = (
     .join(ORDERS, ORDERS.c.id == KEYS.c.order_id)
     .where(KEYS.c.key == bindparam("key"))
 )
-# By (key, order): a key that another request has already taken again is left alone.
-RELEASE = delete(KEYS).where(
-    KEYS.c.key == bindparam("key"), KEYS.c.order_id == bindparam("old_order_id")
-)
 
 
 def oldest_keys(batch: int) -> Select:
@@ -93,14 +89,17 @@ class IdempotencyKeys:
         return read_row(RECORD, {"key": key})
 
     def live(self, record) -> bool:
-        if not self.ttl:
-            return True
-        return utcnow() - as_utc(record.created_at) < self._max_age
+        return not self._expired(record.created_at, utcnow())
 
-    def release(self, key: str, expired) -> None:
-        """Free `key`, whose `expired` record `find` read, for a new order: in the session's
-        transaction, so it commits with the new order's key or not at all."""
-        db.session.execute(RELEASE, {"key": key, "old_order_id": expired.id})
+    def _expired(self, created_at, now) -> bool:
+        """Whether a key whose order was made at `created_at` is past its TTL at `now`."""
+        return bool(self.ttl) and as_utc(created_at) < now - self._max_age
+
+    def release(self, expired) -> None:
+        """Free the key whose `expired` record `find` read, for a new order: in the session's
+        transaction, so it commits with the new order's key or not at all. By the old
+        order (one key each), so a key another request took again meanwhile stays."""
+        db.session.execute(forget([expired.id]))
 
     def sweep_after(self, response: Response) -> None:
         """Sweep once `response` is sent, if this process's turn has come."""
@@ -119,11 +118,11 @@ class IdempotencyKeys:
         failure is logged, and the keys wait for the next sweep."""
         if not self.ttl:
             return 0
-        cutoff = utcnow() - self._max_age
+        now = utcnow()
         try:
             with engine.begin() as connection:
                 oldest = connection.execute(self._oldest).all()
-                expired = [order for order, made in oldest if as_utc(made) < cutoff]
+                expired = [order for order, made in oldest if self._expired(made, now)]
                 if expired:
                     connection.execute(forget(expired))
         except SQLAlchemyError as exc:

@@ -70,7 +70,7 @@ def create_order():
         if key is not None:
             db.session.flush()  # assigns order.id for the idempotency record
             if earlier is not None:  # expired: the key is free for this order
-                keys.release(key, earlier)
+                keys.release(earlier)
             db.session.add(
                 IdempotencyKey(key=key, request_hash=fingerprint, order_id=order.id)
             )
