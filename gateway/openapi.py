@@ -142,7 +142,16 @@ def _proxy_operation(method: str) -> dict:
             "408": _error("request body arrived too slowly"),
             "413": _error("request body over GATEWAY_MAX_BODY_BYTES"),
             "502": _error("every attempt failed to reach an instance"),
-            "503": _error("no healthy instance (with Retry-After)"),
+            "503": {
+                **_error("no healthy instance, or the service's own 503"),
+                "headers": {
+                    "Retry-After": {
+                        "required": True,
+                        "description": "the service's own, else GATEWAY_RETRY_AFTER",
+                        "schema": {"type": "string"},
+                    }
+                },
+            },
             "504": _error("the service did not answer in time"),
             "default": {"description": "the upstream's own response, untouched"},
         },

@@ -9,8 +9,9 @@ Rules (issue 5):
 - a body too large to hold (it streams) is sent again only after a connect failure: none
   of it was read yet;
 - a failure (connect error, timeout, dropped connection, 5xx) counts towards ejection.
-Final answers: the upstream's own response when there is one; otherwise 504 if time ran out
-or an attempt timed out, 502 if attempts failed, 503 + Retry-After when no instance was left.
+Final answers: the upstream's own response when there is one (its 503 with a Retry-After,
+its own or GATEWAY_RETRY_AFTER); otherwise 504 if time ran out or an attempt timed out, 502 if
+attempts failed, 503 + Retry-After when no instance was left.
 """
 
 import time
@@ -211,6 +212,8 @@ class Forwarder:
                 replayable,
             )
             outcome = classify_status(response.status)
+            if response.status == 503:
+                self.with_retry_after(response.headers)
             length = response.length
             # A 502/503 is read whole: it may be answered after a retry fails.
             if outcome == Outcome.UNAVAILABLE or (
@@ -258,10 +261,17 @@ class Forwarder:
             )
         return Result(
             503,
-            headers=[("Retry-After", str(self.settings.retry_after))],
+            headers=self.with_retry_after([]),
             error_code="no_healthy_instance",
             message=f"no healthy instance of {state.name}",
         )
+
+    def with_retry_after(self, headers: list) -> list:
+        """Every 503 the gateway answers says when to try again: the service's own
+        Retry-After when it gave one, else GATEWAY_RETRY_AFTER."""
+        if not any(name.lower() == "retry-after" for name, _ in headers):
+            headers.append(("Retry-After", str(self.settings.retry_after)))
+        return headers
 
     def _count(self, metric: str, service: str) -> None:
         if self.metrics is not None:

@@ -33,9 +33,9 @@ class Fetched(NamedTuple):
     status: int
     body: object  # the JSON, None when there is none
     problem: dict | None
-    # The answer's own, when it has one: the forwarder's on its 503 (gateway.proxy), or
-    # the service's.
-    retry_after: str | None = None
+    headers: (
+        list | tuple
+    ) = ()  # the answer's: every 503's has Retry-After (gateway.proxy)
 
 
 async def fetch_json(gateway, path: str, headers) -> Fetched:
@@ -44,18 +44,16 @@ async def fetch_json(gateway, path: str, headers) -> Fetched:
     route = view.table.match(path.partition("?")[0])
     if route is None:
         prefix = "/" + path.split("/")[1]
+        problem = _problem("no_route", f"no service claims {prefix}")
         return Fetched(
-            prefix, 503, None, _problem("no_route", f"no service claims {prefix}")
+            prefix, 503, None, problem, gateway.forwarder.with_retry_after([])
         )
     result: Result = await gateway.forwarder.forward(
         view.services[route.service], "GET", path, headers, b""
     )
-    retry_after = next(
-        (v for k, v in result.headers if k.lower() == "retry-after"), None
-    )
     if result.error_code is not None:
         problem = _problem(result.error_code, result.message)
-        return Fetched(route.service, result.status, None, problem, retry_after)
+        return Fetched(route.service, result.status, None, problem, result.headers)
     if result.stream is None:
         raw = result.body
     else:
@@ -66,7 +64,7 @@ async def fetch_json(gateway, path: str, headers) -> Fetched:
         return Fetched(
             route.service, 502, None, _problem("bad_upstream_body", "not JSON")
         )
-    return Fetched(route.service, result.status, body, None, retry_after)
+    return Fetched(route.service, result.status, body, None, result.headers)
 
 
 def _problem(code: str, message: str) -> dict:
@@ -102,7 +100,7 @@ async def user_with_orders(
     if user.status == 404:
         return json_error(404, "user_not_found", f"user {user_id} does not exist")
     if user.problem is not None or user.status != 200:
-        return _user_failure(gateway, user)
+        return _user_failure(user)
     page, problem = _orders_page(orders)
     errors = [] if problem is None else [{"service": orders.service, **problem}]
     body = {
@@ -117,18 +115,16 @@ async def user_with_orders(
     )
 
 
-def _user_failure(gateway, user: Fetched) -> Response:
+def _user_failure(user: Fetched) -> Response:
     """The view's answer when the user cannot be had: the 502 / 503 / 504 a proxied request
-    would get, a 503 always with Retry-After -- the answer's own (the forwarder's when it
-    found no instance), else GATEWAY_RETRY_AFTER's, as the forwarder sends it."""
+    would get, a 503 with the Retry-After its answer carries (Forwarder.with_retry_after)."""
     problem = user.problem or _problem(
         "bad_gateway", f"{user.service} answered {user.status}"
     )
     status = user.status if user.status in (502, 503, 504) else 502
     headers = []
     if status == 503:
-        retry_after = user.retry_after or str(gateway.settings.retry_after)
-        headers.append(("Retry-After", retry_after))
+        headers = [(k, v) for k, v in user.headers if k.lower() == "retry-after"]
     return json_error(
         status,
         problem["code"],

@@ -191,6 +191,16 @@ def test_no_routable_instance_is_503_with_retry_after():
     assert result.attempts == []
 
 
+def test_an_upstreams_503_says_when_to_try_again(upstreams):
+    """The service's own Retry-After when it gave one, else GATEWAY_RETRY_AFTER."""
+    state = service([upstreams("a-503", status=503)])
+    result = get(forwarder(retry_after=7), state)
+    assert (result.status, result.error_code) == (503, None)
+    assert ("Retry-After", "7") in result.headers
+    own = [("retry-after", "30")]
+    assert forwarder(retry_after=7).with_retry_after(own) == [("retry-after", "30")]
+
+
 def test_overall_deadline_gives_504(upstreams):
     state = service([upstreams("a-slow", delay=3.0), upstreams("b-slow", delay=3.0)])
     started = time.monotonic()
