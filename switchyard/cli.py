@@ -369,7 +369,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if supervisor.alive() and shutdown.stop_supervisor(supervisor, console):
         console.say("switchyard: stopped")
         return 0
-    if not finish_stopping(args.data_dir, console, shutdown.RECORDS_TIMEOUT):
+    if not finish_stopping(args.data_dir, console):
         return 1
     console.say("switchyard: stopped (forced)")
     return 0

@@ -176,7 +176,9 @@ def claim(
     return lock
 
 
-def finish_stopping(data_dir: Path, console: Console, timeout: float) -> bool:
+def finish_stopping(
+    data_dir: Path, console: Console, timeout: float = SUPERVISOR_TIMEOUT
+) -> bool:
     """For `switchyard down`, once the supervisor is gone (dead, or killed by down): its
     reaper is stopping the stack, holding the lock; let it finish rather than stop the same
     processes beside it, then stop what the state file still lists (the reaper died too).

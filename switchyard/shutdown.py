@@ -19,9 +19,9 @@ from switchyard.stack import STOP_GRACE
 from switchyard.state import ProcessRecord, StackState, UnreadableState, remove_state
 
 POLL = 0.2
-SUPERVISOR_TIMEOUT = 2 * STOP_GRACE + 10
-# stop_records at worst: three groups, each given STOP_GRACE, and a few Consul calls.
-RECORDS_TIMEOUT = 3 * STOP_GRACE + 10
+# A stack's stop at worst (the supervisor's, or stop_records for a reaper or `down`):
+# three groups (gateways, services, the agent), each given STOP_GRACE, and a few Consul calls.
+SUPERVISOR_TIMEOUT = 3 * STOP_GRACE + 10
 
 
 def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:

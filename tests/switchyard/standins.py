@@ -4,6 +4,8 @@ stopping a stack (switchyard.shutdown, lifeline, reaper)."""
 import subprocess
 import sys
 
+import requests
+
 from switchyard.process import process_start_time
 from switchyard.state import ProcessRecord, StackState
 
@@ -48,3 +50,8 @@ def dead_pid() -> int:
 def reap(*procs: subprocess.Popen) -> None:
     for proc in procs:
         proc.wait(timeout=10)
+
+
+def registered(agent) -> set[str]:
+    """The service ids a (dev)consul agent has registered."""
+    return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())

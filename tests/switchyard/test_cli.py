@@ -26,6 +26,7 @@ from tests.support.processes import (
     python_module,
     wait_until,
 )
+from tests.switchyard.standins import registered
 from tests.switchyard.test_traces import TRACE, WATERFALL, order_trace
 
 
@@ -225,10 +226,6 @@ def assert_nothing_left(pids: dict[str, int]) -> None:
         10,
         what=f"every process group gone: {pids}",
     )
-
-
-def registered(agent) -> set[str]:
-    return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())
 
 
 def status_json(tmp_path) -> dict:

@@ -14,6 +14,7 @@ from tests.switchyard.standins import (
     SUPERVISOR,
     reap,
     record,
+    registered,
     spawn,
     state_for,
 )
@@ -66,10 +67,6 @@ def register(agent, instance: ProcessRecord) -> None:
         json={"ID": instance.name, "Name": instance.service, "Port": instance.port},
         timeout=5,
     ).raise_for_status()
-
-
-def registered(agent) -> set[str]:
-    return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())
 
 
 def test_instances_still_registered_are_deregistered_dead_or_alive(devconsul):
