@@ -15,15 +15,9 @@ from gateway.proxy import Forwarder, Outcome, retryable
 from gateway.resilience import Ejector
 from gateway.settings import GatewaySettings
 from gateway.upstream import RequestBody
+from tests.support.clock import Clock
 from tests.support.processes import free_port
 from tests.support.tracing import keeping_recorder
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture

@@ -1,14 +1,7 @@
 import pytest
 
 from gateway.resilience import Ejector, RetryBudget
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

@@ -132,12 +132,13 @@ def database_url(request, tmp_path):
         yield url
 
 
-def make_app(database_url: str, user_service_url: str):
+def make_app(database_url: str, user_service_url: str, **settings):
     return create_app(
         Settings(
             database_url=database_url,
             user_service_url=user_service_url,
             instance_id=INSTANCE_ID,
+            **settings,
         )
     )
 

@@ -9,7 +9,6 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select, update
 
-from order_service import create_app
 from order_service.idempotency import (
     EXTENSION,
     KEYS,
@@ -20,16 +19,16 @@ from order_service.idempotency import (
 from order_service.models import db
 from order_service.openapi import DOCUMENT
 from order_service.orders import ORDERS
-from order_service.settings import Settings
 from tests.order_service.conftest import (
-    INSTANCE_ID,
     error_of,
     insert_keyed_order,
     insert_orders,
     keyed_order,
+    make_app,
     order_count,
     post_order,
 )
+from tests.support.clock import Clock
 from tests.support.openapi import conforming_client
 from tests.support.plans import BULK_ROWS, bulk_insert, query_plan
 from tests.support.processes import wait_until
@@ -105,14 +104,7 @@ def test_a_key_within_its_ttl_replays_and_refuses_another_body(
 def test_with_ttl_0_keys_are_honoured_for_ever_and_never_swept(
     database_url, user_service_url, new_user
 ):
-    app = create_app(
-        Settings(
-            database_url=database_url,
-            user_service_url=user_service_url,
-            instance_id=INSTANCE_ID,
-            idempotency_key_ttl=0,
-        )
-    )
+    app = make_app(database_url, user_service_url, idempotency_key_ttl=0)
     try:
         client = conforming_client(app, DOCUMENT)
         user_id = new_user()
@@ -152,14 +144,6 @@ def test_the_sweep_deletes_the_expired_among_the_oldest_keys_a_batch_at_a_time(
     assert order_count(client) == len(ids)
     assert IdempotencyKeys(TTL, batch=10).sweep(engine) == 1
     assert set(key_rows(engine)) == {"k3"}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def post_and_close(client, *args, **kwargs):
