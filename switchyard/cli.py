@@ -17,6 +17,7 @@ from switchyard.lifeline import Lifeline, claim, finish_stopping, running_holder
 from switchyard.otlp import OTLPReceiver
 from switchyard.plan import DRAIN_SECONDS, MAX_DRAIN_SECONDS, StackOptions
 from switchyard.render import Console, table
+from switchyard.restarts import Restarts
 from switchyard.spanstore import SpanStore
 from switchyard.stack import Stack, StartupError
 from switchyard.state import StackState, UnreadableState, read_state, state_path
@@ -266,16 +267,24 @@ def run(stack: Stack, console: Console) -> int:
 
 
 def supervise(stack: Stack, console: Console) -> None:
-    """Report processes that exit on their own; the rest keeps running until a signal,
-    or until nobody reads our output any more (returns then)."""
-    reported: set[int] = set()
+    """Start again what exits on its own (see switchyard.restarts); the rest keeps running
+    until a signal, or until nobody reads our output any more (returns then)."""
+    restarts = Restarts()
     while not console.gone():
         for proc in stack.exited():
-            if proc.pid not in reported:
-                reported.add(proc.pid)
+            if not restarts.pending(proc.name):
+                delay = restarts.exited(proc.name)
                 console.say(
-                    f"WARNING switchyard: {proc.name} exited with code {proc.returncode}"
+                    f"WARNING switchyard: {proc.name} exited with code {proc.returncode}; "
+                    f"starting it again{f' in {delay:.0f}s' if delay else ''}"
                 )
+        for name in restarts.due():
+            try:
+                stack.relaunch(name)
+            except StartupError as exc:
+                console.say(
+                    exc.describe()
+                )  # its log cannot be written, say: again later
         time.sleep(0.5)
 
 

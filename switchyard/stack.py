@@ -170,6 +170,13 @@ class Stack:
         self.console.step("[started]", spec.name, f"pid {proc.pid}, port {spec.port}")
         return proc
 
+    def relaunch(self, name: str) -> Supervised:
+        """Start again, on its port, a process that exited on its own. Not waited for: the
+        agent's answers, or the instance's check in Consul, tell when it is back."""
+        return self.launch(
+            agent_spec(self.agent) if name == "consul" else self.specs[name]
+        )
+
     def add_gateway(self, strategy: str, port: int | None = None) -> ProcessSpec:
         """A further gateway with another strategy (tests compare strategies side by side)."""
         spec = gateway_spec(port or free_port(), strategy, self.options, self.agent)

@@ -343,6 +343,62 @@ def test_down_from_another_terminal_stops_the_stack_and_its_agent(tmp_path):
     assert_nothing_left(pids)
 
 
+def routing(gateway_url: str) -> dict | None:
+    """The gateway's /health while it answers ok (Consul reachable, every service routable)."""
+    try:
+        health = requests.get(f"{gateway_url}/health", timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return None
+    return health if health["status"] == "ok" else None
+
+
+@pytest.mark.integration
+def test_a_process_that_dies_on_its_own_is_started_again_the_agent_too(tmp_path):
+    proc = up(
+        tmp_path,
+        *("--consul-port", str(free_port()), "--agent", "devconsul"),
+        *("--drain-seconds", "0.5"),
+    )
+    every_pid: set[int] = set()
+    try:
+        wait_up(proc)
+        gateway = re.search(r"^Gateway\s+(\S+)$", proc.output(), re.MULTILINE).group(1)
+        first = started_pids(proc.output())
+        every_pid.update(first.values())
+        user = next(name for name in first if name.startswith("user-service"))
+
+        for name in (user, "consul"):  # an instance crashes; then the agent
+            os.killpg(first[name], signal.SIGKILL)
+            wait_until(
+                lambda name=name: started_pids(proc.output())[name] != first[name],
+                30,
+                0.2,
+                lambda name=name: f"{name} started again\n{proc.output()[-3000:]}",
+            )
+            every_pid.update(started_pids(proc.output()).values())
+            assert f"{name} exited with code -9; starting it again\n" in proc.output()
+            # Back in Consul (after the agent's restart, every instance registers again
+            # by itself) and routed to: the gateway's /health says ok again.
+            health = wait_until(lambda: routing(gateway), 60, 0.2, "/health ok")
+            assert health["services"]["user-service"]["routable"] == 1
+            assert health["services"]["order-service"]["routable"] == 1
+        created = requests.post(
+            f"{gateway}/api/users", json={"name": "Ada", "email": "a@x.org"}, timeout=10
+        )
+        assert created.status_code == 201
+        report = status_json(tmp_path)
+        now = started_pids(proc.output())
+        assert {
+            i["id"]: (i["pid"], i["status"])
+            for s in report["services"]
+            for i in s["instances"]
+        } == {name: (pid, "passing") for name, pid in now.items()}
+    finally:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert_nothing_left({str(pid): pid for pid in every_pid})
+
+
 def draining(agent) -> bool:
     """Some instance is out of the passing set for its drain (maintenance on)."""
     entries = requests.get(f"{agent.url}/v1/health/state/any", timeout=5).json()
@@ -704,8 +760,10 @@ def test_after_sigkill_the_reaper_deregisters_instances_that_had_died_too(
         pids, instances = run.stack()
         state = read_state(run.data_dir)
         crashed = next(r for r in state.processes if r.service == "user-service")
+        # Stopped, switchyard cannot start the instance again before its own SIGKILL.
+        os.kill(run.proc.pid, signal.SIGSTOP)
         os.killpg(crashed.pid, signal.SIGKILL)  # dies registered, as in an OOM kill
-        wait_until(lambda: f"{crashed.name} exited" in run.out.text(), 10)
+        wait_until(lambda: not pid_alive(crashed.pid), 10)
         assert crashed.name in registered(shared_devconsul)
     finally:
         run.kill()
