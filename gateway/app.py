@@ -14,6 +14,7 @@ once the route table and every service's instances are known (`wait_ready`), so 
 request and the first health check find them.
 """
 
+import dataclasses
 import json
 import logging
 import time
@@ -38,7 +39,7 @@ from gateway.messages import (
 )
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.openapi import openapi_document
-from gateway.paths import API_PREFIX, BadPath, clean_target
+from gateway.paths import API_PREFIX, BadPath, clean_target, origin_form
 from gateway.proxy import PRELOAD_LIMIT, Forwarder, Result
 from gateway.resilience import Ejector
 from gateway.settings import DEFAULT_PORT, GatewaySettings
@@ -114,10 +115,11 @@ class Gateway:
         path = target.partition("?")[0]
         if path.startswith(_API_PATHS):
             return await self._api(request, path)
-        if not target.startswith("/"):  # absolute-form (`GET http://host/...`)
-            return self._error(
-                400, "bad_path", "request target must be an absolute path"
-            )
+        if not target.startswith("/"):
+            try:
+                return await self.handle(_in_origin_form(request))
+            except BadPath as exc:  # `OPTIONS *`, `CONNECT host:443`, another scheme
+                return self._error(400, "bad_path", str(exc))
         if path in self._own:
             if request.method not in READ_METHODS:
                 response = method_not_allowed(request.method, READ_METHODS)
@@ -377,3 +379,13 @@ def create_app(
         SERVICE_NAME, default_port=DEFAULT_PORT
     )
     return Gateway(settings, consul_settings, served_by, **directory_options)
+
+
+def _in_origin_form(request: Request) -> Request:
+    """An absolute-form request (see paths.origin_form) as its origin-form twin, its Host
+    the target's authority, whatever Host header came with it."""
+    target, authority = origin_form(request.target)
+    headers = [(n, v) for n, v in request.headers if n.lower() != "host"]
+    headers.append(("Host", authority))
+    names = {**request.names, "host": authority}
+    return dataclasses.replace(request, target=target, headers=headers, names=names)

@@ -8,9 +8,9 @@ escapes -- is rejected with 400; runs of slashes are merged (so `//host` is only
 """
 
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-__all__ = ["API_PREFIX", "BadPath", "clean_target", "raw_target"]
+__all__ = ["API_PREFIX", "BadPath", "clean_target", "origin_form"]
 
 API_PREFIX = "/api"
 
@@ -23,20 +23,24 @@ _SLASHES = re.compile(r"/{2,}")
 # Most paths: no escape, no dot, no backslash, no run of slashes -- nothing to check but
 # the query.
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~-]+)+/?|/")
+# scheme://authority[/path][?query]; no userinfo (RFC 9110 section 4.2.4 forbids it in http
+# URIs sent in requests) and no fragment.
+_ABSOLUTE_FORM = re.compile(r"(?i:https?)://([^/?#@]+)((?:[/?][^#]*)?)", re.DOTALL)
 
 
 class BadPath(ValueError):
     """The request target cannot be routed safely; answered with 400."""
 
 
-def raw_target(environ) -> str:
-    """The request target as the client sent it (gunicorn RAW_URI, else REQUEST_URI)."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw:
-        return raw
-    path = quote(environ.get("PATH_INFO", "/"), safe="/:@!$&'()*+,;=-._~")
-    query = environ.get("QUERY_STRING", "")
-    return f"{path}?{query}" if query else path
+def origin_form(target: str) -> tuple[str, str]:
+    """(origin-form target, authority) of an absolute-form one (`http://host:8000/api/x?q`),
+    what clients send when told the gateway is their proxy. RFC 9112 section 3.2.2: a server
+    MUST accept it, and its authority replaces the Host header."""
+    match = _ABSOLUTE_FORM.fullmatch(target)
+    if match is None:
+        raise BadPath("request target must be an absolute path or an http(s) URI")
+    authority, rest = match.groups()
+    return ("/" + rest if rest[:1] != "/" else rest), authority
 
 
 def clean_target(target: str) -> tuple[str, str]:

@@ -121,6 +121,25 @@ def test_path_tricks_are_rejected(echo, path):
     assert r.status_code == 400 and error_code(r) == "bad_path"
 
 
+def test_an_absolute_form_request_is_routed_as_its_path_with_its_authority_as_host(
+    echo,
+):
+    # What a client sends a proxy; RFC 9112 section 3.2.2: a server must accept it.
+    r = echo.client.get("http://gw.example:8000/api/echo/x?y=1", {"Host": "other"})
+    assert r.status_code == 200
+    assert r.json()["target"] == "/echo/x?y=1"
+    assert r.json()["headers"]["x-forwarded-host"] == "gw.example:8000"
+    assert echo.client.get("http://gw.example/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target", ["*", "ftp://gw.example/api/echo/x", "http://gw.example/api/echo/%2e%2e"]
+)
+def test_targets_neither_a_path_nor_an_http_uri_are_400(echo, target):
+    r = echo.client.open(target, "OPTIONS")
+    assert r.status_code == 400 and error_code(r) == "bad_path"
+
+
 def test_merged_slashes_still_route(echo):
     r = echo.client.get("/api//echo///x")
     assert r.status_code == 200 and r.json()["target"] == "/echo/x"

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.paths import BadPath, clean_target, raw_target
+from gateway.paths import BadPath, clean_target, origin_form
 
 
 @pytest.mark.parametrize(
@@ -51,13 +51,32 @@ def test_rejected_targets(target):
 
 
 @pytest.mark.parametrize(
-    ("environ", "expected"),
+    ("target", "origin", "authority"),
     [
-        ({"RAW_URI": "/a%2Fb?x=1", "PATH_INFO": "/a/b"}, "/a%2Fb?x=1"),
-        ({"REQUEST_URI": "/a%20b", "PATH_INFO": "/a b"}, "/a%20b"),
-        ({"PATH_INFO": "/a b", "QUERY_STRING": "x=1"}, "/a%20b?x=1"),
-        ({"PATH_INFO": "/a"}, "/a"),
+        ("http://gw.example/api/users?x=1", "/api/users?x=1", "gw.example"),
+        ("HTTPS://gw.example:8443/api/users", "/api/users", "gw.example:8443"),
+        ("http://[::1]:8000/api//users", "/api//users", "[::1]:8000"),
+        ("http://gw.example", "/", "gw.example"),
+        ("http://gw.example?x=1", "/?x=1", "gw.example"),
     ],
 )
-def test_raw_target_prefers_the_uri_as_sent(environ, expected):
-    assert raw_target(environ) == expected
+def test_an_absolute_form_target_has_an_origin_form_and_an_authority(
+    target, origin, authority
+):
+    assert origin_form(target) == (origin, authority)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "*",  # OPTIONS *
+        "gw.example:443",  # CONNECT
+        "ftp://gw.example/api/users",
+        "http:///api/users",  # no authority
+        "http://user:secret@gw.example/api/users",
+        "http://gw.example/api/users#fragment",
+    ],
+)
+def test_other_request_target_forms_are_refused(target):
+    with pytest.raises(BadPath):
+        origin_form(target)
