@@ -140,7 +140,10 @@ def _proxy_operation(method: str) -> dict:
             ),
             "404": _error("no service claims the prefix"),
             "408": _error("request body arrived too slowly"),
-            "413": _error("request body over GATEWAY_MAX_BODY_BYTES"),
+            "413": _error(
+                "request body over GATEWAY_MAX_BODY_BYTES, code request_entity_too_large "
+                "(the service's own 413, for a body over its MAX_BODY_BYTES, has the same)"
+            ),
             "502": _error("every attempt failed to reach an instance"),
             "503": {
                 **_error("no healthy instance, or the service's own 503"),
