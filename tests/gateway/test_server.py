@@ -153,6 +153,23 @@ def test_an_idle_kept_alive_connection_is_closed_after_its_timeout(gw):
         assert stream.read() == b""
 
 
+def test_a_body_read_with_its_head_does_not_count_as_head(gw):
+    """The head and body of a request arrive in one read, together over the bound of a
+    head (every line at its limit: 610 bytes here). The body's bytes were counted as
+    head bytes: 431 for a head of 60."""
+    w = gw(max_request_line=100, max_headers=5, max_header_bytes=100)
+    body = b"x" * 20_000
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        status, _, answer = read_response(stream)
+    assert status == 200, answer
+    assert json.loads(answer)["body"] == body.decode()
+
+
 def test_sequential_and_pipelined_requests_on_one_connection(gw):
     w = gw()
     sock, stream = connect(w.served.port)
