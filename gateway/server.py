@@ -169,7 +169,9 @@ class Connection(WriteFlow, asyncio.Protocol):
                 self._refuse(400, "bad_request", f"malformed request: {exc}")
         else:
             if self.in_head and self.head_bytes > self.server.max_head:
-                self._refuse(431, "headers_too_large", "request head too large")
+                # Past the bound of its lines, the head has a line too long that has not
+                # ended (the parser reports a line at its end), or too many lines.
+                self._refuse(431, "head_too_large", "request head too large")
                 return
             if self._woke:
                 self._woke = False
