@@ -34,7 +34,7 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed JSON, a wrong field, or a bad query parameter; details name each bad field",
     404: "No such resource",
     409: "Conflicts with the current state",
-    413: "Request body too large",
+    413: "Request body over MAX_BODY_BYTES (code request_entity_too_large, as at the gateway)",
     414: "Request line too long (refused by the HTTP server before the app)",
     415: "Content-Type is not application/json",
     422: "A referenced resource does not exist",

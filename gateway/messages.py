@@ -102,8 +102,10 @@ class Body(RequestBody):
             raise BodyError(*self._too_large())
 
     def _too_large(self) -> tuple[int, str, str]:
-        """The 413 of a body over the limit: announced, or found so as it arrives."""
-        return 413, "body_too_large", f"request body over {self.limit} bytes"
+        """The 413 of a body over the limit: announced, or found so as it arrives. Its code
+        is the services' for their own limit (Werkzeug's name for the status, through
+        chassis.responses): one code for a body too large, whoever refuses it."""
+        return 413, "request_entity_too_large", f"request body over {self.limit} bytes"
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])

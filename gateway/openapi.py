@@ -1,5 +1,7 @@
 """The gateway's OpenAPI 3.0 document: its own endpoints and the generic proxy route."""
 
+from gateway import views
+
 __all__ = ["openapi_document"]
 
 _ERROR = {
@@ -67,34 +69,39 @@ _HEALTH = {
     },
 }
 
-_USER_WITH_ORDERS = {
-    "type": "object",
-    "required": ["user", "orders", "orders_total", "orders_next", "errors"],
-    "properties": {
-        "user": {"type": "object"},
-        "orders": {
-            "type": "array",
-            "nullable": True,
-            "description": "the first page of the user's orders in id order, "
-            "at most 500",
+
+def _user_with_orders(limit: int) -> dict:
+    """The view's answer; `limit`: the page of orders it asks order-service for."""
+    return {
+        "type": "object",
+        "required": ["user", "orders", "orders_total", "orders_next", "errors"],
+        "properties": {
+            "user": {"type": "object"},
+            "orders": {
+                "type": "array",
+                "nullable": True,
+                "description": "the first page of the user's orders in id order, "
+                f"at most {limit}",
+            },
+            "orders_total": {
+                "type": "integer",
+                "minimum": 0,
+                "nullable": True,
+                "description": "how many orders the user has; more than `orders` holds "
+                "when `orders_next` is set",
+            },
+            "orders_next": {
+                "type": "string",
+                "nullable": True,
+                "description": "path and query of the next page of the user's orders "
+                "through the gateway "
+                f"(`/api/orders/user/{{user_id}}?limit={limit}&after=...`), "
+                "a list page with its own `next`; null when `orders` holds them all",
+            },
+            "errors": {"type": "array"},
         },
-        "orders_total": {
-            "type": "integer",
-            "minimum": 0,
-            "nullable": True,
-            "description": "how many orders the user has; more than `orders` holds "
-            "when `orders_next` is set",
-        },
-        "orders_next": {
-            "type": "string",
-            "nullable": True,
-            "description": "path and query of the next page of the user's orders "
-            "through the gateway (`/api/orders/user/{user_id}?limit=500&after=...`), "
-            "a list page with its own `next`; null when `orders` holds them all",
-        },
-        "errors": {"type": "array"},
-    },
-}
+    }
+
 
 _RETRY_AFTER = {
     "required": True,
@@ -140,7 +147,10 @@ def _proxy_operation(method: str) -> dict:
             ),
             "404": _error("no service claims the prefix"),
             "408": _error("request body arrived too slowly"),
-            "413": _error("request body over GATEWAY_MAX_BODY_BYTES"),
+            "413": _error(
+                "request body over GATEWAY_MAX_BODY_BYTES, code request_entity_too_large "
+                "(the service's own 413, for a body over its MAX_BODY_BYTES, has the same)"
+            ),
             "502": _error("every attempt failed to reach an instance"),
             "503": {
                 **_error("no healthy instance, or the service's own 503"),
@@ -227,7 +237,7 @@ def openapi_document() -> dict:
                         "200": _json(
                             "the user and the first page of their orders (the orders "
                             "fields null when unavailable, with an `errors` entry)",
-                            _USER_WITH_ORDERS,
+                            _user_with_orders(views.ORDERS_LIMIT),
                         ),
                         "404": _error("no such user"),
                         "502": _error("user-service failed"),

@@ -151,10 +151,10 @@ class Connection(WriteFlow, asyncio.Protocol):
         if self.finished:
             return
         if self.in_head or self._parsing is None:
+            # Checked once the parser has taken them: the bytes of a read may go past the
+            # end of the head (its body, the next request), and a head that ends in them
+            # sets the count back to 0.
             self.head_bytes += len(data)
-            if self.head_bytes > self.server.max_head:
-                self._refuse(431, "headers_too_large", "request head too large")
-                return
         try:
             self.parser.feed_data(data)
         except _Refusal as refusal:
@@ -168,6 +168,11 @@ class Connection(WriteFlow, asyncio.Protocol):
             else:
                 self._refuse(400, "bad_request", f"malformed request: {exc}")
         else:
+            if self.in_head and self.head_bytes > self.server.max_head:
+                # Past the bound of its lines, the head has a line too long that has not
+                # ended (the parser reports a line at its end), or too many lines.
+                self._refuse(431, "head_too_large", "request head too large")
+                return
             if self._woke:
                 self._woke = False
                 if self.in_head:

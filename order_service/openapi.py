@@ -60,7 +60,8 @@ IDEMPOTENCY_KEY = {
     "in": "header",
     "description": "Retry-safe creation: the same key and body return the original order (200); "
     "the same key with another body is 409. A key is kept for IDEMPOTENCY_KEY_TTL seconds "
-    "from its order's creation (24 h by default); after that it makes a new order",
+    "from its order's creation (24 h by default); after that it makes a new order. Sent "
+    "once: two Idempotency-Key headers (joined by a comma, which a key cannot contain) are 400",
     "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 

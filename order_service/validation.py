@@ -13,7 +13,7 @@ from order_service.money import format_amount, parse_amount
 
 NEW_ORDER_FIELDS = ("user_id", "total_amount")
 IDEMPOTENCY_KEY_MAX = 255
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"  # visible ASCII
+IDEMPOTENCY_KEY_PATTERN = r"^[!-+\--~]{1,255}$"  # visible ASCII but the comma
 
 
 def clean_new_order(payload: Mapping) -> tuple[int, Decimal]:
@@ -63,16 +63,18 @@ def clean_filters(args: Mapping[str, str]) -> dict:
 
 
 def clean_idempotency_key(raw: str | None) -> str | None:
-    """The header value, or None when absent: 1..255 visible ASCII characters."""
+    """The header value, or None when absent: 1..255 visible ASCII characters, no comma."""
     if raw is None:
         return None
-    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, raw):
-        raise validation_failed(
-            {
-                "Idempotency-Key": f"must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
-            }
-        )
-    return raw
+    if "," in raw:
+        # Two Idempotency-Key lines reach the app as one value joined by a comma (RFC 9110,
+        # section 5.3): taken as one key, "a,b" would match neither request's key.
+        problem = "must be sent once, one key without a comma"
+    elif not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, raw):
+        problem = f"must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+    else:
+        return raw
+    raise validation_failed({"Idempotency-Key": problem})
 
 
 def request_fingerprint(user_id: int, amount: Decimal) -> str:

@@ -155,7 +155,7 @@ def test_body_over_the_limit_is_413(world, upstream):
     w.publish("echo", echo_instance("a", upstream("a")))
     assert w.client.post("/api/echo/x", b"x" * 100).status_code == 200
     r = w.client.post("/api/echo/x", b"x" * 101)
-    assert r.status_code == 413 and error_code(r) == "body_too_large"
+    assert r.status_code == 413 and error_code(r) == "request_entity_too_large"
 
 
 def test_debug_header_lists_attempts(world, upstream):

@@ -80,13 +80,13 @@ def test_oversized_bodies(gw):
     status, headers, body = exchange(
         gw.port, request("/api/echo/x", "Content-Length: 2000")
     )
-    assert (status, error_of(headers, body)) == (413, "body_too_large")
+    assert (status, error_of(headers, body)) == (413, "request_entity_too_large")
     chunk = b"5dc\r\n" + b"a" * 1500 + b"\r\n0\r\n\r\n"
     raw = request("/api/echo/x", "Transfer-Encoding: chunked", body=chunk).replace(
         b"GET", b"POST", 1
     )
     status, headers, body = exchange(gw.port, raw)
-    assert (status, error_of(headers, body)) == (413, "body_too_large")
+    assert (status, error_of(headers, body)) == (413, "request_entity_too_large")
     ok = exchange(
         gw.port, request("/api/echo/x", "Content-Length: 1000", body=b"a" * 1000)
     )

@@ -4,6 +4,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from gateway import views
 from gateway.app import create_app
 from gateway.openapi import openapi_document
 from gateway.settings import GatewaySettings
@@ -35,6 +36,14 @@ def test_the_views_503_documents_retry_after_and_its_200_the_page_of_orders():
     assert view["responses"]["503"]["headers"]["Retry-After"]["required"]
     schema = view["responses"]["200"]["content"]["application/json"]["schema"]
     assert {"orders", "orders_total", "orders_next"} <= set(schema["required"])
+
+
+def test_the_views_page_of_orders_is_documented_with_the_limit_it_asks_for(monkeypatch):
+    monkeypatch.setattr(views, "ORDERS_LIMIT", 7)
+    view = openapi_document()["paths"]["/api/views/users/{user_id}"]["get"]
+    schema = view["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["orders"]["description"].endswith("at most 7")
+    assert "?limit=7&after=" in schema["properties"]["orders_next"]["description"]
 
 
 fuzzed = schemathesis.openapi.from_dict(openapi_document())

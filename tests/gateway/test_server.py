@@ -153,6 +153,42 @@ def test_an_idle_kept_alive_connection_is_closed_after_its_timeout(gw):
         assert stream.read() == b""
 
 
+def test_a_body_read_with_its_head_does_not_count_as_head(gw):
+    """The head and body of a request arrive in one read, together over the bound of a
+    head (every line at its limit: 610 bytes here). The body's bytes were counted as
+    head bytes: 431 for a head of 60."""
+    w = gw(max_request_line=100, max_headers=5, max_header_bytes=100)
+    body = b"x" * 20_000
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(
+            b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        status, _, answer = read_response(stream)
+    assert status == 200, answer
+    assert json.loads(answer)["body"] == body.decode()
+
+
+@pytest.mark.parametrize(
+    ("head", "code"),
+    [
+        (b"X-Long: " + b"a" * 100 + b"\r\n\r\n", "header_too_large"),
+        (b"".join(b"X-%d: v\r\n" % n for n in range(6)) + b"\r\n", "too_many_headers"),
+        # A line that does not end: the parser would see it only at its end.
+        (b"X-Endless: " + b"a" * 5000, "head_too_large"),
+    ],
+    ids=["one-line", "too-many-lines", "line-not-ended"],
+)
+def test_a_head_over_its_limits_is_431_naming_which(gw, head, code):
+    w = gw(max_request_line=100, max_headers=5, max_header_bytes=100)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        sock.sendall(b"GET /api/echo/x HTTP/1.1\r\nHost: t\r\n" + head)
+        status, _, answer = read_response(stream)
+    assert (status, json.loads(answer)["error"]["code"]) == (431, code)
+
+
 def test_sequential_and_pipelined_requests_on_one_connection(gw):
     w = gw()
     sock, stream = connect(w.served.port)

@@ -1,11 +1,20 @@
 """Users, orders, idempotency and the aggregation view, all through the gateway."""
 
+import http.client
+import json
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.integration.api import TIMEOUT, create_order, create_user, orders_of
+from tests.integration.api import (
+    TIMEOUT,
+    create_order,
+    create_user,
+    orders_of,
+    orders_total,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +51,35 @@ def test_a_retried_post_with_one_idempotency_key_creates_one_order(gateway):
     assert again.status_code == 200, again.text
     assert again.json()["id"] == first.json()["id"]
     assert [o["id"] for o in orders_of(gateway, user["id"])] == [first.json()["id"]]
+
+
+def test_a_post_with_two_idempotency_keys_is_refused_and_stores_nothing(gateway):
+    """The gateway passes both header lines on; the order-service gets them joined, and
+    refuses them instead of taking "a,b" for a key of its own."""
+    user = create_user(gateway)
+    body = json.dumps({"user_id": user["id"], "total_amount": "3.00"}).encode()
+    connection = http.client.HTTPConnection(urlsplit(gateway).netloc, timeout=TIMEOUT)
+    try:
+        connection.putrequest("POST", "/api/orders")
+        for name, value in [
+            ("Idempotency-Key", str(uuid.uuid4())),
+            ("Idempotency-Key", str(uuid.uuid4())),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ]:
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        resp = connection.getresponse()
+        error = json.loads(resp.read())["error"]
+    finally:
+        connection.close()
+    assert resp.status == 400, error
+    assert resp.headers["X-Served-By"].startswith("order-service-127.0.0.1-")
+    assert (error["code"], list(error["details"])) == (
+        "validation_failed",
+        ["Idempotency-Key"],
+    )
+    assert orders_total(gateway, user["id"]) == 0
 
 
 def test_the_aggregation_view_joins_a_user_and_their_orders(gateway):

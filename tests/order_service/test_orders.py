@@ -180,6 +180,21 @@ def test_malformed_idempotency_key_is_400(client, new_user, key):
     assert list(error_of(response, 400)["details"]) == ["Idempotency-Key"]
 
 
+@pytest.mark.parametrize("joined", ["first-key,second-key", "first-key, second-key"])
+def test_two_idempotency_keys_are_400_and_nothing_is_stored(client, new_user, joined):
+    """Two Idempotency-Key lines reach the app as one value: gunicorn joins them with ","
+    (Werkzeug's own server with ", "). "first-key,second-key" was taken as a key of its own."""
+    response = client.post(
+        "/orders",
+        json={"user_id": new_user(), "total_amount": "1.00"},
+        environ_overrides={"HTTP_IDEMPOTENCY_KEY": joined},
+    )
+    assert error_of(response, 400)["details"] == {
+        "Idempotency-Key": "must be sent once, one key without a comma"
+    }
+    assert order_count(client) == 0
+
+
 def test_lists_filter_by_user_and_status_and_paginate(client, new_user):
     alice, bob = new_user(), new_user()
     ids = [post_order(client, alice).json["id"] for _ in range(3)] + [
