@@ -30,7 +30,7 @@ class App:
         self.config = config
         self.agent = agent or Agent(config)
         self.store = self.agent.store
-        self.router = Router(all_routes())
+        self.router = Router(all_routes(), mounts=[static.MOUNT])
         self.answers = AnswerCache()
         self.events = UserEvents()
 
@@ -47,7 +47,7 @@ class App:
         canonical = self.router.canonical(req.path)
         if canonical != req.path:
             return redirect_response(req, canonical)
-        if req.path == "/ui" or req.path.startswith("/ui/"):
+        if req.path.startswith(static.MOUNT):
             return static.serve(req)
         if req.path == "/":
             # Consul's Index handler: http.Redirect to the UI, query dropped.

@@ -85,6 +85,16 @@ def test_root_redirects_to_ui(shared_devconsul):
     assert index.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "POST", "DELETE"])
+def test_bare_ui_is_redirected_whatever_the_method(shared_devconsul, method):
+    """Go's ServeMux answers "/ui" with a 301 to its "/ui/" pattern before any
+    handler runs, so the method does not matter; the query goes along."""
+    r = requests.request(
+        method, f"{shared_devconsul.url}/ui?x=1", timeout=5, allow_redirects=False
+    )
+    assert (r.status_code, r.headers["Location"]) == (301, "/ui/?x=1")
+
+
 def test_pretty_output(shared_devconsul):
     r = requests.get(f"{shared_devconsul.url}/v1/catalog/datacenters?pretty", timeout=5)
     assert r.text == '[\n    "dc1"\n]\n'
