@@ -44,6 +44,12 @@ class App:
             return text_response(500, "Internal error")
 
     def _dispatch(self, req: Request) -> Response:
+        # Consul wraps its whole mux in cleanhttp.PrintablePathCheckHandler: a
+        # decoded path holding a character unicode.IsPrint refuses (as does
+        # str.isprintable: controls, format characters, non-ASCII spaces) is
+        # a bare 400, before any redirect or handler.
+        if not req.path.isprintable():
+            return Response(400)
         canonical = self.router.canonical(req.path)
         if canonical != req.path:
             return redirect_response(req, canonical)
