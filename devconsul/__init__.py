@@ -27,6 +27,9 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   ``-enable-local-script-checks`` is accepted but, with no configuration
   files here, admits none (Consul allows those only from its config files).
   Docker, gRPC, UDP, H2PING, alias and OS-service checks are refused.
+- Node names ignore case, as in Consul, and a node keeps the spelling it was
+  first registered with; Consul takes a catalog register's spelling when the
+  register changes something else about the node as well.
 - There are no other datacenters and no cluster peers: a foreign ``?dc`` (or
   catalog-write ``Datacenter``) is Consul's ``No path to datacenter``, and any
   ``?peer`` reads as "nothing imported".
@@ -35,8 +38,8 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - ``/v1/agent/self`` has Consul's sections and keys; ``DebugConfig`` is a
   small subset, there is no ``xDS`` section (no gRPC/xDS server), and the
   ``runtime`` stats describe this Python process.
-- Sessions: session IDs are matched case-insensitively as in Consul, but node
-  names and check IDs exactly (Consul ignores their case too), and a lock
+- Sessions: session IDs and node names are matched case-insensitively as in
+  Consul, but check IDs exactly (Consul ignores their case too), and a lock
   stores the session ID lowercased. ``ns``/partition parameters are ignored
   (Enterprise). Lock-delays and TTL timers live in this process, like
   everything else, so a restart forgets them along with the sessions.

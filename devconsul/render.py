@@ -106,9 +106,8 @@ def service_node(n: Node, service: Service) -> dict:
     }
 
 
-def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
-    service = store.services.get((check.node, check.service_id))
-    definition = check.definition
+def _check_head(check: Check) -> dict:
+    """The fields both check shapes start with, up to ServiceName."""
     return {
         "Node": check.node,
         "CheckID": check.id,
@@ -118,6 +117,15 @@ def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
         "Output": check.output,
         "ServiceID": check.service_id,
         "ServiceName": check.service_name,
+    }
+
+
+def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
+    """structs.HealthCheck, as the catalog, health and agent/checks answer it."""
+    service = store.services.get((check.node, check.service_id))
+    definition = check.definition
+    return {
+        **_check_head(check),
         "ServiceTags": list(service.tags) if service and check.service_id else [],
         "Type": check.type,
         "Interval": _duration_or_empty(definition.interval if definition else 0),
@@ -126,6 +134,43 @@ def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
         "Definition": check_definition(check),
         "CreateIndex": check.create_index if indexes else 0,
         "ModifyIndex": check.modify_index if indexes else 0,
+    }
+
+
+# A zero api.HealthCheckDefinition as Consul 1.17's MarshalJSON writes it:
+# the durations first, as "0s", then the other fields empty.
+_ZERO_API_DEFINITION = {
+    "Interval": "0s",
+    "Timeout": "0s",
+    "DeregisterCriticalServiceAfter": "0s",
+    "HTTP": "",
+    "Header": None,
+    "Method": "",
+    "Body": "",
+    "TLSServerName": "",
+    "TLSSkipVerify": False,
+    "TCP": "",
+    "TCPUseTLS": False,
+    "UDP": "",
+    "GRPC": "",
+    "OSService": "",
+    "GRPCUseTLS": False,
+}
+
+
+def agent_health_check(check: Check, service: Service) -> dict:
+    """api.HealthCheck as agentHealthService (agent/agent_endpoint.go) builds
+    it from the agent's local state for /v1/agent/health/service/*: names,
+    status, texts and the service's tags (a node check has none: null), with
+    Type, ExposedPort, Definition and the raft indexes left at zero."""
+    return {
+        **_check_head(check),
+        "ServiceTags": list(service.tags) if check.service_id else None,
+        "Type": "",
+        "ExposedPort": 0,
+        "Definition": dict(_ZERO_API_DEFINITION),
+        "CreateIndex": 0,
+        "ModifyIndex": 0,
     }
 
 

@@ -1,7 +1,7 @@
 """The route table: exact paths and prefixes (whose remainder is the path argument),
 each with its allowed methods, as Consul registers its endpoints."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from devconsul.errors import HTTPError
@@ -22,13 +22,15 @@ class Route:
 
 
 class Router:
-    def __init__(self, routes: list[Route]):
+    def __init__(self, routes: list[Route], mounts: Iterable[str] = ()):
+        """`mounts` are prefix patterns served outside the table (the UI's
+        "/ui/"): they take part in the canonical-path redirects only."""
         self._exact = {r.path: r for r in routes if not r.prefix}
         # Longest prefix first, so /v1/agent/service/register beats /v1/agent/service/.
         self._prefixes = sorted(
             (r for r in routes if r.prefix), key=lambda r: len(r.path), reverse=True
         )
-        self._prefix_paths = {r.path for r in self._prefixes}
+        self._prefix_paths = {r.path for r in self._prefixes} | set(mounts)
 
     def canonical(self, path: str) -> str:
         """Where Consul's router, Go's http.ServeMux, sends a request for `path`.

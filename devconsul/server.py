@@ -30,7 +30,7 @@ class App:
         self.config = config
         self.agent = agent or Agent(config)
         self.store = self.agent.store
-        self.router = Router(all_routes())
+        self.router = Router(all_routes(), mounts=[static.MOUNT])
         self.answers = AnswerCache()
         self.events = UserEvents()
 
@@ -44,10 +44,16 @@ class App:
             return text_response(500, "Internal error")
 
     def _dispatch(self, req: Request) -> Response:
+        # Consul wraps its whole mux in cleanhttp.PrintablePathCheckHandler: a
+        # decoded path holding a character unicode.IsPrint refuses (as does
+        # str.isprintable: controls, format characters, non-ASCII spaces) is
+        # a bare 400, before any redirect or handler.
+        if not req.path.isprintable():
+            return Response(400)
         canonical = self.router.canonical(req.path)
         if canonical != req.path:
             return redirect_response(req, canonical)
-        if req.path == "/ui" or req.path.startswith("/ui/"):
+        if req.path.startswith(static.MOUNT):
             return static.serve(req)
         if req.path == "/":
             # Consul's Index handler: http.Redirect to the UI, query dropped.

@@ -143,10 +143,13 @@ class Sessions:
         session.id = str(uuid.uuid4())
         store = self.store
         with store.write():
-            if session.node not in store.nodes:
+            # Any case names the node (Consul's lowercased nodes index); the
+            # session keeps the name as sent, as Consul's does.
+            node = store.node_named(session.node)
+            if node is None:
                 raise _rpc_error("Missing node registration")
             for check_id in session.check_ids():
-                check = store.checks.get((session.node, check_id))
+                check = store.checks.get((node.name, check_id))
                 if check is None:
                     raise _rpc_error(f"Missing check '{check_id}' registration")
                 if check.status == "critical":

@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
-from devconsul.messages import Request, Response, redirect_response, text_response
+from devconsul.messages import Request, Response, text_response
 
+# Consul's UI handler pattern; a request for "/ui" is redirected here like any
+# other prefix pattern's (see routing.Router.canonical).
+MOUNT = "/ui/"
 UI_DIR = Path(__file__).resolve().parent / "ui"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -24,9 +27,7 @@ def not_found() -> Response:
 def serve(req: Request, ui_dir: Path = UI_DIR) -> Response:
     if req.method not in ("GET", "HEAD"):
         return text_response(405, f"method {req.method} not allowed")
-    if req.path == "/ui":
-        return redirect_response(req, "/ui/")
-    name = req.path[len("/ui/") :] or "index.html"
+    name = req.path[len(MOUNT) :] or "index.html"
     target = (ui_dir / name).resolve()
     # Refuse anything that escapes the UI directory (../, symlinks).
     if not target.is_relative_to(ui_dir.resolve()) or not target.is_file():

@@ -27,10 +27,12 @@ MAX_LOCK_DELAY = 60 * SECOND
 _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
 
 
-def same_name(a: str, b: str) -> bool:
-    """Whether two node, service or check-status names are one: Consul's state
-    store indexes them lowercased, so lookups ignore case."""
-    return a.lower() == b.lower()
+def named(name: str) -> Callable[[str], bool]:
+    """A test for `name` in any case, for node, service and check-status names:
+    Consul's state store indexes them lowercased. `name` is lowercased once,
+    not again for every row tested."""
+    wanted = name.lower()
+    return lambda other: other.lower() == wanted
 
 
 def unchanged(old, new) -> bool:
@@ -140,6 +142,8 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.index = 0
+        # By lowercased name, as Consul's nodes table indexes them: "Web-1" and
+        # "web-1" are one node, which keeps the spelling it was registered with.
         self.nodes: dict[str, Node] = {}
         self.services: dict[tuple[str, str], Service] = {}
         self.checks: dict[tuple[str, str], Check] = {}
@@ -242,36 +246,38 @@ class Store:
     # -- nodes --------------------------------------------------------------------
 
     def put_node(self, node: Node) -> None:
+        """Create or update a node. A node already there under another case
+        keeps its spelling, the one its services and checks are filed under."""
+        key = node.name.lower()
         with self.write():
-            old = self.nodes.get(node.name)
+            old = self.nodes.get(key)
+            if old:
+                node.name = old.name
             if unchanged(old, node):
                 return
             self._stamp_record(node, old, [NODES], self._names_on_node(node.name))
-            self.nodes[node.name] = node
+            self.nodes[key] = node
 
     def delete_node(self, name: str) -> None:
         with self.write():
-            if name not in self.nodes:
+            node = self.nodes.pop(name.lower(), None)
+            if node is None:
                 return
+            name = node.name
             self._stamp([NODES, SERVICES, CHECKS], self._names_on_node(name))
-            del self.nodes[name]
             for key in [k for k in self.services if k[0] == name]:
                 del self.services[key]
             for key in [k for k in self.checks if k[0] == name]:
                 del self.checks[key]
             self._drop_coordinates(name)
-            for session in [s for s in self.sessions.values() if s.node == name]:
+            on_node = named(name)
+            for session in [s for s in self.sessions.values() if on_node(s.node)]:
                 self.session_destroy(session.id)
 
     def node_named(self, name: str) -> Node | None:
         """The node called `name` in any case, as Consul's lowercased node index
         finds it."""
-        found = self.nodes.get(name)
-        if found is None:
-            found = next(
-                (n for n in self.nodes.values() if same_name(n.name, name)), None
-            )
-        return found
+        return self.nodes.get(name.lower())
 
     def _names_on_node(self, node: str) -> set[str]:
         return {s.name for (n, _), s in self.services.items() if n == node}
@@ -372,12 +378,14 @@ class Store:
     # -- coordinates --------------------------------------------------------------
 
     def put_coordinate(self, node: str, segment: str, coord: dict) -> None:
-        """Like Consul's CoordinateBatchUpdate, an unknown node's update is dropped."""
+        """Like Consul's CoordinateBatchUpdate, an unknown node's update is
+        dropped; a known one's is kept under the node's own spelling."""
         with self.write():
-            if node not in self.nodes:
+            found = self.node_named(node)
+            if found is None:
                 return
             self._stamp([COORDINATES])
-            self.coordinates[(node, segment)] = coord
+            self.coordinates[(found.name, segment)] = coord
 
     def _drop_coordinates(self, node: str) -> None:
         doomed = [key for key in self.coordinates if key[0] == node]
@@ -541,6 +549,8 @@ class Store:
             return True
 
     def _invalidate_sessions(self, node: str, check_id: str) -> None:
+        # A session names its node as it was created with, in any case.
+        on_node = named(node)
         for session in list(self.sessions.values()):
-            if session.node == node and check_id in session.check_ids():
+            if on_node(session.node) and check_id in session.check_ids():
                 self.session_destroy(session.id)

@@ -185,7 +185,7 @@ def _local_health(app, service) -> dict:
         for c in store.checks.values()
         if c.node == app.agent.node and c.local and c.service_id in ("", service.id)
     ]
-    rows = [render.health_check(c, store) for c in sorted(checks, key=_key)]
+    rows = [render.agent_health_check(c, service) for c in sorted(checks, key=_key)]
     return {
         "AggregatedStatus": render.aggregate_status(rows),
         "Service": render.agent_service(service, app.config.datacenter),

@@ -1,6 +1,7 @@
 """/v1/catalog/*: the cluster view (here: this node plus anything catalog-registered)."""
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 
 from devconsul import render, schemas
@@ -16,7 +17,7 @@ from devconsul.filtering import apply_filter, filtered_read, request_filter
 from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, names_peer, require_local
 from devconsul.routing import GET, PUT, Route, path_arg
-from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service, same_name
+from devconsul.store import CHECKS, NODES, SERVICES, Check, Node, Service, named
 
 
 def node_meta_matches(req: Request, node: Node) -> bool:
@@ -34,17 +35,18 @@ def has_tags(service: Service, tags: list[str]) -> bool:
     return all(tag.lower() in own for tag in tags)
 
 
-def serves_connect(service: Service, name: str) -> bool:
-    """Whether `service` takes Connect (mTLS) traffic for `name`: a
-    connect-proxy whose Proxy.DestinationServiceName is `name`, or `name`
-    itself when Connect-native (agent/consul/state/catalog.go,
-    connectServiceNodes: the connect index holds exactly these two)."""
+def serves_connect(service: Service, is_name: Callable[[str], bool]) -> bool:
+    """Whether `service` takes Connect (mTLS) traffic for the name `is_name`
+    tests for: a connect-proxy whose Proxy.DestinationServiceName is that
+    name, or the service itself when Connect-native
+    (agent/consul/state/catalog.go, connectServiceNodes: the connect index
+    holds exactly these two)."""
     if service.kind == "connect-proxy":
         proxy = Fields(service.proxy, "ConnectProxyConfig")
         destination = proxy.raw("DestinationServiceName")
-        return isinstance(destination, str) and same_name(destination, name)
+        return isinstance(destination, str) and is_name(destination)
     native = Fields(service.connect, "ServiceConnect").raw("Native")
-    return same_name(service.name, name) and native is True
+    return is_name(service.name) and native is True
 
 
 def instances(
@@ -55,10 +57,11 @@ def instances(
     if names_peer(req):
         return []
     store = app.store
+    is_name = named(name)
     rows = []
     for (node_name, _), svc in sorted(store.services.items()):
-        node = store.nodes.get(node_name)
-        wanted = serves_connect(svc, name) if connect else same_name(svc.name, name)
+        node = store.node_named(node_name)
+        wanted = serves_connect(svc, is_name) if connect else is_name(svc.name)
         if not wanted or node is None:
             continue
         if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
@@ -78,9 +81,9 @@ def services(app, req: Request) -> Response:
         if names_peer(req):
             return {}
         nodes = [
-            render.service_node(store.nodes[n], s)
+            render.service_node(node, s)
             for (n, _), s in sorted(store.services.items())
-            if n in store.nodes and node_meta_matches(req, store.nodes[n])
+            if (node := store.node_named(n)) and node_meta_matches(req, node)
         ]
         result: dict[str, list[str]] = {}
         for row in apply_filter(predicate, nodes):
@@ -212,7 +215,12 @@ def register(app, req: Request) -> Response:
         raise HTTPError(400, "Must provide address")
     store = app.store
     with store.write():
-        existing = store.nodes.get(node_name)
+        existing = store.node_named(node_name)
+        if existing:
+            # The same node in any case (Consul keys nodes by the lowercased
+            # name); it keeps its spelling, as in Consul when nothing else
+            # changes (ChangesNode and Node.IsSame use EqualFold).
+            node_name = existing.name
         if not (existing and body.bool("SkipNodeUpdate")):
             store.put_node(
                 Node(
@@ -290,6 +298,9 @@ def deregister(app, req: Request) -> Response:
     if not node_name:
         raise HTTPError(400, "Must provide node")
     agent, store = app.agent, app.store
+    # Any case names the node, as in Consul's lowercased indexes.
+    found = store.node_named(node_name)
+    node_name = found.name if found else node_name
     service_id, check_id = body.str("ServiceID"), body.str("CheckID")
     local = node_name == agent.node
     if service_id:

@@ -14,7 +14,7 @@ from devconsul.errors import HTTPError
 from devconsul.messages import Request, Response, empty_response, json_response
 from devconsul.queries import blocking_read, check_datacenter
 from devconsul.routing import GET, PUT, Route
-from devconsul.store import COORDINATES
+from devconsul.store import COORDINATES, named
 
 
 def _all(app) -> dict[tuple[str, str], dict]:
@@ -24,10 +24,12 @@ def _all(app) -> dict[tuple[str, str], dict]:
 def _rows(app, req: Request, node: str | None = None) -> list[dict]:
     """structs.Coordinate rows sorted by node, narrowed by ?segment= if given."""
     segment = req.param("segment")
+    # Consul's coordinates table indexes the node name lowercased.
+    on_node = named(node) if node is not None else None
     return [
         {"Node": n, "Segment": s, "Coord": coord}
         for (n, s), coord in sorted(_all(app).items())
-        if (node is None or n == node) and (segment is None or s == segment)
+        if (on_node is None or on_node(n)) and (segment is None or s == segment)
     ]
 
 

@@ -12,7 +12,7 @@ from devconsul.filtering import filtered_read
 from devconsul.messages import Request, Response
 from devconsul.queries import names_peer
 from devconsul.routing import GET, Route, path_arg
-from devconsul.store import CHECKS, Check, same_name
+from devconsul.store import CHECKS, Check, named
 
 
 def _passing_only(req: Request) -> bool:
@@ -100,31 +100,33 @@ def _checks_read(
 
 def service_checks(app, req: Request) -> Response:
     name = path_arg(req, "Missing service name")
+    is_name = named(name)
     return _checks_read(
         app,
         req,
-        lambda c: bool(c.service_id) and same_name(c.service_name, name),
+        lambda c: bool(c.service_id) and is_name(c.service_name),
         lambda: app.store.service_index(name),
     )
 
 
 def state(app, req: Request) -> Response:
     wanted = path_arg(req, "Missing check state")
+    is_state = named(wanted)
 
     # Only "any" exactly means every check (state.checksInStateTxn); any other
     # state goes through the lowercased status index, so "ANY" finds nothing.
     def keep(check: Check) -> bool:
-        return wanted == "any" or same_name(check.status, wanted)
+        return wanted == "any" or is_state(check.status)
 
     return _checks_read(app, req, keep, lambda: app.store.table_index[CHECKS])
 
 
 def node(app, req: Request) -> Response:
-    name = path_arg(req, "Missing node name")
+    on_node = named(path_arg(req, "Missing node name"))
     return _checks_read(
         app,
         req,
-        lambda c: same_name(c.node, name),
+        lambda c: on_node(c.node),
         lambda: app.store.table_index[CHECKS],
     )
 

@@ -12,7 +12,7 @@ from devconsul.messages import Request, Response, json_response
 from devconsul.queries import blocking_read, check_datacenter, parse_blocking
 from devconsul.routing import GET, PUT, Route, path_arg
 from devconsul.sessions import parse_create
-from devconsul.store import SESSIONS
+from devconsul.store import SESSIONS, named
 
 
 def _session_id(req: Request) -> str:
@@ -60,8 +60,9 @@ def info(app, req: Request) -> Response:
 
 
 def node(app, req: Request) -> Response:
-    name = path_arg(req, "Missing node name")
-    return _sessions_read(app, req, lambda s: s.node == name)
+    # Consul's sessions table indexes the node name lowercased.
+    on_node = named(path_arg(req, "Missing node name"))
+    return _sessions_read(app, req, lambda s: on_node(s.node))
 
 
 def list_all(app, req: Request) -> Response:

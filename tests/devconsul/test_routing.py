@@ -60,3 +60,12 @@ def test_canonical_path_is_go_servemux_cleanpath(path, canonical):
         ]
     )
     assert router.canonical(path) == canonical
+
+
+def test_a_mount_redirects_like_a_prefix_route():
+    """The UI is served outside the route table, but Go's ServeMux redirects
+    "/ui" to its "/ui/" pattern as it does for any prefix pattern."""
+    router = Router([Route("/v1/kv/", ("GET",), handler, prefix=True)], ["/ui/"])
+    assert router.canonical("/ui") == "/ui/"
+    assert router.canonical("/ui//app.js") == "/ui/app.js"
+    assert router.match("/ui/") is None

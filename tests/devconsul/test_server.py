@@ -85,6 +85,43 @@ def test_root_redirects_to_ui(shared_devconsul):
     assert index.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "POST", "DELETE"])
+def test_bare_ui_is_redirected_whatever_the_method(shared_devconsul, method):
+    """Go's ServeMux answers "/ui" with a 301 to its "/ui/" pattern before any
+    handler runs, so the method does not matter; the query goes along."""
+    r = requests.request(
+        method, f"{shared_devconsul.url}/ui?x=1", timeout=5, allow_redirects=False
+    )
+    assert (r.status_code, r.headers["Location"]) == (301, "/ui/?x=1")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/kv/a%09b",
+        "/v1/kv/a%0Ab",
+        "/v1/kv/%00",
+        "/v1/kv/a%C2%A0b",
+        "/ui%7F",
+        "//%01",
+    ],
+)
+def test_non_printable_path_is_a_bare_400(shared_devconsul, path):
+    """cleanhttp.PrintablePathCheckHandler, around Consul's whole mux: an
+    empty 400 before any redirect or handler (a KV write would answer true)."""
+    r = requests.put(
+        f"{shared_devconsul.url}{path}", data=b"x", timeout=5, allow_redirects=False
+    )
+    assert (r.status_code, r.content) == (400, b"")
+    assert "Content-Type" not in r.headers
+
+
+def test_printable_unicode_and_spaces_pass(shared_devconsul):
+    url = f"{shared_devconsul.url}/v1/kv/printable/caf%C3%A9%20%E2%9C%93"
+    assert requests.put(url, data=b"x", timeout=5).json() is True
+    assert requests.get(url, params={"raw": ""}, timeout=5).content == b"x"
+
+
 def test_pretty_output(shared_devconsul):
     r = requests.get(f"{shared_devconsul.url}/v1/catalog/datacenters?pretty", timeout=5)
     assert r.text == '[\n    "dc1"\n]\n'

@@ -24,8 +24,3 @@ def test_missing_and_traversal_are_404(tmp_path):
     assert _get("/ui/nope.js", ui).status == 404
     assert _get("/ui/../secret.txt", ui).status == 404
     assert _get("/ui/%2e%2e/secret.txt", ui).status == 404
-
-
-def test_bare_ui_redirects(tmp_path):
-    resp = _get("/ui", tmp_path)
-    assert (resp.status, resp.headers["Location"]) == (301, "/ui/")

@@ -327,6 +327,48 @@ def test_local_health_holds_only_the_agents_checks(api):
     assert {c["CheckID"] for c in body["Checks"]} == {"service:own", "disk"}
 
 
+def test_local_health_checks_hold_only_what_consul_fills(api):
+    """agentHealthService copies nine fields of each local check into an
+    api.HealthCheck: no Type, no definition, zero raft indexes, and no tags
+    for a node check (agent/agent_endpoint.go)."""
+    api.register({"Name": "shape", "Tags": ["t1"], "Check": {"TTL": "30s"}})
+    api.put("/v1/agent/check/register", json={"Name": "disk", "TTL": "30s"})
+    body = api.get("/v1/agent/health/service/id/shape").json()
+    (entry,) = api.get("/v1/agent/health/service/name/shape").json()
+    assert entry == body
+    durations = ["Interval", "Timeout", "DeregisterCriticalServiceAfter"]
+    for check in body["Checks"]:
+        # A zero api.HealthCheckDefinition: its MarshalJSON writes the
+        # durations first, as "0s"; every other field is empty.
+        definition = check.pop("Definition")
+        assert list(definition)[:3] == durations
+        assert {definition[k] for k in durations} == {"0s"}
+        assert not any(v for k, v in definition.items() if k not in durations)
+        assert {"HTTP", "Header", "TCP", "TCPUseTLS", "GRPC"} <= set(definition)
+    zero = {"Type": "", "ExposedPort": 0, "CreateIndex": 0, "ModifyIndex": 0}
+    node_check = {
+        "Node": "test-node",
+        "CheckID": "disk",
+        "Name": "disk",
+        "Status": "critical",
+        "Notes": "",
+        "Output": "",
+        "ServiceID": "",
+        "ServiceName": "",
+        "ServiceTags": None,
+        **zero,
+    }
+    service_check = {
+        **node_check,
+        "CheckID": "service:shape",
+        "Name": "Service 'shape' check",
+        "ServiceID": "shape",
+        "ServiceName": "shape",
+        "ServiceTags": ["t1"],
+    }
+    assert body["Checks"] == [node_check, service_check]
+
+
 @pytest.mark.parametrize(
     ("path", "reason", "body"),
     [

@@ -95,3 +95,75 @@ def test_watch_on_other_case_wakes(module_api, path):
     assert int(woken.headers["X-Consul-Index"]) > int(index)
     (found,) = woken.json()
     assert found.get("ServicePort", found.get("Service", {}).get("Port")) == 2
+
+
+def test_a_register_in_another_case_is_the_same_node(api):
+    """Consul's nodes table is keyed by the lowercased name: registering
+    "DB-1" beside "db-1" updates that node, which keeps its spelling
+    (RegisterRequest.ChangesNode and Node.IsSame compare it with EqualFold),
+    and its services and checks hang off it."""
+    first = {"Node": "db-1", "Address": "10.0.0.1"}
+    assert api.put("/v1/catalog/register", json=first).json() is True
+    again = {
+        "Node": "DB-1",
+        "Address": "10.0.0.2",
+        "Service": {"ID": "pg", "Service": "pg"},
+        "Check": {"CheckID": "pg-up", "ServiceID": "pg", "Status": "passing"},
+    }
+    assert api.put("/v1/catalog/register", json=again).json() is True
+    nodes = api.get("/v1/catalog/nodes").json()
+    assert [(n["Node"], n["Address"]) for n in nodes if n["Node"] != "test-node"] == [
+        ("db-1", "10.0.0.2")
+    ]
+    (entry,) = api.get("/v1/health/service/pg").json()
+    assert entry["Node"]["Node"] == "db-1"
+    assert [(c["CheckID"], c["Node"]) for c in entry["Checks"]] == [("pg-up", "db-1")]
+    assert set(api.get("/v1/catalog/node/Db-1").json()["Services"]) == {"pg"}
+    gone = {"Node": "DB-1", "ServiceID": "pg"}
+    assert api.put("/v1/catalog/deregister", json=gone).json() is True
+    assert api.get("/v1/catalog/service/pg").json() == []
+    assert api.put("/v1/catalog/deregister", json={"Node": "dB-1"}).json() is True
+    assert api.get("/v1/catalog/node/db-1").json() is None
+
+
+def test_coordinates_of_a_node_in_any_case(api):
+    api.put("/v1/catalog/register", json={"Node": "db-1", "Address": "10.0.0.1"})
+    coord = {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5}
+    r = api.put("/v1/coordinate/update", json={"Node": "DB-1", "Coord": coord})
+    assert r.status_code == 200
+    (row,) = api.get("/v1/coordinate/node/Db-1").json()
+    assert (row["Node"], row["Coord"]["Error"]) == ("db-1", 1.5)
+
+
+def test_session_node_names(api):
+    """Consul finds a session's node and checks through the lowercased nodes
+    and checks indexes and a node's sessions through the lowercased sessions
+    node index; the session keeps the name as sent, and a failing check or a
+    deleted node still ends it."""
+    created = api.put(
+        "/v1/session/create", json={"Node": "TEST-NODE", "NodeChecks": ["serfHealth"]}
+    )
+    assert created.status_code == 200, created.text
+    (listed,) = api.get("/v1/session/node/Test-Node").json()
+    assert (listed["ID"], listed["Node"]) == (created.json()["ID"], "TEST-NODE")
+
+    def register_db(status):
+        check = {"CheckID": "up", "Status": status}
+        body = {"Node": "db-1", "Address": "10.0.0.1", "Check": check}
+        assert api.put("/v1/catalog/register", json=body).json() is True
+
+    def session_on_db():
+        body = {"Node": "DB-1", "NodeChecks": ["up"]}
+        r = api.put("/v1/session/create", json=body)
+        assert r.status_code == 200, r.text
+        (listed,) = api.get("/v1/session/node/db-1").json()
+        assert listed["ID"] == r.json()["ID"]
+
+    register_db("passing")
+    session_on_db()
+    register_db("critical")
+    assert api.get("/v1/session/node/db-1").json() == []
+    register_db("passing")
+    session_on_db()
+    api.put("/v1/catalog/deregister", json={"Node": "Db-1"})
+    assert api.get("/v1/session/node/db-1").json() == []
