@@ -168,7 +168,7 @@ def test_an_http11_request_without_host_is_400(gw, raw, status):
     ids=["host", "absolute-form"],
 )
 def test_host_spoofing_changes_nothing_about_where_it_goes(gw, raw):
-    status, headers, body = exchange(gw.port, raw)
+    status, _, body = exchange(gw.port, raw)
     seen = json.loads(body)
     assert status == 200
     assert seen["target"] == "/echo/x"
