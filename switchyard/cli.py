@@ -169,9 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         lock = claim(args.data_dir, console)
     except OSError as exc:  # not a directory, not writable, ...
-        console.say(
-            f"ERROR switchyard: cannot use the data directory {args.data_dir}/: {exc}"
-        )
+        console.say(unusable(args.data_dir, exc))
         return 1
     if lock is None:
         return 1
@@ -309,8 +307,13 @@ def summary(stack: Stack) -> str:
     )
 
 
+def unusable(data_dir: Path, exc: OSError) -> str:
+    return f"ERROR switchyard: cannot use the data directory {data_dir}/: {exc}"
+
+
 def load_state(data_dir: Path) -> tuple[StackState | None, UnreadableState | None]:
-    """The state file's stack, or why it cannot be used."""
+    """The state file's stack, or why it cannot be used; raises OSError when the data
+    directory cannot be read (a file, say)."""
     try:
         return read_state(data_dir), None
     except UnreadableState as problem:
@@ -318,7 +321,11 @@ def load_state(data_dir: Path) -> tuple[StackState | None, UnreadableState | Non
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    state, problem = load_state(args.data_dir)
+    try:
+        state, problem = load_state(args.data_dir)
+    except OSError as exc:
+        print(unusable(args.data_dir, exc), file=sys.stderr)
+        return 1
     if problem is not None:
         print(f"WARNING switchyard: {problem}", file=sys.stderr)
     addr = args.consul_addr or (state.consul_addr if state else None)
@@ -350,7 +357,11 @@ def no_address(data_dir: Path, problem: UnreadableState | None) -> str:
 
 def cmd_down(args: argparse.Namespace) -> int:
     console = Console()
-    state, problem = load_state(args.data_dir)
+    try:
+        state, problem = load_state(args.data_dir)
+    except OSError as exc:
+        console.say(unusable(args.data_dir, exc))
+        return 1
     holder = running_holder(args.data_dir)
     if holder is not None and (state is None or state.supervisor_pid != holder.pid):
         # Still starting (no state file yet), or a state file that is unreadable or a

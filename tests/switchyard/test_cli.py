@@ -450,6 +450,21 @@ def test_an_unusable_data_directory_is_an_error_naming_it(tmp_path, unusable):
     assert "[started]" not in result.stdout
 
 
+@pytest.mark.parametrize("command", ["status", "down"])
+def test_status_and_down_name_a_data_directory_that_is_a_file(
+    tmp_path, capsys, command
+):
+    data_dir = tmp_path / "data"
+    data_dir.write_text("")
+    assert main([command, "--data-dir", str(data_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert out + err == (
+        f"ERROR switchyard: cannot use the data directory {data_dir}/: "
+        f"[Errno 20] Not a directory: '{data_dir}/switchyard.json'\n"
+    )
+    assert data_dir.read_text() == ""  # `down` left it alone
+
+
 # -- however `switchyard up` ends, nothing of its stack is left (issue 12) -----------------
 
 
