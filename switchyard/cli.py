@@ -363,23 +363,21 @@ def cmd_down(args: argparse.Namespace) -> int:
         console.say(unusable(args.data_dir, exc))
         return 1
     holder = running_holder(args.data_dir)
-    if holder is not None and (state is None or state.supervisor_pid != holder.pid):
-        # Still starting (no state file yet), or a state file that is unreadable or a
-        # previous stack's: the lock names who runs here, and SIGTERM stops it all.
+    if holder is not None:
+        # Starting or running, whatever the state file says (none yet, unreadable, or a
+        # previous stack's): the lock names who runs here, and SIGTERM stops it all.
         if problem is not None:
             console.say(f"WARNING switchyard: {problem}")
-        supervisor = holder.record()
-    elif state is not None:
-        supervisor = state.supervisor()
-    elif problem is not None:
-        shutdown.discard_state(args.data_dir, problem, console)
+        if shutdown.stop_supervisor(holder.record(), console):
+            console.say("switchyard: stopped")
+            return 0
+    elif state is None:
+        if problem is not None:
+            shutdown.discard_state(args.data_dir, problem, console)
+        else:
+            console.say(f"no stack running from {args.data_dir}/")
         return 0
-    else:
-        console.say(f"no stack running from {args.data_dir}/")
-        return 0
-    if supervisor.alive() and shutdown.stop_supervisor(supervisor, console):
-        console.say("switchyard: stopped")
-        return 0
+    # Its supervisor is gone (dead, or killed just now): its reaper, or we, stop the rest.
     if not finish_stopping(args.data_dir, console):
         return 1
     console.say("switchyard: stopped (forced)")
