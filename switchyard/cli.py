@@ -203,7 +203,14 @@ def cmd_up(args: argparse.Namespace) -> int:
                 startup_timeout=args.startup_timeout,
                 on_stop=ignore_stop_signals,
             )
-            return run(stack, console)
+            try:
+                return run(stack, console)
+            finally:
+                # The first stop signal raises KeyboardInterrupt, the only one: the handler
+                # ignores stop signals from then on. Landing as a failed start-up (or the
+                # end of supervising) begins to stop, it cuts that stop short before it
+                # ignores signals itself; stopping again here, no signal can interrupt.
+                stack.stop()
     finally:
         if receiver is not None:
             receiver.stop()

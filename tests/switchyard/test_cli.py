@@ -379,6 +379,48 @@ def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
     assert registered(devconsul).isdisjoint(pids)
 
 
+# A stop signal in the instant between a failed start-up and its stop: raised by the stop
+# itself, first thing (raise_signal runs the handler before it returns).
+SIGNAL_AS_THE_STOP_BEGINS = (
+    "import signal, sys\n"
+    "from switchyard import cli\n"
+    "from switchyard.stack import Stack\n"
+    "stop = Stack.stop\n"
+    "def signalled_stop(self):\n"
+    "    signal.raise_signal(signal.SIGTERM)\n"
+    "    stop(self)\n"
+    "Stack.stop = signalled_stop\n"
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.integration
+def test_a_signal_as_a_failed_start_up_begins_to_stop_does_not_cut_it_short(
+    tmp_path, devconsul
+):
+    args = ["up", "--data-dir", str(tmp_path), "--consul-addr", devconsul.addr]
+    args += ["--gateway-port", str(free_port()), "--users", "1", "--orders", "1"]
+    args += ["--drain-seconds", "0.5"]
+    proc = ManagedProcess(
+        [sys.executable, "-c", SIGNAL_AS_THE_STOP_BEGINS, *args],
+        env={"GATEWAY_MAX_ATTEMPTS": "0"},  # the services come up, the gateway fails
+        name="switchyard",
+    ).start()
+    try:
+        assert proc.wait(timeout=90) == 130
+    finally:
+        proc.stop()
+    out = proc.output()
+    pids = started_pids(out)
+    assert any(name.startswith("gateway-") for name in pids)
+    assert "interrupted during start-up" in out
+    # switchyard stopped its stack itself: its reaper found nothing left to do.
+    assert "ended without stopping its stack" not in out, out
+    assert not state_path(tmp_path).exists()
+    assert_nothing_left(pids)
+    assert registered(devconsul).isdisjoint(pids)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "state_file", [None, "", "{not json"], ids=["none-yet", "empty", "corrupt"]
