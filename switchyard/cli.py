@@ -264,6 +264,7 @@ def run(stack: Stack, console: Console) -> int:
     except KeyboardInterrupt:
         pass
     finally:  # even after a bug of ours, leave nothing running
+        console.stopping()  # output nobody reads is dropped from now on, not waited for
         console.say("switchyard: stopping (draining every instance)")
         stack.stop()
         console.say("switchyard: stopped")

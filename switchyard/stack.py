@@ -305,6 +305,7 @@ class Stack:
         """Stop everything: gateways, then services, then the agent. Idempotent."""
         if self._stopped:
             return
+        self.console.stopping()
         self.on_stop()
         # Only now: a stop cut short before on_stop (by a signal) must be done again.
         self._stopped = True

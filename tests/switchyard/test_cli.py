@@ -16,6 +16,7 @@ import requests
 
 from switchyard.cli import build_parser, main
 from switchyard.process import pid_alive, process_start_time, same_process
+from switchyard.shutdown import SUPERVISOR_TIMEOUT
 from switchyard.spanstore import SpanStore
 from switchyard.state import read_state, state_path
 from switchyard.traces import trace_table
@@ -26,7 +27,7 @@ from tests.support.processes import (
     python_module,
     wait_until,
 )
-from tests.switchyard.standins import registered
+from tests.switchyard.standins import fill_pipe, registered
 from tests.switchyard.test_traces import TRACE, WATERFALL, order_trace
 
 
@@ -537,10 +538,14 @@ class Reader:
     def text(self) -> str:
         return self.data.decode(errors="replace")
 
-    def leave(self) -> None:
-        """The reader goes away: the pipe has no reader left, the terminal hangs up."""
+    def stop_reading(self) -> None:
+        """The reader stays but reads no more (a stuck `| less`): the pipe fills up."""
         self._leaving.set()
         self._thread.join(timeout=5)
+
+    def leave(self) -> None:
+        """The reader goes away: the pipe has no reader left, the terminal hangs up."""
+        self.stop_reading()
         os.close(self.fd)
 
 
@@ -602,6 +607,7 @@ class UpRun:
             argv = [sys.executable, "-c", WITH_A_BUG, str(self.trigger), *args]
         if terminal:
             main_end, sub_end = os.openpty()
+            self.tty = os.ttyname(sub_end)
             self.proc = self._popen(
                 [sys.executable, "-c", IN_A_TERMINAL, *argv], sub_end, sub_end, sub_end
             )
@@ -714,6 +720,47 @@ def test_however_up_ends_no_process_is_left_and_instances_deregister(
     assert read_state(run.data_dir) is None
     if "bug" in how:
         assert "RuntimeError: a bug in switchyard" in run.err.text()
+
+
+def pipe_not_read(run: UpRun) -> None:
+    run.out.stop_reading()
+    fill_pipe(run.out.fd)
+
+
+def ctrl_s(run: UpRun) -> None:
+    os.write(run.out.fd, b"\x13")  # XOFF: the terminal takes no more output
+
+    def paused():  # a write to it now would block
+        tty = os.open(run.tty, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            return not select.select([], [tty], [], 0)[1]
+        finally:
+            os.close(tty)
+
+    wait_until(paused, 10, what="the terminal paused")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("pause", "how"),
+    [(pipe_not_read, {}), (ctrl_s, {"terminal": True})],
+    ids=["pipe-not-read", "terminal-paused"],
+)
+def test_output_nobody_reads_does_not_hold_up_the_stop(
+    tmp_path, shared_devconsul, pause, how
+):
+    run = UpRun(tmp_path, shared_devconsul, **how)
+    try:
+        run.wait_up()
+        pids, instances = run.stack()
+        pause(run)
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        assert run.proc.wait(timeout=SUPERVISOR_TIMEOUT) == 0
+    finally:
+        run.kill()
+    run.gone(pids)
+    assert registered(shared_devconsul).isdisjoint(instances)
+    assert read_state(run.data_dir) is None
 
 
 @pytest.mark.integration
