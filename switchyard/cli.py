@@ -206,10 +206,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             try:
                 return run(stack, console)
             finally:
-                # The first stop signal raises KeyboardInterrupt, the only one: the handler
-                # ignores stop signals from then on. Landing as a failed start-up (or the
-                # end of supervising) begins to stop, it cuts that stop short before it
-                # ignores signals itself; stopping again here, no signal can interrupt.
+                # A stop signal raises KeyboardInterrupt once: the handler then ignores
+                # them all. Landing just as a failed start-up, or run(), begins to stop
+                # (before that stop ignores signals), it cuts the stop short; this one
+                # completes it, and no signal can interrupt it any more.
                 stack.stop()
     finally:
         if receiver is not None:
