@@ -170,9 +170,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         lock = claim(args.data_dir, console)
     except OSError as exc:  # not a directory, not writable, ...
-        console.say(
-            f"ERROR switchyard: cannot use the data directory {args.data_dir}/: {exc}"
-        )
+        console.say(unusable(args.data_dir, exc))
         return 1
     if lock is None:
         return 1
@@ -206,7 +204,14 @@ def cmd_up(args: argparse.Namespace) -> int:
                 startup_timeout=args.startup_timeout,
                 on_stop=ignore_stop_signals,
             )
-            return run(stack, console)
+            try:
+                return run(stack, console)
+            finally:
+                # A stop signal raises KeyboardInterrupt once: the handler then ignores
+                # them all. Landing just as a failed start-up, or run(), begins to stop
+                # (before that stop ignores signals), it cuts the stop short; this one
+                # completes it, and no signal can interrupt it any more.
+                stack.stop()
     finally:
         if receiver is not None:
             receiver.stop()
@@ -260,6 +265,7 @@ def run(stack: Stack, console: Console) -> int:
     except KeyboardInterrupt:
         pass
     finally:  # even after a bug of ours, leave nothing running
+        console.stopping()  # output nobody reads is dropped from now on, not waited for
         console.say("switchyard: stopping (draining every instance)")
         stack.stop()
         console.say("switchyard: stopped")
@@ -318,8 +324,13 @@ def summary(stack: Stack) -> str:
     )
 
 
+def unusable(data_dir: Path, exc: OSError) -> str:
+    return f"ERROR switchyard: cannot use the data directory {data_dir}/: {exc}"
+
+
 def load_state(data_dir: Path) -> tuple[StackState | None, UnreadableState | None]:
-    """The state file's stack, or why it cannot be used."""
+    """The state file's stack, or why it cannot be used; raises OSError when the data
+    directory cannot be read (a file, say)."""
     try:
         return read_state(data_dir), None
     except UnreadableState as problem:
@@ -327,7 +338,11 @@ def load_state(data_dir: Path) -> tuple[StackState | None, UnreadableState | Non
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    state, problem = load_state(args.data_dir)
+    try:
+        state, problem = load_state(args.data_dir)
+    except OSError as exc:
+        print(unusable(args.data_dir, exc), file=sys.stderr)
+        return 1
     if problem is not None:
         print(f"WARNING switchyard: {problem}", file=sys.stderr)
     addr = args.consul_addr or (state.consul_addr if state else None)
@@ -359,25 +374,27 @@ def no_address(data_dir: Path, problem: UnreadableState | None) -> str:
 
 def cmd_down(args: argparse.Namespace) -> int:
     console = Console()
-    state, problem = load_state(args.data_dir)
+    try:
+        state, problem = load_state(args.data_dir)
+    except OSError as exc:
+        console.say(unusable(args.data_dir, exc))
+        return 1
     holder = running_holder(args.data_dir)
-    if holder is not None and (state is None or state.supervisor_pid != holder.pid):
-        # Still starting (no state file yet), or a state file that is unreadable or a
-        # previous stack's: the lock names who runs here, and SIGTERM stops it all.
+    if holder is not None:
+        # Starting or running, whatever the state file says (none yet, unreadable, or a
+        # previous stack's): the lock names who runs here, and SIGTERM stops it all.
         if problem is not None:
             console.say(f"WARNING switchyard: {problem}")
-        supervisor = holder.record()
-    elif state is not None:
-        supervisor = state.supervisor()
-    elif problem is not None:
-        shutdown.discard_state(args.data_dir, problem, console)
+        if shutdown.stop_supervisor(holder.record(), console):
+            console.say("switchyard: stopped")
+            return 0
+    elif state is None:
+        if problem is not None:
+            shutdown.discard_state(args.data_dir, problem, console)
+        else:
+            console.say(f"no stack running from {args.data_dir}/")
         return 0
-    else:
-        console.say(f"no stack running from {args.data_dir}/")
-        return 0
-    if supervisor.alive() and shutdown.stop_supervisor(supervisor, console):
-        console.say("switchyard: stopped")
-        return 0
+    # Its supervisor is gone (dead, or killed just now): its reaper, or we, stop the rest.
     if not finish_stopping(args.data_dir, console):
         return 1
     console.say("switchyard: stopped (forced)")

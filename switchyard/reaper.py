@@ -17,6 +17,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     sys.stdin.buffer.read()  # returns at EOF: the supervisor has ended, whichever way
     console = Console()
+    console.stopping()  # its one job is a stop: a paused terminal must not hold it up
     try:
         state = read_state(data_dir)
     except UnreadableState as problem:  # what to stop is unknown: say so, stop nothing

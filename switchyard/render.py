@@ -7,6 +7,9 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
+# How often a write waiting for a paused reader looks whether stopping has begun.
+WAIT_SLICE_MS = 100
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table, columns padded to their widest cell; no trailing spaces."""
@@ -48,6 +51,12 @@ class Console:
     Writing never raises: when the terminal closes or the reader of a pipe leaves
     (`switchyard up | head`, or `| tee` and Ctrl-C), the console goes quiet and reports itself
     `gone()` instead, so that stopping the stack is not cut short by a message about it.
+
+    Nor does a reader that stops reading (a terminal paused by Ctrl-S, a stuck `| less`)
+    hold a stop up: writes wait for it only until `stopping()`; from then on what it cannot
+    take at once is dropped, and counted in a line should it read again. Hence writes to
+    the descriptor, polled first, in pieces a pipe that polls writable takes whole
+    (PIPE_BUF): a write blocked in the kernel would hold the lock, and the stop behind it.
     """
 
     def __init__(self, out: TextIO | None = None, quiet: bool = False):
@@ -57,6 +66,12 @@ class Console:
         self._following = False
         self._width = 0
         self._lost = False
+        self._stopping = threading.Event()
+        self._dropped = 0
+
+    def stopping(self) -> None:
+        """From now on, never wait for the reader: drop what it cannot take at once."""
+        self._stopping.set()
 
     def say(self, message: str) -> None:
         if self.quiet:
@@ -64,11 +79,46 @@ class Console:
         with self._lock:
             if self._lost:
                 return
-            try:
-                self.out.write(message + "\n")
+            text = message + "\n"
+            if self._dropped:
+                lines = "line" if self._dropped == 1 else "lines"
+                text = (
+                    f"WARNING switchyard: {self._dropped} {lines} not shown "
+                    "(the output was not read while stopping)\n" + text
+                )
+            self._dropped = 0 if self._write(text) else self._dropped + 1
+
+    def _write(self, text: str) -> bool:
+        """False when stopping has begun and the reader cannot take `text` now."""
+        try:
+            fd = self.out.fileno()
+        except (OSError, ValueError, AttributeError):  # StringIO, closed, None
+            fd = None
+        try:
+            if fd is None:
+                self.out.write(text)
                 self.out.flush()
-            except (OSError, ValueError, AttributeError):  # EPIPE, EIO, closed, None
-                self._lose()
+                return True
+            data = text.encode(
+                getattr(self.out, "encoding", None) or "utf-8", "replace"
+            )
+            while data:
+                if not self._writable(fd):
+                    return False
+                data = data[os.write(fd, data[: select.PIPE_BUF]) :]
+        except (OSError, ValueError, AttributeError):  # EPIPE, EIO, closed, None
+            self._lose()
+        return True
+
+    def _writable(self, fd: int) -> bool:
+        """Wait until `fd` takes more (or has lost its reader: the write then says so),
+        but once stopping has begun, only look."""
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        while not self._stopping.is_set():
+            if poller.poll(WAIT_SLICE_MS):
+                return True
+        return bool(poller.poll(0))
 
     def gone(self) -> bool:
         """Nobody reads our output any more: stdout or stderr lost its reader."""
@@ -79,7 +129,8 @@ class Console:
 
     def _lose(self) -> None:
         self._lost = True
-        # What is still buffered would fail again when Python flushes it at exit.
+        # What others wrote through `out` (print) and is still buffered would fail
+        # again when Python flushes it at exit.
         try:
             fd = self.out.fileno()
         except (OSError, ValueError, AttributeError):

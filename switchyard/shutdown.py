@@ -22,6 +22,8 @@ POLL = 0.2
 # A stack's stop at worst (the supervisor's, or stop_records for a reaper or `down`):
 # three groups (gateways, services, the agent), each given STOP_GRACE, and a few Consul calls.
 SUPERVISOR_TIMEOUT = 3 * STOP_GRACE + 10
+# A SIGKILLed process is gone as soon as the kernel has freed it: a bound all the same.
+KILLED_EXIT_TIMEOUT = 5.0
 
 
 def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
@@ -47,7 +49,8 @@ def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
     # Not kill_group: under `make up` the supervisor shares make's process group.
     with contextlib.suppress(ProcessLookupError):
         os.kill(supervisor.pid, signal.SIGKILL)
-    wait_gone([supervisor], POLL * 25)  # so that nobody takes it for alive after this
+    # So that nobody takes it for alive after this.
+    wait_gone([supervisor], KILLED_EXIT_TIMEOUT)
     return False
 
 

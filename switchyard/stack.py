@@ -312,8 +312,10 @@ class Stack:
         """Stop everything: gateways, then services, then the agent. Idempotent."""
         if self._stopped:
             return
-        self._stopped = True
+        self.console.stopping()
         self.on_stop()
+        # Only now: a stop cut short before on_stop (by a signal) must be done again.
+        self._stopped = True
         groups = [
             [p for n, p in self.processes.items() if self._service(n) == "gateway"],
             [

@@ -46,11 +46,6 @@ class StackState:
     supervisor_started: int | None = None
     version: int = VERSION
 
-    def supervisor(self) -> ProcessRecord:
-        return ProcessRecord(
-            "switchyard", "switchyard", 0, self.supervisor_pid, self.supervisor_started
-        )
-
     def record(self, name: str) -> ProcessRecord | None:
         return next((p for p in self.processes if p.name == name), None)
 

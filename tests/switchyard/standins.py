@@ -1,6 +1,8 @@
 """Stand-ins for the processes of a stack, and a state file listing them, for the tests of
 stopping a stack (switchyard.shutdown, lifeline, reaper)."""
 
+import contextlib
+import os
 import subprocess
 import sys
 
@@ -55,3 +57,14 @@ def reap(*procs: subprocess.Popen) -> None:
 def registered(agent) -> set[str]:
     """The service ids a (dev)consul agent has registered."""
     return set(requests.get(f"{agent.url}/v1/agent/services", timeout=5).json())
+
+
+def fill_pipe(fd: int) -> None:
+    """Fill the pipe of `fd` (either end) to the brim: a writer to it now blocks.
+
+    Through a descriptor of our own, non-blocking: O_NONBLOCK on `fd` would be shared."""
+    filler = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(filler, b"." * 65536)
+    os.close(filler)

@@ -16,6 +16,7 @@ import requests
 
 from switchyard.cli import build_parser, main
 from switchyard.process import pid_alive, process_start_time, same_process
+from switchyard.shutdown import SUPERVISOR_TIMEOUT
 from switchyard.spanstore import SpanStore
 from switchyard.state import read_state, state_path
 from switchyard.traces import trace_table
@@ -26,7 +27,7 @@ from tests.support.processes import (
     python_module,
     wait_until,
 )
-from tests.switchyard.standins import registered
+from tests.switchyard.standins import fill_pipe, registered
 from tests.switchyard.test_traces import TRACE, WATERFALL, order_trace
 
 
@@ -435,6 +436,48 @@ def test_a_process_failing_to_start_stops_everything_with_its_last_lines(
     assert registered(devconsul).isdisjoint(pids)
 
 
+# A stop signal in the instant between a failed start-up and its stop: raised by the stop
+# itself, first thing (raise_signal runs the handler before it returns).
+SIGNAL_AS_THE_STOP_BEGINS = (
+    "import signal, sys\n"
+    "from switchyard import cli\n"
+    "from switchyard.stack import Stack\n"
+    "stop = Stack.stop\n"
+    "def signalled_stop(self):\n"
+    "    signal.raise_signal(signal.SIGTERM)\n"
+    "    stop(self)\n"
+    "Stack.stop = signalled_stop\n"
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.integration
+def test_a_signal_as_a_failed_start_up_begins_to_stop_does_not_cut_it_short(
+    tmp_path, devconsul
+):
+    args = ["up", "--data-dir", str(tmp_path), "--consul-addr", devconsul.addr]
+    args += ["--gateway-port", str(free_port()), "--users", "1", "--orders", "1"]
+    args += ["--drain-seconds", "0.5"]
+    proc = ManagedProcess(
+        [sys.executable, "-c", SIGNAL_AS_THE_STOP_BEGINS, *args],
+        env={"GATEWAY_MAX_ATTEMPTS": "0"},  # the services come up, the gateway fails
+        name="switchyard",
+    ).start()
+    try:
+        assert proc.wait(timeout=90) == 130
+    finally:
+        proc.stop()
+    out = proc.output()
+    pids = started_pids(out)
+    assert any(name.startswith("gateway-") for name in pids)
+    assert "interrupted during start-up" in out
+    # switchyard stopped its stack itself: its reaper found nothing left to do.
+    assert "ended without stopping its stack" not in out, out
+    assert not state_path(tmp_path).exists()
+    assert_nothing_left(pids)
+    assert registered(devconsul).isdisjoint(pids)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "state_file", [None, "", "{not json"], ids=["none-yet", "empty", "corrupt"]
@@ -506,6 +549,21 @@ def test_an_unusable_data_directory_is_an_error_naming_it(tmp_path, unusable):
     assert "[started]" not in result.stdout
 
 
+@pytest.mark.parametrize("command", ["status", "down"])
+def test_status_and_down_name_a_data_directory_that_is_a_file(
+    tmp_path, capsys, command
+):
+    data_dir = tmp_path / "data"
+    data_dir.write_text("")
+    assert main([command, "--data-dir", str(data_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert out + err == (
+        f"ERROR switchyard: cannot use the data directory {data_dir}/: "
+        f"[Errno 20] Not a directory: '{data_dir}/switchyard.json'\n"
+    )
+    assert data_dir.read_text() == ""  # `down` left it alone
+
+
 # -- however `switchyard up` ends, nothing of its stack is left (issue 12) -----------------
 
 
@@ -536,10 +594,14 @@ class Reader:
     def text(self) -> str:
         return self.data.decode(errors="replace")
 
-    def leave(self) -> None:
-        """The reader goes away: the pipe has no reader left, the terminal hangs up."""
+    def stop_reading(self) -> None:
+        """The reader stays but reads no more (a stuck `| less`): the pipe fills up."""
         self._leaving.set()
         self._thread.join(timeout=5)
+
+    def leave(self) -> None:
+        """The reader goes away: the pipe has no reader left, the terminal hangs up."""
+        self.stop_reading()
         os.close(self.fd)
 
 
@@ -601,6 +663,7 @@ class UpRun:
             argv = [sys.executable, "-c", WITH_A_BUG, str(self.trigger), *args]
         if terminal:
             main_end, sub_end = os.openpty()
+            self.tty = os.ttyname(sub_end)
             self.proc = self._popen(
                 [sys.executable, "-c", IN_A_TERMINAL, *argv], sub_end, sub_end, sub_end
             )
@@ -713,6 +776,47 @@ def test_however_up_ends_no_process_is_left_and_instances_deregister(
     assert read_state(run.data_dir) is None
     if "bug" in how:
         assert "RuntimeError: a bug in switchyard" in run.err.text()
+
+
+def pipe_not_read(run: UpRun) -> None:
+    run.out.stop_reading()
+    fill_pipe(run.out.fd)
+
+
+def ctrl_s(run: UpRun) -> None:
+    os.write(run.out.fd, b"\x13")  # XOFF: the terminal takes no more output
+
+    def paused():  # a write to it now would block
+        tty = os.open(run.tty, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            return not select.select([], [tty], [], 0)[1]
+        finally:
+            os.close(tty)
+
+    wait_until(paused, 10, what="the terminal paused")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("pause", "how"),
+    [(pipe_not_read, {}), (ctrl_s, {"terminal": True})],
+    ids=["pipe-not-read", "terminal-paused"],
+)
+def test_output_nobody_reads_does_not_hold_up_the_stop(
+    tmp_path, shared_devconsul, pause, how
+):
+    run = UpRun(tmp_path, shared_devconsul, **how)
+    try:
+        run.wait_up()
+        pids, instances = run.stack()
+        pause(run)
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        assert run.proc.wait(timeout=SUPERVISOR_TIMEOUT) == 0
+    finally:
+        run.kill()
+    run.gone(pids)
+    assert registered(shared_devconsul).isdisjoint(instances)
+    assert read_state(run.data_dir) is None
 
 
 @pytest.mark.integration

@@ -4,7 +4,14 @@ import subprocess
 from switchyard.process import pid_alive
 from switchyard.state import read_state, state_path, write_state
 from tests.support.processes import python_module
-from tests.switchyard.standins import SLEEPER, reap, record, spawn, state_for
+from tests.switchyard.standins import (
+    SLEEPER,
+    fill_pipe,
+    reap,
+    record,
+    spawn,
+    state_for,
+)
 
 
 def reaper_sees_eof(
@@ -34,6 +41,26 @@ def test_it_stops_what_its_supervisor_left_running(tmp_path):
     reap(gateway, service)
     assert f"switchyard (pid {supervisor}) ended without stopping its stack" in out
     assert out.index("gateway-1") < out.index("user-service-1")  # in stop order
+    assert read_state(tmp_path) is None
+
+
+def test_output_nobody_reads_does_not_hold_its_stop_up(tmp_path):
+    service = spawn(SLEEPER)
+    write_state(tmp_path, state_for(os.getpid(), record(service, "user-service")))
+    read_end, write_end = os.pipe()
+    fill_pipe(read_end)  # the terminal of `switchyard up`, paused by Ctrl-S
+    try:
+        subprocess.run(
+            python_module("switchyard.reaper", str(tmp_path), str(os.getpid())),
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            timeout=30,
+            check=True,
+        )
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    reap(service)
     assert read_state(tmp_path) is None
 
 

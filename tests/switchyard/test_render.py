@@ -1,9 +1,12 @@
+import contextlib
 import io
 import os
+import threading
 
 import pytest
 
 from switchyard.render import Console, table, truncate
+from tests.switchyard.standins import fill_pipe
 
 
 def test_table_pads_columns_and_has_a_rule():
@@ -105,3 +108,31 @@ def test_a_file_or_a_live_pipe_is_never_gone(tmp_path):
             assert not console.gone()
     assert os.read(read_end, 100) == b"hello\n"
     os.close(read_end)
+
+
+def test_once_stopping_output_nobody_reads_is_dropped_not_waited_for():
+    read_end, write_end = os.pipe()
+    fill_pipe(read_end)  # a terminal paused by Ctrl-S, a `| less` nobody scrolls
+    out = os.fdopen(write_end, "w")
+    try:
+        console = Console(out)
+        console.follow_logs(["gw"])
+        # A log line waits for the reader, holding the console, until stopping begins.
+        relay = threading.Thread(target=console.log_line, args=("gw", "GET /"))
+        relay.start()
+        console.stopping()
+        relay.join(timeout=5)
+        assert not relay.is_alive()
+        console.say("switchyard: stopping")  # dropped at once
+        os.set_blocking(read_end, False)
+        with contextlib.suppress(BlockingIOError):
+            while True:  # the reader reads again: only what filled the pipe is there
+                assert set(os.read(read_end, 65536)) == set(b".")
+        console.say("switchyard: stopped")
+        assert os.read(read_end, 65536) == (
+            b"WARNING switchyard: 2 lines not shown (the output was not read while stopping)\n"
+            b"switchyard: stopped\n"
+        )
+    finally:
+        os.close(read_end)  # first: a write still blocked (a failure) ends with EPIPE
+        out.close()

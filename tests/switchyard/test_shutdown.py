@@ -22,9 +22,9 @@ from tests.switchyard.standins import (
 
 def test_down_asks_the_supervisor_first():
     supervisor = spawn(SUPERVISOR)
-    state = state_for(supervisor.pid)
+    down = Console(quiet=True)
     # Our child turns zombie when it exits; pid_alive() counts zombies as gone.
-    assert stop_supervisor(state.supervisor(), Console(quiet=True)) is True
+    assert stop_supervisor(record(supervisor, "switchyard"), down) is True
     assert supervisor.wait(timeout=5) == 0
 
 
@@ -39,8 +39,8 @@ def test_down_kills_a_stuck_supervisor_that_leads_no_process_group(monkeypatch):
     )
     supervisor.stdout.readline()
     supervisor.stdout.close()
-    state = state_for(supervisor.pid)
-    assert stop_supervisor(state.supervisor(), Console(quiet=True)) is False
+    down = Console(quiet=True)
+    assert stop_supervisor(record(supervisor, "switchyard"), down) is False
     assert supervisor.wait(timeout=5) == -9
 
 
