@@ -146,20 +146,25 @@ def test_killing_a_replica_under_get_load_fails_no_request(compose_stack):
 def test_a_request_through_the_gateway_leaves_its_trace_in_jaeger(compose_stack):
     """Asked as one would ask real Jaeger: its query API, by service.
 
-    The gateway makes no spans of its own yet: it passes the caller's trace on with a new
-    span id (gateway/headers.py traceparent), so the trace is the caller's, order-service's
-    server span is a child of a span Jaeger never receives, and user-service's span (the
-    user check) is a grandchild of it through order-service's client span.
+    The gateway continues the caller's trace: its server span is a child of the caller's
+    span (which Jaeger never receives), order-service's server span a child of the
+    gateway's attempt span, and user-service's spans (the user check) hang under
+    order-service's client span.
     """
     user = create_user(compose_stack.gateway)
-    trace_id = uuid.uuid4().hex
+    trace_id, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     resp = requests.post(
         f"{compose_stack.gateway}/api/orders",
         json={"user_id": user["id"], "total_amount": "3.00"},
-        headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},
+        headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
         timeout=TIMEOUT,
     )
     assert resp.status_code == 201, resp.text
+
+    def parent(span: dict) -> str | None:
+        (reference,) = span["references"] or [{"refType": "CHILD_OF", "spanID": None}]
+        assert reference["refType"] == "CHILD_OF"
+        return reference["spanID"]
 
     def the_trace() -> dict | None:
         found = requests.get(
@@ -169,34 +174,42 @@ def test_a_request_through_the_gateway_leaves_its_trace_in_jaeger(compose_stack)
         )
         assert found.status_code == 200, found.text
         traces = [t for t in found.json()["data"] if t["traceID"] == trace_id]
-        services = {p["serviceName"] for t in traces for p in t["processes"].values()}
-        # Each process exports on its own schedule: wait for both services' spans.
-        return traces[0] if {"order-service", "user-service"} <= services else None
+        if not traces:
+            return None
+        (trace,) = traces
+        services = {p["serviceName"] for p in trace["processes"].values()}
+        ids = {s["spanID"] for s in trace["spans"]}
+        orphans = [s for s in trace["spans"] if parent(s) not in ids]
+        # Each process exports on its own schedule, a batch may end between two spans of
+        # one request: wait for all three services' spans, joined up under one root.
+        complete = services == {"gateway", "order-service", "user-service"}
+        return trace if complete and len(orphans) == 1 else None
 
-    trace = wait_until(the_trace, 60, 0.5, "the order's trace in Jaeger")
+    trace = wait_until(the_trace, 60, 0.5, "the order's whole trace in Jaeger")
     spans = {s["spanID"]: s for s in trace["spans"]}
     assert all(s["traceID"] == trace_id for s in spans.values())
 
     def service(span: dict) -> str:
         return trace["processes"][span["processID"]]["serviceName"]
 
-    def parent(span: dict) -> str | None:
-        (reference,) = span["references"] or [{"refType": "CHILD_OF", "spanID": None}]
-        assert reference["refType"] == "CHILD_OF"
-        return reference["spanID"]
-
-    # One span whose parent is not in the trace: order-service's server span, under the
-    # span id the gateway sent it.
-    (root,) = [s for s in spans.values() if parent(s) not in spans]
-    assert service(root) == "order-service" and parent(root) is not None
-    # user-service's spans hang under it, through order-service's client span.
-    users = [s for s in spans.values() if service(s) == "user-service"]
-    for span in users:
-        ancestors = []
+    def services_up_to_the_root(span: dict) -> list[str]:
+        """The services on the way from `span` to the root, each once."""
+        path = [service(span)]
         while parent(span) in spans:
             span = spans[parent(span)]
-            ancestors.append(service(span))
-        assert span is root and "order-service" in ancestors, trace
+            path.append(service(span))
+        return [name for name, _ in itertools.groupby(path)]
+
+    (root,) = [s for s in spans.values() if parent(s) not in spans]
+    assert (service(root), parent(root)) == ("gateway", caller_span)
+    users = [s for s in spans.values() if service(s) == "user-service"]
+    assert users, trace
+    for span in users:
+        assert services_up_to_the_root(span) == [
+            "user-service",
+            "order-service",
+            "gateway",
+        ], trace
 
 
 def test_consul_outage_then_return(compose_stack):
