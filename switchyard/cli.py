@@ -403,18 +403,23 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_traces(args: argparse.Namespace) -> int:
     store = SpanStore(args.data_dir)
+    try:  # the recent traces, or the spans of the one asked for
+        found = (
+            store.recent(args.limit) if args.id is None else find_trace(store, args.id)
+        )
+    except OSError as exc:  # a data directory that is a file, or that we may not read
+        print(unusable(args.data_dir, exc), file=sys.stderr)
+        return 1
     if args.id is None:
-        recent = store.recent(args.limit)
-        print(trace_table(recent) if recent else f"no traces in {store.path} yet")
+        print(trace_table(found) if found else f"no traces in {store.path} yet")
         return 0
-    spans = find_trace(store, args.id)
-    if not spans:
+    if not found:
         print(
             f"ERROR switchyard: no trace {args.id!r} in {store.path}: "
             "neither a trace id nor an X-Request-ID of a stored trace",
             file=sys.stderr,
         )
         return 1
-    print(f"trace {spans[0].trace_id}, {len(spans)} spans\n")
-    print(waterfall(spans))
+    print(f"trace {found[0].trace_id}, {len(found)} spans\n")
+    print(waterfall(found))
     return 0

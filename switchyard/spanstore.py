@@ -155,8 +155,12 @@ class SpanStore:
 
     def _rows(self, query: str, params: tuple) -> list[tuple]:
         # Reading creates and changes nothing (the schema is the writer's): no file yet (no
-        # stack ran) or no table yet (the writer is making it) reads as no spans.
-        if not self.path.exists():
+        # stack ran) or no table yet (the writer is making it) reads as no spans. Not
+        # Path.exists(), which reads a data directory that is a file as "no file" too:
+        # that one, like one we may not read, raises OSError for the caller to name.
+        try:
+            self.path.stat()
+        except FileNotFoundError:
             return []
         with closing(sqlite3.connect(self.path, timeout=10)) as connection:
             try:

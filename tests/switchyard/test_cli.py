@@ -146,6 +146,14 @@ def test_traces_without_any_says_so(tmp_path, capsys):
     assert capsys.readouterr().out == f"no traces in {tmp_path}/traces.db yet\n"
 
 
+def test_traces_from_a_data_directory_not_made_yet_makes_none(tmp_path, capsys):
+    data_dir = tmp_path / "var"
+    assert main(["traces", "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out == f"no traces in {data_dir}/traces.db yet\n"
+    assert main(["traces", "f" * 32, "--data-dir", str(data_dir)]) == 1
+    assert not data_dir.exists()
+
+
 def test_traces_lists_recent_ones_and_draws_one_by_trace_or_request_id(
     tmp_path, capsys, utc
 ):
@@ -549,17 +557,25 @@ def test_an_unusable_data_directory_is_an_error_naming_it(tmp_path, unusable):
     assert "[started]" not in result.stdout
 
 
-@pytest.mark.parametrize("command", ["status", "down"])
-def test_status_and_down_name_a_data_directory_that_is_a_file(
-    tmp_path, capsys, command
+@pytest.mark.parametrize(
+    "command, reads",
+    [
+        (["status"], "switchyard.json"),
+        (["down"], "switchyard.json"),
+        (["traces"], "traces.db"),
+        (["traces", "f" * 32], "traces.db"),
+    ],
+)
+def test_commands_name_a_data_directory_that_is_a_file(
+    tmp_path, capsys, command, reads
 ):
     data_dir = tmp_path / "data"
     data_dir.write_text("")
-    assert main([command, "--data-dir", str(data_dir)]) == 1
+    assert main([*command, "--data-dir", str(data_dir)]) == 1
     out, err = capsys.readouterr()
     assert out + err == (
         f"ERROR switchyard: cannot use the data directory {data_dir}/: "
-        f"[Errno 20] Not a directory: '{data_dir}/switchyard.json'\n"
+        f"[Errno 20] Not a directory: '{data_dir}/{reads}'\n"
     )
     assert data_dir.read_text() == ""  # `down` left it alone
 
