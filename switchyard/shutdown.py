@@ -38,11 +38,15 @@ def wait_gone(records: list[ProcessRecord], timeout: float) -> bool:
 def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
     """SIGTERM a running `switchyard up`, which stops its stack as Ctrl-C would.
 
-    Returns False when it had to be killed instead: what it started is then left to its
-    reaper, which the caller waits for.
+    Returns False when it had to be killed instead, or had died already (since the caller
+    found it alive): what it started is then left to its reaper, which the caller waits for.
     """
     console.say(f"stopping switchyard (pid {supervisor.pid})...")
-    os.kill(supervisor.pid, signal.SIGTERM)
+    try:
+        os.kill(supervisor.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        console.say("switchyard had ended meanwhile, without stopping its stack")
+        return False
     if wait_gone([supervisor], SUPERVISOR_TIMEOUT):
         return True
     console.say(f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing")

@@ -15,10 +15,11 @@ import pytest
 import requests
 
 from switchyard.cli import build_parser, main
+from switchyard.lifeline import Holder
 from switchyard.process import pid_alive, process_start_time, same_process
 from switchyard.shutdown import SUPERVISOR_TIMEOUT
 from switchyard.spanstore import SpanStore
-from switchyard.state import read_state, state_path
+from switchyard.state import read_state, state_path, write_state
 from switchyard.traces import trace_table
 from tests.support.processes import (
     REPO,
@@ -27,7 +28,15 @@ from tests.support.processes import (
     python_module,
     wait_until,
 )
-from tests.switchyard.standins import fill_pipe, registered
+from tests.switchyard.standins import (
+    SLEEPER,
+    dead_pid,
+    fill_pipe,
+    record,
+    registered,
+    spawn,
+    state_for,
+)
 from tests.switchyard.test_traces import TRACE, WATERFALL, order_trace
 
 
@@ -132,6 +141,27 @@ def test_an_unreadable_state_file_is_reported_and_down_removes_it(tmp_path, caps
     assert out.startswith(f"WARNING switchyard: {problem}")
     assert out.endswith("; removed it (processes it may list were not stopped)\n")
     assert not path.exists()
+
+
+def test_down_finishes_the_stop_of_a_supervisor_that_dies_as_it_is_found(
+    tmp_path, capsys, monkeypatch
+):
+    supervisor, service = dead_pid(), spawn(SLEEPER)
+    write_state(tmp_path, state_for(None, record(service, "user-service")))
+    # The lock named it, alive; it died before down's SIGTERM reached it.
+    found = Holder(supervisor, None, "just now")
+    monkeypatch.setattr("switchyard.cli.running_holder", lambda data_dir: found)
+    try:
+        assert main(["down", "--data-dir", str(tmp_path)]) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.pid, signal.SIGKILL)  # a no-op once down has stopped it
+        ended = service.wait(timeout=10)
+    assert ended == -signal.SIGTERM  # stopped by down, as its reaper would have
+    out = capsys.readouterr().out
+    assert "switchyard had ended meanwhile, without stopping its stack\n" in out
+    assert out.endswith("switchyard: stopped (forced)\n")
+    assert not state_path(tmp_path).exists()
 
 
 def test_up_sends_spans_to_its_own_receiver_unless_given_an_endpoint():

@@ -12,6 +12,7 @@ from switchyard.state import ProcessRecord
 from tests.switchyard.standins import (
     SLEEPER,
     SUPERVISOR,
+    dead_pid,
     reap,
     record,
     registered,
@@ -26,6 +27,13 @@ def test_down_asks_the_supervisor_first():
     # Our child turns zombie when it exits; pid_alive() counts zombies as gone.
     assert stop_supervisor(record(supervisor, "switchyard"), down) is True
     assert supervisor.wait(timeout=5) == 0
+
+
+def test_down_leaves_a_supervisor_that_died_since_it_was_found_to_its_reaper():
+    out = io.StringIO()
+    gone = ProcessRecord("switchyard", "switchyard", 0, dead_pid())
+    assert stop_supervisor(gone, Console(out)) is False
+    assert out.getvalue().endswith("ended meanwhile, without stopping its stack\n")
 
 
 # A hung `switchyard up` that ignores SIGTERM and, as under `make up`, leads no process group.
