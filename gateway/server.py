@@ -69,8 +69,13 @@ class Server:
         self.connections: set[Connection] = set()
         self.closing = False
         s = settings
-        # A head larger than every line at its limit cannot be valid.
-        self.max_head = s.max_request_line + s.max_headers * (s.max_header_bytes + 2)
+        # A head larger than every line at its limit cannot be valid: the empty line a
+        # client may send first (RFC 9112, section 2.2), the request line (the longest
+        # method llhttp takes, the target, the version), the header lines ("name: value"
+        # as max_header_bytes counts them -- llhttp counts the whitespace after a value
+        # as the value's -- and CRLF) and the blank line that ends them.
+        request_line = len("UNSUBSCRIBE ") + s.max_request_line + len(" HTTP/1.1\r\n")
+        self.max_head = 2 + request_line + s.max_headers * (s.max_header_bytes + 2) + 2
         self._date, self._date_at = b"", 0
 
     def __call__(self) -> "Connection":

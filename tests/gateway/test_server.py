@@ -155,7 +155,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_its_timeout(gw):
 
 def test_a_body_read_with_its_head_does_not_count_as_head(gw):
     """The head and body of a request arrive in one read, together over the bound of a
-    head (every line at its limit: 610 bytes here). The body's bytes were counted as
+    head (every line at its limit: 637 bytes here). The body's bytes were counted as
     head bytes: 431 for a head of 60."""
     w = gw(max_request_line=100, max_headers=5, max_header_bytes=100)
     body = b"x" * 20_000
@@ -187,6 +187,47 @@ def test_a_head_over_its_limits_is_431_naming_which(gw, head, code):
         sock.sendall(b"GET /api/echo/x HTTP/1.1\r\nHost: t\r\n" + head)
         status, _, answer = read_response(stream)
     assert (status, json.loads(answer)["error"]["code"]) == (431, code)
+
+
+def head_at_every_limit(method: str, settings: GatewaySettings) -> bytes:
+    """The longest legal head the limits admit: a leading empty line, the request line
+    with a target at its limit, and every header line at its limit ("name: value")."""
+    target = b"/api/echo/"
+    target += b"a" * (settings.max_request_line - len(target))
+    lines = [b"Host: t"]
+    while len(lines) < settings.max_headers:
+        name = b"X-%03d" % len(lines)
+        lines.append(name + b": " + b"v" * (settings.max_header_bytes - len(name) - 2))
+    lines[0] += b" " * (
+        settings.max_header_bytes - len(lines[0])
+    )  # trailing whitespace
+    return b"\r\n%s %s HTTP/1.1\r\n%s\r\n\r\n" % (method, target, b"\r\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    # The longest method llhttp takes (the gateway proxies no such method), and the
+    # longest the gateway proxies.
+    [(b"UNSUBSCRIBE", 405), (b"OPTIONS", 200)],
+)
+def test_a_head_at_every_limit_is_served_whichever_way_it_arrives(gw, method, status):
+    w = gw(max_request_line=100, max_headers=5, max_header_bytes=100)
+    head = head_at_every_limit(method, w.gateway.settings)
+    # As long as a head with this method may be:
+    assert len(head) == w.served.server.max_head - len(b"UNSUBSCRIBE") + len(method)
+    sock, stream = connect(w.served.port)
+    with sock, stream:
+        wait_until(lambda: w.served.server.connections, 5)
+        (connection,) = w.served.server.connections
+        # All but its final CRLF, taken in before the rest comes: the head's bound must
+        # not refuse it in the meantime.
+        sock.sendall(head[:-2])
+        wait_until(
+            lambda: connection.finished or connection.head_bytes == len(head) - 2, 5
+        )
+        sock.sendall(head[-2:])
+        answer = read_response(stream)
+    assert answer[0] == status, answer
 
 
 def test_sequential_and_pipelined_requests_on_one_connection(gw):
