@@ -62,6 +62,14 @@ DRAIN_START_GRACE = 1.0
 # serves anyway (its /health then fails until the list arrives). Under gunicorn's worker
 # timeout (30 s), which counts from the fork.
 DISCOVERY_BOOT_WAIT = 10.0
+# A service's limits on a request's head: gunicorn's (414 or 431 beyond, as JSON:
+# chassis.worker). Each is the gateway's most (gateway.settings) plus what the gateway may
+# add to a request it forwards: a request the gateway admits must never meet the service's
+# 414 or 431 in place of the gateway's own. The request line's is gunicorn's most (a
+# larger limit_request_line is taken as 8190); the gateway's target limit is below it.
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELDS = 100 + 9
+LIMIT_REQUEST_FIELD_SIZE = 8190 + 59  # one header line, its CRLF included
 
 
 class DrainFlag:
@@ -209,6 +217,9 @@ def service_hooks(
         # Access lines (when --access-logfile is given) carry request and trace ids.
         "logger_class": "chassis.accesslog.TraceAccessLogger",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         # gunicorn >= 25.1 opens a control socket at one default path per user; several
         # instances on one host would fight over it, and nothing here uses gunicornc.
         "control_socket_disable": True,

@@ -8,9 +8,9 @@
 | `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |
 | `GATEWAY_LB_STRATEGY` | `round_robin` | default strategy; a service's Meta `lb_strategy` overrides it |
 | `GATEWAY_MAX_BODY_BYTES` | `10485760` | request bodies above this get 413 |
-| `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (431 beyond) |
-| `GATEWAY_MAX_HEADERS` | `100` | number of request headers (431 beyond) |
-| `GATEWAY_MAX_REQUEST_LINE` | `8190` | request target (414 beyond) |
+| `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (431 beyond); at most 8190 |
+| `GATEWAY_MAX_HEADERS` | `100` | number of request headers (431 beyond); at most 100 |
+| `GATEWAY_MAX_REQUEST_LINE` | `8177` | request target (414 beyond); at most 8177 |
 | `GATEWAY_HEADER_TIMEOUT` | `10` | seconds a client may take to send a request's head (then 408, closed) |
 | `GATEWAY_CLIENT_TIMEOUT` | `10` | seconds a client may take to send its whole body (then 408) |
 | `GATEWAY_KEEPALIVE_TIMEOUT` | `5` | seconds an idle kept-alive client connection stays open |
@@ -36,20 +36,41 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chassis.env import ConfigError, env_choice, env_float, env_int, env_str
+from discovery.gunicorn_hooks import (
+    LIMIT_REQUEST_FIELD_SIZE,
+    LIMIT_REQUEST_FIELDS,
+    LIMIT_REQUEST_LINE,
+)
 from discovery.strategies import STRATEGIES
+from gateway.paths import API_PREFIX
 
 __all__ = ["DEFAULT_PORT", "ConfigError", "GatewaySettings"]
 
 DEFAULT_PORT = 8000  # PORT unset: what gunicorn binds and Consul registers
+
+# The most each head limit may be (its default too): what the services take
+# (discovery.gunicorn_hooks, as gunicorn counts) less what the gateway may add to a request
+# it forwards, so that a request it admits never gets a service's 414 or 431 instead of
+# its own. It adds:
+# - on the request line, "OPTIONS " (the longest method it proxies) and " HTTP/1.1" around
+#   the target, which loses its /api;
+MAX_REQUEST_LINE = LIMIT_REQUEST_LINE - len("OPTIONS  HTTP/1.1") + len(API_PREFIX)
+# - beside the client's lines (each forwarded once at most), 9 of its own: Host,
+#   X-Forwarded-For/-Proto/-Prefix/-Host, X-Request-ID, traceparent, tracestate, and
+#   Content-Length or Transfer-Encoding;
+MAX_HEADERS = LIMIT_REQUEST_FIELDS - 9
+# - to one line (counted here as "name: value"), its CRLF, and ", <client address>" to a
+#   trusted X-Forwarded-For (an IPv6 address and its zone: 55 characters at most).
+MAX_HEADER_BYTES = LIMIT_REQUEST_FIELD_SIZE - len("\r\n, ") - 55
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     strategy: str = "round_robin"
     max_body_bytes: int = 10 * 1024 * 1024
-    max_header_bytes: int = 8190
-    max_headers: int = 100
-    max_request_line: int = 8190
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_headers: int = MAX_HEADERS
+    max_request_line: int = MAX_REQUEST_LINE
     header_timeout: float = 10.0
     client_timeout: float = 10.0
     keepalive_timeout: float = 5.0
@@ -76,9 +97,13 @@ class GatewaySettings:
                 "GATEWAY_LB_STRATEGY", "round_robin", list(STRATEGIES), e
             ),
             max_body_bytes=env_int("GATEWAY_MAX_BODY_BYTES", 10485760, 0, environ=e),
-            max_header_bytes=env_int("GATEWAY_MAX_HEADER_BYTES", 8190, 256, environ=e),
-            max_headers=env_int("GATEWAY_MAX_HEADERS", 100, 10, environ=e),
-            max_request_line=env_int("GATEWAY_MAX_REQUEST_LINE", 8190, 256, environ=e),
+            max_header_bytes=env_int(
+                "GATEWAY_MAX_HEADER_BYTES", MAX_HEADER_BYTES, 256, MAX_HEADER_BYTES, e
+            ),
+            max_headers=env_int("GATEWAY_MAX_HEADERS", MAX_HEADERS, 10, MAX_HEADERS, e),
+            max_request_line=env_int(
+                "GATEWAY_MAX_REQUEST_LINE", MAX_REQUEST_LINE, 256, MAX_REQUEST_LINE, e
+            ),
             header_timeout=env_float("GATEWAY_HEADER_TIMEOUT", 10.0, 0.1, e),
             client_timeout=env_float("GATEWAY_CLIENT_TIMEOUT", 10.0, 0.1, e),
             keepalive_timeout=env_float("GATEWAY_KEEPALIVE_TIMEOUT", 5.0, 0.1, e),

@@ -16,6 +16,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from chassis import worker as worker_module
 from chassis.worker import JSONErrorWorker, _JSONErrorSocket, _linger
+from discovery.gunicorn_hooks import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_LINE
 from tests.support.services import start_service, stop_now
 
 # -- unit: a quit at any moment --------------------------------------------------------
@@ -221,8 +222,13 @@ def exchange(port: int, raw: bytes) -> tuple[str, dict, bytes]:
     "raw, status",
     [
         (b"NOT AN HTTP REQUEST LINE\r\n\r\n", 400),
-        (b"GET /users HTTP/1.1\r\nHost: u\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
-        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: u\r\n\r\n", 414),
+        (
+            b"GET /users HTTP/1.1\r\nHost: u\r\nX-Big: "
+            + b"a" * LIMIT_REQUEST_FIELD_SIZE
+            + b"\r\n\r\n",
+            431,
+        ),
+        (b"GET /" + b"a" * LIMIT_REQUEST_LINE + b" HTTP/1.1\r\nHost: u\r\n\r\n", 414),
         (b"GET /users HTTP/1.1\r\nHost: u\r\nX-A : b\r\n\r\n", 400),
         (b"GET /users HTTP/9.9\r\nHost: u\r\n\r\n", 400),
         (

@@ -1,5 +1,6 @@
 """The gateway app served in-process by its server, Consul replaced by fakes, real upstreams."""
 
+import json
 import logging
 import time
 
@@ -9,6 +10,7 @@ from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
 from tests.gateway.serving import Client, serve
+from tests.gateway.test_server import connect, read_response
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
 from tests.support.tracing import keeping_recorder
@@ -661,3 +663,92 @@ def test_an_upstream_refusing_a_body_before_reading_it_is_answered_not_blamed(
     assert (instance["routable"], instance["consecutive_failures"]) == (True, 0)
     listed = w.client.get("/api/users")
     assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+# -- a request the gateway admits fits what the services admit ------------------------
+
+LIMITS = GatewaySettings()  # the defaults: each limit at its most
+
+
+def exchange(port: int, head: bytes) -> tuple[int, dict, bytes]:
+    """(status, lower-cased headers, body) of the answer to a raw request head."""
+    sock, stream = connect(port)
+    with sock, stream:
+        sock.sendall(head)
+        return read_response(stream)
+
+
+def full_lines(count: int, size: int, forwarded_for: bool = False) -> list[bytes]:
+    """`count` header lines of `size` bytes as the gateway counts them ("name: value");
+    the first an X-Forwarded-For if `forwarded_for`, which a trusting gateway forwards
+    with the client's address added."""
+    names = [b"X-Pad-%03d" % n for n in range(count)]
+    if forwarded_for:
+        names[0] = b"X-Forwarded-For"
+    return [name + b": " + b"1" * (size - len(name) - 2) for name in names]
+
+
+@pytest.fixture
+def trusting(world, user_service):
+    """A gateway whose every limit is at its most, trusting X-Forwarded-*, in front of a
+    real user-service (gunicorn's limits)."""
+    w = world(trust_forwarded=True)
+    w.publish("users", echo_instance("u", user_service, "users", "/users"))
+    return w
+
+
+@pytest.mark.integration
+def test_a_request_line_at_the_gateways_limit_is_served(trusting):
+    # OPTIONS: the longest method proxied, so the longest request line forwarded.
+    target = b"/api/users?q="
+    target += b"a" * (LIMITS.max_request_line - len(target))
+    status, headers, _ = exchange(
+        trusting.served.port, b"OPTIONS %s HTTP/1.1\r\nHost: gw\r\n\r\n" % target
+    )
+    assert status == 200, headers
+    assert headers["x-served-by"].startswith("user-service-")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "forwarded_for", [False, True], ids=["most-lines", "longest-line"]
+)
+def test_headers_at_the_gateways_limits_are_served(trusting, forwarded_for):
+    """As many header lines as the gateway takes, each as long as it takes, and what the
+    gateway adds at its most: an absolute-form target without a Host (its authority
+    becomes X-Forwarded-Host), a POST without a body (Content-Length: 0), and either
+    none of the client's lines replaced by its own (most lines) or a trusted
+    X-Forwarded-For that grows (the longest line)."""
+    lines = full_lines(LIMITS.max_headers, LIMITS.max_header_bytes, forwarded_for)
+    head = b"POST http://gw/api/users HTTP/1.0\r\n%s\r\n\r\n" % b"\r\n".join(lines)
+    status, headers, body = exchange(trusting.served.port, head)
+    # The service's own answer to a body that is no JSON, not its gunicorn's 431.
+    assert status == 415, body
+    assert json.loads(body)["error"]["code"] == "unsupported_media_type"
+    assert headers["x-served-by"].startswith("user-service-")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("over", "status", "code"),
+    [
+        ("request_line", 414, "uri_too_long"),
+        ("headers", 431, "too_many_headers"),
+        ("header_bytes", 431, "header_too_large"),
+    ],
+)
+def test_a_request_past_the_gateways_limits_gets_its_own_answer(
+    trusting, over, status, code
+):
+    target = b"/api/users"
+    if over == "request_line":
+        target += b"?" + b"a" * (LIMITS.max_request_line - len(target))
+    count = LIMITS.max_headers + (over == "headers")
+    lines = full_lines(count, LIMITS.max_header_bytes + (over == "header_bytes"))
+    head = b"GET %s HTTP/1.1\r\nHost: gw\r\n%s\r\n\r\n" % (
+        target,
+        b"\r\n".join(lines[1:]),  # room for the Host
+    )
+    answer, headers, body = exchange(trusting.served.port, head)
+    assert (answer, json.loads(body)["error"]["code"]) == (status, code)
+    assert headers["x-served-by"] == "gateway-test"

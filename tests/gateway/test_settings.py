@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from chassis.env import ConfigError
+from gateway.app import METHODS
 from gateway.settings import GatewaySettings
 
 
@@ -47,6 +48,11 @@ def test_values_are_read():
         ("GATEWAY_HEADER_TIMEOUT", "0", "GATEWAY_HEADER_TIMEOUT"),
         ("GATEWAY_KEEPALIVE_TIMEOUT", "soon", "GATEWAY_KEEPALIVE_TIMEOUT"),
         ("GATEWAY_MAX_CONNECTIONS", "0", "GATEWAY_MAX_CONNECTIONS"),
+        # Above what the services take once the gateway has added its part
+        # (test_app: a request at these limits is served by a real service).
+        ("GATEWAY_MAX_REQUEST_LINE", "8178", "must be <= 8177"),
+        ("GATEWAY_MAX_HEADERS", "101", "must be <= 100"),
+        ("GATEWAY_MAX_HEADER_BYTES", "8191", "must be <= 8190"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(name, value, says):
@@ -66,3 +72,8 @@ def test_the_gateway_runs_one_worker_process_unless_told(env, workers):
         check=True,
     ).stdout
     assert int(out) == workers
+
+
+def test_the_request_line_ceiling_allows_for_the_longest_method_proxied():
+    # gateway.settings.MAX_REQUEST_LINE leaves room for "OPTIONS " on the forwarded line.
+    assert max(map(len, METHODS)) == len("OPTIONS")
