@@ -122,7 +122,7 @@ def _check_head(check: Check) -> dict:
 
 def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
     """structs.HealthCheck, as the catalog, health and agent/checks answer it."""
-    service = store.services.get((check.node, check.service_id))
+    service = store.service(check.node, check.service_id)
     definition = check.definition
     return {
         **_check_head(check),
