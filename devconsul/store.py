@@ -62,7 +62,9 @@ class Service:
     node: str
     id: str
     name: str
-    tags: list[str] = field(default_factory=list)
+    # None when registered without Tags (or with null): Consul keeps a nil
+    # slice, which most answers turn into [] but some show as null.
+    tags: list[str] | None = None
     address: str = ""
     port: int = 0
     meta: dict[str, str] = field(default_factory=dict)

@@ -31,7 +31,7 @@ def node_meta_matches(req: Request, node: Node) -> bool:
 
 def has_tags(service: Service, tags: list[str]) -> bool:
     """Every ?tag, compared lowercased as Consul's serviceTagFilter does."""
-    own = {tag.lower() for tag in service.tags}
+    own = {tag.lower() for tag in service.tags or ()}
     return all(tag.lower() in own for tag in tags)
 
 
