@@ -47,6 +47,10 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   case-insensitively as in Consul, and a lock stores the session ID
   lowercased. ``ns``/partition parameters are ignored (Enterprise). Lock-delays and TTL timers live in this process, like
   everything else, so a restart forgets them along with the sessions.
+- The UI's files are served as Go's http.FileServer serves Consul's (any
+  method, index.html for a path naming no file, its redirects), without
+  Range or conditional requests and with ``Cache-Control: no-cache``;
+  ``/robots.txt`` is not served (Consul answers it with its index.html).
 - ``-acl-token`` is one management token, not Consul's ACL system; the
   status endpoints stay open, as in Consul.
 - ``/v1/txn`` runs KV operations only; Node, Service and Check operations

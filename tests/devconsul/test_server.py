@@ -85,6 +85,16 @@ def test_root_redirects_to_ui(shared_devconsul):
     assert index.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_ui_pages_answer_any_method(shared_devconsul, method):
+    """Consul's UI handler is Go's http.FileServer, which ignores the method,
+    over a filesystem that gives index.html for a path naming no file."""
+    index = requests.get(f"{shared_devconsul.url}/ui/", timeout=5)
+    r = requests.request(method, f"{shared_devconsul.url}/ui/dc1/services", timeout=5)
+    assert (r.status_code, r.content) == (200, index.content)
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "POST", "DELETE"])
 def test_bare_ui_is_redirected_whatever_the_method(shared_devconsul, method):
     """Go's ServeMux answers "/ui" with a 301 to its "/ui/" pattern before any
