@@ -10,6 +10,12 @@ def _sorted(mapping: dict) -> dict:
     return dict(sorted(mapping.items()))
 
 
+def keyed(rows: list[dict], key: str) -> dict[str, dict]:
+    """Rows by their ID, in the order Go's encoding/json writes a map's keys
+    (sorted bytewise: "Web" before "api"); the store orders IDs lowercased."""
+    return {r[key]: r for r in sorted(rows, key=lambda r: r[key])}
+
+
 def _service_head(service: Service) -> dict:
     """Kind (only when set), ID, Service, Tags: how both service shapes start."""
     head = {"Kind": service.kind} if service.kind else {}

@@ -175,7 +175,7 @@ def node(app, req: Request) -> Response:
     def shape(found, rows):
         if found is None:
             return None
-        return {"Node": found, "Services": {r["ID"]: r for r in rows}}
+        return {"Node": found, "Services": render.keyed(rows, "ID")}
 
     return _node_read(app, req, shape)
 

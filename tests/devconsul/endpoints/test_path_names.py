@@ -271,3 +271,18 @@ def test_an_agent_service_in_another_case_replaces_the_old_one(api):
     assert list(api.get("/v1/agent/checks").json()) == ["service:Web-1"]
     (entry,) = api.get("/v1/health/service/web").json()
     assert [c["CheckID"] for c in entry["Checks"]] == ["serfHealth", "service:Web-1"]
+
+
+def test_agent_maps_are_in_go_key_order(api):
+    """Go's encoding/json writes a map's keys sorted bytewise, capitals
+    first, whatever order the catalog keeps them in."""
+    for service_id in ("api", "Web", "db"):
+        api.register({"ID": service_id, "Name": "s", "Check": {"TTL": "30s"}})
+    assert list(api.get("/v1/agent/services").json()) == ["Web", "api", "db"]
+    services = api.get("/v1/catalog/node/test-node").json()["Services"]
+    assert list(services) == ["Web", "api", "consul", "db"]
+    assert list(api.get("/v1/agent/checks").json()) == [
+        "service:Web",
+        "service:api",
+        "service:db",
+    ]
