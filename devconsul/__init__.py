@@ -45,8 +45,9 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
   ``runtime`` stats describe this Python process.
 - Sessions: session IDs, node names and check IDs are matched
   case-insensitively as in Consul, and a lock stores the session ID
-  lowercased. ``ns``/partition parameters are ignored (Enterprise). Lock-delays and TTL timers live in this process, like
-  everything else, so a restart forgets them along with the sessions.
+  lowercased. ``ns``/partition parameters are ignored (Enterprise).
+  Lock-delays and TTL timers live in this process, like everything else, so
+  a restart forgets them along with the sessions.
 - The UI's files are served as Go's http.FileServer serves Consul's (any
   method, index.html for a path naming no file, its redirects), without
   Range or conditional requests and with ``Cache-Control: no-cache``;

@@ -167,10 +167,9 @@ _ZERO_API_DEFINITION = {
 def agent_health_check(check: Check, service: Service) -> dict:
     """api.HealthCheck as agentHealthService (agent/agent_endpoint.go) builds
     it from the agent's local state for /v1/agent/health/service/*: names,
-    status, texts and the service's tags as registered, unlike every other
-    answer not turned from nil into [] (null for a node check or a service
-    registered without Tags), with Type, ExposedPort, Definition and the raft
-    indexes left at zero."""
+    status, texts and the service's tags as registered: null for a node check
+    or a service registered without Tags, which every other answer turns into
+    []. Type, ExposedPort, Definition and the raft indexes stay zero."""
     tags = service.tags if check.service_id else None
     return {
         **_check_head(check),
