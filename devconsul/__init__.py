@@ -30,6 +30,11 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - Node names ignore case, as in Consul, and a node keeps the spelling it was
   first registered with; Consul takes a catalog register's spelling when the
   register changes something else about the node as well.
+- Service and check IDs ignore case in the catalog, as in Consul, and the
+  agent endpoints match them exactly, as Consul's agent does; but the agent
+  too holds one service (or check) per ID in any case, so registering
+  "Web-1" beside "web-1" replaces it, where Consul's agent keeps both and
+  the catalog alternates between them.
 - There are no other datacenters and no cluster peers: a foreign ``?dc`` (or
   catalog-write ``Datacenter``) is Consul's ``No path to datacenter``, and any
   ``?peer`` reads as "nothing imported".
@@ -38,11 +43,15 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - ``/v1/agent/self`` has Consul's sections and keys; ``DebugConfig`` is a
   small subset, there is no ``xDS`` section (no gRPC/xDS server), and the
   ``runtime`` stats describe this Python process.
-- Sessions: session IDs and node names are matched case-insensitively as in
-  Consul, but check IDs exactly (Consul ignores their case too), and a lock
-  stores the session ID lowercased. ``ns``/partition parameters are ignored
-  (Enterprise). Lock-delays and TTL timers live in this process, like
-  everything else, so a restart forgets them along with the sessions.
+- Sessions: session IDs, node names and check IDs are matched
+  case-insensitively as in Consul, and a lock stores the session ID
+  lowercased. ``ns``/partition parameters are ignored (Enterprise).
+  Lock-delays and TTL timers live in this process, like everything else, so
+  a restart forgets them along with the sessions.
+- The UI's files are served as Go's http.FileServer serves Consul's (any
+  method, index.html for a path naming no file, its redirects), without
+  Range or conditional requests and with ``Cache-Control: no-cache``;
+  ``/robots.txt`` is not served (Consul answers it with its index.html).
 - ``-acl-token`` is one management token, not Consul's ACL system; the
   status endpoints stay open, as in Consul.
 - ``/v1/txn`` runs KV operations only; Node, Service and Check operations

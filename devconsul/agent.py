@@ -88,13 +88,18 @@ class Agent:
 
     # -- services -----------------------------------------------------------------
 
+    # The agent's own records match their ID exactly, as Consul's local state
+    # (agent/local) keys them, although the catalog below ignores its case.
+
     def local_service(self, service_id: str) -> Service | None:
-        service = self.store.services.get((self.node, service_id))
-        return service if service and service.local else None
+        service = self.store.service(self.node, service_id)
+        return (
+            service if service and service.local and service.id == service_id else None
+        )
 
     def local_check(self, check_id: str) -> Check | None:
-        check = self.store.checks.get((self.node, check_id))
-        return check if check and check.local else None
+        check = self.store.check(self.node, check_id)
+        return check if check and check.local and check.id == check_id else None
 
     def register_service(self, definition: ServiceDefinition, replace_checks: bool):
         tagged = dict(definition.tagged_addresses)
@@ -157,7 +162,12 @@ class Agent:
 
     def _add_check(self, check_id, name, definition, service: Service | None) -> None:
         with self.store.write():
-            existing = self.store.checks.get((self.node, check_id))
+            existing = self.store.check(self.node, check_id)
+            if existing and existing.id != check_id:
+                # The same check to the catalog, another to the agent: it
+                # starts afresh, and the one it replaces stops running.
+                self.runner.stop(existing.id)
+                existing = None
             check = Check(
                 node=self.node,
                 id=check_id,
@@ -225,7 +235,7 @@ class Agent:
 
     def _set_maintenance(self, check_id, enable, name, notes, service) -> None:
         with self.store.write():
-            present = (self.node, check_id) in self.store.checks
+            present = self.store.check(self.node, check_id) is not None
             if enable and not present:
                 self.store.put_check(
                     Check(

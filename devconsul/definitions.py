@@ -153,7 +153,7 @@ def _header(f: Fields) -> dict[str, list[str]]:
 class ServiceDefinition:
     id: str
     name: str
-    tags: list[str]
+    tags: list[str] | None
     address: str
     port: int
     meta: dict[str, str]
@@ -175,7 +175,7 @@ def service_fields(f: Fields, default_weight: int = 1) -> dict:
     Fields(f.raw("Proxy"), "ConnectProxyConfig", schemas.CONNECT_PROXY_CONFIG)
     Fields(f.raw("Connect"), "ServiceConnect", schemas.SERVICE_CONNECT)
     return {
-        "tags": f.str_list("Tags"),
+        "tags": None if f.raw("Tags") is None else f.str_list("Tags"),
         "address": f.str("Address"),
         "port": f.int("Port"),
         "meta": f.str_map("Meta"),

@@ -10,10 +10,16 @@ def _sorted(mapping: dict) -> dict:
     return dict(sorted(mapping.items()))
 
 
+def keyed(rows: list[dict], key: str) -> dict[str, dict]:
+    """Rows by their ID, in the order Go's encoding/json writes a map's keys
+    (sorted bytewise: "Web" before "api"); the store orders IDs lowercased."""
+    return {r[key]: r for r in sorted(rows, key=lambda r: r[key])}
+
+
 def _service_head(service: Service) -> dict:
     """Kind (only when set), ID, Service, Tags: how both service shapes start."""
     head = {"Kind": service.kind} if service.kind else {}
-    head.update(ID=service.id, Service=service.name, Tags=list(service.tags))
+    head.update(ID=service.id, Service=service.name, Tags=list(service.tags or ()))
     return head
 
 
@@ -92,7 +98,7 @@ def service_node(n: Node, service: Service) -> dict:
         "ServiceKind": service.kind,
         "ServiceID": service.id,
         "ServiceName": service.name,
-        "ServiceTags": list(service.tags),
+        "ServiceTags": list(service.tags or ()),
         "ServiceAddress": service.address,
         **_tagged(service, "ServiceTaggedAddresses"),
         "ServiceWeights": dict(service.weights),
@@ -122,11 +128,11 @@ def _check_head(check: Check) -> dict:
 
 def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
     """structs.HealthCheck, as the catalog, health and agent/checks answer it."""
-    service = store.services.get((check.node, check.service_id))
+    service = store.service(check.node, check.service_id)
     definition = check.definition
     return {
         **_check_head(check),
-        "ServiceTags": list(service.tags) if service and check.service_id else [],
+        "ServiceTags": list(service.tags or ()) if service and check.service_id else [],
         "Type": check.type,
         "Interval": _duration_or_empty(definition.interval if definition else 0),
         "Timeout": _duration_or_empty(definition.timeout if definition else 0),
@@ -161,11 +167,13 @@ _ZERO_API_DEFINITION = {
 def agent_health_check(check: Check, service: Service) -> dict:
     """api.HealthCheck as agentHealthService (agent/agent_endpoint.go) builds
     it from the agent's local state for /v1/agent/health/service/*: names,
-    status, texts and the service's tags (a node check has none: null), with
-    Type, ExposedPort, Definition and the raft indexes left at zero."""
+    status, texts and the service's tags as registered: null for a node check
+    or a service registered without Tags, which every other answer turns into
+    []. Type, ExposedPort, Definition and the raft indexes stay zero."""
+    tags = service.tags if check.service_id else None
     return {
         **_check_head(check),
-        "ServiceTags": list(service.tags) if check.service_id else None,
+        "ServiceTags": None if tags is None else list(tags),
         "Type": "",
         "ExposedPort": 0,
         "Definition": dict(_ZERO_API_DEFINITION),

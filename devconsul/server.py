@@ -58,17 +58,29 @@ class App:
         if req.path == "/":
             # Consul's Index handler: http.Redirect to the UI, query dropped.
             return redirect_response(req, "/ui/", keep_query=False)
-        if not req.path.startswith("/v1/"):
-            return static.not_found()
-        matched = self.router.match(req.path)
+        matched = self.router.match(req.path) if req.path.startswith("/v1/") else None
         if matched is None:
-            raise HTTPError(404, "Invalid URL path: not a recognized HTTP API endpoint")
+            return unknown_path(req.path)
         route, req.arg = matched
         if req.method == "OPTIONS":
             return Response(200, headers={"Allow": route.allow})
         check_method(route, req.method)
         acl.enforce(req, self.config.acl_token)
         return route.handler(self, req)
+
+
+def unknown_path(path: str) -> Response:
+    """Consul's Index handler, where Go's mux sends every path no pattern
+    claims: a 404 whose line of text (Fprintln) depends on "/v1/" being in
+    the path anywhere."""
+    if "/v1/" in path:
+        text = "Invalid URL path: not a recognized HTTP API endpoint"
+    else:
+        text = (
+            "Invalid URL path: if attempting to use the HTTP API, ensure the "
+            "path starts with '/v1/'"
+        )
+    return text_response(404, text + "\n")
 
 
 class Handler(BaseHTTPRequestHandler):

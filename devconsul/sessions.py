@@ -149,7 +149,7 @@ class Sessions:
             if node is None:
                 raise _rpc_error("Missing node registration")
             for check_id in session.check_ids():
-                check = store.checks.get((node.name, check_id))
+                check = store.check(node.name, check_id)
                 if check is None:
                     raise _rpc_error(f"Missing check '{check_id}' registration")
                 if check.status == "critical":

@@ -28,9 +28,9 @@ _BOOKKEEPING = {"create_index", "modify_index", "critical_since"}
 
 
 def named(name: str) -> Callable[[str], bool]:
-    """A test for `name` in any case, for node, service and check-status names:
-    Consul's state store indexes them lowercased. `name` is lowercased once,
-    not again for every row tested."""
+    """A test for `name` in any case, for node, service and check-status names
+    and service and check IDs: Consul's state store indexes them lowercased.
+    `name` is lowercased once, not again for every row tested."""
     wanted = name.lower()
     return lambda other: other.lower() == wanted
 
@@ -62,7 +62,9 @@ class Service:
     node: str
     id: str
     name: str
-    tags: list[str] = field(default_factory=list)
+    # None when registered without Tags (or with null): Consul keeps a nil
+    # slice, which most answers turn into [] but some show as null.
+    tags: list[str] | None = None
     address: str = ""
     port: int = 0
     meta: dict[str, str] = field(default_factory=dict)
@@ -145,6 +147,9 @@ class Store:
         # By lowercased name, as Consul's nodes table indexes them: "Web-1" and
         # "web-1" are one node, which keeps the spelling it was registered with.
         self.nodes: dict[str, Node] = {}
+        # By (node, lowercased ID), as Consul's services and checks tables key
+        # them: "Web-1" and "web-1" on one node are one service, which takes the
+        # spelling it was last written with. `node` is the node's own spelling.
         self.services: dict[tuple[str, str], Service] = {}
         self.checks: dict[tuple[str, str], Check] = {}
         self.kv: dict[str, KVEntry] = {}
@@ -284,8 +289,12 @@ class Store:
 
     # -- services -----------------------------------------------------------------
 
+    def service(self, node: str, service_id: str) -> Service | None:
+        """The service on `node` whose ID is `service_id` in any case."""
+        return self.services.get((node, service_id.lower()))
+
     def put_service(self, service: Service) -> None:
-        key = (service.node, service.id)
+        key = (service.node, service.id.lower())
         with self.write():
             old = self.services.get(key)
             if unchanged(old, service):
@@ -293,18 +302,17 @@ class Store:
             names = {service.name} | ({old.name} if old else set())
             self._stamp_record(service, old, [SERVICES], names)
             self.services[key] = service
-            for check in self.checks.values():
-                if (check.node, check.service_id) == key:
-                    check.service_name = service.name
+            for check in self.service_checks(service.node, service.id):
+                check.service_name = service.name
 
     def delete_service(self, node: str, service_id: str) -> bool:
         with self.write():
-            service = self.services.pop((node, service_id), None)
+            service = self.services.pop((node, service_id.lower()), None)
             if service is None:
                 return False
             self._stamp([SERVICES, CHECKS], [service.name])
             for check in self.service_checks(node, service_id):
-                del self.checks[(node, check.id)]
+                del self.checks[(node, check.id.lower())]
                 self._invalidate_sessions(node, check.id)
             return True
 
@@ -315,10 +323,13 @@ class Store:
         return self.service_name_index.get(name.lower(), 0)
 
     def service_checks(self, node: str, service_id: str) -> list[Check]:
+        """The checks of a service, whose ServiceID may differ in case
+        (Consul's node_service index is lowercased too)."""
+        wanted = service_id.lower()
         return [
             c
             for c in self.checks.values()
-            if c.node == node and c.service_id == service_id
+            if c.node == node and c.service_id.lower() == wanted
         ]
 
     # -- checks -------------------------------------------------------------------
@@ -329,8 +340,12 @@ class Store:
         # A node check (maintenance, serfHealth) shows in every instance's Checks.
         return self._names_on_node(check.node)
 
+    def check(self, node: str, check_id: str) -> Check | None:
+        """The check on `node` whose ID is `check_id` in any case."""
+        return self.checks.get((node, check_id.lower()))
+
     def put_check(self, check: Check) -> None:
-        key = (check.node, check.id)
+        key = (check.node, check.id.lower())
         with self.write():
             old = self.checks.get(key)
             if unchanged(old, check):
@@ -347,7 +362,7 @@ class Store:
 
     def delete_check(self, node: str, check_id: str) -> bool:
         with self.write():
-            check = self.checks.pop((node, check_id), None)
+            check = self.checks.pop((node, check_id.lower()), None)
             if check is None:
                 return False
             self._stamp([CHECKS], self._check_names(check))
@@ -362,7 +377,7 @@ class Store:
         Returns the previous status when the status changed, else None.
         """
         with self.write():
-            check = self.checks.get((node, check_id))
+            check = self.check(node, check_id)
             if check is None or (check.status, check.output) == (status, output):
                 return None
             previous = check.status
@@ -549,8 +564,9 @@ class Store:
             return True
 
     def _invalidate_sessions(self, node: str, check_id: str) -> None:
-        # A session names its node as it was created with, in any case.
-        on_node = named(node)
+        # A session names its node and checks as it was created with, each in
+        # any case (Consul's session_checks table indexes both lowercased).
+        on_node, is_check = named(node), named(check_id)
         for session in list(self.sessions.values()):
-            if on_node(session.node) and check_id in session.check_ids():
+            if on_node(session.node) and any(map(is_check, session.check_ids())):
                 self.session_destroy(session.id)

@@ -35,7 +35,7 @@ def services(app, req: Request) -> Response:
             for (node, _), s in sorted(app.store.services.items())
             if node == app.agent.node and s.local
         ]
-    return json_response(req, {r["ID"]: r for r in apply_filter(predicate, rows)})
+    return json_response(req, render.keyed(apply_filter(predicate, rows), "ID"))
 
 
 def _content_hash(data: dict) -> str:
@@ -122,7 +122,7 @@ def checks(app, req: Request) -> Response:
             for (node, _), c in sorted(store.checks.items())
             if node == app.agent.node and c.local
         ]
-    return json_response(req, {r["CheckID"]: r for r in apply_filter(predicate, rows)})
+    return json_response(req, render.keyed(apply_filter(predicate, rows), "CheckID"))
 
 
 def register_check(app, req: Request) -> Response:

@@ -31,7 +31,7 @@ def node_meta_matches(req: Request, node: Node) -> bool:
 
 def has_tags(service: Service, tags: list[str]) -> bool:
     """Every ?tag, compared lowercased as Consul's serviceTagFilter does."""
-    own = {tag.lower() for tag in service.tags}
+    own = {tag.lower() for tag in service.tags or ()}
     return all(tag.lower() in own for tag in tags)
 
 
@@ -175,7 +175,7 @@ def node(app, req: Request) -> Response:
     def shape(found, rows):
         if found is None:
             return None
-        return {"Node": found, "Services": {r["ID"]: r for r in rows}}
+        return {"Node": found, "Services": render.keyed(rows, "ID")}
 
     return _node_read(app, req, shape)
 
@@ -285,7 +285,7 @@ def _decode_check(raw) -> Check:
 
 def _owned_check(node_name: str, check: Check, store) -> Check:
     """The check on its node, named after the service it belongs to."""
-    owner = store.services.get((node_name, check.service_id))
+    owner = store.service(node_name, check.service_id)
     if check.service_id and owner is None:
         raise HTTPError(500, f"Unknown service '{check.service_id}' for check")
     return replace(check, node=node_name, service_name=owner.name if owner else "")
@@ -303,26 +303,29 @@ def deregister(app, req: Request) -> Response:
     node_name = found.name if found else node_name
     service_id, check_id = body.str("ServiceID"), body.str("CheckID")
     local = node_name == agent.node
+    # IDs in any case, as Consul's lowercased services and checks indexes.
     if service_id:
-        if local and agent.local_service(service_id):
-            agent.deregister_service(service_id)
+        service = store.service(node_name, service_id)
+        if local and service and service.local:
+            agent.deregister_service(service.id)
         else:
             store.delete_service(node_name, service_id)
     elif check_id:
-        if local and agent.local_check(check_id):
-            agent.remove_check(check_id)
+        check = store.check(node_name, check_id)
+        if local and check and check.local:
+            agent.remove_check(check.id)
         else:
             store.delete_check(node_name, check_id)
     elif local:
         # The agent's own node stays (Consul's anti-entropy would re-create it
         # within a minute); what it registered goes.
         with store.write():
-            for (n, sid), svc in list(store.services.items()):
+            for (n, _), svc in list(store.services.items()):
                 if n == node_name and svc.local:
-                    agent.deregister_service(sid)
-            for (n, cid), check in list(store.checks.items()):
+                    agent.deregister_service(svc.id)
+            for (n, _), check in list(store.checks.items()):
                 if n == node_name and check.local:
-                    agent.remove_check(cid)
+                    agent.remove_check(check.id)
     else:
         store.delete_node(node_name)
     return json_response(req, True)

@@ -28,16 +28,17 @@ def _passing_only(req: Request) -> bool:
 
 
 def checks_by_owner(store) -> dict[tuple[str, str], list]:
-    """Checks grouped by (node, service ID), node checks under (node, ""), by ID."""
+    """Checks grouped by (node, lowercased service ID: a check's ServiceID
+    finds its service in any case), node checks under (node, ""), by ID."""
     owners = defaultdict(list)
     for (node, _), check in sorted(store.checks.items()):
-        owners[(node, check.service_id)].append(check)
+        owners[(node, check.service_id.lower())].append(check)
     return owners
 
 
 def instance_checks(store, owners, node: str, service_id: str) -> list[dict]:
     """Node-level checks first, then the instance's own."""
-    checks = owners.get((node, ""), []) + owners.get((node, service_id), [])
+    checks = owners.get((node, ""), []) + owners.get((node, service_id.lower()), [])
     return [render.health_check(c, store) for c in checks]
 
 

@@ -43,16 +43,18 @@ def ui_services(app, req: Request) -> Response:
     def build():
         summaries: dict[str, dict] = {}
         owners = checks_by_owner(store)
-        for (node_name, service_id), svc in sorted(store.services.items()):
+        for (node_name, _), svc in sorted(store.services.items()):
             summary = summaries.setdefault(
                 svc.name, _summary(svc.name, app.config.datacenter)
             )
             summary["InstanceCount"] += 1
-            summary["Tags"].extend(t for t in svc.tags if t not in summary["Tags"])
+            summary["Tags"].extend(
+                t for t in svc.tags or () if t not in summary["Tags"]
+            )
             if node_name not in summary["Nodes"]:
                 summary["Nodes"].append(node_name)
             # Like Consul, node checks count once per instance.
-            for check in instance_checks(store, owners, node_name, service_id):
+            for check in instance_checks(store, owners, node_name, svc.id):
                 counter = _COUNTS.get(check["Status"])
                 if counter:
                     summary[counter] += 1

@@ -39,7 +39,7 @@ def agent():
 
 def test_bootstrap_entries(agent):
     store = agent.store
-    assert store.checks[("n1", "serfHealth")].status == "passing"
+    assert store.check("n1", "serfHealth").status == "passing"
     assert store.services[("n1", "consul")].port == 8300
     assert agent.local_service("consul") is None
     assert store.index > 0

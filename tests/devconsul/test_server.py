@@ -65,15 +65,27 @@ def test_bad_framing_is_answered_and_closed(shared_devconsul, framing, status):
     assert answer.startswith(b"HTTP/1.1 " + status)
 
 
-def test_unknown_paths(shared_devconsul):
-    r = requests.get(f"{shared_devconsul.url}/v1/nope", timeout=5)
-    assert (r.status_code, r.text) == (
-        404,
-        "Invalid URL path: not a recognized HTTP API endpoint",
-    )
-    assert (
-        requests.get(f"{shared_devconsul.url}/elsewhere", timeout=5).status_code == 404
-    )
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/v1/nope", "Invalid URL path: not a recognized HTTP API endpoint\n"),
+        ("/x/v1/nope", "Invalid URL path: not a recognized HTTP API endpoint\n"),
+        (
+            "/elsewhere",
+            (
+                "Invalid URL path: if attempting to use the HTTP API, ensure the "
+                "path starts with '/v1/'\n"
+            ),
+        ),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_unknown_paths(shared_devconsul, path, text, method):
+    """Consul's Index handler (agent/http.go) answers every path no other
+    pattern claims, whatever the method, with one of two lines."""
+    r = requests.request(method, f"{shared_devconsul.url}{path}", timeout=5)
+    assert (r.status_code, r.text) == (404, text)
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
 
 
 def test_root_redirects_to_ui(shared_devconsul):
@@ -83,6 +95,16 @@ def test_root_redirects_to_ui(shared_devconsul):
     if index.status_code == 404:
         pytest.skip("devconsul/ui/index.html not written yet")
     assert index.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_ui_pages_answer_any_method(shared_devconsul, method):
+    """Consul's UI handler is Go's http.FileServer, which ignores the method,
+    over a filesystem that gives index.html for a path naming no file."""
+    index = requests.get(f"{shared_devconsul.url}/ui/", timeout=5)
+    r = requests.request(method, f"{shared_devconsul.url}/ui/dc1/services", timeout=5)
+    assert (r.status_code, r.content) == (200, index.content)
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "POST", "DELETE"])

@@ -370,6 +370,43 @@ def test_local_health_checks_hold_only_what_consul_fills(api):
 
 
 @pytest.mark.parametrize(
+    ("tags", "local"), [({}, None), ({"Tags": None}, None), ({"Tags": []}, [])]
+)
+def test_no_tags_are_null_only_in_local_health_checks(api, tags, local):
+    """Consul keeps a nil Tags slice for a service registered without Tags
+    (or with null). Every answer turns it into [], except the checks of
+    /v1/agent/health/service/*, copied from the agent's local state as they
+    are; an empty list stays [] there too."""
+    api.register({"ID": "bare", "Name": "bare", "Check": {"TTL": "30s"}, **tags})
+    body = api.get("/v1/agent/health/service/id/bare").json()
+    assert body["Service"]["Tags"] == []
+    assert [c["ServiceTags"] for c in body["Checks"]] == [local]
+    (entry,) = api.get("/v1/agent/health/service/name/bare").json()
+    assert entry["Checks"][0]["ServiceTags"] == local
+    assert api.get("/v1/agent/services").json()["bare"]["Tags"] == []
+    assert api.get("/v1/agent/checks").json()["service:bare"]["ServiceTags"] == []
+    (entry,) = api.get("/v1/health/service/bare").json()
+    assert entry["Service"]["Tags"] == []
+    assert [c["ServiceTags"] for c in entry["Checks"]] == [[], []]
+    (row,) = api.get("/v1/catalog/service/bare").json()
+    assert row["ServiceTags"] == []
+    assert (
+        api.get("/v1/catalog/node/test-node").json()["Services"]["bare"]["Tags"] == []
+    )
+    assert api.get("/v1/catalog/services").json()["bare"] == []
+
+
+def test_local_health_by_name_compares_the_name_exactly(api):
+    """AgentHealthServiceByName asks the agent's local state for the name as
+    sent (State.ServicesByName compares it with ==), unlike the catalog."""
+    api.register({"ID": "w1", "Name": "Web", "Check": {"TTL": "30s"}})
+    r = api.get("/v1/agent/health/service/name/web")
+    assert (r.status_code, r.json()) == (404, [])
+    assert r.headers["X-Consul-Reason"] == "ServiceName web Not Found"
+    assert api.get("/v1/agent/health/service/name/Web").status_code == 503
+
+
+@pytest.mark.parametrize(
     ("path", "reason", "body"),
     [
         (

@@ -167,3 +167,122 @@ def test_session_node_names(api):
     session_on_db()
     api.put("/v1/catalog/deregister", json={"Node": "Db-1"})
     assert api.get("/v1/session/node/db-1").json() == []
+
+
+def test_service_and_check_ids_in_another_case_are_the_same_records(api):
+    """Consul's services and checks tables key the (node, ID) pair lowercased:
+    a catalog register of "Web-1" beside "web-1" replaces it (taking the new
+    spelling, keeping its CreateIndex), a check's ServiceID finds its service
+    in any case, and a deregister in any case removes the service and every
+    check of it."""
+    node = {"Node": "db-1", "Address": "10.0.0.1"}
+
+    def register(**body):
+        assert api.put("/v1/catalog/register", json={**node, **body}).json() is True
+
+    register(Service={"ID": "web-1", "Service": "web", "Port": 1})
+    (first,) = api.get("/v1/catalog/service/web").json()
+    register(
+        Service={"ID": "Web-1", "Service": "web", "Port": 2},
+        Checks=[
+            {"CheckID": "up", "ServiceID": "WEB-1", "Status": "passing"},
+            {"CheckID": "UP", "ServiceID": "web-1", "Status": "warning"},
+        ],
+    )
+    (row,) = api.get("/v1/catalog/service/web").json()
+    assert (row["ServiceID"], row["ServicePort"]) == ("Web-1", 2)
+    assert row["CreateIndex"] == first["CreateIndex"] < row["ModifyIndex"]
+    (entry,) = api.get("/v1/health/service/web").json()
+    checks = [(c["CheckID"], c["ServiceID"], c["Status"]) for c in entry["Checks"]]
+    assert checks == [("UP", "web-1", "warning")]
+    assert set(api.get("/v1/catalog/node/db-1").json()["Services"]) == {"Web-1"}
+
+    gone = {"Node": "db-1", "ServiceID": "wEB-1"}
+    assert api.put("/v1/catalog/deregister", json=gone).json() is True
+    assert api.get("/v1/catalog/service/web").json() == []
+    assert api.get("/v1/health/node/db-1").json() == []
+
+    register(Check={"CheckID": "Disk", "Status": "passing"})
+    assert api.put(
+        "/v1/catalog/deregister", json={"Node": "db-1", "CheckID": "DISK"}
+    ).json()
+    assert api.get("/v1/health/node/db-1").json() == []
+
+
+def test_the_agent_matches_its_own_ids_exactly(api):
+    """The agent's local state (agent/local) keys services and checks by the
+    exact ID, so the agent endpoints find "web-1" only as "web-1"; a catalog
+    deregister finds it in any case."""
+    api.register({"ID": "web-1", "Name": "web", "Check": {"TTL": "30s"}})
+    assert api.get("/v1/agent/service/WEB-1").status_code == 404
+    assert api.get("/v1/agent/health/service/id/WEB-1").status_code == 404
+    assert api.put("/v1/agent/check/pass/SERVICE:WEB-1").status_code == 404
+    assert api.put("/v1/agent/service/deregister/Web-1").status_code == 404
+    check = {"Name": "extra", "TTL": "30s", "ServiceID": "WEB-1"}
+    assert api.put("/v1/agent/check/register", json=check).status_code == 404
+    assert api.put("/v1/agent/check/pass/service:web-1").status_code == 200
+
+    gone = {"Node": "test-node", "ServiceID": "WEB-1"}
+    assert api.put("/v1/catalog/deregister", json=gone).json() is True
+    assert api.get("/v1/agent/services").json() == {}
+    assert api.get("/v1/agent/checks").json() == {}
+
+
+def test_an_agent_check_in_another_case_replaces_the_old_one(api):
+    """One catalog check per lowercased ID: registering "Disk" beside "disk"
+    replaces it and starts afresh (critical, as a new check does), and the
+    old TTL check no longer runs: passing it is a 404."""
+    check = {"Name": "disk", "TTL": "30s", "Status": "passing"}
+    assert api.put("/v1/agent/check/register", json=check).status_code == 200
+    again = {"ID": "Disk", "Name": "disk", "TTL": "30s"}
+    assert api.put("/v1/agent/check/register", json=again).status_code == 200
+    checks = api.get("/v1/agent/checks").json()
+    assert [(c["CheckID"], c["Status"]) for c in checks.values()] == [
+        ("Disk", "critical")
+    ]
+    assert api.put("/v1/agent/check/pass/disk").status_code == 404
+    assert api.put("/v1/agent/check/pass/Disk").status_code == 200
+
+
+def test_session_checks_in_any_case(api):
+    """Consul's session_checks table keys the check ID lowercased: a session
+    names its check in any case, and that check failing ends it."""
+    body = {"Node": "db-1", "Address": "10.0.0.1"}
+
+    def check(status):
+        register = {**body, "Check": {"CheckID": "up", "Status": status}}
+        assert api.put("/v1/catalog/register", json=register).json() is True
+
+    check("passing")
+    created = api.put("/v1/session/create", json={"Node": "db-1", "NodeChecks": ["UP"]})
+    assert created.status_code == 200, created.text
+    assert len(api.get("/v1/session/node/db-1").json()) == 1
+    check("critical")
+    assert api.get("/v1/session/node/db-1").json() == []
+
+
+def test_an_agent_service_in_another_case_replaces_the_old_one(api):
+    """The catalog holds one service per lowercased ID, and so does this
+    agent (Consul's agent would keep both, and its catalog entry would
+    alternate between them): "Web-1" takes over from "web-1", its check too."""
+    api.register({"ID": "web-1", "Name": "web", "Check": {"TTL": "30s"}})
+    api.register({"ID": "Web-1", "Name": "web", "Check": {"TTL": "30s"}})
+    assert list(api.get("/v1/agent/services").json()) == ["Web-1"]
+    assert list(api.get("/v1/agent/checks").json()) == ["service:Web-1"]
+    (entry,) = api.get("/v1/health/service/web").json()
+    assert [c["CheckID"] for c in entry["Checks"]] == ["serfHealth", "service:Web-1"]
+
+
+def test_agent_maps_are_in_go_key_order(api):
+    """Go's encoding/json writes a map's keys sorted bytewise, capitals
+    first, whatever order the catalog keeps them in."""
+    for service_id in ("api", "Web", "db"):
+        api.register({"ID": service_id, "Name": "s", "Check": {"TTL": "30s"}})
+    assert list(api.get("/v1/agent/services").json()) == ["Web", "api", "db"]
+    services = api.get("/v1/catalog/node/test-node").json()["Services"]
+    assert list(services) == ["Web", "api", "consul", "db"]
+    assert list(api.get("/v1/agent/checks").json()) == [
+        "service:Web",
+        "service:api",
+        "service:db",
+    ]
