@@ -216,8 +216,10 @@ def create_tables(db: SQLAlchemy, attempts: int = 6) -> None:
         except DBAPIError as exc:
             if attempt == attempts:
                 raise
-            log.warning(
-                "table creation attempt %d failed (%s); retrying",
+            # Expected when the workers of a new service create its tables at once.
+            log.info(
+                "table creation attempt %d failed (%s), as when another process "
+                "creates them at the same moment; retrying",
                 attempt,
                 type(exc.orig).__name__,
             )

@@ -10,6 +10,9 @@ from discovery.gunicorn_hooks import service_hooks
 from order_service.settings import Settings
 from order_service.users import discovered_services
 
+# The app's settings are read in each worker; checked here as well, a bad value stops the
+# master before it registers the instance, not each worker after it did.
+Settings.from_env()
 globals().update(
     service_hooks(
         Settings.service_name,

@@ -91,28 +91,38 @@ def test_consul_settings_checked_at_boot_reach_registration():
 
 
 @pytest.mark.parametrize(
-    "variable, value",
-    [("CONSUL_HTTP_ADDR", "ftp://x"), ("LOG_LEVEL", "verbose")],
+    "package, variable, value",
+    [
+        ("user_service", "CONSUL_HTTP_ADDR", "ftp://x"),
+        ("user_service", "LOG_LEVEL", "verbose"),
+        # The app's own settings, read in the workers: checked before binding all the same.
+        ("user_service", "MAX_BODY_BYTES", "lots"),
+        ("order_service", "USER_SERVICE_TIMEOUT", "0"),
+    ],
 )
-def test_gunicorn_refuses_to_start_on_a_bad_setting(variable, value, tmp_path):
+def test_gunicorn_refuses_to_start_on_a_bad_setting(package, variable, value, tmp_path):
     env = {
         **os.environ,
         "SERVICE_ADDRESS": "127.0.0.1",
         "PORT": str(free_port()),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+        "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",  # no agent: nothing to join
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'service.db'}",
         variable: value,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "python:user_service.gunicorn_conf"]
-        + ["user_service.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", f"python:{package}.gunicorn_conf"]
+        + [f"{package}.wsgi:app"],
         env=env,
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+    output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert f"{variable}:" in done.stdout + done.stderr
+    assert f"{variable}:" in output
+    # Stopped at its configuration: never listening, so never registered in Consul.
+    assert "Listening at" not in output
 
 
 def test_drain_flag_is_shared_with_forked_children():
