@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from chassis.logs import LOG_LEVELS
 from discovery.strategies import STRATEGIES
 from switchyard import shutdown, status
 from switchyard.agent import KINDS, choose_agent
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on stop, each instance keeps serving this long out of the passing set "
         f"({DRAIN_SECONDS:g})",
+    )
+    up.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        help="LOG_LEVEL of every process (default: $LOG_LEVEL, else INFO)",
     )
     up.add_argument(
         "--otlp-endpoint",
@@ -194,6 +202,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         token=args.token,
         otlp_endpoint=args.otlp_endpoint or receiver.url,
         drain_seconds=args.drain_seconds,
+        log_level=args.log_level,
     )
     try:
         with lock, Lifeline(args.data_dir, lock):

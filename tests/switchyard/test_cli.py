@@ -91,6 +91,14 @@ def test_up_options():
     )
 
 
+def test_log_level_in_any_case_defaults_to_the_environment_variable(monkeypatch):
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    assert parse("up").log_level == "INFO"
+    assert parse("up", "--log-level", "debug").log_level == "DEBUG"
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    assert parse("up").log_level == "WARNING"
+
+
 def test_token_defaults_to_the_consul_environment_variable(monkeypatch):
     monkeypatch.setenv("CONSUL_HTTP_TOKEN", "from-env")
     assert parse("up").token == "from-env"
@@ -106,6 +114,7 @@ def test_token_defaults_to_the_consul_environment_variable(monkeypatch):
         ["up", "--drain-seconds", "-1"],
         ["up", "--drain-seconds", "11"],  # past what a stop waits for (STOP_GRACE)
         ["up", "--drain-seconds", "soon"],
+        ["up", "--log-level", "verbose"],
         ["up", "--consul-port", "8500", "--consul-addr", "127.0.0.1:8500"],
         ["sideways"],
         [],
