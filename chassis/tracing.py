@@ -4,6 +4,8 @@
 |---|---|
 | OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) | OTLP/HTTP collector; unset: tracing off |
 | OTEL_SDK_DISABLED | `true`: tracing off whatever else is set |
+| OTEL_TRACES_EXPORTER | `otlp` (the default) or `none` (tracing off); another is refused at boot |
+| OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL | `http/protobuf`, the only one spoken; another is refused |
 | OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG | sampler (default parentbased_always_on) and its ratio |
 | OTEL_RESOURCE_ATTRIBUTES | extra resource attributes (service.* come from the instance) |
 | OTEL_BSP_MAX_QUEUE_SIZE, _SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE | the bounded queue, its delay and batch |
@@ -53,6 +55,7 @@ from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
     "RequestRootSampler",
+    "check_exporter",
     "check_settings",
     "configure_tracing",
     "dropped_spans",
@@ -89,11 +92,49 @@ _dropped_lock = threading.Lock()
 
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """True when an OTLP endpoint is set and OTEL_SDK_DISABLED is not `true`."""
+    """True when an OTLP endpoint is set, OTEL_SDK_DISABLED is not `true` and
+    OTEL_TRACES_EXPORTER is not `none`."""
     environ = os.environ if environ is None else environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
+    if _names(environ, "OTEL_TRACES_EXPORTER") == {"none"}:
+        return False
     return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+def check_exporter(environ: Mapping[str, str] | None = None) -> None:
+    """Spans leave over OTLP/HTTP in protobuf, and only so: asked for another exporter
+    (console, zipkin) or protocol (grpc, http/json), the set-up would silently not do it --
+    spans sent as HTTP to a gRPC port are all lost -- so the boot stops instead."""
+    environ = os.environ if environ is None else environ
+    other = sorted(_names(environ, "OTEL_TRACES_EXPORTER") - {"otlp"})
+    if other:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER: spans are exported over OTLP (otlp) or not at all"
+            f" (none), not {', '.join(other)}"
+        )
+    # The signal's own variable wins over the general one, as the SDK reads endpoints.
+    for variable in (
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ):
+        protocol = environ.get(variable, "").strip()
+        if protocol:
+            if protocol != "http/protobuf":
+                raise ConfigError(
+                    f"{variable}: only http/protobuf is spoken (OTLP/HTTP, a collector's"
+                    f" port 4318), not {protocol}"
+                )
+            return
+
+
+def _names(environ: Mapping[str, str], variable: str) -> set[str]:
+    """The comma-separated names of a list variable, lower-cased."""
+    return {
+        name.strip().lower()
+        for name in environ.get(variable, "").split(",")
+        if name.strip()
+    }
 
 
 def sampler_from_env(environ: Mapping[str, str] | None = None):
@@ -113,11 +154,13 @@ def sampler_from_env(environ: Mapping[str, str] | None = None):
 
 def check_settings(environ: Mapping[str, str] | None = None) -> None:
     """The gateway's tracing settings, checked in its master: a bad OTEL_TRACES_SAMPLER or
-    OTEL_BSP_*, or an OTEL_PROPAGATORS it does not speak, stops the boot."""
+    OTEL_BSP_*, or an exporter, protocol or OTEL_PROPAGATORS it does not speak, stops the
+    boot."""
     from chassis.spanexport import settings_from_env
 
     sampler_setting(environ)
     settings_from_env(environ)
+    check_exporter(environ)
     _check_propagators(os.environ if environ is None else environ)
 
 
@@ -125,12 +168,7 @@ def _check_propagators(environ: Mapping[str, str]) -> None:
     """The gateway writes W3C `traceparent`/`tracestate` itself (chassis.spans) and passes
     a client's `baggage` on like any header; asked for another propagation (b3, jaeger,
     none), it would silently not do it, so it refuses to start instead."""
-    named = {
-        name.strip().lower()
-        for name in environ.get("OTEL_PROPAGATORS", "").split(",")
-        if name.strip()
-    }
-    unsupported = sorted(named - GATEWAY_PROPAGATORS)
+    unsupported = sorted(_names(environ, "OTEL_PROPAGATORS") - GATEWAY_PROPAGATORS)
     if unsupported:
         raise ConfigError(
             f"OTEL_PROPAGATORS: the gateway propagates tracecontext (and passes baggage"
@@ -325,7 +363,9 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     up on the first request, in the serving process. Tracing off: nothing is installed."""
     if not tracing_enabled():
         return
-    sampler_from_env()  # a bad OTEL_TRACES_SAMPLER stops the boot, not the first request
+    # A bad OTEL_TRACES_SAMPLER or exporter stops the boot, not the first request.
+    sampler_from_env()
+    check_exporter()
     # Here, not at the top: the gateway uses this module and has no Flask or SQLAlchemy.
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor

@@ -40,6 +40,8 @@ ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
         ({**ENDPOINT, "OTEL_SDK_DISABLED": "TRUE"}, False),
         ({**ENDPOINT, "OTEL_SDK_DISABLED": "false"}, True),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+        ({**ENDPOINT, "OTEL_TRACES_EXPORTER": "none"}, False),
+        ({**ENDPOINT, "OTEL_TRACES_EXPORTER": "otlp"}, True),
     ],
 )
 def test_tracing_is_on_with_an_endpoint_unless_disabled(environ, enabled):
@@ -96,6 +98,49 @@ def test_the_gateway_starts_with_the_propagators_it_speaks(value):
 def test_the_gateway_refuses_a_propagator_it_does_not_speak(value, named):
     with pytest.raises(ConfigError, match=f"^OTEL_PROPAGATORS: .*not {named}$"):
         tracing.check_settings({**ENDPOINT, "OTEL_PROPAGATORS": value})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"OTEL_TRACES_EXPORTER": "otlp"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+        # the signal's own variable wins, as it does for the endpoint
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        },
+    ],
+)
+def test_the_exporter_it_has_is_accepted(environ):
+    tracing.check_settings({**ENDPOINT, **environ})
+
+
+@pytest.mark.parametrize(
+    "environ, variable",
+    [
+        ({"OTEL_TRACES_EXPORTER": "console"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,zipkin"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ),
+    ],
+)
+def test_an_exporter_or_protocol_it_lacks_stops_the_boot(
+    environ, variable, monkeypatch
+):
+    """The gateway's boot (check_settings) and a service's (instrument_service_app)."""
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        tracing.check_settings({**ENDPOINT, **environ})
+    app = Flask(__name__)
+    app.config.update(INSTANCE_ID="svc-h-1", SQLALCHEMY_DATABASE_URI="sqlite://")
+    for name, value in {**ENDPOINT, **environ}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        tracing.instrument_service_app(app, SQLAlchemy(app), "svc", "1.0")
 
 
 def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
