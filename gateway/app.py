@@ -249,7 +249,9 @@ class Gateway:
             )
             ids = trace[3:35], trace[36:52]  # what the upstream sees as its parent
         else:
-            with self.tracing.server_span(names, request.method, path, rid) as span:
+            with self.tracing.server_span(
+                names, request.method, path, rid, request.headers
+            ) as span:
                 service, result, response = await self._answer(
                     request, path, names, rid, None
                 )

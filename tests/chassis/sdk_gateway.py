@@ -28,7 +28,7 @@ PROPAGATOR = TraceContextTextMapPropagator()
 class Request:
     """One request through the gateway: what came in, its attempts, its answer."""
 
-    headers: dict  # lower-case names
+    headers: dict  # lower-case names; a list of values: a header sent in several lines
     method: str = "GET"
     path: str = "/api/users/1"
     request_id: str | None = "req-1"
@@ -110,9 +110,16 @@ def light_spans(request: Request, environ: dict, seed: int) -> Made:
     recorder = SpanRecorder(Sampling.from_env(environ), ended.append)
     random.seed(seed)
     sent = []
+    # As the gateway's server has them: the last value of each name, and every line.
+    lines = [
+        (name, value)
+        for name, values in request.headers.items()
+        for value in (values if isinstance(values, list) else [values])
+    ]
+    names = dict(lines)
     try:
         with recorder.server_span(
-            request.headers, request.method, request.path, request.request_id
+            names, request.method, request.path, request.request_id, lines
         ) as server:
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
                 with attempt_span(instance, number) as attempt:

@@ -8,7 +8,7 @@ import pytest
 from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
-from tests.gateway.serving import Client, serve
+from tests.gateway.serving import Answer, Client, serve
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
 from tests.support.tracing import keeping_recorder
@@ -539,6 +539,21 @@ def test_a_traced_request_continues_the_trace_and_is_the_upstreams_parent(
     assert line.endswith(
         f" request_id=req-traced trace_id={TRACE_ID} span_id={server.span_hex}"
     )
+
+
+def test_a_tracestate_in_several_lines_is_continued_whole(echo, traced):
+    traced(echo.gateway)
+    connection = echo.client.connection
+    connection.putrequest("GET", "/api/echo/x")
+    for name, value in [
+        ("traceparent", TRACE),
+        ("tracestate", "k=v"),
+        ("tracestate", "a=b"),
+    ]:
+        connection.putheader(name, value)
+    connection.endheaders()
+    r = Answer(connection.getresponse())
+    assert r.json()["headers"]["tracestate"] == "k=v,a=b"
 
 
 def test_the_server_span_records_the_request_id_the_gateway_made(echo, traced):
