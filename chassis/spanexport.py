@@ -81,6 +81,7 @@ class SpanExport:
         self._delay = schedule_delay_ms / 1000
         self._awake = threading.Event()
         self._stopping = False
+        self._sending = 0  # spans of the batch the thread is sending
         self._thread = threading.Thread(
             target=self._work, name="span-export", daemon=True
         )
@@ -100,10 +101,13 @@ class SpanExport:
 
     def shutdown(self, seconds: float) -> None:
         """Send what is queued, for at most `seconds`: an exporter that hangs must not hold
-        the process (gunicorn would wait for its worker until the graceful timeout)."""
+        the process (gunicorn would wait for its worker until the graceful timeout). What
+        has not left by then never will, and is counted as dropped."""
         self._stopping = True
         self._awake.set()
         self._thread.join(seconds)
+        if self._thread.is_alive():
+            self.count_dropped(len(self._queue) + self._sending)
 
     def _work(self) -> None:
         while not self._stopping:
@@ -121,11 +125,13 @@ class SpanExport:
         while queue:
             count = min(self._batch_size, len(queue))
             batch = [queue.popleft() for _ in range(count)]
+            self._sending = count
             try:
                 delivered = self._send(self._encode(batch))
             except Exception:  # a bug of ours or the client's must not end the thread
                 log.exception("span export failed")
                 delivered = False
+            self._sending = 0
             if not delivered:
                 self.count_dropped(count)
             if not every_batch and len(queue) < self._batch_size:

@@ -37,13 +37,15 @@ encoding, the SDK exporter's HTTP client) in its worker, after the fork:
             attempt.finish(outcome, status)
         span.finish(status)
 
-`dropped_spans()` counts for both, and is on the gateway's /metrics.
+`dropped_spans()` counts for both, and is on the gateway's /metrics; every process logs the
+count as drops begin, at most once a minute after, and the total at exit.
 """
 
 import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import trace
@@ -89,6 +91,11 @@ _configured_pid: int | None = None
 _configure_lock = threading.Lock()
 _dropped = 0
 _dropped_lock = threading.Lock()
+# Drops are told in the log as they begin, then at most this often, and at exit: a collector
+# down is noticed, in every process (the services have no /metrics), without a line a span.
+DROPPED_LOG_SECONDS = 60.0
+_clock = time.monotonic
+_dropped_logged_at = -float("inf")  # by _clock
 
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -210,14 +217,37 @@ class RequestRootSampler:
 
 
 def dropped_spans() -> int:
-    """Spans this process ended but could not send: its queue was full, or the export failed."""
+    """Spans this process ended but could not send: its queue was full, the export failed,
+    or the exit came first."""
     return _dropped
 
 
 def count_dropped(count: int) -> None:
-    global _dropped
+    global _dropped, _dropped_logged_at
     with _dropped_lock:
         _dropped += count
+        now = _clock()
+        if now - _dropped_logged_at < DROPPED_LOG_SECONDS:
+            return
+        _dropped_logged_at = now
+        total = _dropped
+    log.warning(
+        "spans dropped so far: %d (the export queue was full or the export failed:"
+        " is the collector down or slow?)",
+        total,
+    )
+
+
+def _at_exit() -> None:
+    """From now on drops are only counted: the exit's one line tells them all."""
+    global _dropped_logged_at
+    with _dropped_lock:
+        _dropped_logged_at = float("inf")
+
+
+def _log_dropped_at_exit() -> None:
+    if _dropped:
+        log.warning("spans dropped in all: %d, never exported", _dropped)
 
 
 class _CountingExporter:
@@ -225,11 +255,16 @@ class _CountingExporter:
 
     def __init__(self, exporter):
         self._exporter = exporter
+        self.sending = 0  # spans of the batch being exported
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        result = self._exporter.export(spans)
+        self.sending = len(spans)
+        try:
+            result = self._exporter.export(spans)
+        finally:
+            self.sending = 0
         if result is not SpanExportResult.SUCCESS:
             count_dropped(len(spans))
         return result
@@ -305,9 +340,10 @@ def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
         sampler=RequestRootSampler(sampler_from_env()),
         shutdown_on_exit=False,  # ours below is bounded; the SDK's waits up to 30 s
     )
-    provider.add_span_processor(counting_batch_processor(OTLPSpanExporter()))
+    processor = counting_batch_processor(OTLPSpanExporter())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    atexit.register(_shutdown_within, provider, EXIT_FLUSH_SECONDS)
+    atexit.register(_shutdown_within, provider, processor, EXIT_FLUSH_SECONDS)
     _configured_pid = os.getpid()
     log.info("exporting traces of %s as %s", service_name, instance_id)
 
@@ -346,15 +382,33 @@ def span_recorder(
     export = SpanExport(
         encoder.request, otlp_sender(), count_dropped, **settings_from_env()
     ).start()
-    atexit.register(export.shutdown, EXIT_FLUSH_SECONDS)
+    atexit.register(_stop_export, export, EXIT_FLUSH_SECONDS)
     log.info("exporting traces of %s as %s", service_name, instance_id)
     return SpanRecorder(Sampling.from_env(), queue_encoded(encoder, export))
 
 
-def _shutdown_within(provider, seconds: float) -> None:
+def _stop_export(export, seconds: float) -> None:
+    _at_exit()
+    export.shutdown(seconds)  # counts what did not leave in time
+    _log_dropped_at_exit()
+
+
+def _shutdown_within(provider, processor, seconds: float) -> None:
+    """The provider's shutdown (a last export), for at most `seconds`; the spans that did
+    not leave by then never will, and are counted as dropped."""
+    _at_exit()
     flusher = threading.Thread(target=provider.shutdown, daemon=True)
     flusher.start()
     flusher.join(seconds)
+    if flusher.is_alive():
+        batch = getattr(
+            processor, "_batch_processor", None
+        )  # see counting_batch_processor
+        exporter = getattr(batch, "_exporter", None)
+        count_dropped(
+            len(getattr(batch, "_queue", ())) + getattr(exporter, "sending", 0)
+        )
+    _log_dropped_at_exit()
 
 
 def instrument_service_app(app, db, service_name: str, version: str) -> None:

@@ -198,13 +198,15 @@ def test_a_batch_that_does_not_arrive_is_counted(delivers):
 
 
 def test_the_exit_does_not_wait_for_a_hanging_exporter():
-    collector = Collector()
+    collector, dropped = Collector(), []
     collector.release.clear()
-    export = export_to(collector, [], max_batch_size=1)
+    export = export_to(collector, dropped, max_batch_size=1)
     export.add("a")
     assert collector.entered.wait(10)
+    export.add("b")
     export.shutdown(0.1)  # returns, the export still hanging
     assert export._thread.is_alive()
+    assert dropped == [2]  # "a", being sent, and "b", queued, will never leave
     collector.release.set()
 
 

@@ -2,6 +2,7 @@
 dropped-span count. The gateway's own spans: test_spans.py and test_spanexport.py; everyone's
 spans across real processes: tests/integration/test_tracing.py."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -296,3 +297,42 @@ def test_spans_whose_export_fails_are_counted_as_dropped():
     processor.force_flush()
     wait_until(lambda: tracing.dropped_spans() - before == 3, what="3 dropped")
     processor.shutdown()
+
+
+def test_drops_are_logged_as_they_begin_then_at_most_once_a_minute(monkeypatch, caplog):
+    now = [1000.0]
+    monkeypatch.setattr(tracing, "_clock", lambda: now[0])
+    monkeypatch.setattr(tracing, "_dropped_logged_at", -float("inf"))
+    monkeypatch.setattr(tracing, "_dropped", 0)
+    caplog.set_level(logging.WARNING, "tracing")
+    tracing.count_dropped(3)
+    now[0] += 59
+    tracing.count_dropped(2)  # within the minute: counted, not told
+    now[0] += 1
+    tracing.count_dropped(1)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "spans dropped so far: 3",
+        "spans dropped so far: 6",
+    ]
+
+
+def test_at_exit_what_is_still_unsent_is_counted_and_the_total_told(
+    monkeypatch, caplog
+):
+    """A collector that hangs: the exit gives up waiting, and says what was lost."""
+    monkeypatch.setattr(tracing, "_dropped_logged_at", -float("inf"))
+    monkeypatch.setattr(tracing, "_dropped", 0)
+    caplog.set_level(logging.WARNING, "tracing")
+    exporter = BlockingExporter()
+    processor = tracing.counting_batch_processor(exporter, max_export_batch_size=1)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    end_spans(processor, 1)
+    assert exporter.entered.wait(10)  # being exported, and two more queued
+    end_spans(processor, 2)
+    tracing._shutdown_within(provider, processor, 0.1)
+    assert tracing.dropped_spans() == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "spans dropped in all: 3, never exported"
+    ]
+    exporter.release.set()

@@ -336,6 +336,13 @@ def test_an_exporter_down_or_hanging_leaves_requests_unaffected(
     with both_services(tmp_path, env) as running:
         for _ in range(20):
             post_order(running.orders_url, running.user_id)
+        # and the loss is told where a user of the services can see it
+        services = (running.users, running.orders)
+        wait_until(
+            lambda: all("spans dropped so far" in s.output() for s in services),
+            timeout=30,
+            what="the dropped spans in both services' logs",
+        )
 
 
 def one_traced_order(
