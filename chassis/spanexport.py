@@ -224,6 +224,7 @@ def key_values(attributes: Mapping) -> bytes:
 
 _METHOD = _key("http.request.method")
 _PATH = _key("url.path")
+_ROUTE = _key("http.route")
 _REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
 _STATUS_CODE = _key("http.response.status_code")
 _INSTANCE = _key("switchyard.instance.id")
@@ -245,13 +246,22 @@ _repeated = functools.lru_cache(maxsize=1024)
 
 
 @_repeated
-def _server_constants(method: str, path: str) -> tuple[bytes, bytes]:
-    """(name and kind, method and path attributes) of a server span."""
-    return (
-        _string(b"\x2a", f"{method} {path}") + b"\x30" + _VARINTS[_SERVER],
-        _attribute(_METHOD, _string(b"\x0a", method))
-        + _attribute(_PATH, _string(b"\x0a", path)),
+def _server_head(method: str, route: str | None) -> bytes:
+    """The name and kind of a server span."""
+    name = f"{method} {route}" if route else method
+    return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER]
+
+
+@_repeated
+def _method_and_path(method: str, path: str) -> bytes:
+    return _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
+        _PATH, _string(b"\x0a", path)
     )
+
+
+@_repeated
+def _route(route: str) -> bytes:
+    return _attribute(_ROUTE, _string(b"\x0a", route))
 
 
 @_repeated
@@ -321,16 +331,19 @@ def _span(trace_id, span_id, trace_state, parent_id, head, start, end, rest, fla
 
 def encode_server(span) -> bytes:
     """A chassis.spans.ServerSpan as an OTLP Span."""
-    head, attributes = _server_constants(span.method, span.path)
+    route = span.route
+    attributes = _method_and_path(span.method, span.path)
     if span.request_id:
         attributes += _request_id(span.request_id)
+    if route:
+        attributes += _route(route)
     parent_id = span.parent_id
     return _span(
         span.trace_id,
         span.span_id,
         span.trace_state,
         parent_id,
-        head,
+        _server_head(span.method, route),
         span.start_ns,
         span.end_ns,
         attributes + _ending(None, span.status, span.error),

@@ -13,6 +13,7 @@ span an exception escaped (its status still says what escaped).
 
     recorder = SpanRecorder(Sampling.from_env(), sink)
     with recorder.server_span(headers, method, path, request_id) as span:   # current
+        name_route("/api/users/*")              # its name: "GET /api/users/*", not the path
         ...
         with attempt_span(instance_id, number) as attempt:      # a child of the current one
             send(headers + attempt.headers)                     # its traceparent (+ tracestate)
@@ -49,6 +50,7 @@ __all__ = [
     "ServerSpan",
     "SpanRecorder",
     "attempt_span",
+    "name_route",
     "parse_traceparent",
 ]
 
@@ -129,6 +131,7 @@ class ServerSpan:
         "parent_id",  # of the remote parent, 0 for a root
         "path",
         "request_id",
+        "route",  # the route it matched (http.route), None until known
         "sampled",
         "span_hex",
         "span_id",
@@ -145,7 +148,7 @@ class ServerSpan:
         self.flags, self.trace_state, self.sampled = flags, trace_state, sampled
         self.trace_hex = f"{trace_id:032x}"
         self.span_hex = f"{self.span_id:016x}"
-        self.status = self.error = self.end_ns = None
+        self.status = self.error = self.end_ns = self.route = None
         self._sink = sink
         self.start_ns = time.time_ns()
 
@@ -247,6 +250,14 @@ class SpanRecorder:
         span = ServerSpan(self.sink, trace_id, parent_id, flags, trace_state, sampled)
         span.method, span.path, span.request_id = method, path, request_id
         return span
+
+
+def name_route(route: str) -> None:
+    """Give the current request span the route it matched, a template such as
+    `/api/users/*`: its name is then `<method> <route>` (just `<method>` with none), as the
+    semantic conventions name a server span -- never by its path, whose ids would make a
+    name per user in a backend's list of operations. Call it inside server_span's block."""
+    _current.get().route = route
 
 
 def attempt_span(instance_id: str, number: int) -> AttemptSpan:

@@ -19,7 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import (
 )
 
 from chassis import tracing
-from chassis.spans import Sampling, SpanRecorder, attempt_span
+from chassis.spans import Sampling, SpanRecorder, attempt_span, name_route
 
 PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -31,6 +31,7 @@ class Request:
     headers: dict  # lower-case names; a list of values: a header sent in several lines
     method: str = "GET"
     path: str = "/api/users/1"
+    route: str | None = "/api/users/*"  # the route it matched, if one did
     request_id: str | None = "req-1"
     attempts: list = field(default_factory=lambda: [("user-service-h-1", "ok", 200)])
     answer: int = 200
@@ -59,7 +60,7 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
     sent = []
     try:
         with tracer.start_as_current_span(
-            f"{request.method} {request.path}",
+            request.method,  # the route is not known yet
             context=PROPAGATOR.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes={
@@ -71,6 +72,9 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
                 server.set_attribute(
                     "http.request.header.x-request-id", (request.request_id,)
                 )
+            if request.route:
+                server.update_name(f"{request.method} {request.route}")
+                server.set_attribute("http.route", request.route)
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
                 with tracer.start_as_current_span(
                     f"attempt {number} {instance}",
@@ -121,6 +125,8 @@ def light_spans(request: Request, environ: dict, seed: int) -> Made:
         with recorder.server_span(
             names, request.method, request.path, request.request_id, lines
         ) as server:
+            if request.route:
+                name_route(request.route)
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
                 with attempt_span(instance, number) as attempt:
                     sent.append(dict(attempt.headers))

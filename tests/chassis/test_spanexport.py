@@ -46,6 +46,7 @@ REQUESTS = {
         },
         method="POST",
         path="/api/orders",
+        route="/api/orders/*",
         attempts=[("o-1", "connect_failed", None), ("o-2", "ok", 201)],
         answer=201,
     ),
@@ -55,7 +56,9 @@ REQUESTS = {
         answer=500,
     ),
     "an exception escapes": Request({}, escapes=KeyError("x")),
-    "no attempt, a long path": Request({}, path="/api/" + "é" * 200, attempts=[]),
+    "no route, a long path": Request(
+        {}, path="/api/" + "é" * 200, route=None, attempts=[]
+    ),
     # request ids either side of the longest whose nested lengths all take one byte
     **{
         f"a request id of {n} bytes": Request({}, request_id="r" * n)
@@ -251,7 +254,7 @@ def test_the_sdk_exporters_client_sends_as_the_otel_variables_say(
     assert otlp_sender()(body) is True
     stored = store.trace(made.ids[0])
     assert sorted(s.name for s in stored) == [
-        "POST /api/orders",
+        "POST /api/orders/*",
         "attempt 1 o-1",
         "attempt 2 o-2",
     ]
