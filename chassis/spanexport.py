@@ -246,22 +246,15 @@ _repeated = functools.lru_cache(maxsize=1024)
 
 
 @_repeated
-def _server_head(method: str, route: str | None) -> bytes:
-    """The name and kind of a server span."""
+def _server_constants(method: str, path: str, route: str | None) -> tuple[bytes, bytes]:
+    """(name and kind, method, path and route attributes) of a server span."""
     name = f"{method} {route}" if route else method
-    return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER]
-
-
-@_repeated
-def _method_and_path(method: str, path: str) -> bytes:
-    return _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
+    attributes = _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
         _PATH, _string(b"\x0a", path)
     )
-
-
-@_repeated
-def _route(route: str) -> bytes:
-    return _attribute(_ROUTE, _string(b"\x0a", route))
+    if route:
+        attributes += _attribute(_ROUTE, _string(b"\x0a", route))
+    return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER], attributes
 
 
 @_repeated
@@ -331,19 +324,16 @@ def _span(trace_id, span_id, trace_state, parent_id, head, start, end, rest, fla
 
 def encode_server(span) -> bytes:
     """A chassis.spans.ServerSpan as an OTLP Span."""
-    route = span.route
-    attributes = _method_and_path(span.method, span.path)
+    head, attributes = _server_constants(span.method, span.path, span.route)
     if span.request_id:
         attributes += _request_id(span.request_id)
-    if route:
-        attributes += _route(route)
     parent_id = span.parent_id
     return _span(
         span.trace_id,
         span.span_id,
         span.trace_state,
         parent_id,
-        _server_head(span.method, route),
+        head,
         span.start_ns,
         span.end_ns,
         attributes + _ending(None, span.status, span.error),

@@ -4,7 +4,7 @@ Pure functions over lists of (name, value) pairs so they are table-tested withou
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from random import getrandbits
 
 from chassis.spans import parse_traceparent
@@ -107,14 +107,19 @@ def traceparent(incoming: str | None) -> str:
     return f"00-{trace_id}-{getrandbits(64).to_bytes(8, 'big').hex()}-{flags}"
 
 
-def _same_trace(incoming: str | None, sent: str) -> bool:
-    """Whether the traceparent `sent` continues the client's `incoming` one."""
+def _same_trace(headers: Sequence[tuple[str, str]], sent: str) -> bool:
+    """Whether the traceparent `sent` continues the one in the client's `headers` (the
+    last, as the server keeps it). Only asked when a tracestate came: rarely."""
+    incoming = None
+    for name, value in headers:
+        if name.lower() == "traceparent":
+            incoming = value
     parsed = parse_traceparent(incoming)
     return parsed is not None and parsed[0] == sent[3:35]
 
 
 def upstream_request_headers(
-    headers: Iterable[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
     *,
     client_addr: str,
     scheme: str,
@@ -128,7 +133,7 @@ def upstream_request_headers(
     tracestate is passed on -- each attempt adds its own span's (gateway.proxy). Untraced,
     the client's tracestate goes on with `traceparent` when that continues the client's
     trace; a new trace drops it, as W3C Trace Context asks (it describes another trace)."""
-    kept, host, prior, incoming, states = [], "", {}, None, []
+    kept, host, prior, states = [], "", {}, []
     for lower, name, value in _end_to_end(headers):
         if lower == "host":
             host = value
@@ -138,8 +143,6 @@ def upstream_request_headers(
             kept.append((name, value))
         elif lower == "tracestate":
             states.append((name, value))
-        elif lower == "traceparent":
-            incoming = value
     forwarded_for = client_addr
     if trust_forwarded and prior.get("x-forwarded-for"):
         forwarded_for = f"{prior['x-forwarded-for']}, {client_addr}"
@@ -154,7 +157,7 @@ def upstream_request_headers(
     ]
     if traceparent:
         kept.append(("traceparent", traceparent))
-        if states and _same_trace(incoming, traceparent):
+        if states and _same_trace(headers, traceparent):
             kept += states
     if _HOST.fullmatch(host):
         kept.append(("X-Forwarded-Host", host))

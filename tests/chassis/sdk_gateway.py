@@ -68,13 +68,13 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
                 "url.path": request.path,
             },
         ) as server:
+            if request.route:  # chassis.spanexport writes it beside the path
+                server.update_name(f"{request.method} {request.route}")
+                server.set_attribute("http.route", request.route)
             if request.request_id:
                 server.set_attribute(
                     "http.request.header.x-request-id", (request.request_id,)
                 )
-            if request.route:
-                server.update_name(f"{request.method} {request.route}")
-                server.set_attribute("http.route", request.route)
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
                 with tracer.start_as_current_span(
                     f"attempt {number} {instance}",

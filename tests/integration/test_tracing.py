@@ -239,7 +239,7 @@ def test_one_order_is_one_trace_through_both_services_and_their_databases(traced
     )
     spans = complete_trace(store, TRACE_ID)
 
-    root = check_order_trace(spans)
+    check_order_trace(spans)
     # both services' server spans carry the request id: order-service passes it on
     assert {s.request_id for s in spans if s.kind == "server"} == {request_id}
     # order-service sent this trace on, with its call span as the parent
