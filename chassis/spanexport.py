@@ -81,6 +81,7 @@ class SpanExport:
         self._delay = schedule_delay_ms / 1000
         self._awake = threading.Event()
         self._stopping = False
+        self._sending = 0  # spans of the batch the thread is sending
         self._thread = threading.Thread(
             target=self._work, name="span-export", daemon=True
         )
@@ -100,10 +101,13 @@ class SpanExport:
 
     def shutdown(self, seconds: float) -> None:
         """Send what is queued, for at most `seconds`: an exporter that hangs must not hold
-        the process (gunicorn would wait for its worker until the graceful timeout)."""
+        the process (gunicorn would wait for its worker until the graceful timeout). What
+        has not left by then never will, and is counted as dropped."""
         self._stopping = True
         self._awake.set()
         self._thread.join(seconds)
+        if self._thread.is_alive():
+            self.count_dropped(len(self._queue) + self._sending)
 
     def _work(self) -> None:
         while not self._stopping:
@@ -121,11 +125,13 @@ class SpanExport:
         while queue:
             count = min(self._batch_size, len(queue))
             batch = [queue.popleft() for _ in range(count)]
+            self._sending = count
             try:
                 delivered = self._send(self._encode(batch))
             except Exception:  # a bug of ours or the client's must not end the thread
                 log.exception("span export failed")
                 delivered = False
+            self._sending = 0
             if not delivered:
                 self.count_dropped(count)
             if not every_batch and len(queue) < self._batch_size:
@@ -218,6 +224,7 @@ def key_values(attributes: Mapping) -> bytes:
 
 _METHOD = _key("http.request.method")
 _PATH = _key("url.path")
+_ROUTE = _key("http.route")
 _REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
 _STATUS_CODE = _key("http.response.status_code")
 _INSTANCE = _key("switchyard.instance.id")
@@ -239,13 +246,15 @@ _repeated = functools.lru_cache(maxsize=1024)
 
 
 @_repeated
-def _server_constants(method: str, path: str) -> tuple[bytes, bytes]:
-    """(name and kind, method and path attributes) of a server span."""
-    return (
-        _string(b"\x2a", f"{method} {path}") + b"\x30" + _VARINTS[_SERVER],
-        _attribute(_METHOD, _string(b"\x0a", method))
-        + _attribute(_PATH, _string(b"\x0a", path)),
+def _server_constants(method: str, path: str, route: str | None) -> tuple[bytes, bytes]:
+    """(name and kind, method, path and route attributes) of a server span."""
+    name = f"{method} {route}" if route else method
+    attributes = _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
+        _PATH, _string(b"\x0a", path)
     )
+    if route:
+        attributes += _attribute(_ROUTE, _string(b"\x0a", route))
+    return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER], attributes
 
 
 @_repeated
@@ -315,7 +324,7 @@ def _span(trace_id, span_id, trace_state, parent_id, head, start, end, rest, fla
 
 def encode_server(span) -> bytes:
     """A chassis.spans.ServerSpan as an OTLP Span."""
-    head, attributes = _server_constants(span.method, span.path)
+    head, attributes = _server_constants(span.method, span.path, span.route)
     if span.request_id:
         attributes += _request_id(span.request_id)
     parent_id = span.parent_id

@@ -13,6 +13,7 @@ span an exception escaped (its status still says what escaped).
 
     recorder = SpanRecorder(Sampling.from_env(), sink)
     with recorder.server_span(headers, method, path, request_id) as span:   # current
+        name_route("/api/users/*")              # its name: "GET /api/users/*", not the path
         ...
         with attempt_span(instance_id, number) as attempt:      # a child of the current one
             send(headers + attempt.headers)                     # its traceparent (+ tracestate)
@@ -34,7 +35,7 @@ into the tasks it creates: the view's two concurrent fetches are two children of
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from random import getrandbits
 from typing import Self
@@ -49,6 +50,7 @@ __all__ = [
     "ServerSpan",
     "SpanRecorder",
     "attempt_span",
+    "name_route",
     "parse_traceparent",
 ]
 
@@ -129,6 +131,7 @@ class ServerSpan:
         "parent_id",  # of the remote parent, 0 for a root
         "path",
         "request_id",
+        "route",  # the route it matched (http.route), None until known
         "sampled",
         "span_hex",
         "span_id",
@@ -145,7 +148,7 @@ class ServerSpan:
         self.flags, self.trace_state, self.sampled = flags, trace_state, sampled
         self.trace_hex = f"{trace_id:032x}"
         self.span_hex = f"{self.span_id:016x}"
-        self.status = self.error = self.end_ns = None
+        self.status = self.error = self.end_ns = self.route = None
         self._sink = sink
         self.start_ns = time.time_ns()
 
@@ -226,11 +229,17 @@ class SpanRecorder:
         self.sink = sink
 
     def server_span(
-        self, headers: Mapping[str, str], method: str, path: str, request_id: str | None
+        self,
+        headers: Mapping[str, str],
+        method: str,
+        path: str,
+        request_id: str | None,
+        lines: Iterable[tuple[str, str]] = (),
     ) -> ServerSpan:
         """The span of a request: `headers` with lower-case names (traceparent and
-        tracestate are read), `request_id` its X-Request-ID (recorded when there is one)."""
-        trace_id, parent_id, parent_flags, trace_state = _parent(headers)
+        tracestate are read), `request_id` its X-Request-ID (recorded when there is one);
+        `lines`, the request's header lines, are read for a tracestate sent in several."""
+        trace_id, parent_id, parent_flags, trace_state = _parent(headers, lines)
         if parent_flags is None:
             flags = RANDOM_TRACE_ID  # RandomIdGenerator's trace ids are random
         else:
@@ -241,6 +250,14 @@ class SpanRecorder:
         span = ServerSpan(self.sink, trace_id, parent_id, flags, trace_state, sampled)
         span.method, span.path, span.request_id = method, path, request_id
         return span
+
+
+def name_route(route: str) -> None:
+    """Give the current request span the route it matched, a template such as
+    `/api/users/*`: its name is then `<method> <route>` (just `<method>` with none), as the
+    semantic conventions name a server span -- never by its path, whose ids would make a
+    name per user in a backend's list of operations. Call it inside server_span's block."""
+    _current.get().route = route
 
 
 def attempt_span(instance_id: str, number: int) -> AttemptSpan:
@@ -270,20 +287,26 @@ def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
     return trace_hex, span_hex, flags
 
 
-def _parent(headers: Mapping[str, str]) -> tuple[int, int, int | None, str]:
+def _parent(
+    headers: Mapping[str, str], lines: Iterable[tuple[str, str]]
+) -> tuple[int, int, int | None, str]:
     """(trace id, parent span id, parent's trace flags, tracestate) from a valid incoming
     traceparent; otherwise a new trace: (new trace id, 0, None, "")."""
     parsed = parse_traceparent(headers.get("traceparent"))
     if parsed is not None:
         trace_hex, span_hex, flags = parsed
-        state = _trace_state(headers.get("tracestate"))
+        state = ""
+        if "tracestate" in headers:
+            state = _trace_state(headers["tracestate"], lines)
         return int(trace_hex, 16), int(span_hex, 16), int(flags, 16), state
     return getrandbits(128) or _nonzero(128), 0, None, ""
 
 
-def _trace_state(header: str | None) -> str:
-    """The tracestate the SDK would keep and pass on: its own parser's, rarely needed."""
-    if header is None or len(header) > _MAX_TRACESTATE:
+def _trace_state(last: str, lines: Iterable[tuple[str, str]]) -> str:
+    """The tracestate the SDK would keep and pass on: its own parser's, rarely needed, over
+    every tracestate line in order, as one list (W3C; the SDK's propagator joins them)."""
+    header = ",".join(v for n, v in lines if n.lower() == "tracestate") or last
+    if len(header) > _MAX_TRACESTATE:
         return ""
     from opentelemetry.trace.span import TraceState
 

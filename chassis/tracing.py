@@ -4,6 +4,8 @@
 |---|---|
 | OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) | OTLP/HTTP collector; unset: tracing off |
 | OTEL_SDK_DISABLED | `true`: tracing off whatever else is set |
+| OTEL_TRACES_EXPORTER | `otlp` (the default) or `none` (tracing off); another is refused at boot |
+| OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL | `http/protobuf`, the only one spoken; another is refused |
 | OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG | sampler (default parentbased_always_on) and its ratio |
 | OTEL_RESOURCE_ATTRIBUTES | extra resource attributes (service.* come from the instance) |
 | OTEL_BSP_MAX_QUEUE_SIZE, _SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE | the bounded queue, its delay and batch |
@@ -35,13 +37,15 @@ encoding, the SDK exporter's HTTP client) in its worker, after the fork:
             attempt.finish(outcome, status)
         span.finish(status)
 
-`dropped_spans()` counts for both, and is on the gateway's /metrics.
+`dropped_spans()` counts for both, and is on the gateway's /metrics; every process logs the
+count as drops begin, at most once a minute after, and the total at exit.
 """
 
 import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import trace
@@ -53,6 +57,7 @@ from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
     "RequestRootSampler",
+    "check_exporter",
     "check_settings",
     "configure_tracing",
     "dropped_spans",
@@ -86,14 +91,57 @@ _configured_pid: int | None = None
 _configure_lock = threading.Lock()
 _dropped = 0
 _dropped_lock = threading.Lock()
+# Drops are told in the log as they begin, then at most this often, and at exit: a collector
+# down is noticed, in every process (the services have no /metrics), without a line a span.
+DROPPED_LOG_SECONDS = 60.0
+_clock = time.monotonic
+_dropped_logged_at = -float("inf")  # by _clock
 
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """True when an OTLP endpoint is set and OTEL_SDK_DISABLED is not `true`."""
+    """True when an OTLP endpoint is set, OTEL_SDK_DISABLED is not `true` and
+    OTEL_TRACES_EXPORTER is not `none`."""
     environ = os.environ if environ is None else environ
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
+    if _names(environ, "OTEL_TRACES_EXPORTER") == {"none"}:
+        return False
     return any(environ.get(name, "").strip() for name in ENDPOINT_VARIABLES)
+
+
+def check_exporter(environ: Mapping[str, str] | None = None) -> None:
+    """Spans leave over OTLP/HTTP in protobuf, and only so: asked for another exporter
+    (console, zipkin) or protocol (grpc, http/json), the set-up would silently not do it --
+    spans sent as HTTP to a gRPC port are all lost -- so the boot stops instead."""
+    environ = os.environ if environ is None else environ
+    other = sorted(_names(environ, "OTEL_TRACES_EXPORTER") - {"otlp"})
+    if other:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER: spans are exported over OTLP (otlp) or not at all"
+            f" (none), not {', '.join(other)}"
+        )
+    # The signal's own variable wins over the general one, as the SDK reads endpoints.
+    for variable in (
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ):
+        protocol = environ.get(variable, "").strip()
+        if protocol:
+            if protocol != "http/protobuf":
+                raise ConfigError(
+                    f"{variable}: only http/protobuf is spoken (OTLP/HTTP, a collector's"
+                    f" port 4318), not {protocol}"
+                )
+            return
+
+
+def _names(environ: Mapping[str, str], variable: str) -> set[str]:
+    """The comma-separated names of a list variable, lower-cased."""
+    return {
+        name.strip().lower()
+        for name in environ.get(variable, "").split(",")
+        if name.strip()
+    }
 
 
 def sampler_from_env(environ: Mapping[str, str] | None = None):
@@ -113,11 +161,13 @@ def sampler_from_env(environ: Mapping[str, str] | None = None):
 
 def check_settings(environ: Mapping[str, str] | None = None) -> None:
     """The gateway's tracing settings, checked in its master: a bad OTEL_TRACES_SAMPLER or
-    OTEL_BSP_*, or an OTEL_PROPAGATORS it does not speak, stops the boot."""
+    OTEL_BSP_*, or an exporter, protocol or OTEL_PROPAGATORS it does not speak, stops the
+    boot."""
     from chassis.spanexport import settings_from_env
 
     sampler_setting(environ)
     settings_from_env(environ)
+    check_exporter(environ)
     _check_propagators(os.environ if environ is None else environ)
 
 
@@ -125,12 +175,7 @@ def _check_propagators(environ: Mapping[str, str]) -> None:
     """The gateway writes W3C `traceparent`/`tracestate` itself (chassis.spans) and passes
     a client's `baggage` on like any header; asked for another propagation (b3, jaeger,
     none), it would silently not do it, so it refuses to start instead."""
-    named = {
-        name.strip().lower()
-        for name in environ.get("OTEL_PROPAGATORS", "").split(",")
-        if name.strip()
-    }
-    unsupported = sorted(named - GATEWAY_PROPAGATORS)
+    unsupported = sorted(_names(environ, "OTEL_PROPAGATORS") - GATEWAY_PROPAGATORS)
     if unsupported:
         raise ConfigError(
             f"OTEL_PROPAGATORS: the gateway propagates tracecontext (and passes baggage"
@@ -172,14 +217,37 @@ class RequestRootSampler:
 
 
 def dropped_spans() -> int:
-    """Spans this process ended but could not send: its queue was full, or the export failed."""
+    """Spans this process ended but could not send: its queue was full, the export failed,
+    or the exit came first."""
     return _dropped
 
 
 def count_dropped(count: int) -> None:
-    global _dropped
+    global _dropped, _dropped_logged_at
     with _dropped_lock:
         _dropped += count
+        now = _clock()
+        if now - _dropped_logged_at < DROPPED_LOG_SECONDS:
+            return
+        _dropped_logged_at = now
+        total = _dropped
+    log.warning(
+        "spans dropped so far: %d (the export queue was full or the export failed:"
+        " is the collector down or slow?)",
+        total,
+    )
+
+
+def _at_exit() -> None:
+    """From now on drops are only counted: the exit's one line tells them all."""
+    global _dropped_logged_at
+    with _dropped_lock:
+        _dropped_logged_at = float("inf")
+
+
+def _log_dropped_at_exit() -> None:
+    if _dropped:
+        log.warning("spans dropped in all: %d, never exported", _dropped)
 
 
 class _CountingExporter:
@@ -187,11 +255,16 @@ class _CountingExporter:
 
     def __init__(self, exporter):
         self._exporter = exporter
+        self.sending = 0  # spans of the batch being exported
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        result = self._exporter.export(spans)
+        self.sending = len(spans)
+        try:
+            result = self._exporter.export(spans)
+        finally:
+            self.sending = 0
         if result is not SpanExportResult.SUCCESS:
             count_dropped(len(spans))
         return result
@@ -267,9 +340,10 @@ def _set_up_sdk(service_name: str, instance_id: str, version: str) -> None:
         sampler=RequestRootSampler(sampler_from_env()),
         shutdown_on_exit=False,  # ours below is bounded; the SDK's waits up to 30 s
     )
-    provider.add_span_processor(counting_batch_processor(OTLPSpanExporter()))
+    processor = counting_batch_processor(OTLPSpanExporter())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    atexit.register(_shutdown_within, provider, EXIT_FLUSH_SECONDS)
+    atexit.register(_shutdown_within, provider, processor, EXIT_FLUSH_SECONDS)
     _configured_pid = os.getpid()
     log.info("exporting traces of %s as %s", service_name, instance_id)
 
@@ -308,15 +382,33 @@ def span_recorder(
     export = SpanExport(
         encoder.request, otlp_sender(), count_dropped, **settings_from_env()
     ).start()
-    atexit.register(export.shutdown, EXIT_FLUSH_SECONDS)
+    atexit.register(_stop_export, export, EXIT_FLUSH_SECONDS)
     log.info("exporting traces of %s as %s", service_name, instance_id)
     return SpanRecorder(Sampling.from_env(), queue_encoded(encoder, export))
 
 
-def _shutdown_within(provider, seconds: float) -> None:
+def _stop_export(export, seconds: float) -> None:
+    _at_exit()
+    export.shutdown(seconds)  # counts what did not leave in time
+    _log_dropped_at_exit()
+
+
+def _shutdown_within(provider, processor, seconds: float) -> None:
+    """The provider's shutdown (a last export), for at most `seconds`; the spans that did
+    not leave by then never will, and are counted as dropped."""
+    _at_exit()
     flusher = threading.Thread(target=provider.shutdown, daemon=True)
     flusher.start()
     flusher.join(seconds)
+    if flusher.is_alive():
+        batch = getattr(
+            processor, "_batch_processor", None
+        )  # see counting_batch_processor
+        exporter = getattr(batch, "_exporter", None)
+        count_dropped(
+            len(getattr(batch, "_queue", ())) + getattr(exporter, "sending", 0)
+        )
+    _log_dropped_at_exit()
 
 
 def instrument_service_app(app, db, service_name: str, version: str) -> None:
@@ -325,7 +417,9 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     up on the first request, in the serving process. Tracing off: nothing is installed."""
     if not tracing_enabled():
         return
-    sampler_from_env()  # a bad OTEL_TRACES_SAMPLER stops the boot, not the first request
+    # A bad OTEL_TRACES_SAMPLER or exporter stops the boot, not the first request.
+    sampler_from_env()
+    check_exporter()
     # Here, not at the top: the gateway uses this module and has no Flask or SQLAlchemy.
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor

@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 
 from chassis.identity import instance_id_from_env
+from chassis.spans import name_route
 from discovery.consul_client import ConsulSettings
 from gateway.accesslog import AccessLog
 from gateway.directory import Directory, admits
@@ -249,7 +250,9 @@ class Gateway:
             )
             ids = trace[3:35], trace[36:52]  # what the upstream sees as its parent
         else:
-            with self.tracing.server_span(names, request.method, path, rid) as span:
+            with self.tracing.server_span(
+                names, request.method, path, rid, request.headers
+            ) as span:
                 service, result, response = await self._answer(
                     request, path, names, rid, None
                 )
@@ -298,6 +301,8 @@ class Gateway:
             return "-", Result(
                 404, error_code="no_route", message=f"no service claims {path}"
             )
+        if trace is None:  # traced: the span is named by its route, not its path
+            name_route(f"{API_PREFIX}{route.prefix}/*")
         body = request.body
         body.check_length()  # before any upstream is contacted
         # Held in memory, a body can be sent again on a retry; a large one streams.

@@ -4,7 +4,7 @@ Pure functions over lists of (name, value) pairs so they are table-tested withou
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from random import getrandbits
 
 from chassis.spans import parse_traceparent
@@ -40,11 +40,10 @@ _REPLACED_REQUEST = frozenset(
         "expect",  # the gateway answers 100-continue itself, as it reads the body
         "x-request-id",
         "traceparent",
+        "tracestate",  # the client's, passed on only with its trace (W3C)
         "x-gateway-debug",
     }
 )
-# Traced, each attempt's span sets traceparent and tracestate (chassis.spans).
-_REPLACED_TRACED = _REPLACED_REQUEST | {"tracestate"}
 # The client's own forwarding headers: replaced, or extended when trusted.
 _FORWARDED = frozenset(
     {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix"}
@@ -108,8 +107,19 @@ def traceparent(incoming: str | None) -> str:
     return f"00-{trace_id}-{getrandbits(64).to_bytes(8, 'big').hex()}-{flags}"
 
 
+def _same_trace(headers: Sequence[tuple[str, str]], sent: str) -> bool:
+    """Whether the traceparent `sent` continues the one in the client's `headers` (the
+    last, as the server keeps it). Only asked when a tracestate came: rarely."""
+    incoming = None
+    for name, value in headers:
+        if name.lower() == "traceparent":
+            incoming = value
+    parsed = parse_traceparent(incoming)
+    return parsed is not None and parsed[0] == sent[3:35]
+
+
 def upstream_request_headers(
-    headers: Iterable[tuple[str, str]],
+    headers: Sequence[tuple[str, str]],
     *,
     client_addr: str,
     scheme: str,
@@ -120,16 +130,19 @@ def upstream_request_headers(
     """End-to-end request headers plus the gateway's X-Forwarded-*, X-Request-ID, traceparent.
 
     `traceparent` None: the request is traced, and neither traceparent nor the client's
-    tracestate is passed on -- each attempt adds its own span's (gateway.proxy)."""
-    kept, host, prior = [], "", {}
-    replaced = _REPLACED_REQUEST if traceparent else _REPLACED_TRACED
+    tracestate is passed on -- each attempt adds its own span's (gateway.proxy). Untraced,
+    the client's tracestate goes on with `traceparent` when that continues the client's
+    trace; a new trace drops it, as W3C Trace Context asks (it describes another trace)."""
+    kept, host, prior, states = [], "", {}, []
     for lower, name, value in _end_to_end(headers):
         if lower == "host":
             host = value
         if lower in _FORWARDED:
             prior.setdefault(lower, value)
-        elif lower not in replaced:
+        elif lower not in _REPLACED_REQUEST:
             kept.append((name, value))
+        elif lower == "tracestate":
+            states.append((name, value))
     forwarded_for = client_addr
     if trust_forwarded and prior.get("x-forwarded-for"):
         forwarded_for = f"{prior['x-forwarded-for']}, {client_addr}"
@@ -144,6 +157,8 @@ def upstream_request_headers(
     ]
     if traceparent:
         kept.append(("traceparent", traceparent))
+        if states and _same_trace(headers, traceparent):
+            kept += states
     if _HOST.fullmatch(host):
         kept.append(("X-Forwarded-Host", host))
     return kept

@@ -15,6 +15,7 @@ import json
 import re
 from typing import NamedTuple
 
+from chassis.spans import name_route
 from gateway.headers import upstream_request_headers
 from gateway.messages import Request, Response, json_error, method_not_allowed
 from gateway.paths import API_PREFIX
@@ -26,6 +27,7 @@ VIEWS_PREFIX = API_PREFIX + "/views/"
 ORDERS_LIMIT = 500  # order-service's largest page
 
 _USER_VIEW = re.compile(r"/api/views/users/([0-9]+)")
+_USER_VIEW_ROUTE = "/api/views/users/{id}"
 
 
 class Fetched(NamedTuple):
@@ -79,6 +81,8 @@ async def user_with_orders(
     match = _USER_VIEW.fullmatch(path)
     if match is None:
         return json_error(404, "not_found", f"nothing at {path}")
+    if trace is None:  # traced: the span is named by its route, not its path
+        name_route(_USER_VIEW_ROUTE)
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(request.method, ("GET", "HEAD"))
     user_id = int(match.group(1))

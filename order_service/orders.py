@@ -162,7 +162,9 @@ def replay(record, fingerprint: str):
 
 def require_user(user_id: int) -> None:
     try:
-        exists = current_app.extensions["user_directory"].exists(user_id)
+        exists = current_app.extensions["user_directory"].exists(
+            user_id, request.headers.get("X-Request-ID")
+        )
     except UserServiceUnavailable as exc:
         log.warning("user-service unavailable: %s", exc)
         raise APIError(

@@ -59,9 +59,12 @@ class UserDirectory:
             return "unavailable"
         return "stale" if snapshot.stale else "ok"
 
-    def exists(self, user_id: int) -> bool:
+    def exists(self, user_id: int, request_id: str | None = None) -> bool:
+        """`request_id`: the X-Request-ID of the request asking, passed on, so that
+        user-service's access line and server span carry it too."""
+        headers = {"X-Request-ID": request_id} if request_id else None
         try:
-            response = self.client.request("GET", f"/users/{user_id}")
+            response = self.client.request("GET", f"/users/{user_id}", headers=headers)
         except DiscoveryError as exc:
             raise UserServiceUnavailable(str(exc)) from exc
         if response.status_code == 200:

@@ -79,11 +79,17 @@ def sqlite_url(data_dir: Path, service: str) -> str:
 
 
 def tracing_env(otlp_endpoint: str) -> dict[str, str]:
-    """Spans to `otlp_endpoint`, within a second of their end: a laptop stack is watched live."""
+    """Spans to `otlp_endpoint`, within a second of their end: a laptop stack is watched live.
+
+    The processes inherit switchyard's environment, where a user's own OTel set-up may name
+    a traces endpoint or protocol; the SDK prefers OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to the
+    endpoint given here, so both are pinned, or the stack's spans would silently go there."""
     if not otlp_endpoint:
         return {}
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{otlp_endpoint.rstrip('/')}/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
         "OTEL_BSP_SCHEDULE_DELAY": "500",
     }
 

@@ -4,6 +4,10 @@ One row per span, keyed by (trace id, span id): an exporter that sends a batch t
 after a lost answer) changes nothing. Writes go through one kept connection (the receiver's
 threads take turns); every read opens its own, so a `switchyard traces` in another terminal
 reads while the stack writes.
+
+Only the newest spans are kept (MAX_SPANS, the last received): a stack left under load for
+hours would otherwise fill the disk, at some 500 bytes a span, and make every `switchyard
+traces` slower (it reads every trace's first span: about a second per million spans).
 """
 
 import json
@@ -16,6 +20,8 @@ from itertools import groupby
 from pathlib import Path
 
 FILE_NAME = "traces.db"
+# About 250 MB, or 125,000 requests of four spans; the oldest go a tenth at a time.
+MAX_SPANS = 500_000
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL,
@@ -76,10 +82,14 @@ class SpanRecord:
 
 
 class SpanStore:
-    def __init__(self, data_dir: Path):
+    """`max_spans`: how many of the spans received last are kept (None: all)."""
+
+    def __init__(self, data_dir: Path, max_spans: int | None = MAX_SPANS):
         self.path = Path(data_dir) / FILE_NAME
         self._writer: sqlite3.Connection | None = None
         self._writing = threading.Lock()
+        self._max_spans = max_spans
+        self._unpruned = max_spans or 0  # spans added since the last pruning (or start)
 
     def _writer_connection(self) -> sqlite3.Connection:
         """The one connection that writes, kept (its page cache stays warm, the schema is
@@ -110,6 +120,19 @@ class SpanStore:
                 self._writer = self._writer_connection()
             with self._writer:
                 self._writer.executemany(_INSERT, rows)
+                self._unpruned += len(rows)
+                if self._max_spans and self._unpruned >= self._max_spans // 10:
+                    self._prune(self._max_spans)
+
+    def _prune(self, keep: int) -> None:
+        """Delete all but the `keep` rows inserted last. A row's rowid is its order of
+        insertion (a replaced row is inserted again), so this is a range of the table's
+        own b-tree: no index needed, no scan."""
+        self._writer.execute(
+            "DELETE FROM spans WHERE rowid <= (SELECT MAX(rowid) FROM spans) - ?",
+            (keep,),
+        )
+        self._unpruned = 0
 
     def close(self) -> None:
         """Close the writing connection (the next add opens another)."""

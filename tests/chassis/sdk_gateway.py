@@ -19,7 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import (
 )
 
 from chassis import tracing
-from chassis.spans import Sampling, SpanRecorder, attempt_span
+from chassis.spans import Sampling, SpanRecorder, attempt_span, name_route
 
 PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -28,9 +28,10 @@ PROPAGATOR = TraceContextTextMapPropagator()
 class Request:
     """One request through the gateway: what came in, its attempts, its answer."""
 
-    headers: dict  # lower-case names
+    headers: dict  # lower-case names; a list of values: a header sent in several lines
     method: str = "GET"
     path: str = "/api/users/1"
+    route: str | None = "/api/users/*"  # the route it matched, if one did
     request_id: str | None = "req-1"
     attempts: list = field(default_factory=lambda: [("user-service-h-1", "ok", 200)])
     answer: int = 200
@@ -59,7 +60,7 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
     sent = []
     try:
         with tracer.start_as_current_span(
-            f"{request.method} {request.path}",
+            request.method,  # the route is not known yet
             context=PROPAGATOR.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes={
@@ -67,6 +68,9 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
                 "url.path": request.path,
             },
         ) as server:
+            if request.route:  # chassis.spanexport writes it beside the path
+                server.update_name(f"{request.method} {request.route}")
+                server.set_attribute("http.route", request.route)
             if request.request_id:
                 server.set_attribute(
                     "http.request.header.x-request-id", (request.request_id,)
@@ -110,10 +114,19 @@ def light_spans(request: Request, environ: dict, seed: int) -> Made:
     recorder = SpanRecorder(Sampling.from_env(environ), ended.append)
     random.seed(seed)
     sent = []
+    # As the gateway's server has them: the last value of each name, and every line.
+    lines = [
+        (name, value)
+        for name, values in request.headers.items()
+        for value in (values if isinstance(values, list) else [values])
+    ]
+    names = dict(lines)
     try:
         with recorder.server_span(
-            request.headers, request.method, request.path, request.request_id
+            names, request.method, request.path, request.request_id, lines
         ) as server:
+            if request.route:
+                name_route(request.route)
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
                 with attempt_span(instance, number) as attempt:
                     sent.append(dict(attempt.headers))

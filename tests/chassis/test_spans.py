@@ -37,6 +37,12 @@ INCOMING = [
     {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-03"},  # sampled, random trace id
     {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-02"},
     {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "k=v,a=b"},
+    {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": ["k=v", "a=b"]},
+    {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": ["k=v", "=bad"]},
+    {  # each line fits, together they are over 512 characters
+        "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01",
+        "tracestate": ["k=" + "v" * 250, "a=" + "v" * 250, "b=v"],
+    },
     {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "=bad"},
     {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "k=" + "v" * 600},
     {"traceparent": f" 00-{TRACE_ID}-{PARENT_ID}-01\t"},

@@ -2,6 +2,7 @@
 dropped-span count. The gateway's own spans: test_spans.py and test_spanexport.py; everyone's
 spans across real processes: tests/integration/test_tracing.py."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -40,6 +41,8 @@ ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
         ({**ENDPOINT, "OTEL_SDK_DISABLED": "TRUE"}, False),
         ({**ENDPOINT, "OTEL_SDK_DISABLED": "false"}, True),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+        ({**ENDPOINT, "OTEL_TRACES_EXPORTER": "none"}, False),
+        ({**ENDPOINT, "OTEL_TRACES_EXPORTER": "otlp"}, True),
     ],
 )
 def test_tracing_is_on_with_an_endpoint_unless_disabled(environ, enabled):
@@ -96,6 +99,49 @@ def test_the_gateway_starts_with_the_propagators_it_speaks(value):
 def test_the_gateway_refuses_a_propagator_it_does_not_speak(value, named):
     with pytest.raises(ConfigError, match=f"^OTEL_PROPAGATORS: .*not {named}$"):
         tracing.check_settings({**ENDPOINT, "OTEL_PROPAGATORS": value})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"OTEL_TRACES_EXPORTER": "otlp"},
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+        # the signal's own variable wins, as it does for the endpoint
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        },
+    ],
+)
+def test_the_exporter_it_has_is_accepted(environ):
+    tracing.check_settings({**ENDPOINT, **environ})
+
+
+@pytest.mark.parametrize(
+    "environ, variable",
+    [
+        ({"OTEL_TRACES_EXPORTER": "console"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,zipkin"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ),
+    ],
+)
+def test_an_exporter_or_protocol_it_lacks_stops_the_boot(
+    environ, variable, monkeypatch
+):
+    """The gateway's boot (check_settings) and a service's (instrument_service_app)."""
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        tracing.check_settings({**ENDPOINT, **environ})
+    app = Flask(__name__)
+    app.config.update(INSTANCE_ID="svc-h-1", SQLALCHEMY_DATABASE_URI="sqlite://")
+    for name, value in {**ENDPOINT, **environ}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        tracing.instrument_service_app(app, SQLAlchemy(app), "svc", "1.0")
 
 
 def test_tracing_off_installs_nothing(monkeypatch, tmp_path):
@@ -251,3 +297,42 @@ def test_spans_whose_export_fails_are_counted_as_dropped():
     processor.force_flush()
     wait_until(lambda: tracing.dropped_spans() - before == 3, what="3 dropped")
     processor.shutdown()
+
+
+def test_drops_are_logged_as_they_begin_then_at_most_once_a_minute(monkeypatch, caplog):
+    now = [1000.0]
+    monkeypatch.setattr(tracing, "_clock", lambda: now[0])
+    monkeypatch.setattr(tracing, "_dropped_logged_at", -float("inf"))
+    monkeypatch.setattr(tracing, "_dropped", 0)
+    caplog.set_level(logging.WARNING, "tracing")
+    tracing.count_dropped(3)
+    now[0] += 59
+    tracing.count_dropped(2)  # within the minute: counted, not told
+    now[0] += 1
+    tracing.count_dropped(1)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "spans dropped so far: 3",
+        "spans dropped so far: 6",
+    ]
+
+
+def test_at_exit_what_is_still_unsent_is_counted_and_the_total_told(
+    monkeypatch, caplog
+):
+    """A collector that hangs: the exit gives up waiting, and says what was lost."""
+    monkeypatch.setattr(tracing, "_dropped_logged_at", -float("inf"))
+    monkeypatch.setattr(tracing, "_dropped", 0)
+    caplog.set_level(logging.WARNING, "tracing")
+    exporter = BlockingExporter()
+    processor = tracing.counting_batch_processor(exporter, max_export_batch_size=1)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    end_spans(processor, 1)
+    assert exporter.entered.wait(10)  # being exported, and two more queued
+    end_spans(processor, 2)
+    tracing._shutdown_within(provider, processor, 0.1)
+    assert tracing.dropped_spans() == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "spans dropped in all: 3, never exported"
+    ]
+    exporter.release.set()

@@ -5,11 +5,15 @@ import logging
 import time
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
+from chassis.spanexport import OTLPEncoder
 from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
-from tests.gateway.serving import Client, serve
+from tests.gateway.serving import Answer, Client, serve
 from tests.gateway.test_server import connect, read_response
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
@@ -543,6 +547,21 @@ def test_a_traced_request_continues_the_trace_and_is_the_upstreams_parent(
     )
 
 
+def test_a_tracestate_in_several_lines_is_continued_whole(echo, traced):
+    traced(echo.gateway)
+    connection = echo.client.connection
+    connection.putrequest("GET", "/api/echo/x")
+    for name, value in [
+        ("traceparent", TRACE),
+        ("tracestate", "k=v"),
+        ("tracestate", "a=b"),
+    ]:
+        connection.putheader(name, value)
+    connection.endheaders()
+    r = Answer(connection.getresponse())
+    assert r.json()["headers"]["tracestate"] == "k=v,a=b"
+
+
 def test_the_server_span_records_the_request_id_the_gateway_made(echo, traced):
     spans = traced(echo.gateway)
     r = echo.client.get("/api/echo/x")
@@ -558,6 +577,35 @@ def test_an_invalid_traceparent_starts_a_new_trace(echo, traced, incoming):
     _, server = spans
     assert server.parent_id == 0
     assert r.json()["headers"]["traceparent"].split("-")[1] == server.trace_hex
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/api/echo/x/42", "/api/echo/*"),
+        ("/api/echo", "/api/echo/*"),
+        ("/api/views/users/42", "/api/views/users/{id}"),
+        ("/api/nobody/42", None),  # no route: the span is named by its method alone
+    ],
+)
+def test_the_server_span_is_named_by_the_route_it_matched_not_its_path(
+    echo, traced, path, route
+):
+    """The semantic conventions' server span name: a backend lists one operation per
+    route, not one per user id."""
+    spans = traced(echo.gateway)
+    echo.client.get(path)
+    server = spans[-1]
+    assert (server.route, server.path) == (route, path)
+    [encoded] = (
+        ExportTraceServiceRequest.FromString(
+            OTLPEncoder({}, "t").request([OTLPEncoder.span(server)])
+        )
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
+    )
+    assert encoded.name == (f"GET {route}" if route else "GET")
 
 
 def test_a_5xx_answer_makes_the_server_span_an_error(echo, traced):

@@ -100,6 +100,41 @@ def test_traceparent_continues_a_trace_exactly_when_the_sdk_does(incoming):
     assert continued is parent.is_valid
 
 
+@pytest.mark.parametrize(
+    ("incoming", "states_sent"),
+    [
+        # continued: every tracestate line goes on, in order
+        ({"traceparent": TRACE}, [("tracestate", "a=1"), ("TraceState", "b=2")]),
+        (
+            {"traceparent": "01" + TRACE[2:] + "-future"},
+            [("tracestate", "a=1"), ("TraceState", "b=2")],
+        ),
+        # a new trace: the client's tracestate describes another one (W3C: discarded)
+        ({}, []),
+        ({"traceparent": "garbage"}, []),
+        ({"traceparent": TRACE.upper()}, []),
+    ],
+    ids=["valid", "later-version", "none", "malformed", "upper-case"],
+)
+def test_untraced_the_client_s_tracestate_goes_on_only_with_its_trace(
+    incoming, states_sent
+):
+    headers = [
+        ("tracestate", "a=1"),
+        *incoming.items(),
+        ("Accept", "*/*"),
+        ("TraceState", "b=2"),
+    ]
+    sent = upstream_request_headers(
+        headers,
+        client_addr="10.0.0.9",
+        scheme="http",
+        request_id="rid",
+        traceparent=traceparent(incoming.get("traceparent")),
+    )
+    assert [(n, v) for n, v in sent if n.lower() == "tracestate"] == states_sent
+
+
 def _upstream(headers, trust=False):
     return dict(
         upstream_request_headers(

@@ -62,6 +62,26 @@ def test_every_process_sends_its_spans_to_the_stack_s_endpoint():
         assert not any(name.startswith("OTEL_") for name in spec.env)
 
 
+def test_the_user_s_own_otel_variables_do_not_send_the_stack_s_spans_elsewhere(
+    monkeypatch,
+):
+    """A process runs with switchyard's environment under its spec's (switchyard.stack);
+    where the SDK's exporter then sends is what counts."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from chassis.tracing import check_exporter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://elsewhere:4318/x")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    options = StackOptions(users=1, orders=1, otlp_endpoint="http://127.0.0.1:4318/")
+    for spec in plan_stack(options, AGENT, ports(4001, 4002)):
+        with monkeypatch.context() as process:
+            for name, value in spec.env.items():
+                process.setenv(name, value)
+            assert OTLPSpanExporter()._endpoint == "http://127.0.0.1:4318/v1/traces"
+            check_exporter()  # the protocol it speaks: the boot goes on
+
+
 def test_instances_of_one_service_share_its_database():
     specs = plan_stack(StackOptions(users=2, orders=0), AGENT, ports(4001, 4002))
     assert specs[0].env["DATABASE_URL"] == specs[1].env["DATABASE_URL"]

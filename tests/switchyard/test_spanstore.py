@@ -47,3 +47,32 @@ def test_recent_lists_the_newest_traces_first_up_to_the_limit(tmp_path):
     assert [spans[0].trace_id for spans in newest] == [f"{3:032x}", f"{2:032x}"]
     assert [len(spans) for spans in newest] == [5, 5]
     assert newest == [store.trace(spans[0].trace_id) for spans in newest]
+
+
+def traces(count: int, start: int = 0):
+    """`count` traces of order_trace()'s five spans, numbered from `start`."""
+    return [
+        replace(s, trace_id=f"{n + 1:032x}")
+        for n in range(start, start + count)
+        for s in order_trace()
+    ]
+
+
+def test_only_the_spans_received_last_are_kept(tmp_path):
+    store = SpanStore(
+        tmp_path, max_spans=50
+    )  # ten traces; the oldest go five at a time
+    for n in range(0, 30, 2):
+        store.add(traces(2, n))  # 30 traces, 150 spans, two traces a batch
+        assert store.count() <= 50 + 5
+    assert store.trace(f"{30:032x}") != []  # the last received
+    assert store.trace(f"{1:032x}") == []  # the first are gone
+    assert 50 <= store.count() <= 55
+
+
+def test_a_file_over_the_limit_is_cut_down_by_the_next_writer(tmp_path):
+    SpanStore(tmp_path, max_spans=None).add(traces(20))  # 100 spans, kept
+    store = SpanStore(tmp_path, max_spans=50)
+    store.add(traces(1, 20))
+    assert store.count() == 50
+    assert store.trace(f"{21:032x}") != []
