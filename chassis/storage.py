@@ -70,7 +70,8 @@ def database_url_from_env(service: str, environ=None) -> str:
     """DATABASE_URL, or a SQLite file `<DATA_DIR>/<service>.db` (DATA_DIR defaults to ./var).
 
     A bare `postgresql://` URL is pointed at psycopg 3, the driver this project installs.
-    The directory of a SQLite file is created here so the first start needs no manual step.
+    Only read here (reading the configuration has no side effect); init_database creates
+    the directory of a SQLite file.
     """
     data_dir = Path(env_str("DATA_DIR", "var", environ)).resolve()
     raw = env_str("DATABASE_URL", f"sqlite:///{data_dir / service}.db", environ)
@@ -84,9 +85,6 @@ def database_url_from_env(service: str, environ=None) -> str:
         raise ConfigError(
             f"DATABASE_URL: unsupported database {url.drivername!r}; use sqlite or postgresql"
         )
-    is_file = url.drivername.startswith("sqlite") and url.database
-    if is_file and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     return url.render_as_string(hide_password=False)
 
 
@@ -98,6 +96,14 @@ def init_database(
 ) -> None:
     """Bind `db` to `app`, create missing tables, and answer database outages with 503 JSON.
     `idle_transaction_timeout`: see install_session_settings."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        # so that the first start needs no manual step
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     url = named_for(url, app.config.get("INSTANCE_ID"))
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(url)
