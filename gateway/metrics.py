@@ -13,7 +13,10 @@ answer the next scrape -- at once. prometheus_client takes a lock and
 validates on every `inc()`/`observe()`: three of those per request cost more than the
 counting. Rare events (retries, ejections) go to the metrics at once, through `child()`:
 `.labels()` validates and locks on every call, so labelled children are looked up once
-per label combination and kept.
+per label combination and kept. Counts kept elsewhere (spans dropped, failed catalog
+watches) are brought into counters by `catch_up()`, never shown as read: with several
+workers a value read at scrape time is the answering worker's alone, and a count shown
+that way would jump between workers' and fall back when one restarts.
 """
 
 import os
@@ -104,7 +107,13 @@ class GatewayMetrics:
             "Spans ended but never exported: the queue was full or the export failed",
             registry=r,
         )
-        self._dropped_counted = 0
+        self.catalog_errors = Counter(
+            "gateway_consul_catalog_errors",
+            "Failed watches of Consul's service catalog (each retried after a back-off)",
+            registry=r,
+        )
+        self._counted = {self.dropped_spans: 0, self.catalog_errors: 0}
+        self.directory = directory
         self._directory = _DirectoryCollector(directory)
         r.register(self._directory)
         self._children: dict[tuple, object] = {}
@@ -118,14 +127,18 @@ class GatewayMetrics:
         # prometheus_client chose its multiprocess values at import, from the same variable.
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-    def count_dropped_spans(self) -> None:
-        """Bring the dropped-spans counter up to chassis.tracing's count. Called at each
-        scrape and by the worker's heartbeat: with several workers each one writes its own
-        count (to its multiprocess file), whichever worker answers the scrape."""
-        dropped = dropped_spans()
-        if dropped > self._dropped_counted:
-            self.dropped_spans.inc(dropped - self._dropped_counted)
-            self._dropped_counted = dropped
+    def catch_up(self) -> None:
+        """Bring the counters of counts kept elsewhere up to them: spans chassis.tracing
+        dropped, the directory's failed catalog watches. Called at each scrape and by the
+        worker's heartbeat: with several workers each one writes its own count (to its
+        multiprocess file), whichever worker answers the scrape."""
+        self._catch_up(self.dropped_spans, dropped_spans())
+        self._catch_up(self.catalog_errors, self.directory.catalog_errors)
+
+    def _catch_up(self, counter: Counter, count: int) -> None:
+        if count > self._counted[counter]:
+            counter.inc(count - self._counted[counter])
+            self._counted[counter] = count
 
     def request(self, service: str, status: int, instance: str, seconds: float) -> None:
         """One proxied request's answer and latency."""
@@ -167,7 +180,7 @@ class GatewayMetrics:
     def render(self) -> bytes:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
         self.flush()
-        self.count_dropped_spans()
+        self.catch_up()
         if not self._multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
@@ -203,7 +216,8 @@ class GatewayMetrics:
 
 
 class _DirectoryCollector:
-    """Values read from the directory at scrape time: watcher errors, snapshot ages."""
+    """Consul's state, read from the directory at scrape time (the same in every worker):
+    which service watches fail now, how old each snapshot is."""
 
     def __init__(self, directory):
         self.directory = directory
@@ -215,10 +229,9 @@ class _DirectoryCollector:
         d = self.directory
         errors = GaugeMetricFamily(
             "gateway_watcher_errors",
-            "Consul watch failures: catalog (count so far) and per service (1 = failing now)",
+            "1 while the Consul watch of a service fails, else 0",
             labels=["watch"],
         )
-        errors.add_metric(["catalog"], d.catalog_errors)
         age = GaugeMetricFamily(
             "gateway_snapshot_age_seconds",
             "Seconds since Consul last answered the watch of a service",

@@ -74,7 +74,7 @@ class GatewayWorker(Worker):
         while self.alive:
             self.notify()
             app.metrics.flush()
-            app.metrics.count_dropped_spans()
+            app.metrics.catch_up()
             if self.ppid != os.getppid():
                 log.info("master %s gone, stopping", self.ppid)
                 break

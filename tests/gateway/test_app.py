@@ -5,6 +5,7 @@ import logging
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
@@ -301,7 +302,31 @@ def test_metrics(echo):
     assert 'service="echo",status="200"' in text
     assert "gateway_request_duration_seconds_bucket" in text
     assert 'gateway_snapshot_age_seconds{service="echo"}' in text
-    assert 'gateway_watcher_errors{watch="catalog"} 0.0' in text
+    assert 'gateway_watcher_errors{watch="echo"} 0.0' in text
+    assert "gateway_consul_catalog_errors_total 0.0" in text
+
+
+def test_failed_catalog_watches_are_a_counter_of_their_own(echo):
+    """A count, typed as one (a gauge beside the services' 0/1 flags, it was summed with
+    them and, with several workers, jumped between the answering workers' counts)."""
+    echo.catalog.fail = True
+    wait_until(
+        lambda: echo.gateway.directory.catalog_errors >= 2,
+        10,
+        what="two failed watches",
+    )
+    echo.catalog.fail = False
+    wait_until(
+        lambda: echo.gateway.directory.catalog_error is None, 10, what="the watch back"
+    )
+    text = echo.client.get("/metrics").content.decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    errors = families["gateway_consul_catalog_errors"]
+    assert errors.type == "counter"
+    assert errors.samples[0].value == echo.gateway.directory.catalog_errors
+    assert [s.labels for s in families["gateway_watcher_errors"].samples] == [
+        {"watch": "echo"}
+    ]
 
 
 def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
