@@ -343,7 +343,7 @@ class Gateway:
         elapsed = time.perf_counter() - started
         instance = result.instance if result is not None else "-"
         status = response.status
-        if result is not None and service != "-":
+        if service != "-":  # proxied, or a view (whose fetches count as attempts)
             self.metrics.request(service, status, instance, elapsed)
         if not access_log.enabled():
             return

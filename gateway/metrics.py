@@ -70,13 +70,14 @@ class GatewayMetrics:
         r = self.registry
         self.requests = Counter(
             "gateway_requests",
-            "Proxied requests by service, final status and the instance that answered",
+            "Requests under /api by service (views: the aggregation views), final"
+            " status and the instance that answered",
             ["service", "status", "instance"],
             registry=r,
         )
         self.latency = Histogram(
             "gateway_request_duration_seconds",
-            "Time from request to upstream answer, all attempts included",
+            "Time from request to answer (its head), all upstream attempts included",
             ["service"],
             buckets=LATENCY_BUCKETS,
             registry=r,

@@ -387,6 +387,25 @@ def test_view_user_with_orders(shop, upstream):
     assert (body["orders_total"], body["orders_next"]) == (1, None)  # all of them
 
 
+def test_views_are_counted_and_timed_like_proxied_requests(shop):
+    shop.publish(
+        "order-service",
+        echo_instance("o", free_port(), service="order-service", prefix="/orders"),
+    )
+    assert shop.client.get("/api/views/users/7").status_code == 200
+    assert shop.client.get("/api/views/users/x").status_code == 404
+    text = shop.client.get("/metrics").content.decode()
+    views = {
+        (s.name, s.labels.get("status"), s.labels.get("instance")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.labels.get("service") == "views"
+    }
+    assert views[("gateway_requests_total", "200", "-")] == 1
+    assert views[("gateway_requests_total", "404", "-")] == 1
+    assert views[("gateway_request_duration_seconds_count", None, None)] == 2
+
+
 def test_view_with_more_orders_than_a_page_says_so_and_links_to_the_rest(
     shop, upstream
 ):
