@@ -22,11 +22,13 @@ that way would jump between workers' and fall back when one restarts.
 import os
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Sized
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -113,6 +115,22 @@ class GatewayMetrics:
             "Failed watches of Consul's service catalog (each retried after a back-off)",
             registry=r,
         )
+        self.refusals = Counter(
+            "gateway_refusals",
+            "Requests the gateway answered itself, no service asked, by status and code:"
+            " malformed (400), nothing there (404, 405), too slow (408), too large (413,"
+            " 414, 431); and connections past GATEWAY_MAX_CONNECTIONS (503"
+            " too_many_connections)",
+            ["status", "code"],
+            registry=r,
+        )
+        self.client_connections = Gauge(
+            "gateway_client_connections",
+            "Client connections open (the scrape's own included)",
+            multiprocess_mode="livesum",  # a dead worker's go (gateway.gunicorn_conf)
+            registry=r,
+        )
+        self.connections: Sized = ()  # the server's open ones (Gateway.server)
         self._counted = {self.dropped_spans: 0, self.catalog_errors: 0}
         self.directory = directory
         self._directory = _DirectoryCollector(directory)
@@ -129,12 +147,18 @@ class GatewayMetrics:
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     def catch_up(self) -> None:
-        """Bring the counters of counts kept elsewhere up to them: spans chassis.tracing
-        dropped, the directory's failed catalog watches. Called at each scrape and by the
-        worker's heartbeat: with several workers each one writes its own count (to its
-        multiprocess file), whichever worker answers the scrape."""
+        """Bring the metrics of counts kept elsewhere up to them: spans chassis.tracing
+        dropped, the directory's failed catalog watches, the server's open connections.
+        Called at each scrape and by the worker's heartbeat: with several workers each one
+        writes its own count (to its multiprocess file), whichever worker answers the
+        scrape."""
         self._catch_up(self.dropped_spans, dropped_spans())
         self._catch_up(self.catalog_errors, self.directory.catalog_errors)
+        self.client_connections.set(len(self.connections))
+
+    def refused(self, status: int, code: str) -> None:
+        """A request (or a connection) the gateway answered itself, with an error."""
+        self.child(self.refusals, str(status), code).inc()
 
     def _catch_up(self, counter: Counter, count: int) -> None:
         if count > self._counted[counter]:

@@ -340,6 +340,72 @@ def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
     assert "gateway_tracing_dropped_spans_total 7.0" in scrape()  # not added twice
 
 
+def samples(client, name: str) -> dict[tuple, float]:
+    """The values of metric family `name` in the gateway's /metrics, by label values."""
+    text = client.get("/metrics").content.decode()
+    return {
+        tuple(sorted(s.labels.values())): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == name
+        for s in f.samples
+    }
+
+
+def test_requests_the_gateway_refuses_itself_are_counted_by_status_and_code(
+    world, upstream
+):
+    w = world(max_body_bytes=100, max_header_bytes=100, header_timeout=0.5)
+    w.publish("echo", echo_instance("a", upstream("a")))
+    assert w.client.get("/api/echo/x").status_code == 200  # not a refusal
+    assert w.client.post("/api/echo/x", b"x" * 101).status_code == 413
+    assert w.client.get("/api/nothing").status_code == 404
+    assert w.client.get("/nothing").status_code == 404
+    assert w.client.open("/api/echo/x", "TRACE").status_code == 405
+    assert w.client.open("/health", "POST").status_code == 405
+    for head, status in [
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nX: %s\r\n\r\n" % (b"a" * 99), 431),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nno colon\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\n", 408),  # the rest never comes
+    ]:
+        assert exchange(w.served.port, head)[0] == status
+    assert samples(w.client, "gateway_refusals") == {
+        ("413", "request_entity_too_large"): 1,
+        ("404", "no_route"): 1,
+        ("404", "not_found"): 1,
+        ("405", "method_not_allowed"): 2,
+        ("431", "header_too_large"): 1,
+        ("400", "bad_request"): 1,
+        ("408", "request_timeout"): 1,
+    }
+
+
+def test_open_connections_and_those_past_the_cap_are_counted(world):
+    w = world(max_connections=3)
+    w.client.get("/health")  # its connection open: one
+    held = [connect(w.served.port) for _ in range(2)]
+    wait_until(lambda: len(w.served.server.connections) == 3, 5, what="3 connections")
+    try:
+        sock, stream = connect(w.served.port)
+        with sock, stream:
+            status, _, body = read_response(stream)
+        assert (status, json.loads(body)["error"]["code"]) == (
+            503,
+            "too_many_connections",
+        )
+        assert samples(w.client, "gateway_client_connections") == {(): 3}
+    finally:
+        for sock, stream in held:
+            stream.close()
+            sock.close()
+    wait_until(
+        lambda: samples(w.client, "gateway_client_connections") == {(): 1},
+        5,
+        what="the held connections closed",
+    )
+    refusals = samples(w.client, "gateway_refusals")
+    assert refusals == {("503", "too_many_connections"): 1}
+
+
 def test_each_app_has_its_own_registry(world):
     a, b = world(), world()
     assert a.gateway.metrics.registry is not b.gateway.metrics.registry
