@@ -3,8 +3,8 @@
 The gateway runs one worker process by default, so its counters count every request. With
 WEB_CONCURRENCY > 1 the master points PROMETHEUS_MULTIPROC_DIR at a directory of its own
 (gateway.gunicorn_conf) and prometheus_client's multiprocess mode sums every worker's
-counters at each scrape, whichever worker answers. In that mode the series of departed
-instances stay until the gateway restarts (the files cannot forget them).
+counters at each scrape, whichever worker answers. The workers' files cannot forget the
+series of instances Consul no longer lists: the scrape leaves them out (`_Listed`).
 
 What every proxied request counts (its outcome, its latency, its attempts) is tallied in
 plain ints on the event loop and moved into the Prometheus metrics by `flush()`: at each
@@ -133,6 +133,7 @@ class GatewayMetrics:
         self.connections: Sized = ()  # the server's open ones (Gateway.server)
         self._counted = {self.dropped_spans: 0, self.catalog_errors: 0}
         self.directory = directory
+        self._listed: set[str] | None = None  # the instances Consul lists (forget)
         self._directory = _DirectoryCollector(directory)
         r.register(self._directory)
         self._children: dict[tuple, object] = {}
@@ -204,12 +205,15 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         """The Prometheus text of the whole gateway: every worker's, when there are several."""
+        self.directory.view()  # the latest: instances Consul dropped are forgotten first
         self.flush()
         self.catch_up()
         if not self._multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(
+            _Listed(multiprocess.MultiProcessCollector(None), self._listed)
+        )
         registry.register(self._directory)  # Consul's state: the same in every worker
         return generate_latest(registry)
 
@@ -217,6 +221,7 @@ class GatewayMetrics:
         """Drop the series of instances Consul no longer lists (churn would grow them
         forever). On the loop (Directory.view); tallies of theirs are flushed first, or
         the next flush would bring the series back."""
+        self._listed = keep
         self.flush()
         for key, (metric, labels) in list(self._labelled.items()):
             instance = labels[-1]
@@ -238,6 +243,30 @@ class GatewayMetrics:
             if metric in self._by_instance:
                 self._labelled[key] = (metric, labels)
         return found
+
+
+class _Listed:
+    """The workers' metrics (`collector`) less the series of instances Consul does not
+    list (`listed`; None: nothing known yet). Their values stay in the files, where no
+    worker can remove them (nor its own: they are summed with the dead workers'); once
+    out of sight, a series that comes back (the instance registers again) still never
+    goes back: it counts on from what the files kept."""
+
+    def __init__(self, collector, listed: set[str] | None):
+        self.collector, self.listed = collector, listed
+
+    def collect(self):
+        families = self.collector.collect()
+        if self.listed is None:
+            return families
+        keep = self.listed | {NO_INSTANCE}
+        for family in families:
+            family.samples = [
+                s
+                for s in family.samples
+                if s.labels.get("instance", NO_INSTANCE) in keep
+            ]
+        return families
 
 
 class _DirectoryCollector:

@@ -180,6 +180,35 @@ def test_dead_workers_leave_their_counts_and_take_their_open_connections(
     assert total("gateway_requests_total") == 10.0
 
 
+def test_several_workers_leave_out_the_series_of_instances_consul_forgot(
+    devconsul, started
+):
+    """The workers' files keep every series they wrote: the scrape leaves out those of
+    instances Consul no longer lists, or churn would grow /metrics without bound."""
+    first, gone = start_upstream(devconsul.addr, "echo", "/echo")
+    second, kept = start_upstream(devconsul.addr, "echo", "/echo")
+    started.extend([first, second])
+    gateway, url = start_gateway(devconsul.addr, WEB_CONCURRENCY="2")
+    started.append(gateway)
+    wait_routable(url, "echo", 2)
+
+    def instances() -> set[str]:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        return {
+            s.labels["instance"]
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "instance" in s.labels
+        }
+
+    for n in range(10):  # round robin: both instances answer
+        assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
+    assert instances() == {gone, kept}
+    quick_stop(first)  # deregisters on its way out
+    wait_until(lambda: instances() == {kept}, 15, what=f"{gone}'s series left out")
+    assert all(instances() == {kept} for _ in range(4))  # whichever worker answers
+
+
 def test_an_idle_worker_is_not_killed_by_gunicorns_timeout(devconsul, started):
     gateway, url = start_gateway(devconsul.addr, GUNICORN_CMD_ARGS="--timeout 1")
     started.append(gateway)
