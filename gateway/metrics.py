@@ -30,6 +30,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -68,6 +69,10 @@ LATENCY_BUCKETS = (
 
 class GatewayMetrics:
     def __init__(self, directory):
+        # No `<counter>_created` gauge beside each series: the text format has no place for
+        # it, so it doubled the series for nothing, and multiprocess mode has none (the
+        # switch is prometheus_client's, for the process: the gateway's has no other).
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(

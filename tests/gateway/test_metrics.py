@@ -119,3 +119,11 @@ def test_latency_buckets_part_sub_millisecond_answers_and_requests_near_the_dead
     assert counts[0][0] < 0.001 and counts[0][1] == 1  # 0.0003 alone
     assert max(count for bound, count in counts if bound < deadline) == 3
     assert counts[-1][1] == 4  # the deadline's too, in a finite bucket
+
+
+def test_counters_and_histograms_have_no_created_series():
+    """One series per label set, as with several workers (multiprocess mode has none)."""
+    metrics = GatewayMetrics(_Directory())
+    metrics.request("echo", 200, "a", 0.01)
+    metrics.attempt("echo", "ok")
+    assert b"_created" not in metrics.render()
