@@ -228,6 +228,8 @@ class Gateway:
             reason = f"ejected until {stamp} (ejection #{ejection.ejections})"
         elif admits(instance, state.strategy_name):
             reason = instance.status
+        elif instance.status == "warning" and state.strategy_name == "weighted":
+            reason = "warning: its Weights.Warning is 0"
         elif instance.status == "warning":
             reason = "warning: only the weighted strategy routes to warning instances"
         else:

@@ -3,6 +3,7 @@
 import json
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -215,6 +216,20 @@ def test_weighted_admits_warning_instances(world, upstream):
     w = world(strategy="weighted")
     w.publish("echo", echo_instance("w", upstream("w"), status="warning"))
     assert w.client.get("/api/echo/x").headers["X-Served-By"] == "w"
+
+
+def test_admin_says_why_weighted_leaves_out_a_warning_instance_weighing_0(
+    world, upstream
+):
+    w = world(strategy="weighted")
+    w.publish(
+        "echo",
+        echo_instance("p", upstream("p")),
+        replace(echo_instance("z", upstream("z"), status="warning"), weights=(1, 0)),
+    )
+    [p, z] = w.client.get("/admin/instances").json()["services"]["echo"]["instances"]
+    assert (p["routable"], p["reason"]) == (True, "passing")
+    assert (z["routable"], z["reason"]) == (False, "warning: its Weights.Warning is 0")
 
 
 def test_admin_shows_ejection(world, upstream):
