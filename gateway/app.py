@@ -218,7 +218,10 @@ class Gateway:
         }
 
     def _explain(self, instance, state) -> dict:
+        """One instance as this worker sees it (ejections, failures and in-flight counts
+        are per worker process)."""
         ejection = self.ejector.state(instance.id)
+        in_flight = getattr(state.strategy, "in_flight", None)
         ejected = self.ejector.is_ejected(instance.id)
         if ejected:
             until = datetime.now(UTC).timestamp() + (
@@ -243,6 +246,10 @@ class Gateway:
             "routable": admits(instance, state.strategy_name) and not ejected,
             "reason": reason,
             "consecutive_failures": ejection.consecutive_failures,
+            "last_failure": ejection.last_failure,
+            # Counted by least_connections alone: the others need no count, and keeping
+            # one would cost every request.
+            "in_flight": in_flight(instance.id) if in_flight else None,
         }
 
     # -- proxying ----------------------------------------------------------------------

@@ -243,6 +243,27 @@ def test_admin_shows_ejection(world, upstream):
     reasons = {i["id"]: i["reason"] for i in report["instances"]}
     assert reasons["a"].startswith("ejected until ")
     assert reasons["b"] == "passing"
+    last = {i["id"]: i["last_failure"] for i in report["instances"]}
+    assert last == {"a": "connect_failed", "b": None}
+    assert {i["in_flight"] for i in report["instances"]} == {None}  # round_robin
+
+
+def test_admin_shows_least_connections_in_flight_counts(world, upstream):
+    w = world(strategy="least_connections")
+    w.publish("echo", echo_instance("slow", upstream("slow", delay=1.0)))
+    other = Client(w.served.port)
+    try:
+        other.connection.request("GET", "/api/echo/x")  # answered in a second
+
+        def in_flight():
+            report = w.client.get("/admin/instances").json()
+            return report["services"]["echo"]["instances"][0]["in_flight"]
+
+        wait_until(lambda: in_flight() == 1, 5, what="one request in flight")
+        assert other.connection.getresponse().status == 200
+        assert in_flight() == 0
+    finally:
+        other.close()
 
 
 def test_health_counts_and_is_byte_stable(world, upstream):
