@@ -342,6 +342,47 @@ def test_metrics(echo):
     assert "gateway_consul_catalog_errors_total 0.0" in text
 
 
+def test_metrics_follow_prometheus_conventions(world, upstream):
+    """What `promtool check metrics` and the naming guide ask, after traffic that touches
+    every metric: each family documented and typed, counters `_total`, units in the name,
+    cumulative buckets, and labels from bounded sets (no path, no request id)."""
+    w = world(eject_after=1, max_body_bytes=10)
+    w.publish(
+        "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
+    )
+    for n in range(4):  # a's connect failures: retries, an ejection
+        w.client.get(f"/api/echo/{n}?id={n}", {"X-Request-ID": f"r{n}"})
+    w.client.post("/api/echo/x", b"x" * 11)
+    text = w.client.get("/metrics").content.decode()
+    families = list(text_string_to_metric_families(text))
+    assert len({f.name for f in families}) == len(families)
+    for family in families:
+        assert family.documentation and family.type in ("counter", "gauge", "histogram")
+        assert family.name.startswith("gateway_")
+        if family.type == "counter":
+            assert all(s.name == family.name + "_total" for s in family.samples)
+        if "duration" in family.name or "age" in family.name:
+            assert family.name.endswith("_seconds")
+        for sample in family.samples:
+            assert set(sample.labels) <= {
+                "service", "status", "instance", "outcome", "code", "watch", "le"
+            }  # fmt: skip
+            assert sample.labels.get("instance", "-") in ("a", "b", "-")
+    [latency] = [f for f in families if f.type == "histogram"]
+    buckets = [s.value for s in latency.samples if s.name.endswith("_bucket")]
+    [count] = [s.value for s in latency.samples if s.name.endswith("_count")]
+    assert buckets == sorted(buckets) and buckets[-1] == count == 4
+    totals = {f.name for f in families if any(s.value for s in f.samples)}
+    assert {
+        "gateway_requests",
+        "gateway_upstream_attempts",
+        "gateway_retries",
+        "gateway_ejections",
+        "gateway_refusals",
+        "gateway_client_connections",
+    } <= totals
+
+
 def test_failed_catalog_watches_are_a_counter_of_their_own(echo):
     """A count, typed as one (a gauge beside the services' 0/1 flags, it was summed with
     them and, with several workers, jumped between the answering workers' counts)."""
