@@ -20,9 +20,8 @@ class EjectionState:
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
-    last_failure: str | None = (
-        None  # its outcome (gateway.proxy.Outcome), for operators
-    )
+    # What failed last (a gateway.proxy.Outcome): for operators, on /admin/instances.
+    last_failure: str | None = None
 
 
 class Ejector:
