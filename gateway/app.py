@@ -43,6 +43,7 @@ from gateway.openapi import openapi_document
 from gateway.paths import API_PREFIX, BadPath, clean_target, origin_form
 from gateway.proxy import PRELOAD_LIMIT, Forwarder, Result
 from gateway.resilience import Ejector
+from gateway.server import Server
 from gateway.settings import DEFAULT_PORT, GatewaySettings
 from gateway.views import VIEWS_PREFIX, user_with_orders
 
@@ -105,6 +106,15 @@ class Gateway:
         self.tracing = recorder
         self.forwarder.tracing = True
 
+    def server(self) -> Server:
+        """The HTTP server of this app, one per process: the connections it holds and what
+        it refuses show in /metrics."""
+        server = Server(
+            self.settings, self.handle, self.served_by, self.metrics.refused
+        )
+        self.metrics.connections = server.connections
+        return server
+
     def stop(self) -> None:
         self.directory.stop()
         self.forwarder.upstream.close()
@@ -120,14 +130,14 @@ class Gateway:
             try:
                 return await self.handle(_in_origin_form(request))
             except BadPath as exc:  # `OPTIONS *`, `CONNECT host:443`, another scheme
-                return self._error(400, "bad_path", str(exc))
-        if path in self._own:
-            if request.method not in READ_METHODS:
-                response = method_not_allowed(request.method, READ_METHODS)
-            else:
-                response = self._own[path]()
+                return self._refusal(400, "bad_path", str(exc))
+        if path not in self._own:
+            return self._refusal(404, "not_found", f"nothing at {path}")
+        if request.method not in READ_METHODS:
+            self.metrics.refused(405, "method_not_allowed")
+            response = method_not_allowed(request.method, READ_METHODS)
         else:
-            response = json_error(404, "not_found", f"nothing at {path}")
+            response = self._own[path]()
         response.headers.append(("X-Served-By", self.served_by))
         return response
 
@@ -209,7 +219,10 @@ class Gateway:
         }
 
     def _explain(self, instance, state) -> dict:
+        """One instance as this worker sees it (ejections, failures and in-flight counts
+        are per worker process)."""
         ejection = self.ejector.state(instance.id)
+        in_flight = getattr(state.strategy, "in_flight", None)
         ejected = self.ejector.is_ejected(instance.id)
         if ejected:
             until = datetime.now(UTC).timestamp() + (
@@ -219,6 +232,8 @@ class Gateway:
             reason = f"ejected until {stamp} (ejection #{ejection.ejections})"
         elif admits(instance, state.strategy_name):
             reason = instance.status
+        elif instance.status == "warning" and state.strategy_name == "weighted":
+            reason = "warning: its Weights.Warning is 0"
         elif instance.status == "warning":
             reason = "warning: only the weighted strategy routes to warning instances"
         else:
@@ -232,6 +247,10 @@ class Gateway:
             "routable": admits(instance, state.strategy_name) and not ejected,
             "reason": reason,
             "consecutive_failures": ejection.consecutive_failures,
+            "last_failure": ejection.last_failure,
+            # Counted by least_connections alone: the others need no count, and keeping
+            # one would cost every request.
+            "in_flight": in_flight(instance.id) if in_flight else None,
         }
 
     # -- proxying ----------------------------------------------------------------------
@@ -274,9 +293,9 @@ class Gateway:
                 service, result = await self._forward(request, names, rid, trace)
                 response = self._response(result)
         except BodyError as exc:
-            response = self._error(exc.status, exc.code, exc.message)
+            response = self._refusal(exc.status, exc.code, exc.message)
         except BadPath as exc:
-            response = self._error(400, "bad_path", str(exc))
+            response = self._refusal(400, "bad_path", str(exc))
         if not response.has("X-Request-ID"):
             response.headers.append(("X-Request-ID", rid))
         if result is not None and names.get("x-gateway-debug") == "1":
@@ -288,6 +307,7 @@ class Gateway:
         method = request.method
         path, query = clean_target(request.target)
         if method not in _PROXIED:
+            self.metrics.refused(405, "method_not_allowed")
             return "-", Result(
                 405,
                 headers=[("Allow", ", ".join(METHODS))],
@@ -298,6 +318,7 @@ class Gateway:
         view = self.directory.view()
         route = view.table.match(upstream_path)
         if route is None:
+            self.metrics.refused(404, "no_route")
             return "-", Result(
                 404, error_code="no_route", message=f"no service claims {path}"
             )
@@ -344,11 +365,16 @@ class Gateway:
         response.headers.append(("X-Served-By", self.served_by))
         return response
 
+    def _refusal(self, status, code, message) -> Response:
+        """An error of the gateway's own, no service asked (counted in /metrics)."""
+        self.metrics.refused(status, code)
+        return self._error(status, code, message)
+
     def _record(self, request, service, result, response, started, rid, ids):
         elapsed = time.perf_counter() - started
         instance = result.instance if result is not None else "-"
         status = response.status
-        if result is not None and service != "-":
+        if service != "-":  # proxied, or a view (whose fetches count as attempts)
             self.metrics.request(service, status, instance, elapsed)
         if not access_log.enabled():
             return

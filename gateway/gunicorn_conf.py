@@ -41,6 +41,17 @@ def on_starting(server) -> None:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
+def child_exit(server, worker) -> None:
+    """A worker gone: its gauges (open connections) leave the sum; its counters stay in it,
+    or the gateway's totals would fall back."""
+    if _metrics_dir:
+        # Imported only now: prometheus_client picks its kind of values at import, from
+        # PROMETHEUS_MULTIPROC_DIR, and the workers this master forks inherit the pick.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, _metrics_dir[0])
+
+
 def on_exit(server) -> None:
     _registration_exit(server)
     for path in _metrics_dir:

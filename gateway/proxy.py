@@ -240,7 +240,7 @@ class Forwarder:
             return
         # Only instances Consul lets us route to can stand in for an ejected one.
         peers = [i.id for i in state.admitted]
-        ejected = self.ejector.failure(instance.id, peers)
+        ejected = self.ejector.failure(instance.id, peers, outcome)
         if ejected and self.metrics is not None:
             m = self.metrics
             m.child(m.ejections, state.name, instance.id).inc()

@@ -20,6 +20,8 @@ class EjectionState:
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
+    # What failed last (a gateway.proxy.Outcome): for operators, on /admin/instances.
+    last_failure: str | None = None
 
 
 class Ejector:
@@ -62,14 +64,16 @@ class Ejector:
                 found.consecutive_failures = 0
                 found.ejections = 0
 
-    def failure(self, instance_id: str, peers: Sequence[str]) -> bool:
-        """Record a failure; True when this one ejected the instance.
-
-        `peers` are the ids of every instance of the service (this one included).
+    def failure(
+        self, instance_id: str, peers: Sequence[str], outcome: str | None = None
+    ) -> bool:
+        """Record a failure (`outcome`: what failed); True when this one ejected the
+        instance. `peers` are the ids of every instance of the service (this one included).
         """
         with self._lock:
             state = self._states.setdefault(instance_id, EjectionState())
             state.consecutive_failures += 1
+            state.last_failure = outcome
             now = self.clock()
             if state.consecutive_failures < self.after or state.ejected_until > now:
                 return False

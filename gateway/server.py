@@ -54,18 +54,25 @@ class _Refusal(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def _uncounted(status: int, code: str) -> None:
+    pass
+
+
 class Server:
-    """What the connections of one worker share: settings, the handler, the open set."""
+    """What the connections of one worker share: settings, the handler, the open set, and
+    `refused(status, code)`, told of every request and connection refused here."""
 
     def __init__(
         self,
         settings: GatewaySettings,
         handle: Callable[[Request], Awaitable[Response]],
         served_by: str,
+        refused: Callable[[int, str], None] = _uncounted,
     ):
         self.settings = settings
         self.handle = handle
         self.served_by = served_by
+        self.refused = refused
         self.connections: set[Connection] = set()
         self.closing = False
         s = settings
@@ -422,6 +429,7 @@ class Connection(WriteFlow, asyncio.Protocol):
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer a request that cannot be parsed or is over a limit, and close."""
+        self.server.refused(status, code)
         self.finished = True
         if self._writing:
             # An answer is being written: a refusal now would interleave with it.
@@ -437,6 +445,7 @@ class Connection(WriteFlow, asyncio.Protocol):
         self._linger_then_close()
 
     def _turn_away(self) -> None:
+        self.server.refused(503, "too_many_connections")
         self.transport.write(
             self._error_bytes(
                 503,
@@ -469,6 +478,7 @@ class Connection(WriteFlow, asyncio.Protocol):
 
     def _head_late(self) -> None:
         if self.in_head:
+            self.server.refused(408, "request_timeout")
             self.transport.write(
                 self._error_bytes(
                     408, "request_timeout", "request head arrived too slowly"

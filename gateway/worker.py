@@ -66,7 +66,7 @@ class GatewayWorker(Worker):
         # off now and then, no longer walk all of it (~5% of a proxied GET's instructions).
         gc.freeze()
         loop = asyncio.get_running_loop()
-        server = Server(app.settings, app.handle, app.served_by)
+        server = app.server()
         listeners = [
             await loop.create_server(server, sock=s.sock, backlog=self.cfg.backlog)
             for s in self.sockets
@@ -74,7 +74,7 @@ class GatewayWorker(Worker):
         while self.alive:
             self.notify()
             app.metrics.flush()
-            app.metrics.count_dropped_spans()
+            app.metrics.catch_up()
             if self.ppid != os.getppid():
                 log.info("master %s gone, stopping", self.ppid)
                 break

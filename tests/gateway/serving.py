@@ -8,8 +8,6 @@ import threading
 
 import uvloop
 
-from gateway.server import Server
-
 __all__ = ["Client", "Served", "serve"]
 
 
@@ -38,7 +36,7 @@ def serve(app) -> Served:
     """`app` (gateway.app.Gateway) behind gateway.server, on 127.0.0.1 and a free port."""
     loop = uvloop.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
-    server = Server(app.settings, app.handle, app.served_by)
+    server = app.server()
 
     async def listen():
         loop = asyncio.get_running_loop()

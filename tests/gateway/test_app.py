@@ -3,11 +3,13 @@
 import json
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from chassis.spanexport import OTLPEncoder
 from gateway.app import access_log, create_app
@@ -220,6 +222,20 @@ def test_weighted_admits_warning_instances(world, upstream):
     assert w.client.get("/api/echo/x").headers["X-Served-By"] == "w"
 
 
+def test_admin_says_why_weighted_leaves_out_a_warning_instance_weighing_0(
+    world, upstream
+):
+    w = world(strategy="weighted")
+    w.publish(
+        "echo",
+        echo_instance("p", upstream("p")),
+        replace(echo_instance("z", upstream("z"), status="warning"), weights=(1, 0)),
+    )
+    [p, z] = w.client.get("/admin/instances").json()["services"]["echo"]["instances"]
+    assert (p["routable"], p["reason"]) == (True, "passing")
+    assert (z["routable"], z["reason"]) == (False, "warning: its Weights.Warning is 0")
+
+
 def test_admin_shows_ejection(world, upstream):
     w = world(eject_after=1)
     w.publish(
@@ -231,6 +247,27 @@ def test_admin_shows_ejection(world, upstream):
     reasons = {i["id"]: i["reason"] for i in report["instances"]}
     assert reasons["a"].startswith("ejected until ")
     assert reasons["b"] == "passing"
+    last = {i["id"]: i["last_failure"] for i in report["instances"]}
+    assert last == {"a": "connect_failed", "b": None}
+    assert {i["in_flight"] for i in report["instances"]} == {None}  # round_robin
+
+
+def test_admin_shows_least_connections_in_flight_counts(world, upstream):
+    w = world(strategy="least_connections")
+    w.publish("echo", echo_instance("slow", upstream("slow", delay=1.0)))
+    other = Client(w.served.port)
+    try:
+        other.connection.request("GET", "/api/echo/x")  # answered in a second
+
+        def in_flight():
+            report = w.client.get("/admin/instances").json()
+            return report["services"]["echo"]["instances"][0]["in_flight"]
+
+        wait_until(lambda: in_flight() == 1, 5, what="one request in flight")
+        assert other.connection.getresponse().status == 200
+        assert in_flight() == 0
+    finally:
+        other.close()
 
 
 def test_health_counts_and_is_byte_stable(world, upstream):
@@ -305,7 +342,72 @@ def test_metrics(echo):
     assert 'service="echo",status="200"' in text
     assert "gateway_request_duration_seconds_bucket" in text
     assert 'gateway_snapshot_age_seconds{service="echo"}' in text
-    assert 'gateway_watcher_errors{watch="catalog"} 0.0' in text
+    assert 'gateway_watcher_errors{watch="echo"} 0.0' in text
+    assert "gateway_consul_catalog_errors_total 0.0" in text
+
+
+def test_metrics_follow_prometheus_conventions(world, upstream):
+    """What `promtool check metrics` and the naming guide ask, after traffic that touches
+    every metric: each family documented and typed, counters `_total`, units in the name,
+    cumulative buckets, and labels from bounded sets (no path, no request id)."""
+    w = world(eject_after=1, max_body_bytes=10)
+    w.publish(
+        "echo", echo_instance("a", free_port()), echo_instance("b", upstream("b"))
+    )
+    for n in range(4):  # a's connect failures: retries, an ejection
+        w.client.get(f"/api/echo/{n}?id={n}", {"X-Request-ID": f"r{n}"})
+    w.client.post("/api/echo/x", b"x" * 11)
+    text = w.client.get("/metrics").content.decode()
+    families = list(text_string_to_metric_families(text))
+    assert len({f.name for f in families}) == len(families)
+    for family in families:
+        assert family.documentation and family.type in ("counter", "gauge", "histogram")
+        assert family.name.startswith("gateway_")
+        if family.type == "counter":
+            assert all(s.name == family.name + "_total" for s in family.samples)
+        if "duration" in family.name or "age" in family.name:
+            assert family.name.endswith("_seconds")
+        for sample in family.samples:
+            assert set(sample.labels) <= {
+                "service", "status", "instance", "outcome", "code", "watch", "le"
+            }  # fmt: skip
+            assert sample.labels.get("instance", "-") in ("a", "b", "-")
+    [latency] = [f for f in families if f.type == "histogram"]
+    buckets = [s.value for s in latency.samples if s.name.endswith("_bucket")]
+    [count] = [s.value for s in latency.samples if s.name.endswith("_count")]
+    assert buckets == sorted(buckets) and buckets[-1] == count == 4
+    totals = {f.name for f in families if any(s.value for s in f.samples)}
+    assert {
+        "gateway_requests",
+        "gateway_upstream_attempts",
+        "gateway_retries",
+        "gateway_ejections",
+        "gateway_refusals",
+        "gateway_client_connections",
+    } <= totals
+
+
+def test_failed_catalog_watches_are_a_counter_of_their_own(echo):
+    """A count, typed as one (a gauge beside the services' 0/1 flags, it was summed with
+    them and, with several workers, jumped between the answering workers' counts)."""
+    echo.catalog.fail = True
+    wait_until(
+        lambda: echo.gateway.directory.catalog_errors >= 2,
+        10,
+        what="two failed watches",
+    )
+    echo.catalog.fail = False
+    wait_until(
+        lambda: echo.gateway.directory.catalog_error is None, 10, what="the watch back"
+    )
+    text = echo.client.get("/metrics").content.decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    errors = families["gateway_consul_catalog_errors"]
+    assert errors.type == "counter"
+    assert errors.samples[0].value == echo.gateway.directory.catalog_errors
+    assert [s.labels for s in families["gateway_watcher_errors"].samples] == [
+        {"watch": "echo"}
+    ]
 
 
 def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
@@ -317,6 +419,72 @@ def test_metrics_count_the_spans_tracing_dropped(echo, monkeypatch):
     monkeypatch.setattr("gateway.metrics.dropped_spans", lambda: 7)
     assert "gateway_tracing_dropped_spans_total 7.0" in scrape()
     assert "gateway_tracing_dropped_spans_total 7.0" in scrape()  # not added twice
+
+
+def samples(client, name: str) -> dict[tuple, float]:
+    """The values of metric family `name` in the gateway's /metrics, by label values."""
+    text = client.get("/metrics").content.decode()
+    return {
+        tuple(sorted(s.labels.values())): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == name
+        for s in f.samples
+    }
+
+
+def test_requests_the_gateway_refuses_itself_are_counted_by_status_and_code(
+    world, upstream
+):
+    w = world(max_body_bytes=100, max_header_bytes=100, header_timeout=0.5)
+    w.publish("echo", echo_instance("a", upstream("a")))
+    assert w.client.get("/api/echo/x").status_code == 200  # not a refusal
+    assert w.client.post("/api/echo/x", b"x" * 101).status_code == 413
+    assert w.client.get("/api/nothing").status_code == 404
+    assert w.client.get("/nothing").status_code == 404
+    assert w.client.open("/api/echo/x", "TRACE").status_code == 405
+    assert w.client.open("/health", "POST").status_code == 405
+    for head, status in [
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nX: %s\r\n\r\n" % (b"a" * 99), 431),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nno colon\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\n", 408),  # the rest never comes
+    ]:
+        assert exchange(w.served.port, head)[0] == status
+    assert samples(w.client, "gateway_refusals") == {
+        ("413", "request_entity_too_large"): 1,
+        ("404", "no_route"): 1,
+        ("404", "not_found"): 1,
+        ("405", "method_not_allowed"): 2,
+        ("431", "header_too_large"): 1,
+        ("400", "bad_request"): 1,
+        ("408", "request_timeout"): 1,
+    }
+
+
+def test_open_connections_and_those_past_the_cap_are_counted(world):
+    w = world(max_connections=3)
+    w.client.get("/health")  # its connection open: one
+    held = [connect(w.served.port) for _ in range(2)]
+    wait_until(lambda: len(w.served.server.connections) == 3, 5, what="3 connections")
+    try:
+        sock, stream = connect(w.served.port)
+        with sock, stream:
+            status, _, body = read_response(stream)
+        assert (status, json.loads(body)["error"]["code"]) == (
+            503,
+            "too_many_connections",
+        )
+        assert samples(w.client, "gateway_client_connections") == {(): 3}
+    finally:
+        for sock, stream in held:
+            stream.close()
+            sock.close()
+    wait_until(
+        lambda: samples(w.client, "gateway_client_connections") == {(): 1},
+        5,
+        what="the held connections closed",
+    )
+    refusals = samples(w.client, "gateway_refusals")
+    assert refusals == {("503", "too_many_connections"): 1}
 
 
 def test_each_app_has_its_own_registry(world):
@@ -364,6 +532,25 @@ def test_view_user_with_orders(shop, upstream):
     assert body["user"]["target"] == "/users/7"
     assert [o["target"] for o in body["orders"]] == ["/orders/user/7?limit=500"]
     assert (body["orders_total"], body["orders_next"]) == (1, None)  # all of them
+
+
+def test_views_are_counted_and_timed_like_proxied_requests(shop):
+    shop.publish(
+        "order-service",
+        echo_instance("o", free_port(), service="order-service", prefix="/orders"),
+    )
+    assert shop.client.get("/api/views/users/7").status_code == 200
+    assert shop.client.get("/api/views/users/x").status_code == 404
+    text = shop.client.get("/metrics").content.decode()
+    views = {
+        (s.name, s.labels.get("status"), s.labels.get("instance")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.labels.get("service") == "views"
+    }
+    assert views[("gateway_requests_total", "200", "-")] == 1
+    assert views[("gateway_requests_total", "404", "-")] == 1
+    assert views[("gateway_request_duration_seconds_count", None, None)] == 2
 
 
 def test_view_with_more_orders_than_a_page_says_so_and_links_to_the_rest(

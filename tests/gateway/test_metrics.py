@@ -1,10 +1,12 @@
 """Tallies moved into Prometheus in bulk read as the same text as one call per event."""
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.directory import View
 from gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from gateway.routes import RouteTable
+from gateway.settings import GatewaySettings
 
 # On a bound, between bounds, past the last one, zero.
 SECONDS = [0.001, 0.0007, 0.003, 0.003, 0.25, 42.0, 0.0]
@@ -90,3 +92,38 @@ def test_forgetting_flushes_first_and_keeps_answers_of_no_instance():
     text = metrics.render().decode()
     assert 'instance="a"' not in text
     assert 'instance="b"' in text and 'instance="-"' in text
+
+
+def _buckets(text: bytes) -> dict[float, float]:
+    """The latency histogram's cumulative count at each finite bound."""
+    [family] = [
+        f
+        for f in text_string_to_metric_families(text.decode())
+        if f.name == "gateway_request_duration_seconds"
+    ]
+    return {
+        float(s.labels["le"]): s.value
+        for s in family.samples
+        if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"
+    }
+
+
+def test_latency_buckets_part_sub_millisecond_answers_and_requests_near_the_deadline():
+    """A proxy's answers take from well under a millisecond (loopback, a canned answer)
+    to its whole deadline: both ends land in finite buckets, apart from their neighbours."""
+    deadline = GatewaySettings().deadline
+    metrics = GatewayMetrics(_Directory())
+    for seconds in (0.0003, 0.0008, deadline / 2, deadline):
+        metrics.request("echo", 200, "a", seconds)
+    counts = sorted(_buckets(metrics.render()).items())
+    assert counts[0][0] < 0.001 and counts[0][1] == 1  # 0.0003 alone
+    assert max(count for bound, count in counts if bound < deadline) == 3
+    assert counts[-1][1] == 4  # the deadline's too, in a finite bucket
+
+
+def test_counters_and_histograms_have_no_created_series():
+    """One series per label set, as with several workers (multiprocess mode has none)."""
+    metrics = GatewayMetrics(_Directory())
+    metrics.request("echo", 200, "a", 0.01)
+    metrics.attempt("echo", "ok")
+    assert b"_created" not in metrics.render()

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.stack import (
     quick_stop,
@@ -127,6 +128,85 @@ def test_several_workers_report_metrics_for_the_whole_gateway(devconsul, started
     assert counted('gateway_request_duration_seconds_bucket{le="+Inf"') == 20.0
     quick_stop(gateway)
     assert not os.path.exists(metrics_dir)  # the master cleaned up
+
+
+def workers_of(master: int) -> set[int]:
+    with open(f"/proc/{master}/task/{master}/children") as children:
+        return {int(pid) for pid in children.read().split()}
+
+
+def test_dead_workers_leave_their_counts_and_take_their_open_connections(
+    devconsul, started
+):
+    """Several workers, both killed and replaced: the counters keep what the dead ones
+    counted (a total never goes back), the open-connections gauge drops their last
+    values (else it would add up the dead forever)."""
+    process, _ = start_upstream(devconsul.addr, "echo", "/echo")
+    started.append(process)
+    gateway, url = start_gateway(devconsul.addr, WEB_CONCURRENCY="2")
+    started.append(gateway)
+    wait_routable(url, "echo", 1)
+    for n in range(10):
+        assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
+
+    def total(name: str) -> float:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == name
+        )
+
+    port = int(url.rsplit(":", 1)[1])
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    try:
+        # The four and the scrape's own, as each worker last told (its heartbeat).
+        wait_until(lambda: total("gateway_client_connections") == 5, 10, what="5")
+        dead = workers_of(gateway.pid)
+        for pid in dead:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: len(workers_of(gateway.pid) - dead) == 2, 15, what="new workers"
+        )
+        wait_until(
+            lambda: total("gateway_client_connections") == 1,
+            15,
+            what="only the scrape's own connection counted",
+        )
+    finally:
+        for sock in held:
+            sock.close()
+    assert total("gateway_requests_total") == 10.0
+
+
+def test_several_workers_leave_out_the_series_of_instances_consul_forgot(
+    devconsul, started
+):
+    """The workers' files keep every series they wrote: the scrape leaves out those of
+    instances Consul no longer lists, or churn would grow /metrics without bound."""
+    first, gone = start_upstream(devconsul.addr, "echo", "/echo")
+    second, kept = start_upstream(devconsul.addr, "echo", "/echo")
+    started.extend([first, second])
+    gateway, url = start_gateway(devconsul.addr, WEB_CONCURRENCY="2")
+    started.append(gateway)
+    wait_routable(url, "echo", 2)
+
+    def instances() -> set[str]:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        return {
+            s.labels["instance"]
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "instance" in s.labels
+        }
+
+    for n in range(10):  # round robin: both instances answer
+        assert requests.get(f"{url}/api/echo/{n}", timeout=5).status_code == 200
+    assert instances() == {gone, kept}
+    quick_stop(first)  # deregisters on its way out
+    wait_until(lambda: instances() == {kept}, 15, what=f"{gone}'s series left out")
+    assert all(instances() == {kept} for _ in range(4))  # whichever worker answers
 
 
 def test_an_idle_worker_is_not_killed_by_gunicorns_timeout(devconsul, started):
