@@ -15,7 +15,9 @@ Modules (import them directly; this package imports nothing, so `chassis.env` st
 - pages      lists in pages: offset or keyset (`after`), the count, the `next` link
 - openapi    the building blocks both services' OpenAPI documents share, and /openapi.json
 - service    ServiceSettings and create_service_app: the services' app skeleton
-- worker     JSONErrorWorker: gunicorn's own error pages (400, 414, 431, ...) as JSON
+- worker     JSONErrorWorker: gunicorn's own error pages (400, 414, 431, ...) as JSON; slow
+             and idle clients wait on the poller, never in a thread
+- arrival    whether a request is all here: the worker's test before a thread takes it
 - launch     `python -m <service>`: exec gunicorn with the package's gunicorn_conf
 
 Dependencies point one way: the services, the gateway and discovery import chassis; chassis

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from flask import Flask, Response
 
+from chassis.arrival import RECEIVE_SECONDS
 from chassis.health import CHECK_RESULTS
 from chassis.inputs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from chassis.storage import MAX_ID
@@ -33,6 +34,7 @@ __all__ = [
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON, a wrong field, or a bad query parameter; details name each bad field",
     404: "No such resource",
+    408: f"The request took over {RECEIVE_SECONDS:g} s to arrive (refused by the HTTP server)",
     409: "Conflicts with the current state",
     413: "Request body over MAX_BODY_BYTES (code request_entity_too_large, as at the gateway)",
     414: "Request line too long (refused by the HTTP server before the app)",
@@ -154,10 +156,10 @@ def ok_response(
 
 def error_responses(*statuses: int) -> dict:
     """References to the shared error responses. Any operation can meet the HTTP server's
-    limits (414, 431: gunicorn answers them, as JSON, before the app) and 500 or 503."""
+    limits (408, 414, 431: gunicorn answers them, as JSON, before the app) and 500 or 503."""
     return {
         str(status): {"$ref": f"#/components/responses/Error{status}"}
-        for status in (*statuses, 414, 431, 500, 503)
+        for status in (*statuses, 408, 414, 431, 500, 503)
     }
 
 

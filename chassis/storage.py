@@ -506,14 +506,29 @@ def read_by_id(statement: Select, row_id: int) -> tuple | None:
 
 
 def ping(db: SQLAlchemy) -> bool:
-    """True when the database answers SELECT 1."""
+    """True when the database answers SELECT 1.
+
+    A pooled connection the server ended (a restart, pg_terminate_backend, a pooler's
+    timeout) fails once and is replaced, with the rest of the pool: that says nothing of
+    the database, and /health failing on it took the instance out of Consul until its next
+    check -- every instance at once after a restart. Only a new connection's failure counts.
+    """
     try:
-        with db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        try:
+            _select_one(db.engine)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            _select_one(db.engine)  # on a new connection
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable" for health
         log.warning("database ping failed: %s", type(exc).__name__)
         return False
+
+
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def utcnow() -> datetime:

@@ -43,7 +43,7 @@ def test_document_loads_with_the_shared_paths(document):
 
 def test_every_referenced_error_response_exists(document):
     defined = set(document["components"]["responses"])
-    for status in (400, 404, 409, 413, 414, 415, 422, 431, 500, 503):
+    for status in (400, 404, 408, 409, 413, 414, 415, 422, 431, 500, 503):
         assert f"Error{status}" in defined
     assert {"Error", "Item"} <= set(document["components"]["schemas"])
 
@@ -51,8 +51,8 @@ def test_every_referenced_error_response_exists(document):
 @pytest.mark.parametrize(
     ("statuses", "expected"),
     [
-        ((), ["414", "431", "500", "503"]),
-        ((404,), ["404", "414", "431", "500", "503"]),
+        ((), ["408", "414", "431", "500", "503"]),
+        ((404,), ["404", "408", "414", "431", "500", "503"]),
     ],
 )
 def test_error_responses_always_include_server_limits_500_and_503(statuses, expected):

@@ -354,6 +354,25 @@ def test_ping_is_false_when_postgresql_does_not_answer():
         assert not ping(db)
 
 
+@pytest.mark.postgres
+def test_ping_is_true_after_postgresql_ended_a_pooled_connection(tmp_path):
+    """A stale pooled connection says nothing of the database: /health failing on it took
+    the instance out of Consul until its next check (every instance, after a restart)."""
+    with fresh_database("postgresql", tmp_path, "storage") as url:
+        app, db = bound_app(url)
+        with app.app_context():
+            with db.engine.connect() as connection:  # the pool's one connection
+                pid = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+            admin = create_engine(POSTGRES_URL)
+            with admin.begin() as connection:
+                connection.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                )
+            admin.dispose()
+            assert ping(db)
+            db.engine.dispose()
+
+
 @contextlib.contextmanager
 def sql_ascii_database():
     """A new PostgreSQL database in SQL_ASCII, as `initdb` makes under the C locale; dropped

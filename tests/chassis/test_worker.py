@@ -1,23 +1,28 @@
 """The services' gunicorn worker. Its own error pages leave a service as JSON: the socket
 stand-in alone, then a real user-service under gunicorn (chassis.worker via service_hooks)
 fed raw requests. A quit signal stops it at any moment, and an answer given before a large
-body was read reaches the client."""
+body was read reaches the client. A thread of its pool only takes a request once all of it is
+here, so that slow and idle clients keep nobody waiting, Consul's check least of all."""
 
 import json
+import selectors
 import signal
 import socket
 import threading
 import time
 
 import pytest
+import requests
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
+from chassis import arrival
 from chassis import worker as worker_module
-from chassis.worker import JSONErrorWorker, _JSONErrorSocket, _linger
+from chassis.worker import JSONErrorWorker, _JSONErrorSocket
 from discovery.gunicorn_hooks import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_LINE
 from tests.support.services import start_service, stop_now
+from tests.support.slow_clients import dripping
 
 # -- unit: a quit at any moment --------------------------------------------------------
 
@@ -138,13 +143,125 @@ def test_the_instance_id_is_named_when_the_app_has_one():
     assert headers["x-served-by"] == "user-service-h-1"
 
 
-# -- unit: a lingering close is bounded ----------------------------------------------------
+# -- unit: a thread of the pool only ever takes what has arrived ---------------------------
 
 
-def linger_against(send) -> float:
-    """Seconds `_linger` takes on a connection whose client runs `send(its socket)` in a
-    thread until the connection fails."""
+def echo_length(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Length", str(len(str(len(body)))))])
+    return [str(len(body)).encode()]
+
+
+@pytest.fixture
+def connection(worker):
+    """(server side as gthread's TConn, client socket) of a fresh connection to `worker`,
+    which serves echo_length."""
+    worker.wsgi = echo_length
     server, client = socket.socketpair()
+    conn = TConn(worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    yield conn, client
+    server.close()
+    client.close()
+
+
+def handled(worker, conn):
+    """What worker.handle(conn) returns, run in a thread: it must not wait on the client."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(worker.handle(conn)))
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "handle() waited for the client"
+    return result[0]
+
+
+def answer(client) -> bytes:
+    client.settimeout(5)
+    return client.recv(65536)
+
+
+HEAD = b"POST /x HTTP/1.1\r\nHost: u\r\nContent-Length: 5\r\n"
+
+
+@pytest.mark.parametrize(
+    "first, rest",
+    [(b"", HEAD + b"\r\nabcde"), (HEAD, b"\r\nabcde"), (HEAD + b"\r\nab", b"cde")],
+    ids=["idle", "part-of-the-head", "part-of-the-body"],
+)
+def test_a_request_goes_back_to_the_poller_until_all_of_it_is_here(
+    worker, connection, first, rest
+):
+    conn, client = connection
+    client.sendall(first)
+    assert handled(worker, conn) is _DEFER
+    client.sendall(rest)
+    assert handled(worker, conn) is True
+    assert answer(client).endswith(b"\r\n\r\n5")
+
+
+def test_a_request_not_in_by_its_deadline_gets_a_json_408(
+    worker, connection, monkeypatch
+):
+    monkeypatch.setattr(arrival, "RECEIVE_SECONDS", 0.0)
+    conn, client = connection
+    client.sendall(HEAD)
+    # Answered, and lingering until the client closes.
+    assert handled(worker, conn) is _DEFER
+    line, _, body = parse(answer(client))
+    assert line == "HTTP/1.1 408 Request Timeout"
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_its_body(worker, connection):
+    conn, client = connection
+    client.sendall(HEAD + b"Expect: 100-continue\r\n\r\n")
+    assert handled(worker, conn) is _DEFER
+    assert answer(client) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    client.sendall(b"abcde")
+    assert handled(worker, conn) is True
+    assert answer(client).endswith(b"\r\n\r\n5")
+
+
+def test_a_stopping_worker_waits_for_the_rest_of_a_request_begun(worker, connection):
+    """Stopping, gthread hands a deferred connection with bytes held straight back to the
+    pool: handle() waits for the rest itself rather than spin."""
+    conn, client = connection
+    client.sendall(HEAD)
+    worker.alive = False
+    threading.Timer(0.2, client.sendall, [b"\r\nabcde"]).start()
+    assert handled(worker, conn) is _DEFER  # answered, lingering: the worker stops
+    assert answer(client).endswith(b"\r\n\r\n5")
+
+
+def refuse_unread(environ, start_response):
+    start_response("413 Request Entity Too Large", [("Content-Length", "0")])
+    return [b""]
+
+
+def test_a_client_still_sending_a_body_refused_unread_is_not_cut_off(
+    worker, connection
+):
+    """All it had sent was taken in before the answer, so nothing unread on the socket
+    tells that more is coming: the close lingers until the client closes, or the rest of
+    its body would meet a reset and the answer be lost with it."""
+    conn, client = connection
+    worker.wsgi = refuse_unread
+    client.sendall(HEAD.replace(b"5", b"2000000") + b"\r\n" + b"x" * 10)
+    assert handled(worker, conn) is _DEFER
+    client.sendall(b"x" * 1000)
+    assert handled(worker, conn) is _DEFER
+    client.shutdown(socket.SHUT_WR)
+    assert handled(worker, conn) is False
+    assert answer(client).startswith(b"HTTP/1.1 413 ")
+
+
+# -- unit: a lingering close is bounded and holds no thread --------------------------------
+
+
+def linger_against(worker, send) -> float:
+    """Seconds a lingering close takes on a connection whose client runs `send(its
+    socket)` in a thread until the connection fails; each step as the poller would run it."""
+    server, client = socket.socketpair()
+    conn = TConn(worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
 
     def keep_sending():
         try:
@@ -155,8 +272,14 @@ def linger_against(send) -> float:
     sender = threading.Thread(target=keep_sending, daemon=True)
     sender.start()
     started = time.monotonic()
-    _linger(server)
+    step = worker._close(conn)
+    while step is _DEFER:
+        with selectors.DefaultSelector() as poller:  # gthread's poller
+            poller.register(server, selectors.EVENT_READ)
+            poller.select(1.0)
+        step = handled(worker, conn)
     elapsed = time.monotonic() - started
+    assert step is False
     server.close()
     sender.join(5)
     assert not sender.is_alive()
@@ -175,23 +298,23 @@ def trickle(sock):
         time.sleep(0.02)
 
 
-def test_a_lingering_close_stops_reading_after_its_bytes(monkeypatch):
+def test_a_lingering_close_stops_reading_after_its_bytes(worker, monkeypatch):
     monkeypatch.setattr(worker_module, "LINGER_BYTES", 1024 * 1024)
     monkeypatch.setattr(worker_module, "LINGER_SECONDS", 30.0)
-    assert linger_against(flood) < 5
+    assert linger_against(worker, flood) < 5
 
 
-def test_a_lingering_close_stops_reading_after_its_time(monkeypatch):
+def test_a_lingering_close_stops_reading_after_its_time(worker, monkeypatch):
     monkeypatch.setattr(worker_module, "LINGER_SECONDS", 0.3)
-    assert 0.3 <= linger_against(trickle) < 5
+    assert 0.3 <= linger_against(worker, trickle) < 5
 
 
-def test_a_lingering_close_ends_when_the_client_closes():
+def test_a_lingering_close_ends_when_the_client_closes(worker):
     def send_then_close(sock):
         sock.sendall(b"x" * 100_000)
         sock.close()
 
-    assert linger_against(send_then_close) < 1
+    assert linger_against(worker, send_then_close) < 1
 
 
 # -- integration: a real user-service ------------------------------------------------------
@@ -313,3 +436,58 @@ def test_a_chunked_body_of_exactly_the_limit_is_read(service):
     line, _, reply = chunked_post(service, body)
     assert line.split(" ")[1] == "201", (line, reply)
     assert json.loads(reply)["email"] == "exact@example.com"
+
+
+# -- integration: slow and idle clients straight at a service's port -----------------------
+
+HEAD_BEGUN = b"GET /users HTTP/1.1\r\nHost: u\r\n"
+BODY_BEGUN = (
+    b"POST /users HTTP/1.1\r\nHost: u\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 1000\r\n\r\n{"
+)
+# kind: (what each client sends at once, what it drips afterwards)
+SLOW_CLIENTS = {
+    "idle": (b"", b""),
+    "trickling-a-head": (HEAD_BEGUN, b"X-A: b\r\n"),
+    "trickling-a-body": (BODY_BEGUN, b" "),
+    "trickling-a-body-over-the-limit": (
+        BODY_BEGUN.replace(b"Length: 1000", b"Length: 2000000"),
+        b" ",
+    ),
+    "waiting-for-100-continue": (
+        BODY_BEGUN[:-3] + b"Expect: 100-continue\r\n\r\n",
+        b"",
+    ),
+    "answered-never-closing": (b"GET /health HTTP/1.0\r\n\r\n", b""),
+}
+CHECK_TIMEOUT = 1.0  # the local stack's Consul check timeout (switchyard.plan)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", SLOW_CLIENTS)
+def test_slow_and_idle_clients_keep_nobody_waiting(service, kind):
+    """Consul's HTTP check hits /health on the service's own port, so clients that dawdle
+    there must not make it wait. Ten times as many as the worker has threads, for longer
+    than gthread held a silent connection's thread (5 s): /health and a POST are answered
+    within the check's timeout all along."""
+    first, drip = SLOW_CLIENTS[kind]
+    slow = [socket.create_connection(("127.0.0.1", service)) for _ in range(20)]
+    try:
+        for sock in slow:
+            sock.sendall(first)
+        with dripping(slow, drip, 0.3):
+            until = time.monotonic() + 6.0
+            while time.monotonic() < until:
+                health = requests.get(
+                    f"http://127.0.0.1:{service}/health", timeout=CHECK_TIMEOUT
+                )
+                assert health.status_code == 200
+                created = requests.post(
+                    f"http://127.0.0.1:{service}/users",
+                    json={"name": "S", "email": f"s-{time.monotonic_ns()}@example.com"},
+                    timeout=CHECK_TIMEOUT,
+                )
+                assert created.status_code == 201, created.text
+    finally:
+        for sock in slow:
+            sock.close()

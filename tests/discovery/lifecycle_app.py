@@ -2,10 +2,12 @@
 
 Served by gunicorn with tests.discovery.lifecycle_conf (discovery.service_hooks), so the
 registration lifecycle is tested without any service's database or models. /watched/<name>
-shows what this worker's watcher of a service it depends on knows, without waiting.
+shows what this worker's watcher of a service it depends on knows, without waiting;
+/slow/<seconds> answers after that long.
 """
 
 import os
+import time
 
 from flask import Flask
 
@@ -23,6 +25,11 @@ def create_app() -> Flask:
     @app.get("/whoami")
     def whoami():
         return {"port": port}
+
+    @app.get("/slow/<float:seconds>")
+    def slow(seconds: float):
+        time.sleep(seconds)
+        return {"slept": seconds}
 
     @app.get("/watched/<name>")
     def watched(name: str):

@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -406,3 +407,74 @@ def test_acl_token_is_sent_on_every_consul_call(acl_agent):
         assert "WARNING" not in proc.output(), proc.output()
     finally:
         proc.stop()
+
+
+def slow_request(port: int, seconds: float) -> socket.socket:
+    """GET /slow/<seconds>, sent; the answer is for `answered` to read."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        b"GET /slow/%.1f HTTP/1.1\r\nHost: i\r\nConnection: close\r\n\r\n" % seconds
+    )
+    return sock
+
+
+def answered(sock: socket.socket) -> bytes:
+    with sock:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("send_sigterm", [signal_group, signal_master])
+def test_slow_requests_in_flight_or_begun_while_draining_complete(
+    devconsul, instances, send_sigterm
+):
+    (proc,) = instances(1, drain=1.0)
+    wait_until(lambda: passing_ids(devconsul) == {proc.service_id}, timeout=10)
+    before = slow_request(proc.port, 3.0)  # outlasts the drain
+    send_sigterm(proc)
+    wait_until(lambda: not passing_ids(devconsul), timeout=5, what="maintenance")
+    during = slow_request(proc.port, 2.0)
+    assert answered(before) == answered(during) == b"HTTP/1.1 200 OK"
+    wait_until(lambda: not proc.alive(), timeout=15, what="exit after the drain")
+    assert not health(devconsul), "deregistered on the way out"
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (its parent is gone: nobody reaps it at once)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.integration
+def test_workers_of_a_sigkilled_master_exit_and_the_next_start_takes_over(
+    devconsul, instances
+):
+    (proc,) = instances(1, WEB_CONCURRENCY="2")
+    wait_until(lambda: passing_ids(devconsul) == {proc.service_id}, timeout=10)
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)  # the master only: its workers are orphaned
+    wait_until(
+        lambda: not any(running(w) for w in workers), timeout=5, what="workers exit"
+    )
+    wait_until(lambda: not passing_ids(devconsul), timeout=5, what="check critical")
+    # Nothing deregistered it; the next start on the same port replaces the entry.
+    (again,) = [start_instance(devconsul, proc.port)]
+    try:
+        wait_until(lambda: passing_ids(devconsul) == {proc.service_id}, timeout=10)
+        assert len(health(devconsul)) == 1
+    finally:
+        again.signal(signal.SIGINT)
+        wait_until(lambda: not again.alive(), timeout=10, what="exit on SIGINT")
+        again.stop()

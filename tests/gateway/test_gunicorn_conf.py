@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.gateway.slow_clients import dripping
+from tests.support.slow_clients import dripping
 
 pytestmark = pytest.mark.integration
 

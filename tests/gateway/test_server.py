@@ -13,8 +13,8 @@ from gateway.messages import Response
 from gateway.server import Server
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import echo_instance
-from tests.gateway.slow_clients import dripping
 from tests.support.processes import wait_until
+from tests.support.slow_clients import dripping
 
 FAST = {"header_timeout": 0.5, "keepalive_timeout": 60.0, "client_timeout": 1.0}
 

@@ -15,7 +15,7 @@ def dripping(socks: Sequence, data: bytes, every: float) -> Iterator[None]:
     def drip():
         while not stop.wait(every):
             for sock in socks:
-                with contextlib.suppress(OSError):  # the gateway closed it: expected
+                with contextlib.suppress(OSError):  # the server closed it: expected
                     sock.sendall(data)
 
     thread = threading.Thread(target=drip, daemon=True)
