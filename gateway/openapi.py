@@ -146,10 +146,21 @@ def _proxy_operation(method: str) -> dict:
                 "path rejected before routing (dot segments, encoded slashes, ...)"
             ),
             "404": _error("no service claims the prefix"),
-            "408": _error("request body arrived too slowly"),
+            "408": _error(
+                "request head or body arrived too slowly (GATEWAY_HEADER_TIMEOUT, "
+                "GATEWAY_CLIENT_TIMEOUT), code request_timeout"
+            ),
             "413": _error(
                 "request body over GATEWAY_MAX_BODY_BYTES, code request_entity_too_large "
                 "(the service's own 413, for a body over its MAX_BODY_BYTES, has the same)"
+            ),
+            "414": _error(
+                "request target over GATEWAY_MAX_REQUEST_LINE, code uri_too_long"
+            ),
+            "431": _error(
+                "a header line over GATEWAY_MAX_HEADER_BYTES (header_too_large), more "
+                "than GATEWAY_MAX_HEADERS lines (too_many_headers), or a head longer "
+                "than those allow (head_too_large)"
             ),
             "502": _error("every attempt failed to reach an instance"),
             "503": {

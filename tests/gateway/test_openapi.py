@@ -31,6 +31,14 @@ def test_every_own_endpoint_is_documented():
     assert "/api/views/users/{user_id}" in documented
 
 
+def test_the_proxied_operations_document_what_the_gateway_refuses_itself():
+    proxied = openapi_document()["paths"]["/api/{prefix}/{rest}"]
+    assert len(proxied) == 7  # every method the gateway proxies
+    for operation in proxied.values():
+        refusals = {"400", "404", "408", "413", "414", "431"}
+        assert refusals <= set(operation["responses"])
+
+
 def test_the_views_503_documents_retry_after_and_its_200_the_page_of_orders():
     view = openapi_document()["paths"]["/api/views/users/{user_id}"]["get"]
     assert view["responses"]["503"]["headers"]["Retry-After"]["required"]
