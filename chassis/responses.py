@@ -77,6 +77,8 @@ def _api_error_response(exc: APIError) -> Response:
 def _http_error_response(exc: HTTPException) -> Response:
     # Keep werkzeug's headers that matter to clients (Allow on 405, Retry-After), drop its HTML type.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    if "Allow" in headers:  # werkzeug lists the methods in a set's order: one order
+        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))
     code = (exc.name or "error").lower().replace(" ", "_")
     return api_error(exc.code or 500, code, exc.description or exc.name, None, headers)
 

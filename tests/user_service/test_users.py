@@ -278,12 +278,18 @@ def test_every_bad_field_is_named(client):
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("delete", "/users"), ("post", "/users/1"), ("put", "/users")]
+    ("method", "path", "allowed"),
+    [
+        ("delete", "/users", "GET, HEAD, OPTIONS, POST"),
+        ("post", "/users/1", "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"),
+        ("put", "/users", "GET, HEAD, OPTIONS, POST"),
+    ],
 )
-def test_wrong_method_is_405_with_allow(client, method, path):
+def test_wrong_method_is_405_with_allow_in_one_order(client, method, path, allowed):
     response = getattr(client, method)(path)
     assert error_of(response, 405)["code"] == "method_not_allowed"
-    assert "GET" in response.headers["Allow"]
+    # sorted: werkzeug lists them in a set's order, which changed from process to process
+    assert response.headers["Allow"] == allowed
 
 
 @pytest.mark.integration
