@@ -13,7 +13,8 @@ from order_service.money import format_amount, parse_amount
 
 NEW_ORDER_FIELDS = ("user_id", "total_amount")
 IDEMPOTENCY_KEY_MAX = 255
-IDEMPOTENCY_KEY_PATTERN = r"^[!-+\--~]{1,255}$"  # visible ASCII but the comma
+# visible ASCII but the comma
+IDEMPOTENCY_KEY_PATTERN = rf"^[!-+\--~]{{1,{IDEMPOTENCY_KEY_MAX}}}$"
 
 
 def clean_new_order(payload: Mapping) -> tuple[int, Decimal]:
