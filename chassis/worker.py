@@ -19,6 +19,7 @@ connection hold a thread or the worker's main loop: it lingers on the poller (se
 """
 
 import contextlib
+import functools
 import selectors
 import socket
 import time
@@ -141,7 +142,7 @@ class JSONErrorWorker(ThreadWorker):
             return True
         unreader = conn.parser.unreader
         while True:
-            fresh, closed = _take_in(conn.sock, self._max_head() + self._max_body())
+            fresh, closed = _take_in(conn.sock, self._max_head + self._max_body())
             held = unreader.take_buffered() + fresh
             unreader.unread(held)
             if closed:  # gunicorn answers what there is, or finds the client gone
@@ -149,7 +150,7 @@ class JSONErrorWorker(ThreadWorker):
                 return True
             if not held:  # idle: gthread's keepalive timeout closes it
                 return None
-            arrived = arrival.arrived(held, self._max_head(), self._max_body())
+            arrived = arrival.arrived(held, self._max_head, self._max_body())
             now = time.monotonic()
             if arrived.complete:
                 pace.receive_by, pace.continued = None, False
@@ -226,8 +227,10 @@ class JSONErrorWorker(ThreadWorker):
     def _max_body(self) -> int:
         return self._app_config().get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BODY
 
+    @functools.cached_property
     def _max_head(self) -> int:
-        """The longest head gunicorn reads before it refuses it (gunicorn.http.message)."""
+        """The longest head gunicorn reads before it refuses it (gunicorn.http.message);
+        the worker's settings are fixed once it runs, so worked out once."""
         cfg = self.cfg
         line = cfg.limit_request_line
         fields = cfg.limit_request_fields
