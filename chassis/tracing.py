@@ -310,6 +310,14 @@ def counting_batch_processor(exporter, **options):
     return processor
 
 
+def _unsent(processor) -> int:
+    """The spans a counting_batch_processor holds (queued, or in the batch being exported),
+    read from the same SDK internals; 0 where this SDK hides them."""
+    batch = getattr(processor, "_batch_processor", None)
+    exporter = getattr(batch, "_exporter", None)
+    return len(getattr(batch, "_queue", ())) + getattr(exporter, "sending", 0)
+
+
 # -- set-up ------------------------------------------------------------------------------
 
 
@@ -401,13 +409,7 @@ def _shutdown_within(provider, processor, seconds: float) -> None:
     flusher.start()
     flusher.join(seconds)
     if flusher.is_alive():
-        batch = getattr(
-            processor, "_batch_processor", None
-        )  # see counting_batch_processor
-        exporter = getattr(batch, "_exporter", None)
-        count_dropped(
-            len(getattr(batch, "_queue", ())) + getattr(exporter, "sending", 0)
-        )
+        count_dropped(_unsent(processor))
     _log_dropped_at_exit()
 
 

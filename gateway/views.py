@@ -35,9 +35,8 @@ class Fetched(NamedTuple):
     status: int
     body: object  # the JSON, None when there is none
     problem: dict | None
-    headers: (
-        list | tuple
-    ) = ()  # the answer's: every 503's has Retry-After (gateway.proxy)
+    # The answer's headers: every 503's has Retry-After (gateway.proxy).
+    headers: list | tuple = ()
 
 
 async def fetch_json(gateway, path: str, headers) -> Fetched:
