@@ -79,10 +79,12 @@ async def user_with_orders(
     traceparent to send on (None: each attempt's span sends its own, gateway.proxy)."""
     match = _USER_VIEW.fullmatch(path)
     if match is None:
+        gateway.metrics.refused(404, "not_found")
         return json_error(404, "not_found", f"nothing at {path}")
     if trace is None:  # traced: the span is named by its route, not its path
         name_route(_USER_VIEW_ROUTE)
     if request.method not in ("GET", "HEAD"):
+        gateway.metrics.refused(405, "method_not_allowed")
         return method_not_allowed(request.method, ("GET", "HEAD"))
     user_id = int(match.group(1))
     headers = upstream_request_headers(

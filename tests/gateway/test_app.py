@@ -443,6 +443,8 @@ def test_requests_the_gateway_refuses_itself_are_counted_by_status_and_code(
     assert w.client.get("/nothing").status_code == 404
     assert w.client.open("/api/echo/x", "TRACE").status_code == 405
     assert w.client.open("/health", "POST").status_code == 405
+    assert w.client.get("/api/views/nothing").status_code == 404
+    assert w.client.post("/api/views/users/1").status_code == 405
     for head, status in [
         (b"GET / HTTP/1.1\r\nHost: gw\r\nX: %s\r\n\r\n" % (b"a" * 99), 431),
         (b"GET / HTTP/1.1\r\nHost: gw\r\nno colon\r\n\r\n", 400),
@@ -452,8 +454,8 @@ def test_requests_the_gateway_refuses_itself_are_counted_by_status_and_code(
     assert samples(w.client, "gateway_refusals") == {
         ("413", "request_entity_too_large"): 1,
         ("404", "no_route"): 1,
-        ("404", "not_found"): 1,
-        ("405", "method_not_allowed"): 2,
+        ("404", "not_found"): 2,
+        ("405", "method_not_allowed"): 3,
         ("431", "header_too_large"): 1,
         ("400", "bad_request"): 1,
         ("408", "request_timeout"): 1,
