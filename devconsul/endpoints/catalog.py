@@ -29,10 +29,10 @@ def node_meta_matches(req: Request, node: Node) -> bool:
     return True
 
 
-def has_tags(service: Service, tags: list[str]) -> bool:
-    """Every ?tag, compared lowercased as Consul's serviceTagFilter does."""
-    own = {tag.lower() for tag in service.tags or ()}
-    return all(tag.lower() in own for tag in tags)
+def has_tags(service: Service, wanted: set[str]) -> bool:
+    """Every ?tag (`wanted`, lowercased), compared lowercased as Consul's
+    serviceTagFilter does."""
+    return wanted <= {tag.lower() for tag in service.tags or ()}
 
 
 def serves_connect(service: Service, is_name: Callable[[str], bool]) -> bool:
@@ -58,13 +58,15 @@ def instances(
         return []
     store = app.store
     is_name = named(name)
+    # The ?tag values are lowercased once, not again for every instance.
+    tags = {tag.lower() for tag in req.params("tag")}
     rows = []
     for (node_name, _), svc in sorted(store.services.items()):
         node = store.node_named(node_name)
         wanted = serves_connect(svc, is_name) if connect else is_name(svc.name)
         if not wanted or node is None:
             continue
-        if has_tags(svc, req.params("tag")) and node_meta_matches(req, node):
+        if has_tags(svc, tags) and node_meta_matches(req, node):
             rows.append((node, svc))
     return rows
 
