@@ -296,10 +296,8 @@ def supervise(stack: Stack, console: Console) -> None:
         for name in restarts.due():
             try:
                 stack.relaunch(name)
-            except StartupError as exc:
-                console.say(
-                    exc.describe()
-                )  # its log cannot be written, say: again later
+            except StartupError as exc:  # its log cannot be written, say: again later
+                console.say(exc.describe())
         time.sleep(0.5)
 
 

@@ -19,9 +19,8 @@ MAX_DELAY = 30.0
 class Restarts:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._started: dict[
-            str, float
-        ] = {}  # by us: the stack's start-up is not counted
+        # When each was last started again by us (the stack's start-up is not counted).
+        self._started: dict[str, float] = {}
         self._failures: dict[str, int] = {}  # quick deaths in a row
         self._due: dict[str, float] = {}
 
