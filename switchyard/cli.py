@@ -38,6 +38,15 @@ def positive(value: str) -> int:
     return number
 
 
+def log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"one of {', '.join(LOG_LEVELS)} (any case), got {value!r}"
+        )
+    return level
+
+
 def drain(value: str) -> float:
     seconds = float(value)
     # Bounded so that a stop still fits STOP_GRACE, which `down` and the reaper wait.
@@ -99,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
+        type=log_level,  # argparse applies it to the default from $LOG_LEVEL too
         default=os.environ.get("LOG_LEVEL", "INFO").upper(),
         help="LOG_LEVEL of every process (default: $LOG_LEVEL, else INFO)",
     )

@@ -97,6 +97,11 @@ def test_log_level_in_any_case_defaults_to_the_environment_variable(monkeypatch)
     assert parse("up", "--log-level", "debug").log_level == "DEBUG"
     monkeypatch.setenv("LOG_LEVEL", "warning")
     assert parse("up").log_level == "WARNING"
+    # checked like the option, not passed on for every process to fail with
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    with pytest.raises(SystemExit):
+        parse("up")
+    assert parse("status").command == "status"  # only up takes it
 
 
 def test_token_defaults_to_the_consul_environment_variable(monkeypatch):
