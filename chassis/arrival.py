@@ -34,9 +34,8 @@ class Arrival:
 
 WAIT = Arrival(False)
 WHOLE = Arrival(True, whole=True)
-REFUSED = Arrival(
-    True
-)  # answered without the rest: a limit, or framing gunicorn refuses
+# Answered without the rest: a limit, or framing gunicorn refuses.
+REFUSED = Arrival(True)
 
 
 def arrived(data: bytes, max_head: int, max_body: int) -> Arrival:

@@ -213,8 +213,7 @@ def test_an_idle_worker_is_not_killed_by_gunicorns_timeout(devconsul, started):
     gateway, url = start_gateway(devconsul.addr, GUNICORN_CMD_ARGS="--timeout 1")
     started.append(gateway)
     assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
-    time.sleep(
-        3
-    )  # three of gunicorn's timeouts without a request: only waiting shows it
+    # Three of gunicorn's timeouts without a request: only waiting shows it.
+    time.sleep(3)
     assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
     assert "WORKER TIMEOUT" not in gateway.output()

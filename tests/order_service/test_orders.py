@@ -126,9 +126,8 @@ def test_unknown_user_is_422_and_nothing_is_stored(client):
 
 
 def test_user_service_down_is_503_and_nothing_is_stored(database_url):
-    app = make_app(
-        database_url, f"http://127.0.0.1:{free_port()}"
-    )  # nothing listens there
+    # Nothing listens at the user-service address.
+    app = make_app(database_url, f"http://127.0.0.1:{free_port()}")
     try:
         client = conforming_client(app, DOCUMENT)
         response = post_order(client, 1)
@@ -274,9 +273,8 @@ def test_bad_filters_are_400(client, query, bad):
     assert list(error_of(client.get(f"/orders?{query}"), 400)["details"]) == [bad]
 
 
-@pytest.mark.parametrize(
-    "path", ["/orders/user/0", "/orders/user/2147483648"]
-)  # found by fuzzing
+# Found by fuzzing.
+@pytest.mark.parametrize("path", ["/orders/user/0", "/orders/user/2147483648"])
 def test_user_ids_that_cannot_exist_are_404(client, path):
     assert error_of(client.get(path), 404)["code"] == "not_found"
 
@@ -456,14 +454,12 @@ def test_sigkill_mid_write_leaves_each_order_with_its_key_and_loses_no_acknowled
         ),
     )
     assert acknowledged.items() <= keys.items()
-    assert sorted(keys.values()) == sorted(
-        orders
-    )  # one key per order, one order per key
+    # One key per order, one order per key.
+    assert sorted(keys.values()) == sorted(orders)
     for key, order_id in keys.items():
         writer, i = (int(n) for n in key.removeprefix("w").split("-"))
-        assert Decimal(str(orders[order_id])) == Decimal(
-            f"{writer + 1}.{i % 100:02d}"
-        )  # the row is whole
+        # The row is whole.
+        assert Decimal(str(orders[order_id])) == Decimal(f"{writer + 1}.{i % 100:02d}")
 
 
 ON_POSTGRESQL = pytest.mark.parametrize(

@@ -33,9 +33,8 @@ def test_any_of_several_urls_may_answer(user_service_url, new_user):
     dead = f"http://127.0.0.1:{free_port()}"
     users = directory(f"{dead},{user_service_url}")
     user_id = new_user()
-    assert all(
-        users.exists(user_id) for _ in range(4)
-    )  # the dead one is skipped every time
+    # The dead one is skipped every time.
+    assert all(users.exists(user_id) for _ in range(4))
 
 
 def test_nothing_listening_is_unavailable():

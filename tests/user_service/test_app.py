@@ -27,9 +27,8 @@ def test_tables_are_created_once_and_data_survives_a_restart(database_url):
         first.test_client().post("/users", json={"name": "A", "email": "a@b.co"}).json
     )
     services.dispose(first, db)
-    second = create_app(
-        Settings(database_url=database_url)
-    )  # tables exist: no error, no loss
+    # The tables exist: no error, no loss.
+    second = create_app(Settings(database_url=database_url))
     try:
         assert second.test_client().get(f"/users/{user['id']}").json == user
     finally:
