@@ -398,9 +398,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     if holder is not None:
         # Starting or running, whatever the state file says (none yet, unreadable, or a
         # previous stack's): the lock names who runs here, and SIGTERM stops it all.
-        if problem is not None:
-            console.say(f"WARNING switchyard: {problem}")
         if shutdown.stop_supervisor(holder.record(), console):
+            # Said only now: a forced stop says it instead, as it removes the file.
+            if problem is not None:
+                console.say(f"WARNING switchyard: {problem}")
             console.say("switchyard: stopped")
             return 0
     elif state is None:
