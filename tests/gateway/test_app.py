@@ -386,6 +386,8 @@ def test_consul_down_keeps_routing_on_the_stale_snapshot(echo):
     assert health.json()["status"] == "degraded"
     assert health.json()["consul"] == {"reachable": False, "stale": True}
     assert echo.client.get("/api/echo/x").status_code == 200
+    metrics = echo.client.get("/metrics").content.decode()
+    assert 'gateway_consul_watch_failing{service="echo"} 1.0' in metrics
 
 
 def test_metrics(echo):
@@ -395,7 +397,7 @@ def test_metrics(echo):
     assert 'service="echo",status="200"' in text
     assert "gateway_request_duration_seconds_bucket" in text
     assert 'gateway_snapshot_age_seconds{service="echo"}' in text
-    assert 'gateway_watcher_errors{watch="echo"} 0.0' in text
+    assert 'gateway_consul_watch_failing{service="echo"} 0.0' in text
     assert "gateway_consul_catalog_errors_total 0.0" in text
 
 
@@ -458,8 +460,8 @@ def test_failed_catalog_watches_are_a_counter_of_their_own(echo):
     errors = families["gateway_consul_catalog_errors"]
     assert errors.type == "counter"
     assert errors.samples[0].value == echo.gateway.directory.catalog_errors
-    assert [s.labels for s in families["gateway_watcher_errors"].samples] == [
-        {"watch": "echo"}
+    assert [s.labels for s in families["gateway_consul_watch_failing"].samples] == [
+        {"service": "echo"}
     ]
 
 
