@@ -185,11 +185,25 @@ def test_an_absolute_form_request_is_routed_as_its_path_with_its_authority_as_ho
 
 
 @pytest.mark.parametrize(
-    "target", ["*", "ftp://gw.example/api/echo/x", "http://gw.example/api/echo/%2e%2e"]
+    "method, target",
+    [
+        ("GET", "*"),  # the asterisk-form is OPTIONS's alone (RFC 9112 section 3.2.4)
+        ("OPTIONS", "ftp://gw.example/api/echo/x"),
+        ("OPTIONS", "http://gw.example/api/echo/%2e%2e"),
+    ],
 )
-def test_targets_neither_a_path_nor_an_http_uri_are_400(echo, target):
-    r = echo.client.open(target, "OPTIONS")
+def test_targets_neither_a_path_nor_an_http_uri_are_400(echo, method, target):
+    r = echo.client.open(target, method)
     assert r.status_code == 400 and error_code(r) == "bad_path"
+
+
+def test_options_asterisk_is_answered_with_the_methods_the_gateway_serves(echo):
+    r = echo.client.open("*", "OPTIONS")
+    assert r.status_code == 200
+    assert r.headers["Allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    assert (r.headers["Content-Length"], r.content) == ("0", b"")
+    assert r.headers["X-Served-By"] == echo.gateway.served_by
+    assert echo.client.get("/health").status_code == 200  # the connection goes on
 
 
 def test_merged_slashes_still_route(echo):
