@@ -7,6 +7,7 @@
     GET /openapi.json      this API, proxy routes included
     GET /api/views/users/<id>   user + orders, fetched concurrently
     *   /api/<prefix>/...  proxied to the service claiming <prefix>
+    OPTIONS *              the methods the gateway serves, in Allow
 
 `handle(request) -> Response` is all the server (gateway.server) calls. Nothing starts at
 import or in `create_app`: the worker calls `start()` at boot, in each process, and serves
@@ -56,6 +57,7 @@ SERVICE_NAME = "gateway"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 READ_METHODS = ("GET", "HEAD")
 _PROXIED = frozenset(METHODS)
+_ALLOW = ", ".join(METHODS)
 _API_PATHS = API_PREFIX + "/"
 
 
@@ -127,9 +129,11 @@ class Gateway:
         if path.startswith(_API_PATHS):
             return await self._api(request, path)
         if not target.startswith("/"):
+            if target == "*" and request.method == "OPTIONS":
+                return self._server_options()
             try:
                 return await self.handle(_in_origin_form(request))
-            except BadPath as exc:  # `OPTIONS *`, `CONNECT host:443`, another scheme
+            except BadPath as exc:  # `GET *`, `CONNECT host:443`, another scheme
                 return self._refusal(400, "bad_path", str(exc))
         if path not in self._own:
             return self._refusal(404, "not_found", f"nothing at {path}")
@@ -140,6 +144,12 @@ class Gateway:
             response = self._own[path]()
         response.headers.append(("X-Served-By", self.served_by))
         return response
+
+    def _server_options(self) -> Response:
+        """`OPTIONS *` asks about the server, not a resource (RFC 9110 section 9.3.7): the
+        methods it serves (nginx 1.22 refuses the asterisk-form with a 400 instead). A 200
+        without content: the server sends `Content-Length: 0`, which the RFC asks for."""
+        return Response(200, [("Allow", _ALLOW), ("X-Served-By", self.served_by)])
 
     def _health(self) -> Response:
         body, status = self.health()

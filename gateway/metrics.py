@@ -286,10 +286,12 @@ class _DirectoryCollector:
 
     def collect(self):
         d = self.directory
-        errors = GaugeMetricFamily(
-            "gateway_watcher_errors",
-            "1 while the Consul watch of a service fails, else 0",
-            labels=["watch"],
+        # A state, not a count of errors: 1 or 0 now, so alerts read it as it is.
+        failing = GaugeMetricFamily(
+            "gateway_consul_watch_failing",
+            "1 while the Consul watch of the service fails (the gateway routes on its "
+            "last instances, marked stale), else 0",
+            labels=["service"],
         )
         age = GaugeMetricFamily(
             "gateway_snapshot_age_seconds",
@@ -297,8 +299,8 @@ class _DirectoryCollector:
             labels=["service"],
         )
         for name, state in sorted(d.view().services.items()):
-            errors.add_metric([name], 1 if state.snapshot.error else 0)
+            failing.add_metric([name], 1 if state.snapshot.error else 0)
             if state.snapshot.loaded:
                 age.add_metric([name], state.snapshot.age)
-        yield errors
+        yield failing
         yield age

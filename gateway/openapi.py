@@ -1,8 +1,16 @@
 """The gateway's OpenAPI 3.0 document: its own endpoints and the generic proxy route."""
 
+from discovery.instances import STATUS_ORDER
+from discovery.strategies import STRATEGIES
 from gateway import views
+from gateway.proxy import Outcome
 
 __all__ = ["openapi_document"]
+
+# What an attempt on an instance can fail with (gateway.proxy), as last_failure says.
+_FAILURES = sorted(
+    v for k, v in vars(Outcome).items() if k.isupper() and v != Outcome.OK
+)
 
 _ERROR = {
     "type": "object",
@@ -63,6 +71,131 @@ _HEALTH = {
                         "local ejections show on /admin/instances only",
                     },
                     "prefix": {"type": "string", "nullable": True},
+                },
+            },
+        },
+    },
+}
+
+
+def _nullable(schema: dict, description: str) -> dict:
+    return {**schema, "nullable": True, "description": description}
+
+
+_INSTANCE = {
+    "type": "object",
+    "description": "one instance as the worker that answers sees it: ejections, failures "
+    "and in-flight counts are per worker process",
+    "required": [
+        "id",
+        "address",
+        "port",
+        "status",
+        "weights",
+        "routable",
+        "reason",
+        "consecutive_failures",
+        "last_failure",
+        "in_flight",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "address": {"type": "string"},
+        "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "status": {
+            "type": "string",
+            "enum": list(STATUS_ORDER),
+            "description": "the worst of its checks in Consul",
+        },
+        "weights": {
+            "type": "object",
+            "description": "Consul's Weights (the weighted strategy reads them)",
+            "required": ["passing", "warning"],
+            "properties": {
+                "passing": {"type": "integer", "minimum": 0},
+                "warning": {"type": "integer", "minimum": 0},
+            },
+        },
+        "routable": {
+            "type": "boolean",
+            "description": "Consul admits it for the strategy and it is not ejected",
+        },
+        "reason": {
+            "type": "string",
+            "description": "its status, `ejected until <UTC time> (ejection #n)`, or why "
+            "a warning instance is left out",
+        },
+        "consecutive_failures": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "failed attempts in a row (a success or an ejection resets it)",
+        },
+        "last_failure": _nullable(
+            # null in the enum too: an enum restricts null as any value (OpenAPI 3.0.3)
+            {"type": "string", "enum": [*_FAILURES, None]},
+            "what failed last, kept after a success; null when nothing has",
+        ),
+        "in_flight": _nullable(
+            {"type": "integer", "minimum": 0},
+            "requests on it now, counted by least_connections only: null under the "
+            "other strategies",
+        ),
+    },
+}
+
+_INSTANCES = {
+    "type": "object",
+    "required": ["consul", "conflicts", "services"],
+    "properties": {
+        "consul": {
+            "type": "object",
+            "required": ["reachable", "catalog_error"],
+            "properties": {
+                "reachable": {"type": "boolean"},
+                "catalog_error": _nullable(
+                    {"type": "string"}, "why the service catalog cannot be read now"
+                ),
+            },
+        },
+        "conflicts": {
+            "type": "object",
+            "description": "prefixes claimed by more than one service: the claimants, "
+            "the alphabetically first of which gets the prefix",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        "services": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": [
+                    "prefix",
+                    "strategy",
+                    "strategy_problem",
+                    "snapshot",
+                    "instances",
+                ],
+                "properties": {
+                    "prefix": _nullable(
+                        {"type": "string"}, "the prefix it is routed by, if any"
+                    ),
+                    "strategy": {"type": "string", "enum": sorted(STRATEGIES)},
+                    "strategy_problem": _nullable(
+                        {"type": "string"},
+                        "why its Meta lb_strategy was not used",
+                    ),
+                    "snapshot": {
+                        "type": "object",
+                        "required": ["stale", "error", "age_seconds"],
+                        "properties": {
+                            "stale": {"type": "boolean"},
+                            "error": _nullable({"type": "string"}, "why it is stale"),
+                            "age_seconds": _nullable(
+                                {"type": "number", "minimum": 0},
+                                "since Consul last answered; null until it has",
+                            ),
+                        },
+                    },
+                    "instances": {"type": "array", "items": _INSTANCE},
                 },
             },
         },
@@ -220,15 +353,7 @@ def openapi_document() -> dict:
                     "responses": {
                         "200": _json(
                             "every instance of every service and why it is (not) routable",
-                            {
-                                "type": "object",
-                                "required": ["consul", "conflicts", "services"],
-                                "properties": {
-                                    "consul": {"type": "object"},
-                                    "conflicts": {"type": "object"},
-                                    "services": {"type": "object"},
-                                },
-                            },
+                            {"$ref": "#/components/schemas/Instances"},
                         )
                     },
                 }
@@ -262,5 +387,7 @@ def openapi_document() -> dict:
             },
             "/api/{prefix}/{rest}": {m: _proxy_operation(m) for m in _PROXY_METHODS},
         },
-        "components": {"schemas": {"Error": _ERROR, "Health": _HEALTH}},
+        "components": {
+            "schemas": {"Error": _ERROR, "Health": _HEALTH, "Instances": _INSTANCES}
+        },
     }

@@ -19,7 +19,7 @@ from switchyard.otlp import OTLPReceiver
 from switchyard.plan import DRAIN_SECONDS, MAX_DRAIN_SECONDS, StackOptions
 from switchyard.render import Console, table
 from switchyard.restarts import Restarts
-from switchyard.spanstore import SpanStore
+from switchyard.spanstore import SpanRecord, SpanStore
 from switchyard.stack import Stack, StartupError
 from switchyard.state import StackState, UnreadableState, read_state, state_path
 from switchyard.traces import find_trace, trace_table, waterfall
@@ -398,9 +398,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     if holder is not None:
         # Starting or running, whatever the state file says (none yet, unreadable, or a
         # previous stack's): the lock names who runs here, and SIGTERM stops it all.
-        if problem is not None:
-            console.say(f"WARNING switchyard: {problem}")
         if shutdown.stop_supervisor(holder.record(), console):
+            # Said only now: a forced stop says it instead, as it removes the file.
+            if problem is not None:
+                console.say(f"WARNING switchyard: {problem}")
             console.say("switchyard: stopped")
             return 0
     elif state is None:
@@ -418,23 +419,28 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_traces(args: argparse.Namespace) -> int:
     store = SpanStore(args.data_dir)
-    try:  # the recent traces, or the spans of the one asked for
-        found = (
-            store.recent(args.limit) if args.id is None else find_trace(store, args.id)
-        )
+    # Only the reading is guarded: printing stays out, so that a reader of our output
+    # who leaves (BrokenPipeError, an OSError too) is main's to handle.
+    try:
+        if args.id is None:  # the recent traces
+            found = store.recent(args.limit)
+            shown = trace_table(found) if found else f"no traces in {store.path} yet"
+        else:  # the one asked for as a waterfall; None when unknown
+            found = find_trace(store, args.id)
+            shown = drawn(found) if found else None
     except OSError as exc:  # a data directory that is a file, or that we may not read
         print(unusable(args.data_dir, exc), file=sys.stderr)
         return 1
-    if args.id is None:
-        print(trace_table(found) if found else f"no traces in {store.path} yet")
-        return 0
-    if not found:
+    if shown is None:
         print(
             f"ERROR switchyard: no trace {args.id!r} in {store.path}: "
             "neither a trace id nor an X-Request-ID of a stored trace",
             file=sys.stderr,
         )
         return 1
-    print(f"trace {found[0].trace_id}, {len(found)} spans\n")
-    print(waterfall(found))
+    print(shown)
     return 0
+
+
+def drawn(spans: list[SpanRecord]) -> str:
+    return f"trace {spans[0].trace_id}, {len(spans)} spans\n\n{waterfall(spans)}"

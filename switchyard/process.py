@@ -178,6 +178,13 @@ def same_process(pid: int, started: int | None) -> bool:
     return started is None or process_start_time(pid) == started
 
 
+def reused(pid: int, started: int | None) -> bool:
+    """`pid` now names another process than the one that started at `started`. Without
+    both start times (no /proc, or none recorded) the pid is all we know: not reused."""
+    now = process_start_time(pid)
+    return None not in (now, started) and now != started
+
+
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (Linux), to tell a recorded pid from a reused one."""
     try:

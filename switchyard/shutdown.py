@@ -6,14 +6,13 @@ processes recorded in the state file, and deregisters their instances from Consu
 waits for it (switchyard.lifeline) and stops them itself only if nobody else does.
 """
 
-import contextlib
 import os
 import signal
 import time
 from pathlib import Path
 
 from switchyard.consul_api import ConsulAPI, deregister_leftovers
-from switchyard.process import kill_group
+from switchyard.process import kill_group, reused
 from switchyard.render import Console
 from switchyard.stack import STOP_GRACE
 from switchyard.state import ProcessRecord, StackState, UnreadableState, remove_state
@@ -42,20 +41,29 @@ def stop_supervisor(supervisor: ProcessRecord, console: Console) -> bool:
     found it alive): what it started is then left to its reaper, which the caller waits for.
     """
     console.say(f"stopping switchyard (pid {supervisor.pid})...")
-    try:
-        os.kill(supervisor.pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not signal_record(supervisor, signal.SIGTERM):
         console.say("switchyard had ended meanwhile, without stopping its stack")
         return False
     if wait_gone([supervisor], SUPERVISOR_TIMEOUT):
         return True
     console.say(f"switchyard did not stop within {SUPERVISOR_TIMEOUT:.0f}s; forcing")
     # Not kill_group: under `make up` the supervisor shares make's process group.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(supervisor.pid, signal.SIGKILL)
+    signal_record(supervisor, signal.SIGKILL)
     # So that nobody takes it for alive after this.
     wait_gone([supervisor], KILLED_EXIT_TIMEOUT)
     return False
+
+
+def signal_record(record: ProcessRecord, sig: int) -> bool:
+    """Signal a recorded process while its pid still names it (same start time): once it
+    has died, its pid can be a stranger's. False when it is gone."""
+    if not record.alive():
+        return False
+    try:
+        os.kill(record.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def discard_state(data_dir: Path, problem: UnreadableState, console: Console) -> None:
@@ -92,12 +100,12 @@ def stop_group(records: list[ProcessRecord], console: Console) -> None:
     """SIGTERM the live ones at once (services drain together), kill what outlives
     STOP_GRACE. A record whose pid now belongs to another process (its start time
     differs) is not ours and is left alone."""
-    running = [r for r in records if r.alive()]
-    for record in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGTERM)
+    running = [r for r in records if signal_record(r, signal.SIGTERM)]
     if not wait_gone(running, STOP_GRACE):
         console.say(f"still running after {STOP_GRACE:.0f}s: killing")
     for record in running:
-        kill_group(record.pid, signal.SIGKILL)
+        # Workers orphaned by a dead leader keep its pid taken, as their group id: a pid
+        # naming another process means the group is empty, and that one a stranger.
+        if not reused(record.pid, record.started):
+            kill_group(record.pid, signal.SIGKILL)
         console.step("[stopped]", record.name, f"pid {record.pid}")

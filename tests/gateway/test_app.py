@@ -6,6 +6,8 @@ import time
 from dataclasses import replace
 
 import pytest
+import requests
+import schemathesis
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -13,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chassis.spanexport import OTLPEncoder
 from gateway.app import access_log, create_app
+from gateway.openapi import openapi_document
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
 from tests.gateway.serving import Answer, Client, serve
@@ -20,6 +23,47 @@ from tests.gateway.test_server import connect, read_response
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
 from tests.support.tracing import keeping_recorder
+
+ADMIN = schemathesis.openapi.from_dict(openapi_document())["/admin/instances"]["GET"]
+
+
+def admin_report(w) -> dict:
+    """/admin/instances as the world's gateway answers it, checked against its document:
+    valid, and with no field the document does not name."""
+    answer = requests.get(
+        f"http://127.0.0.1:{w.served.port}/admin/instances", timeout=5
+    )
+    ADMIN.validate_response(answer)
+    document = openapi_document()
+    ok = document["paths"]["/admin/instances"]["get"]["responses"]["200"]
+    schema = ok["content"]["application/json"]["schema"]
+    if "$ref" in schema:  # #/components/schemas/<name>
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert undocumented(schema, answer.json()) == []
+    return answer.json()
+
+
+def undocumented(schema: dict, value, at: str = "") -> list[str]:
+    """Where `value` holds a field `schema` does not name (an object schema naming none
+    of its fields documents none)."""
+    if isinstance(value, list):
+        return [
+            f
+            for i, v in enumerate(value)
+            for f in undocumented(schema["items"], v, f"{at}[{i}]")
+        ]
+    if not isinstance(value, dict):
+        return []
+    named = schema.get("properties", {})
+    found = []
+    for key, field in value.items():
+        inner = named.get(key, schema.get("additionalProperties"))
+        if isinstance(inner, dict):
+            found += undocumented(inner, field, f"{at}.{key}")
+        else:
+            found.append(f"{at}.{key}")
+    return found
+
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -141,11 +185,25 @@ def test_an_absolute_form_request_is_routed_as_its_path_with_its_authority_as_ho
 
 
 @pytest.mark.parametrize(
-    "target", ["*", "ftp://gw.example/api/echo/x", "http://gw.example/api/echo/%2e%2e"]
+    "method, target",
+    [
+        ("GET", "*"),  # the asterisk-form is OPTIONS's alone (RFC 9112 section 3.2.4)
+        ("OPTIONS", "ftp://gw.example/api/echo/x"),
+        ("OPTIONS", "http://gw.example/api/echo/%2e%2e"),
+    ],
 )
-def test_targets_neither_a_path_nor_an_http_uri_are_400(echo, target):
-    r = echo.client.open(target, "OPTIONS")
+def test_targets_neither_a_path_nor_an_http_uri_are_400(echo, method, target):
+    r = echo.client.open(target, method)
     assert r.status_code == 400 and error_code(r) == "bad_path"
+
+
+def test_options_asterisk_is_answered_with_the_methods_the_gateway_serves(echo):
+    r = echo.client.open("*", "OPTIONS")
+    assert r.status_code == 200
+    assert r.headers["Allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    assert (r.headers["Content-Length"], r.content) == ("0", b"")
+    assert r.headers["X-Served-By"] == echo.gateway.served_by
+    assert echo.client.get("/health").status_code == 200  # the connection goes on
 
 
 def test_merged_slashes_still_route(echo):
@@ -205,7 +263,7 @@ def test_service_meta_overrides_the_strategy(world, upstream):
             "c", upstream("c"), service="bad", prefix="/bad", lb_strategy="nope"
         ),
     )
-    report = w.client.get("/admin/instances").json()["services"]
+    report = admin_report(w)["services"]
     assert report["echo"]["strategy"] == "random"
     assert report["bad"]["strategy"] == "round_robin"
     assert "nope" in report["bad"]["strategy_problem"]
@@ -231,7 +289,7 @@ def test_admin_says_why_weighted_leaves_out_a_warning_instance_weighing_0(
         echo_instance("p", upstream("p")),
         replace(echo_instance("z", upstream("z"), status="warning"), weights=(1, 0)),
     )
-    [p, z] = w.client.get("/admin/instances").json()["services"]["echo"]["instances"]
+    [p, z] = admin_report(w)["services"]["echo"]["instances"]
     assert (p["routable"], p["reason"]) == (True, "passing")
     assert (z["routable"], z["reason"]) == (False, "warning: its Weights.Warning is 0")
 
@@ -243,13 +301,22 @@ def test_admin_shows_ejection(world, upstream):
     )
     for _ in range(2):
         w.client.get("/api/echo/x")
-    report = w.client.get("/admin/instances").json()["services"]["echo"]
+    report = admin_report(w)["services"]["echo"]
     reasons = {i["id"]: i["reason"] for i in report["instances"]}
     assert reasons["a"].startswith("ejected until ")
     assert reasons["b"] == "passing"
     last = {i["id"]: i["last_failure"] for i in report["instances"]}
     assert last == {"a": "connect_failed", "b": None}
     assert {i["in_flight"] for i in report["instances"]} == {None}  # round_robin
+
+
+def test_admin_names_the_services_that_claim_one_prefix(world, upstream):
+    w = world()
+    w.publish("echo", echo_instance("a", upstream("a")))
+    w.publish("copy", echo_instance("c", upstream("c"), service="copy"))
+    report = admin_report(w)
+    assert report["conflicts"] == {"/echo": ["copy", "echo"]}
+    assert report["services"]["echo"]["prefix"] is None  # "copy" comes first
 
 
 def test_admin_shows_least_connections_in_flight_counts(world, upstream):
@@ -260,7 +327,7 @@ def test_admin_shows_least_connections_in_flight_counts(world, upstream):
         other.connection.request("GET", "/api/echo/x")  # answered in a second
 
         def in_flight():
-            report = w.client.get("/admin/instances").json()
+            report = admin_report(w)
             return report["services"]["echo"]["instances"][0]["in_flight"]
 
         wait_until(lambda: in_flight() == 1, 5, what="one request in flight")
@@ -333,6 +400,8 @@ def test_consul_down_keeps_routing_on_the_stale_snapshot(echo):
     assert health.json()["status"] == "degraded"
     assert health.json()["consul"] == {"reachable": False, "stale": True}
     assert echo.client.get("/api/echo/x").status_code == 200
+    metrics = echo.client.get("/metrics").content.decode()
+    assert 'gateway_consul_watch_failing{service="echo"} 1.0' in metrics
 
 
 def test_metrics(echo):
@@ -342,7 +411,7 @@ def test_metrics(echo):
     assert 'service="echo",status="200"' in text
     assert "gateway_request_duration_seconds_bucket" in text
     assert 'gateway_snapshot_age_seconds{service="echo"}' in text
-    assert 'gateway_watcher_errors{watch="echo"} 0.0' in text
+    assert 'gateway_consul_watch_failing{service="echo"} 0.0' in text
     assert "gateway_consul_catalog_errors_total 0.0" in text
 
 
@@ -405,8 +474,8 @@ def test_failed_catalog_watches_are_a_counter_of_their_own(echo):
     errors = families["gateway_consul_catalog_errors"]
     assert errors.type == "counter"
     assert errors.samples[0].value == echo.gateway.directory.catalog_errors
-    assert [s.labels for s in families["gateway_watcher_errors"].samples] == [
-        {"watch": "echo"}
+    assert [s.labels for s in families["gateway_consul_watch_failing"].samples] == [
+        {"service": "echo"}
     ]
 
 
@@ -894,9 +963,7 @@ def test_an_upstream_refusing_a_body_before_reading_it_is_answered_not_blamed(
     assert r.status_code == 413, r.headers["X-Gateway-Attempts"]
     assert error_code(r) == "request_entity_too_large"
     assert r.headers["X-Gateway-Attempts"] == "u=413"
-    [instance] = w.client.get("/admin/instances").json()["services"]["users"][
-        "instances"
-    ]
+    [instance] = admin_report(w)["services"]["users"]["instances"]
     assert (instance["routable"], instance["consecutive_failures"]) == (True, 0)
     listed = w.client.get("/api/users")
     assert listed.status_code == 200 and listed.json()["items"] == []

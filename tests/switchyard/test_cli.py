@@ -178,6 +178,21 @@ def test_down_finishes_the_stop_of_a_supervisor_that_dies_as_it_is_found(
     assert not state_path(tmp_path).exists()
 
 
+def test_down_forced_to_finish_a_stop_warns_of_an_unreadable_state_file_once(
+    tmp_path, capsys, monkeypatch
+):
+    path = state_path(tmp_path)
+    path.write_text("{not json")
+    found = Holder(dead_pid(), None, "just now")  # alive when found, dead at SIGTERM
+    monkeypatch.setattr("switchyard.cli.running_holder", lambda data_dir: found)
+    assert main(["down", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"cannot read {path}") == 1, out
+    assert "; removed it (processes it may list were not stopped)\n" in out
+    assert out.endswith("switchyard: stopped (forced)\n")
+    assert not path.exists()
+
+
 def test_up_sends_spans_to_its_own_receiver_unless_given_an_endpoint():
     assert parse("up").otlp_endpoint is None
     assert parse("up", "--otlp-endpoint", "http://c:4318").otlp_endpoint == (
@@ -548,7 +563,9 @@ def test_down_and_status_see_a_stack_that_is_still_starting(
         assert f"(switchyard pid {proc.pid}, started " in err
         assert ("is starting" in err) == (state_file is None)
         assert main(["down", "--data-dir", str(tmp_path)]) == 0
-        assert f"stopping switchyard (pid {proc.pid})" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"stopping switchyard (pid {proc.pid})" in out
+        assert out.count("WARNING switchyard: cannot read") == (state_file is not None)
         assert proc.wait(timeout=30) == 130
     finally:
         proc.stop()

@@ -5,7 +5,12 @@ import time
 
 import pytest
 
-from switchyard.process import Supervised, pid_alive, process_start_time
+from switchyard.process import (
+    Supervised,
+    pid_alive,
+    process_start_time,
+    reused,
+)
 from tests.support.processes import wait_until
 
 # A child that prints, starts a grandchild in its own group, and exits cleanly on SIGTERM.
@@ -91,6 +96,23 @@ def test_tail_keeps_a_crashed_childs_last_words(tmp_path):
 def test_start_time_identifies_a_process():
     assert process_start_time(os.getpid()) == process_start_time(os.getpid())
     assert process_start_time(2**22 + 1) is None
+
+
+@pytest.mark.parametrize(
+    "pid, started, expected",
+    [
+        (os.getpid(), "ours", False),
+        (os.getpid(), 1, True),  # another start time: the pid was given to another
+        (os.getpid(), None, False),  # none recorded: the pid is all we know
+        (2**22 + 1, 1, False),  # nobody has it
+    ],
+)
+def test_a_pid_is_reused_when_it_names_a_process_started_another_time(
+    pid, started, expected
+):
+    if started == "ours":
+        started = process_start_time(pid)
+    assert reused(pid, started) is expected
 
 
 def test_the_recorded_pid_is_the_commands_and_it_runs_only_once_recorded(tmp_path):

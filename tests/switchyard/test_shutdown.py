@@ -36,6 +36,19 @@ def test_down_leaves_a_supervisor_that_died_since_it_was_found_to_its_reaper():
     assert out.getvalue().endswith("ended meanwhile, without stopping its stack\n")
 
 
+def test_down_does_not_signal_a_stranger_given_the_supervisors_pid():
+    stranger = spawn(SLEEPER)
+    out = io.StringIO()
+    reused = ProcessRecord("switchyard", "switchyard", 0, stranger.pid, 1)
+    try:
+        assert stop_supervisor(reused, Console(out)) is False
+        assert pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        reap(stranger)
+    assert out.getvalue().endswith("ended meanwhile, without stopping its stack\n")
+
+
 # A hung `switchyard up` that ignores SIGTERM and, as under `make up`, leads no process group.
 STUCK_SUPERVISOR = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(60)"
 
@@ -67,6 +80,25 @@ def test_a_record_whose_pid_now_belongs_to_another_process_is_left_alone():
     assert pid_alive(stranger.pid)
     stranger.kill()
     reap(stranger)
+
+
+def test_a_pid_reused_while_its_process_stopped_is_not_killed(monkeypatch):
+    ours, stranger = spawn(SLEEPER), spawn(SLEEPER)
+    rec = record(ours, "user-service")
+
+    def stopped_and_pid_reused(records, timeout):
+        if rec in records:
+            reap(ours)  # it ended on SIGTERM, and the kernel gave its pid to another
+            rec.pid = stranger.pid  # (no test can make the kernel reuse a given pid)
+        return True
+
+    monkeypatch.setattr("switchyard.shutdown.wait_gone", stopped_and_pid_reused)
+    try:
+        stop_records(state_for(None, rec), Console(quiet=True))
+        assert pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        reap(stranger)
 
 
 def register(agent, instance: ProcessRecord) -> None:
