@@ -81,6 +81,12 @@ class Service:
     create_index: int = 0
     modify_index: int = 0
 
+    @property
+    def tag_list(self) -> list[str]:
+        """The tags as a new list, [] for a nil slice: what every answer but
+        agent health-by-service shows."""
+        return list(self.tags or ())
+
 
 @dataclass
 class Check:

@@ -32,7 +32,7 @@ def node_meta_matches(req: Request, node: Node) -> bool:
 def has_tags(service: Service, wanted: set[str]) -> bool:
     """Every ?tag (`wanted`, lowercased), compared lowercased as Consul's
     serviceTagFilter does."""
-    return wanted <= {tag.lower() for tag in service.tags or ()}
+    return wanted <= {tag.lower() for tag in service.tag_list}
 
 
 def serves_connect(service: Service, is_name: Callable[[str], bool]) -> bool:

@@ -13,7 +13,7 @@ def _local_services(app) -> dict[str, list[str]]:
         services: dict[str, list[str]] = {}
         for (node, _), service in app.store.services.items():
             if node == app.agent.node and service.local:
-                services.setdefault(service.name, []).extend(service.tags or ())
+                services.setdefault(service.name, []).extend(service.tag_list)
         return services
 
 

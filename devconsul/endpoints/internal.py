@@ -48,9 +48,7 @@ def ui_services(app, req: Request) -> Response:
                 svc.name, _summary(svc.name, app.config.datacenter)
             )
             summary["InstanceCount"] += 1
-            summary["Tags"].extend(
-                t for t in svc.tags or () if t not in summary["Tags"]
-            )
+            summary["Tags"].extend(t for t in svc.tag_list if t not in summary["Tags"])
             if node_name not in summary["Nodes"]:
                 summary["Nodes"].append(node_name)
             # Like Consul, node checks count once per instance.
