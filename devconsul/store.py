@@ -259,15 +259,13 @@ class Store:
     def put_node(self, node: Node) -> None:
         """Create or update a node. A node already there under another case
         keeps its spelling, the one its services and checks are filed under."""
-        key = node.name.lower()
         with self.write():
-            old = self.nodes.get(key)
-            if old:
-                node.name = old.name
+            node.name = self.node_spelling(node.name)
+            old = self.node_named(node.name)
             if unchanged(old, node):
                 return
             self._stamp_record(node, old, [NODES], self._names_on_node(node.name))
-            self.nodes[key] = node
+            self.nodes[node.name.lower()] = node
 
     def delete_node(self, name: str) -> None:
         with self.write():
@@ -289,6 +287,13 @@ class Store:
         """The node called `name` in any case, as Consul's lowercased node index
         finds it."""
         return self.nodes.get(name.lower())
+
+    def node_spelling(self, name: str) -> str:
+        """The spelling a node called `name` in any case is filed under: the
+        one it was registered with, or `name` for a new node. Consul keeps it
+        when nothing else about the node changes (Node.IsSame uses EqualFold)."""
+        found = self.node_named(name)
+        return found.name if found else name
 
     def _names_on_node(self, node: str) -> set[str]:
         return {s.name for (n, _), s in self.services.items() if n == node}

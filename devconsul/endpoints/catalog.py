@@ -218,11 +218,7 @@ def register(app, req: Request) -> Response:
     store = app.store
     with store.write():
         existing = store.node_named(node_name)
-        if existing:
-            # The same node in any case (Consul keys nodes by the lowercased
-            # name); it keeps its spelling, as in Consul when nothing else
-            # changes (ChangesNode and Node.IsSame use EqualFold).
-            node_name = existing.name
+        node_name = store.node_spelling(node_name)
         if not (existing and body.bool("SkipNodeUpdate")):
             store.put_node(
                 Node(
@@ -300,9 +296,7 @@ def deregister(app, req: Request) -> Response:
     if not node_name:
         raise HTTPError(400, "Must provide node")
     agent, store = app.agent, app.store
-    # Any case names the node, as in Consul's lowercased indexes.
-    found = store.node_named(node_name)
-    node_name = found.name if found else node_name
+    node_name = store.node_spelling(node_name)
     service_id, check_id = body.str("ServiceID"), body.str("CheckID")
     local = node_name == agent.node
     # IDs in any case, as Consul's lowercased services and checks indexes.
