@@ -91,6 +91,21 @@ class Agent:
     # The agent's own records match their ID exactly, as Consul's local state
     # (agent/local) keys them, although the catalog below ignores its case.
 
+    def local_services(self) -> list[Service]:
+        """The services registered through this agent, by ID (the caller
+        holds the store's lock)."""
+        return self._local(self.store.services)
+
+    def local_checks(self) -> list[Check]:
+        """The checks registered through this agent, by ID (the caller holds
+        the store's lock)."""
+        return self._local(self.store.checks)
+
+    def _local(self, table: dict) -> list:
+        return [
+            r for (node, _), r in sorted(table.items()) if node == self.node and r.local
+        ]
+
     def local_service(self, service_id: str) -> Service | None:
         service = self.store.service(self.node, service_id)
         return (

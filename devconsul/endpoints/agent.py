@@ -32,8 +32,7 @@ def services(app, req: Request) -> Response:
     with app.store.lock:
         rows = [
             render.agent_service(s, app.config.datacenter)
-            for (node, _), s in sorted(app.store.services.items())
-            if node == app.agent.node and s.local
+            for s in app.agent.local_services()
         ]
     return json_response(req, render.keyed(apply_filter(predicate, rows), "ID"))
 
@@ -119,8 +118,7 @@ def checks(app, req: Request) -> Response:
     with store.lock:
         rows = [
             render.health_check(c, store, indexes=False)
-            for (node, _), c in sorted(store.checks.items())
-            if node == app.agent.node and c.local
+            for c in app.agent.local_checks()
         ]
     return json_response(req, render.keyed(apply_filter(predicate, rows), "CheckID"))
 
@@ -179,12 +177,7 @@ _STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance":
 def _local_health(app, service) -> dict:
     """State.ChecksForService(id, true): the agent's own checks of the service
     and of the node; serfHealth lives in the catalog only."""
-    store = app.store
-    checks = [
-        c
-        for c in store.checks.values()
-        if c.node == app.agent.node and c.local and c.service_id in ("", service.id)
-    ]
+    checks = [c for c in app.agent.local_checks() if c.service_id in ("", service.id)]
     rows = [render.agent_health_check(c, service) for c in sorted(checks, key=_key)]
     return {
         "AggregatedStatus": render.aggregate_status(rows),
@@ -224,9 +217,7 @@ def health_by_name(app, req: Request) -> Response:
     name = path_arg(req, "Missing service Name")
     with app.store.lock:
         rows = [
-            _local_health(app, s)
-            for (node, _), s in sorted(app.store.services.items())
-            if node == app.agent.node and s.local and s.name == name
+            _local_health(app, s) for s in app.agent.local_services() if s.name == name
         ]
     if not rows:
         return _health_answer(req, 404, f"ServiceName {name} Not Found", [])

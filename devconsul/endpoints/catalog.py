@@ -316,12 +316,10 @@ def deregister(app, req: Request) -> Response:
         # The agent's own node stays (Consul's anti-entropy would re-create it
         # within a minute); what it registered goes.
         with store.write():
-            for (n, _), svc in list(store.services.items()):
-                if n == node_name and svc.local:
-                    agent.deregister_service(svc.id)
-            for (n, _), check in list(store.checks.items()):
-                if n == node_name and check.local:
-                    agent.remove_check(check.id)
+            for svc in agent.local_services():
+                agent.deregister_service(svc.id)
+            for check in agent.local_checks():
+                agent.remove_check(check.id)
     else:
         store.delete_node(node_name)
     return json_response(req, True)
