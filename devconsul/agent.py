@@ -277,12 +277,13 @@ class Agent:
         self.scheduler.call_later(seconds(self.config.reap_interval_ns), run)
 
     def reap(self) -> None:
-        """Deregister services whose check has been critical for longer than its
-        DeregisterCriticalServiceAfter (raised to the configured minimum)."""
+        """Deregister the agent's services whose check has been critical for
+        longer than its DeregisterCriticalServiceAfter (raised to the
+        configured minimum)."""
         now = time.monotonic()
         doomed = set()
         with self.store.lock:
-            for check in self.store.checks.values():
+            for check in self.local_checks():
                 definition = check.definition
                 if not (
                     definition and definition.deregister_after and check.service_id
