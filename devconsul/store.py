@@ -107,6 +107,17 @@ class Check:
     modify_index: int = 0
 
 
+def apply_status(check: Check, status: str, output: str) -> bool:
+    """Write a check result into `check`, the time it turned critical too;
+    False when status and output are what it already holds."""
+    if (check.status, check.output) == (status, output):
+        return False
+    if status != check.status:
+        check.critical_since = time.monotonic() if status == "critical" else None
+    check.status, check.output = status, output
+    return True
+
+
 @dataclass
 class KVEntry:
     key: str
@@ -389,13 +400,9 @@ class Store:
         """
         with self.write():
             check = self.check(node, check_id)
-            if check is None or (check.status, check.output) == (status, output):
+            previous = check.status if check else None
+            if check is None or not apply_status(check, status, output):
                 return None
-            previous = check.status
-            if status != previous:
-                critical = status == "critical"
-                check.critical_since = time.monotonic() if critical else None
-            check.status, check.output = status, output
             check.modify_index = self._stamp([CHECKS], self._check_names(check))
             if status == "critical":
                 self._invalidate_sessions(node, check_id)
