@@ -306,8 +306,16 @@ class Store:
         found = self.node_named(name)
         return found.name if found else name
 
+    def node_services(self, node: str) -> list[Service]:
+        """The services on `node` (named in its own spelling), by ID in any case."""
+        return [s for (n, _), s in sorted(self.services.items()) if n == node]
+
+    def node_checks(self, node: str) -> list[Check]:
+        """The checks on `node` (named in its own spelling), by ID in any case."""
+        return [c for (n, _), c in sorted(self.checks.items()) if n == node]
+
     def _names_on_node(self, node: str) -> set[str]:
-        return {s.name for (n, _), s in self.services.items() if n == node}
+        return {s.name for s in self.node_services(node)}
 
     # -- services -----------------------------------------------------------------
 

@@ -156,11 +156,7 @@ def _node_read(app, req: Request, shape) -> Response:
         found = store.node_named(name)
         if found is None or names_peer(req):
             return shape(None, None)
-        rows = [
-            render.node_service(s)
-            for (n, _), s in sorted(store.services.items())
-            if n == found.name
-        ]
+        rows = [render.node_service(s) for s in store.node_services(found.name)]
         return shape(render.node(found), apply_filter(predicate, rows))
 
     return blocking_read(

@@ -62,16 +62,11 @@ def ui_services(app, req: Request) -> Response:
 
 
 def _node_info(store, node) -> dict:
-    services = [s for (n, _), s in sorted(store.services.items()) if n == node.name]
     return {
         **render.node_head(node),
         "Meta": dict(sorted(node.meta.items())),
-        "Services": [render.node_service(s) for s in services],
-        "Checks": [
-            render.health_check(c, store)
-            for (n, _), c in sorted(store.checks.items())
-            if n == node.name
-        ],
+        "Services": [render.node_service(s) for s in store.node_services(node.name)],
+        "Checks": [render.health_check(c, store) for c in store.node_checks(node.name)],
     }
 
 
