@@ -30,11 +30,12 @@ Deliberate differences from ``consul agent -dev`` (each harmless to clients):
 - Node names ignore case, as in Consul, and a node keeps the spelling it was
   first registered with; Consul takes a catalog register's spelling when the
   register changes something else about the node as well.
-- Service and check IDs ignore case in the catalog, as in Consul, and the
-  agent endpoints match them exactly, as Consul's agent does; but the agent
-  too holds one service (or check) per ID in any case, so registering
-  "Web-1" beside "web-1" replaces it, where Consul's agent keeps both and
-  the catalog alternates between them.
+- Service and check IDs ignore case in the catalog and are exact at the
+  agent, as in Consul: "Web-1" beside "web-1" is two services at the agent
+  and one in the catalog. Consul's anti-entropy makes that catalog entry
+  alternate between the two at every full sync; here it stays the one
+  registered last, deregistering that one brings the other back, and a
+  check result of the spelling the catalog does not hold stays at the agent.
 - There are no other datacenters and no cluster peers: a foreign ``?dc`` (or
   catalog-write ``Datacenter``) is Consul's ``No path to datacenter``, and any
   ``?peer`` reads as "nothing imported".

@@ -15,7 +15,7 @@ from devconsul.durations import seconds
 from devconsul.errors import HTTPError
 from devconsul.scheduler import Scheduler
 from devconsul.sessions import Sessions
-from devconsul.store import Check, Node, Service, Store
+from devconsul.store import Check, Node, Service, Store, apply_status
 
 log = logging.getLogger("devconsul.agent")
 
@@ -40,6 +40,17 @@ class Agent:
         self.scheduler = Scheduler()
         self.runner = CheckRunner(self.record_result, self.scheduler)
         self.sessions = Sessions(self.store, self.scheduler, config.session_ttl_min_ns)
+        # The local state, keyed by the exact ID as Consul's agent/local keys
+        # it: "Web-1" and "web-1" are two services (and "Disk" and "disk" two
+        # checks), each shown by the agent endpoints. The catalog keys them
+        # lowercased and holds one of the two; Consul's anti-entropy pushes
+        # whichever one the catalog lacks at every full sync, so its catalog
+        # alternates between them. Here the catalog keeps the one written
+        # last, and removing it puts the other back, as Consul's next sync
+        # would. A record in the catalog is the same object as here, so a
+        # check result reaches the catalog only for the spelling it holds.
+        self.services: dict[str, Service] = {}
+        self.checks: dict[str, Check] = {}
         self._bootstrap()
 
     def start(self) -> "Agent":
@@ -88,18 +99,21 @@ class Agent:
 
     # -- services -----------------------------------------------------------------
 
-    # The agent's own records match their ID exactly, as Consul's local state
-    # (agent/local) keys them, although the catalog below ignores its case.
+    def local_services(self) -> list[Service]:
+        """The services registered through this agent, by ID in any case as
+        the catalog orders them (the caller holds the store's lock)."""
+        return _by_id(self.services)
+
+    def local_checks(self) -> list[Check]:
+        """The checks registered through this agent, by ID in any case as the
+        catalog orders them (the caller holds the store's lock)."""
+        return _by_id(self.checks)
 
     def local_service(self, service_id: str) -> Service | None:
-        service = self.store.service(self.node, service_id)
-        return (
-            service if service and service.local and service.id == service_id else None
-        )
+        return self.services.get(service_id)
 
     def local_check(self, check_id: str) -> Check | None:
-        check = self.store.check(self.node, check_id)
-        return check if check and check.local and check.id == check_id else None
+        return self.checks.get(check_id)
 
     def register_service(self, definition: ServiceDefinition, replace_checks: bool):
         tagged = dict(definition.tagged_addresses)
@@ -124,6 +138,7 @@ class Agent:
             connect=definition.connect,
         )
         with self.store.write():
+            self.services[service.id] = service
             self.store.put_service(service)
             many = len(definition.checks) > 1
             kept = set()
@@ -135,16 +150,40 @@ class Agent:
                 self._add_check(check_id, name, check, service)
                 kept.add(check_id)
             if replace_checks:
-                for old in self.store.service_checks(self.node, service.id):
+                for old in self._checks_of(service.id):
                     if old.id not in kept:
                         self.remove_check(old.id)
         log.info("registered service %s (%s)", service.id, service.name)
 
     def deregister_service(self, service_id: str) -> None:
-        for check in self.store.service_checks(self.node, service_id):
-            self.runner.stop(check.id)
-        if self.store.delete_service(self.node, service_id):
-            log.info("deregistered service %s", service_id)
+        with self.store.write():
+            if self.services.pop(service_id, None) is None:
+                return
+            for check in self._checks_of(service_id):
+                self.runner.stop(check.id)
+                del self.checks[check.id]
+            self.store.delete_service(self.node, service_id)
+            self._restore_shadowed()
+        log.info("deregistered service %s", service_id)
+
+    def _checks_of(self, service_id: str) -> list[Check]:
+        return [c for c in self.checks.values() if c.service_id == service_id]
+
+    def _restore_shadowed(self) -> None:
+        """After a deletion from the catalog, which ignores the ID's case, put
+        back what the agent still holds under another spelling."""
+        for service in self.local_services():
+            if self.store.service(self.node, service.id) is None:
+                self.store.put_service(service)
+        for check in self.local_checks():
+            if self.store.check(self.node, check.id) is None:
+                self._sync_check(check)
+
+    def _sync_check(self, check: Check) -> None:
+        """Write `check` to the catalog and keep, as the agent's record, the
+        one the catalog holds: an identical rewrite leaves the old one there."""
+        self.store.put_check(check)
+        self.checks[check.id] = self.store.check(self.node, check.id)
 
     # -- checks -------------------------------------------------------------------
 
@@ -162,12 +201,7 @@ class Agent:
 
     def _add_check(self, check_id, name, definition, service: Service | None) -> None:
         with self.store.write():
-            existing = self.store.check(self.node, check_id)
-            if existing and existing.id != check_id:
-                # The same check to the catalog, another to the agent: it
-                # starts afresh, and the one it replaces stops running.
-                self.runner.stop(existing.id)
-                existing = None
+            existing = self.checks.get(check_id)
             check = Check(
                 node=self.node,
                 id=check_id,
@@ -183,17 +217,34 @@ class Agent:
                 # Re-registration keeps the current state: no flap to critical.
                 check.status, check.output = existing.status, existing.output
                 check.critical_since = existing.critical_since
-            self.store.put_check(check)
+            self._sync_check(check)
         self.runner.start(check_id, definition)
 
     def remove_check(self, check_id: str) -> None:
         self.runner.stop(check_id)
-        self.store.delete_check(self.node, check_id)
+        with self.store.write():
+            if self.checks.pop(check_id, None) is not None:
+                self.store.delete_check(self.node, check_id)
+                self._restore_shadowed()
 
     def record_result(self, check_id: str, status: str, output: str) -> None:
-        previous = self.store.set_check_status(self.node, check_id, status, output)
+        previous = self._set_status(check_id, status, output)
         if previous:
             log.info("check %s: %s -> %s: %s", check_id, previous, status, output)
+
+    def _set_status(self, check_id: str, status: str, output: str) -> str | None:
+        """Record a result of the agent's check; the previous status when it
+        changed. The catalog sees it only when it holds this spelling."""
+        with self.store.write():
+            check = self.checks.get(check_id)
+            if check is None:
+                return None
+            previous = check.status
+            if self.store.check(self.node, check_id) is check:
+                self.store.set_check_status(self.node, check_id, status, output)
+            else:
+                apply_status(check, status, output)
+            return previous if check.status != previous else None
 
     def update_ttl(self, check_id: str, status: str, output: str) -> None:
         check = self.local_check(check_id)
@@ -207,7 +258,7 @@ class Agent:
             raise HTTPError(500, f'CheckID "{check_id}" does not have associated TTL')
         output = truncate_output(output)
         self.runner.ttl_touch(check_id, output)
-        self.store.set_check_status(self.node, check_id, status, output)
+        self._set_status(check_id, status, output)
 
     # -- maintenance --------------------------------------------------------------
 
@@ -235,9 +286,9 @@ class Agent:
 
     def _set_maintenance(self, check_id, enable, name, notes, service) -> None:
         with self.store.write():
-            present = self.store.check(self.node, check_id) is not None
+            present = check_id in self.checks
             if enable and not present:
-                self.store.put_check(
+                self._sync_check(
                     Check(
                         node=self.node,
                         id=check_id,
@@ -250,7 +301,7 @@ class Agent:
                     )
                 )
             elif not enable and present:
-                self.store.delete_check(self.node, check_id)
+                self.remove_check(check_id)
 
     # -- reaper -------------------------------------------------------------------
 
@@ -262,12 +313,13 @@ class Agent:
         self.scheduler.call_later(seconds(self.config.reap_interval_ns), run)
 
     def reap(self) -> None:
-        """Deregister services whose check has been critical for longer than its
-        DeregisterCriticalServiceAfter (raised to the configured minimum)."""
+        """Deregister the agent's services whose check has been critical for
+        longer than its DeregisterCriticalServiceAfter (raised to the
+        configured minimum)."""
         now = time.monotonic()
         doomed = set()
         with self.store.lock:
-            for check in self.store.checks.values():
+            for check in self.local_checks():
                 definition = check.definition
                 if not (
                     definition and definition.deregister_after and check.service_id
@@ -283,6 +335,10 @@ class Agent:
         for service_id in doomed:
             log.info("reaped service %s: check critical too long", service_id)
             self.deregister_service(service_id)
+
+
+def _by_id(records: dict) -> list:
+    return [records[k] for k in sorted(records, key=lambda k: (k.lower(), k))]
 
 
 def truncate_output(output: str, limit: int = 4096) -> str:

@@ -19,7 +19,7 @@ def keyed(rows: list[dict], key: str) -> dict[str, dict]:
 def _service_head(service: Service) -> dict:
     """Kind (only when set), ID, Service, Tags: how both service shapes start."""
     head = {"Kind": service.kind} if service.kind else {}
-    head.update(ID=service.id, Service=service.name, Tags=list(service.tags or ()))
+    head.update(ID=service.id, Service=service.name, Tags=service.tag_list)
     return head
 
 
@@ -98,7 +98,7 @@ def service_node(n: Node, service: Service) -> dict:
         "ServiceKind": service.kind,
         "ServiceID": service.id,
         "ServiceName": service.name,
-        "ServiceTags": list(service.tags or ()),
+        "ServiceTags": service.tag_list,
         "ServiceAddress": service.address,
         **_tagged(service, "ServiceTaggedAddresses"),
         "ServiceWeights": dict(service.weights),
@@ -132,7 +132,7 @@ def health_check(check: Check, store: Store, indexes: bool = True) -> dict:
     definition = check.definition
     return {
         **_check_head(check),
-        "ServiceTags": list(service.tags or ()) if service and check.service_id else [],
+        "ServiceTags": service.tag_list if service and check.service_id else [],
         "Type": check.type,
         "Interval": _duration_or_empty(definition.interval if definition else 0),
         "Timeout": _duration_or_empty(definition.timeout if definition else 0),

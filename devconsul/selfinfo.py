@@ -87,8 +87,8 @@ def config_section(config, node_id: str) -> dict:
 def stats(app) -> dict[str, dict[str, str]]:
     config, agent = app.config, app.agent
     with app.store.lock:
-        services = sum(1 for s in app.store.services.values() if s.local)
-        checks = sum(1 for c in app.store.checks.values() if c.local)
+        services = len(agent.local_services())
+        checks = len(agent.local_checks())
         index = app.store.index
     monitors = agent.runner.counts()
     return {

@@ -81,6 +81,12 @@ class Service:
     create_index: int = 0
     modify_index: int = 0
 
+    @property
+    def tag_list(self) -> list[str]:
+        """The tags as a new list, [] for a nil slice: what every answer but
+        agent health-by-service shows."""
+        return list(self.tags or ())
+
 
 @dataclass
 class Check:
@@ -99,6 +105,17 @@ class Check:
     critical_since: float | None = None
     create_index: int = 0
     modify_index: int = 0
+
+
+def apply_status(check: Check, status: str, output: str) -> bool:
+    """Write a check result into `check`, the time it turned critical too;
+    False when status and output are what it already holds."""
+    if (check.status, check.output) == (status, output):
+        return False
+    if status != check.status:
+        check.critical_since = time.monotonic() if status == "critical" else None
+    check.status, check.output = status, output
+    return True
 
 
 @dataclass
@@ -253,15 +270,13 @@ class Store:
     def put_node(self, node: Node) -> None:
         """Create or update a node. A node already there under another case
         keeps its spelling, the one its services and checks are filed under."""
-        key = node.name.lower()
         with self.write():
-            old = self.nodes.get(key)
-            if old:
-                node.name = old.name
+            node.name = self.node_spelling(node.name)
+            old = self.node_named(node.name)
             if unchanged(old, node):
                 return
             self._stamp_record(node, old, [NODES], self._names_on_node(node.name))
-            self.nodes[key] = node
+            self.nodes[node.name.lower()] = node
 
     def delete_node(self, name: str) -> None:
         with self.write():
@@ -284,8 +299,23 @@ class Store:
         finds it."""
         return self.nodes.get(name.lower())
 
+    def node_spelling(self, name: str) -> str:
+        """The spelling a node called `name` in any case is filed under: the
+        one it was registered with, or `name` for a new node. Consul keeps it
+        when nothing else about the node changes (Node.IsSame uses EqualFold)."""
+        found = self.node_named(name)
+        return found.name if found else name
+
+    def node_services(self, node: str) -> list[Service]:
+        """The services on `node` (named in its own spelling), by ID in any case."""
+        return [s for (n, _), s in sorted(self.services.items()) if n == node]
+
+    def node_checks(self, node: str) -> list[Check]:
+        """The checks on `node` (named in its own spelling), by ID in any case."""
+        return [c for (n, _), c in sorted(self.checks.items()) if n == node]
+
     def _names_on_node(self, node: str) -> set[str]:
-        return {s.name for (n, _), s in self.services.items() if n == node}
+        return {s.name for s in self.node_services(node)}
 
     # -- services -----------------------------------------------------------------
 
@@ -378,13 +408,9 @@ class Store:
         """
         with self.write():
             check = self.check(node, check_id)
-            if check is None or (check.status, check.output) == (status, output):
+            previous = check.status if check else None
+            if check is None or not apply_status(check, status, output):
                 return None
-            previous = check.status
-            if status != previous:
-                critical = status == "critical"
-                check.critical_since = time.monotonic() if critical else None
-            check.status, check.output = status, output
             check.modify_index = self._stamp([CHECKS], self._check_names(check))
             if status == "critical":
                 self._invalidate_sessions(node, check_id)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections import defaultdict
 
 from devconsul import render, schemas, selfinfo
 from devconsul.decode import Fields, parse_bool
@@ -32,8 +33,7 @@ def services(app, req: Request) -> Response:
     with app.store.lock:
         rows = [
             render.agent_service(s, app.config.datacenter)
-            for (node, _), s in sorted(app.store.services.items())
-            if node == app.agent.node and s.local
+            for s in app.agent.local_services()
         ]
     return json_response(req, render.keyed(apply_filter(predicate, rows), "ID"))
 
@@ -119,8 +119,7 @@ def checks(app, req: Request) -> Response:
     with store.lock:
         rows = [
             render.health_check(c, store, indexes=False)
-            for (node, _), c in sorted(store.checks.items())
-            if node == app.agent.node and c.local
+            for c in app.agent.local_checks()
         ]
     return json_response(req, render.keyed(apply_filter(predicate, rows), "CheckID"))
 
@@ -176,25 +175,25 @@ def update_check(app, req: Request) -> Response:
 _STATUS_CODES = {"passing": 200, "warning": 429, "critical": 503, "maintenance": 503}
 
 
-def _local_health(app, service) -> dict:
-    """State.ChecksForService(id, true): the agent's own checks of the service
-    and of the node; serfHealth lives in the catalog only."""
-    store = app.store
-    checks = [
-        c
-        for c in store.checks.values()
-        if c.node == app.agent.node and c.local and c.service_id in ("", service.id)
-    ]
-    rows = [render.agent_health_check(c, service) for c in sorted(checks, key=_key)]
+def _checks_by_service(app) -> dict[str, list]:
+    """The agent's own checks by ServiceID ("" for node checks), each list in
+    ID order: made once per request, however many instances it answers for.
+    serfHealth lives in the catalog only."""
+    owners = defaultdict(list)
+    for check in sorted(app.agent.local_checks(), key=lambda c: c.id):
+        owners[check.service_id].append(check)
+    return owners
+
+
+def _local_health(app, service, owners: dict[str, list]) -> dict:
+    """State.ChecksForService(id, true): the node's checks, then the service's."""
+    checks = owners.get("", []) + owners.get(service.id, [])
+    rows = [render.agent_health_check(c, service) for c in checks]
     return {
         "AggregatedStatus": render.aggregate_status(rows),
         "Service": render.agent_service(service, app.config.datacenter),
         "Checks": rows,
     }
-
-
-def _key(check):
-    return (bool(check.service_id), check.id)
 
 
 def _health_answer(req: Request, code: int, reason: str, data) -> Response:
@@ -212,7 +211,7 @@ def health_by_id(app, req: Request) -> Response:
     service_id = path_arg(req, "Missing serviceID")
     with app.store.lock:
         found = app.agent.local_service(service_id)
-        data = _local_health(app, found) if found else None
+        data = _local_health(app, found, _checks_by_service(app)) if found else None
     if data is None:
         missing = {"AggregatedStatus": "critical", "Service": None, "Checks": None}
         return _health_answer(req, 404, f"ServiceId {service_id} not found", missing)
@@ -223,10 +222,11 @@ def health_by_id(app, req: Request) -> Response:
 def health_by_name(app, req: Request) -> Response:
     name = path_arg(req, "Missing service Name")
     with app.store.lock:
+        owners = _checks_by_service(app)
         rows = [
-            _local_health(app, s)
-            for (node, _), s in sorted(app.store.services.items())
-            if node == app.agent.node and s.local and s.name == name
+            _local_health(app, s, owners)
+            for s in app.agent.local_services()
+            if s.name == name
         ]
     if not rows:
         return _health_answer(req, 404, f"ServiceName {name} Not Found", [])

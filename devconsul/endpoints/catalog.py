@@ -32,7 +32,7 @@ def node_meta_matches(req: Request, node: Node) -> bool:
 def has_tags(service: Service, wanted: set[str]) -> bool:
     """Every ?tag (`wanted`, lowercased), compared lowercased as Consul's
     serviceTagFilter does."""
-    return wanted <= {tag.lower() for tag in service.tags or ()}
+    return wanted <= {tag.lower() for tag in service.tag_list}
 
 
 def serves_connect(service: Service, is_name: Callable[[str], bool]) -> bool:
@@ -156,11 +156,7 @@ def _node_read(app, req: Request, shape) -> Response:
         found = store.node_named(name)
         if found is None or names_peer(req):
             return shape(None, None)
-        rows = [
-            render.node_service(s)
-            for (n, _), s in sorted(store.services.items())
-            if n == found.name
-        ]
+        rows = [render.node_service(s) for s in store.node_services(found.name)]
         return shape(render.node(found), apply_filter(predicate, rows))
 
     return blocking_read(
@@ -218,11 +214,7 @@ def register(app, req: Request) -> Response:
     store = app.store
     with store.write():
         existing = store.node_named(node_name)
-        if existing:
-            # The same node in any case (Consul keys nodes by the lowercased
-            # name); it keeps its spelling, as in Consul when nothing else
-            # changes (ChangesNode and Node.IsSame use EqualFold).
-            node_name = existing.name
+        node_name = store.node_spelling(node_name)
         if not (existing and body.bool("SkipNodeUpdate")):
             store.put_node(
                 Node(
@@ -300,9 +292,7 @@ def deregister(app, req: Request) -> Response:
     if not node_name:
         raise HTTPError(400, "Must provide node")
     agent, store = app.agent, app.store
-    # Any case names the node, as in Consul's lowercased indexes.
-    found = store.node_named(node_name)
-    node_name = found.name if found else node_name
+    node_name = store.node_spelling(node_name)
     service_id, check_id = body.str("ServiceID"), body.str("CheckID")
     local = node_name == agent.node
     # IDs in any case, as Consul's lowercased services and checks indexes.
@@ -322,12 +312,10 @@ def deregister(app, req: Request) -> Response:
         # The agent's own node stays (Consul's anti-entropy would re-create it
         # within a minute); what it registered goes.
         with store.write():
-            for (n, _), svc in list(store.services.items()):
-                if n == node_name and svc.local:
-                    agent.deregister_service(svc.id)
-            for (n, _), check in list(store.checks.items()):
-                if n == node_name and check.local:
-                    agent.remove_check(check.id)
+            for svc in agent.local_services():
+                agent.deregister_service(svc.id)
+            for check in agent.local_checks():
+                agent.remove_check(check.id)
     else:
         store.delete_node(node_name)
     return json_response(req, True)

@@ -11,9 +11,8 @@ def _local_services(app) -> dict[str, list[str]]:
     """What a service/tag filter is matched against: this agent's services."""
     with app.store.lock:
         services: dict[str, list[str]] = {}
-        for (node, _), service in app.store.services.items():
-            if node == app.agent.node and service.local:
-                services.setdefault(service.name, []).extend(service.tags or ())
+        for service in app.agent.local_services():
+            services.setdefault(service.name, []).extend(service.tag_list)
         return services
 
 

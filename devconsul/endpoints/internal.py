@@ -48,9 +48,7 @@ def ui_services(app, req: Request) -> Response:
                 svc.name, _summary(svc.name, app.config.datacenter)
             )
             summary["InstanceCount"] += 1
-            summary["Tags"].extend(
-                t for t in svc.tags or () if t not in summary["Tags"]
-            )
+            summary["Tags"].extend(t for t in svc.tag_list if t not in summary["Tags"])
             if node_name not in summary["Nodes"]:
                 summary["Nodes"].append(node_name)
             # Like Consul, node checks count once per instance.
@@ -64,16 +62,11 @@ def ui_services(app, req: Request) -> Response:
 
 
 def _node_info(store, node) -> dict:
-    services = [s for (n, _), s in sorted(store.services.items()) if n == node.name]
     return {
         **render.node_head(node),
         "Meta": dict(sorted(node.meta.items())),
-        "Services": [render.node_service(s) for s in services],
-        "Checks": [
-            render.health_check(c, store)
-            for (n, _), c in sorted(store.checks.items())
-            if n == node.name
-        ],
+        "Services": [render.node_service(s) for s in store.node_services(node.name)],
+        "Checks": [render.health_check(c, store) for c in store.node_checks(node.name)],
     }
 
 

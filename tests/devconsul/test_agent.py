@@ -9,6 +9,7 @@ from devconsul.config import AgentConfig
 from devconsul.definitions import CheckDefinition, ServiceDefinition
 from devconsul.durations import MILLISECOND, SECOND
 from devconsul.errors import HTTPError
+from devconsul.store import Check, Node, Service
 from tests.support.processes import wait_until
 
 
@@ -98,3 +99,30 @@ def test_truncate_output():
     assert (
         truncate_output("x" * 5000) == "x" * 4096 + " ... (captured 4096 of 5000 bytes)"
     )
+
+
+def test_reaper_looks_at_the_agents_own_checks_only():
+    """A catalog check on another node may carry DeregisterCriticalServiceAfter
+    in its Definition, but Consul's reaper walks the agent's local state only:
+    it neither reaps that node's service nor the agent's service of the same ID."""
+    agent = Agent(AgentConfig(node="n1", deregister_minimum_ns=0))
+    agent.register_service(_service(), False)
+    store = agent.store
+    store.put_node(Node("", "db-1", "10.0.0.1", "dc1", {}, {}))
+    store.put_service(Service(node="db-1", id="web-1", name="web", local=False))
+    definition = CheckDefinition(deregister_after=MILLISECOND)
+    store.put_check(
+        Check(
+            node="db-1",
+            id="up",
+            name="up",
+            service_id="web-1",
+            service_name="web",
+            definition=definition,
+            local=False,
+        )
+    )
+    store.check("db-1", "up").critical_since -= 1.0  # far past its 1ms limit
+    agent.reap()
+    assert agent.local_service("web-1") is not None
+    assert store.service("db-1", "web-1") is not None

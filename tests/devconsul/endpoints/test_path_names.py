@@ -228,20 +228,35 @@ def test_the_agent_matches_its_own_ids_exactly(api):
     assert api.get("/v1/agent/checks").json() == {}
 
 
-def test_an_agent_check_in_another_case_replaces_the_old_one(api):
-    """One catalog check per lowercased ID: registering "Disk" beside "disk"
-    replaces it and starts afresh (critical, as a new check does), and the
-    old TTL check no longer runs: passing it is a 404."""
+def test_agent_checks_whose_ids_differ_in_case_are_two(api):
+    """Consul's agent keys its checks by the exact ID: "Disk" beside "disk"
+    is a second check, each running on its own. The catalog keys them
+    lowercased and holds one, the one registered last; a result of the other
+    stays at the agent, and removing the one the catalog holds brings the
+    other back (as Consul's next anti-entropy sync would)."""
     check = {"Name": "disk", "TTL": "30s", "Status": "passing"}
     assert api.put("/v1/agent/check/register", json=check).status_code == 200
     again = {"ID": "Disk", "Name": "disk", "TTL": "30s"}
     assert api.put("/v1/agent/check/register", json=again).status_code == 200
-    checks = api.get("/v1/agent/checks").json()
-    assert [(c["CheckID"], c["Status"]) for c in checks.values()] == [
-        ("Disk", "critical")
-    ]
-    assert api.put("/v1/agent/check/pass/disk").status_code == 404
-    assert api.put("/v1/agent/check/pass/Disk").status_code == 200
+
+    def statuses(path):
+        checks = _listed(api.get(path).json())
+        return [(c["CheckID"], c["Status"]) for c in checks if c["Type"] == "ttl"]
+
+    agent_view = [("Disk", "critical"), ("disk", "passing")]
+    assert statuses("/v1/agent/checks") == agent_view
+    assert statuses("/v1/health/state/any") == [("Disk", "critical")]
+    assert api.put("/v1/agent/check/warn/disk").status_code == 200
+    assert statuses("/v1/agent/checks") == [("Disk", "critical"), ("disk", "warning")]
+    assert statuses("/v1/health/state/any") == [("Disk", "critical")]
+
+    assert api.put("/v1/agent/check/deregister/Disk").status_code == 200
+    assert statuses("/v1/agent/checks") == [("disk", "warning")]
+    assert statuses("/v1/health/state/any") == [("disk", "warning")]
+
+
+def _listed(answer):
+    return list(answer.values()) if isinstance(answer, dict) else answer
 
 
 def test_session_checks_in_any_case(api):
@@ -261,16 +276,40 @@ def test_session_checks_in_any_case(api):
     assert api.get("/v1/session/node/db-1").json() == []
 
 
-def test_an_agent_service_in_another_case_replaces_the_old_one(api):
-    """The catalog holds one service per lowercased ID, and so does this
-    agent (Consul's agent would keep both, and its catalog entry would
-    alternate between them): "Web-1" takes over from "web-1", its check too."""
-    api.register({"ID": "web-1", "Name": "web", "Check": {"TTL": "30s"}})
-    api.register({"ID": "Web-1", "Name": "web", "Check": {"TTL": "30s"}})
-    assert list(api.get("/v1/agent/services").json()) == ["Web-1"]
-    assert list(api.get("/v1/agent/checks").json()) == ["service:Web-1"]
-    (entry,) = api.get("/v1/health/service/web").json()
-    assert [c["CheckID"] for c in entry["Checks"]] == ["serfHealth", "service:Web-1"]
+def test_agent_services_whose_ids_differ_in_case_are_two(api):
+    """Consul's agent keys its services by the exact ID (agent/local), so
+    "Web-1" beside "web-1" is a second service with a check of its own. The
+    catalog keys (node, ID) lowercased and holds one: Consul's anti-entropy
+    pushes whichever the catalog lacks at every full sync, so there it
+    alternates; here the one registered last stays. Deregistering it brings
+    the other back, where Consul's next sync would leave it."""
+    api.register({"ID": "web-1", "Name": "web", "Port": 1, "Check": {"TTL": "30s"}})
+    api.register({"ID": "Web-1", "Name": "web", "Port": 2, "Check": {"TTL": "30s"}})
+    assert list(api.get("/v1/agent/services").json()) == ["Web-1", "web-1"]
+    assert list(api.get("/v1/agent/checks").json()) == [
+        "service:Web-1",
+        "service:web-1",
+    ]
+    by_name = api.get("/v1/agent/health/service/name/web").json()
+    assert sorted(r["Service"]["ID"] for r in by_name) == ["Web-1", "web-1"]
+
+    def catalog():
+        (row,) = api.get("/v1/catalog/service/web").json()
+        (entry,) = api.get("/v1/health/service/web").json()
+        checks = [(c["CheckID"], c["Status"]) for c in entry["Checks"]]
+        return row["ServiceID"], row["ServicePort"], entry["Service"]["ID"], checks
+
+    serf = ("serfHealth", "passing")
+    assert catalog() == ("Web-1", 2, "Web-1", [serf, ("service:Web-1", "critical")])
+    assert api.put("/v1/agent/check/pass/service:web-1").status_code == 200
+    assert api.get("/v1/agent/health/service/id/web-1").status_code == 200
+    assert api.get("/v1/agent/health/service/id/Web-1").status_code == 503
+    assert catalog() == ("Web-1", 2, "Web-1", [serf, ("service:Web-1", "critical")])
+
+    assert api.put("/v1/agent/service/deregister/Web-1").status_code == 200
+    assert list(api.get("/v1/agent/services").json()) == ["web-1"]
+    assert list(api.get("/v1/agent/checks").json()) == ["service:web-1"]
+    assert catalog() == ("web-1", 1, "web-1", [serf, ("service:web-1", "passing")])
 
 
 def test_agent_maps_are_in_go_key_order(api):
