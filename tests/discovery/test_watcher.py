@@ -10,7 +10,9 @@ from discovery.consul_client import ConsulSettings, make_consul
 from discovery.watcher import (
     Backoff,
     HealthWatcher,
+    RateLimit,
     aggregate_status,
+    next_index,
     parse_entry,
     stop_all,
     swaps,
@@ -94,6 +96,7 @@ def make_watcher(fake):
 
     def make(**kwargs):
         kwargs.setdefault("backoff", Backoff(base=0.01, cap=0.05))
+        kwargs.setdefault("rate", RateLimit(period=0.01))
         w = HealthWatcher("svc", consul=fake, **kwargs)
         started.append(w)
         return w.start()
@@ -198,7 +201,7 @@ def test_wait_timeout_keeps_the_index():
         hold=0.05
     )  # every blocking query times out at once, index unchanged
     fake.health.set([entry("a")], index=42)
-    w = HealthWatcher("svc", consul=fake).start()
+    w = HealthWatcher("svc", consul=fake, rate=RateLimit(period=0.01)).start()
     try:
         wait_until(
             lambda: len(fake.health.calls) >= 6, timeout=5, what="several timeouts"
@@ -290,6 +293,85 @@ def test_parse_entry_fields_and_defaults():
     assert (i.id, i.service, i.address, i.port) == ("a", "svc", "10.9.9.9", 81)
     assert i.weights == (3, 2) and dict(i.meta) == {"v": "1"}
     assert parse_entry(entry("b")).weights == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "previous, returned, expected",
+    [
+        (0, 10, 10),  # the first answer: a baseline
+        (10, 10, 10),  # the wait ran out: block on the same index again
+        (10, 12, 12),
+        (500, 7, 0),  # went backwards (agent restarted, snapshot restored): ask afresh
+        (0, 0, 1),  # X-Consul-Index 0 (a Consul bug): 0 would not block, 1 does
+        (1, 0, 1),  # and it stays 1 while Consul keeps answering 0
+        (10, 0, 0),  # backwards to 0: ask afresh, then the rule above
+    ],
+)
+def test_next_index(previous, returned, expected):
+    assert next_index(previous, returned) == expected
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_limit_lets_a_burst_of_two_through_then_one_query_per_period():
+    clock = Clock()
+    rate = RateLimit(burst=2, period=1.0, clock=clock)
+    assert [rate.delay(), rate.delay()] == [0.0, 0.0]
+    assert rate.delay() == pytest.approx(1.0)  # answers that keep coming back at once
+    clock.now += 1.0  # it waited its turn
+    assert rate.delay() == pytest.approx(1.0)
+    clock.now += 1.0
+    clock.now += 30.0  # then a query blocked the whole wait: the bucket is full again
+    assert [rate.delay(), rate.delay()] == [0.0, 0.0]
+    assert rate.delay() == pytest.approx(1.0)
+
+
+class Churning(FakeConsul):
+    """An index that moves on every query: each answer comes back at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.health.service = self._service
+
+    def _service(self, name, index=None, wait=None, passing=None):
+        self.health.calls.append({"index": index})
+        self.health.index += 1
+        return str(self.health.index), []
+
+
+class RecordingRate:
+    """Free for the first `free` queries, then makes the watcher wait an hour."""
+
+    def __init__(self, free):
+        self.free, self.asked = free, 0
+
+    def delay(self):
+        self.asked += 1
+        return 0.0 if self.asked <= self.free else 3600.0
+
+
+def test_a_churning_index_does_not_spin_the_loop():
+    fake, rate = Churning(), RecordingRate(free=3)
+    w = HealthWatcher("svc", consul=fake, rate=rate).start()
+    try:
+        wait_until(lambda: rate.asked == 4, timeout=5, what="the fourth token asked")
+        # Every query paid its token first: the fourth waits, so three went out.
+        assert len(fake.health.calls) == 3
+    finally:
+        w.stop()
+
+
+def test_an_index_of_zero_is_blocked_on_as_one(fake, make_watcher):
+    fake.health.set([entry("a")], index=0)
+    make_watcher()
+    wait_until(lambda: len(fake.health.calls) >= 3, timeout=5, what="three queries")
+    assert [c["index"] for c in fake.health.calls[:3]] == [None, 1, 1]
 
 
 def test_backoff_grows_caps_and_jitters():
