@@ -19,6 +19,7 @@ from discovery.watcher import (
     watch,
 )
 from tests.discovery.stubs import StubServer
+from tests.support.clock import Clock, RecordingRate
 from tests.support.processes import true_in_a_forked_child, wait_until
 
 
@@ -311,14 +312,6 @@ def test_next_index(previous, returned, expected):
     assert next_index(previous, returned) == expected
 
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_rate_limit_lets_a_burst_of_two_through_then_one_query_per_period():
     clock = Clock()
     rate = RateLimit(burst=2, period=1.0, clock=clock)
@@ -343,17 +336,6 @@ class Churning(FakeConsul):
         self.health.calls.append({"index": index})
         self.health.index += 1
         return str(self.health.index), []
-
-
-class RecordingRate:
-    """Free for the first `free` queries, then makes the watcher wait an hour."""
-
-    def __init__(self, free):
-        self.free, self.asked = free, 0
-
-    def delay(self):
-        self.asked += 1
-        return 0.0 if self.asked <= self.free else 3600.0
 
 
 def test_a_churning_index_does_not_spin_the_loop():
