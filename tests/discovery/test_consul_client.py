@@ -1,4 +1,5 @@
 import json
+import urllib.parse
 
 import pytest
 
@@ -65,6 +66,8 @@ def consul_stub(request):
     """Just enough of Consul for the calls discovery makes."""
     if request.path.startswith("/v1/health/service/"):
         return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, b"[]"
+    if request.path.startswith("/v1/catalog/services"):
+        return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, b"{}"
     if request.path == "/v1/agent/services":
         return 200, {"Content-Type": "application/json"}, json.dumps({}).encode()
     return 200, {}, b""
@@ -97,3 +100,21 @@ def test_client_uses_settings_address_and_timeout():
     client = make_consul(ConsulSettings(host="10.1.2.3", port=8600, timeout=1.5))
     assert client.http.base_uri == "http://10.1.2.3:8600"
     assert client.http.connections_timeout == 1.5
+
+
+def query_of(request) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(request[1]).query, True)
+
+
+def test_health_and_catalog_reads_are_stale_and_agent_calls_are_left_alone():
+    with StubServer(consul_stub) as stub:
+        client = make_consul(ConsulSettings(port=stub.port))
+        client.health.service("user-service", passing=True)
+        client.health.service("user-service", index=3, wait="10ms")
+        client.catalog.services(index=3, wait="10ms")
+        client.catalog.services(consistency="consistent")  # named: as asked
+        client.agent.services()
+    queries = [query_of(r) for r in stub.requests]
+    assert [q.get("stale") for q in queries[:3]] == [["1"]] * 3
+    assert "stale" not in queries[3] and queries[3]["consistent"] == ["1"]
+    assert queries[4] == {}
