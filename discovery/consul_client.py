@@ -7,6 +7,8 @@
 | CONSUL_HTTP_SSL | false | use https when CONSUL_HTTP_ADDR carries no scheme |
 | CONSUL_HTTP_SSL_VERIFY | true | verify the agent's TLS certificate |
 | CONSUL_CACERT | (none) | CA bundle file for verifying the agent |
+| CONSUL_CLIENT_CERT | (none) | client certificate file, for an agent that verifies clients |
+| CONSUL_CLIENT_KEY | (none) | its private key file (none: CONSUL_CLIENT_CERT holds both) |
 | CONSUL_TIMEOUT | 5 | seconds to connect or get an answer; blocking queries add their wait |
 
 The names follow Consul's own CLI, so a shell already set up for `consul` works unchanged.
@@ -41,6 +43,7 @@ class ConsulSettings:
     token: str | None = None
     timeout: float = 5.0
     verify: bool | str = True
+    cert: str | tuple[str, str] | None = None  # requests' `cert`: file, or (file, key)
 
     @property
     def url(self) -> str:
@@ -65,7 +68,18 @@ class ConsulSettings:
             token=environ.get("CONSUL_HTTP_TOKEN", "").strip() or None,
             timeout=env_float("CONSUL_TIMEOUT", 5.0, minimum=0.1, environ=environ),
             verify=verify,
+            cert=client_cert(environ),
         )
+
+
+def client_cert(environ: Mapping[str, str]) -> str | tuple[str, str] | None:
+    """CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY, as Consul's CLI reads them: what an agent
+    with `verify_incoming` on its HTTPS port asks every client for."""
+    cert = environ.get("CONSUL_CLIENT_CERT", "").strip()
+    key = environ.get("CONSUL_CLIENT_KEY", "").strip()
+    if key and not cert:
+        raise ConfigError("CONSUL_CLIENT_KEY: set, but CONSUL_CLIENT_CERT is not")
+    return (cert, key) if key else cert or None
 
 
 def env_bool(name: str, default: bool, environ: Mapping[str, str]) -> bool:
@@ -139,6 +153,7 @@ def make_consul(settings: ConsulSettings | None = None) -> consul.Consul:
         scheme=settings.scheme,
         token=settings.token,
         verify=settings.verify,
+        cert=settings.cert,
         connections_timeout=settings.timeout,
     )
     # py-consul lets os.environ's CONSUL_HTTP_TOKEN override the argument; the settings win,

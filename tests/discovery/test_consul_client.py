@@ -1,7 +1,10 @@
 import json
+import ssl
+import subprocess
 import urllib.parse
 
 import pytest
+import requests
 
 from chassis.env import ConfigError
 from discovery.consul_client import ConsulSettings, make_consul
@@ -34,6 +37,12 @@ from tests.discovery.stubs import StubServer
         ({"CONSUL_TIMEOUT": "2.5"}, {"timeout": 2.5}),
         ({"CONSUL_HTTP_SSL_VERIFY": "false"}, {"verify": False}),
         ({"CONSUL_CACERT": "/etc/ca.pem"}, {"verify": "/etc/ca.pem"}),
+        ({}, {"cert": None}),
+        ({"CONSUL_CLIENT_CERT": "/etc/both.pem"}, {"cert": "/etc/both.pem"}),
+        (
+            {"CONSUL_CLIENT_CERT": "/etc/c.pem", "CONSUL_CLIENT_KEY": "/etc/c.key"},
+            {"cert": ("/etc/c.pem", "/etc/c.key")},
+        ),
     ],
 )
 def test_settings_from_env(environ, expected):
@@ -54,6 +63,7 @@ def test_settings_from_env(environ, expected):
         ({"CONSUL_HTTP_SSL_VERIFY": "2"}, "CONSUL_HTTP_SSL_VERIFY"),
         ({"CONSUL_TIMEOUT": "soon"}, "CONSUL_TIMEOUT"),
         ({"CONSUL_TIMEOUT": "0"}, "CONSUL_TIMEOUT"),
+        ({"CONSUL_CLIENT_KEY": "/etc/c.key"}, "CONSUL_CLIENT_KEY"),
     ],
 )
 def test_bad_values_name_the_variable(environ, variable):
@@ -118,3 +128,40 @@ def test_health_and_catalog_reads_are_stale_and_agent_calls_are_left_alone():
     assert [q.get("stale") for q in queries[:3]] == [["1"]] * 3
     assert "stale" not in queries[3] and queries[3]["consistent"] == ["1"]
     assert queries[4] == {}
+
+
+def self_signed(directory, name: str) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key: (cert file, key file)."""
+    cert, key = str(directory / f"{name}.pem"), str(directory / f"{name}.key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", key, "-out", cert, "-subj", f"/CN={name}"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_the_client_certificate_is_presented_to_an_agent_that_verifies_clients(
+    tmp_path,
+):
+    """An agent with `verify_incoming` on its HTTPS port refuses a client without one."""
+    agent_cert, agent_key = self_signed(tmp_path, "agent")
+    client_cert, client_key = self_signed(tmp_path, "client")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(agent_cert, agent_key)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(client_cert)
+    with StubServer(consul_stub) as stub:
+        stub.server.socket = tls.wrap_socket(stub.server.socket, server_side=True)
+        environ = {
+            "CONSUL_HTTP_ADDR": f"https://127.0.0.1:{stub.port}",
+            "CONSUL_CACERT": agent_cert,
+            "CONSUL_CLIENT_CERT": client_cert,
+            "CONSUL_CLIENT_KEY": client_key,
+        }
+        assert make_consul(ConsulSettings.from_env(environ)).agent.services() == {}
+        del environ["CONSUL_CLIENT_CERT"], environ["CONSUL_CLIENT_KEY"]
+        with pytest.raises(requests.exceptions.ConnectionError):
+            make_consul(ConsulSettings.from_env(environ)).agent.services()
