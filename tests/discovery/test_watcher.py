@@ -278,6 +278,8 @@ def test_malformed_answer_keeps_last_good_snapshot(fake, make_watcher):
             "maintenance",
         ),
         ([check("passing"), check("critical", "_node_maintenance")], "maintenance"),
+        # A node check failing (the agent's node unreachable) takes every instance on it out.
+        ([check("passing"), check("critical", "serfHealth")], "critical"),
         ([check("bogus")], "critical"),
     ],
 )
@@ -507,6 +509,35 @@ def test_a_hung_agent_bounds_each_query_then_goes_stale():
         finally:
             w.stop()
             release.set()
+
+
+def test_rate_limited_by_consul_keeps_the_snapshot_and_backs_off():
+    """429 (Consul's rate limits, http_max_conns_per_client): like any failure, the last
+    instances stay, marked stale, and the next query, after a backoff, carries no index."""
+    limited = threading.Event()
+
+    def agent(request):
+        if limited.is_set():
+            return 429, {"Content-Type": "text/plain"}, b"rate limit exceeded"
+        body = b"[" + json.dumps(entry("a")).encode() + b"]"
+        return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, body
+
+    with StubServer(agent) as stub:
+        consul = make_consul(ConsulSettings(port=stub.port, timeout=2))
+        backoff = Backoff(base=0.01, cap=0.05)
+        w = HealthWatcher("svc", consul=consul, wait=0.2, backoff=backoff).start()
+        try:
+            wait_until(lambda: ids(w) == ["a"], timeout=5)
+            limited.set()
+            wait_until(lambda: w.snapshot().stale, timeout=5, what="stale snapshot")
+            assert ids(w) == ["a"] and "429" in w.snapshot().error
+            wait_until(lambda: len(stub.requests) >= 4, timeout=5, what="retries")
+            limited.clear()
+            wait_until(lambda: not w.snapshot().stale, timeout=5, what="recovery")
+        finally:
+            w.stop()
+    first_retry = [path for _, path, _ in stub.requests if "index=7" not in path][1]
+    assert "index=" not in first_retry
 
 
 # -- integration: a real devconsul agent ---------------------------------------------------
