@@ -26,6 +26,7 @@ changes) plus requests already routed to this instance; 3 s suits the local stac
 where callers use longer timeouts.
 """
 
+import ipaddress
 import logging
 import os
 import re
@@ -116,8 +117,7 @@ class RegistrationSettings:
         return cls(
             name=name,
             prefix=prefix,
-            address=env_str("SERVICE_ADDRESS", "", environ)
-            or default_advertise_address(),
+            address=advertised_address(env_str("SERVICE_ADDRESS", "", environ)),
             port=env_int(
                 "PORT", default_port, minimum=1, maximum=65535, environ=environ
             ),
@@ -150,6 +150,24 @@ class RegistrationSettings:
         if self.lb_strategy:
             meta["lb_strategy"] = self.lb_strategy
         return meta
+
+
+def advertised_address(raw: str) -> str:
+    """SERVICE_ADDRESS, else a default one. Not an unspecified address (0.0.0.0, ::): Consul
+    refuses it (400 Invalid service address) at every try, so the instance would serve and
+    never register; nor could a caller reach it."""
+    if not raw:
+        return default_advertise_address()
+    try:
+        unspecified = ipaddress.ip_address(raw).is_unspecified
+    except ValueError:
+        unspecified = False  # a host name
+    if unspecified:
+        raise ConfigError(
+            f"SERVICE_ADDRESS: {raw!r} is an address to listen on (BIND_HOST), "
+            "not one others can reach"
+        )
+    return raw
 
 
 class Registration:

@@ -80,6 +80,9 @@ def test_address_defaults_to_an_advertisable_one():
         ({"SERVICE_WEIGHT_PASSING": "0"}, "SERVICE_WEIGHT_PASSING"),
         ({"SERVICE_WEIGHT_WARNING": "70000"}, "SERVICE_WEIGHT_WARNING"),
         ({"SERVICE_LB_STRATEGY": "fastest"}, "SERVICE_LB_STRATEGY"),
+        # Consul refuses these (400 Invalid service address) however often it is asked.
+        ({"SERVICE_ADDRESS": "0.0.0.0"}, "SERVICE_ADDRESS"),
+        ({"SERVICE_ADDRESS": "::"}, "SERVICE_ADDRESS"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable):
