@@ -102,6 +102,9 @@ class RateLimit:
         self._last = now
         return max(0.0, -self._tokens * self.period)
 
+    def refill(self) -> None:
+        self._tokens, self._last = float(self.burst), self._clock()
+
 
 def next_index(previous: int, returned: int) -> int:
     """The index to block on after an answer, as Consul's blocking-query guidance says: 0
@@ -216,6 +219,8 @@ class HealthWatcher:
             self._loaded.set()
         if self._owns_consul:
             self._consul = None
+        # The child's loop is a new one: what the parent's spent is not its debt.
+        self.rate.refill()
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -400,6 +400,30 @@ def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(
         fake.health.error = None
 
 
+def test_a_forked_child_asks_consul_at_once_whatever_its_parent_spent(fake):
+    """A worker forked while its master's watcher was held back by the rate limit runs a
+    loop of its own, which owes nothing: its first answer comes at once."""
+    fake.health.set([entry("a")], index=9)
+    parent = HealthWatcher("svc", consul=fake, rate=RateLimit(period=3600)).start()
+    try:
+        wait_until(lambda: len(fake.health.calls) >= 2, 2, what="a blocking query")
+        fake.health.set([entry("b")], index=10)  # its next query would wait an hour
+        wait_until(lambda: ids(parent) == ["b"], 2, what="the parent's answer")
+
+        def child_answers():
+            fake.health.set([entry("c")], index=11)  # in the child's memory only
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if ids(parent) == ["c"]:
+                    return True
+                time.sleep(0.01)
+            return False
+
+        assert true_in_a_forked_child(child_answers)
+    finally:
+        parent.stop()
+
+
 def test_reading_a_running_watcher_makes_no_system_call(
     fake, make_watcher, monkeypatch
 ):

@@ -20,3 +20,6 @@ class RecordingRate:
     def delay(self) -> float:
         self.asked += 1
         return 0.0 if self.asked <= self.free else 3600.0
+
+    def refill(self) -> None:
+        pass
