@@ -7,9 +7,17 @@
 | CONSUL_HTTP_SSL | false | use https when CONSUL_HTTP_ADDR carries no scheme |
 | CONSUL_HTTP_SSL_VERIFY | true | verify the agent's TLS certificate |
 | CONSUL_CACERT | (none) | CA bundle file for verifying the agent |
+| CONSUL_CLIENT_CERT | (none) | client certificate file, for an agent that verifies clients |
+| CONSUL_CLIENT_KEY | (none) | its private key file (none: CONSUL_CLIENT_CERT holds both) |
 | CONSUL_TIMEOUT | 5 | seconds to connect or get an answer; blocking queries add their wait |
 
 The names follow Consul's own CLI, so a shell already set up for `consul` works unchanged.
+
+Health and catalog reads are `stale` (Consul's consistency modes): any server answers them,
+not only the leader. Discovery reads all the time, from every process, and must go on
+answering while the servers elect a leader; Consul says such reads are generally within
+50 ms of the leader, and its own DNS interface reads stale by default. A read a little
+behind costs at most a request to an instance just gone, which callers retry elsewhere.
 """
 
 import os
@@ -21,6 +29,8 @@ import consul
 from chassis.env import ConfigError, env_float, env_str
 
 DEFAULT_ADDR = "127.0.0.1:8500"
+STALE_READS = ("/v1/health/", "/v1/catalog/")
+CONSISTENCY_MODES = {"stale", "consistent", "leader"}
 TRUE_WORDS = {"1", "t", "true", "yes", "on"}
 FALSE_WORDS = {"0", "f", "false", "no", "off"}
 
@@ -33,6 +43,7 @@ class ConsulSettings:
     token: str | None = None
     timeout: float = 5.0
     verify: bool | str = True
+    cert: str | tuple[str, str] | None = None  # requests' `cert`: file, or (file, key)
 
     @property
     def url(self) -> str:
@@ -57,7 +68,18 @@ class ConsulSettings:
             token=environ.get("CONSUL_HTTP_TOKEN", "").strip() or None,
             timeout=env_float("CONSUL_TIMEOUT", 5.0, minimum=0.1, environ=environ),
             verify=verify,
+            cert=client_cert(environ),
         )
+
+
+def client_cert(environ: Mapping[str, str]) -> str | tuple[str, str] | None:
+    """CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY, as Consul's CLI reads them: what an agent
+    with `verify_incoming` on its HTTPS port asks every client for."""
+    cert = environ.get("CONSUL_CLIENT_CERT", "").strip()
+    key = environ.get("CONSUL_CLIENT_KEY", "").strip()
+    if key and not cert:
+        raise ConfigError("CONSUL_CLIENT_KEY: set, but CONSUL_CLIENT_CERT is not")
+    return (cert, key) if key else cert or None
 
 
 def env_bool(name: str, default: bool, environ: Mapping[str, str]) -> bool:
@@ -95,18 +117,43 @@ def parse_addr(value: str, default_scheme: str = "http") -> tuple[str, int, str]
     return parsed.hostname, port, scheme
 
 
+class StaleReadsHTTP(consul.std.HTTPClient):
+    """py-consul's transport, asking for `stale` on health and catalog reads that name no
+    consistency mode (py-consul's health calls cannot name one)."""
+
+    def get(self, callback, path, params=None, headers=None, raw=False):
+        params = list(params or ())
+        named = any(name in CONSISTENCY_MODES for name, _ in params)
+        if path.startswith(STALE_READS) and not named:
+            params.append(("stale", "1"))
+        return super().get(callback, path, params, headers, raw)
+
+
+class StaleReadsConsul(consul.Consul):
+    def http_connect(self, host, port, scheme, verify=True, cert=None):
+        return StaleReadsHTTP(
+            host,
+            port,
+            scheme,
+            verify,
+            cert,
+            connections_timeout=self.connections_timeout,
+        )
+
+
 def make_consul(settings: ConsulSettings | None = None) -> consul.Consul:
     """A py-consul client for `settings` (default: from the environment).
 
     Each client owns one requests.Session: give every thread that calls Consul its own client.
     """
     settings = settings or ConsulSettings.from_env()
-    client = consul.Consul(
+    client = StaleReadsConsul(
         host=settings.host,
         port=settings.port,
         scheme=settings.scheme,
         token=settings.token,
         verify=settings.verify,
+        cert=settings.cert,
         connections_timeout=settings.timeout,
     )
     # py-consul lets os.environ's CONSUL_HTTP_TOKEN override the argument; the settings win,

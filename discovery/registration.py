@@ -26,6 +26,7 @@ changes) plus requests already routed to this instance; 3 s suits the local stac
 where callers use longer timeouts.
 """
 
+import ipaddress
 import logging
 import os
 import re
@@ -116,8 +117,7 @@ class RegistrationSettings:
         return cls(
             name=name,
             prefix=prefix,
-            address=env_str("SERVICE_ADDRESS", "", environ)
-            or default_advertise_address(),
+            address=advertised_address(env_str("SERVICE_ADDRESS", "", environ)),
             port=env_int(
                 "PORT", default_port, minimum=1, maximum=65535, environ=environ
             ),
@@ -152,9 +152,30 @@ class RegistrationSettings:
         return meta
 
 
+def advertised_address(raw: str) -> str:
+    """SERVICE_ADDRESS, else a default one. Not an unspecified address (0.0.0.0, ::): Consul
+    refuses it (400 Invalid service address) at every try, so the instance would serve and
+    never register; nor could a caller reach it."""
+    if not raw:
+        return default_advertise_address()
+    try:
+        unspecified = ipaddress.ip_address(raw).is_unspecified
+    except ValueError:
+        unspecified = False  # a host name
+    if unspecified:
+        raise ConfigError(
+            f"SERVICE_ADDRESS: {raw!r} is an address to listen on (BIND_HOST), "
+            "not one others can reach"
+        )
+    return raw
+
+
 class Registration:
     """This instance's entry in the local agent. Calls are serialised: the anti-entropy
-    thread and the shutdown path share one Consul client."""
+    thread and the shutdown path share one Consul client. Once the instance starts leaving
+    (`close`, which drain and deregistration begin with) it never registers again: a late
+    re-registration would drop the drain's maintenance check (replace-existing-checks) or
+    bring back an instance that is gone."""
 
     def __init__(
         self,
@@ -167,6 +188,7 @@ class Registration:
         # Checked at boot by the caller; None reads CONSUL_HTTP_* on first use.
         self.consul_settings = consul_settings
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def service_id(self) -> str:
@@ -177,9 +199,10 @@ class Registration:
             self._consul = make_consul(self.consul_settings)
         return self._consul
 
-    def register(self) -> None:
+    def register(self) -> bool:
         """Service and check in one call; replace-existing-checks drops stale checks (and a
-        maintenance flag left from an earlier life of the same ID)."""
+        maintenance flag left from an earlier life of the same ID). False, and nothing
+        sent, once closed."""
         s = self.settings
         check = Check.http(
             s.check_url,
@@ -188,6 +211,8 @@ class Registration:
             deregister=go_duration(s.deregister_after),
         )
         with self._lock:
+            if self._closed:
+                return False
             self._client().agent.service.register(
                 s.name,
                 service_id=s.service_id,
@@ -205,6 +230,12 @@ class Registration:
             s.check_url,
             check["interval"],
         )
+        return True
+
+    def close(self) -> None:
+        """Never register again. Under the lock: a registration in flight ends first."""
+        with self._lock:
+            self._closed = True
 
     def is_known(self) -> bool:
         """Whether the local agent still has this instance (it forgets all on restart)."""
@@ -219,6 +250,7 @@ class Registration:
 
     def deregister(self) -> None:
         with self._lock:
+            self._closed = True
             self._client().agent.service.deregister(self.service_id)
         log.info("deregistered %s", self.service_id)
 
@@ -226,6 +258,7 @@ class Registration:
         """Leave the passing set, keep serving `drain_seconds`, then deregister. Never
         raises: shutdown must go on when Consul is unreachable."""
         seconds = self.settings.drain_seconds
+        self.close()
         try:
             self.enter_maintenance(f"draining: shutting down, gone in {seconds:g}s")
         except Exception as exc:  # noqa: BLE001 - logged; nobody to tell but the log
@@ -282,11 +315,11 @@ class AntiEntropy:
                 if self.registration.is_known() or stopping.is_set():
                     failing = False
                     continue
-                self.registration.register()
-                log.info(
-                    "re-registered %s: the agent did not know it",
-                    self.registration.service_id,
-                )
+                if self.registration.register():
+                    log.info(
+                        "re-registered %s: the agent did not know it",
+                        self.registration.service_id,
+                    )
                 failing = False
             except Exception as exc:  # noqa: BLE001 - try again next round
                 if not failing:  # once per outage, not once per poll

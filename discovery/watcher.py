@@ -4,6 +4,8 @@ One daemon thread per watcher follows /v1/health/service/<name>[?passing] with `
 Each answer becomes a new immutable Snapshot, swapped in with one assignment; readers never
 lock and never call Consul. When Consul fails the last good snapshot stays (fail-static),
 marked stale with the error, while the thread backs off with jitter and recovers by itself.
+The index is handled as Consul's blocking-query guidance says (reset when it goes backwards,
+never 0 once answered) and the loop is rate limited, so it never spins however Consul answers.
 
 `watch(name)` hands out one watcher per service per process. Threads do not survive fork:
 a forked child keeps the watcher object with its last snapshot and runs its own thread from
@@ -34,9 +36,13 @@ log = logging.getLogger("discovery")
 WAIT_SECONDS = (
     30.0  # blocking-query wait; the HTTP timeout is this plus the client timeout
 )
-MIN_LOOP_SECONDS = (
-    0.05  # floor between queries whose index did not move (spurious wake-ups)
-)
+# Consul's guidance for blocking-query loops: a token bucket with a burst of 2, so that
+# answers arriving now and then are followed at once, while a loop whose answers keep coming
+# back at once (an index churning in an incident, an agent or proxy that does not block)
+# slows to one query per RATE_PERIOD_SECONDS instead of spinning. Short enough that a
+# change still shows within a second, as DRAIN_SECONDS counts on.
+RATE_BURST = 2
+RATE_PERIOD_SECONDS = 0.5
 LOG_EVERY_SECONDS = 30.0  # while failing, repeat the warning at most this often
 # After a reset or an outage, how long the last instances stand in for an answer without a
 # passing one: anti-entropy re-registers within seconds, and a new check passes within its
@@ -77,6 +83,38 @@ class Backoff:
         return raw * self._rng.uniform(0.5, 1.0)
 
 
+class RateLimit:
+    """Token bucket: `burst` queries at once, then one per `period` seconds. A query that
+    blocked for a while has earned its tokens back, so the happy path never waits."""
+
+    def __init__(
+        self, burst=RATE_BURST, period=RATE_PERIOD_SECONDS, clock=time.monotonic
+    ):
+        self.burst, self.period, self._clock = burst, period, clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def delay(self) -> float:
+        """Take a token: the seconds to wait before the query it pays for."""
+        now = self._clock()
+        earned = (now - self._last) / self.period
+        self._tokens = min(float(self.burst), self._tokens + earned) - 1
+        self._last = now
+        return max(0.0, -self._tokens * self.period)
+
+    def refill(self) -> None:
+        self._tokens, self._last = float(self.burst), self._clock()
+
+
+def next_index(previous: int, returned: int) -> int:
+    """The index to block on after an answer, as Consul's blocking-query guidance says: 0
+    (ask afresh, answered at once) when it went backwards, else the answer's. An index of 0
+    (a Consul bug some versions have) counts as 1, which is always safe to block on: 0
+    would not block, and the loop would spin."""
+    returned = max(returned, 1)
+    return 0 if returned < previous else returned
+
+
 class HealthWatcher:
     def __init__(
         self,
@@ -86,11 +124,13 @@ class HealthWatcher:
         wait: float = WAIT_SECONDS,
         backoff: Backoff | None = None,
         reset_hold: float = RESET_HOLD_SECONDS,
+        rate: RateLimit | None = None,
     ):
         self.service = service
         self.passing_only = passing_only
         self.wait = wait
         self.backoff = backoff or Backoff()
+        self.rate = rate or RateLimit()
         self.reset_hold = reset_hold
         self._consul = consul
         self._owns_consul = consul is None
@@ -179,13 +219,16 @@ class HealthWatcher:
             self._loaded.set()
         if self._owns_consul:
             self._consul = None
+        # The child's loop is a new one: what the parent's spent is not its debt.
+        self.rate.refill()
 
     # -- the loop ----------------------------------------------------------------------
 
     def _run(self, stopping: threading.Event) -> None:
         index, failures, last_log = 0, 0, -LOG_EVERY_SECONDS
         while not stopping.is_set():
-            started = time.monotonic()
+            if stopping.wait(self.rate.delay()):
+                break
             try:
                 new_index, entries = self._query(index)
                 instances = tuple(sorted(parse_entries(entries), key=lambda i: i.id))
@@ -222,10 +265,7 @@ class HealthWatcher:
             self._loaded.set()
             # An index that went backwards (agent restarted, state lost) restarts the
             # sequence: the next query answers at once and sets a fresh baseline.
-            spurious = new_index == index
-            index = 0 if new_index < index else new_index
-            if spurious and now - started < MIN_LOOP_SECONDS:
-                stopping.wait(MIN_LOOP_SECONDS)
+            index = next_index(index, new_index)
 
     def _query(self, index: int) -> tuple[int, list]:
         self._asking_since = time.monotonic()

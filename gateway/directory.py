@@ -26,7 +26,7 @@ from functools import cached_property
 from discovery.consul_client import ConsulSettings, make_consul
 from discovery.instances import Instance, Snapshot
 from discovery.strategies import STRATEGIES, Strategy, make_strategy
-from discovery.watcher import RESET_HOLD_SECONDS, HealthWatcher
+from discovery.watcher import RESET_HOLD_SECONDS, HealthWatcher, RateLimit, next_index
 from discovery.watcher import swaps as watcher_swaps
 from gateway.resilience import Ejector
 from gateway.routes import RouteTable, build_table, claimed_prefixes
@@ -96,9 +96,10 @@ class Directory:
         watcher_factory: Callable[[str], HealthWatcher] | None = None,
         catalog=None,
         reset_hold: float = RESET_HOLD_SECONDS,
+        rate: RateLimit | None = None,
     ):
-        """`catalog` (py-consul's `Consul.catalog` shape) and `watcher_factory` are
-        injectable so tests can drive the directory without an agent."""
+        """`catalog` (py-consul's `Consul.catalog` shape), `watcher_factory` and the catalog
+        loop's `rate` are injectable so tests can drive the directory without an agent."""
         self.consul_settings = consul_settings or ConsulSettings.from_env()
         self.default_strategy = default_strategy
         self.ejector = ejector
@@ -107,6 +108,7 @@ class Directory:
         self._watcher_factory = watcher_factory or self._health_watcher
         self._catalog = catalog
         self.reset_hold = reset_hold
+        self._rate = rate or RateLimit()
         # While set, services the catalog omits are kept until then (see the docstring).
         self._hold_until: float | None = None
         self._kept: set[str] = set()
@@ -206,11 +208,13 @@ class Directory:
 
     def _follow_catalog(self) -> None:
         catalog = self._catalog or make_consul(self.consul_settings).catalog
-        index, backoff = None, 0.25
-        while not self._stop.is_set():
+        index, backoff = 0, 0.25
+        # Rate limited and its index kept as the health watchers' are (discovery.watcher):
+        # however Consul answers, this loop never spins.
+        while not self._stop.wait(self._rate.delay()):
             try:
                 new_index, services = catalog.services(
-                    index=index, wait=f"{int(self._catalog_wait() * 1000)}ms"
+                    index=index or None, wait=f"{int(self._catalog_wait() * 1000)}ms"
                 )
             except Exception as exc:  # noqa: BLE001 - keep the last table, retry later
                 self.catalog_errors += 1
@@ -220,21 +224,20 @@ class Directory:
                     )
                 self.catalog_error = f"{type(exc).__name__}: {exc}"
                 # The agent may come back restarted with a lower index: ask without one.
-                index = None
+                index = 0
                 self._ready.set()
                 self._stop.wait(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, 5.0)
                 continue
-            came_back = self.catalog_error is not None or (
-                index is not None and int(new_index) < int(index)
-            )
+            new_index = int(new_index)
+            came_back = self.catalog_error is not None or new_index < index
             if self.catalog_error is not None:
                 log.info("consul catalog reachable again")
             self.catalog_error, backoff = None, 0.25
             if came_back and self.catalog_loaded and self._watchers:
                 self._hold_until = time.monotonic() + self.reset_hold
-            # A restarted agent starts its index low again: follow it down.
-            index = new_index
+            # A restarted agent starts its index low again: start over from there.
+            index = next_index(index, new_index)
             names = set(services) - {"consul"}
             self._sync(names, keep=self._held(names))
             self.catalog_loaded = True

@@ -1,6 +1,10 @@
 import json
+import ssl
+import subprocess
+import urllib.parse
 
 import pytest
+import requests
 
 from chassis.env import ConfigError
 from discovery.consul_client import ConsulSettings, make_consul
@@ -33,6 +37,12 @@ from tests.discovery.stubs import StubServer
         ({"CONSUL_TIMEOUT": "2.5"}, {"timeout": 2.5}),
         ({"CONSUL_HTTP_SSL_VERIFY": "false"}, {"verify": False}),
         ({"CONSUL_CACERT": "/etc/ca.pem"}, {"verify": "/etc/ca.pem"}),
+        ({}, {"cert": None}),
+        ({"CONSUL_CLIENT_CERT": "/etc/both.pem"}, {"cert": "/etc/both.pem"}),
+        (
+            {"CONSUL_CLIENT_CERT": "/etc/c.pem", "CONSUL_CLIENT_KEY": "/etc/c.key"},
+            {"cert": ("/etc/c.pem", "/etc/c.key")},
+        ),
     ],
 )
 def test_settings_from_env(environ, expected):
@@ -53,6 +63,7 @@ def test_settings_from_env(environ, expected):
         ({"CONSUL_HTTP_SSL_VERIFY": "2"}, "CONSUL_HTTP_SSL_VERIFY"),
         ({"CONSUL_TIMEOUT": "soon"}, "CONSUL_TIMEOUT"),
         ({"CONSUL_TIMEOUT": "0"}, "CONSUL_TIMEOUT"),
+        ({"CONSUL_CLIENT_KEY": "/etc/c.key"}, "CONSUL_CLIENT_KEY"),
     ],
 )
 def test_bad_values_name_the_variable(environ, variable):
@@ -65,6 +76,8 @@ def consul_stub(request):
     """Just enough of Consul for the calls discovery makes."""
     if request.path.startswith("/v1/health/service/"):
         return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, b"[]"
+    if request.path.startswith("/v1/catalog/services"):
+        return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, b"{}"
     if request.path == "/v1/agent/services":
         return 200, {"Content-Type": "application/json"}, json.dumps({}).encode()
     return 200, {}, b""
@@ -97,3 +110,58 @@ def test_client_uses_settings_address_and_timeout():
     client = make_consul(ConsulSettings(host="10.1.2.3", port=8600, timeout=1.5))
     assert client.http.base_uri == "http://10.1.2.3:8600"
     assert client.http.connections_timeout == 1.5
+
+
+def query_of(request) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(request[1]).query, True)
+
+
+def test_health_and_catalog_reads_are_stale_and_agent_calls_are_left_alone():
+    with StubServer(consul_stub) as stub:
+        client = make_consul(ConsulSettings(port=stub.port))
+        client.health.service("user-service", passing=True)
+        client.health.service("user-service", index=3, wait="10ms")
+        client.catalog.services(index=3, wait="10ms")
+        client.catalog.services(consistency="consistent")  # named: as asked
+        client.agent.services()
+    queries = [query_of(r) for r in stub.requests]
+    assert [q.get("stale") for q in queries[:3]] == [["1"]] * 3
+    assert "stale" not in queries[3] and queries[3]["consistent"] == ["1"]
+    assert queries[4] == {}
+
+
+def self_signed(directory, name: str) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key: (cert file, key file)."""
+    cert, key = str(directory / f"{name}.pem"), str(directory / f"{name}.key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", key, "-out", cert, "-subj", f"/CN={name}"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_the_client_certificate_is_presented_to_an_agent_that_verifies_clients(
+    tmp_path,
+):
+    """An agent with `verify_incoming` on its HTTPS port refuses a client without one."""
+    agent_cert, agent_key = self_signed(tmp_path, "agent")
+    client_cert, client_key = self_signed(tmp_path, "client")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(agent_cert, agent_key)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(client_cert)
+    with StubServer(consul_stub) as stub:
+        stub.server.socket = tls.wrap_socket(stub.server.socket, server_side=True)
+        environ = {
+            "CONSUL_HTTP_ADDR": f"https://127.0.0.1:{stub.port}",
+            "CONSUL_CACERT": agent_cert,
+            "CONSUL_CLIENT_CERT": client_cert,
+            "CONSUL_CLIENT_KEY": client_key,
+        }
+        assert make_consul(ConsulSettings.from_env(environ)).agent.services() == {}
+        del environ["CONSUL_CLIENT_CERT"], environ["CONSUL_CLIENT_KEY"]
+        with pytest.raises(requests.exceptions.ConnectionError):
+            make_consul(ConsulSettings.from_env(environ)).agent.services()

@@ -80,6 +80,9 @@ def test_address_defaults_to_an_advertisable_one():
         ({"SERVICE_WEIGHT_PASSING": "0"}, "SERVICE_WEIGHT_PASSING"),
         ({"SERVICE_WEIGHT_WARNING": "70000"}, "SERVICE_WEIGHT_WARNING"),
         ({"SERVICE_LB_STRATEGY": "fastest"}, "SERVICE_LB_STRATEGY"),
+        # Consul refuses these (400 Invalid service address) however often it is asked.
+        ({"SERVICE_ADDRESS": "0.0.0.0"}, "SERVICE_ADDRESS"),
+        ({"SERVICE_ADDRESS": "::"}, "SERVICE_ADDRESS"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable):
@@ -191,6 +194,31 @@ def test_drain_leaves_passing_set_waits_then_deregisters(agent):
     assert "draining" in agent.fake.maintenance["user-service-10.0.0.7-8001"]
     assert not agent.fake.services
     assert all(h["X-Consul-Token"] == "tok" for _, _, h in agent.requests)
+
+
+def test_a_registration_during_the_drain_is_refused(agent):
+    """Anti-entropy registering while the instance drains (it found the agent without it a
+    moment before) would drop the maintenance check and put the instance back in the
+    passing set; after the deregistration, it would bring back an instance that is gone."""
+    registration = registration_for(agent)
+    registration.register()
+
+    def sleep(seconds):
+        registration.register()
+        assert registration.service_id in agent.fake.maintenance
+
+    registration.drain(sleep=sleep)
+    registration.register()
+    assert not agent.fake.services
+    assert calls(agent).count(("PUT", "/v1/agent/service/register")) == 1
+
+
+def test_no_registration_after_a_deregistration(agent):
+    registration = registration_for(agent)
+    registration.register()
+    registration.safe_deregister()  # on_exit's way out: SIGINT, SIGQUIT, no drain
+    registration.register()
+    assert not agent.fake.services
 
 
 def test_drain_without_consul_does_not_wait_or_raise(caplog):

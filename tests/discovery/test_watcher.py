@@ -10,13 +10,16 @@ from discovery.consul_client import ConsulSettings, make_consul
 from discovery.watcher import (
     Backoff,
     HealthWatcher,
+    RateLimit,
     aggregate_status,
+    next_index,
     parse_entry,
     stop_all,
     swaps,
     watch,
 )
 from tests.discovery.stubs import StubServer
+from tests.support.clock import Clock, RecordingRate
 from tests.support.processes import true_in_a_forked_child, wait_until
 
 
@@ -94,6 +97,7 @@ def make_watcher(fake):
 
     def make(**kwargs):
         kwargs.setdefault("backoff", Backoff(base=0.01, cap=0.05))
+        kwargs.setdefault("rate", RateLimit(period=0.01))
         w = HealthWatcher("svc", consul=fake, **kwargs)
         started.append(w)
         return w.start()
@@ -198,7 +202,7 @@ def test_wait_timeout_keeps_the_index():
         hold=0.05
     )  # every blocking query times out at once, index unchanged
     fake.health.set([entry("a")], index=42)
-    w = HealthWatcher("svc", consul=fake).start()
+    w = HealthWatcher("svc", consul=fake, rate=RateLimit(period=0.01)).start()
     try:
         wait_until(
             lambda: len(fake.health.calls) >= 6, timeout=5, what="several timeouts"
@@ -274,6 +278,8 @@ def test_malformed_answer_keeps_last_good_snapshot(fake, make_watcher):
             "maintenance",
         ),
         ([check("passing"), check("critical", "_node_maintenance")], "maintenance"),
+        # A node check failing (the agent's node unreachable) takes every instance on it out.
+        ([check("passing"), check("critical", "serfHealth")], "critical"),
         ([check("bogus")], "critical"),
     ],
 )
@@ -290,6 +296,66 @@ def test_parse_entry_fields_and_defaults():
     assert (i.id, i.service, i.address, i.port) == ("a", "svc", "10.9.9.9", 81)
     assert i.weights == (3, 2) and dict(i.meta) == {"v": "1"}
     assert parse_entry(entry("b")).weights == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "previous, returned, expected",
+    [
+        (0, 10, 10),  # the first answer: a baseline
+        (10, 10, 10),  # the wait ran out: block on the same index again
+        (10, 12, 12),
+        (500, 7, 0),  # went backwards (agent restarted, snapshot restored): ask afresh
+        (0, 0, 1),  # X-Consul-Index 0 (a Consul bug): 0 would not block, 1 does
+        (1, 0, 1),  # and it stays 1 while Consul keeps answering 0
+        (10, 0, 0),  # backwards to 0: ask afresh, then the rule above
+    ],
+)
+def test_next_index(previous, returned, expected):
+    assert next_index(previous, returned) == expected
+
+
+def test_rate_limit_lets_a_burst_of_two_through_then_one_query_per_period():
+    clock = Clock()
+    rate = RateLimit(burst=2, period=1.0, clock=clock)
+    assert [rate.delay(), rate.delay()] == [0.0, 0.0]
+    assert rate.delay() == pytest.approx(1.0)  # answers that keep coming back at once
+    clock.now += 1.0  # it waited its turn
+    assert rate.delay() == pytest.approx(1.0)
+    clock.now += 1.0
+    clock.now += 30.0  # then a query blocked the whole wait: the bucket is full again
+    assert [rate.delay(), rate.delay()] == [0.0, 0.0]
+    assert rate.delay() == pytest.approx(1.0)
+
+
+class Churning(FakeConsul):
+    """An index that moves on every query: each answer comes back at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.health.service = self._service
+
+    def _service(self, name, index=None, wait=None, passing=None):
+        self.health.calls.append({"index": index})
+        self.health.index += 1
+        return str(self.health.index), []
+
+
+def test_a_churning_index_does_not_spin_the_loop():
+    fake, rate = Churning(), RecordingRate(free=3)
+    w = HealthWatcher("svc", consul=fake, rate=rate).start()
+    try:
+        wait_until(lambda: rate.asked == 4, timeout=5, what="the fourth token asked")
+        # Every query paid its token first: the fourth waits, so three went out.
+        assert len(fake.health.calls) == 3
+    finally:
+        w.stop()
+
+
+def test_an_index_of_zero_is_blocked_on_as_one(fake, make_watcher):
+    fake.health.set([entry("a")], index=0)
+    make_watcher()
+    wait_until(lambda: len(fake.health.calls) >= 3, timeout=5, what="three queries")
+    assert [c["index"] for c in fake.health.calls[:3]] == [None, 1, 1]
 
 
 def test_backoff_grows_caps_and_jitters():
@@ -332,6 +398,30 @@ def test_forked_child_keeps_the_watcher_and_its_snapshot_with_its_own_thread(
         )
     finally:
         fake.health.error = None
+
+
+def test_a_forked_child_asks_consul_at_once_whatever_its_parent_spent(fake):
+    """A worker forked while its master's watcher was held back by the rate limit runs a
+    loop of its own, which owes nothing: its first answer comes at once."""
+    fake.health.set([entry("a")], index=9)
+    parent = HealthWatcher("svc", consul=fake, rate=RateLimit(period=3600)).start()
+    try:
+        wait_until(lambda: len(fake.health.calls) >= 2, 2, what="a blocking query")
+        fake.health.set([entry("b")], index=10)  # its next query would wait an hour
+        wait_until(lambda: ids(parent) == ["b"], 2, what="the parent's answer")
+
+        def child_answers():
+            fake.health.set([entry("c")], index=11)  # in the child's memory only
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if ids(parent) == ["c"]:
+                    return True
+                time.sleep(0.01)
+            return False
+
+        assert true_in_a_forked_child(child_answers)
+    finally:
+        parent.stop()
 
 
 def test_reading_a_running_watcher_makes_no_system_call(
@@ -443,6 +533,35 @@ def test_a_hung_agent_bounds_each_query_then_goes_stale():
         finally:
             w.stop()
             release.set()
+
+
+def test_rate_limited_by_consul_keeps_the_snapshot_and_backs_off():
+    """429 (Consul's rate limits, http_max_conns_per_client): like any failure, the last
+    instances stay, marked stale, and the next query, after a backoff, carries no index."""
+    limited = threading.Event()
+
+    def agent(request):
+        if limited.is_set():
+            return 429, {"Content-Type": "text/plain"}, b"rate limit exceeded"
+        body = b"[" + json.dumps(entry("a")).encode() + b"]"
+        return 200, {"X-Consul-Index": "7", "Content-Type": "application/json"}, body
+
+    with StubServer(agent) as stub:
+        consul = make_consul(ConsulSettings(port=stub.port, timeout=2))
+        backoff = Backoff(base=0.01, cap=0.05)
+        w = HealthWatcher("svc", consul=consul, wait=0.2, backoff=backoff).start()
+        try:
+            wait_until(lambda: ids(w) == ["a"], timeout=5)
+            limited.set()
+            wait_until(lambda: w.snapshot().stale, timeout=5, what="stale snapshot")
+            assert ids(w) == ["a"] and "429" in w.snapshot().error
+            wait_until(lambda: len(stub.requests) >= 4, timeout=5, what="retries")
+            limited.clear()
+            wait_until(lambda: not w.snapshot().stale, timeout=5, what="recovery")
+        finally:
+            w.stop()
+    first_retry = [path for _, path, _ in stub.requests if "index=7" not in path][1]
+    assert "index=" not in first_retry
 
 
 # -- integration: a real devconsul agent ---------------------------------------------------

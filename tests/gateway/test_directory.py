@@ -1,9 +1,11 @@
 """The directory against fake Consul parts: following the catalog, forgetting instances."""
 
 from discovery.consul_client import ConsulSettings
+from discovery.watcher import RateLimit
 from gateway.directory import Directory
 from gateway.resilience import Ejector
 from tests.gateway.fakes import FakeCatalog, FakeWatchers
+from tests.support.clock import RecordingRate
 from tests.support.processes import wait_until
 
 
@@ -30,7 +32,7 @@ class RecordingCatalog(QueryLog):
         return super().services(index, wait)
 
 
-def following(catalog, watchers=None, reset_hold=30.0) -> Directory:
+def following(catalog, watchers=None, reset_hold=30.0, rate=None) -> Directory:
     """A started directory following `catalog`, with fake watchers."""
     directory = Directory(
         ConsulSettings.from_env({}),
@@ -39,6 +41,7 @@ def following(catalog, watchers=None, reset_hold=30.0) -> Directory:
         watcher_factory=watchers or FakeWatchers(),
         catalog=catalog,
         reset_hold=reset_hold,
+        rate=rate or RateLimit(period=0.01),
     )
     directory.start()
     return directory
@@ -117,5 +120,36 @@ def test_an_overdue_consul_answer_makes_consul_unreachable_at_once():
         assert directory.consul_reachable
         watchers.overdue.add("users")  # a hung agent: the blocking query never returns
         assert not directory.consul_reachable
+    finally:
+        directory.stop()
+
+
+def test_a_catalog_index_of_zero_is_blocked_on_as_one():
+    catalog = QueryLog()
+    catalog.index = 0  # X-Consul-Index 0, a Consul bug: index=0 would not block
+    directory = following(catalog)
+    try:
+        wait_until(lambda: len(catalog.queries) >= 3, 5, what="three queries")
+    finally:
+        directory.stop()
+    assert catalog.queries[:3] == [None, 1, 1]
+
+
+class ChurningCatalog(QueryLog):
+    """An index that moves on every query: each answer comes back at once."""
+
+    def services(self, index=None, wait=None):
+        self.queries.append(index)
+        self.index += 1
+        return self.index, {}
+
+
+def test_a_churning_catalog_does_not_spin_the_loop():
+    catalog, rate = ChurningCatalog(), RecordingRate(free=3)
+    directory = following(catalog, rate=rate)
+    try:
+        wait_until(lambda: rate.asked == 4, 5, what="the fourth token asked")
+        # Every query paid its token first: the fourth waits, so three went out.
+        assert len(catalog.queries) == 3
     finally:
         directory.stop()
