@@ -11,7 +11,6 @@ from chassis.errors import DiscoveryError, NoHealthyInstance, ServiceUnavailable
 from discovery.client import ServiceClient, StaticSource
 from discovery.instances import Snapshot
 from discovery.strategies import make_strategy
-from discovery.watcher import RATE_PERIOD_SECONDS
 from tests.discovery.stubs import (
     FrozenServer,
     HangUpServer,
@@ -176,6 +175,8 @@ def start_service(package, agent, port, data_dir):
         "WEB_CONCURRENCY": "1",
         "GUNICORN_THREADS": "4",
         "DRAIN_SECONDS": "0.5",
+        # Access lines show which instance order-service asked.
+        "GUNICORN_CMD_ARGS": "--access-logfile -",
     }
     env.pop("USER_SERVICE_URL", None)
     argv = python_module(
@@ -217,18 +218,20 @@ def test_orders_keep_working_while_a_user_service_instance_is_killed(
         def create():
             return requests.post(f"{orders.url}/orders", json=order, timeout=10)
 
-        # Consul lists both. order-service's watchers follow within one rate-limited query:
-        # up to RATE_PERIOD_SECONDS while indexes churn, as at start-up (devconsul's single
-        # index moves on every write). Nothing order-service shows tells when it knows both
-        # (it must, or B's death below is no test), hence a plain sleep.
-        time.sleep(2 * RATE_PERIOD_SECONDS)
-        assert [create().status_code for _ in range(4)] == [201] * 4
+        # Consul lists both; order-service's watcher follows within a rate-limited query or
+        # two. Orders until it has asked each instance: B's death below must be one it knew.
+        asked = f'"GET /users/{order["user_id"]} '
+        statuses = []
+
+        def both_asked():
+            statuses.append(create().status_code)
+            return all(asked in users.output() for users in (users_a, users_b))
+
+        wait_until(both_asked, timeout=10, what="order-service asking both instances")
         users_b.signal(signal.SIGKILL)
         started = time.monotonic()
-        statuses = []
-        while (
-            time.monotonic() - started < 3
-        ):  # spans B's death until Consul marks it critical
+        # Spans B's death until Consul marks it critical.
+        while time.monotonic() - started < 3:
             statuses.append(create().status_code)
         assert set(statuses) == {201}, statuses
         # an unknown user is still told apart from an outage
