@@ -48,6 +48,7 @@ from chassis.accesslog import ACCESS_LOG_FORMAT
 from chassis.env import env_int, env_str
 from chassis.logs import configure_logging, log_level_from_env
 from discovery.consul_client import ConsulSettings
+from discovery.forksafe import guard_name_resolution
 from discovery.instances import host_for_url
 from discovery.registration import AntiEntropy, Registration, RegistrationSettings
 from discovery.watcher import watch
@@ -105,6 +106,8 @@ class ServiceLifecycle:
 
     def when_ready(self, arbiter) -> None:
         configure_logging(self.log_level)
+        # The threads started below resolve Consul's name while workers are forked.
+        guard_name_resolution()
         try:
             self.registration.register()
         except (requests.RequestException, consul.ConsulException) as exc:
