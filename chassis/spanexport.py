@@ -36,7 +36,12 @@ import threading
 from collections.abc import Callable, Mapping
 
 from chassis.env import ConfigError, env_int
-from chassis.spans import REQUEST_ID_ATTRIBUTE, AttemptSpan
+from chassis.spans import (
+    REQUEST_ID_ATTRIBUTE,
+    AttemptSpan,
+    known_method,
+    method_in_name,
+)
 
 __all__ = ["OTLPEncoder", "SpanExport", "otlp_sender", "settings_from_env"]
 
@@ -223,6 +228,7 @@ def key_values(attributes: Mapping) -> bytes:
 
 
 _METHOD = _key("http.request.method")
+_METHOD_ORIGINAL = _key("http.request.method_original")
 _PATH = _key("url.path")
 _ROUTE = _key("http.route")
 _REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
@@ -247,11 +253,14 @@ _repeated = functools.lru_cache(maxsize=1024)
 
 @_repeated
 def _server_constants(method: str, path: str, route: str | None) -> tuple[bytes, bytes]:
-    """(name and kind, method, path and route attributes) of a server span."""
-    name = f"{method} {route}" if route else method
-    attributes = _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
-        _PATH, _string(b"\x0a", path)
-    )
+    """(name and kind, method, path and route attributes) of a server span; a method the
+    semantic conventions do not know is `_OTHER`, named `HTTP`, its original beside it."""
+    known = known_method(method)
+    name = f"{method_in_name(known)} {route}" if route else method_in_name(known)
+    attributes = _attribute(_METHOD, _string(b"\x0a", known))
+    if known != method:
+        attributes += _attribute(_METHOD_ORIGINAL, _string(b"\x0a", method))
+    attributes += _attribute(_PATH, _string(b"\x0a", path))
     if route:
         attributes += _attribute(_ROUTE, _string(b"\x0a", route))
     return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER], attributes

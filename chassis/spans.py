@@ -50,6 +50,8 @@ __all__ = [
     "ServerSpan",
     "SpanRecorder",
     "attempt_span",
+    "known_method",
+    "method_in_name",
     "name_route",
     "parse_traceparent",
 ]
@@ -64,6 +66,14 @@ SAMPLERS = (
 )
 # The semantic conventions' name for a captured request header (a list of values).
 REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
+# The methods the HTTP semantic conventions know (RFC 9110's, RFC 5789's PATCH, and QUERY):
+# the list the services' instrumentations check a method against (opentelemetry-util-http's
+# sanitize_method, pinned by tests/chassis/test_spans.py), so both sides record one alike.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY",
+     "TRACE"}
+)  # fmt: skip
+OTHER_METHOD = "_OTHER"
 SAMPLED = 0x01  # W3C trace flags
 RANDOM_TRACE_ID = (
     0x02  # W3C Trace Context level 2: the trace id's right bits are random
@@ -250,6 +260,19 @@ class SpanRecorder:
         span = ServerSpan(self.sink, trace_id, parent_id, flags, trace_state, sampled)
         span.method, span.path, span.request_id = method, path, request_id
         return span
+
+
+def known_method(method: str) -> str:
+    """The `http.request.method` of a request: its method when the semantic conventions know
+    it (case-sensitively, as they ask), else `_OTHER`. A method a client makes up must not
+    become a span name or an attribute value of its own in a backend's lists; the caller
+    records the original in `http.request.method_original`."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def method_in_name(known: str) -> str:
+    """The `{method}` of a span name, for a known_method(): `HTTP` in place of `_OTHER`."""
+    return "HTTP" if known == OTHER_METHOD else known
 
 
 def name_route(route: str) -> None:

@@ -52,7 +52,13 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from chassis.env import ConfigError
-from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_setting
+from chassis.spans import (
+    REQUEST_ID_ATTRIBUTE,
+    Sampling,
+    SpanRecorder,
+    known_method,
+    sampler_setting,
+)
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
@@ -486,6 +492,7 @@ class _ConfigureOnFirstRequest:
 
 def _on_server_request(span: Span, environ: MutableMapping) -> None:
     record_request_id(span, environ.get("HTTP_X_REQUEST_ID"))
+    _record_method_original(span, environ.get("REQUEST_METHOD", ""))
     environ[ENVIRON_TRACE_ID], environ[ENVIRON_SPAN_ID] = trace_ids(span)
 
 
@@ -497,6 +504,15 @@ def record_request_id(span: Span, request_id: str | None) -> None:
     backend's search by attribute find the trace."""
     if request_id:
         span.set_attribute(REQUEST_ID_ATTRIBUTE, (request_id,))
+
+
+def _record_method_original(span: Span, method: str) -> None:
+    """A method the semantic conventions do not know is `_OTHER` in the Flask
+    instrumentation's attribute and `HTTP` in its span name, as in the gateway's spans; its
+    original goes beside it as the gateway's does, which the instrumentation does only with
+    OTEL_SEMCONV_STABILITY_OPT_IN=http."""
+    if known_method(method) != method:
+        span.set_attribute("http.request.method_original", method)
 
 
 def trace_ids(span: Span) -> tuple[str, str]:

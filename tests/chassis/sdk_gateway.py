@@ -19,7 +19,14 @@ from opentelemetry.trace.propagation.tracecontext import (
 )
 
 from chassis import tracing
-from chassis.spans import Sampling, SpanRecorder, attempt_span, name_route
+from chassis.spans import (
+    Sampling,
+    SpanRecorder,
+    attempt_span,
+    known_method,
+    method_in_name,
+    name_route,
+)
 
 PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -58,18 +65,21 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
     tracer = provider.get_tracer("switchyard")
     random.seed(seed)
     sent = []
+    method = known_method(request.method)
+    original = {"http.request.method_original": request.method}
     try:
         with tracer.start_as_current_span(
-            request.method,  # the route is not known yet
+            method_in_name(method),  # the route is not known yet
             context=PROPAGATOR.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes={
-                "http.request.method": request.method,
+                "http.request.method": method,
+                **(original if method != request.method else {}),
                 "url.path": request.path,
             },
         ) as server:
             if request.route:  # chassis.spanexport writes it beside the path
-                server.update_name(f"{request.method} {request.route}")
+                server.update_name(f"{method_in_name(method)} {request.route}")
                 server.set_attribute("http.route", request.route)
             if request.request_id:
                 server.set_attribute(

@@ -59,6 +59,9 @@ REQUESTS = {
     "no route, a long path": Request(
         {}, path="/api/" + "é" * 200, route=None, attempts=[]
     ),
+    "a method the semantic conventions do not know": Request(
+        {}, method="PROPFIND", route=None, attempts=[], answer=405
+    ),
     # request ids either side of the longest whose nested lengths all take one byte
     **{
         f"a request id of {n} bytes": Request({}, request_id="r" * n)
@@ -92,6 +95,61 @@ def test_the_bytes_decode_to_what_the_sdk_encoder_makes(request_):
         assert str(span) == str(expected_span)  # field by field, readable when not
         assert span == expected_span
     assert actual == expected
+
+
+def decoded(spans) -> list:
+    """The OTLP spans the encoder makes of chassis.spans records."""
+    encoder = OTLPEncoder({}, "switchyard")
+    request = encoder.request([encoder.span(s) for s in spans])
+    return (
+        ExportTraceServiceRequest.FromString(request)
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
+    )
+
+
+def attributes_of(span) -> dict:
+    return {
+        a.key: a.value.string_value for a in span.attributes if a.value.string_value
+    }
+
+
+@pytest.mark.parametrize(
+    "method, route, name, recorded",
+    [
+        ("GET", "/api/users/*", "GET /api/users/*", {"http.request.method": "GET"}),
+        ("QUERY", None, "QUERY", {"http.request.method": "QUERY"}),
+        *(
+            (
+                method,
+                route,
+                name,
+                {
+                    "http.request.method": "_OTHER",
+                    "http.request.method_original": method,
+                },
+            )
+            for method, route, name in [
+                ("PROPFIND", None, "HTTP"),
+                ("FOO", "/api/users/*", "HTTP /api/users/*"),
+                ("get", None, "HTTP"),  # methods are case-sensitive
+            ]
+        ),
+    ],
+)
+def test_a_method_the_conventions_do_not_know_is_other_named_http(
+    method, route, name, recorded
+):
+    """One span name and one attribute value for every made-up method, not one each."""
+    [span] = decoded(
+        light_spans(Request({}, method, route=route, attempts=[]), {}, 1).spans
+    )
+    assert span.name == name
+    attributes = attributes_of(span)
+    assert {
+        k: v for k, v in attributes.items() if k.startswith("http.request.method")
+    } == recorded
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chassis.env import ConfigError
-from chassis.spans import Sampling, attempt_span
+from chassis.spans import KNOWN_METHODS, Sampling, attempt_span
 from tests.chassis.sdk_gateway import Request, light_spans, sdk_spans
 from tests.support.tracing import keeping_recorder
 
@@ -180,3 +180,13 @@ def test_a_sampled_out_request_records_nothing_and_still_sends_its_trace_on():
 def test_an_attempt_outside_a_request_span_is_refused():
     with pytest.raises(RuntimeError):
         attempt_span("a", 1)
+
+
+def test_the_known_methods_are_those_the_services_instrumentations_know(monkeypatch):
+    """The services' Flask spans say `_OTHER` by opentelemetry-util-http's list; the
+    gateway's by KNOWN_METHODS: the same methods."""
+    from opentelemetry.util.http import sanitize_method
+
+    monkeypatch.delenv("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", False)
+    candidates = KNOWN_METHODS | {"PROPFIND", "PURGE", "LINK", "M-SEARCH", "FOO"}
+    assert {m for m in candidates if sanitize_method(m) == m} == KNOWN_METHODS

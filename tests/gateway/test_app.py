@@ -797,6 +797,25 @@ def test_the_server_span_is_named_by_the_route_it_matched_not_its_path(
     assert encoded.name == (f"GET {route}" if route else "GET")
 
 
+def test_a_method_the_conventions_do_not_know_is_other_named_http(echo, traced):
+    """Refused (the gateway proxies none such), and recorded as `_OTHER`, its original
+    beside it: a client making methods up makes no span name per method."""
+    spans = traced(echo.gateway)
+    assert echo.client.open("/api/echo/x", "PROPFIND").status_code == 405
+    [encoded] = (
+        ExportTraceServiceRequest.FromString(
+            OTLPEncoder({}, "t").request([OTLPEncoder.span(spans[-1])])
+        )
+        .resource_spans[0]
+        .scope_spans[0]
+        .spans
+    )
+    attributes = {a.key: a.value.string_value for a in encoded.attributes}
+    assert encoded.name == "HTTP"
+    assert attributes["http.request.method"] == "_OTHER"
+    assert attributes["http.request.method_original"] == "PROPFIND"
+
+
 def test_a_5xx_answer_makes_the_server_span_an_error(echo, traced):
     spans = traced(echo.gateway)
     assert echo.client.get("/api/echo/status/500").status_code == 500

@@ -294,6 +294,24 @@ def test_an_invalid_traceparent_starts_a_new_trace(traced):
     assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
 
 
+def test_a_method_the_conventions_do_not_know_is_other_named_http(traced):
+    """As the gateway records it: one span name for every made-up method, not one each."""
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    r = requests.request(
+        "FOO",
+        f"{traced.services.orders_url}/orders",
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert r.status_code == 405
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    [span] = store.trace(trace_id)
+    assert (span.name, span.attributes["http.method"]) == ("HTTP", "_OTHER")
+    assert span.attributes["http.request.method_original"] == "FOO"
+
+
 def test_a_sampled_out_request_records_nothing_and_still_propagates(traced):
     store, orders_url, user_id = (
         traced.store,
