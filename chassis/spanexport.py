@@ -233,6 +233,10 @@ _PATH = _key("url.path")
 _ROUTE = _key("http.route")
 _REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
 _STATUS_CODE = _key("http.response.status_code")
+_ADDRESS = _key("server.address")
+_PORT = _key("server.port")
+_URL = _key("url.full")
+_RESEND_COUNT = _key("http.request.resend_count")
 _INSTANCE = _key("switchyard.instance.id")
 _ATTEMPT = _key("switchyard.attempt")
 _OUTCOME = _key("switchyard.outcome")
@@ -267,14 +271,28 @@ def _server_constants(method: str, path: str, route: str | None) -> tuple[bytes,
 
 
 @_repeated
-def _attempt_constants(number: int, instance_id: str) -> tuple[bytes, bytes]:
-    """(name and kind, instance and attempt attributes) of an attempt span."""
+def _attempt_constants(
+    number: int, method: str, instance_id: str, address: str, port: int
+) -> tuple[bytes, bytes, str]:
+    """(name and kind, method, instance and attempt attributes, the start of url.full) of
+    an attempt span: named `{method}` as the semantic conventions name a client span, the
+    instance (whose id and port would make a name per instance) in attributes. A retry is
+    a resend."""
+    known = known_method(method)
+    attributes = (
+        _attribute(_METHOD, _string(b"\x0a", known))
+        + _attribute(_ADDRESS, _string(b"\x0a", address))
+        + _attribute(_PORT, b"\x18" + _varint(port))
+        + _attribute(_INSTANCE, _string(b"\x0a", instance_id))
+        + _attribute(_ATTEMPT, b"\x18" + _varint(number))
+    )
+    if number > 1:
+        attributes += _attribute(_RESEND_COUNT, b"\x18" + _varint(number - 1))
+    host = f"[{address}]" if ":" in address else address  # an IPv6 literal
     return (
-        _string(b"\x2a", f"attempt {number} {instance_id}")
-        + b"\x30"
-        + _VARINTS[_CLIENT],
-        _attribute(_INSTANCE, _string(b"\x0a", instance_id))
-        + _attribute(_ATTEMPT, b"\x18" + _varint(number)),
+        _string(b"\x2a", method_in_name(known)) + b"\x30" + _VARINTS[_CLIENT],
+        attributes,
+        f"http://{host}:{port}",
     )
 
 
@@ -352,8 +370,11 @@ def encode_server(span) -> bytes:
 
 def encode_attempt(span) -> bytes:
     """A chassis.spans.AttemptSpan as an OTLP Span: a local child of its server span."""
-    server = span.parent
-    head, attributes = _attempt_constants(span.number, span.instance_id)
+    server, instance = span.parent, span.instance
+    head, attributes, origin = _attempt_constants(
+        span.number, span.method, instance.id, instance.address, instance.port
+    )
+    attributes += _attribute(_URL, _string(b"\x0a", origin + span.target))
     return _span(
         server.trace_id,
         span.span_id,

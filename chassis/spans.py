@@ -15,7 +15,7 @@ span an exception escaped (its status still says what escaped).
     with recorder.server_span(headers, method, path, request_id) as span:   # current
         name_route("/api/users/*")              # its name: "GET /api/users/*", not the path
         ...
-        with attempt_span(instance_id, number) as attempt:      # a child of the current one
+        with attempt_span(instance, number, "GET", "/users/1") as attempt:  # a child of it
             send(headers + attempt.headers)                     # its traceparent (+ tracestate)
             attempt.finish(outcome, status)
         ...
@@ -184,23 +184,28 @@ class ServerSpan:
 
 class AttemptSpan:
     """One CLIENT span per upstream attempt, a child of its request's span; `headers` are
-    the trace headers to send with it, so the upstream's server span is its child."""
+    the trace headers to send with it, so the upstream's server span is its child. Named
+    by its method alone, as the semantic conventions name a client span: the instance it
+    went to (`instance`: its `id`, `address` and `port`) is in its attributes."""
 
     __slots__ = (
         "end_ns",
         "error",
         "headers",
-        "instance_id",
+        "instance",
+        "method",
         "number",
         "outcome",
         "parent",
         "span_id",
         "start_ns",
         "status",
+        "target",  # what was asked of the instance: its path and query
     )
 
-    def __init__(self, parent: ServerSpan, instance_id: str, number: int):
-        self.parent, self.instance_id, self.number = parent, instance_id, number
+    def __init__(self, parent: ServerSpan, instance, number, method, target):
+        self.parent, self.instance, self.number = parent, instance, number
+        self.method, self.target = method, target
         self.span_id = getrandbits(64) or _nonzero(64)
         self.outcome = self.status = self.error = self.end_ns = None
         self.headers = [
@@ -283,13 +288,14 @@ def name_route(route: str) -> None:
     _current.get().route = route
 
 
-def attempt_span(instance_id: str, number: int) -> AttemptSpan:
-    """An attempt of the current request span. Only a request starts a trace: call it
-    inside SpanRecorder.server_span's block."""
+def attempt_span(instance, number: int, method: str, target: str) -> AttemptSpan:
+    """Attempt `number` of the current request span: `method` and `target` (path and query)
+    sent to `instance` (a discovery Instance: its `id`, `address`, `port`). Only a request
+    starts a trace: call it inside SpanRecorder.server_span's block."""
     parent = _current.get()
     if parent is None:
         raise RuntimeError("attempt_span outside a request's server_span")
-    return AttemptSpan(parent, instance_id, number)
+    return AttemptSpan(parent, instance, number, method, target)
 
 
 def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:

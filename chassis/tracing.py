@@ -32,7 +32,7 @@ encoding, the SDK exporter's HTTP client) in its worker, after the fork:
 
     recorder = span_recorder("gateway", instance_id, version)   # None: tracing off
     with recorder.server_span(lower_case_headers, method, path, request_id) as span:
-        with attempt_span(instance.id, attempt_number) as attempt:   # chassis.spans
+        with attempt_span(instance, number, method, target) as attempt:   # chassis.spans
             ...send, with attempt.headers (its traceparent)...
             attempt.finish(outcome, status)
         span.finish(status)

@@ -6,12 +6,8 @@ import time
 from dataclasses import replace
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
 from prometheus_client.parser import text_string_to_metric_families
 
-from chassis.spanexport import OTLPEncoder
 from gateway.app import access_log, create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.fakes import FakeCatalog, FakeWatchers, echo_instance
@@ -19,7 +15,7 @@ from tests.gateway.serving import Answer, Client, serve
 from tests.gateway.test_server import connect, read_response
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
-from tests.support.tracing import keeping_recorder
+from tests.support.tracing import exported, keeping_recorder
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -786,14 +782,7 @@ def test_the_server_span_is_named_by_the_route_it_matched_not_its_path(
     echo.client.get(path)
     server = spans[-1]
     assert (server.route, server.path) == (route, path)
-    [encoded] = (
-        ExportTraceServiceRequest.FromString(
-            OTLPEncoder({}, "t").request([OTLPEncoder.span(server)])
-        )
-        .resource_spans[0]
-        .scope_spans[0]
-        .spans
-    )
+    [encoded] = exported([server])
     assert encoded.name == (f"GET {route}" if route else "GET")
 
 
@@ -802,14 +791,7 @@ def test_a_method_the_conventions_do_not_know_is_other_named_http(echo, traced):
     beside it: a client making methods up makes no span name per method."""
     spans = traced(echo.gateway)
     assert echo.client.open("/api/echo/x", "PROPFIND").status_code == 405
-    [encoded] = (
-        ExportTraceServiceRequest.FromString(
-            OTLPEncoder({}, "t").request([OTLPEncoder.span(spans[-1])])
-        )
-        .resource_spans[0]
-        .scope_spans[0]
-        .spans
-    )
+    [encoded] = exported([spans[-1]])
     attributes = {a.key: a.value.string_value for a in encoded.attributes}
     assert encoded.name == "HTTP"
     assert attributes["http.request.method"] == "_OTHER"
@@ -860,7 +842,7 @@ def test_the_views_fetches_are_two_concurrent_children_of_its_span(
     assert r.status_code == 200 and r.headers["X-Request-ID"] == "view-1"
     *fetches, server = spans
     assert server.path == "/api/views/users/1"
-    assert sorted(f.instance_id for f in fetches) == ["o", "u"]
+    assert sorted(f.instance.id for f in fetches) == ["o", "u"]
     assert all(f.parent is server for f in fetches)
     first, second = sorted(fetches, key=lambda f: f.start_ns)
     assert second.start_ns < first.end_ns  # concurrent, not one after the other

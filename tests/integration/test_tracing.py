@@ -502,7 +502,14 @@ def test_an_order_through_the_gateway_is_one_trace_rooted_at_its_span(stacked):
     assert attempt.attributes["http.response.status_code"] == 201
     [order_service] = children(spans, attempt)
     check_order_service(spans, order_service)
-    assert attempt.attributes["switchyard.instance.id"].startswith("order-service-")
+    # named as a client span is, its instance in attributes
+    instance = attempt.attributes["switchyard.instance.id"]
+    assert attempt.name == "POST" and instance.startswith("order-service-")
+    address, port = (
+        attempt.attributes["server.address"],
+        attempt.attributes["server.port"],
+    )
+    assert instance == f"order-service-{address}-{port}"
     # its access line joins the trace
     line = f"request_id={request_id} trace_id={root.trace_id} span_id={root.span_id}"
     wait_until(
