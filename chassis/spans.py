@@ -23,11 +23,11 @@ span an exception escaped (its status still says what escaped).
     span.trace_hex, span.span_hex                               # for the access log
 
 Propagation is W3C Trace Context, as the SDK's default propagator reads and writes it: a
-valid incoming `traceparent` (and its `tracestate`) is continued, an invalid one starts a new
-trace. The sampling decision is the SDK's for OTEL_TRACES_SAMPLER (+ _ARG), made once per
-request: with any of those samplers an attempt is sampled exactly when its request's span
-is. A sampled-out request records nothing and still sends a traceparent, with the sampled
-flag clear, as the SDK's non-recording spans do.
+valid incoming `traceparent` (and its `tracestate`) is continued, an invalid one -- or two --
+starts a new trace. The sampling decision is the SDK's for OTEL_TRACES_SAMPLER (+ _ARG),
+made once per request: with any of those samplers an attempt is sampled exactly when its
+request's span is. A sampled-out request records nothing and still sends a traceparent,
+with the sampled flag clear, as the SDK's non-recording spans do.
 
 The current request span lives in a ContextVar, so it follows the request across awaits and
 into the tasks it creates: the view's two concurrent fetches are two children of its span.
@@ -35,7 +35,7 @@ into the tasks it creates: the view's two concurrent fetches are two children of
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from random import getrandbits
 from typing import Self
@@ -54,6 +54,7 @@ __all__ = [
     "method_in_name",
     "name_route",
     "parse_traceparent",
+    "sole_traceparent",
 ]
 
 SAMPLERS = (
@@ -249,11 +250,12 @@ class SpanRecorder:
         method: str,
         path: str,
         request_id: str | None,
-        lines: Iterable[tuple[str, str]] = (),
+        lines: Sequence[tuple[str, str]] = (),
     ) -> ServerSpan:
         """The span of a request: `headers` with lower-case names (traceparent and
         tracestate are read), `request_id` its X-Request-ID (recorded when there is one);
-        `lines`, the request's header lines, are read for a tracestate sent in several."""
+        `lines`, the request's header lines, are read for a tracestate sent in several, or
+        a traceparent (which makes it invalid)."""
         trace_id, parent_id, parent_flags, trace_state = _parent(headers, lines)
         if parent_flags is None:
             flags = RANDOM_TRACE_ID  # RandomIdGenerator's trace ids are random
@@ -316,12 +318,27 @@ def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
     return trace_hex, span_hex, flags
 
 
+def sole_traceparent(
+    names: Mapping[str, str], lines: Sequence[tuple[str, str]]
+) -> str | None:
+    """The request's traceparent from `names` (lower-case name -> last value, of its header
+    `lines`); None when it has none, or more than one. Two are no parent at all: W3C Trace
+    Context's test suite expects a new trace of them (test_traceparent_duplicated), and
+    RFC 9110 would join them into one value that no version parses (gunicorn does, so the
+    services start a new trace too). The lines are read only when some name came twice."""
+    value = names.get("traceparent")
+    if value is None or len(names) == len(lines):  # nearly always: no name came twice
+        return value
+    lines_of_it = sum(1 for name, _ in lines if name.lower() == "traceparent")
+    return None if lines_of_it > 1 else value
+
+
 def _parent(
-    headers: Mapping[str, str], lines: Iterable[tuple[str, str]]
+    headers: Mapping[str, str], lines: Sequence[tuple[str, str]]
 ) -> tuple[int, int, int | None, str]:
     """(trace id, parent span id, parent's trace flags, tracestate) from a valid incoming
     traceparent; otherwise a new trace: (new trace id, 0, None, "")."""
-    parsed = parse_traceparent(headers.get("traceparent"))
+    parsed = parse_traceparent(sole_traceparent(headers, lines))
     if parsed is not None:
         trace_hex, span_hex, flags = parsed
         state = ""
@@ -331,7 +348,7 @@ def _parent(
     return getrandbits(128) or _nonzero(128), 0, None, ""
 
 
-def _trace_state(last: str, lines: Iterable[tuple[str, str]]) -> str:
+def _trace_state(last: str, lines: Sequence[tuple[str, str]]) -> str:
     """The tracestate the SDK would keep and pass on: its own parser's, rarely needed, over
     every tracestate line in order, as one list (W3C; the SDK's propagator joins them)."""
     header = ",".join(v for n, v in lines if n.lower() == "tracestate") or last

@@ -747,6 +747,26 @@ def test_a_tracestate_in_several_lines_is_continued_whole(echo, traced):
     assert r.json()["headers"]["tracestate"] == "k=v,a=b"
 
 
+@pytest.mark.parametrize("tracing", [True, False], ids=["traced", "untraced"])
+def test_two_traceparent_lines_start_a_new_trace(echo, traced, tracing):
+    """W3C Trace Context's test suite: two traceparent headers are no parent at all."""
+    spans = traced(echo.gateway) if tracing else []
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    connection = echo.client.connection
+    connection.putrequest("GET", "/api/echo/x")
+    for name, value in [("traceparent", other), ("traceparent", TRACE)]:
+        connection.putheader(name, value)
+    connection.putheader("tracestate", "k=v")
+    connection.endheaders()
+    seen = Answer(connection.getresponse()).json()["headers"]
+    trace_id = seen["traceparent"].split("-")[1]
+    assert trace_id not in (TRACE_ID, other.split("-")[1])
+    assert "tracestate" not in seen  # it belongs to one of theirs
+    if tracing:
+        _, server = spans
+        assert (server.trace_hex, server.parent_id) == (trace_id, 0)
+
+
 def test_the_server_span_records_the_request_id_the_gateway_made(echo, traced):
     spans = traced(echo.gateway)
     r = echo.client.get("/api/echo/x")

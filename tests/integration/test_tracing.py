@@ -8,6 +8,7 @@ a devconsul agent, all exporting to one receiver.
 """
 
 import contextlib
+import http.client
 import re
 import socket
 import threading
@@ -291,6 +292,30 @@ def test_an_invalid_traceparent_starts_a_new_trace(traced):
     )
     assert len(trace_ids) == 1
     [root] = roots(complete_trace(store, trace_ids[0]))
+    assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
+
+
+def test_two_traceparent_lines_start_a_new_trace(traced):
+    """W3C Trace Context's test suite: two traceparent headers are no parent at all (gunicorn
+    joins them into one value that does not parse), as at the gateway."""
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    other = "0af7651916cd43dd8448eb211c80319c"
+    connection = http.client.HTTPConnection(
+        traced.services.orders_url.removeprefix("http://"), timeout=10
+    )
+    connection.putrequest("GET", f"/orders/user/{traced.services.user_id}")
+    for trace_id in (other, TRACE_ID):
+        connection.putheader("traceparent", f"00-{trace_id}-{GATEWAY_SPAN_ID}-01")
+    connection.putheader("X-Request-ID", request_id)
+    connection.endheaders()
+    assert connection.getresponse().status == 200
+    connection.close()
+
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    assert trace_id not in (other, TRACE_ID)
+    [root] = roots(store.trace(trace_id))
     assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
 
 
