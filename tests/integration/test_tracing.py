@@ -387,6 +387,16 @@ def test_an_exporter_down_or_hanging_leaves_requests_unaffected(
             timeout=30,
             what="the dropped spans in both services' logs",
         )
+        # as is the failing export: once, not the exporter's line per retry and batch
+        wait_until(
+            lambda: all("span export failing: " in s.output() for s in services),
+            timeout=30,
+            what="the failing export in both services' logs",
+        )
+        for service in services:
+            output = service.output()
+            assert output.count("span export failing: ") == 1
+            assert "opentelemetry.exporter" not in output
 
 
 def one_traced_order(
