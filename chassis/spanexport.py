@@ -36,7 +36,12 @@ import threading
 from collections.abc import Callable, Mapping
 
 from chassis.env import ConfigError, env_int
-from chassis.spans import REQUEST_ID_ATTRIBUTE, AttemptSpan
+from chassis.spans import (
+    REQUEST_ID_ATTRIBUTE,
+    AttemptSpan,
+    known_method,
+    method_in_name,
+)
 
 __all__ = ["OTLPEncoder", "SpanExport", "otlp_sender", "settings_from_env"]
 
@@ -223,10 +228,15 @@ def key_values(attributes: Mapping) -> bytes:
 
 
 _METHOD = _key("http.request.method")
+_METHOD_ORIGINAL = _key("http.request.method_original")
 _PATH = _key("url.path")
 _ROUTE = _key("http.route")
 _REQUEST_ID = _key(REQUEST_ID_ATTRIBUTE)
 _STATUS_CODE = _key("http.response.status_code")
+_ADDRESS = _key("server.address")
+_PORT = _key("server.port")
+_URL = _key("url.full")
+_RESEND_COUNT = _key("http.request.resend_count")
 _INSTANCE = _key("switchyard.instance.id")
 _ATTEMPT = _key("switchyard.attempt")
 _OUTCOME = _key("switchyard.outcome")
@@ -247,25 +257,42 @@ _repeated = functools.lru_cache(maxsize=1024)
 
 @_repeated
 def _server_constants(method: str, path: str, route: str | None) -> tuple[bytes, bytes]:
-    """(name and kind, method, path and route attributes) of a server span."""
-    name = f"{method} {route}" if route else method
-    attributes = _attribute(_METHOD, _string(b"\x0a", method)) + _attribute(
-        _PATH, _string(b"\x0a", path)
-    )
+    """(name and kind, method, path and route attributes) of a server span; a method the
+    semantic conventions do not know is `_OTHER`, named `HTTP`, its original beside it."""
+    known = known_method(method)
+    name = f"{method_in_name(known)} {route}" if route else method_in_name(known)
+    attributes = _attribute(_METHOD, _string(b"\x0a", known))
+    if known != method:
+        attributes += _attribute(_METHOD_ORIGINAL, _string(b"\x0a", method))
+    attributes += _attribute(_PATH, _string(b"\x0a", path))
     if route:
         attributes += _attribute(_ROUTE, _string(b"\x0a", route))
     return _string(b"\x2a", name) + b"\x30" + _VARINTS[_SERVER], attributes
 
 
 @_repeated
-def _attempt_constants(number: int, instance_id: str) -> tuple[bytes, bytes]:
-    """(name and kind, instance and attempt attributes) of an attempt span."""
+def _attempt_constants(
+    number: int, method: str, instance_id: str, address: str, port: int
+) -> tuple[bytes, bytes, str]:
+    """(name and kind, method, instance and attempt attributes, the start of url.full) of
+    an attempt span: named `{method}` as the semantic conventions name a client span, the
+    instance (whose id and port would make a name per instance) in attributes. A retry is
+    a resend."""
+    known = known_method(method)
+    attributes = (
+        _attribute(_METHOD, _string(b"\x0a", known))
+        + _attribute(_ADDRESS, _string(b"\x0a", address))
+        + _attribute(_PORT, b"\x18" + _varint(port))
+        + _attribute(_INSTANCE, _string(b"\x0a", instance_id))
+        + _attribute(_ATTEMPT, b"\x18" + _varint(number))
+    )
+    if number > 1:
+        attributes += _attribute(_RESEND_COUNT, b"\x18" + _varint(number - 1))
+    host = f"[{address}]" if ":" in address else address  # an IPv6 literal
     return (
-        _string(b"\x2a", f"attempt {number} {instance_id}")
-        + b"\x30"
-        + _VARINTS[_CLIENT],
-        _attribute(_INSTANCE, _string(b"\x0a", instance_id))
-        + _attribute(_ATTEMPT, b"\x18" + _varint(number)),
+        _string(b"\x2a", method_in_name(known)) + b"\x30" + _VARINTS[_CLIENT],
+        attributes,
+        f"http://{host}:{port}",
     )
 
 
@@ -343,8 +370,11 @@ def encode_server(span) -> bytes:
 
 def encode_attempt(span) -> bytes:
     """A chassis.spans.AttemptSpan as an OTLP Span: a local child of its server span."""
-    server = span.parent
-    head, attributes = _attempt_constants(span.number, span.instance_id)
+    server, instance = span.parent, span.instance
+    head, attributes, origin = _attempt_constants(
+        span.number, span.method, instance.id, instance.address, instance.port
+    )
+    attributes += _attribute(_URL, _string(b"\x0a", origin + span.target))
     return _span(
         server.trace_id,
         span.span_id,

@@ -15,7 +15,7 @@ span an exception escaped (its status still says what escaped).
     with recorder.server_span(headers, method, path, request_id) as span:   # current
         name_route("/api/users/*")              # its name: "GET /api/users/*", not the path
         ...
-        with attempt_span(instance_id, number) as attempt:      # a child of the current one
+        with attempt_span(instance, number, "GET", "/users/1") as attempt:  # a child of it
             send(headers + attempt.headers)                     # its traceparent (+ tracestate)
             attempt.finish(outcome, status)
         ...
@@ -23,11 +23,11 @@ span an exception escaped (its status still says what escaped).
     span.trace_hex, span.span_hex                               # for the access log
 
 Propagation is W3C Trace Context, as the SDK's default propagator reads and writes it: a
-valid incoming `traceparent` (and its `tracestate`) is continued, an invalid one starts a new
-trace. The sampling decision is the SDK's for OTEL_TRACES_SAMPLER (+ _ARG), made once per
-request: with any of those samplers an attempt is sampled exactly when its request's span
-is. A sampled-out request records nothing and still sends a traceparent, with the sampled
-flag clear, as the SDK's non-recording spans do.
+valid incoming `traceparent` (and its `tracestate`) is continued, an invalid one -- or two --
+starts a new trace. The sampling decision is the SDK's for OTEL_TRACES_SAMPLER (+ _ARG),
+made once per request: with any of those samplers an attempt is sampled exactly when its
+request's span is. A sampled-out request records nothing and still sends a traceparent,
+with the sampled flag clear, as the SDK's non-recording spans do.
 
 The current request span lives in a ContextVar, so it follows the request across awaits and
 into the tasks it creates: the view's two concurrent fetches are two children of its span.
@@ -35,7 +35,7 @@ into the tasks it creates: the view's two concurrent fetches are two children of
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from random import getrandbits
 from typing import Self
@@ -50,8 +50,11 @@ __all__ = [
     "ServerSpan",
     "SpanRecorder",
     "attempt_span",
+    "known_method",
+    "method_in_name",
     "name_route",
     "parse_traceparent",
+    "sole_traceparent",
 ]
 
 SAMPLERS = (
@@ -64,6 +67,14 @@ SAMPLERS = (
 )
 # The semantic conventions' name for a captured request header (a list of values).
 REQUEST_ID_ATTRIBUTE = "http.request.header.x-request-id"
+# The methods the HTTP semantic conventions know (RFC 9110's, RFC 5789's PATCH, and QUERY):
+# the list the services' instrumentations check a method against (opentelemetry-util-http's
+# sanitize_method, pinned by tests/chassis/test_spans.py), so both sides record one alike.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY",
+     "TRACE"}
+)  # fmt: skip
+OTHER_METHOD = "_OTHER"
 SAMPLED = 0x01  # W3C trace flags
 RANDOM_TRACE_ID = (
     0x02  # W3C Trace Context level 2: the trace id's right bits are random
@@ -174,23 +185,28 @@ class ServerSpan:
 
 class AttemptSpan:
     """One CLIENT span per upstream attempt, a child of its request's span; `headers` are
-    the trace headers to send with it, so the upstream's server span is its child."""
+    the trace headers to send with it, so the upstream's server span is its child. Named
+    by its method alone, as the semantic conventions name a client span: the instance it
+    went to (`instance`: its `id`, `address` and `port`) is in its attributes."""
 
     __slots__ = (
         "end_ns",
         "error",
         "headers",
-        "instance_id",
+        "instance",
+        "method",
         "number",
         "outcome",
         "parent",
         "span_id",
         "start_ns",
         "status",
+        "target",  # what was asked of the instance: its path and query
     )
 
-    def __init__(self, parent: ServerSpan, instance_id: str, number: int):
-        self.parent, self.instance_id, self.number = parent, instance_id, number
+    def __init__(self, parent: ServerSpan, instance, number, method, target):
+        self.parent, self.instance, self.number = parent, instance, number
+        self.method, self.target = method, target
         self.span_id = getrandbits(64) or _nonzero(64)
         self.outcome = self.status = self.error = self.end_ns = None
         self.headers = [
@@ -234,11 +250,12 @@ class SpanRecorder:
         method: str,
         path: str,
         request_id: str | None,
-        lines: Iterable[tuple[str, str]] = (),
+        lines: Sequence[tuple[str, str]] = (),
     ) -> ServerSpan:
         """The span of a request: `headers` with lower-case names (traceparent and
         tracestate are read), `request_id` its X-Request-ID (recorded when there is one);
-        `lines`, the request's header lines, are read for a tracestate sent in several."""
+        `lines`, the request's header lines, are read for a tracestate sent in several, or
+        a traceparent (which makes it invalid)."""
         trace_id, parent_id, parent_flags, trace_state = _parent(headers, lines)
         if parent_flags is None:
             flags = RANDOM_TRACE_ID  # RandomIdGenerator's trace ids are random
@@ -252,6 +269,19 @@ class SpanRecorder:
         return span
 
 
+def known_method(method: str) -> str:
+    """The `http.request.method` of a request: its method when the semantic conventions know
+    it (case-sensitively, as they ask), else `_OTHER`. A method a client makes up must not
+    become a span name or an attribute value of its own in a backend's lists; the caller
+    records the original in `http.request.method_original`."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def method_in_name(known: str) -> str:
+    """The `{method}` of a span name, for a known_method(): `HTTP` in place of `_OTHER`."""
+    return "HTTP" if known == OTHER_METHOD else known
+
+
 def name_route(route: str) -> None:
     """Give the current request span the route it matched, a template such as
     `/api/users/*`: its name is then `<method> <route>` (just `<method>` with none), as the
@@ -260,13 +290,14 @@ def name_route(route: str) -> None:
     _current.get().route = route
 
 
-def attempt_span(instance_id: str, number: int) -> AttemptSpan:
-    """An attempt of the current request span. Only a request starts a trace: call it
-    inside SpanRecorder.server_span's block."""
+def attempt_span(instance, number: int, method: str, target: str) -> AttemptSpan:
+    """Attempt `number` of the current request span: `method` and `target` (path and query)
+    sent to `instance` (a discovery Instance: its `id`, `address`, `port`). Only a request
+    starts a trace: call it inside SpanRecorder.server_span's block."""
     parent = _current.get()
     if parent is None:
         raise RuntimeError("attempt_span outside a request's server_span")
-    return AttemptSpan(parent, instance_id, number)
+    return AttemptSpan(parent, instance, number, method, target)
 
 
 def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
@@ -287,12 +318,27 @@ def parse_traceparent(header: str | None) -> tuple[str, str, str] | None:
     return trace_hex, span_hex, flags
 
 
+def sole_traceparent(
+    names: Mapping[str, str], lines: Sequence[tuple[str, str]]
+) -> str | None:
+    """The request's traceparent from `names` (lower-case name -> last value, of its header
+    `lines`); None when it has none, or more than one. Two are no parent at all: W3C Trace
+    Context's test suite expects a new trace of them (test_traceparent_duplicated), and
+    RFC 9110 would join them into one value that no version parses (gunicorn does, so the
+    services start a new trace too). The lines are read only when some name came twice."""
+    value = names.get("traceparent")
+    if value is None or len(names) == len(lines):  # nearly always: no name came twice
+        return value
+    lines_of_it = sum(1 for name, _ in lines if name.lower() == "traceparent")
+    return None if lines_of_it > 1 else value
+
+
 def _parent(
-    headers: Mapping[str, str], lines: Iterable[tuple[str, str]]
+    headers: Mapping[str, str], lines: Sequence[tuple[str, str]]
 ) -> tuple[int, int, int | None, str]:
     """(trace id, parent span id, parent's trace flags, tracestate) from a valid incoming
     traceparent; otherwise a new trace: (new trace id, 0, None, "")."""
-    parsed = parse_traceparent(headers.get("traceparent"))
+    parsed = parse_traceparent(sole_traceparent(headers, lines))
     if parsed is not None:
         trace_hex, span_hex, flags = parsed
         state = ""
@@ -302,7 +348,7 @@ def _parent(
     return getrandbits(128) or _nonzero(128), 0, None, ""
 
 
-def _trace_state(last: str, lines: Iterable[tuple[str, str]]) -> str:
+def _trace_state(last: str, lines: Sequence[tuple[str, str]]) -> str:
     """The tracestate the SDK would keep and pass on: its own parser's, rarely needed, over
     every tracestate line in order, as one list (W3C; the SDK's propagator joins them)."""
     header = ",".join(v for n, v in lines if n.lower() == "tracestate") or last

@@ -32,13 +32,14 @@ encoding, the SDK exporter's HTTP client) in its worker, after the fork:
 
     recorder = span_recorder("gateway", instance_id, version)   # None: tracing off
     with recorder.server_span(lower_case_headers, method, path, request_id) as span:
-        with attempt_span(instance.id, attempt_number) as attempt:   # chassis.spans
+        with attempt_span(instance, number, method, target) as attempt:   # chassis.spans
             ...send, with attempt.headers (its traceparent)...
             attempt.finish(outcome, status)
         span.finish(status)
 
 `dropped_spans()` counts for both, and is on the gateway's /metrics; every process logs the
-count as drops begin, at most once a minute after, and the total at exit.
+count as drops begin, at most once a minute after, and the total at exit. Failing exports
+are told alike (ExportFailures), in place of the SDK exporter's line per retry and batch.
 """
 
 import atexit
@@ -46,13 +47,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from chassis.env import ConfigError
-from chassis.spans import REQUEST_ID_ATTRIBUTE, Sampling, SpanRecorder, sampler_setting
+from chassis.spans import (
+    REQUEST_ID_ATTRIBUTE,
+    Sampling,
+    SpanRecorder,
+    known_method,
+    sampler_setting,
+)
 
 __all__ = [
     "REQUEST_ID_ATTRIBUTE",
@@ -250,24 +257,130 @@ def _log_dropped_at_exit() -> None:
         log.warning("spans dropped in all: %d, never exported", _dropped)
 
 
+# -- failing exports ---------------------------------------------------------------------
+
+# The logger the SDK's OTLP/HTTP span exporter, and its client, log each failure on.
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+FAILING_LOG_SECONDS = 60.0
+
+
+class ExportFailures(logging.Filter):
+    """Tells the log of failing exports once as they begin, with the exporter's reason; then
+    at most once a minute, with the batches that failed since; and once as they succeed
+    again. In place of the exporter client's own lines -- a warning per retry and an error
+    per batch, which with a collector down come several a second from every process. Only
+    what it logs during an export of ours (`watched`) is held back: its first and last
+    lines are the reason told of a failed one (a retried export that succeeds is no
+    failure); anything else the exporter says passes."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._clock = clock
+        self._held = threading.local()  # .lines: the current export's, in this thread
+        self._lock = threading.Lock()
+        self._since: float | None = None  # failing since, by clock; None: not failing
+        self._failed = 0  # batches failed since the last line told
+        self._total = 0  # batches failed since the failures began
+        self._told_at = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lines = getattr(self._held, "lines", None)
+        if lines is None:
+            return True
+        lines.append(record.getMessage())
+        return False
+
+    def watched(self, export: Callable[..., bool]) -> Callable[..., bool]:
+        """`export(...) -> delivered`, its exporter's lines held back and told as above."""
+
+        def watched_export(*args) -> bool:
+            self._held.lines = lines = []
+            try:
+                delivered = export(*args)
+            finally:
+                self._held.lines = None
+            if delivered:
+                self._succeeded()
+            else:
+                self._failed_with(_reason(lines))
+            return delivered
+
+        return watched_export
+
+    def _failed_with(self, reason: str) -> None:
+        with self._lock:
+            now = self._clock()
+            self._total += 1
+            if self._since is None:
+                self._since = self._told_at = now
+                log.warning("span export failing: %s", reason)
+                return
+            self._failed += 1
+            if now - self._told_at >= FAILING_LOG_SECONDS:
+                log.warning(
+                    "span export still failing: %d more batches failed in the last"
+                    " %.0f s (the latest: %s)",
+                    self._failed,
+                    now - self._told_at,
+                    reason,
+                )
+                self._told_at, self._failed = now, 0
+
+    def _succeeded(self) -> None:
+        if self._since is None:  # nearly always: no lock taken
+            return
+        with self._lock:
+            if self._since is not None:
+                log.info(
+                    "span export succeeds again, after %d failed batches in %.0f s",
+                    self._total,
+                    self._clock() - self._since,
+                )
+                self._since, self._failed, self._total = None, 0, 0
+
+
+def _reason(lines: list[str]) -> str:
+    """What the exporter said of a failed export: its first line (the cause, as the first
+    retry saw it) and its last (how it gave up)."""
+    if not lines:
+        return "the exporter gave no reason"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+
+
+export_failures = ExportFailures()
+
+
+def watch_exports() -> None:
+    """Let export_failures hold the exporter's failure lines back (idempotent)."""
+    logging.getLogger(EXPORTER_LOGGER).addFilter(export_failures)
+
+
 class _CountingExporter:
-    """The exporter, counting the spans of every batch it fails to deliver."""
+    """The exporter, counting the spans of every batch it fails to deliver, and telling
+    failures as export_failures does."""
 
     def __init__(self, exporter):
         self._exporter = exporter
+        self._export = export_failures.watched(self._delivered)
         self.sending = 0  # spans of the batch being exported
+
+    def _delivered(self, spans) -> bool:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return self._exporter.export(spans) is SpanExportResult.SUCCESS
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         self.sending = len(spans)
         try:
-            result = self._exporter.export(spans)
+            delivered = self._export(spans)
         finally:
             self.sending = 0
-        if result is not SpanExportResult.SUCCESS:
-            count_dropped(len(spans))
-        return result
+        if delivered:
+            return SpanExportResult.SUCCESS
+        count_dropped(len(spans))
+        return SpanExportResult.FAILURE
 
     def shutdown(self):
         return self._exporter.shutdown()
@@ -295,9 +408,10 @@ class _CountingProcessorMetrics:
 
 def counting_batch_processor(exporter, **options):
     """A BatchSpanProcessor (bounded queue: OTEL_BSP_MAX_QUEUE_SIZE unless `max_queue_size`)
-    whose lost spans add to dropped_spans()."""
+    whose lost spans add to dropped_spans(), its failing exports told by export_failures."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    watch_exports()
     processor = BatchSpanProcessor(_CountingExporter(exporter), **options)
     # The SDK reports queue-full drops only through this internal hook (and a log line).
     batch = getattr(processor, "_batch_processor", None)
@@ -387,8 +501,10 @@ def span_recorder(
 
     resource = _resource(service_name, instance_id, version)
     encoder = OTLPEncoder(resource.attributes, _TRACER)
+    watch_exports()
+    send = export_failures.watched(otlp_sender())
     export = SpanExport(
-        encoder.request, otlp_sender(), count_dropped, **settings_from_env()
+        encoder.request, send, count_dropped, **settings_from_env()
     ).start()
     atexit.register(_stop_export, export, EXIT_FLUSH_SECONDS)
     log.info("exporting traces of %s as %s", service_name, instance_id)
@@ -486,6 +602,7 @@ class _ConfigureOnFirstRequest:
 
 def _on_server_request(span: Span, environ: MutableMapping) -> None:
     record_request_id(span, environ.get("HTTP_X_REQUEST_ID"))
+    _record_method_original(span, environ.get("REQUEST_METHOD", ""))
     environ[ENVIRON_TRACE_ID], environ[ENVIRON_SPAN_ID] = trace_ids(span)
 
 
@@ -497,6 +614,15 @@ def record_request_id(span: Span, request_id: str | None) -> None:
     backend's search by attribute find the trace."""
     if request_id:
         span.set_attribute(REQUEST_ID_ATTRIBUTE, (request_id,))
+
+
+def _record_method_original(span: Span, method: str) -> None:
+    """A method the semantic conventions do not know is `_OTHER` in the Flask
+    instrumentation's attribute and `HTTP` in its span name, as in the gateway's spans; its
+    original goes beside it as the gateway's does, which the instrumentation does only with
+    OTEL_SEMCONV_STABILITY_OPT_IN=http."""
+    if known_method(method) != method:
+        span.set_attribute("http.request.method_original", method)
 
 
 def trace_ids(span: Span) -> tuple[str, str]:

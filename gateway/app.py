@@ -273,7 +273,7 @@ class Gateway:
         names = request.names
         rid = request_id(names.get("x-request-id"))
         if not self.tracing:
-            trace = traceparent(names.get("traceparent"))
+            trace = traceparent(names, request.headers)
             service, result, response = await self._answer(
                 request, path, names, rid, trace
             )

@@ -4,10 +4,10 @@ Pure functions over lists of (name, value) pairs so they are table-tested withou
 """
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from random import getrandbits
 
-from chassis.spans import parse_traceparent
+from chassis.spans import parse_traceparent, sole_traceparent
 from gateway.paths import API_PREFIX
 
 __all__ = [
@@ -96,9 +96,13 @@ def request_id(incoming: str | None) -> str:
     return _random_hex128()
 
 
-def traceparent(incoming: str | None) -> str:
-    """W3C traceparent for the upstream hop: same trace, a new span id for the gateway.
+def traceparent(names: Mapping[str, str], lines: Sequence[tuple[str, str]]) -> str:
+    """W3C traceparent for the upstream hop of a request (its header `names` and `lines`,
+    as gateway.messages.Request has them): same trace, a new span id for the gateway.
     A trace is continued exactly when the traced gateway would continue it."""
+    incoming = names.get("traceparent")
+    if incoming is not None and len(names) < len(lines):  # a name came twice: rarely
+        incoming = sole_traceparent(names, lines)
     parsed = parse_traceparent(incoming)
     if parsed is None:
         trace_id, flags = _random_hex128(), "01"

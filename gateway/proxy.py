@@ -187,7 +187,7 @@ class Forwarder:
     ) -> Result:
         """A CLIENT span, a child of the request's, whose traceparent the upstream gets:
         its server span is the attempt's child. A retry is the next sibling."""
-        with attempt_span(instance.id, number) as span:
+        with attempt_span(instance, number, method, target) as span:
             result = await self._exchange(
                 instance, method, target, [*headers, *span.headers], *rest
             )

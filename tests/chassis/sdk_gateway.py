@@ -5,6 +5,7 @@ both make the same ids."""
 
 import random
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from opentelemetry import context
 from opentelemetry.sdk.resources import Resource
@@ -19,9 +20,24 @@ from opentelemetry.trace.propagation.tracecontext import (
 )
 
 from chassis import tracing
-from chassis.spans import Sampling, SpanRecorder, attempt_span, name_route
+from chassis.spans import (
+    Sampling,
+    SpanRecorder,
+    attempt_span,
+    known_method,
+    method_in_name,
+    name_route,
+)
 
 PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class Upstream(NamedTuple):
+    """An instance attempts go to (as a discovery Instance has them)."""
+
+    id: str
+    address: str = "10.0.0.7"
+    port: int = 8001
 
 
 @dataclass
@@ -32,6 +48,7 @@ class Request:
     method: str = "GET"
     path: str = "/api/users/1"
     route: str | None = "/api/users/*"  # the route it matched, if one did
+    upstream_target: str = "/users/1?expand=1"  # what its attempts ask of an instance
     request_id: str | None = "req-1"
     attempts: list = field(default_factory=lambda: [("user-service-h-1", "ok", 200)])
     answer: int = 200
@@ -58,30 +75,40 @@ def sdk_spans(request: Request, environ: dict, seed: int, resource=None) -> Made
     tracer = provider.get_tracer("switchyard")
     random.seed(seed)
     sent = []
+    method = known_method(request.method)
+    original = {"http.request.method_original": request.method}
     try:
         with tracer.start_as_current_span(
-            request.method,  # the route is not known yet
+            method_in_name(method),  # the route is not known yet
             context=PROPAGATOR.extract(request.headers),
             kind=SpanKind.SERVER,
             attributes={
-                "http.request.method": request.method,
+                "http.request.method": method,
+                **(original if method != request.method else {}),
                 "url.path": request.path,
             },
         ) as server:
             if request.route:  # chassis.spanexport writes it beside the path
-                server.update_name(f"{request.method} {request.route}")
+                server.update_name(f"{method_in_name(method)} {request.route}")
                 server.set_attribute("http.route", request.route)
             if request.request_id:
                 server.set_attribute(
                     "http.request.header.x-request-id", (request.request_id,)
                 )
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
+                upstream = Upstream(instance)
+                resend = {"http.request.resend_count": number - 1}
                 with tracer.start_as_current_span(
-                    f"attempt {number} {instance}",
+                    method_in_name(method),
                     kind=SpanKind.CLIENT,
                     attributes={
+                        "http.request.method": method,
+                        "server.address": upstream.address,
+                        "server.port": upstream.port,
                         "switchyard.instance.id": instance,
                         "switchyard.attempt": number,
+                        **(resend if number > 1 else {}),
+                        "url.full": f"http://10.0.0.7:8001{request.upstream_target}",
                     },
                     record_exception=False,
                 ) as attempt:
@@ -128,7 +155,10 @@ def light_spans(request: Request, environ: dict, seed: int) -> Made:
             if request.route:
                 name_route(request.route)
             for number, (instance, outcome, status) in enumerate(request.attempts, 1):
-                with attempt_span(instance, number) as attempt:
+                upstream = Upstream(instance)
+                with attempt_span(
+                    upstream, number, request.method, request.upstream_target
+                ) as attempt:
                     sent.append(dict(attempt.headers))
                     attempt.finish(outcome, status)
             if request.escapes is not None:

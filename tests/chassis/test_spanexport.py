@@ -25,6 +25,7 @@ from switchyard.otlp import OTLPReceiver
 from switchyard.spanstore import SpanStore
 from tests.chassis.sdk_gateway import Request, light_spans, sdk_spans
 from tests.support.processes import wait_until
+from tests.support.tracing import exported
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -59,6 +60,9 @@ REQUESTS = {
     "no route, a long path": Request(
         {}, path="/api/" + "é" * 200, route=None, attempts=[]
     ),
+    "a method the semantic conventions do not know": Request(
+        {}, method="PROPFIND", route=None, attempts=[], answer=405
+    ),
     # request ids either side of the longest whose nested lengths all take one byte
     **{
         f"a request id of {n} bytes": Request({}, request_id="r" * n)
@@ -92,6 +96,49 @@ def test_the_bytes_decode_to_what_the_sdk_encoder_makes(request_):
         assert str(span) == str(expected_span)  # field by field, readable when not
         assert span == expected_span
     assert actual == expected
+
+
+def attributes_of(span) -> dict:
+    return {
+        a.key: a.value.string_value for a in span.attributes if a.value.string_value
+    }
+
+
+@pytest.mark.parametrize(
+    "method, route, name, recorded",
+    [
+        ("GET", "/api/users/*", "GET /api/users/*", {"http.request.method": "GET"}),
+        ("QUERY", None, "QUERY", {"http.request.method": "QUERY"}),
+        *(
+            (
+                method,
+                route,
+                name,
+                {
+                    "http.request.method": "_OTHER",
+                    "http.request.method_original": method,
+                },
+            )
+            for method, route, name in [
+                ("PROPFIND", None, "HTTP"),
+                ("FOO", "/api/users/*", "HTTP /api/users/*"),
+                ("get", None, "HTTP"),  # methods are case-sensitive
+            ]
+        ),
+    ],
+)
+def test_a_method_the_conventions_do_not_know_is_other_named_http(
+    method, route, name, recorded
+):
+    """One span name and one attribute value for every made-up method, not one each."""
+    [span] = exported(
+        light_spans(Request({}, method, route=route, attempts=[]), {}, 1).spans
+    )
+    assert span.name == name
+    attributes = attributes_of(span)
+    assert {
+        k: v for k, v in attributes.items() if k.startswith("http.request.method")
+    } == recorded
 
 
 @pytest.mark.parametrize(
@@ -253,11 +300,7 @@ def test_the_sdk_exporters_client_sends_as_the_otel_variables_say(
     body = encoder.request([encoder.span(s) for s in made.spans])
     assert otlp_sender()(body) is True
     stored = store.trace(made.ids[0])
-    assert sorted(s.name for s in stored) == [
-        "POST /api/orders/*",
-        "attempt 1 o-1",
-        "attempt 2 o-2",
-    ]
+    assert sorted(s.name for s in stored) == ["POST", "POST", "POST /api/orders/*"]
     assert {s.service for s in stored} == {"gateway"}
 
 

@@ -7,8 +7,8 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from chassis.env import ConfigError
-from chassis.spans import Sampling, attempt_span
-from tests.chassis.sdk_gateway import Request, light_spans, sdk_spans
+from chassis.spans import KNOWN_METHODS, Sampling, attempt_span
+from tests.chassis.sdk_gateway import Request, Upstream, light_spans, sdk_spans
 from tests.support.tracing import keeping_recorder
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"  # low 64 bits: sampled at ratio 0.5
@@ -144,7 +144,7 @@ def test_the_records_carry_what_the_sdk_spans_do():
         201,
     )
     assert sdk_server.attributes["http.request.header.x-request-id"] == ("req-9",)
-    assert (first.instance_id, first.number, first.outcome, first.status) == (
+    assert (first.instance.id, first.number, first.outcome, first.status) == (
         "o-1",
         1,
         "unavailable",
@@ -168,7 +168,7 @@ def test_a_sampled_out_request_records_nothing_and_still_sends_its_trace_on():
     recorder, ended = keeping_recorder("parentbased_always_on")
     incoming = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
     with recorder.server_span(incoming, "GET", "/api/x", "r") as span:
-        with attempt_span("a", 1) as attempt:
+        with attempt_span(Upstream("a"), 1, "GET", "/x") as attempt:
             attempt.finish("ok", 200)
         span.finish(200)
     assert ended == []
@@ -179,4 +179,14 @@ def test_a_sampled_out_request_records_nothing_and_still_sends_its_trace_on():
 
 def test_an_attempt_outside_a_request_span_is_refused():
     with pytest.raises(RuntimeError):
-        attempt_span("a", 1)
+        attempt_span(Upstream("a"), 1, "GET", "/x")
+
+
+def test_the_known_methods_are_those_the_services_instrumentations_know(monkeypatch):
+    """The services' Flask spans say `_OTHER` by opentelemetry-util-http's list; the
+    gateway's by KNOWN_METHODS: the same methods."""
+    from opentelemetry.util.http import sanitize_method
+
+    monkeypatch.delenv("OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS", False)
+    candidates = KNOWN_METHODS | {"PROPFIND", "PURGE", "LINK", "M-SEARCH", "FOO"}
+    assert {m for m in candidates if sanitize_method(m) == m} == KNOWN_METHODS

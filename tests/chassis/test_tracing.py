@@ -336,3 +336,136 @@ def test_at_exit_what_is_still_unsent_is_counted_and_the_total_told(
         "spans dropped in all: 3, never exported"
     ]
     exporter.release.set()
+
+
+# -- failing exports, told once, then once a minute, then once as they succeed again ------
+
+
+@pytest.fixture
+def failures(monkeypatch, caplog):
+    """(a fresh ExportFailures on the exporter's logger, its clock, the lines told)."""
+    now = [1000.0]
+    watcher = tracing.ExportFailures(clock=lambda: now[0])
+    exporter_log = logging.getLogger(tracing.EXPORTER_LOGGER)
+    exporter_log.addFilter(watcher)
+    caplog.set_level(logging.INFO)
+    this_thread = threading.get_ident()  # not the export threads other tests left
+
+    def told():
+        return [r.getMessage() for r in caplog.records if r.thread == this_thread]
+
+    yield watcher, now, told
+    exporter_log.removeFilter(watcher)
+
+
+def exporting(*outcomes):
+    """An export that logs as the SDK's OTLP client does, then says `outcomes` in turn."""
+    exporter_log, results = logging.getLogger(tracing.EXPORTER_LOGGER), iter(outcomes)
+
+    def export(batch) -> bool:
+        delivered = next(results)
+        if not delivered:
+            exporter_log.warning("Transient error %s, retrying in 1.00s.", batch)
+            exporter_log.error("Failed to export spans batch due to timeout.")
+        return delivered
+
+    return export
+
+
+def test_failing_exports_are_told_once_then_once_a_minute_then_their_end(failures):
+    watcher, now, told = failures
+    export = watcher.watched(exporting(True, *[False] * 5, True, True))
+    assert export("b0") is True
+    assert told() == []  # succeeding: nothing to tell
+    for batch in ("refused", "b2", "b3"):
+        assert export(batch) is False
+        now[0] += 20
+    assert told() == [
+        (
+            "span export failing: Transient error refused, retrying in 1.00s. ..."
+            " Failed to export spans batch due to timeout."
+        )
+    ]
+    export("b4")  # a minute after the first line
+    now[0] += 5
+    export("b5")
+    assert told()[1:] == [
+        (
+            "span export still failing: 3 more batches failed in the last 60 s (the"
+            " latest: Transient error b4, retrying in 1.00s. ... Failed to export"
+            " spans batch due to timeout.)"
+        )
+    ]
+    export("b6")
+    export("b7")
+    assert told()[2:] == ["span export succeeds again, after 5 failed batches in 65 s"]
+
+
+def test_what_the_exporter_logs_outside_an_export_of_ours_is_not_held(failures):
+    watcher, _, told = failures
+    watcher.watched(exporting(False))("b1")
+    logging.getLogger(tracing.EXPORTER_LOGGER).error("Exporter already shutdown")
+    assert told()[1:] == ["Exporter already shutdown"]
+
+
+def test_a_service_tells_its_collector_down_once_not_per_batch(monkeypatch, caplog):
+    """The SDK's own exporter and client, behind the services' batch processor."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    watcher = tracing.ExportFailures()  # this process's may be failing already
+    monkeypatch.setattr(tracing, "export_failures", watcher)
+    caplog.set_level(logging.INFO)
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", timeout=3)
+    processor = tracing.counting_batch_processor(exporter)
+    before = tracing.dropped_spans()
+    try:
+        for count in range(1, 4):
+            end_spans(processor, 1)
+            processor.force_flush()
+            wait_until(
+                lambda n=count: tracing.dropped_spans() - before >= n, what="a drop"
+            )
+        processor.shutdown()
+    finally:
+        logging.getLogger(tracing.EXPORTER_LOGGER).removeFilter(watcher)
+    # not the exporter's lines, one per retry and per batch: one of ours
+    assert [r for r in caplog.records if r.name.startswith("opentelemetry")] == []
+    [failing] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("span export failing: Transient error ")
+    ]
+    assert "Connection refused" in failing
+
+
+def test_the_gateway_tells_its_collector_down_once_not_per_batch():
+    code = """
+import logging, sys, time
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s: %(message)s")
+from chassis import tracing
+from chassis.spans import attempt_span
+recorder = tracing.span_recorder("gateway", "gateway-h-1", "1.0")
+for count in range(1, 4):
+    with recorder.server_span({}, "GET", "/api/x", "r") as span:
+        span.finish(200)
+    for _ in range(600):  # each span its own batch, its export failed
+        if tracing.dropped_spans() >= count:
+            break
+        time.sleep(0.05)
+print("dropped", tracing.dropped_spans())
+"""
+    output = run_python(
+        code,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_TIMEOUT="3",
+        OTEL_BSP_SCHEDULE_DELAY="10",
+    )
+    lines = [
+        line
+        for line in output.splitlines()
+        if not line.startswith("tracing: exporting")
+    ]
+    assert "dropped 3" in lines
+    [failing] = [line for line in lines if "span export failing" in line]
+    assert failing.startswith("tracing: span export failing: Transient error ")
+    assert not [line for line in lines if line.startswith("opentelemetry")]

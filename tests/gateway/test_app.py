@@ -8,12 +8,8 @@ from dataclasses import replace
 import pytest
 import requests
 import schemathesis
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
 from prometheus_client.parser import text_string_to_metric_families
 
-from chassis.spanexport import OTLPEncoder
 from gateway.app import access_log, create_app
 from gateway.openapi import openapi_document
 from gateway.settings import GatewaySettings
@@ -22,7 +18,7 @@ from tests.gateway.serving import Answer, Client, serve
 from tests.gateway.test_server import connect, read_response
 from tests.support.processes import free_port, wait_until
 from tests.support.services import start_service, stop_now
-from tests.support.tracing import keeping_recorder
+from tests.support.tracing import exported, keeping_recorder
 
 ADMIN = schemathesis.openapi.from_dict(openapi_document())["/admin/instances"]["GET"]
 
@@ -820,6 +816,26 @@ def test_a_tracestate_in_several_lines_is_continued_whole(echo, traced):
     assert r.json()["headers"]["tracestate"] == "k=v,a=b"
 
 
+@pytest.mark.parametrize("tracing", [True, False], ids=["traced", "untraced"])
+def test_two_traceparent_lines_start_a_new_trace(echo, traced, tracing):
+    """W3C Trace Context's test suite: two traceparent headers are no parent at all."""
+    spans = traced(echo.gateway) if tracing else []
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    connection = echo.client.connection
+    connection.putrequest("GET", "/api/echo/x")
+    for name, value in [("traceparent", other), ("traceparent", TRACE)]:
+        connection.putheader(name, value)
+    connection.putheader("tracestate", "k=v")
+    connection.endheaders()
+    seen = Answer(connection.getresponse()).json()["headers"]
+    trace_id = seen["traceparent"].split("-")[1]
+    assert trace_id not in (TRACE_ID, other.split("-")[1])
+    assert "tracestate" not in seen  # it belongs to one of theirs
+    if tracing:
+        _, server = spans
+        assert (server.trace_hex, server.parent_id) == (trace_id, 0)
+
+
 def test_the_server_span_records_the_request_id_the_gateway_made(echo, traced):
     spans = traced(echo.gateway)
     r = echo.client.get("/api/echo/x")
@@ -855,15 +871,20 @@ def test_the_server_span_is_named_by_the_route_it_matched_not_its_path(
     echo.client.get(path)
     server = spans[-1]
     assert (server.route, server.path) == (route, path)
-    [encoded] = (
-        ExportTraceServiceRequest.FromString(
-            OTLPEncoder({}, "t").request([OTLPEncoder.span(server)])
-        )
-        .resource_spans[0]
-        .scope_spans[0]
-        .spans
-    )
+    [encoded] = exported([server])
     assert encoded.name == (f"GET {route}" if route else "GET")
+
+
+def test_a_method_the_conventions_do_not_know_is_other_named_http(echo, traced):
+    """Refused (the gateway proxies none such), and recorded as `_OTHER`, its original
+    beside it: a client making methods up makes no span name per method."""
+    spans = traced(echo.gateway)
+    assert echo.client.open("/api/echo/x", "PROPFIND").status_code == 405
+    [encoded] = exported([spans[-1]])
+    attributes = {a.key: a.value.string_value for a in encoded.attributes}
+    assert encoded.name == "HTTP"
+    assert attributes["http.request.method"] == "_OTHER"
+    assert attributes["http.request.method_original"] == "PROPFIND"
 
 
 def test_a_5xx_answer_makes_the_server_span_an_error(echo, traced):
@@ -910,7 +931,7 @@ def test_the_views_fetches_are_two_concurrent_children_of_its_span(
     assert r.status_code == 200 and r.headers["X-Request-ID"] == "view-1"
     *fetches, server = spans
     assert server.path == "/api/views/users/1"
-    assert sorted(f.instance_id for f in fetches) == ["o", "u"]
+    assert sorted(f.instance.id for f in fetches) == ["o", "u"]
     assert all(f.parent is server for f in fetches)
     first, second = sorted(fetches, key=lambda f: f.start_ns)
     assert second.start_ns < first.end_ns  # concurrent, not one after the other

@@ -53,6 +53,16 @@ def test_request_id_kept_only_when_sane(incoming, kept):
     assert re.fullmatch(r"[A-Za-z0-9._:-]+", rid)
 
 
+def sent_on(lines) -> str:
+    """traceparent() of a request of these header lines."""
+    return traceparent({name.lower(): value for name, value in lines}, lines)
+
+
+def sent_for(incoming: str | None) -> str:
+    """traceparent() of a request with this one traceparent, or none."""
+    return sent_on([] if incoming is None else [("traceparent", incoming)])
+
+
 @pytest.mark.parametrize(
     ("incoming", "same_trace"),
     [
@@ -70,7 +80,7 @@ def test_request_id_kept_only_when_sane(incoming, kept):
     ],
 )
 def test_traceparent_keeps_the_trace_and_makes_a_new_span(incoming, same_trace):
-    out = traceparent(incoming)
+    out = sent_for(incoming)
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", out)
     assert (out.split("-")[1] == TRACE.split("-")[1]) is same_trace
     assert out.split("-")[2] != "00f067aa0ba902b7"
@@ -96,8 +106,27 @@ def test_traceparent_continues_a_trace_exactly_when_the_sdk_does(incoming):
     # services, which read traceparent with the SDK's propagator.
     context = TraceContextTextMapPropagator().extract({"traceparent": incoming})
     parent = get_current_span(context).get_span_context()
-    continued = traceparent(incoming).split("-")[1] == f"{parent.trace_id:032x}"
+    continued = sent_for(incoming).split("-")[1] == f"{parent.trace_id:032x}"
     assert continued is parent.is_valid
+
+
+@pytest.mark.parametrize(
+    "second", [TRACE, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]
+)
+def test_two_traceparent_lines_are_no_parent_and_start_a_new_trace(second):
+    """W3C Trace Context's test suite (test_traceparent_duplicated): a request with two
+    traceparent headers gets a new trace id, neither of theirs -- as the services do."""
+    lines = [("traceparent", TRACE), ("Accept", "*/*"), ("TraceParent", second)]
+    out = sent_on(lines)
+    assert out.split("-")[1] not in (TRACE.split("-")[1], second.split("-")[1])
+    sent = upstream_request_headers(
+        [*lines, ("tracestate", "a=1")],
+        client_addr="10.0.0.9",
+        scheme="http",
+        request_id="rid",
+        traceparent=out,
+    )
+    assert [n for n, _ in sent if n.lower() == "tracestate"] == []  # another trace's
 
 
 @pytest.mark.parametrize(
@@ -130,7 +159,7 @@ def test_untraced_the_client_s_tracestate_goes_on_only_with_its_trace(
         client_addr="10.0.0.9",
         scheme="http",
         request_id="rid",
-        traceparent=traceparent(incoming.get("traceparent")),
+        traceparent=sent_on(headers),
     )
     assert [(n, v) for n, v in sent if n.lower() == "tracestate"] == states_sent
 

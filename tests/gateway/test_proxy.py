@@ -17,7 +17,7 @@ from gateway.settings import GatewaySettings
 from gateway.upstream import RequestBody
 from tests.support.clock import Clock
 from tests.support.processes import free_port
-from tests.support.tracing import keeping_recorder
+from tests.support.tracing import exported, keeping_recorder
 
 
 @pytest.fixture
@@ -282,14 +282,33 @@ def test_each_attempt_is_a_client_span_and_a_retry_its_sibling(upstreams):
     first, second, ended = spans
     assert ended is server
     assert first.parent is second.parent is server
-    assert (first.instance_id, first.number) == ("a-dead", 1)
+    assert (first.instance.id, first.number) == ("a-dead", 1)
     assert (first.outcome, first.status) == (Outcome.CONNECT_FAILED, None)
     assert first.error == Outcome.CONNECT_FAILED  # an error span, its outcome said
-    assert (second.instance_id, second.number) == ("b", 2)
+    assert (second.instance.id, second.number) == ("b", 2)
     assert (second.outcome, second.status, second.error) == (Outcome.OK, 200, None)
     # the upstream's parent is the attempt that reached it
     sent = json.loads(result.body)["headers"]["traceparent"]
     assert sent == f"00-{server.trace_hex}-{second.span_id:016x}-03"  # new and random
+
+
+def test_an_attempt_span_is_named_by_its_method_its_instance_in_attributes(upstreams):
+    """The semantic conventions' client span name: one operation, not one per instance."""
+    recorder, spans = keeping_recorder()
+    state = service([upstreams("b")])
+    [instance] = state.snapshot.instances
+    fw = forwarder()
+    fw.tracing = True
+    with recorder.server_span({}, "POST", "/api/echo/x", "r-1"):
+        get(fw, state, "POST", path="/echo/x?q=1")
+    [attempt, _] = exported(spans)
+    attributes = {a.key: a.value for a in attempt.attributes}
+    assert attempt.name == "POST"
+    assert attributes["http.request.method"].string_value == "POST"
+    assert attributes["server.address"].string_value == instance.address
+    assert attributes["server.port"].int_value == instance.port
+    assert attributes["switchyard.instance.id"].string_value == "b"
+    assert attributes["url.full"].string_value == f"{instance.base_url}/echo/x?q=1"
 
 
 def test_untraced_attempts_pass_the_request_headers_on(upstreams):

@@ -8,6 +8,7 @@ a devconsul agent, all exporting to one receiver.
 """
 
 import contextlib
+import http.client
 import re
 import socket
 import threading
@@ -294,6 +295,48 @@ def test_an_invalid_traceparent_starts_a_new_trace(traced):
     assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
 
 
+def test_two_traceparent_lines_start_a_new_trace(traced):
+    """W3C Trace Context's test suite: two traceparent headers are no parent at all (gunicorn
+    joins them into one value that does not parse), as at the gateway."""
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    other = "0af7651916cd43dd8448eb211c80319c"
+    connection = http.client.HTTPConnection(
+        traced.services.orders_url.removeprefix("http://"), timeout=10
+    )
+    connection.putrequest("GET", f"/orders/user/{traced.services.user_id}")
+    for trace_id in (other, TRACE_ID):
+        connection.putheader("traceparent", f"00-{trace_id}-{GATEWAY_SPAN_ID}-01")
+    connection.putheader("X-Request-ID", request_id)
+    connection.endheaders()
+    assert connection.getresponse().status == 200
+    connection.close()
+
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    assert trace_id not in (other, TRACE_ID)
+    [root] = roots(store.trace(trace_id))
+    assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
+
+
+def test_a_method_the_conventions_do_not_know_is_other_named_http(traced):
+    """As the gateway records it: one span name for every made-up method, not one each."""
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    r = requests.request(
+        "FOO",
+        f"{traced.services.orders_url}/orders",
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert r.status_code == 405
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    [span] = store.trace(trace_id)
+    assert (span.name, span.attributes["http.method"]) == ("HTTP", "_OTHER")
+    assert span.attributes["http.request.method_original"] == "FOO"
+
+
 def test_a_sampled_out_request_records_nothing_and_still_propagates(traced):
     store, orders_url, user_id = (
         traced.store,
@@ -344,6 +387,16 @@ def test_an_exporter_down_or_hanging_leaves_requests_unaffected(
             timeout=30,
             what="the dropped spans in both services' logs",
         )
+        # as is the failing export: once, not the exporter's line per retry and batch
+        wait_until(
+            lambda: all("span export failing: " in s.output() for s in services),
+            timeout=30,
+            what="the failing export in both services' logs",
+        )
+        for service in services:
+            output = service.output()
+            assert output.count("span export failing: ") == 1
+            assert "opentelemetry.exporter" not in output
 
 
 def one_traced_order(
@@ -484,7 +537,14 @@ def test_an_order_through_the_gateway_is_one_trace_rooted_at_its_span(stacked):
     assert attempt.attributes["http.response.status_code"] == 201
     [order_service] = children(spans, attempt)
     check_order_service(spans, order_service)
-    assert attempt.attributes["switchyard.instance.id"].startswith("order-service-")
+    # named as a client span is, its instance in attributes
+    instance = attempt.attributes["switchyard.instance.id"]
+    assert attempt.name == "POST" and instance.startswith("order-service-")
+    address, port = (
+        attempt.attributes["server.address"],
+        attempt.attributes["server.port"],
+    )
+    assert instance == f"order-service-{address}-{port}"
     # its access line joins the trace
     line = f"request_id={request_id} trace_id={root.trace_id} span_id={root.span_id}"
     wait_until(

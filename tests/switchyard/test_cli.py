@@ -322,7 +322,7 @@ def assert_traces_kept(data_dir, out: str) -> None:
     # the gateway's span is the root: its attempt, user-service's request, its statement
     tree = [
         r"gateway POST /api/users +\S+ ms  \|#+ *\|",
-        r"  gateway attempt 1 user-service-127\.0\.0\.1-\d+ +\S+ ms  \|.*\|",
+        r"  gateway POST http://127\.0\.0\.1:\d+/users +\S+ ms  \|.*\|",
         r"    user-service POST /users +\S+ ms  \|.*\|",
         r"      user-service sqlite INSERT +\S+ ms  \|.*\|",
     ]
