@@ -58,6 +58,7 @@ from chassis.spans import (
     Sampling,
     SpanRecorder,
     known_method,
+    method_in_name,
     sampler_setting,
 )
 
@@ -539,14 +540,24 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     sampler_from_env()
     check_exporter()
     # Here, not at the top: the gateway uses this module and has no Flask or SQLAlchemy.
+    from flask import request
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     from chassis.storage import READS
 
+    def on_server_request(span: Span, environ: MutableMapping) -> None:
+        _on_server_request(span, environ)
+        if request.url_rule is None:
+            # No route matched (a 404, or a 405 before routing): the instrumentation names
+            # the span by its path ("GET /orders/123"), a name per id in a backend's list
+            # of operations. The conventions name a span without a route by its method.
+            method = known_method(environ.get("REQUEST_METHOD", ""))
+            span.update_name(method_in_name(method))
+
     FlaskInstrumentor.instrument_app(
         app,
-        request_hook=_on_server_request,
+        request_hook=on_server_request,
         excluded_urls=os.environ.get(
             "OTEL_PYTHON_FLASK_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS
         ),

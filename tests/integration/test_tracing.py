@@ -337,6 +337,22 @@ def test_a_method_the_conventions_do_not_know_is_other_named_http(traced):
     assert span.attributes["http.request.method_original"] == "FOO"
 
 
+def test_a_request_no_route_matches_is_named_by_its_method_not_its_path(traced):
+    """A 404 for /orders/<id> named "GET /orders/<id>" would be one operation per id."""
+    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
+    r = requests.get(
+        f"{traced.services.orders_url}/orders/987654/nowhere",
+        headers={"X-Request-ID": request_id},
+        timeout=10,
+    )
+    assert r.status_code == 404
+    [trace_id] = wait_until(
+        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
+    )
+    [span] = store.trace(trace_id)
+    assert span.name == "GET"
+
+
 def test_a_sampled_out_request_records_nothing_and_still_propagates(traced):
     store, orders_url, user_id = (
         traced.store,
