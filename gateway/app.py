@@ -77,7 +77,11 @@ class Gateway:
             settings.eject_after, settings.eject_base, settings.eject_max
         )
         self.directory = Directory(
-            consul_settings, settings.strategy, self.ejector, **directory_options
+            consul_settings,
+            settings.strategy,
+            self.ejector,
+            watch_tag=settings.watch_tag,
+            **directory_options,
         )
         self.metrics = GatewayMetrics(self.directory)
         self.directory.on_forget(self.metrics.forget)

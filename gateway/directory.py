@@ -87,6 +87,18 @@ def routable(state: ServiceState, ejector: Ejector) -> Sequence[Instance]:
     return [i for i in state.admitted if not ejector.is_ejected(i.id)]
 
 
+def followed(services: Mapping[str, Sequence[str] | None], tag: str) -> set[str]:
+    """The services of a catalog answer (name -> tags) that the gateway watches: each one
+    but Consul's own, or only those tagged `tag` (case-sensitive, as Consul's tags are). A
+    watcher per service per worker is cheap on a stack of a few services, not on a shared
+    cluster of hundreds: there a tag names the few the gateway routes to."""
+    return {
+        name
+        for name, tags in services.items()
+        if name != "consul" and (not tag or tag in (tags or ()))
+    }
+
+
 class Directory:
     def __init__(
         self,
@@ -97,6 +109,7 @@ class Directory:
         catalog=None,
         reset_hold: float = RESET_HOLD_SECONDS,
         rate: RateLimit | None = None,
+        watch_tag: str = "",
     ):
         """`catalog` (py-consul's `Consul.catalog` shape), `watcher_factory` and the catalog
         loop's `rate` are injectable so tests can drive the directory without an agent."""
@@ -109,6 +122,7 @@ class Directory:
         self._catalog = catalog
         self.reset_hold = reset_hold
         self._rate = rate or RateLimit()
+        self.watch_tag = watch_tag
         # While set, services the catalog omits are kept until then (see the docstring).
         self._hold_until: float | None = None
         self._kept: set[str] = set()
@@ -238,7 +252,7 @@ class Directory:
                 self._hold_until = time.monotonic() + self.reset_hold
             # A restarted agent starts its index low again: start over from there.
             index = next_index(index, new_index)
-            names = set(services) - {"consul"}
+            names = followed(services, self.watch_tag)
             self._sync(names, keep=self._held(names))
             self.catalog_loaded = True
             self._ready.set()

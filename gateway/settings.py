@@ -7,6 +7,7 @@
 | `LOG_LEVEL` | `INFO` | `INFO` logs one access line per proxied request |
 | `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN` | `127.0.0.1:8500`, empty | the Consul agent the gateway watches |
 | `GATEWAY_LB_STRATEGY` | `round_robin` | default strategy; a service's Meta `lb_strategy` overrides it |
+| `GATEWAY_WATCH_TAG` | (none) | follow only the services carrying this Consul tag (none: every service in the catalog) |
 | `GATEWAY_MAX_BODY_BYTES` | `10485760` | request bodies above this get 413 |
 | `GATEWAY_MAX_HEADER_BYTES` | `8190` | one request header line (431 beyond); at most 8190 |
 | `GATEWAY_MAX_HEADERS` | `100` | number of request headers (431 beyond); at most 100 |
@@ -88,6 +89,7 @@ class GatewaySettings:
     pool_size: int = 64
     retry_after: int = 1
     trust_forwarded: bool = False
+    watch_tag: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "GatewaySettings":
@@ -121,6 +123,7 @@ class GatewaySettings:
             pool_size=env_int("GATEWAY_POOL_SIZE", 64, 1, environ=e),
             retry_after=env_int("GATEWAY_RETRY_AFTER", 1, 0, environ=e),
             trust_forwarded=_env_bool("GATEWAY_TRUST_FORWARDED", e),
+            watch_tag=env_str("GATEWAY_WATCH_TAG", "", e),
         )
 
 

@@ -25,6 +25,7 @@ class FakeCatalog:
 
     def __init__(self):
         self.names: set[str] = set()
+        self.tags: dict[str, list[str]] = {}  # by name; none: []
         self.index = 1
         self.fail = False
         self._changed = threading.Condition()
@@ -41,7 +42,7 @@ class FakeCatalog:
                 self._changed.wait_for(lambda: self.index != index, timeout=0.5)
             if self.fail:
                 raise ConnectionError("consul down")
-            return self.index, {name: [] for name in self.names}
+            return self.index, {name: self.tags.get(name, []) for name in self.names}
 
 
 class FakeWatcher:

@@ -32,7 +32,9 @@ class RecordingCatalog(QueryLog):
         return super().services(index, wait)
 
 
-def following(catalog, watchers=None, reset_hold=30.0, rate=None) -> Directory:
+def following(
+    catalog, watchers=None, reset_hold=30.0, rate=None, watch_tag=""
+) -> Directory:
     """A started directory following `catalog`, with fake watchers."""
     directory = Directory(
         ConsulSettings.from_env({}),
@@ -42,9 +44,38 @@ def following(catalog, watchers=None, reset_hold=30.0, rate=None) -> Directory:
         catalog=catalog,
         reset_hold=reset_hold,
         rate=rate or RateLimit(period=0.01),
+        watch_tag=watch_tag,
     )
     directory.start()
     return directory
+
+
+def test_a_watch_tag_follows_only_the_services_carrying_it():
+    catalog = QueryLog()
+    catalog.tags = {"users": ["v1", "edge"], "orders": ["v1"], "Edgy": ["Edge"]}
+    catalog.set("users", "orders", "Edgy", "consul")
+    directory = following(catalog, watch_tag="edge")
+    try:
+        catalog.applied(catalog.index)
+        assert watched(directory) == {"users"}
+        catalog.tags["orders"] = ["edge"]
+        catalog.set("users", "orders", "Edgy", "consul")
+        catalog.applied(catalog.index)
+        assert watched(directory) == {"users", "orders"}
+    finally:
+        directory.stop()
+
+
+def test_without_a_watch_tag_every_service_but_consul_is_followed():
+    catalog = QueryLog()
+    catalog.tags = {"users": ["edge"]}
+    catalog.set("users", "orders", "consul")
+    directory = following(catalog)
+    try:
+        catalog.applied(catalog.index)
+        assert watched(directory) == {"users", "orders"}
+    finally:
+        directory.stop()
 
 
 def test_catalog_query_after_a_failure_starts_without_an_index():

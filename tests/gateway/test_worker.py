@@ -217,3 +217,21 @@ def test_an_idle_worker_is_not_killed_by_gunicorns_timeout(devconsul, started):
     time.sleep(3)
     assert requests.get(f"{url}/openapi.json", timeout=5).status_code == 200
     assert "WORKER TIMEOUT" not in gateway.output()
+
+
+def test_a_watch_tag_routes_the_tagged_services_alone(devconsul, started):
+    tagged, _ = start_upstream(
+        devconsul.addr, "tagged", "/tagged", SERVICE_TAGS="v1,edge"
+    )
+    plain, _ = start_upstream(devconsul.addr, "plain", "/plain")
+    started += [tagged, plain]
+    # Consul lists it passing: the gateway leaves it all the same.
+    wait_until(lambda: passing(devconsul.url, "plain") == 1, 15, what="plain passing")
+    gateway, url = start_gateway(devconsul.addr, GATEWAY_WATCH_TAG="edge")
+    started.append(gateway)
+    wait_routable(url, "tagged", 1)
+    assert set(requests.get(f"{url}/health", timeout=5).json()["services"]) == {
+        "tagged"
+    }
+    assert requests.get(f"{url}/api/tagged/x", timeout=5).status_code == 200
+    assert requests.get(f"{url}/api/plain/x", timeout=5).status_code == 404
