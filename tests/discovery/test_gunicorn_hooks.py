@@ -1,3 +1,4 @@
+import gc
 import os
 import signal
 import socket
@@ -169,6 +170,23 @@ def test_worker_keeps_serving_while_the_master_drains():
 def test_worker_stops_soon_when_no_drain_begins():
     # A plain stop of one worker (fewer workers, reload): no drain, exit after the grace.
     assert worker_exit_after([]) < 3.0
+
+
+def test_the_masters_exit_leaves_the_collector_frozen(unfrozen_gc):
+    """on_exit is the master's last step before it exits: its interpreter's teardown must
+    not walk the whole heap with the garbage collector."""
+    hooks = service_hooks(
+        "hooks-exit",
+        "/u",
+        8001,
+        # Nobody listens there: the deregistration on the way out fails, quietly.
+        {
+            "SERVICE_ADDRESS": "127.0.0.1",
+            "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        },
+    )
+    hooks["on_exit"](None)
+    assert gc.get_freeze_count() > 0
 
 
 # -- integration: real gunicorn masters and a devconsul agent ------------------------------
