@@ -20,6 +20,7 @@ connection hold a thread or the worker's main loop: it lingers on the poller (se
 
 import contextlib
 import functools
+import gc
 import selectors
 import socket
 import time
@@ -37,7 +38,7 @@ from gunicorn.workers.gthread import _DEFER, ThreadWorker
 from chassis import arrival
 from chassis.responses import api_error
 
-__all__ = ["JSONErrorWorker"]
+__all__ = ["JSONErrorWorker", "skip_exit_collection"]
 
 # Held for a request before it is whole when the app sets no MAX_CONTENT_LENGTH.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -111,6 +112,7 @@ class JSONErrorWorker(ThreadWorker):
             # anywhere in it). Shutting down wakes every thread of the pool, also one whose
             # start a quit interrupted and that the interpreter's exit would wait for.
             self.tpool.shutdown(wait=False)
+            skip_exit_collection()
 
     def handle(self, conn):
         """In a thread of the pool, each time the poller sees the client's bytes: serve the
@@ -241,6 +243,17 @@ class JSONErrorWorker(ThreadWorker):
             * ((field if field > 0 else DEFAULT_MAX_HEADERFIELD_SIZE) + 2)
             + 4
         )
+
+
+def skip_exit_collection() -> None:
+    """The process is about to exit: spare it the garbage collector's passes over the whole
+    heap while the interpreter tears its modules down. With Flask, SQLAlchemy and
+    OpenTelemetry loaded those took 0.1-0.9 s in each worker after its last request, and
+    0.15-0.3 s in the master: most of an idle instance's stop after its drain. Reference
+    counting still frees what it can; objects in reference cycles are left to the exit, which
+    releases their memory and the OS their sockets. Objects made after this (the tracing
+    flush at exit) are collected as usual."""
+    gc.freeze()
 
 
 def _pace(conn) -> _Pace:

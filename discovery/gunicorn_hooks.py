@@ -47,6 +47,7 @@ import consul
 from chassis.accesslog import ACCESS_LOG_FORMAT
 from chassis.env import env_int, env_str
 from chassis.logs import configure_logging, log_level_from_env
+from chassis.worker import skip_exit_collection
 from discovery.consul_client import ConsulSettings
 from discovery.forksafe import guard_name_resolution
 from discovery.instances import host_for_url
@@ -143,6 +144,8 @@ class ServiceLifecycle:
             self.anti_entropy.stop()
             self.registration.safe_deregister()
             self._done = True
+        # The master's last step before it exits (gunicorn's halt), as for its workers.
+        skip_exit_collection()
 
     # -- workers -----------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Fixtures shared by every test package: a real devconsul agent process on a free loopback port."""
 
+import gc
 import os
 
 import pytest
@@ -68,3 +69,12 @@ def shared_devconsul():
     agent = Agent(port)
     yield agent
     agent.process.stop()
+
+
+@pytest.fixture
+def unfrozen_gc():
+    """The garbage collector as a fresh process has it (nothing frozen), before and after a
+    test that runs a process's way out (chassis.worker.skip_exit_collection) in pytest's own."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()

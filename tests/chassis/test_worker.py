@@ -4,6 +4,8 @@ fed raw requests. A quit signal stops it at any moment, and an answer given befo
 body was read reaches the client. A thread of its pool only takes a request once all of it is
 here, so that slow and idle clients keep nobody waiting, Consul's check least of all."""
 
+import contextlib
+import gc
 import json
 import selectors
 import signal
@@ -28,7 +30,7 @@ from tests.support.slow_clients import dripping
 
 
 @pytest.fixture
-def worker():
+def worker(unfrozen_gc):
     cfg = Config()
     worker = JSONErrorWorker(1, 0, [], None, 30, cfg, Logger(cfg))
     worker.tpool = worker.get_thread_pool()
@@ -72,6 +74,23 @@ def test_the_pool_is_shut_down_whatever_ends_the_loop(worker, monkeypatch):
     for thread in list(worker.tpool._threads):
         thread.join(5)
         assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("ending", ["returns", "quit"])
+def test_the_collector_is_frozen_for_the_exit_whatever_ends_the_loop(
+    worker, monkeypatch, ending
+):
+    """The worker process exits next: its interpreter's teardown must not walk the whole
+    heap with the garbage collector (most of an idle worker's time to exit)."""
+
+    def loop_ends(self):
+        if ending == "quit":
+            raise SystemExit(0)
+
+    monkeypatch.setattr(ThreadWorker, "run", loop_ends)
+    with pytest.raises(SystemExit) if ending == "quit" else contextlib.nullcontext():
+        worker.run()
+    assert gc.get_freeze_count() > 0
 
 
 # -- unit: the page gunicorn writes, rewritten --------------------------------------------

@@ -1,3 +1,5 @@
+import gc
+import http.client
 import os
 import signal
 import socket
@@ -169,6 +171,23 @@ def test_worker_keeps_serving_while_the_master_drains():
 def test_worker_stops_soon_when_no_drain_begins():
     # A plain stop of one worker (fewer workers, reload): no drain, exit after the grace.
     assert worker_exit_after([]) < 3.0
+
+
+def test_the_masters_exit_leaves_the_collector_frozen(unfrozen_gc):
+    """on_exit is the master's last step before it exits: its interpreter's teardown must
+    not walk the whole heap with the garbage collector."""
+    hooks = service_hooks(
+        "hooks-exit",
+        "/u",
+        8001,
+        # Nobody listens there: the deregistration on the way out fails, quietly.
+        {
+            "SERVICE_ADDRESS": "127.0.0.1",
+            "CONSUL_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+        },
+    )
+    hooks["on_exit"](None)
+    assert gc.get_freeze_count() > 0
 
 
 # -- integration: real gunicorn masters and a devconsul agent ------------------------------
@@ -440,6 +459,28 @@ def test_slow_requests_in_flight_or_begun_while_draining_complete(
     assert answered(before) == answered(during) == b"HTTP/1.1 200 OK"
     wait_until(lambda: not proc.alive(), timeout=15, what="exit after the drain")
     assert not health(devconsul), "deregistered on the way out"
+
+
+@pytest.mark.integration
+def test_an_idle_kept_alive_connection_does_not_hold_the_stop_to_the_graceful_timeout(
+    devconsul, instances
+):
+    """The gateway's upstream pool and order-service's client keep connections open between
+    requests. One still open when the drain ends (kept alive longer than the drain) is
+    closed by the worker, which then exits: never held until graceful_timeout and killed."""
+    (proc,) = instances(
+        1, drain=0.5, GUNICORN_CMD_ARGS="--graceful-timeout 120 --keep-alive 120"
+    )
+    kept = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=30)
+    try:
+        kept.request("GET", "/whoami")
+        assert kept.getresponse().read()  # kept alive, now idle
+        os.kill(proc.pid, signal.SIGTERM)
+        wait_until(lambda: not proc.alive(), timeout=30, what="exit after the drain")
+        assert kept.sock.recv(1) == b"", "closed by the worker"
+    finally:
+        kept.close()
+    assert "SIGKILL" not in proc.output(), proc.output()
 
 
 def children(pid: int) -> list[int]:
