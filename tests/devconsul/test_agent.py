@@ -64,6 +64,8 @@ def test_reaper_spares_passing_services(agent):
         ttl=10 * SECOND, status="passing", deregister_after=100 * MILLISECOND
     )
     agent.register_service(_service(checks=[check]), False)
+    # An absence over time: some five reaper passes (100 ms apart), the last well past the
+    # 100 ms limit, and none of them reaps a passing service.
     time.sleep(0.5)
     assert agent.local_service("web-1") is not None
 

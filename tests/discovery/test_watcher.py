@@ -232,7 +232,7 @@ def test_stop_returns_promptly_during_a_blocking_query():
     wait_until(lambda: len(fake.health.calls) >= 2, timeout=2, what="blocking query")
     started = time.monotonic()
     w.stop()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # far below the 30 s the query is held
     fake.health.set([entry("b")])  # the query in flight returns; its answer is dropped
     w._thread.join(2)
     assert not w._thread.is_alive()

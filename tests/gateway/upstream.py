@@ -11,6 +11,7 @@ Every answer carries `X-Served-By: <name>`.
 
 import json
 import os
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -27,6 +28,7 @@ def echo_app(
     status: int | None = None,
     delay: float = 0.0,
     rows: int = 1,
+    meet: threading.Barrier | None = None,
 ):
     forced_status = status
 
@@ -55,6 +57,8 @@ def echo_app(
             status = forced_status
         if delay and path != "/health":
             time.sleep(delay)
+        if meet is not None and path != "/health":
+            meet.wait()  # answers only once every party's request is in (else it breaks)
         if payload is None:
             headers = {
                 k[5:].replace("_", "-").lower(): v
@@ -114,11 +118,19 @@ class ThreadedUpstream:
     """`echo_app` on a free loopback port, in a daemon thread of the test process."""
 
     def __init__(
-        self, name: str, status: int | None = None, delay: float = 0.0, rows: int = 1
+        self,
+        name: str,
+        status: int | None = None,
+        delay: float = 0.0,
+        rows: int = 1,
+        meet: threading.Barrier | None = None,
     ):
         self.name = name
         self.server = make_server(
-            "127.0.0.1", 0, echo_app(name, "", status, delay, rows), threaded=True
+            "127.0.0.1",
+            0,
+            echo_app(name, "", status, delay, rows, meet),
+            threaded=True,
         )
         self.port = self.server.server_port
         serve_in_background(self.server)

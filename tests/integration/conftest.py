@@ -13,6 +13,7 @@ import pytest
 from switchyard.agent import choose_agent
 from switchyard.plan import StackOptions, free_port
 from switchyard.stack import Stack, StartupError
+from tests.support.services import stop_stack_now
 
 ACL_TOKEN = "integration-acl-token"
 
@@ -33,7 +34,7 @@ def stack(tmp_path_factory):
     except StartupError as exc:
         pytest.fail(exc.describe(), pytrace=False)
     yield stack
-    stack.stop()
+    stop_stack_now(stack)
 
 
 @pytest.fixture

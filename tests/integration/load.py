@@ -69,7 +69,9 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and self.status < 500
+        """Answered with success: every call made by load is one that succeeds when nothing
+        is wrong, so a 4xx (a user not found, an order refused) fails as a 5xx does."""
+        return self.status is not None and 200 <= self.status < 300
 
 
 class Load:
@@ -117,7 +119,7 @@ class Load:
             resp = self.calls[kind](session, n)
         except requests.RequestException as exc:
             return Outcome(time.monotonic(), kind, None, None, repr(exc))
-        error = None if resp.status_code < 500 else resp.text[:300]
+        error = None if 200 <= resp.status_code < 300 else resp.text[:300]
         return Outcome(
             time.monotonic(),
             kind,

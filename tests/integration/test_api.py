@@ -38,8 +38,8 @@ def test_create_an_order_for_a_user(gateway):
 
 def test_an_order_for_an_unknown_user_is_refused(gateway):
     resp = create_order(gateway, 2_000_000_000)
-    assert resp.status_code in (404, 422), resp.text
-    assert "error" in resp.json()
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "unknown_user"
 
 
 def test_a_retried_post_with_one_idempotency_key_creates_one_order(gateway):

@@ -45,7 +45,7 @@ from tests.support.faults import (
     thaw_all,
 )
 from tests.support.processes import ManagedProcess, wait_until
-from tests.support.services import POSTGRES_URL, fresh_database
+from tests.support.services import POSTGRES_URL, fresh_database, stop_stack_now
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def fault_stack(tmp_path_factory, env: dict[str, dict[str, str]]):
         pytest.fail(exc.describe(), pytrace=False)
     yield stack, proxy
     thaw_all(stack)
-    stack.stop()
+    stop_stack_now(stack)
     proxy.stop()
 
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -109,6 +110,20 @@ def stop_now(*processes: ManagedProcess) -> None:
             # Nothing to preserve in a test instance: do not wait for a graceful stop too.
             process.signal(signal.SIGKILL)
             process.wait(timeout=5)
+
+
+def stop_stack_now(stack) -> None:
+    """End a switchyard Stack at the end of a test run: the gateways and services get
+    gunicorn's quick shutdown (SIGINT: no drain, which only delays a stop nobody is sending
+    requests through; on_exit deregisters), then `stack.stop()` stops the agent and clears
+    up as `switchyard down` would. Its graceful path is tested in tests/switchyard."""
+    running = [p for name, p in stack.processes.items() if name != "consul"]
+    for process in running:
+        process.signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    for process in running:
+        process.wait_stopped(deadline)  # kills what is left of the group after it
+    stack.stop()
 
 
 def json_error(response, status: int, served_by: str) -> dict:
