@@ -1,10 +1,12 @@
 """Where the processes tests start keep their output, and how a failed wait shows it."""
 
+import socket
 import sys
 
 import pytest
 
 from tests.support.processes import ManagedProcess, wait_until
+from tests.support.services import gunicorn_argv
 
 
 def test_a_test_process_logs_into_the_runs_temporary_directory(
@@ -31,3 +33,23 @@ def test_a_wait_that_times_out_shows_the_log_as_it_is_then(tmp_path):
 
     with pytest.raises(AssertionError, match="late line"):
         wait_until(written_while_waiting, 0.2, what=log.read_text)
+
+
+def test_a_service_whose_port_another_process_holds_is_not_taken_for_ready():
+    """free_port() can hand out a port another process binds before gunicorn does: probing
+    the URL would then read that process's answers as the service's (a test saw users
+    vanish that way). wait_listening waits for this process's own bind."""
+    holder = socket.create_server(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    service = ManagedProcess(
+        [*gunicorn_argv("user_service"), "--bind", f"127.0.0.1:{port}"],
+        env={"DATABASE_URL": "sqlite://", "CONSUL_HTTP_ADDR": f"127.0.0.1:{port}"},
+        name="port-taken",
+    ).start()
+    try:
+        with pytest.raises(AssertionError, match="exited early"):
+            service.wait_listening(url, timeout=30)
+    finally:
+        service.stop()
+        holder.close()

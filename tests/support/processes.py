@@ -21,6 +21,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class GiveUp(AssertionError):
+    """Raised by a wait_until predicate when waiting longer cannot help (the process it
+    waits for has exited): the wait fails at once, not at its timeout."""
+
+
 def wait_until(
     predicate: Callable[[], object],
     timeout: float = 10.0,
@@ -36,6 +41,8 @@ def wait_until(
             result = predicate()
             if result:
                 return result
+        except GiveUp:
+            raise
         except Exception as exc:  # noqa: BLE001 - the condition is not met yet; remember why
             last_error = exc
         time.sleep(interval)
@@ -107,14 +114,27 @@ class ManagedProcess:
             self.signal(signal.SIGKILL)
             self.proc.wait(timeout=5)
 
+    def wait_listening(self, url: str, timeout: float = 20.0) -> None:
+        """Until gunicorn's master logs that it listens at `url`. What answers there is then
+        this process: another may have bound the port between free_port() and gunicorn's
+        bind, and probing the URL alone would take its answers for ours."""
+        line = f"Listening at: {url} ("
+
+        def bound():
+            if line in self.output():
+                return True
+            if not self.alive():
+                raise GiveUp(f"{self.name} exited early:\n{self.output()[-3000:]}")
+            return False
+
+        wait_until(bound, timeout=timeout, what=f"{self.name} listening at {url}")
+
     def wait_http(
         self, url: str, timeout: float = 20.0, status: int | None = None
     ) -> None:
         def ready():
             if not self.alive():
-                raise AssertionError(
-                    f"{self.name} exited early:\n{self.output()[-3000:]}"
-                )
+                raise GiveUp(f"{self.name} exited early:\n{self.output()[-3000:]}")
             r = requests.get(url, timeout=1)
             return r.status_code == status if status is not None else True
 

@@ -95,6 +95,7 @@ def start_instances(
         ).start()
         started.append((process, f"http://127.0.0.1:{port}"))
     for process, url in started:
+        process.wait_listening(url)
         process.wait_http(f"{url}/health", status=200)
     return started
 
