@@ -319,37 +319,33 @@ def test_two_traceparent_lines_start_a_new_trace(traced):
     assert (root.service, root.kind, root.parent_id) == ("order-service", "server", "")
 
 
-def test_a_method_the_conventions_do_not_know_is_other_named_http(traced):
-    """As the gateway records it: one span name for every made-up method, not one each."""
+def answered_alone(traced, method: str, path: str, status: int):
+    """The one span of a request order-service answers itself with `status`."""
     store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
     r = requests.request(
-        "FOO",
-        f"{traced.services.orders_url}/orders",
+        method,
+        f"{traced.services.orders_url}{path}",
         headers={"X-Request-ID": request_id},
         timeout=10,
     )
-    assert r.status_code == 405
+    assert r.status_code == status
     [trace_id] = wait_until(
         lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
     )
     [span] = store.trace(trace_id)
+    return span
+
+
+def test_a_method_the_conventions_do_not_know_is_other_named_http(traced):
+    """As the gateway records it: one span name for every made-up method, not one each."""
+    span = answered_alone(traced, "FOO", "/orders", 405)
     assert (span.name, span.attributes["http.method"]) == ("HTTP", "_OTHER")
     assert span.attributes["http.request.method_original"] == "FOO"
 
 
 def test_a_request_no_route_matches_is_named_by_its_method_not_its_path(traced):
     """A 404 for /orders/<id> named "GET /orders/<id>" would be one operation per id."""
-    store, request_id = traced.store, f"req-{uuid.uuid4().hex}"
-    r = requests.get(
-        f"{traced.services.orders_url}/orders/987654/nowhere",
-        headers={"X-Request-ID": request_id},
-        timeout=10,
-    )
-    assert r.status_code == 404
-    [trace_id] = wait_until(
-        lambda: store.trace_ids_for_request(request_id), timeout=15, what=request_id
-    )
-    [span] = store.trace(trace_id)
+    span = answered_alone(traced, "GET", "/orders/987654/nowhere", 404)
     assert span.name == "GET"
 
 
