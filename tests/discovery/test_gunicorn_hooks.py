@@ -503,8 +503,13 @@ def test_workers_of_a_sigkilled_master_exit_and_the_next_start_takes_over(
 ):
     (proc,) = instances(1, WEB_CONCURRENCY="2")
     wait_until(lambda: passing_ids(devconsul) == {proc.service_id}, timeout=10)
-    workers = children(proc.pid)
-    assert len(workers) == 2
+    # Passing once one worker serves; the master forks the second a moment later (later
+    # still while one of its threads resolves a name: discovery.forksafe).
+    workers = wait_until(
+        lambda: len(found := children(proc.pid)) == 2 and found,
+        timeout=10,
+        what="two workers forked",
+    )
     os.kill(proc.pid, signal.SIGKILL)  # the master only: its workers are orphaned
     wait_until(
         lambda: not any(running(w) for w in workers), timeout=5, what="workers exit"
