@@ -540,24 +540,14 @@ def instrument_service_app(app, db, service_name: str, version: str) -> None:
     sampler_from_env()
     check_exporter()
     # Here, not at the top: the gateway uses this module and has no Flask or SQLAlchemy.
-    from flask import request
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     from chassis.storage import READS
 
-    def on_server_request(span: Span, environ: MutableMapping) -> None:
-        _on_server_request(span, environ)
-        if request.url_rule is None:
-            # No route matched (a 404, or a 405 before routing): the instrumentation names
-            # the span by its path ("GET /orders/123"), a name per id in a backend's list
-            # of operations. The conventions name a span without a route by its method.
-            method = known_method(environ.get("REQUEST_METHOD", ""))
-            span.update_name(method_in_name(method))
-
     FlaskInstrumentor.instrument_app(
         app,
-        request_hook=on_server_request,
+        request_hook=_on_server_request,
         excluded_urls=os.environ.get(
             "OTEL_PYTHON_FLASK_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS
         ),
@@ -613,7 +603,20 @@ class _ConfigureOnFirstRequest:
 
 def _on_server_request(span: Span, environ: MutableMapping) -> None:
     record_request_id(span, environ.get("HTTP_X_REQUEST_ID"))
-    _record_method_original(span, environ.get("REQUEST_METHOD", ""))
+    method = environ.get("REQUEST_METHOD", "")
+    known = known_method(method)
+    if known != method:
+        # `_OTHER` in the instrumentation's attribute and `HTTP` in its span name, as in the
+        # gateway's spans; the original beside it as the gateway's, which the
+        # instrumentation records only with OTEL_SEMCONV_STABILITY_OPT_IN=http.
+        span.set_attribute("http.request.method_original", method)
+    # Flask's request, which werkzeug leaves in the environ, knows the route it matched.
+    request = environ.get("werkzeug.request")
+    if request is not None and request.url_rule is None:
+        # No route (a 404, or a 405 before routing): the instrumentation names the span by
+        # its path ("GET /orders/123"), a name per id in a backend's list of operations;
+        # the conventions name a span without a route by its method.
+        span.update_name(method_in_name(known))
     environ[ENVIRON_TRACE_ID], environ[ENVIRON_SPAN_ID] = trace_ids(span)
 
 
@@ -625,15 +628,6 @@ def record_request_id(span: Span, request_id: str | None) -> None:
     backend's search by attribute find the trace."""
     if request_id:
         span.set_attribute(REQUEST_ID_ATTRIBUTE, (request_id,))
-
-
-def _record_method_original(span: Span, method: str) -> None:
-    """A method the semantic conventions do not know is `_OTHER` in the Flask
-    instrumentation's attribute and `HTTP` in its span name, as in the gateway's spans; its
-    original goes beside it as the gateway's does, which the instrumentation does only with
-    OTEL_SEMCONV_STABILITY_OPT_IN=http."""
-    if known_method(method) != method:
-        span.set_attribute("http.request.method_original", method)
 
 
 def trace_ids(span: Span) -> tuple[str, str]:
