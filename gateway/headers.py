@@ -100,10 +100,7 @@ def traceparent(names: Mapping[str, str], lines: Sequence[tuple[str, str]]) -> s
     """W3C traceparent for the upstream hop of a request (its header `names` and `lines`,
     as gateway.messages.Request has them): same trace, a new span id for the gateway.
     A trace is continued exactly when the traced gateway would continue it."""
-    incoming = names.get("traceparent")
-    if incoming is not None and len(names) < len(lines):  # a name came twice: rarely
-        incoming = sole_traceparent(names, lines)
-    parsed = parse_traceparent(incoming)
+    parsed = parse_traceparent(sole_traceparent(names, lines))
     if parsed is None:
         trace_id, flags = _random_hex128(), "01"
     else:
